@@ -1,0 +1,235 @@
+//! The contract between the engine and a destination.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema};
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use crate::error::Result;
+use crate::field_rules::Rejection;
+
+/// The engine adds this column to every batch: a deterministic key for the row, derived from
+/// the sync id and the model's primary key. Destinations use it as the idempotency identity of
+/// the row (for Zuora, the `UniqueKey` unless the mapping sets one).
+pub const ROW_KEY_COLUMN: &str = "_dinmo_key";
+
+/// What kind of value a destination field holds; decides which Arrow types may feed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Free text: strings, dictionary-encoded strings, integers.
+    Text,
+    /// A number: integers, floats, decimals, or strings that parse as a decimal number.
+    Number,
+    /// A date-time: timestamps (any unit, with or without time zone), dates, or strings in
+    /// ISO 8601 / RFC 3339 form.
+    DateTime,
+}
+
+impl FieldKind {
+    /// Whether a column of `data_type` can become a value of this kind.
+    pub fn accepts(self, data_type: &DataType) -> bool {
+        use DataType::*;
+        let data_type = match data_type {
+            Dictionary(_, value) => value.as_ref(),
+            other => other,
+        };
+        let is_text = matches!(data_type, Utf8 | LargeUtf8 | Utf8View);
+        let is_int = data_type.is_integer();
+        match self {
+            FieldKind::Text => is_text || is_int,
+            FieldKind::Number => {
+                is_text
+                    || is_int
+                    || data_type.is_floating()
+                    || matches!(data_type, Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..))
+            }
+            FieldKind::DateTime => {
+                is_text || matches!(data_type, Timestamp(..) | Date32 | Date64)
+            }
+        }
+    }
+
+    /// A short human name, for error messages and docs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FieldKind::Text => "text (string or integer)",
+            FieldKind::Number => "a number (integer, float, decimal or numeric string)",
+            FieldKind::DateTime => "a date-time (timestamp, date or ISO 8601 string)",
+        }
+    }
+}
+
+/// One field a destination accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The field's name as the destination spells it (the key in a sync's `mapping`).
+    pub name: Cow<'static, str>,
+    /// What values it takes.
+    pub kind: FieldKind,
+    /// Whether every row must carry a value.
+    pub required: bool,
+    /// The longest value allowed, in characters.
+    pub max_chars: Option<usize>,
+}
+
+/// A problem with a mapped schema, found before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaProblem {
+    /// The destination field concerned.
+    pub field: String,
+    /// What is wrong, in words a data engineer acts on.
+    pub message: String,
+}
+
+/// Where a destination writes its output objects.
+#[derive(Debug, Clone)]
+pub struct OutputLocation {
+    /// The store (local disk, S3, GCS, Azure, …).
+    pub store: Arc<dyn ObjectStore>,
+    /// The folder inside the store.
+    pub prefix: Path,
+    /// The location as the user wrote it, for messages.
+    pub display: String,
+}
+
+/// What a writer needs to know about the run it serves.
+#[derive(Debug, Clone)]
+pub struct WriteContext {
+    /// `<model>.<destination>`.
+    pub sync_id: String,
+    /// The run's id; output names carry it so a person can trace a file to its run.
+    pub run_id: String,
+}
+
+/// The fate of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowStatus {
+    /// The destination acknowledged the row; `destination_id` names where it went (a record
+    /// id, or the file that carries it).
+    Accepted { destination_id: Option<String> },
+    /// The destination, or a field rule checked before sending, refused the row.
+    Rejected(Rejection),
+}
+
+/// A batch handed back by a writer once every row in it has a final status.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    /// The batch as it was written (same columns, same row order).
+    pub batch: RecordBatch,
+    /// One status per row of `batch`.
+    pub statuses: Vec<RowStatus>,
+}
+
+impl BatchOutcome {
+    /// Rows accepted.
+    pub fn accepted(&self) -> usize {
+        self.statuses
+            .iter()
+            .filter(|s| matches!(s, RowStatus::Accepted { .. }))
+            .count()
+    }
+
+    /// Rows rejected.
+    pub fn rejected(&self) -> usize {
+        self.statuses.len() - self.accepted()
+    }
+}
+
+/// What a finished writer delivered, for the run manifest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivery {
+    /// Destination-side ids of the deliveries (usage files written, import ids, …).
+    pub destination_ids: Vec<String>,
+}
+
+/// A configured destination.
+#[async_trait]
+pub trait Destination: Send + Sync + Debug {
+    /// The `type:` of this destination in `dinmo.yml`.
+    fn kind(&self) -> &'static str;
+
+    /// The fields this destination takes, with their rules.
+    fn fields(&self) -> &[FieldSpec];
+
+    /// Looks a field up by its mapped name; destinations with open-ended fields (custom
+    /// fields) override this.
+    fn field(&self, name: &str) -> Option<FieldSpec> {
+        self.fields().iter().find(|f| f.name == name).cloned()
+    }
+
+    /// Pure check of a mapped schema: every required field mapped, no unknown field, and
+    /// every column's type able to become its field's type. `schema` holds one column per
+    /// mapped field, named after the field.
+    fn validate_schema(&self, schema: &Schema) -> Vec<SchemaProblem> {
+        let mut problems = Vec::new();
+        for arrow_field in schema.fields() {
+            let name = arrow_field.name();
+            if name == ROW_KEY_COLUMN {
+                continue;
+            }
+            match self.field(name) {
+                None => problems.push(SchemaProblem {
+                    field: name.clone(),
+                    message: format!(
+                        "`{name}` is not a field of a `{}` destination; known fields: {}",
+                        self.kind(),
+                        self.fields()
+                            .iter()
+                            .map(|f| f.name.as_ref())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+                Some(spec) if !spec.kind.accepts(arrow_field.data_type()) => {
+                    problems.push(SchemaProblem {
+                        field: name.clone(),
+                        message: format!(
+                            "`{name}` takes {} but the column is of type {}",
+                            spec.kind.describe(),
+                            arrow_field.data_type()
+                        ),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        for spec in self.fields().iter().filter(|f| f.required) {
+            if schema.field_with_name(&spec.name).is_err() && !self.defaults_field(&spec.name) {
+                problems.push(SchemaProblem {
+                    field: spec.name.to_string(),
+                    message: format!("required field `{}` is not mapped", spec.name),
+                });
+            }
+        }
+        problems
+    }
+
+    /// Whether the destination fills `field` itself when the mapping leaves it out.
+    fn defaults_field(&self, _field: &str) -> bool {
+        false
+    }
+
+    /// Checks every row of a mapped batch against the field rules, without sending
+    /// anything: `None` for a row that may be sent, the reason for one that may not.
+    fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>>;
+
+    /// Opens a writer for one run of one sync.
+    async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>>;
+}
+
+/// Writes the batches of one run. Rows become final when the destination acknowledges them,
+/// which may be later than the call that offered them (a usage file is acknowledged when the
+/// whole file is stored), so each call returns the batches that became final by then.
+#[async_trait]
+pub trait DestinationWriter: Send {
+    /// Offers a batch; returns every batch (this one or earlier ones) whose rows are all final.
+    async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>>;
+
+    /// Flushes what is still open; returns the remaining outcomes and what was delivered.
+    async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)>;
+}

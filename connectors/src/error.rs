@@ -1,0 +1,48 @@
+//! The connectors' error type. Row-level refusals are not errors: they are
+//! [`Rejection`](crate::Rejection)s carried in a [`BatchOutcome`](crate::BatchOutcome).
+
+use object_store::path::Path;
+
+/// Result alias for the connectors crate.
+pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
+
+/// Everything that can stop a destination from writing. Grouped by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    // ---- the user's configuration ----
+    /// A config value the destination cannot work with.
+    #[error("destination `{destination}`: {message}")]
+    InvalidConfig { destination: String, message: String },
+
+    // ---- the data handed to the destination ----
+    /// The batch lacks a column the destination's validated schema promised.
+    #[error("destination `{destination}`: batch has no column `{column}`")]
+    MissingColumn { destination: String, column: String },
+
+    /// An Arrow conversion failed on data the schema check had accepted.
+    #[error("destination `{destination}`: cannot convert column `{column}`: {source}")]
+    Convert {
+        destination: String,
+        column: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    // ---- the place the destination writes to ----
+    /// Writing an output object failed.
+    #[error("destination `{destination}`: cannot write `{path}`: {source}")]
+    Write {
+        destination: String,
+        path: Path,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Encoding a usage file failed.
+    #[error("destination `{destination}`: cannot encode `{file}`: {message}")]
+    Encode {
+        destination: String,
+        file: String,
+        message: String,
+    },
+}

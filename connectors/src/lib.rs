@@ -1,0 +1,21 @@
+//! dinmo destinations.
+//!
+//! A destination sees Arrow [`RecordBatch`](arrow::record_batch::RecordBatch)es whose columns
+//! are already named after the destination's fields, plus the engine's row-key column
+//! ([`ROW_KEY_COLUMN`]). It knows nothing of YAML files, snapshots or DataFusion: it checks a
+//! mapped schema ([`Destination::validate_schema`]), checks rows against its field rules
+//! ([`Destination::check_batch`]) and writes batches, answering for every row whether the
+//! destination accepted it or refused it and why ([`BatchOutcome`]).
+
+pub mod destination;
+pub mod error;
+pub mod field_rules;
+pub mod values;
+pub mod zuora_file;
+
+pub use destination::{
+    BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldSpec, OutputLocation,
+    RowStatus, SchemaProblem, WriteContext, ROW_KEY_COLUMN,
+};
+pub use error::{ConnectorError, Result};
+pub use field_rules::{RejectCode, Rejection};

@@ -1,0 +1,126 @@
+//! `type: zuora_file` configuration.
+
+use chrono::format::StrftimeItems;
+use serde::Deserialize;
+
+/// Zuora's limit for a usage file uploaded through the API (`POST /v1/usage`).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 4_000_000;
+/// Zuora's limit for a usage file uploaded in the UI.
+pub const MAX_FILE_BYTES_LIMIT: u64 = 20_000_000;
+/// Smallest split size accepted, so that any single usage row fits in a file.
+pub const MIN_FILE_BYTES: u64 = 64 * 1024;
+
+/// Writes Zuora usage import files (CSV, optionally zipped) for upload in the Zuora UI or
+/// through the usage import API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZuoraFileConfig {
+    /// Folder the files are written to: a local path (relative to the project) or an
+    /// object-store URL (`s3://`, `gs://`, `az://`, `file://`). `${VAR}` is read from the
+    /// environment. Each sync writes into its own sub-folder named after the sync.
+    pub path: String,
+    /// Which documented CSV layout to write: `current` (`AccountNumber, Tag, UnitOfMeasure,
+    /// StartDateTime, Quantity, Description, UniqueKey, GroupId, CustomFields.<name>`) or
+    /// `legacy` (`ACCOUNT_ID, UOM, QTY, STARTDATE, ENDDATE, SUBSCRIPTION_ID, CHARGE_ID,
+    /// DESCRIPTION, UNIQUE_KEY`). Default `current`.
+    #[serde(default)]
+    pub layout: Layout,
+    /// Largest CSV file in bytes before the rows continue in a new file. Default 4000000
+    /// (Zuora's API limit); at most 20000000 (Zuora's UI limit). Applies to the CSV before
+    /// zipping, so a zipped file is always smaller.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Wrap each CSV in a ZIP file of its own (Zuora takes one CSV per ZIP). Default false.
+    #[serde(default)]
+    pub zip: bool,
+    /// chrono `strftime` format for date-time columns. Default `%Y-%m-%dT%H:%M:%S` for the
+    /// current layout and `%m/%d/%Y` (the en_US locale) for the legacy layout; set it to your
+    /// Zuora user's locale, e.g. `%d/%m/%Y` for en_GB. Date-times are written in UTC.
+    #[serde(default)]
+    pub datetime_format: Option<String>,
+}
+
+/// The CSV layout of a usage import file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// The current layout (Active Rating / usage with `UniqueKey`).
+    #[default]
+    Current,
+    /// The older layout with `ACCOUNT_ID`, `UOM`, `QTY`, `STARTDATE`.
+    Legacy,
+}
+
+fn default_max_file_bytes() -> u64 {
+    DEFAULT_MAX_FILE_BYTES
+}
+
+impl ZuoraFileConfig {
+    /// The date-time format in effect.
+    pub fn datetime_format(&self) -> &str {
+        match (&self.datetime_format, self.layout) {
+            (Some(format), _) => format,
+            (None, Layout::Current) => "%Y-%m-%dT%H:%M:%S",
+            (None, Layout::Legacy) => "%m/%d/%Y",
+        }
+    }
+
+    /// Pure check of the values; every problem is returned, none is fatal on its own.
+    /// Each entry is `(key, message)`.
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if self.path.trim().is_empty() {
+            problems.push(("path", "must name a folder".to_string()));
+        }
+        if !(MIN_FILE_BYTES..=MAX_FILE_BYTES_LIMIT).contains(&self.max_file_bytes) {
+            problems.push((
+                "max_file_bytes",
+                format!(
+                    "is {}; it must be between {MIN_FILE_BYTES} and {MAX_FILE_BYTES_LIMIT} (Zuora's limit)",
+                    self.max_file_bytes
+                ),
+            ));
+        }
+        if let Some(format) = &self.datetime_format
+            && StrftimeItems::new(format).parse().is_err()
+        {
+            problems.push(("datetime_format", format!("`{format}` is not a valid strftime format")));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ZuoraFileConfig {
+        ZuoraFileConfig {
+            path: "out".into(),
+            layout: Layout::Current,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            zip: false,
+            datetime_format: None,
+        }
+    }
+
+    #[test]
+    fn validate_collects_every_problem() {
+        let bad = ZuoraFileConfig {
+            path: " ".into(),
+            max_file_bytes: 30_000_000,
+            datetime_format: Some("%Q-%".into()),
+            ..config()
+        };
+        let keys: Vec<_> = bad.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["path", "max_file_bytes", "datetime_format"]);
+        assert!(config().validate().is_empty());
+    }
+
+    #[test]
+    fn datetime_format_defaults_follow_the_layout() {
+        assert_eq!(config().datetime_format(), "%Y-%m-%dT%H:%M:%S");
+        let legacy = ZuoraFileConfig { layout: Layout::Legacy, ..config() };
+        assert_eq!(legacy.datetime_format(), "%m/%d/%Y");
+    }
+}

@@ -1,0 +1,135 @@
+//! The columns of both documented usage file layouts and the rules of each field.
+
+use std::borrow::Cow;
+
+use crate::destination::{FieldKind, FieldSpec};
+use crate::field_rules::NumberLimits;
+
+use super::config::Layout;
+
+/// Prefix of custom-field columns in the current layout (`CustomFields.<name>`).
+pub const CUSTOM_FIELD_PREFIX: &str = "CustomFields.";
+
+/// Quantity is `Decimal{22,9}` in Zuora and must not be negative.
+pub const QUANTITY_LIMITS: NumberLimits = NumberLimits { non_negative: true, max_fraction_digits: Some(9) };
+
+/// What fills a column the mapping leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnDefault {
+    /// Left empty.
+    Empty,
+    /// The row's deterministic key (for `UniqueKey`).
+    RowKey,
+    /// `AccountNumber:<account>` (for `Tag`), which Zuora documents as a valid tag.
+    AccountTag,
+}
+
+/// One column of a layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutColumn {
+    /// Header and field rules.
+    pub spec: FieldSpec,
+    /// Number limits, for number columns.
+    pub limits: Option<NumberLimits>,
+    /// What is written when the mapping leaves the column out.
+    pub default: ColumnDefault,
+}
+
+const fn column(
+    name: &'static str,
+    kind: FieldKind,
+    required: bool,
+    max_chars: Option<usize>,
+    default: ColumnDefault,
+) -> LayoutColumn {
+    let limits = match kind {
+        FieldKind::Number => Some(QUANTITY_LIMITS),
+        _ => None,
+    };
+    LayoutColumn { spec: FieldSpec { name: Cow::Borrowed(name), kind, required, max_chars }, limits, default }
+}
+
+use ColumnDefault::{AccountTag, Empty, RowKey};
+use FieldKind::{DateTime, Number, Text};
+
+const CURRENT: &[LayoutColumn] = &[
+    column("AccountNumber", Text, true, Some(50), Empty),
+    column("Tag", Text, true, Some(255), AccountTag),
+    column("UnitOfMeasure", Text, true, None, Empty),
+    column("StartDateTime", DateTime, true, None, Empty),
+    column("Quantity", Number, true, None, Empty),
+    column("Description", Text, false, Some(200), Empty),
+    column("UniqueKey", Text, false, Some(50), RowKey),
+    column("GroupId", Text, false, None, Empty),
+];
+
+const LEGACY: &[LayoutColumn] = &[
+    column("ACCOUNT_ID", Text, true, Some(50), Empty),
+    column("UOM", Text, true, None, Empty),
+    column("QTY", Number, true, None, Empty),
+    column("STARTDATE", DateTime, true, None, Empty),
+    column("ENDDATE", DateTime, false, None, Empty),
+    column("SUBSCRIPTION_ID", Text, false, Some(100), Empty),
+    column("CHARGE_ID", Text, false, Some(50), Empty),
+    column("DESCRIPTION", Text, false, Some(200), Empty),
+    column("UNIQUE_KEY", Text, false, Some(50), RowKey),
+];
+
+impl Layout {
+    /// The standard columns, in the order they are written.
+    pub fn columns(self) -> &'static [LayoutColumn] {
+        match self {
+            Layout::Current => CURRENT,
+            Layout::Legacy => LEGACY,
+        }
+    }
+
+    /// The column holding the account number, which a defaulted `Tag` refers to.
+    pub fn account_column(self) -> &'static str {
+        match self {
+            Layout::Current => "AccountNumber",
+            Layout::Legacy => "ACCOUNT_ID",
+        }
+    }
+
+    /// Looks a mapped field up, including `CustomFields.<name>` in the current layout.
+    pub fn column(self, name: &str) -> Option<LayoutColumn> {
+        if let Some(found) = self.columns().iter().find(|c| c.spec.name == name) {
+            return Some(found.clone());
+        }
+        let custom = self == Layout::Current
+            && name.strip_prefix(CUSTOM_FIELD_PREFIX).is_some_and(|rest| !rest.is_empty());
+        custom.then(|| LayoutColumn {
+            spec: FieldSpec { name: Cow::Owned(name.to_string()), kind: Text, required: false, max_chars: None },
+            limits: None,
+            default: Empty,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_follow_zuoras_documented_columns() {
+        let current: Vec<_> = Layout::Current.columns().iter().map(|c| c.spec.name.as_ref()).collect();
+        assert_eq!(
+            current,
+            ["AccountNumber", "Tag", "UnitOfMeasure", "StartDateTime", "Quantity", "Description", "UniqueKey", "GroupId"]
+        );
+        let legacy: Vec<_> = Layout::Legacy.columns().iter().map(|c| c.spec.name.as_ref()).collect();
+        assert_eq!(
+            legacy,
+            ["ACCOUNT_ID", "UOM", "QTY", "STARTDATE", "ENDDATE", "SUBSCRIPTION_ID", "CHARGE_ID", "DESCRIPTION", "UNIQUE_KEY"]
+        );
+    }
+
+    #[test]
+    fn custom_fields_exist_only_in_the_current_layout() {
+        assert!(Layout::Current.column("CustomFields.Region__c").is_some());
+        assert!(Layout::Current.column("CustomFields.").is_none());
+        assert!(Layout::Legacy.column("CustomFields.Region__c").is_none());
+        assert!(Layout::Current.column("UOM").is_none());
+    }
+}

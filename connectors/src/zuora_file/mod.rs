@@ -1,0 +1,82 @@
+//! `type: zuora_file`: Zuora usage import files written to a folder or object store.
+//!
+//! Rows are checked against the layout's field rules first; a refused row never reaches a
+//! file. Accepted rows are encoded into CSV files split at `max_file_bytes`, each stored
+//! atomically (an object-store `put`: a reader never sees half a file under its final name).
+//! A row counts as delivered once the file that carries it is stored.
+
+mod config;
+mod encoder;
+mod layout;
+mod prepare;
+mod writer;
+
+use std::fmt;
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+
+pub use config::{DEFAULT_MAX_FILE_BYTES, Layout, ZuoraFileConfig};
+pub use encoder::{EncodeError, EncodedFile, MAX_FILE_NAME_CHARS, UsageFileEncoder, file_name};
+pub use layout::{CUSTOM_FIELD_PREFIX, ColumnDefault, LayoutColumn};
+
+use crate::destination::{Destination, DestinationWriter, FieldSpec, OutputLocation, WriteContext};
+use crate::error::{ConnectorError, Result};
+use crate::field_rules::Rejection;
+
+/// A configured `zuora_file` destination.
+pub struct ZuoraFileDestination {
+    name: String,
+    config: ZuoraFileConfig,
+    fields: Vec<FieldSpec>,
+    output: OutputLocation,
+}
+
+impl fmt::Debug for ZuoraFileDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZuoraFileDestination")
+            .field("name", &self.name)
+            .field("layout", &self.config.layout)
+            .field("output", &self.output.display)
+            .finish()
+    }
+}
+
+impl ZuoraFileDestination {
+    /// Builds the destination; `output` is where `config.path` points, resolved by the caller.
+    pub fn new(name: impl Into<String>, config: ZuoraFileConfig, output: OutputLocation) -> Result<Self> {
+        let name = name.into();
+        if let Some((key, message)) = config.validate().into_iter().next() {
+            return Err(ConnectorError::InvalidConfig { destination: name, message: format!("{key} {message}") });
+        }
+        let fields = config.layout.columns().iter().map(|c| c.spec.clone()).collect();
+        Ok(ZuoraFileDestination { name, config, fields, output })
+    }
+}
+
+#[async_trait]
+impl Destination for ZuoraFileDestination {
+    fn kind(&self) -> &'static str {
+        "zuora_file"
+    }
+
+    fn fields(&self) -> &[FieldSpec] {
+        &self.fields
+    }
+
+    fn field(&self, name: &str) -> Option<FieldSpec> {
+        self.config.layout.column(name).map(|c| c.spec)
+    }
+
+    fn defaults_field(&self, field: &str) -> bool {
+        self.config.layout.column(field).is_some_and(|c| c.default == ColumnDefault::AccountTag)
+    }
+
+    fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
+        Ok(prepare::PreparedBatch::new(&self.name, self.config.layout, batch)?.rejections)
+    }
+
+    async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {
+        Ok(Box::new(writer::ZuoraFileWriter::new(&self.name, &self.config, &self.output, context)?))
+    }
+}
