@@ -1,1 +1,27 @@
-fn main() {}
+//! The `dinmo` binary: parse, log, dispatch, map to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use dinmo::cli::Cli;
+use dinmo::commands::{ERROR_EXIT, dispatch};
+use dinmo::logging;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.global.log_format, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(ERROR_EXIT);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(status) => status.exit_code(),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(ERROR_EXIT)
+        }
+    }
+}

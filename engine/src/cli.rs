@@ -1,0 +1,135 @@
+//! The command line (clap). `main` parses it and hands it to [`crate::commands::dispatch`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// dinmo: warehouse-native reverse ETL for usage-based billing.
+#[derive(Debug, Parser)]
+#[command(name = "dinmo", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The project folder (holding dinmo.yml). Default: the working directory or the nearest
+    /// parent that has one.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Only errors on stderr; no progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable text.
+    Text,
+    /// JSON (schema in docs/cli-reference.md).
+    Json,
+}
+
+/// Which models and syncs to act on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SelectionArgs {
+    /// Only these: model names, `tag:<tag>`, `sync:<model>.<destination>` (repeatable, or
+    /// space-separated).
+    #[arg(long, short = 's', value_name = "SELECTOR")]
+    pub select: Vec<String>,
+    /// Leave these out (same forms as --select).
+    #[arg(long, value_name = "SELECTOR")]
+    pub exclude: Vec<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse every file, plan every model's SQL without running it, and check mappings
+    /// against the destinations' field rules.
+    Validate(SelectionArgs),
+    /// Compute each sync's new rows and what the destination's rules would refuse; sends
+    /// nothing.
+    Plan(PlanArgs),
+    /// Plan, send, and commit what the destination acknowledged.
+    Run(RunArgs),
+    /// List past runs, newest first.
+    Runs(RunsArgs),
+    /// Show what one run sent, rejected, or left pending.
+    Show(ShowArgs),
+}
+
+/// `dinmo plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Which models and syncs.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Exit 2 when there are rows to send (0 when there are none, 1 on error).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Treat every model row as new, ignoring the snapshots.
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+/// `dinmo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Which models and syncs.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Compute and report, send nothing (same as `dinmo plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send every model row again, ignoring the snapshots. Resends history: double billing
+    /// unless the destination deduplicates by UniqueKey.
+    #[arg(long)]
+    pub full_refresh: bool,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// `dinmo runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// `dinmo show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run id (from `dinmo runs`).
+    pub run: String,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}

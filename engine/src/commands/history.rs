@@ -1,0 +1,90 @@
+//! `dinmo runs` and `dinmo show`.
+
+use serde::Serialize;
+
+use super::Status;
+use crate::cli::{GlobalArgs, OutputFormat, RunsArgs, ShowArgs};
+use crate::error::{DinmoError, Result};
+use crate::project::{find_project_root, load_project};
+use crate::state::{RunManifest, StateStore};
+
+async fn all_manifests(global: &GlobalArgs) -> Result<(StateStore, Vec<RunManifest>)> {
+    let root = find_project_root(global.project.as_deref())?;
+    let project = load_project(&root)?;
+    let state = StateStore::open(&project.state)?;
+    let mut manifests = Vec::new();
+    for sync in state.sync_ids().await? {
+        manifests.extend(state.manifests(&sync).await?);
+    }
+    manifests.sort_by(|a, b| b.run_id.cmp(&a.run_id).then_with(|| a.sync_id.cmp(&b.sync_id)));
+    Ok((state, manifests))
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("cannot encode JSON: {e}"),
+    }
+}
+
+pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
+    let (state, manifests) = all_manifests(global).await?;
+    let mut run_ids: Vec<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
+    run_ids.dedup();
+    run_ids.truncate(args.limit);
+    let shown: Vec<&RunManifest> = manifests.iter().filter(|m| run_ids.contains(&m.run_id.as_str())).collect();
+    match args.format {
+        OutputFormat::Json => print_json(&shown),
+        OutputFormat::Text => {
+            if shown.is_empty() {
+                println!("no runs yet in {}", state.display());
+            } else {
+                println!(
+                    "{:<22}  {:<40}  {:<18}  {:>8}  {:>8}  {:>8}  {:>8}",
+                    "RUN", "SYNC", "OUTCOME", "NEW", "ACCEPTED", "REJECTED", "PENDING"
+                );
+            }
+            for m in shown {
+                println!(
+                    "{:<22}  {:<40}  {:<18}  {:>8}  {:>8}  {:>8}  {:>8}",
+                    m.run_id, m.sync_id, m.outcome.as_str(), m.counts.new_rows, m.counts.accepted, m.counts.rejected, m.counts.pending
+                );
+            }
+        }
+    }
+    Ok(Status::Success)
+}
+
+pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
+    let (state, manifests) = all_manifests(global).await?;
+    let run: Vec<&RunManifest> = manifests.iter().filter(|m| m.run_id == args.run).collect();
+    if run.is_empty() {
+        return Err(DinmoError::RunNotFound { run: args.run.clone(), state: state.display().to_string() });
+    }
+    match args.format {
+        OutputFormat::Json => print_json(&run),
+        OutputFormat::Text => {
+            for m in run {
+                println!("run {} · sync {} → {} ({})", m.run_id, m.sync_id, m.destination, m.destination_type);
+                println!("  started {}  finished {}  outcome {}", m.started_at, m.finished_at, m.outcome.as_str());
+                if let Some(commit) = &m.git_commit {
+                    println!("  git commit {commit}");
+                }
+                println!(
+                    "  model rows {}  new {}  accepted {}  rejected {}  pending {}",
+                    m.counts.model_rows, m.counts.new_rows, m.counts.accepted, m.counts.rejected, m.counts.pending
+                );
+                for part in [&m.snapshot_part, &m.rejected_part].into_iter().flatten() {
+                    println!("  {} ({} rows, {} bytes, xxh3 {})", state.url_of(&part.path), part.rows, part.bytes, part.xxh3);
+                }
+                for id in &m.destination_ids {
+                    println!("  delivered {id}");
+                }
+                if let Some(error) = &m.error {
+                    println!("  error: {error}");
+                }
+            }
+        }
+    }
+    Ok(Status::Success)
+}

@@ -1,0 +1,47 @@
+//! The commands behind the CLI. Each returns a [`Status`] that maps to an exit code.
+
+mod history;
+mod sync;
+mod validate;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+/// How a command that did not fail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0: done, nothing left undelivered.
+    Success,
+    /// Exit 2: `plan --detailed-exitcode` found rows to send.
+    RowsToSend,
+    /// Exit 3: the run finished but the destination refused some rows.
+    RowsRejected,
+}
+
+impl Status {
+    /// The documented exit code.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Status::Success => ExitCode::SUCCESS,
+            Status::RowsToSend => ExitCode::from(2),
+            Status::RowsRejected => ExitCode::from(3),
+        }
+    }
+}
+
+/// Exit code for an error.
+pub const ERROR_EXIT: u8 = 1;
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<Status> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Validate(selection) => validate::validate(global, &selection).await,
+        Command::Plan(args) => sync::plan(global, args).await,
+        Command::Run(args) => sync::run(global, args).await,
+        Command::Runs(args) => history::runs(global, &args).await,
+        Command::Show(args) => history::show(global, &args).await,
+    }
+}

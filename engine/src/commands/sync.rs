@@ -1,0 +1,88 @@
+//! `dinmo plan` and `dinmo run`.
+
+use std::io::IsTerminal;
+
+use datafusion::prelude::SessionContext;
+use tracing::{error, info, info_span, Instrument};
+
+use super::Status;
+use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
+use crate::diff::stage_model;
+use crate::error::{DinmoError, Result};
+use crate::planning::plan_models;
+use crate::project::{find_project_root, load_project};
+use crate::report::{RunReport, print_report};
+use crate::run_context::{RunContext, git_commit, new_run_id};
+use crate::selection::Selection;
+use crate::sources::register_store;
+use crate::state::StateStore;
+use crate::sync_run::{SyncReport, run_sync};
+
+pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
+    let report = execute(global, &args.selection, true, args.full_refresh).await?;
+    print_report(&report, args.format, true);
+    report.failure()?;
+    let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+    Ok(if args.detailed_exitcode && rows > 0 { Status::RowsToSend } else { Status::Success })
+}
+
+pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
+    let report = execute(global, &args.selection, args.dry_run, args.full_refresh).await?;
+    print_report(&report, args.format, args.dry_run);
+    report.failure()?;
+    let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+    Ok(if !args.dry_run && rejected > 0 { Status::RowsRejected } else { Status::Success })
+}
+
+/// Loads, validates, and runs (or plans) every selected sync. A failing sync does not stop
+/// the others; its error is in its report.
+async fn execute(global: &GlobalArgs, selection: &SelectionArgs, dry_run: bool, full_refresh: bool) -> Result<RunReport> {
+    let root = find_project_root(global.project.as_deref())?;
+    let project = load_project(&root)?;
+    let selection = Selection::new(&project, &selection.select, &selection.exclude)?;
+    let ctx = SessionContext::new();
+    let planned = plan_models(&ctx, &project, &selection).await?;
+
+    let run_id = new_run_id();
+    let staging_root = project.target_path.join("staging");
+    std::fs::create_dir_all(&staging_root).map_err(DinmoError::io(&staging_root))?;
+    let staging = tempfile::Builder::new().prefix(&format!("{run_id}-")).tempdir_in(&staging_root).map_err(DinmoError::io(&staging_root))?;
+    register_store(&ctx, &project.state)?;
+    let run = RunContext {
+        run_id: run_id.clone(),
+        started_at: RunContext::now(),
+        git_commit: git_commit(&project.root),
+        full_refresh,
+        dry_run,
+        state: StateStore::open(&project.state)?,
+        staging_dir: staging.path().to_path_buf(),
+        show_progress: !global.quiet && std::io::stderr().is_terminal(),
+    };
+    let span = info_span!("run", run_id = %run_id, project = %project.name, dry_run, full_refresh);
+    async {
+        info!(models = planned.len(), "run started");
+        let mut report = RunReport::new(&project.name, &run, &project.state);
+        for model in &planned {
+            let staged = match stage_model(&ctx, model, &run.staging_dir).await {
+                Ok(staged) => staged,
+                Err(failure) => {
+                    error!(model = %model.model.name, error = %failure, "model failed");
+                    report.model_errors.push(failure.to_string());
+                    continue;
+                }
+            };
+            for (index, target) in model.syncs.iter().enumerate() {
+                let (sync_report, result): (SyncReport, Result<()>) = run_sync(&ctx, &run, model, &staged, index, target).await;
+                if let Err(failure) = &result {
+                    error!(sync = %target.sync.id, error = %failure, "sync failed");
+                }
+                report.syncs.push(sync_report);
+            }
+        }
+        report.finished_at = RunContext::now();
+        info!(syncs = report.syncs.len(), "run finished");
+        Ok(report)
+    }
+    .instrument(span)
+    .await
+}

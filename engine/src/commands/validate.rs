@@ -1,0 +1,28 @@
+//! `dinmo validate`.
+
+use datafusion::prelude::SessionContext;
+
+use super::Status;
+use crate::cli::{GlobalArgs, SelectionArgs};
+use crate::error::Result;
+use crate::planning::plan_models;
+use crate::project::{find_project_root, load_project};
+use crate::selection::Selection;
+
+pub async fn validate(global: &GlobalArgs, selection: &SelectionArgs) -> Result<Status> {
+    let root = find_project_root(global.project.as_deref())?;
+    let project = load_project(&root)?;
+    let selection = Selection::new(&project, &selection.select, &selection.exclude)?;
+    let ctx = SessionContext::new();
+    let planned = plan_models(&ctx, &project, &selection).await?;
+    let syncs: usize = planned.iter().map(|m| m.syncs.len()).sum();
+    println!(
+        "{}: {} model{} and {} sync{} are valid",
+        project.name,
+        planned.len(),
+        if planned.len() == 1 { "" } else { "s" },
+        syncs,
+        if syncs == 1 { "" } else { "s" }
+    );
+    Ok(Status::Success)
+}

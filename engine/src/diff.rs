@@ -1,0 +1,179 @@
+//! The diff: run the model once into a local staging file (with each sync's row key added),
+//! check the primary key, then anti-join the staged rows against each sync's snapshot inside
+//! DataFusion. Batches stream throughout; neither side is collected into memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::array_value_to_string;
+use datafusion::common::JoinType;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col, ident};
+use dinmo_connectors::ROW_KEY_COLUMN;
+use futures::StreamExt;
+
+use crate::error::{DinmoError, Result};
+use crate::planning::PlannedModel;
+use crate::project::Sync;
+use crate::row_key::row_keys;
+use crate::state::LocalPartWriter;
+
+/// The column of the staged file holding the key of the model's `index`-th selected sync.
+pub fn key_column(index: usize) -> String {
+    format!("_dinmo_key_{index}")
+}
+
+/// The model's output, staged locally with one key column per selected sync.
+#[derive(Debug)]
+pub struct StagedModel {
+    /// The table name it is registered under.
+    pub table: String,
+    /// Local Parquet file.
+    pub path: PathBuf,
+    /// Rows the model produced.
+    pub rows: u64,
+}
+
+/// Runs the model's query once, adds the row keys of its syncs, writes the result to
+/// `staging_dir`, and checks the primary key is non-null and unique.
+pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
+    let model = planned.model;
+    let query_error = |source| DinmoError::ModelQuery { model: model.name.clone(), file: model.file.clone(), source };
+    let key_indices: Vec<usize> = model
+        .primary_key
+        .iter()
+        .filter_map(|k| planned.schema.index_of(k).ok())
+        .collect();
+    let mut fields: Vec<Arc<Field>> = planned.schema.fields().iter().cloned().collect();
+    for index in 0..planned.syncs.len() {
+        fields.push(Arc::new(Field::new(key_column(index), DataType::Utf8, false)));
+    }
+    let staged_schema: SchemaRef = Arc::new(Schema::new(fields));
+    let path = staging_dir.join(format!("{}.model.parquet", model.name));
+    let mut writer = LocalPartWriter::create(&path, Arc::clone(&staged_schema)).await?;
+    let mut stream = planned.frame.clone().execute_stream().await.map_err(query_error)?;
+    let mut null_keys = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(query_error)?;
+        let nulls_here = (0..batch.num_rows())
+            .filter(|&row| key_indices.iter().any(|&i| batch.column(i).is_null(row)))
+            .count() as u64;
+        null_keys += nulls_here;
+        if null_keys > 0 {
+            continue; // keep counting; nothing with a null key is staged
+        }
+        let mut columns = batch.columns().to_vec();
+        for planned_sync in &planned.syncs {
+            columns.push(row_keys(&planned_sync.sync.id, &batch, &key_indices).map_err(DinmoError::arrow(format!("model `{}`: row keys", model.name)))?);
+        }
+        let keyed = RecordBatch::try_new(Arc::clone(&staged_schema), columns)
+            .map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
+        writer.write(&keyed).await?;
+    }
+    let (path, rows) = writer.finish().await?;
+    let key = model.primary_key.join(", ");
+    if null_keys > 0 {
+        return Err(DinmoError::NullPrimaryKey { model: model.name.clone(), key, rows: null_keys });
+    }
+    let table = format!("__dinmo_staged_{}", model.name.replace('-', "_"));
+    let location = path.to_string_lossy().into_owned();
+    ctx.register_parquet(table.as_str(), location.as_str(), ParquetReadOptions::default())
+        .await
+        .map_err(DinmoError::engine(format!("model `{}`: reading staged output", model.name)))?;
+    check_unique(ctx, &table, &model.name, &model.primary_key).await?;
+    Ok(StagedModel { table, path, rows })
+}
+
+/// Fails with up to five example keys when the primary key repeats.
+async fn check_unique(ctx: &SessionContext, table: &str, model: &str, key: &[String]) -> Result<()> {
+    let quoted: Vec<String> = key.iter().map(|k| format!("\"{}\"", k.replace('"', "\"\""))).collect();
+    let list = quoted.join(", ");
+    let sql = format!(
+        "SELECT {list}, count(*) AS n FROM \"{table}\" GROUP BY {list} HAVING count(*) > 1 ORDER BY n DESC, {list} LIMIT 5"
+    );
+    let context = format!("model `{model}`: primary key check");
+    let frame = ctx.sql(&sql).await.map_err(DinmoError::engine(context.clone()))?;
+    // At most five rows.
+    let batches = frame.collect().await.map_err(DinmoError::engine(context.clone()))?;
+    let mut examples = Vec::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            let mut values = Vec::new();
+            for (i, name) in key.iter().enumerate() {
+                let value = array_value_to_string(batch.column(i), row).map_err(DinmoError::arrow(context.clone()))?;
+                values.push(format!("{name}={value}"));
+            }
+            let count = array_value_to_string(batch.column(key.len()), row).map_err(DinmoError::arrow(context.clone()))?;
+            examples.push(format!("({}) ×{count}", values.join(", ")));
+        }
+    }
+    if examples.is_empty() {
+        return Ok(());
+    }
+    Err(DinmoError::DuplicatePrimaryKey { model: model.to_string(), key: key.join(", "), examples: examples.join("; ") })
+}
+
+/// The sync's snapshot as a one-column table of row keys.
+pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Result<DataFrame> {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
+    let context = "reading the snapshot";
+    if part_urls.is_empty() {
+        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(DinmoError::engine(context))?;
+        return ctx.read_table(Arc::new(empty)).map_err(DinmoError::engine(context));
+    }
+    let urls = part_urls
+        .iter()
+        .map(|url| ListingTableUrl::parse(url))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(DinmoError::engine(context))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(DinmoError::engine(context))?;
+    ctx.read_table(Arc::new(table)).map_err(DinmoError::engine(context))
+}
+
+/// New rows of one sync: staged rows whose key is not in the snapshot, projected to the
+/// destination's fields plus [`ROW_KEY_COLUMN`].
+pub async fn new_rows(
+    ctx: &SessionContext,
+    staged: &StagedModel,
+    sync_index: usize,
+    sync: &Sync,
+    snapshot: Option<DataFrame>,
+) -> Result<DataFrame> {
+    let context = format!("sync `{}`: diff", sync.id);
+    let staged_frame = ctx.table(staged.table.as_str()).await.map_err(DinmoError::engine(context.clone()))?;
+    let key = key_column(sync_index);
+    let new = match snapshot {
+        Some(snapshot) => staged_frame
+            .join(snapshot, JoinType::LeftAnti, &[key.as_str()], &[ROW_KEY_COLUMN], None)
+            .map_err(DinmoError::engine(context.clone()))?,
+        None => staged_frame,
+    };
+    let mut projection: Vec<_> = sync.mapping.iter().map(|m| ident(&m.column).alias(&m.field)).collect();
+    projection.push(col(key.as_str()).alias(ROW_KEY_COLUMN));
+    new.select(projection).map_err(DinmoError::engine(context))
+}
+
+/// Streams `frame` into a local Parquet file; returns the row count.
+pub async fn write_frame(frame: DataFrame, path: &Path, context: &str) -> Result<u64> {
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let mut stream = frame.execute_stream().await.map_err(DinmoError::engine(context))?;
+    let mut writer = LocalPartWriter::create(path, schema).await?;
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch.map_err(DinmoError::engine(context))?).await?;
+    }
+    Ok(writer.finish().await?.1)
+}
+
+/// Reads back the keys of a batch (for tests and reports).
+pub fn keys_of(batch: &RecordBatch) -> Vec<String> {
+    batch
+        .column_by_name(ROW_KEY_COLUMN)
+        .map(|keys| keys.as_string::<i32>().iter().map(|k| k.unwrap_or_default().to_string()).collect())
+        .unwrap_or_default()
+}

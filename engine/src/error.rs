@@ -1,0 +1,152 @@
+//! The engine's error type, grouped by who is at fault: the project's configuration, the
+//! models and their data, the state store, a destination, or the environment.
+
+use std::path::PathBuf;
+
+use crate::project::ConfigReport;
+
+/// Result alias for the engine.
+pub type Result<T, E = DinmoError> = std::result::Result<T, E>;
+
+/// Everything that can stop a dinmo command.
+#[derive(Debug, thiserror::Error)]
+pub enum DinmoError {
+    // ---- the project's configuration ----
+    /// No `dinmo.yml` above the working directory.
+    #[error("no dinmo.yml found in {searched} or any parent folder (use --project DIR)")]
+    ProjectNotFound { searched: PathBuf },
+
+    /// One or more problems in the project's files, each with its location.
+    #[error("{0}")]
+    Config(ConfigReport),
+
+    /// A selector matched nothing, or is malformed.
+    #[error("selector `{selector}`: {message}")]
+    Selector { selector: String, message: String },
+
+    // ---- the models and the data they read ----
+    /// The model's SQL failed while running.
+    #[error("model `{model}` ({file}): query failed: {source}")]
+    ModelQuery {
+        model: String,
+        file: PathBuf,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// The model's primary key is null in some rows.
+    #[error("model `{model}`: primary key ({key}) is null in {rows} row(s); every usage row needs an identity")]
+    NullPrimaryKey { model: String, key: String, rows: u64 },
+
+    /// The model's primary key is not unique.
+    #[error("model `{model}`: primary key ({key}) is not unique: {examples}")]
+    DuplicatePrimaryKey { model: String, key: String, examples: String },
+
+    /// A run would send more rows than the sync allows.
+    #[error(
+        "sync `{sync}`: {new_rows} new rows exceed max_new_rows ({limit}); nothing was sent. \
+         Raise max_new_rows in {file} if this volume is expected"
+    )]
+    TooManyNewRows { sync: String, new_rows: u64, limit: u64, file: PathBuf },
+
+    /// A source could not be registered.
+    #[error("source `{source_name}` ({location}): {message}")]
+    Source { source_name: String, location: String, message: String },
+
+    /// A location (local path or URL) cannot be opened as a store.
+    #[error("location `{location}`: {message}")]
+    Location { location: String, message: String },
+
+    // ---- the state store ----
+    /// The state's history is damaged; sending now could resend history.
+    #[error("sync `{sync}`: state is damaged: {message}. Nothing was sent. {remedy}")]
+    StateIntegrity { sync: String, message: String, remedy: String },
+
+    /// Reading or writing the state store failed.
+    #[error("state store {location}: {source}")]
+    StateStore {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A manifest could not be read.
+    #[error("state store {location}: cannot read run manifest: {message}")]
+    Manifest { location: String, message: String },
+
+    /// No run with this id.
+    #[error("no run `{run}` in {state}")]
+    RunNotFound { run: String, state: String },
+
+    // ---- a destination ----
+    /// A destination failed while writing; acknowledged rows were committed first.
+    #[error("sync `{sync}`: {source}")]
+    Destination {
+        sync: String,
+        #[source]
+        source: dinmo_connectors::ConnectorError,
+    },
+
+    /// Some models or syncs failed; each is in the run's report.
+    #[error("{failed} of {total} sync(s) or model(s) failed; first: {first}")]
+    RunFailed { failed: usize, total: usize, first: String },
+
+    // ---- the engine and its environment ----
+    /// DataFusion failed outside a model's own SQL (state tables, staging files).
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+
+    /// Parquet encoding or decoding failed.
+    #[error("{context}: {source}")]
+    Parquet {
+        context: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// Arrow failed on a batch.
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DinmoError {
+    /// Wraps a DataFusion error met outside a model's SQL.
+    pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
+        let context = context.into();
+        move |source| DinmoError::Engine { context, source }
+    }
+
+    /// Wraps a Parquet error.
+    pub fn parquet(context: impl Into<String>) -> impl FnOnce(parquet::errors::ParquetError) -> Self {
+        let context = context.into();
+        move |source| DinmoError::Parquet { context, source }
+    }
+
+    /// Wraps an Arrow error.
+    pub fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> Self {
+        let context = context.into();
+        move |source| DinmoError::Arrow { context, source }
+    }
+
+    /// Wraps a local I/O error.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| DinmoError::Io { path, source }
+    }
+}

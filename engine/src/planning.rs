@@ -1,0 +1,143 @@
+//! Plans every selected model's SQL without running it and checks its output schema against
+//! the primary key and each sync's mapping and destination rules. Every problem is collected
+//! and reported together, with the model file's line and column.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use dinmo_connectors::{Destination, ROW_KEY_COLUMN};
+
+use crate::destinations::build_destination;
+use crate::error::{DinmoError, Result};
+use crate::project::{ConfigReport, Model, Project, Sync};
+use crate::row_key::check_key_type;
+use crate::selection::Selection;
+use crate::sources::register_source;
+
+/// A model whose SQL planned and whose schema passed every check.
+#[derive(Debug)]
+pub struct PlannedModel<'p> {
+    /// The model.
+    pub model: &'p Model,
+    /// The planned query, not yet run.
+    pub frame: DataFrame,
+    /// Its output schema.
+    pub schema: SchemaRef,
+    /// The selected syncs.
+    pub syncs: Vec<PlannedSync<'p>>,
+}
+
+/// A sync ready to run.
+#[derive(Debug)]
+pub struct PlannedSync<'p> {
+    /// The sync.
+    pub sync: &'p Sync,
+    /// Its destination.
+    pub destination: Arc<dyn Destination>,
+}
+
+/// Registers every source and plans the selected models; returns the located problems of
+/// all of them at once when any is found.
+pub async fn plan_models<'p>(
+    ctx: &SessionContext,
+    project: &'p Project,
+    selection: &Selection,
+) -> Result<Vec<PlannedModel<'p>>> {
+    let mut report = ConfigReport::default();
+    let project_file = project.project_file();
+    for source in &project.sources {
+        if let Err(error) = register_source(ctx, source).await {
+            report.push(&project_file, source.position, error.to_string());
+        }
+    }
+    let mut destinations: Vec<(&str, Arc<dyn Destination>)> = Vec::new();
+    for def in &project.destinations {
+        match build_destination(def) {
+            Ok(destination) => destinations.push((def.name.as_str(), destination)),
+            Err(error) => report.push(&project_file, def.position, error.to_string()),
+        }
+    }
+    let mut planned = Vec::new();
+    for model in project.models.iter().filter(|m| selection.includes_model(m)) {
+        let syncs: Vec<&Sync> = model.syncs.iter().filter(|s| selection.includes_sync(model, s)).collect();
+        if let Some(ok) = plan_model(ctx, model, &syncs, &destinations, &mut report).await {
+            planned.push(ok);
+        }
+    }
+    report.into_result().map_err(DinmoError::Config)?;
+    Ok(planned)
+}
+
+async fn plan_model<'p>(
+    ctx: &SessionContext,
+    model: &'p Model,
+    syncs: &[&'p Sync],
+    destinations: &[(&str, Arc<dyn Destination>)],
+    report: &mut ConfigReport,
+) -> Option<PlannedModel<'p>> {
+    let frame = match ctx.sql(&model.sql).await {
+        Ok(frame) => frame,
+        Err(error) => {
+            report.push(&model.file, model.sql_position, format!("model `{}`: SQL does not plan: {error}", model.name));
+            return None;
+        }
+    };
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let before = report.problems().len();
+    let columns = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+    for field in schema.fields() {
+        if field.name().starts_with("_dinmo") {
+            report.push(&model.file, model.sql_position, format!("column `{}`: names starting with `_dinmo` are reserved", field.name()));
+        }
+    }
+    for key in &model.primary_key {
+        match schema.field_with_name(key) {
+            Err(_) => report.push(
+                &model.file,
+                model.primary_key_position,
+                format!("primary key column `{key}` is not produced by the model (columns: {columns})"),
+            ),
+            Ok(field) => {
+                if let Err(why) = check_key_type(field.data_type()) {
+                    report.push(&model.file, model.primary_key_position, format!("primary key column `{key}` {why}"));
+                }
+            }
+        }
+    }
+    let mut planned_syncs = Vec::new();
+    for sync in syncs {
+        let Some((_, destination)) = destinations.iter().find(|(name, _)| *name == sync.destination) else {
+            continue; // an unknown destination was reported while loading
+        };
+        let mut mapped_fields = Vec::new();
+        for mapped in &sync.mapping {
+            match schema.field_with_name(&mapped.column) {
+                Ok(field) => mapped_fields.push(Field::new(&mapped.field, field.data_type().clone(), true)),
+                Err(_) => report.push(
+                    &model.file,
+                    mapped.position,
+                    format!(
+                        "sync `{}`: {} is mapped to column `{}`, which the model does not produce (columns: {columns})",
+                        sync.id, mapped.field, mapped.column
+                    ),
+                ),
+            }
+        }
+        for problem in destination.validate_schema(&Schema::new(mapped_fields)) {
+            let at = sync
+                .mapping
+                .iter()
+                .find(|m| m.field == problem.field)
+                .and_then(|m| m.position)
+                .or(sync.mapping_position);
+            report.push(&model.file, at, format!("sync `{}`: {}", sync.id, problem.message));
+        }
+        if sync.mapping.iter().any(|m| m.field == ROW_KEY_COLUMN) {
+            report.push(&model.file, sync.mapping_position, format!("sync `{}`: `{ROW_KEY_COLUMN}` is reserved", sync.id));
+        }
+        planned_syncs.push(PlannedSync { sync, destination: Arc::clone(destination) });
+    }
+    (report.problems().len() == before).then_some(PlannedModel { model, frame, schema, syncs: planned_syncs })
+}

@@ -1,0 +1,55 @@
+//! Model files: one model per file under the model paths.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// A model: SQL over the sources, its primary key, and where its rows are synced.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    /// The model's name, unique in the project; sync ids are `<model>.<destination>`.
+    pub model: Spanned<String>,
+    /// What the model computes, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Labels for `--select tag:<tag>`.
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    /// A DataFusion SQL query over the project's sources; one row per usage event.
+    pub sql: Spanned<String>,
+    /// Output columns that identify one usage event. Must be non-null and unique; a row is
+    /// new when its key is not in the sync's snapshot. Floating-point columns are refused.
+    pub primary_key: Spanned<Vec<Spanned<String>>>,
+    /// Where the model's rows go.
+    #[serde(default)]
+    pub syncs: Vec<Spanned<SyncConfig>>,
+}
+
+/// One (model, destination) pair with its own snapshot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// A destination named in `dinmo.yml`.
+    pub destination: Spanned<String>,
+    /// How rows are sent. Only `insert` (each new row once) exists: Zuora usage records are
+    /// never updated in place. Default `insert`.
+    #[serde(default)]
+    pub mode: Option<Spanned<SyncMode>>,
+    /// Destination field name → model column name.
+    pub mapping: Spanned<BTreeMap<String, Spanned<String>>>,
+    /// Stop the run, sending nothing, when more new rows than this are found: a guard
+    /// against a model bug billing the whole history again. Default: no limit.
+    #[serde(default)]
+    pub max_new_rows: Option<Spanned<u64>>,
+}
+
+/// How a sync sends rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Send each new row once.
+    #[default]
+    Insert,
+}

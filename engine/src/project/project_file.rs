@@ -1,0 +1,112 @@
+//! `dinmo.yml`: the project file. The `///` comments on these types are the YAML reference
+//! (docs/yaml-reference.md follows them).
+
+use std::collections::BTreeMap;
+
+use dinmo_connectors::zuora_file::ZuoraFileConfig;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// The project file, `dinmo.yml`, at the project root.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProjectFile {
+    /// The project's name; appears in logs and run manifests.
+    pub name: Spanned<String>,
+    /// Folders, relative to the project root, searched (recursively) for model files
+    /// (`*.yml`, `*.yaml`). Default `[models]`.
+    #[serde(default)]
+    pub model_paths: Option<Vec<Spanned<String>>>,
+    /// Where sync state lives: a local path relative to the project root, or a URL
+    /// (`s3://`, `gs://`, `az://`, `file://`). `${VAR}` is read from the environment.
+    /// Default `.dinmo/state`.
+    #[serde(default)]
+    pub state: Option<Spanned<String>>,
+    /// Local folder for run artifacts and staging files. Default `target`.
+    #[serde(default)]
+    pub target_path: Option<Spanned<String>>,
+    /// Tables the model SQL can read, by the name the SQL uses.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Spanned<SourceConfig>>,
+    /// Where synced rows go, by the name syncs use.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, Spanned<DestinationConfig>>,
+}
+
+/// A table the model SQL can read.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A file, a directory (hive-style `key=value/` partition folders become columns) or a
+    /// glob (`data/*.parquet`); a local path relative to the project root or a URL (`s3://`,
+    /// `gs://`, `az://`, `http(s)://`, `file://`). `${VAR}` is read from the environment.
+    pub location: Spanned<String>,
+    /// `parquet`, `csv` or `json` (newline-delimited). Default `parquet`.
+    #[serde(default)]
+    pub format: SourceFormat,
+    /// Format options.
+    #[serde(default)]
+    pub options: SourceOptions,
+}
+
+/// File format of a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// Apache Parquet.
+    #[default]
+    Parquet,
+    /// Comma-separated values (see the csv options).
+    Csv,
+    /// Newline-delimited JSON.
+    Json,
+}
+
+impl SourceFormat {
+    /// The file extension read by default.
+    pub fn default_extension(self) -> &'static str {
+        match self {
+            SourceFormat::Parquet => ".parquet",
+            SourceFormat::Csv => ".csv",
+            SourceFormat::Json => ".json",
+        }
+    }
+}
+
+/// Format options of a source.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceOptions {
+    /// Only files with this ending are read from a directory. Default `.parquet`, `.csv` or
+    /// `.json` by format.
+    #[serde(default)]
+    pub file_extension: Option<String>,
+    /// csv: whether the first line holds column names. Default true.
+    #[serde(default)]
+    pub has_header: Option<bool>,
+    /// csv: the field separator, one character. Default `,`.
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// Hive-style partition columns to expect (`day` for `day=2026-11-21/`). Default: found
+    /// from the folder names. Partition values are strings.
+    #[serde(default)]
+    pub partition_columns: Option<Vec<String>>,
+}
+
+/// A destination, by its `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum DestinationConfig {
+    /// Zuora usage import files.
+    #[serde(rename = "zuora_file")]
+    ZuoraFile(ZuoraFileConfig),
+}
+
+impl DestinationConfig {
+    /// The `type:` value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DestinationConfig::ZuoraFile(_) => "zuora_file",
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The row key: a deterministic identity for one usage row of one sync, derived from the sync
+//! id and the model's primary key. It is what the anti-join compares and what Zuora receives
+//! as `UniqueKey`, so it must never change for the same row: the primary key values are put in
+//! a canonical form of dinmo's own (not a library's display format, which may change between
+//! versions) and hashed with xxh3-128.
+//!
+//! Canonical forms: strings as-is; integers of any width in decimal; decimals in plain
+//! notation without trailing zeros; dates as days since 1970-01-01; timestamps of any unit
+//! and zone as nanoseconds since the epoch (UTC); booleans as 0/1. Each value is prefixed
+//! with a type tag and its length, so no two different keys share an encoding.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampNanosecondType};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use xxhash_rust::xxh3::Xxh3;
+
+/// Version of the canonical encoding, recorded in run manifests.
+pub const ROW_KEY_VERSION: u32 = 1;
+
+/// Why a column cannot be part of a primary key, or `Ok` when it can.
+pub fn check_key_type(data_type: &DataType) -> Result<(), String> {
+    let inner = match data_type {
+        DataType::Dictionary(_, value) => value.as_ref(),
+        other => other,
+    };
+    match inner {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => Ok(()),
+        t if t.is_integer() => Ok(()),
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => Ok(()),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Ok(()),
+        t if t.is_floating() => Err(format!(
+            "is {t}; floating-point values are not exact enough to identify a usage row (cast to DECIMAL or BIGINT)"
+        )),
+        t => Err(format!("is {t}, which cannot be part of a primary key")),
+    }
+}
+
+/// Computes the key of every row of `batch` from the columns `key_columns`.
+pub fn row_keys(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Result<ArrayRef, ArrowError> {
+    let parts = key_columns
+        .iter()
+        .map(|&i| canonical_column(batch.column(i)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut builder = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 32);
+    let mut buffer = Vec::with_capacity(64);
+    for row in 0..batch.num_rows() {
+        buffer.clear();
+        for part in &parts {
+            match &part[row] {
+                // Nulls are refused before keys are computed; encode them distinctly anyway.
+                None => buffer.extend_from_slice(b"~;"),
+                Some(value) => {
+                    buffer.extend_from_slice(value.len().to_string().as_bytes());
+                    buffer.push(b':');
+                    buffer.extend_from_slice(value.as_bytes());
+                }
+            }
+        }
+        builder.append_value(hash_key(sync_id, &buffer));
+    }
+    Ok(Arc::new(builder.finish()))
+}
+
+fn hash_key(sync_id: &str, encoded: &[u8]) -> String {
+    let mut hasher = Xxh3::new();
+    hasher.update(sync_id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(encoded);
+    format!("{:032x}", hasher.digest128())
+}
+
+/// The canonical text of each value, type tag first.
+fn canonical_column(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError> {
+    let array = match array.data_type() {
+        DataType::Dictionary(_, value) => cast(array, value)?,
+        _ => Arc::clone(array),
+    };
+    let tagged = |tag: char, values: Vec<Option<String>>| -> Vec<Option<String>> {
+        values.into_iter().map(|v| v.map(|v| format!("{tag}{v}"))).collect()
+    };
+    let as_strings = |array: &ArrayRef| -> Result<Vec<Option<String>>, ArrowError> {
+        let strings = cast(array, &DataType::Utf8)?;
+        Ok(strings.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
+    };
+    Ok(match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => tagged('s', as_strings(&array)?),
+        DataType::Boolean => tagged(
+            'b',
+            array.as_boolean().iter().map(|v| v.map(|b| if b { "1" } else { "0" }.to_string())).collect(),
+        ),
+        t if t.is_integer() => tagged('i', as_strings(&array)?),
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            tagged('n', as_strings(&array)?.into_iter().map(|v| v.map(|s| normalise_decimal(&s))).collect())
+        }
+        DataType::Date32 | DataType::Date64 => {
+            let days = cast(&array, &DataType::Date32)?;
+            tagged('d', days.as_primitive::<Date32Type>().iter().map(|v| v.map(|d| d.to_string())).collect())
+        }
+        DataType::Timestamp(unit, tz) => {
+            let multiplier: i128 = match unit {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            // Reinterpret the raw i64 in its own unit; widening avoids any overflow.
+            let raw = cast(&array, &DataType::Timestamp(*unit, tz.clone()))?;
+            let values: Vec<Option<String>> = match unit {
+                TimeUnit::Nanosecond => raw
+                    .as_primitive::<TimestampNanosecondType>()
+                    .iter()
+                    .map(|v| v.map(|n| n.to_string()))
+                    .collect(),
+                _ => {
+                    let ints = cast(&raw, &DataType::Int64)?;
+                    ints.as_primitive::<arrow::datatypes::Int64Type>()
+                        .iter()
+                        .map(|v| v.map(|n| (i128::from(n) * multiplier).to_string()))
+                        .collect()
+                }
+            };
+            tagged('t', values)
+        }
+        other => {
+            return Err(ArrowError::InvalidArgumentError(format!("{other} cannot be part of a primary key")));
+        }
+    })
+}
+
+/// `12.500` → `12.5`, `3.00` → `3`, `-0.0` → `0`.
+fn normalise_decimal(text: &str) -> String {
+    let trimmed = match text.split_once('.') {
+        Some((int, frac)) => {
+            let frac = frac.trim_end_matches('0');
+            if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") }
+        }
+        None => text.to_string(),
+    };
+    match trimmed.as_str() {
+        "-0" => "0".to_string(),
+        _ => trimmed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{
+        Date32Array, Decimal128Array, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray,
+        TimestampMicrosecondArray, TimestampSecondArray,
+    };
+    use arrow::datatypes::{Field, Int8Type, Schema};
+
+    use super::*;
+
+    fn keys_of(columns: Vec<ArrayRef>) -> Vec<String> {
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let indices: Vec<usize> = (0..batch.num_columns()).collect();
+        let keys = row_keys("m.d", &batch, &indices).unwrap();
+        keys.as_string::<i32>().iter().map(|k| k.unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn keys_are_stable_across_releases() {
+        // A changed value here means every sync would resend its whole history: never
+        // update this expectation without a state migration.
+        let keys = keys_of(vec![Arc::new(StringArray::from(vec!["A001"])), Arc::new(Int64Array::from(vec![7]))]);
+        assert_eq!(keys, [hash_key("m.d", b"5:sA001,2:i7".as_slice()).replace(',', "")]);
+        assert_eq!(keys[0].len(), 32);
+    }
+
+    #[test]
+    fn equal_values_of_different_physical_types_share_a_key() {
+        let strings = keys_of(vec![Arc::new(StringArray::from(vec!["x"]))]);
+        let dictionary: DictionaryArray<Int8Type> = vec!["x"].into_iter().collect();
+        assert_eq!(strings, keys_of(vec![Arc::new(dictionary)]));
+        assert_eq!(keys_of(vec![Arc::new(Int32Array::from(vec![5]))]), keys_of(vec![Arc::new(Int64Array::from(vec![5]))]));
+        let seconds = keys_of(vec![Arc::new(TimestampSecondArray::from(vec![1_700_000_000]))]);
+        let micros = keys_of(vec![Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_000_000]).with_timezone("UTC"))]);
+        assert_eq!(seconds, micros);
+        let a = Decimal128Array::from(vec![12500]).with_precision_and_scale(10, 3).unwrap();
+        let b = Decimal128Array::from(vec![125]).with_precision_and_scale(10, 1).unwrap();
+        assert_eq!(keys_of(vec![Arc::new(a)]), keys_of(vec![Arc::new(b)]));
+    }
+
+    #[test]
+    fn encoding_is_unambiguous() {
+        // ("ab", "c") and ("a", "bc") must not collide; nor may a string and an integer.
+        let first = keys_of(vec![Arc::new(StringArray::from(vec!["ab"])), Arc::new(StringArray::from(vec!["c"]))]);
+        let second = keys_of(vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(StringArray::from(vec!["bc"]))]);
+        assert_ne!(first, second);
+        assert_ne!(keys_of(vec![Arc::new(StringArray::from(vec!["5"]))]), keys_of(vec![Arc::new(Int64Array::from(vec![5]))]));
+        assert_ne!(keys_of(vec![Arc::new(Date32Array::from(vec![1]))]), keys_of(vec![Arc::new(Int64Array::from(vec![1]))]));
+    }
+
+    #[test]
+    fn the_sync_id_is_part_of_the_key() {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, false)])),
+            vec![Arc::new(StringArray::from(vec!["x"]))],
+        )
+        .unwrap();
+        let one = row_keys("m.one", &batch, &[0]).unwrap();
+        let two = row_keys("m.two", &batch, &[0]).unwrap();
+        assert_ne!(one.as_string::<i32>().value(0), two.as_string::<i32>().value(0));
+    }
+
+    #[test]
+    fn floats_are_refused_as_keys() {
+        assert!(check_key_type(&DataType::Float64).unwrap_err().contains("floating-point"));
+        assert!(check_key_type(&DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))).is_ok());
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
+        assert!(canonical_column(&floats).is_err());
+    }
+}

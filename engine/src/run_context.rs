@@ -1,0 +1,76 @@
+//! What every sync of one invocation shares: the run id, times, git commit, state store,
+//! staging folder and flags.
+
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::project::{Model, Sync};
+use crate::state::StateStore;
+
+/// Shared by the syncs of one run.
+#[derive(Debug)]
+pub struct RunContext {
+    /// `YYYYMMDDTHHMMSSZ-xxxx`: sorts by start time, unique across concurrent starts.
+    pub run_id: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// The project's git commit, when it is in a repository.
+    pub git_commit: Option<String>,
+    /// Ignore snapshots (`--full-refresh`).
+    pub full_refresh: bool,
+    /// Compute only (`plan`, `run --dry-run`).
+    pub dry_run: bool,
+    /// The state store.
+    pub state: StateStore,
+    /// Local folder for this run's staging files, removed when the run ends.
+    pub staging_dir: PathBuf,
+    /// Draw progress bars.
+    pub show_progress: bool,
+}
+
+impl RunContext {
+    /// Now, as RFC 3339 in UTC with seconds.
+    pub fn now() -> String {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
+/// A new run id.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now();
+    let entropy = format!("{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or_default());
+    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%SZ"), xxh3_64(entropy.as_bytes()) & 0xffff)
+}
+
+/// `git rev-parse HEAD` in `root`, when it is a repository.
+pub fn git_commit(root: &Path) -> Option<String> {
+    let output = std::process::Command::new("git").arg("-C").arg(root).args(["rev-parse", "HEAD"]).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// xxh3-64 of the model's SQL, hex.
+pub fn sql_hash(sql: &str) -> String {
+    format!("{:016x}", xxh3_64(sql.trim().as_bytes()))
+}
+
+/// xxh3-64 of the sync's mapping and the model's primary key, hex.
+pub fn mapping_hash(model: &Model, sync: &Sync) -> String {
+    let mut text = format!("pk={}\n", model.primary_key.join(","));
+    for mapped in &sync.mapping {
+        text.push_str(&format!("{}={}\n", mapped.field, mapped.column));
+    }
+    format!("{:016x}", xxh3_64(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_fit_file_names() {
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261121T150600Z-9f3a".len(), "{id}");
+        assert!(id.as_bytes()[8] == b'T' && id.as_bytes()[15] == b'Z');
+    }
+}

@@ -1,0 +1,103 @@
+//! Run manifests: `<sync>/runs/<run>.json`.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the manifest layout; bumped on incompatible change.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// What one run did for one sync.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// [`MANIFEST_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// The run's id (shared by every sync of one `dinmo run`).
+    pub run_id: String,
+    /// `<model>.<destination>`.
+    pub sync_id: String,
+    /// Model name.
+    pub model: String,
+    /// Destination name.
+    pub destination: String,
+    /// Destination type.
+    pub destination_type: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// RFC 3339 end time.
+    pub finished_at: String,
+    /// `git rev-parse HEAD` of the project, when it is in a repository.
+    pub git_commit: Option<String>,
+    /// xxh3-64 of the model's SQL text.
+    pub model_sql_hash: String,
+    /// xxh3-64 of the sync's mapping and primary key.
+    pub mapping_hash: String,
+    /// Version of the row-key encoding.
+    pub row_key_version: u32,
+    /// Whether the snapshot was ignored (`--full-refresh`).
+    pub full_refresh: bool,
+    /// Row counts.
+    pub counts: Counts,
+    /// The snapshot part this run added, if any row was acknowledged.
+    pub snapshot_part: Option<PartInfo>,
+    /// The rejected rows of this run, if any.
+    pub rejected_part: Option<PartInfo>,
+    /// Destination-side ids (files written, import ids).
+    pub destination_ids: Vec<String>,
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// The error that stopped the run, if one did (never holds a secret).
+    pub error: Option<String>,
+}
+
+/// Row counts of one sync in one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Rows the model produced.
+    pub model_rows: u64,
+    /// Rows not in the snapshot.
+    pub new_rows: u64,
+    /// Rows the destination acknowledged.
+    pub accepted: u64,
+    /// Rows refused (by a field rule or the destination).
+    pub rejected: u64,
+    /// Rows neither acknowledged nor refused when the run stopped.
+    pub pending: u64,
+}
+
+/// A Parquet object in the state store, with what is needed to verify it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartInfo {
+    /// Path relative to the state location.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// xxh3-64 of the file's bytes, hex.
+    pub xxh3: String,
+}
+
+/// How a sync's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every new row was acknowledged.
+    Succeeded,
+    /// Nothing new to send.
+    NothingToSend,
+    /// Some rows were refused; they are offered again next run.
+    PartiallyRejected,
+    /// The run stopped on an error; what was acknowledged before it is committed.
+    Failed,
+}
+
+impl Outcome {
+    /// The text used in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::NothingToSend => "nothing_to_send",
+            Outcome::PartiallyRejected => "partially_rejected",
+            Outcome::Failed => "failed",
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The state store: per sync, the snapshot parts of acknowledged rows, run manifests, pending
+//! intents and rejected rows, on any `object_store` backend.
+//!
+//! ```text
+//! <sync>/snapshot/<run>.parquet    rows the destination acknowledged in run <run>
+//! <sync>/runs/<run>.json           manifest
+//! <sync>/pending/<run>.parquet     rows about to be sent, with their keys
+//! <sync>/rejected/<run>.parquet    rows the destination refused, with code and message
+//! ```
+
+mod manifest;
+mod parts;
+mod store;
+
+pub use manifest::{Counts, Outcome, PartInfo, RunManifest, MANIFEST_FORMAT_VERSION};
+pub use parts::LocalPartWriter;
+pub use store::{StateStore, VerifiedSnapshot};

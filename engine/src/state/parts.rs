@@ -1,0 +1,60 @@
+//! Parquet files written locally first (staging, pending, snapshot and rejected parts), then
+//! uploaded to the state store whole.
+
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::error::{DinmoError, Result};
+
+/// Streams batches into a local Parquet file.
+pub struct LocalPartWriter {
+    path: PathBuf,
+    writer: AsyncArrowWriter<tokio::fs::File>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for LocalPartWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPartWriter").field("path", &self.path).field("rows", &self.rows).finish()
+    }
+}
+
+impl LocalPartWriter {
+    /// Creates `path` for batches of `schema`.
+    pub async fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(DinmoError::io(parent))?;
+        }
+        let file = tokio::fs::File::create(path).await.map_err(DinmoError::io(path))?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let writer = AsyncArrowWriter::try_new(file, schema, Some(properties))
+            .map_err(DinmoError::parquet(path.display().to_string()))?;
+        Ok(LocalPartWriter { path: path.to_path_buf(), writer, rows: 0 })
+    }
+
+    /// Appends a batch.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).await.map_err(DinmoError::parquet(self.path.display().to_string()))
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Closes the file; returns its path and row count.
+    pub async fn finish(self) -> Result<(PathBuf, u64)> {
+        let path = self.path;
+        self.writer.close().await.map_err(DinmoError::parquet(path.display().to_string()))?;
+        Ok((path, self.rows))
+    }
+}
+

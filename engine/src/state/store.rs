@@ -1,0 +1,220 @@
+//! Reading and writing one state location.
+
+use std::path::Path;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::warn;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::manifest::{PartInfo, RunManifest};
+use crate::error::{DinmoError, Result};
+use crate::storage::{StoreLocation, open_location};
+
+const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
+
+/// A state location.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    location: StoreLocation,
+}
+
+/// The snapshot of a sync after its parts were checked against the manifests.
+#[derive(Debug, Clone, Default)]
+pub struct VerifiedSnapshot {
+    /// URLs of every part, for DataFusion.
+    pub part_urls: Vec<String>,
+    /// Rows across the parts.
+    pub rows: u64,
+    /// Manifests of the sync, oldest first.
+    pub manifests: Vec<RunManifest>,
+}
+
+impl StateStore {
+    /// Opens the state location (an absolute local path or a URL).
+    pub fn open(location: &str) -> Result<Self> {
+        Ok(StateStore { location: open_location(location)? })
+    }
+
+    /// The location as configured.
+    pub fn display(&self) -> &str {
+        &self.location.display
+    }
+
+    /// The underlying store and root, for DataFusion registration.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    fn path(&self, relative: &str) -> ObjectPath {
+        relative.split('/').filter(|p| !p.is_empty()).fold(self.location.prefix.clone(), |path, part| path.join(part))
+    }
+
+    fn store_error(&self) -> impl FnOnce(object_store::Error) -> DinmoError + '_ {
+        move |source| DinmoError::StateStore { location: self.location.display.clone(), source }
+    }
+
+    /// The URL of a path relative to the state location.
+    pub fn url_of(&self, relative: &str) -> String {
+        self.location.url_of(&self.path(relative))
+    }
+
+    /// Relative paths of the objects under `folder` (relative to the state location).
+    async fn list(&self, folder: &str) -> Result<Vec<String>> {
+        let prefix = self.path(folder);
+        let objects: Vec<_> =
+            self.location.store.list(Some(&prefix)).try_collect().await.map_err(self.store_error())?;
+        let mut names: Vec<String> = objects
+            .into_iter()
+            .filter_map(|meta| meta.location.prefix_match(&self.location.prefix).map(|parts| {
+                parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/")
+            }))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every sync id that has state.
+    pub async fn sync_ids(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .list("")
+            .await?
+            .into_iter()
+            .filter_map(|path| {
+                let mut parts = path.split('/');
+                let sync = parts.next()?;
+                (parts.next() == Some("runs")).then(|| sync.to_string())
+            })
+            .collect();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The manifests of `sync`, oldest first (run ids sort by time).
+    pub async fn manifests(&self, sync: &str) -> Result<Vec<RunManifest>> {
+        let mut manifests = Vec::new();
+        for path in self.list(&format!("{sync}/runs")).await? {
+            if !path.ends_with(".json") {
+                continue;
+            }
+            let bytes = self.location.store.get(&self.path(&path)).await.map_err(self.store_error())?;
+            let bytes = bytes.bytes().await.map_err(self.store_error())?;
+            let manifest: RunManifest = serde_json::from_slice(&bytes).map_err(|e| DinmoError::Manifest {
+                location: self.url_of(&path),
+                message: e.to_string(),
+            })?;
+            manifests.push(manifest);
+        }
+        manifests.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        Ok(manifests)
+    }
+
+    /// Writes a run manifest.
+    pub async fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
+        let relative = format!("{}/runs/{}.json", manifest.sync_id, manifest.run_id);
+        let json = serde_json::to_vec_pretty(manifest).map_err(|e| DinmoError::Manifest {
+            location: self.url_of(&relative),
+            message: e.to_string(),
+        })?;
+        self.location.store.put(&self.path(&relative), PutPayload::from(json)).await.map_err(self.store_error())?;
+        Ok(())
+    }
+
+    /// Uploads a local file to `relative`, hashing it on the way. Multipart uploads complete
+    /// atomically: the object appears whole or not at all.
+    pub async fn upload(&self, local: &Path, relative: &str, rows: u64) -> Result<PartInfo> {
+        let mut file = tokio::fs::File::open(local).await.map_err(DinmoError::io(local))?;
+        let mut writer = object_store::buffered::BufWriter::new(self.location.store.clone(), self.path(relative));
+        let mut hasher = Xxh3::new();
+        let mut buffer = vec![0u8; UPLOAD_CHUNK];
+        let mut bytes = 0u64;
+        loop {
+            let read = file.read(&mut buffer).await.map_err(DinmoError::io(local))?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+            bytes += read as u64;
+            let upload_error = |source: std::io::Error| DinmoError::Io { path: self.url_of(relative).into(), source };
+            writer.write_all(&buffer[..read]).await.map_err(upload_error)?;
+        }
+        writer
+            .shutdown()
+            .await
+            .map_err(|source| DinmoError::Io { path: self.url_of(relative).into(), source })?;
+        Ok(PartInfo { path: relative.to_string(), rows, bytes, xxh3: format!("{:016x}", hasher.digest()) })
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, relative: &str) -> Result<()> {
+        match self.location.store.delete(&self.path(relative)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_error()(e)),
+        }
+    }
+
+    /// Reads a part and checks its size and checksum.
+    async fn verify_part(&self, sync: &str, part: &PartInfo) -> Result<()> {
+        let integrity = |message: String| DinmoError::StateIntegrity {
+            sync: sync.to_string(),
+            message,
+            remedy: "Restore the part from a backup of the state location; `--full-refresh` resends every row."
+                .to_string(),
+        };
+        let got = match self.location.store.get(&self.path(&part.path)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(integrity(format!("snapshot part {} is missing", self.url_of(&part.path))));
+            }
+            Err(e) => return Err(self.store_error()(e)),
+        };
+        let mut stream = got.into_stream();
+        let mut hasher = Xxh3::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = stream.try_next().await.map_err(self.store_error())? {
+            hasher.update(&chunk);
+            bytes += chunk.len() as u64;
+        }
+        if bytes != part.bytes {
+            return Err(integrity(format!(
+                "snapshot part {} has {bytes} bytes, its manifest says {} (truncated or replaced)",
+                self.url_of(&part.path),
+                part.bytes
+            )));
+        }
+        let checksum = format!("{:016x}", hasher.digest());
+        if checksum != part.xxh3 {
+            return Err(integrity(format!(
+                "snapshot part {} has checksum {checksum}, its manifest says {} (altered)",
+                self.url_of(&part.path),
+                part.xxh3
+            )));
+        }
+        Ok(())
+    }
+
+    /// Loads the manifests of `sync` and verifies every snapshot part they name. Parts that
+    /// no manifest names (a run that stopped between storing its part and its manifest) hold
+    /// acknowledged rows and are kept, with a warning.
+    pub async fn verified_snapshot(&self, sync: &str) -> Result<VerifiedSnapshot> {
+        let manifests = self.manifests(sync).await?;
+        let mut part_urls = Vec::new();
+        let mut rows = 0;
+        let mut named = Vec::new();
+        for part in manifests.iter().filter_map(|m| m.snapshot_part.as_ref()) {
+            self.verify_part(sync, part).await?;
+            part_urls.push(self.url_of(&part.path));
+            rows += part.rows;
+            named.push(part.path.clone());
+        }
+        for path in self.list(&format!("{sync}/snapshot")).await? {
+            if path.ends_with(".parquet") && !named.contains(&path) {
+                warn!(sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
+                part_urls.push(self.url_of(&path));
+            }
+        }
+        Ok(VerifiedSnapshot { part_urls, rows, manifests })
+    }
+}
