@@ -177,3 +177,87 @@ pub fn keys_of(batch: &RecordBatch) -> Vec<String> {
         .map(|keys| keys.as_string::<i32>().iter().map(|k| k.unwrap_or_default().to_string()).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use datafusion::datasource::MemTable;
+
+    use super::*;
+    use crate::project::MappedField;
+
+    fn sync() -> Sync {
+        Sync {
+            id: "m.d".into(),
+            model: "m".into(),
+            destination: "d".into(),
+            mapping: vec![
+                MappedField { field: "AccountNumber".into(), column: "account".into(), position: None },
+                MappedField { field: "Quantity".into(), column: "qty".into(), position: None },
+            ],
+            mapping_position: None,
+            max_new_rows: None,
+            position: None,
+        }
+    }
+
+    async fn staged_with(ctx: &SessionContext, keys: &[&str]) -> StagedModel {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("account", DataType::Utf8, false),
+            Field::new("qty", DataType::Int64, false),
+            Field::new(key_column(0), DataType::Utf8, false),
+        ]));
+        let accounts: Vec<String> = keys.iter().map(|k| format!("acct-{k}")).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(accounts)),
+                Arc::new(Int64Array::from_iter_values(0..keys.len() as i64)),
+                Arc::new(StringArray::from(keys.to_vec())),
+            ],
+        )
+        .unwrap();
+        // Two batches, so the join sees a stream rather than one array.
+        let (first, second) = (batch.slice(0, 2), batch.slice(2, batch.num_rows() - 2));
+        let table = MemTable::try_new(schema, vec![vec![first, second]]).unwrap();
+        ctx.register_table("staged", Arc::new(table)).unwrap();
+        StagedModel { table: "staged".into(), path: PathBuf::new(), rows: keys.len() as u64 }
+    }
+
+    async fn snapshot_of(ctx: &SessionContext, keys: &[&str]) -> DataFrame {
+        let schema = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(keys.to_vec()))]).unwrap();
+        ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap()
+    }
+
+    async fn new_keys(ctx: &SessionContext, staged: &StagedModel, snapshot: Option<DataFrame>) -> (Vec<String>, Vec<String>) {
+        let frame = new_rows(ctx, staged, 0, &sync(), snapshot).await.unwrap();
+        let batches = frame.collect().await.unwrap();
+        let mut keys: Vec<String> = batches.iter().flat_map(keys_of).collect();
+        keys.sort();
+        let columns = batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
+        (keys, columns)
+    }
+
+    #[tokio::test]
+    async fn keeps_only_rows_whose_key_is_not_in_the_snapshot() {
+        let ctx = SessionContext::new();
+        let staged = staged_with(&ctx, &["k1", "k2", "k3", "k4"]).await;
+        let snapshot = snapshot_of(&ctx, &["k2", "k4", "k9"]).await;
+        let (keys, columns) = new_keys(&ctx, &staged, Some(snapshot)).await;
+        assert_eq!(keys, ["k1", "k3"]);
+        assert_eq!(columns, ["AccountNumber", "Quantity", ROW_KEY_COLUMN]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_snapshot_keeps_everything_and_a_full_one_nothing() {
+        let ctx = SessionContext::new();
+        let staged = staged_with(&ctx, &["k1", "k2", "k3"]).await;
+        let empty = snapshot_frame(&ctx, &[]).await.unwrap();
+        assert_eq!(new_keys(&ctx, &staged, Some(empty)).await.0, ["k1", "k2", "k3"]);
+        let full = snapshot_of(&ctx, &["k1", "k2", "k3"]).await;
+        assert!(new_keys(&ctx, &staged, Some(full)).await.0.is_empty());
+        // --full-refresh: no snapshot at all.
+        assert_eq!(new_keys(&ctx, &staged, None).await.0, ["k1", "k2", "k3"]);
+    }
+}

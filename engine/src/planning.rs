@@ -112,20 +112,26 @@ async fn plan_model<'p>(
             continue; // an unknown destination was reported while loading
         };
         let mut mapped_fields = Vec::new();
+        let mut unresolved = Vec::new();
         for mapped in &sync.mapping {
             match schema.field_with_name(&mapped.column) {
                 Ok(field) => mapped_fields.push(Field::new(&mapped.field, field.data_type().clone(), true)),
-                Err(_) => report.push(
+                Err(_) => {
+                    unresolved.push(mapped.field.as_str());
+                    report.push(
                     &model.file,
                     mapped.position,
                     format!(
                         "sync `{}`: {} is mapped to column `{}`, which the model does not produce (columns: {columns})",
                         sync.id, mapped.field, mapped.column
                     ),
-                ),
+                    )
+                }
             }
         }
-        for problem in destination.validate_schema(&Schema::new(mapped_fields)) {
+        // A field whose column is missing was reported above; "not mapped" would repeat it.
+        let problems = destination.validate_schema(&Schema::new(mapped_fields));
+        for problem in problems.into_iter().filter(|p| !unresolved.contains(&p.field.as_str())) {
             let at = sync
                 .mapping
                 .iter()

@@ -11,7 +11,8 @@ use crate::state::StateStore;
 /// Shared by the syncs of one run.
 #[derive(Debug)]
 pub struct RunContext {
-    /// `YYYYMMDDTHHMMSSZ-xxxx`: sorts by start time, unique across concurrent starts.
+    /// `YYYYMMDDTHHMMSSmmmZ-xxxx`: sorts by start time (to the millisecond); the suffix keeps
+    /// ids of runs started in the same millisecond apart.
     pub run_id: String,
     /// RFC 3339.
     pub started_at: String,
@@ -40,7 +41,7 @@ impl RunContext {
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
     let entropy = format!("{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or_default());
-    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%SZ"), xxh3_64(entropy.as_bytes()) & 0xffff)
+    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S%3fZ"), xxh3_64(entropy.as_bytes()) & 0xffff)
 }
 
 /// `git rev-parse HEAD` in `root`, when it is a repository.
@@ -70,7 +71,12 @@ mod tests {
     #[test]
     fn run_ids_sort_by_time_and_fit_file_names() {
         let id = new_run_id();
-        assert_eq!(id.len(), "20261121T150600Z-9f3a".len(), "{id}");
-        assert!(id.as_bytes()[8] == b'T' && id.as_bytes()[15] == b'Z');
+        assert_eq!(id.len(), "20261121T150600123Z-9f3a".len(), "{id}");
+        assert!(id.as_bytes()[8] == b'T' && id.as_bytes()[18] == b'Z');
+        let later = {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            new_run_id()
+        };
+        assert!(later > id, "{later} sorts after {id}");
     }
 }

@@ -61,7 +61,8 @@ pub struct StoreLocation {
 impl StoreLocation {
     /// The URL of `path` inside this store.
     pub fn url_of(&self, path: &ObjectPath) -> String {
-        let base = self.base_url.as_str().trim_end_matches('/');
+        let base = self.base_url.as_str();
+        let base = base.strip_suffix('/').unwrap_or(base);
         format!("{base}/{path}")
     }
 }

@@ -1,0 +1,139 @@
+//! Every documented exit code, and the reports behind them.
+
+use crate::support::*;
+
+#[test]
+fn exit_0_when_everything_was_delivered() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let validate = project.dinmo(&["validate"]);
+    assert_eq!(code(&validate), 0, "{}", describe(&validate));
+    assert_eq!(stdout(&validate), "e2e: 1 model and 1 sync are valid\n");
+}
+
+#[test]
+fn exit_1_on_config_errors_with_every_location() {
+    let model = MODEL.replace("Quantity: qty", "Quantity: quantity").replace("primary_key: [account, usage_day]", "primary_key: [account, day_of_usage]");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    for command in [&["validate"][..], &["plan"], &["run"]] {
+        let output = project.dinmo(command);
+        assert_eq!(code(&output), 1, "{}", describe(&output));
+        let err = stderr(&output);
+        assert!(err.contains("2 problems in the project configuration"), "{err}");
+        assert!(err.contains("models/usage.yml:3:14: primary key column `day_of_usage` is not produced by the model"), "{err}");
+        assert!(err.contains("models/usage.yml:10:17: sync `usage.files`: Quantity is mapped to column `quantity`, which the model does not produce"), "{err}");
+    }
+    assert!(project.output_files("usage.files").is_empty());
+}
+
+#[test]
+fn exit_1_on_sql_errors_naming_the_model() {
+    let model = MODEL.replace("FROM events", "FROM evnets");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let output = project.dinmo(&["run"]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(stderr(&output).contains("models/usage.yml:2:6: model `usage`: SQL does not plan"), "{}", describe(&output));
+    assert!(stderr(&output).contains("evnets"), "{}", describe(&output));
+}
+
+#[test]
+fn exit_1_on_a_type_the_field_cannot_take() {
+    let model = MODEL.replace("StartDateTime: usage_day", "StartDateTime: qty");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let output = project.dinmo(&["validate"]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("models/usage.yml:9:22: sync `usage.files`: `StartDateTime` takes a date-time (timestamp, date or ISO 8601 string) but the column is of type Int64"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn exit_1_when_a_required_field_is_unmapped() {
+    let model = MODEL.replace("      UnitOfMeasure: uom\n", "");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let output = project.dinmo(&["validate"]);
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(stderr(&output).contains("sync `usage.files`: required field `UnitOfMeasure` is not mapped"), "{}", describe(&output));
+}
+
+#[test]
+fn plan_detailed_exitcode_is_2_with_rows_to_send_and_0_without() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let plan = project.dinmo(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code(&plan), 2, "{}", describe(&plan));
+    let plain = project.dinmo(&["plan"]);
+    assert_eq!(code(&plain), 0, "without the flag a plan with rows exits 0: {}", describe(&plain));
+    assert!(project.output_files("usage.files").is_empty(), "plan sends nothing");
+    assert!(project.state_files("usage.files", "runs").is_empty(), "plan commits nothing");
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let after = project.dinmo(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code(&after), 0, "{}", describe(&after));
+}
+
+#[test]
+fn exit_3_when_some_rows_were_rejected() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", -1)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 3, "{}", describe(&run));
+    let dry = project.dinmo(&["run", "--dry-run"]);
+    assert_eq!(code(&dry), 0, "a dry run refuses nothing: {}", describe(&dry));
+}
+
+#[test]
+fn selectors_pick_models_by_name_and_tag() {
+    let tagged = MODEL.replace("model: usage", "model: tagged\ntags: [nightly]");
+    let project = TestProject::new(PROJECT, &[("usage.yml", MODEL), ("tagged.yml", &tagged)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let ids = |args: &[&str]| -> Vec<String> {
+        let output = project.dinmo(args);
+        assert_eq!(code(&output), 0, "{}", describe(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["syncs"].as_array().unwrap().iter().map(|s| s["sync_id"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(ids(&["plan", "--format", "json"]), ["tagged.files", "usage.files"]);
+    assert_eq!(ids(&["plan", "--format", "json", "--select", "tag:nightly"]), ["tagged.files"]);
+    assert_eq!(ids(&["plan", "--format", "json", "--exclude", "tagged"]), ["usage.files"]);
+    assert_eq!(ids(&["plan", "--format", "json", "--select", "sync:usage.files"]), ["usage.files"]);
+    let unknown = project.dinmo(&["plan", "--select", "nope"]);
+    assert_eq!(code(&unknown), 1);
+    assert!(stderr(&unknown).contains("selector `nope`: matches no model or sync"), "{}", describe(&unknown));
+}
+
+#[test]
+fn plan_and_show_reports() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", -2)]);
+    let plan = project.dinmo(&["plan"]);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\d{8}T\d{9}Z-[0-9a-f]{4}", "[RUN_ID]");
+    settings.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]");
+    settings.add_filter(&regex_escape(&project.path().display().to_string()), "[PROJECT]");
+    settings.bind(|| insta::assert_snapshot!("plan_text", stdout(&plan)));
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 3);
+    let runs = project.dinmo(&["runs"]);
+    let run_id = stdout(&runs).lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let show = project.dinmo(&["show", &run_id]);
+    assert_eq!(code(&show), 0, "{}", describe(&show));
+    settings.add_filter(r"xxh3 [0-9a-f]{16}", "xxh3 [HASH]");
+    settings.add_filter(r"\d+ bytes", "[N] bytes");
+    settings.add_filter(r"git commit [0-9a-f]{40}\n", "");
+    settings.bind(|| insta::assert_snapshot!("show_text", stdout(&show)));
+    let missing = project.dinmo(&["show", "20000101T000000000Z-0000"]);
+    assert_eq!(code(&missing), 1);
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
+}

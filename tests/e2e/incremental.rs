@@ -1,0 +1,108 @@
+//! First run, second run, new data, rejected rows offered again, every source format.
+
+use crate::support::*;
+
+#[test]
+fn first_run_sends_everything_then_nothing_then_only_new_rows() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
+    project.export_day("2026-11-19", &[("A1", 11)]);
+
+    let first = project.dinmo(&["run"]);
+    assert_eq!(code(&first), 0, "{}", describe(&first));
+    let rows = project.output_rows("usage.files");
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert!(rows.iter().any(|r| r.starts_with("A1,AccountNumber:A1,API_CALL,2026-11-18T00:00:00,10,,")), "{rows:#?}");
+
+    let second = project.dinmo(&["run"]);
+    assert_eq!(code(&second), 0, "{}", describe(&second));
+    assert!(stdout(&second).contains("new rows: 0"), "{}", describe(&second));
+    assert_eq!(project.output_files("usage.files").len(), 1, "a run with nothing new writes no file");
+
+    project.export_day("2026-11-20", &[("A1", 12), ("A3", 30)]);
+    let third = project.dinmo(&["run"]);
+    assert_eq!(code(&third), 0, "{}", describe(&third));
+    let files = project.output_files("usage.files");
+    assert_eq!(files.len(), 2);
+    let newest = std::fs::read_to_string(&files[1]).unwrap();
+    let new_rows: Vec<&str> = newest.lines().skip(1).collect();
+    assert_eq!(new_rows.len(), 2, "{newest}");
+    assert!(new_rows.iter().all(|r| r.contains("2026-11-20T00:00:00")), "{newest}");
+    // Every row exactly once across all files.
+    let mut keys: Vec<String> = project.output_rows("usage.files").iter().map(|r| r.split(',').nth(6).unwrap().to_string()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 5);
+}
+
+#[test]
+fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", -5)]);
+
+    let first = project.dinmo(&["run"]);
+    assert_eq!(code(&first), 3, "{}", describe(&first));
+    assert!(stdout(&first).contains("1 × negative_quantity: Quantity is -5; it must be zero or more"), "{}", describe(&first));
+    assert_eq!(project.output_rows("usage.files").len(), 1);
+    assert_eq!(project.state_files("usage.files", "rejected").len(), 1);
+
+    // Not in the snapshot, so the next run offers it again, and refuses it again.
+    let second = project.dinmo(&["run"]);
+    assert_eq!(code(&second), 3, "{}", describe(&second));
+    assert!(stdout(&second).contains("new rows: 1"), "{}", describe(&second));
+
+    // Fixed upstream: now it is sent, once.
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 5)]);
+    let third = project.dinmo(&["run"]);
+    assert_eq!(code(&third), 0, "{}", describe(&third));
+    let rows = project.output_rows("usage.files");
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().any(|r| r.starts_with("A2,") && r.contains(",5,")), "{rows:#?}");
+
+    let show = project.dinmo(&["runs", "--format", "json"]);
+    assert_eq!(code(&show), 0, "{}", describe(&show));
+    let runs: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    let outcomes: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["succeeded", "partially_rejected", "partially_rejected"]);
+}
+
+#[test]
+fn csv_json_and_glob_sources_are_tables() {
+    let project = TestProject::new(
+        "name: formats
+sources:
+  csv_events:
+    location: data/csv/*.csv
+    format: csv
+    options: { delimiter: ';' }
+  json_events:
+    location: data/json/
+    format: json
+destinations:
+  files:
+    type: zuora_file
+    path: out
+",
+        &[(
+            "both.yml",
+            "model: both
+sql: |
+  SELECT account, CAST(qty AS BIGINT) AS qty, CAST(day AS DATE) AS day FROM csv_events
+  UNION ALL
+  SELECT account, CAST(qty AS BIGINT), CAST(day AS DATE) FROM json_events
+primary_key: [account, day]
+syncs:
+  - destination: files
+    mapping: { AccountNumber: account, UnitOfMeasure: account, StartDateTime: day, Quantity: qty }
+",
+        )],
+    );
+    project.write("data/csv/a.csv", "account;qty;day\nC1;1;2026-11-01\nC2;2;2026-11-01\n");
+    project.write("data/csv/ignored.txt", "not,a,source\n");
+    project.write("data/json/events.json", "{\"account\":\"J1\",\"qty\":3,\"day\":\"2026-11-02\"}\n");
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let mut accounts: Vec<String> = project.output_rows("both.files").iter().map(|r| r.split(',').next().unwrap().to_string()).collect();
+    accounts.sort();
+    assert_eq!(accounts, ["C1", "C2", "J1"]);
+}

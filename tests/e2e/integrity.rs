@@ -1,0 +1,102 @@
+//! Damaged state, guards and bad model output stop the run before anything is sent.
+
+use crate::support::*;
+
+fn synced_project() -> TestProject {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
+    let first = project.dinmo(&["run"]);
+    assert_eq!(code(&first), 0, "{}", describe(&first));
+    project.export_day("2026-11-19", &[("A1", 11)]);
+    project
+}
+
+fn assert_stopped_and_nothing_written(project: &TestProject, expect: &str) {
+    let files_before = project.output_files("usage.files");
+    let runs_before = project.state_files("usage.files", "runs");
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 1, "{}", describe(&run));
+    assert!(stderr(&run).contains(expect), "expected `{expect}` in:\n{}", describe(&run));
+    assert!(stderr(&run).contains("Nothing was sent"), "{}", describe(&run));
+    assert_eq!(project.output_files("usage.files"), files_before, "no usage file may be written");
+    assert_eq!(project.state_files("usage.files", "runs"), runs_before, "no manifest may be written");
+    assert!(project.state_files("usage.files", "pending").is_empty());
+}
+
+fn snapshot_part(project: &TestProject) -> std::path::PathBuf {
+    let parts = project.state_files("usage.files", "snapshot");
+    assert_eq!(parts.len(), 1);
+    parts[0].clone()
+}
+
+#[test]
+fn a_deleted_snapshot_part_stops_the_run() {
+    let project = synced_project();
+    std::fs::remove_file(snapshot_part(&project)).unwrap();
+    assert_stopped_and_nothing_written(&project, "is missing");
+}
+
+#[test]
+fn a_truncated_snapshot_part_stops_the_run() {
+    let project = synced_project();
+    let part = snapshot_part(&project);
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+    assert_stopped_and_nothing_written(&project, "truncated or replaced");
+}
+
+#[test]
+fn an_altered_snapshot_part_stops_the_run() {
+    let project = synced_project();
+    let part = snapshot_part(&project);
+    let mut bytes = std::fs::read(&part).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&part, &bytes).unwrap();
+    assert_stopped_and_nothing_written(&project, "(altered)");
+}
+
+#[test]
+fn max_new_rows_stops_the_run_before_sending() {
+    let project = TestProject::new(PROJECT, &[("usage.yml", &format!("{MODEL}    max_new_rows: 2\n"))]);
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 1, "{}", describe(&run));
+    assert!(stderr(&run).contains("3 new rows exceed max_new_rows (2); nothing was sent"), "{}", describe(&run));
+    assert!(project.output_files("usage.files").is_empty());
+    assert!(project.state_files("usage.files", "runs").is_empty());
+    assert!(project.state_files("usage.files", "snapshot").is_empty());
+}
+
+#[test]
+fn a_duplicate_primary_key_is_named_and_nothing_is_sent() {
+    let model = MODEL.replace("primary_key: [account, usage_day]", "primary_key: [usage_day]");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 1, "{}", describe(&run));
+    assert!(stderr(&run).contains("primary key (usage_day) is not unique: (usage_day=2026-11-18T00:00:00) ×2"), "{}", describe(&run));
+    assert!(project.output_files("usage.files").is_empty());
+}
+
+#[test]
+fn a_null_primary_key_is_refused() {
+    let model = MODEL.replace("SELECT account,", "SELECT CASE WHEN qty > 1 THEN account END AS account,");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 1, "{}", describe(&run));
+    assert!(stderr(&run).contains("primary key (account, usage_day) is null in 1 row(s)"), "{}", describe(&run));
+    assert!(project.output_files("usage.files").is_empty());
+}
+
+#[test]
+fn full_refresh_must_be_asked_for() {
+    let project = synced_project();
+    let plain = project.dinmo(&["plan", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(report["syncs"][0]["counts"]["new_rows"], 1);
+    let refresh = project.dinmo(&["plan", "--full-refresh", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&refresh.stdout).unwrap();
+    assert_eq!(report["syncs"][0]["counts"]["new_rows"], 3);
+}

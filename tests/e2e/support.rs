@@ -1,0 +1,155 @@
+//! Temp projects and the real `dinmo` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use assert_cmd::Command;
+use parquet::arrow::ArrowWriter;
+
+pub const PROJECT: &str = "name: e2e
+sources:
+  events:
+    location: data/events/
+destinations:
+  files:
+    type: zuora_file
+    path: out
+";
+
+/// One usage row per event: account, day, quantity.
+pub const MODEL: &str = "model: usage
+sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account, usage_day]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+";
+
+/// A project in a temp folder.
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestProject {
+    pub fn new(project: &str, models: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let this = TestProject { dir };
+        this.write("dinmo.yml", project);
+        for (name, text) in models {
+            this.write(&format!("models/{name}"), text);
+        }
+        this
+    }
+
+    /// The default project with the default model.
+    pub fn standard() -> Self {
+        Self::new(PROJECT, &[("usage.yml", MODEL)])
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    /// Writes `data/events/day=<day>/part.parquet` with (account, qty) rows.
+    pub fn export_day(&self, day: &str, rows: &[(&str, i64)]) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("account", DataType::Utf8, false),
+            Field::new("qty", DataType::Int64, false),
+        ]));
+        let accounts: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()));
+        let qty: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
+        let batch = RecordBatch::try_new(schema.clone(), vec![accounts, qty]).expect("batch");
+        write_parquet(&self.path().join(format!("data/events/day={day}/part.parquet")), &batch);
+    }
+
+    /// Runs `dinmo ARGS` in the project folder.
+    pub fn dinmo(&self, args: &[&str]) -> Output {
+        dinmo_in(self.path(), args, &[])
+    }
+
+    /// The usage files written for `sync`, sorted by name.
+    pub fn output_files(&self, sync: &str) -> Vec<PathBuf> {
+        files_in(&self.path().join("out").join(sync))
+    }
+
+    /// Every data row of every usage file of `sync` (header lines dropped).
+    pub fn output_rows(&self, sync: &str) -> Vec<String> {
+        let mut rows = Vec::new();
+        for file in self.output_files(sync) {
+            let text = std::fs::read_to_string(&file).expect("read csv");
+            rows.extend(text.lines().skip(1).map(str::to_string));
+        }
+        rows
+    }
+
+    pub fn state(&self, relative: &str) -> PathBuf {
+        self.path().join(".dinmo/state").join(relative)
+    }
+
+    /// Files under a state folder of a sync (`snapshot`, `runs`, `rejected`, `pending`).
+    pub fn state_files(&self, sync: &str, folder: &str) -> Vec<PathBuf> {
+        files_in(&self.state(&format!("{sync}/{folder}")))
+    }
+}
+
+pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dinmo"));
+    command.current_dir(dir).args(args).env("DINMO_LOG", "warn").env_remove("RUST_LOG").timeout(std::time::Duration::from_secs(120));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run dinmo")
+}
+
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+pub fn write_parquet(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(path).expect("create parquet");
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+    writer.write(batch).expect("write batch");
+    writer.close().expect("close");
+}
+
+/// Exit code, stdout and stderr, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
