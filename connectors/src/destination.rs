@@ -46,11 +46,12 @@ impl FieldKind {
                 is_text
                     || is_int
                     || data_type.is_floating()
-                    || matches!(data_type, Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..))
+                    || matches!(
+                        data_type,
+                        Decimal32(..) | Decimal64(..) | Decimal128(..) | Decimal256(..)
+                    )
             }
-            FieldKind::DateTime => {
-                is_text || matches!(data_type, Timestamp(..) | Date32 | Date64)
-            }
+            FieldKind::DateTime => is_text || matches!(data_type, Timestamp(..) | Date32 | Date64),
         }
     }
 
@@ -185,16 +186,14 @@ pub trait Destination: Send + Sync + Debug {
                             .join(", ")
                     ),
                 }),
-                Some(spec) if !spec.kind.accepts(arrow_field.data_type()) => {
-                    problems.push(SchemaProblem {
-                        field: name.clone(),
-                        message: format!(
-                            "`{name}` takes {} but the column is of type {}",
-                            spec.kind.describe(),
-                            arrow_field.data_type()
-                        ),
-                    })
-                }
+                Some(spec) if !spec.kind.accepts(arrow_field.data_type()) => problems.push(SchemaProblem {
+                    field: name.clone(),
+                    message: format!(
+                        "`{name}` takes {} but the column is of type {}",
+                        spec.kind.describe(),
+                        arrow_field.data_type()
+                    ),
+                }),
                 Some(_) => {}
             }
         }

@@ -56,7 +56,11 @@ pub struct Rejection {
 
 impl Rejection {
     fn field(code: RejectCode, field: &str, message: String) -> Self {
-        Rejection { code, field: Some(field.to_string()), message }
+        Rejection {
+            code,
+            field: Some(field.to_string()),
+            message,
+        }
     }
 }
 
@@ -102,7 +106,10 @@ pub fn check_cell(spec: &FieldSpec, limits: Option<NumberLimits>, cell: &Cell) -
             }
         }
         Cell::Number(text) => {
-            let limits = limits.unwrap_or(NumberLimits { non_negative: false, max_fraction_digits: None });
+            let limits = limits.unwrap_or(NumberLimits {
+                non_negative: false,
+                max_fraction_digits: None,
+            });
             let negative = text.starts_with('-') && text.bytes().any(|b| (b'1'..=b'9').contains(&b));
             if limits.non_negative && negative {
                 return Some(Rejection::field(
@@ -131,16 +138,30 @@ mod tests {
     use crate::destination::FieldKind;
 
     fn spec(name: &'static str, kind: FieldKind, required: bool, max_chars: Option<usize>) -> FieldSpec {
-        FieldSpec { name: name.into(), kind, required, max_chars }
+        FieldSpec {
+            name: name.into(),
+            kind,
+            required,
+            max_chars,
+        }
     }
 
-    const QUANTITY: NumberLimits = NumberLimits { non_negative: true, max_fraction_digits: Some(9) };
+    const QUANTITY: NumberLimits = NumberLimits {
+        non_negative: true,
+        max_fraction_digits: Some(9),
+    };
 
     #[test]
     fn required_fields_must_have_values() {
         let account = spec("AccountNumber", FieldKind::Text, true, Some(50));
-        assert_eq!(check_cell(&account, None, &Cell::Null).unwrap().code, RejectCode::MissingField);
-        assert_eq!(check_cell(&account, None, &Cell::Text("  ".into())).unwrap().code, RejectCode::MissingField);
+        assert_eq!(
+            check_cell(&account, None, &Cell::Null).unwrap().code,
+            RejectCode::MissingField
+        );
+        assert_eq!(
+            check_cell(&account, None, &Cell::Text("  ".into())).unwrap().code,
+            RejectCode::MissingField
+        );
         assert!(check_cell(&account, None, &Cell::Text("A001".into())).is_none());
         let optional = spec("Description", FieldKind::Text, false, Some(200));
         assert!(check_cell(&optional, None, &Cell::Null).is_none());
@@ -155,11 +176,19 @@ mod tests {
         assert!(check_cell(&quantity, Some(QUANTITY), &Cell::Number("-0.00".into())).is_none());
         assert!(check_cell(&quantity, Some(QUANTITY), &Cell::Number("1.123456789000".into())).is_none());
         assert_eq!(
-            check_cell(&quantity, Some(QUANTITY), &Cell::Number("1.1234567891".into())).unwrap().code,
+            check_cell(&quantity, Some(QUANTITY), &Cell::Number("1.1234567891".into()))
+                .unwrap()
+                .code,
             RejectCode::TooPrecise
         );
         assert_eq!(
-            check_cell(&quantity, Some(QUANTITY), &Cell::Invalid("`x` is not a decimal number".into())).unwrap().code,
+            check_cell(
+                &quantity,
+                Some(QUANTITY),
+                &Cell::Invalid("`x` is not a decimal number".into())
+            )
+            .unwrap()
+            .code,
             RejectCode::InvalidValue
         );
     }
@@ -170,6 +199,9 @@ mod tests {
         assert!(check_cell(&description, None, &Cell::Text("é".repeat(200))).is_none());
         let too_long = check_cell(&description, None, &Cell::Text("x".repeat(201))).unwrap();
         assert_eq!(too_long.code, RejectCode::TooLong);
-        assert_eq!(too_long.message, "Description has 201 characters; at most 200 are allowed");
+        assert_eq!(
+            too_long.message,
+            "Description has 201 characters; at most 200 are allowed"
+        );
     }
 }

@@ -14,8 +14,8 @@ pub mod values;
 pub mod zuora_file;
 
 pub use destination::{
-    BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldSpec, OutputLocation,
-    RowStatus, SchemaProblem, WriteContext, ROW_KEY_COLUMN,
+    BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldSpec, OutputLocation, ROW_KEY_COLUMN,
+    RowStatus, SchemaProblem, WriteContext,
 };
 pub use error::{ConnectorError, Result};
 pub use field_rules::{RejectCode, Rejection};

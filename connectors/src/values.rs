@@ -120,8 +120,10 @@ fn datetime_cells(array: &ArrayRef) -> Result<Vec<Cell>, ArrowError> {
             .iter()
             .map(|v| match v {
                 None => Cell::Null,
-                Some(ms) => DateTime::from_timestamp_millis(ms)
-                    .map_or_else(|| Cell::Invalid("date out of range".into()), |d| Cell::DateTime(d.naive_utc())),
+                Some(ms) => DateTime::from_timestamp_millis(ms).map_or_else(
+                    || Cell::Invalid("date out of range".into()),
+                    |d| Cell::DateTime(d.naive_utc()),
+                ),
             })
             .collect()),
         _ => {
@@ -151,14 +153,18 @@ fn parse_datetime_text(raw: &str) -> Cell {
     {
         return Cell::DateTime(dt);
     }
-    Cell::Invalid(format!("`{raw}` is not a date-time (expected ISO 8601, e.g. 2026-11-21T13:45:00Z)"))
+    Cell::Invalid(format!(
+        "`{raw}` is not a date-time (expected ISO 8601, e.g. 2026-11-21T13:45:00Z)"
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+    use arrow::array::{
+        Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    };
 
     use super::*;
 
@@ -170,7 +176,9 @@ mod tests {
             vec![Cell::Number("3".into()), Cell::Null, Cell::Number("-2".into())]
         );
         let decimals: ArrayRef = Arc::new(
-            Decimal128Array::from(vec![1250, -5]).with_precision_and_scale(10, 2).unwrap(),
+            Decimal128Array::from(vec![1250, -5])
+                .with_precision_and_scale(10, 2)
+                .unwrap(),
         );
         assert_eq!(
             convert_column(FieldKind::Number, &decimals).unwrap(),
@@ -197,20 +205,51 @@ mod tests {
     #[test]
     fn zone_aware_timestamps_become_utc() {
         // 2026-11-21T10:00:00Z stored as UTC millis with a +02:00 zone label.
-        let ts: ArrayRef = Arc::new(
-            TimestampMillisecondArray::from(vec![1_763_719_200_000]).with_timezone("+02:00"),
-        );
+        let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![1_763_719_200_000]).with_timezone("+02:00"));
         let cells = convert_column(FieldKind::DateTime, &ts).unwrap();
-        assert_eq!(cells[0], Cell::DateTime(NaiveDate::from_ymd_opt(2025, 11, 21).unwrap().and_hms_opt(10, 0, 0).unwrap()));
+        assert_eq!(
+            cells[0],
+            Cell::DateTime(
+                NaiveDate::from_ymd_opt(2025, 11, 21)
+                    .unwrap()
+                    .and_hms_opt(10, 0, 0)
+                    .unwrap()
+            )
+        );
         let dates: ArrayRef = Arc::new(Date32Array::from(vec![0]));
         assert_eq!(
             convert_column(FieldKind::DateTime, &dates).unwrap()[0],
-            Cell::DateTime(NaiveDate::from_ymd_opt(1970, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap())
+            Cell::DateTime(
+                NaiveDate::from_ymd_opt(1970, 1, 1)
+                    .unwrap()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+            )
         );
-        let text: ArrayRef = Arc::new(StringArray::from(vec!["2026-11-21T12:00:00+01:00", "2026-11-21", "21/11/2026"]));
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            "2026-11-21T12:00:00+01:00",
+            "2026-11-21",
+            "21/11/2026",
+        ]));
         let cells = convert_column(FieldKind::DateTime, &text).unwrap();
-        assert_eq!(cells[0], Cell::DateTime(NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(11, 0, 0).unwrap()));
-        assert_eq!(cells[1], Cell::DateTime(NaiveDate::from_ymd_opt(2026, 11, 21).unwrap().and_hms_opt(0, 0, 0).unwrap()));
+        assert_eq!(
+            cells[0],
+            Cell::DateTime(
+                NaiveDate::from_ymd_opt(2026, 11, 21)
+                    .unwrap()
+                    .and_hms_opt(11, 0, 0)
+                    .unwrap()
+            )
+        );
+        assert_eq!(
+            cells[1],
+            Cell::DateTime(
+                NaiveDate::from_ymd_opt(2026, 11, 21)
+                    .unwrap()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+            )
+        );
         assert!(matches!(cells[2], Cell::Invalid(_)));
     }
 }

@@ -14,9 +14,13 @@ pub fn build_destination(def: &DestinationDef) -> Result<Arc<dyn Destination>> {
     match &def.config {
         DestinationConfig::ZuoraFile(config) => {
             let location = open_location(&config.path)?;
-            let output = OutputLocation { store: location.store, prefix: location.prefix, display: location.display };
+            let output = OutputLocation {
+                store: location.store,
+                prefix: location.prefix,
+                display: location.display,
+            };
             let destination = ZuoraFileDestination::new(def.name.clone(), config.clone(), output)
-                .map_err(|source| DinmoError::Destination { sync: def.name.clone(), source })?;
+                .map_err(DinmoError::destination(def.name.clone()))?;
             Ok(Arc::new(destination))
         }
     }

@@ -42,7 +42,11 @@ pub struct StagedModel {
 /// `staging_dir`, and checks the primary key is non-null and unique.
 pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
     let model = planned.model;
-    let query_error = |source| DinmoError::ModelQuery { model: model.name.clone(), file: model.file.clone(), source };
+    let query_error = |source| DinmoError::ModelQuery {
+        model: model.name.clone(),
+        file: model.file.clone(),
+        source: Box::new(source),
+    };
     let key_indices: Vec<usize> = model
         .primary_key
         .iter()
@@ -68,7 +72,10 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         }
         let mut columns = batch.columns().to_vec();
         for planned_sync in &planned.syncs {
-            columns.push(row_keys(&planned_sync.sync.id, &batch, &key_indices).map_err(DinmoError::arrow(format!("model `{}`: row keys", model.name)))?);
+            columns.push(
+                row_keys(&planned_sync.sync.id, &batch, &key_indices)
+                    .map_err(DinmoError::arrow(format!("model `{}`: row keys", model.name)))?,
+            );
         }
         let keyed = RecordBatch::try_new(Arc::clone(&staged_schema), columns)
             .map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
@@ -77,13 +84,20 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     let (path, rows) = writer.finish().await?;
     let key = model.primary_key.join(", ");
     if null_keys > 0 {
-        return Err(DinmoError::NullPrimaryKey { model: model.name.clone(), key, rows: null_keys });
+        return Err(DinmoError::NullPrimaryKey {
+            model: model.name.clone(),
+            key,
+            rows: null_keys,
+        });
     }
     let table = format!("__dinmo_staged_{}", model.name.replace('-', "_"));
     let location = path.to_string_lossy().into_owned();
     ctx.register_parquet(table.as_str(), location.as_str(), ParquetReadOptions::default())
         .await
-        .map_err(DinmoError::engine(format!("model `{}`: reading staged output", model.name)))?;
+        .map_err(DinmoError::engine(format!(
+            "model `{}`: reading staged output",
+            model.name
+        )))?;
     check_unique(ctx, &table, &model.name, &model.primary_key).await?;
     Ok(StagedModel { table, path, rows })
 }
@@ -107,14 +121,19 @@ async fn check_unique(ctx: &SessionContext, table: &str, model: &str, key: &[Str
                 let value = array_value_to_string(batch.column(i), row).map_err(DinmoError::arrow(context.clone()))?;
                 values.push(format!("{name}={value}"));
             }
-            let count = array_value_to_string(batch.column(key.len()), row).map_err(DinmoError::arrow(context.clone()))?;
+            let count =
+                array_value_to_string(batch.column(key.len()), row).map_err(DinmoError::arrow(context.clone()))?;
             examples.push(format!("({}) ×{count}", values.join(", ")));
         }
     }
     if examples.is_empty() {
         return Ok(());
     }
-    Err(DinmoError::DuplicatePrimaryKey { model: model.to_string(), key: key.join(", "), examples: examples.join("; ") })
+    Err(DinmoError::DuplicatePrimaryKey {
+        model: model.to_string(),
+        key: key.join(", "),
+        examples: examples.join("; "),
+    })
 }
 
 /// The sync's snapshot as a one-column table of row keys.
@@ -127,11 +146,13 @@ pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Resul
     }
     let urls = part_urls
         .iter()
-        .map(|url| ListingTableUrl::parse(url))
+        .map(ListingTableUrl::parse)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(DinmoError::engine(context))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(DinmoError::engine(context))?;
     ctx.read_table(Arc::new(table)).map_err(DinmoError::engine(context))
 }
@@ -146,7 +167,10 @@ pub async fn new_rows(
     snapshot: Option<DataFrame>,
 ) -> Result<DataFrame> {
     let context = format!("sync `{}`: diff", sync.id);
-    let staged_frame = ctx.table(staged.table.as_str()).await.map_err(DinmoError::engine(context.clone()))?;
+    let staged_frame = ctx
+        .table(staged.table.as_str())
+        .await
+        .map_err(DinmoError::engine(context.clone()))?;
     let key = key_column(sync_index);
     let new = match snapshot {
         Some(snapshot) => staged_frame
@@ -174,7 +198,12 @@ pub async fn write_frame(frame: DataFrame, path: &Path, context: &str) -> Result
 pub fn keys_of(batch: &RecordBatch) -> Vec<String> {
     batch
         .column_by_name(ROW_KEY_COLUMN)
-        .map(|keys| keys.as_string::<i32>().iter().map(|k| k.unwrap_or_default().to_string()).collect())
+        .map(|keys| {
+            keys.as_string::<i32>()
+                .iter()
+                .map(|k| k.unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -192,8 +221,16 @@ mod tests {
             model: "m".into(),
             destination: "d".into(),
             mapping: vec![
-                MappedField { field: "AccountNumber".into(), column: "account".into(), position: None },
-                MappedField { field: "Quantity".into(), column: "qty".into(), position: None },
+                MappedField {
+                    field: "AccountNumber".into(),
+                    column: "account".into(),
+                    position: None,
+                },
+                MappedField {
+                    field: "Quantity".into(),
+                    column: "qty".into(),
+                    position: None,
+                },
             ],
             mapping_position: None,
             max_new_rows: None,
@@ -221,21 +258,34 @@ mod tests {
         let (first, second) = (batch.slice(0, 2), batch.slice(2, batch.num_rows() - 2));
         let table = MemTable::try_new(schema, vec![vec![first, second]]).unwrap();
         ctx.register_table("staged", Arc::new(table)).unwrap();
-        StagedModel { table: "staged".into(), path: PathBuf::new(), rows: keys.len() as u64 }
+        StagedModel {
+            table: "staged".into(),
+            path: PathBuf::new(),
+            rows: keys.len() as u64,
+        }
     }
 
     async fn snapshot_of(ctx: &SessionContext, keys: &[&str]) -> DataFrame {
         let schema = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(keys.to_vec()))]).unwrap();
-        ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap()
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(keys.to_vec()))]).unwrap();
+        ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
+            .unwrap()
     }
 
-    async fn new_keys(ctx: &SessionContext, staged: &StagedModel, snapshot: Option<DataFrame>) -> (Vec<String>, Vec<String>) {
+    async fn new_keys(
+        ctx: &SessionContext,
+        staged: &StagedModel,
+        snapshot: Option<DataFrame>,
+    ) -> (Vec<String>, Vec<String>) {
         let frame = new_rows(ctx, staged, 0, &sync(), snapshot).await.unwrap();
         let batches = frame.collect().await.unwrap();
         let mut keys: Vec<String> = batches.iter().flat_map(keys_of).collect();
         keys.sort();
-        let columns = batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default();
+        let columns = batches
+            .first()
+            .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+            .unwrap_or_default();
         (keys, columns)
     }
 

@@ -31,7 +31,7 @@ pub enum DinmoError {
         model: String,
         file: PathBuf,
         #[source]
-        source: datafusion::error::DataFusionError,
+        source: Box<datafusion::error::DataFusionError>,
     },
 
     /// The model's primary key is null in some rows.
@@ -40,18 +40,31 @@ pub enum DinmoError {
 
     /// The model's primary key is not unique.
     #[error("model `{model}`: primary key ({key}) is not unique: {examples}")]
-    DuplicatePrimaryKey { model: String, key: String, examples: String },
+    DuplicatePrimaryKey {
+        model: String,
+        key: String,
+        examples: String,
+    },
 
     /// A run would send more rows than the sync allows.
     #[error(
         "sync `{sync}`: {new_rows} new rows exceed max_new_rows ({limit}); nothing was sent. \
          Raise max_new_rows in {file} if this volume is expected"
     )]
-    TooManyNewRows { sync: String, new_rows: u64, limit: u64, file: PathBuf },
+    TooManyNewRows {
+        sync: String,
+        new_rows: u64,
+        limit: u64,
+        file: PathBuf,
+    },
 
     /// A source could not be registered.
     #[error("source `{source_name}` ({location}): {message}")]
-    Source { source_name: String, location: String, message: String },
+    Source {
+        source_name: String,
+        location: String,
+        message: String,
+    },
 
     /// A location (local path or URL) cannot be opened as a store.
     #[error("location `{location}`: {message}")]
@@ -60,7 +73,11 @@ pub enum DinmoError {
     // ---- the state store ----
     /// The state's history is damaged; sending now could resend history.
     #[error("sync `{sync}`: state is damaged: {message}. Nothing was sent. {remedy}")]
-    StateIntegrity { sync: String, message: String, remedy: String },
+    StateIntegrity {
+        sync: String,
+        message: String,
+        remedy: String,
+    },
 
     /// Reading or writing the state store failed.
     #[error("state store {location}: {source}")]
@@ -84,7 +101,7 @@ pub enum DinmoError {
     Destination {
         sync: String,
         #[source]
-        source: dinmo_connectors::ConnectorError,
+        source: Box<dinmo_connectors::ConnectorError>,
     },
 
     /// Some models or syncs failed; each is in the run's report.
@@ -97,7 +114,7 @@ pub enum DinmoError {
     Engine {
         context: String,
         #[source]
-        source: datafusion::error::DataFusionError,
+        source: Box<datafusion::error::DataFusionError>,
     },
 
     /// Parquet encoding or decoding failed.
@@ -129,7 +146,19 @@ impl DinmoError {
     /// Wraps a DataFusion error met outside a model's SQL.
     pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
         let context = context.into();
-        move |source| DinmoError::Engine { context, source }
+        move |source| DinmoError::Engine {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// Wraps a connector error of `sync` (or destination).
+    pub fn destination(sync: impl Into<String>) -> impl FnOnce(dinmo_connectors::ConnectorError) -> Self {
+        let sync = sync.into();
+        move |source| DinmoError::Destination {
+            sync,
+            source: Box::new(source),
+        }
     }
 
     /// Wraps a Parquet error.

@@ -9,7 +9,10 @@ use crate::cli::LogFormat;
 pub fn init(format: LogFormat, quiet: bool) {
     let default = if quiet { "error" } else { "info" };
     let filter = EnvFilter::try_from_env("DINMO_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     // A second install (tests calling twice) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -61,7 +61,11 @@ pub async fn plan_models<'p>(
     }
     let mut planned = Vec::new();
     for model in project.models.iter().filter(|m| selection.includes_model(m)) {
-        let syncs: Vec<&Sync> = model.syncs.iter().filter(|s| selection.includes_sync(model, s)).collect();
+        let syncs: Vec<&Sync> = model
+            .syncs
+            .iter()
+            .filter(|s| selection.includes_sync(model, s))
+            .collect();
         if let Some(ok) = plan_model(ctx, model, &syncs, &destinations, &mut report).await {
             planned.push(ok);
         }
@@ -80,16 +84,29 @@ async fn plan_model<'p>(
     let frame = match ctx.sql(&model.sql).await {
         Ok(frame) => frame,
         Err(error) => {
-            report.push(&model.file, model.sql_position, format!("model `{}`: SQL does not plan: {error}", model.name));
+            report.push(
+                &model.file,
+                model.sql_position,
+                format!("model `{}`: SQL does not plan: {error}", model.name),
+            );
             return None;
         }
     };
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let before = report.problems().len();
-    let columns = schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
     for field in schema.fields() {
         if field.name().starts_with("_dinmo") {
-            report.push(&model.file, model.sql_position, format!("column `{}`: names starting with `_dinmo` are reserved", field.name()));
+            report.push(
+                &model.file,
+                model.sql_position,
+                format!("column `{}`: names starting with `_dinmo` are reserved", field.name()),
+            );
         }
     }
     for key in &model.primary_key {
@@ -101,7 +118,11 @@ async fn plan_model<'p>(
             ),
             Ok(field) => {
                 if let Err(why) = check_key_type(field.data_type()) {
-                    report.push(&model.file, model.primary_key_position, format!("primary key column `{key}` {why}"));
+                    report.push(
+                        &model.file,
+                        model.primary_key_position,
+                        format!("primary key column `{key}` {why}"),
+                    );
                 }
             }
         }
@@ -141,9 +162,21 @@ async fn plan_model<'p>(
             report.push(&model.file, at, format!("sync `{}`: {}", sync.id, problem.message));
         }
         if sync.mapping.iter().any(|m| m.field == ROW_KEY_COLUMN) {
-            report.push(&model.file, sync.mapping_position, format!("sync `{}`: `{ROW_KEY_COLUMN}` is reserved", sync.id));
+            report.push(
+                &model.file,
+                sync.mapping_position,
+                format!("sync `{}`: `{ROW_KEY_COLUMN}` is reserved", sync.id),
+            );
         }
-        planned_syncs.push(PlannedSync { sync, destination: Arc::clone(destination) });
+        planned_syncs.push(PlannedSync {
+            sync,
+            destination: Arc::clone(destination),
+        });
     }
-    (report.problems().len() == before).then_some(PlannedModel { model, frame, schema, syncs: planned_syncs })
+    (report.problems().len() == before).then_some(PlannedModel {
+        model,
+        frame,
+        schema,
+        syncs: planned_syncs,
+    })
 }

@@ -51,8 +51,11 @@ impl RunReport {
 
     /// An error when any model or sync failed.
     pub fn failure(&self) -> Result<()> {
-        let errors: Vec<&String> =
-            self.model_errors.iter().chain(self.syncs.iter().filter_map(|s| s.error.as_ref())).collect();
+        let errors: Vec<&String> = self
+            .model_errors
+            .iter()
+            .chain(self.syncs.iter().filter_map(|s| s.error.as_ref()))
+            .collect();
         match errors.first() {
             None => Ok(()),
             Some(first) => Err(DinmoError::RunFailed {
@@ -79,14 +82,27 @@ pub fn print_report(report: &RunReport, format: OutputFormat, is_plan: bool) {
 pub fn render_text(report: &RunReport, is_plan: bool) -> String {
     let mut out = String::new();
     let verb = if is_plan { "plan" } else { "run" };
-    out.push_str(&format!("dinmo {verb} {} (project {})\n", report.run_id, report.project));
+    out.push_str(&format!(
+        "dinmo {verb} {} (project {})\n",
+        report.run_id, report.project
+    ));
     if report.full_refresh {
         out.push_str("  full refresh: snapshots ignored, every model row counts as new\n");
     }
     for sync in &report.syncs {
-        out.push_str(&format!("\n  {} → {} ({})\n", sync.sync_id, sync.destination, sync.destination_type));
-        let history = if sync.first_run { "first run".to_string() } else { format!("{} rows already synced", sync.snapshot_rows) };
-        out.push_str(&format!("    model rows: {}  new rows: {}  ({history})\n", sync.counts.model_rows, sync.counts.new_rows));
+        out.push_str(&format!(
+            "\n  {} → {} ({})\n",
+            sync.sync_id, sync.destination, sync.destination_type
+        ));
+        let history = if sync.first_run {
+            "first run".to_string()
+        } else {
+            format!("{} rows already synced", sync.snapshot_rows)
+        };
+        out.push_str(&format!(
+            "    model rows: {}  new rows: {}  ({history})\n",
+            sync.counts.model_rows, sync.counts.new_rows
+        ));
         for change in &sync.changed_since_last_run {
             out.push_str(&format!("    warning: {change}\n"));
         }
@@ -101,7 +117,10 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
             ));
         }
         for rejection in &sync.rejections {
-            out.push_str(&format!("      {} × {}: {}\n", rejection.rows, rejection.code, rejection.example));
+            out.push_str(&format!(
+                "      {} × {}: {}\n",
+                rejection.rows, rejection.code, rejection.example
+            ));
         }
         for id in &sync.destination_ids {
             out.push_str(&format!("    wrote {id}\n"));
@@ -118,11 +137,17 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
     }
     let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
     if is_plan {
-        out.push_str(&format!("\n{new} new row(s) to send across {} sync(s); nothing was sent\n", report.syncs.len()));
+        out.push_str(&format!(
+            "\n{new} new row(s) to send across {} sync(s); nothing was sent\n",
+            report.syncs.len()
+        ));
     } else {
         let accepted: u64 = report.syncs.iter().map(|s| s.counts.accepted).sum();
         let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
-        out.push_str(&format!("\nsent {accepted} row(s), {rejected} rejected, across {} sync(s)\n", report.syncs.len()));
+        out.push_str(&format!(
+            "\nsent {accepted} row(s), {rejected} rejected, across {} sync(s)\n",
+            report.syncs.len()
+        ));
     }
     out
 }

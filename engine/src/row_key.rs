@@ -30,7 +30,9 @@ pub fn check_key_type(data_type: &DataType) -> Result<(), String> {
     match inner {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => Ok(()),
         t if t.is_integer() => Ok(()),
-        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => Ok(()),
+        DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            Ok(())
+        }
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => Ok(()),
         t if t.is_floating() => Err(format!(
             "is {t}; floating-point values are not exact enough to identify a usage row (cast to DECIMAL or BIGINT)"
@@ -84,21 +86,41 @@ fn canonical_column(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError>
     };
     let as_strings = |array: &ArrayRef| -> Result<Vec<Option<String>>, ArrowError> {
         let strings = cast(array, &DataType::Utf8)?;
-        Ok(strings.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
+        Ok(strings
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect())
     };
     Ok(match array.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => tagged('s', as_strings(&array)?),
         DataType::Boolean => tagged(
             'b',
-            array.as_boolean().iter().map(|v| v.map(|b| if b { "1" } else { "0" }.to_string())).collect(),
+            array
+                .as_boolean()
+                .iter()
+                .map(|v| v.map(|b| if b { "1" } else { "0" }.to_string()))
+                .collect(),
         ),
         t if t.is_integer() => tagged('i', as_strings(&array)?),
         DataType::Decimal32(..) | DataType::Decimal64(..) | DataType::Decimal128(..) | DataType::Decimal256(..) => {
-            tagged('n', as_strings(&array)?.into_iter().map(|v| v.map(|s| normalise_decimal(&s))).collect())
+            tagged(
+                'n',
+                as_strings(&array)?
+                    .into_iter()
+                    .map(|v| v.map(|s| normalise_decimal(&s)))
+                    .collect(),
+            )
         }
         DataType::Date32 | DataType::Date64 => {
             let days = cast(&array, &DataType::Date32)?;
-            tagged('d', days.as_primitive::<Date32Type>().iter().map(|v| v.map(|d| d.to_string())).collect())
+            tagged(
+                'd',
+                days.as_primitive::<Date32Type>()
+                    .iter()
+                    .map(|v| v.map(|d| d.to_string()))
+                    .collect(),
+            )
         }
         DataType::Timestamp(unit, tz) => {
             let multiplier: i128 = match unit {
@@ -126,7 +148,9 @@ fn canonical_column(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError>
             tagged('t', values)
         }
         other => {
-            return Err(ArrowError::InvalidArgumentError(format!("{other} cannot be part of a primary key")));
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "{other} cannot be part of a primary key"
+            )));
         }
     })
 }
@@ -136,7 +160,11 @@ fn normalise_decimal(text: &str) -> String {
     let trimmed = match text.split_once('.') {
         Some((int, frac)) => {
             let frac = frac.trim_end_matches('0');
-            if frac.is_empty() { int.to_string() } else { format!("{int}.{frac}") }
+            if frac.is_empty() {
+                int.to_string()
+            } else {
+                format!("{int}.{frac}")
+            }
         }
         None => text.to_string(),
     };
@@ -172,9 +200,16 @@ mod tests {
     fn keys_are_stable_across_releases() {
         // A changed value here means every sync would resend its whole history: never
         // update this expectation without a state migration.
-        let keys = keys_of(vec![Arc::new(StringArray::from(vec!["A001"])), Arc::new(Int64Array::from(vec![7]))]);
+        let keys = keys_of(vec![
+            Arc::new(StringArray::from(vec!["A001"])),
+            Arc::new(Int64Array::from(vec![7])),
+        ]);
         assert_eq!(keys, ["a2f79e247a6d2e5d8217de3bdf080ac3"]);
-        assert_eq!(hash_key("m.d", b"5:sA0012:i7"), keys[0], "length-prefixed, type-tagged parts");
+        assert_eq!(
+            hash_key("m.d", b"5:sA0012:i7"),
+            keys[0],
+            "length-prefixed, type-tagged parts"
+        );
     }
 
     #[test]
@@ -182,23 +217,44 @@ mod tests {
         let strings = keys_of(vec![Arc::new(StringArray::from(vec!["x"]))]);
         let dictionary: DictionaryArray<Int8Type> = vec!["x"].into_iter().collect();
         assert_eq!(strings, keys_of(vec![Arc::new(dictionary)]));
-        assert_eq!(keys_of(vec![Arc::new(Int32Array::from(vec![5]))]), keys_of(vec![Arc::new(Int64Array::from(vec![5]))]));
+        assert_eq!(
+            keys_of(vec![Arc::new(Int32Array::from(vec![5]))]),
+            keys_of(vec![Arc::new(Int64Array::from(vec![5]))])
+        );
         let seconds = keys_of(vec![Arc::new(TimestampSecondArray::from(vec![1_700_000_000]))]);
-        let micros = keys_of(vec![Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_000_000]).with_timezone("UTC"))]);
+        let micros = keys_of(vec![Arc::new(
+            TimestampMicrosecondArray::from(vec![1_700_000_000_000_000]).with_timezone("UTC"),
+        )]);
         assert_eq!(seconds, micros);
-        let a = Decimal128Array::from(vec![12500]).with_precision_and_scale(10, 3).unwrap();
-        let b = Decimal128Array::from(vec![125]).with_precision_and_scale(10, 1).unwrap();
+        let a = Decimal128Array::from(vec![12500])
+            .with_precision_and_scale(10, 3)
+            .unwrap();
+        let b = Decimal128Array::from(vec![125])
+            .with_precision_and_scale(10, 1)
+            .unwrap();
         assert_eq!(keys_of(vec![Arc::new(a)]), keys_of(vec![Arc::new(b)]));
     }
 
     #[test]
     fn encoding_is_unambiguous() {
         // ("ab", "c") and ("a", "bc") must not collide; nor may a string and an integer.
-        let first = keys_of(vec![Arc::new(StringArray::from(vec!["ab"])), Arc::new(StringArray::from(vec!["c"]))]);
-        let second = keys_of(vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(StringArray::from(vec!["bc"]))]);
+        let first = keys_of(vec![
+            Arc::new(StringArray::from(vec!["ab"])),
+            Arc::new(StringArray::from(vec!["c"])),
+        ]);
+        let second = keys_of(vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["bc"])),
+        ]);
         assert_ne!(first, second);
-        assert_ne!(keys_of(vec![Arc::new(StringArray::from(vec!["5"]))]), keys_of(vec![Arc::new(Int64Array::from(vec![5]))]));
-        assert_ne!(keys_of(vec![Arc::new(Date32Array::from(vec![1]))]), keys_of(vec![Arc::new(Int64Array::from(vec![1]))]));
+        assert_ne!(
+            keys_of(vec![Arc::new(StringArray::from(vec!["5"]))]),
+            keys_of(vec![Arc::new(Int64Array::from(vec![5]))])
+        );
+        assert_ne!(
+            keys_of(vec![Arc::new(Date32Array::from(vec![1]))]),
+            keys_of(vec![Arc::new(Int64Array::from(vec![1]))])
+        );
     }
 
     #[test]
@@ -215,8 +271,18 @@ mod tests {
 
     #[test]
     fn floats_are_refused_as_keys() {
-        assert!(check_key_type(&DataType::Float64).unwrap_err().contains("floating-point"));
-        assert!(check_key_type(&DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))).is_ok());
+        assert!(
+            check_key_type(&DataType::Float64)
+                .unwrap_err()
+                .contains("floating-point")
+        );
+        assert!(
+            check_key_type(&DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8)
+            ))
+            .is_ok()
+        );
         let floats: ArrayRef = Arc::new(Float64Array::from(vec![1.0]));
         assert!(canonical_column(&floats).is_err());
     }

@@ -40,14 +40,31 @@ impl RunContext {
 /// A new run id.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
-    let entropy = format!("{}-{}", std::process::id(), now.timestamp_nanos_opt().unwrap_or_default());
-    format!("{}-{:04x}", now.format("%Y%m%dT%H%M%S%3fZ"), xxh3_64(entropy.as_bytes()) & 0xffff)
+    let entropy = format!(
+        "{}-{}",
+        std::process::id(),
+        now.timestamp_nanos_opt().unwrap_or_default()
+    );
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%dT%H%M%S%3fZ"),
+        xxh3_64(entropy.as_bytes()) & 0xffff
+    )
 }
 
 /// `git rev-parse HEAD` in `root`, when it is a repository.
 pub fn git_commit(root: &Path) -> Option<String> {
-    let output = std::process::Command::new("git").arg("-C").arg(root).args(["rev-parse", "HEAD"]).output().ok()?;
-    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string()).filter(|s| !s.is_empty())
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// xxh3-64 of the model's SQL, hex.

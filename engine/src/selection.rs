@@ -13,13 +13,20 @@ enum Selector {
 
 impl Selector {
     fn parse(raw: &str) -> Result<Self> {
-        let error = |message: &str| DinmoError::Selector { selector: raw.to_string(), message: message.to_string() };
+        let error = |message: &str| DinmoError::Selector {
+            selector: raw.to_string(),
+            message: message.to_string(),
+        };
         let selector = match raw.split_once(':') {
             None => Selector::Model(raw.to_string()),
             Some(("tag", tag)) => Selector::Tag(tag.to_string()),
             Some(("sync", sync)) if sync.contains('.') => Selector::Sync(sync.to_string()),
             Some(("sync", _)) => return Err(error("write sync:<model>.<destination>")),
-            Some((method, _)) => return Err(error(&format!("unknown method `{method}`; use a model name, tag:<tag> or sync:<model>.<destination>"))),
+            Some((method, _)) => {
+                return Err(error(&format!(
+                    "unknown method `{method}`; use a model name, tag:<tag> or sync:<model>.<destination>"
+                )));
+            }
         };
         match &selector {
             Selector::Model(v) | Selector::Tag(v) | Selector::Sync(v) if v.is_empty() => Err(error("is empty")),
@@ -50,12 +57,21 @@ impl Selection {
     /// Parses the selectors and checks each `--select` one matches something in `project`.
     pub fn new(project: &Project, select: &[String], exclude: &[String]) -> Result<Self> {
         let parse_all = |raw: &[String]| -> Result<Vec<Selector>> {
-            raw.iter().flat_map(|s| s.split_whitespace()).map(Selector::parse).collect()
+            raw.iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(Selector::parse)
+                .collect()
         };
-        let selection = Selection { select: parse_all(select)?, exclude: parse_all(exclude)? };
+        let selection = Selection {
+            select: parse_all(select)?,
+            exclude: parse_all(exclude)?,
+        };
         for (raw, selector) in select.iter().flat_map(|s| s.split_whitespace()).zip(&selection.select) {
             if !project.models.iter().any(|m| selector.matches(m, None)) {
-                return Err(DinmoError::Selector { selector: raw.to_string(), message: "matches no model or sync".to_string() });
+                return Err(DinmoError::Selector {
+                    selector: raw.to_string(),
+                    message: "matches no model or sync".to_string(),
+                });
             }
         }
         Ok(selection)

@@ -38,7 +38,9 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         SourceFormat::Csv => {
             let delimiter = source.options.delimiter.unwrap_or(',');
             if !delimiter.is_ascii() {
-                return Err(error(format!("csv delimiter `{delimiter}` must be a single ASCII character")));
+                return Err(error(format!(
+                    "csv delimiter `{delimiter}` must be a single ASCII character"
+                )));
             }
             Arc::new(
                 CsvFormat::default()
@@ -57,18 +59,27 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     let state = ctx.state();
     let partitions = match &source.options.partition_columns {
         Some(columns) => columns.clone(),
-        None => options.infer_partitions(&state, &url).await.map_err(|e| error(e.to_string()))?,
+        None => options
+            .infer_partitions(&state, &url)
+            .await
+            .map_err(|e| error(e.to_string()))?,
     };
     if !partitions.is_empty() {
         debug!(source = %source.name, ?partitions, "hive partition columns");
         options = options.with_table_partition_cols(partitions.into_iter().map(|p| (p, DataType::Utf8)).collect());
     }
-    let schema = options.infer_schema(&state, &url).await.map_err(|e| error(e.to_string()))?;
+    let schema = options
+        .infer_schema(&state, &url)
+        .await
+        .map_err(|e| error(e.to_string()))?;
     if schema.fields().is_empty() {
         return Err(error("no files found".to_string()));
     }
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(|e| error(e.to_string()))?;
-    ctx.register_table(source.name.as_str(), Arc::new(table)).map_err(|e| error(e.to_string()))?;
+    ctx.register_table(source.name.as_str(), Arc::new(table))
+        .map_err(|e| error(e.to_string()))?;
     Ok(())
 }

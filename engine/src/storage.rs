@@ -69,7 +69,10 @@ impl StoreLocation {
 
 /// Opens `location` (absolute local path or URL) as a store.
 pub fn open_location(location: &str) -> Result<StoreLocation> {
-    let error = |message: String| DinmoError::Location { location: location.to_string(), message };
+    let error = |message: String| DinmoError::Location {
+        location: location.to_string(),
+        message,
+    };
     if !is_url(location) {
         let prefix = ObjectPath::from_absolute_path(location).map_err(|e| error(e.to_string()))?;
         return Ok(StoreLocation {
@@ -83,17 +86,31 @@ pub fn open_location(location: &str) -> Result<StoreLocation> {
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "file" => Arc::new(LocalFileSystem::new()),
         "s3" | "s3a" => Arc::new(
-            AmazonS3Builder::from_env().with_url(location).build().map_err(|e| error(e.to_string()))?,
+            AmazonS3Builder::from_env()
+                .with_url(location)
+                .build()
+                .map_err(|e| error(e.to_string()))?,
         ),
         "gs" => Arc::new(
-            GoogleCloudStorageBuilder::from_env().with_url(location).build().map_err(|e| error(e.to_string()))?,
+            GoogleCloudStorageBuilder::from_env()
+                .with_url(location)
+                .build()
+                .map_err(|e| error(e.to_string()))?,
         ),
         "az" | "abfs" | "abfss" | "azure" => Arc::new(
-            MicrosoftAzureBuilder::from_env().with_url(location).build().map_err(|e| error(e.to_string()))?,
+            MicrosoftAzureBuilder::from_env()
+                .with_url(location)
+                .build()
+                .map_err(|e| error(e.to_string()))?,
         ),
         "http" | "https" => {
             let base = format!("{}://{}", url.scheme(), url.authority());
-            Arc::new(HttpBuilder::new().with_url(base).build().map_err(|e| error(e.to_string()))?)
+            Arc::new(
+                HttpBuilder::new()
+                    .with_url(base)
+                    .build()
+                    .map_err(|e| error(e.to_string()))?,
+            )
         }
         other => {
             return Err(error(format!(
@@ -103,7 +120,12 @@ pub fn open_location(location: &str) -> Result<StoreLocation> {
     };
     let prefix = ObjectPath::from_url_path(url.path()).map_err(|e| error(e.to_string()))?;
     let base_url = Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| error(e.to_string()))?;
-    Ok(StoreLocation { store, prefix, base_url, display: location.to_string() })
+    Ok(StoreLocation {
+        store,
+        prefix,
+        base_url,
+        display: location.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use dinmo_connectors::{BatchOutcome, Destination, RowStatus, WriteContext};
 use futures::StreamExt;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
-use tracing::{info, info_span, Instrument};
+use tracing::{Instrument, info, info_span};
 
 use crate::diff::{StagedModel, new_rows, snapshot_frame, write_frame};
 use crate::error::{DinmoError, Result};
@@ -70,7 +70,11 @@ pub struct SyncReport {
 fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, message: &str) {
     match rejections.iter_mut().find(|r| r.code == code) {
         Some(existing) => existing.rows += 1,
-        None => rejections.push(RejectionSummary { code: code.to_string(), example: message.to_string(), rows: 1 }),
+        None => rejections.push(RejectionSummary {
+            code: code.to_string(),
+            example: message.to_string(),
+            rows: 1,
+        }),
     }
 }
 
@@ -93,14 +97,19 @@ pub async fn run_sync(
         destination_type: target.destination.kind().to_string(),
         first_run: true,
         snapshot_rows: 0,
-        counts: Counts { model_rows: staged.rows, ..Counts::default() },
+        counts: Counts {
+            model_rows: staged.rows,
+            ..Counts::default()
+        },
         rejections: Vec::new(),
         changed_since_last_run: Vec::new(),
         outcome: None,
         destination_ids: Vec::new(),
         error: None,
     };
-    let result = sync_inner(ctx, run, planned, staged, index, target, &mut report).instrument(span).await;
+    let result = sync_inner(ctx, run, planned, staged, index, target, &mut report)
+        .instrument(span)
+        .await;
     if let Err(error) = &result {
         report.error = Some(error.to_string());
     }
@@ -124,18 +133,31 @@ async fn sync_inner(
     let mapping_hash = mapping_hash(planned.model, sync);
     if let Some(last) = snapshot.manifests.last() {
         if last.model_sql_hash != sql_hash {
-            report.changed_since_last_run.push("model SQL changed since the last run".to_string());
+            report
+                .changed_since_last_run
+                .push("model SQL changed since the last run".to_string());
         }
         if last.mapping_hash != mapping_hash {
-            report.changed_since_last_run.push("mapping or primary key changed since the last run".to_string());
+            report
+                .changed_since_last_run
+                .push("mapping or primary key changed since the last run".to_string());
         }
     }
-    let snapshot_table = if run.full_refresh { None } else { Some(snapshot_frame(ctx, &snapshot.part_urls).await?) };
+    let snapshot_table = if run.full_refresh {
+        None
+    } else {
+        Some(snapshot_frame(ctx, &snapshot.part_urls).await?)
+    };
     let frame = new_rows(ctx, staged, index, sync, snapshot_table).await?;
     let pending_local = run.staging_dir.join(format!("{}.pending.parquet", sync.id));
     let new_count = write_frame(frame, &pending_local, &format!("sync `{}`: new rows", sync.id)).await?;
     report.counts.new_rows = new_count;
-    info!(model_rows = staged.rows, new_rows = new_count, snapshot_rows = snapshot.rows, "diff computed");
+    info!(
+        model_rows = staged.rows,
+        new_rows = new_count,
+        snapshot_rows = snapshot.rows,
+        "diff computed"
+    );
 
     if let Some(limit) = sync.max_new_rows
         && new_count > limit
@@ -185,7 +207,16 @@ async fn sync_inner(
     run.state.upload(&pending_local, &pending_path, new_count).await?;
 
     let mut commit = Commit::new(&run.staging_dir, &sync.id, &run.run_id);
-    let delivered = deliver(&pending_local, target.destination.as_ref(), run, sync.id.as_str(), new_count, &mut commit, report).await;
+    let delivered = deliver(
+        &pending_local,
+        target.destination.as_ref(),
+        run,
+        sync.id.as_str(),
+        new_count,
+        &mut commit,
+        report,
+    )
+    .await;
     // Whatever happened, rows the destination acknowledged are committed.
     let (snapshot_part, rejected_part) = commit.finish(&run.state).await?;
     manifest.counts.accepted = snapshot_part.as_ref().map_or(0, |p| p.rows);
@@ -198,7 +229,11 @@ async fn sync_inner(
     match &delivered {
         Ok(destination_ids) => {
             manifest.destination_ids = destination_ids.clone();
-            manifest.outcome = if manifest.counts.rejected > 0 { Outcome::PartiallyRejected } else { Outcome::Succeeded };
+            manifest.outcome = if manifest.counts.rejected > 0 {
+                Outcome::PartiallyRejected
+            } else {
+                Outcome::Succeeded
+            };
         }
         Err(error) => {
             manifest.outcome = Outcome::Failed;
@@ -211,7 +246,12 @@ async fn sync_inner(
     if delivered.is_ok() {
         run.state.delete(&pending_path).await?;
     }
-    info!(accepted = manifest.counts.accepted, rejected = manifest.counts.rejected, outcome = manifest.outcome.as_str(), "sync committed");
+    info!(
+        accepted = manifest.counts.accepted,
+        rejected = manifest.counts.rejected,
+        outcome = manifest.outcome.as_str(),
+        "sync committed"
+    );
     delivered.map(|_| ())
 }
 
@@ -234,7 +274,7 @@ async fn check_rules(pending: &Path, destination: &dyn Destination, report: &mut
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
         let verdicts = destination
             .check_batch(&batch)
-            .map_err(|source| DinmoError::Destination { sync: report.sync_id.clone(), source })?;
+            .map_err(DinmoError::destination(report.sync_id.clone()))?;
         for rejection in verdicts.into_iter().flatten() {
             refused += 1;
             tally(&mut report.rejections, rejection.code.as_str(), &rejection.message);
@@ -254,9 +294,15 @@ async fn deliver(
     commit: &mut Commit,
     report: &mut SyncReport,
 ) -> Result<Vec<String>> {
-    let to_error = |source| DinmoError::Destination { sync: sync_id.to_string(), source };
+    let to_error = |source| DinmoError::Destination {
+        sync: sync_id.to_string(),
+        source: Box::new(source),
+    };
     let mut writer = destination
-        .open(WriteContext { sync_id: sync_id.to_string(), run_id: run.run_id.clone() })
+        .open(WriteContext {
+            sync_id: sync_id.to_string(),
+            run_id: run.run_id.clone(),
+        })
         .await
         .map_err(to_error)?;
     let progress = Progress::rows(run.show_progress, sync_id, total);
@@ -288,13 +334,22 @@ struct Commit {
 
 impl Commit {
     fn new(staging_dir: &Path, sync_id: &str, run_id: &str) -> Self {
-        Commit { staging_dir: staging_dir.to_path_buf(), sync_id: sync_id.to_string(), run_id: run_id.to_string(), accepted: None, rejected: None }
+        Commit {
+            staging_dir: staging_dir.to_path_buf(),
+            sync_id: sync_id.to_string(),
+            run_id: run_id.to_string(),
+            accepted: None,
+            rejected: None,
+        }
     }
 
     async fn record(&mut self, outcome: &BatchOutcome, report: &mut SyncReport) -> Result<()> {
         let context = format!("sync `{}`: committing", self.sync_id);
-        let accepted_mask: BooleanArray =
-            outcome.statuses.iter().map(|s| Some(matches!(s, RowStatus::Accepted { .. }))).collect();
+        let accepted_mask: BooleanArray = outcome
+            .statuses
+            .iter()
+            .map(|s| Some(matches!(s, RowStatus::Accepted { .. })))
+            .collect();
         let rejected_mask = arrow::compute::not(&accepted_mask).map_err(DinmoError::arrow(context.clone()))?;
         let rows = outcome.statuses.len();
         let run_ids: ArrayRef = Arc::new(StringArray::from(vec![self.run_id.as_str(); rows]));
@@ -304,7 +359,11 @@ impl Commit {
                 RowStatus::Accepted { destination_id } => destination_id.clone(),
                 RowStatus::Rejected(_) => None,
             })));
-            let batch = extend(&outcome.batch, &[(DESTINATION_ID_COLUMN, ids), (RUN_ID_COLUMN, Arc::clone(&run_ids))], &context)?;
+            let batch = extend(
+                &outcome.batch,
+                &[(DESTINATION_ID_COLUMN, ids), (RUN_ID_COLUMN, Arc::clone(&run_ids))],
+                &context,
+            )?;
             let batch = filter_record_batch(&batch, &accepted_mask).map_err(DinmoError::arrow(context.clone()))?;
             let path = self.staging_dir.join(format!("{}.snapshot.parquet", self.sync_id));
             write_lazily(&mut self.accepted, &path, &batch).await?;
@@ -348,7 +407,10 @@ impl Commit {
     /// Uploads the parts: the snapshot part first, since it is what prevents a resend.
     async fn finish(self, state: &StateStore) -> Result<(Option<PartInfo>, Option<PartInfo>)> {
         let mut parts = [None, None];
-        for (slot, (writer, folder)) in parts.iter_mut().zip([(self.accepted, "snapshot"), (self.rejected, "rejected")]) {
+        for (slot, (writer, folder)) in parts
+            .iter_mut()
+            .zip([(self.accepted, "snapshot"), (self.rejected, "rejected")])
+        {
             if let Some(writer) = writer {
                 let (local, rows) = writer.finish().await?;
                 let relative = format!("{}/{folder}/{}.parquet", self.sync_id, self.run_id);
@@ -379,4 +441,3 @@ fn extend(batch: &RecordBatch, extra: &[(&str, ArrayRef)], context: &str) -> Res
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(DinmoError::arrow(context))
 }
-

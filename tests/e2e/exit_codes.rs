@@ -15,7 +15,10 @@ fn exit_0_when_everything_was_delivered() {
 
 #[test]
 fn exit_1_on_config_errors_with_every_location() {
-    let model = MODEL.replace("Quantity: qty", "Quantity: quantity").replace("primary_key: [account, usage_day]", "primary_key: [account, day_of_usage]");
+    let model = MODEL.replace("Quantity: qty", "Quantity: quantity").replace(
+        "primary_key: [account, usage_day]",
+        "primary_key: [account, day_of_usage]",
+    );
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     for command in [&["validate"][..], &["plan"], &["run"]] {
@@ -23,7 +26,10 @@ fn exit_1_on_config_errors_with_every_location() {
         assert_eq!(code(&output), 1, "{}", describe(&output));
         let err = stderr(&output);
         assert!(err.contains("2 problems in the project configuration"), "{err}");
-        assert!(err.contains("models/usage.yml:3:14: primary key column `day_of_usage` is not produced by the model"), "{err}");
+        assert!(
+            err.contains("models/usage.yml:3:14: primary key column `day_of_usage` is not produced by the model"),
+            "{err}"
+        );
         assert!(err.contains("models/usage.yml:10:17: sync `usage.files`: Quantity is mapped to column `quantity`, which the model does not produce"), "{err}");
     }
     assert!(project.output_files("usage.files").is_empty());
@@ -36,7 +42,11 @@ fn exit_1_on_sql_errors_naming_the_model() {
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["run"]);
     assert_eq!(code(&output), 1, "{}", describe(&output));
-    assert!(stderr(&output).contains("models/usage.yml:2:6: model `usage`: SQL does not plan"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("models/usage.yml:2:6: model `usage`: SQL does not plan"),
+        "{}",
+        describe(&output)
+    );
     assert!(stderr(&output).contains("evnets"), "{}", describe(&output));
 }
 
@@ -61,7 +71,11 @@ fn exit_1_when_a_required_field_is_unmapped() {
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["validate"]);
     assert_eq!(code(&output), 1, "{}", describe(&output));
-    assert!(stderr(&output).contains("sync `usage.files`: required field `UnitOfMeasure` is not mapped"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("sync `usage.files`: required field `UnitOfMeasure` is not mapped"),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -71,9 +85,17 @@ fn plan_detailed_exitcode_is_2_with_rows_to_send_and_0_without() {
     let plan = project.dinmo(&["plan", "--detailed-exitcode"]);
     assert_eq!(code(&plan), 2, "{}", describe(&plan));
     let plain = project.dinmo(&["plan"]);
-    assert_eq!(code(&plain), 0, "without the flag a plan with rows exits 0: {}", describe(&plain));
+    assert_eq!(
+        code(&plain),
+        0,
+        "without the flag a plan with rows exits 0: {}",
+        describe(&plain)
+    );
     assert!(project.output_files("usage.files").is_empty(), "plan sends nothing");
-    assert!(project.state_files("usage.files", "runs").is_empty(), "plan commits nothing");
+    assert!(
+        project.state_files("usage.files", "runs").is_empty(),
+        "plan commits nothing"
+    );
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 0, "{}", describe(&run));
     let after = project.dinmo(&["plan", "--detailed-exitcode"]);
@@ -99,15 +121,33 @@ fn selectors_pick_models_by_name_and_tag() {
         let output = project.dinmo(args);
         assert_eq!(code(&output), 0, "{}", describe(&output));
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        report["syncs"].as_array().unwrap().iter().map(|s| s["sync_id"].as_str().unwrap().to_string()).collect()
+        report["syncs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sync_id"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(ids(&["plan", "--format", "json"]), ["tagged.files", "usage.files"]);
-    assert_eq!(ids(&["plan", "--format", "json", "--select", "tag:nightly"]), ["tagged.files"]);
-    assert_eq!(ids(&["plan", "--format", "json", "--exclude", "tagged"]), ["usage.files"]);
-    assert_eq!(ids(&["plan", "--format", "json", "--select", "sync:usage.files"]), ["usage.files"]);
+    assert_eq!(
+        ids(&["plan", "--format", "json", "--select", "tag:nightly"]),
+        ["tagged.files"]
+    );
+    assert_eq!(
+        ids(&["plan", "--format", "json", "--exclude", "tagged"]),
+        ["usage.files"]
+    );
+    assert_eq!(
+        ids(&["plan", "--format", "json", "--select", "sync:usage.files"]),
+        ["usage.files"]
+    );
     let unknown = project.dinmo(&["plan", "--select", "nope"]);
     assert_eq!(code(&unknown), 1);
-    assert!(stderr(&unknown).contains("selector `nope`: matches no model or sync"), "{}", describe(&unknown));
+    assert!(
+        stderr(&unknown).contains("selector `nope`: matches no model or sync"),
+        "{}",
+        describe(&unknown)
+    );
 }
 
 #[test]
@@ -123,7 +163,14 @@ fn plan_and_show_reports() {
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 3);
     let runs = project.dinmo(&["runs"]);
-    let run_id = stdout(&runs).lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let run_id = stdout(&runs)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
     let show = project.dinmo(&["show", &run_id]);
     assert_eq!(code(&show), 0, "{}", describe(&show));
     settings.add_filter(r"xxh3 [0-9a-f]{16}", "xxh3 [HASH]");
@@ -135,5 +182,13 @@ fn plan_and_show_reports() {
 }
 
 fn regex_escape(text: &str) -> String {
-    text.chars().map(|c| if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' { c.to_string() } else { format!("\\{c}") }).collect()
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
 }

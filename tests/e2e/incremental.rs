@@ -12,12 +12,20 @@ fn first_run_sends_everything_then_nothing_then_only_new_rows() {
     assert_eq!(code(&first), 0, "{}", describe(&first));
     let rows = project.output_rows("usage.files");
     assert_eq!(rows.len(), 3, "{rows:#?}");
-    assert!(rows.iter().any(|r| r.starts_with("A1,AccountNumber:A1,API_CALL,2026-11-18T00:00:00,10,,")), "{rows:#?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("A1,AccountNumber:A1,API_CALL,2026-11-18T00:00:00,10,,")),
+        "{rows:#?}"
+    );
 
     let second = project.dinmo(&["run"]);
     assert_eq!(code(&second), 0, "{}", describe(&second));
     assert!(stdout(&second).contains("new rows: 0"), "{}", describe(&second));
-    assert_eq!(project.output_files("usage.files").len(), 1, "a run with nothing new writes no file");
+    assert_eq!(
+        project.output_files("usage.files").len(),
+        1,
+        "a run with nothing new writes no file"
+    );
 
     project.export_day("2026-11-20", &[("A1", 12), ("A3", 30)]);
     let third = project.dinmo(&["run"]);
@@ -29,7 +37,11 @@ fn first_run_sends_everything_then_nothing_then_only_new_rows() {
     assert_eq!(new_rows.len(), 2, "{newest}");
     assert!(new_rows.iter().all(|r| r.contains("2026-11-20T00:00:00")), "{newest}");
     // Every row exactly once across all files.
-    let mut keys: Vec<String> = project.output_rows("usage.files").iter().map(|r| r.split(',').nth(6).unwrap().to_string()).collect();
+    let mut keys: Vec<String> = project
+        .output_rows("usage.files")
+        .iter()
+        .map(|r| r.split(',').nth(6).unwrap().to_string())
+        .collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 5);
@@ -42,7 +54,11 @@ fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
 
     let first = project.dinmo(&["run"]);
     assert_eq!(code(&first), 3, "{}", describe(&first));
-    assert!(stdout(&first).contains("1 × negative_quantity: Quantity is -5; it must be zero or more"), "{}", describe(&first));
+    assert!(
+        stdout(&first).contains("1 × negative_quantity: Quantity is -5; it must be zero or more"),
+        "{}",
+        describe(&first)
+    );
     assert_eq!(project.output_rows("usage.files").len(), 1);
     assert_eq!(project.state_files("usage.files", "rejected").len(), 1);
 
@@ -57,12 +73,20 @@ fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
     assert_eq!(code(&third), 0, "{}", describe(&third));
     let rows = project.output_rows("usage.files");
     assert_eq!(rows.len(), 2, "{rows:#?}");
-    assert!(rows.iter().any(|r| r.starts_with("A2,") && r.contains(",5,")), "{rows:#?}");
+    assert!(
+        rows.iter().any(|r| r.starts_with("A2,") && r.contains(",5,")),
+        "{rows:#?}"
+    );
 
     let show = project.dinmo(&["runs", "--format", "json"]);
     assert_eq!(code(&show), 0, "{}", describe(&show));
     let runs: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
-    let outcomes: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes, ["succeeded", "partially_rejected", "partially_rejected"]);
 }
 
@@ -99,10 +123,17 @@ syncs:
     );
     project.write("data/csv/a.csv", "account;qty;day\nC1;1;2026-11-01\nC2;2;2026-11-01\n");
     project.write("data/csv/ignored.txt", "not,a,source\n");
-    project.write("data/json/events.json", "{\"account\":\"J1\",\"qty\":3,\"day\":\"2026-11-02\"}\n");
+    project.write(
+        "data/json/events.json",
+        "{\"account\":\"J1\",\"qty\":3,\"day\":\"2026-11-02\"}\n",
+    );
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 0, "{}", describe(&run));
-    let mut accounts: Vec<String> = project.output_rows("both.files").iter().map(|r| r.split(',').next().unwrap().to_string()).collect();
+    let mut accounts: Vec<String> = project
+        .output_rows("both.files")
+        .iter()
+        .map(|r| r.split(',').next().unwrap().to_string())
+        .collect();
     accounts.sort();
     assert_eq!(accounts, ["C1", "C2", "J1"]);
 }

@@ -16,10 +16,22 @@ fn assert_stopped_and_nothing_written(project: &TestProject, expect: &str) {
     let runs_before = project.state_files("usage.files", "runs");
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 1, "{}", describe(&run));
-    assert!(stderr(&run).contains(expect), "expected `{expect}` in:\n{}", describe(&run));
+    assert!(
+        stderr(&run).contains(expect),
+        "expected `{expect}` in:\n{}",
+        describe(&run)
+    );
     assert!(stderr(&run).contains("Nothing was sent"), "{}", describe(&run));
-    assert_eq!(project.output_files("usage.files"), files_before, "no usage file may be written");
-    assert_eq!(project.state_files("usage.files", "runs"), runs_before, "no manifest may be written");
+    assert_eq!(
+        project.output_files("usage.files"),
+        files_before,
+        "no usage file may be written"
+    );
+    assert_eq!(
+        project.state_files("usage.files", "runs"),
+        runs_before,
+        "no manifest may be written"
+    );
     assert!(project.state_files("usage.files", "pending").is_empty());
 }
 
@@ -62,7 +74,11 @@ fn max_new_rows_stops_the_run_before_sending() {
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 1, "{}", describe(&run));
-    assert!(stderr(&run).contains("3 new rows exceed max_new_rows (2); nothing was sent"), "{}", describe(&run));
+    assert!(
+        stderr(&run).contains("3 new rows exceed max_new_rows (2); nothing was sent"),
+        "{}",
+        describe(&run)
+    );
     assert!(project.output_files("usage.files").is_empty());
     assert!(project.state_files("usage.files", "runs").is_empty());
     assert!(project.state_files("usage.files", "snapshot").is_empty());
@@ -75,18 +91,29 @@ fn a_duplicate_primary_key_is_named_and_nothing_is_sent() {
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 1, "{}", describe(&run));
-    assert!(stderr(&run).contains("primary key (usage_day) is not unique: (usage_day=2026-11-18T00:00:00) ×2"), "{}", describe(&run));
+    assert!(
+        stderr(&run).contains("primary key (usage_day) is not unique: (usage_day=2026-11-18T00:00:00) ×2"),
+        "{}",
+        describe(&run)
+    );
     assert!(project.output_files("usage.files").is_empty());
 }
 
 #[test]
 fn a_null_primary_key_is_refused() {
-    let model = MODEL.replace("SELECT account,", "SELECT CASE WHEN qty > 1 THEN account END AS account,");
+    let model = MODEL.replace(
+        "SELECT account,",
+        "SELECT CASE WHEN qty > 1 THEN account END AS account,",
+    );
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 1, "{}", describe(&run));
-    assert!(stderr(&run).contains("primary key (account, usage_day) is null in 1 row(s)"), "{}", describe(&run));
+    assert!(
+        stderr(&run).contains("primary key (account, usage_day) is null in 1 row(s)"),
+        "{}",
+        describe(&run)
+    );
     assert!(project.output_files("usage.files").is_empty());
 }
 

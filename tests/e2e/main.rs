@@ -1,4 +1,5 @@
 //! End-to-end tests: the real `dinmo` binary on temp projects.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod support;
 

@@ -31,17 +31,26 @@ impl Drop for Moto {
 }
 
 fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let child = Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start moto_server ({e}); install it with: pip install \"moto[server]\""));
-    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not listen on {port} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not listen on {port} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     moto
@@ -50,10 +59,17 @@ fn start_moto() -> Moto {
 fn create_bucket(endpoint: &str, bucket: &str) {
     let address = endpoint.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).expect("connect to moto");
-    write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "bucket creation failed: {response}");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "bucket creation failed: {response}"
+    );
 }
 
 const ENV: [(&str, &str); 4] = [
@@ -64,13 +80,22 @@ const ENV: [(&str, &str); 4] = [
 ];
 
 fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
-    let mut builder = AmazonS3Builder::new().with_bucket_name("warehouse").with_endpoint(endpoint).with_allow_http(true);
-    builder = builder.with_access_key_id("testing").with_secret_access_key("testing").with_region("us-east-1");
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name("warehouse")
+        .with_endpoint(endpoint)
+        .with_allow_http(true);
+    builder = builder
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1");
     Arc::new(builder.build().expect("s3 store"))
 }
 
 fn parquet_bytes(rows: &[(&str, i64)]) -> Vec<u8> {
-    let schema = Arc::new(Schema::new(vec![Field::new("account", DataType::Utf8, false), Field::new("qty", DataType::Int64, false)]));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account", DataType::Utf8, false),
+        Field::new("qty", DataType::Int64, false),
+    ]));
     let accounts: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()));
     let qty: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
     let batch = RecordBatch::try_new(schema.clone(), vec![accounts, qty]).unwrap();
@@ -82,8 +107,12 @@ fn parquet_bytes(rows: &[(&str, i64)]) -> Vec<u8> {
 }
 
 async fn keys_under(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
-    let mut keys: Vec<String> =
-        store.list(Some(&ObjectPath::from(prefix))).map_ok(|m| m.location.to_string()).try_collect().await.unwrap();
+    let mut keys: Vec<String> = store
+        .list(Some(&ObjectPath::from(prefix)))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
     keys.sort();
     keys
 }
@@ -126,7 +155,13 @@ fn sources_state_and_files_on_s3() {
         assert_eq!(files.len(), 2, "{files:#?}");
         let mut lines = 0;
         for file in &files {
-            let bytes = s3.get(&ObjectPath::from(file.as_str())).await.unwrap().bytes().await.unwrap();
+            let bytes = s3
+                .get(&ObjectPath::from(file.as_str()))
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
             lines += String::from_utf8(bytes.to_vec()).unwrap().lines().count() - 1;
         }
         assert_eq!(lines, 3, "every row exactly once");
@@ -134,5 +169,8 @@ fn sources_state_and_files_on_s3() {
         assert_eq!(keys_under(&s3, "state/usage.files/snapshot").await.len(), 2);
         assert!(keys_under(&s3, "state/usage.files/pending").await.is_empty());
     });
-    assert!(!project.path().join(".dinmo").exists(), "no local state when state is on S3");
+    assert!(
+        !project.path().join(".dinmo").exists(),
+        "no local state when state is on S3"
+    );
 }

@@ -107,7 +107,12 @@ impl TestProject {
 
 pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_dinmo"));
-    command.current_dir(dir).args(args).env("DINMO_LOG", "warn").env_remove("RUST_LOG").timeout(std::time::Duration::from_secs(120));
+    command
+        .current_dir(dir)
+        .args(args)
+        .env("DINMO_LOG", "warn")
+        .env_remove("RUST_LOG")
+        .timeout(std::time::Duration::from_secs(120));
     for (key, value) in env {
         command.env(key, value);
     }
@@ -116,7 +121,11 @@ pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
         Err(_) => Vec::new(),
     };
     files.sort();
@@ -152,4 +161,3 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
-

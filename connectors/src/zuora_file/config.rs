@@ -120,7 +120,10 @@ mod tests {
     #[test]
     fn datetime_format_defaults_follow_the_layout() {
         assert_eq!(config().datetime_format(), "%Y-%m-%dT%H:%M:%S");
-        let legacy = ZuoraFileConfig { layout: Layout::Legacy, ..config() };
+        let legacy = ZuoraFileConfig {
+            layout: Layout::Legacy,
+            ..config()
+        };
         assert_eq!(legacy.datetime_format(), "%m/%d/%Y");
     }
 }

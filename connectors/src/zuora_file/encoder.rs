@@ -84,7 +84,10 @@ impl UsageFileEncoder {
         self.row_buffer = encode_record(fields)?;
         let row_bytes = self.row_buffer.len();
         if (self.header.len() + row_bytes) as u64 > self.max_bytes {
-            return Err(EncodeError::RowTooLarge { row_bytes, max_bytes: self.max_bytes });
+            return Err(EncodeError::RowTooLarge {
+                row_bytes,
+                max_bytes: self.max_bytes,
+            });
         }
         let mut finished = None;
         if self.current_rows > 0 && (self.current.len() + row_bytes) as u64 > self.max_bytes {
@@ -119,8 +122,12 @@ impl UsageFileEncoder {
 }
 
 fn encode_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> Result<Vec<u8>, EncodeError> {
-    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
-    writer.write_record(fields).map_err(|e| EncodeError::Writer(e.to_string()))?;
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    writer
+        .write_record(fields)
+        .map_err(|e| EncodeError::Writer(e.to_string()))?;
     writer.into_inner().map_err(|e| EncodeError::Writer(e.to_string()))
 }
 
@@ -128,7 +135,8 @@ fn zip_one(inner_name: &str, csv: &[u8]) -> Result<Vec<u8>, EncodeError> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
     // No clock: the entry carries the format's fixed default time, so output is reproducible.
     let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
-    zip.start_file(inner_name, options).map_err(|e| EncodeError::Writer(e.to_string()))?;
+    zip.start_file(inner_name, options)
+        .map_err(|e| EncodeError::Writer(e.to_string()))?;
     zip.write_all(csv).map_err(|e| EncodeError::Writer(e.to_string()))?;
     let cursor = zip.finish().map_err(|e| EncodeError::Writer(e.to_string()))?;
     Ok(cursor.into_inner())
@@ -147,7 +155,11 @@ pub fn file_name(stem: &str, run_id: &str, sequence: u32, extension: &str) -> St
     let tail = format!("_{run_id}_{sequence:04}.{extension}");
     let room = MAX_FILE_NAME_CHARS.saturating_sub(tail.len());
     let stem: String = stem.chars().take(room).collect();
-    let name = if stem.is_empty() { tail.trim_start_matches('_').to_string() } else { format!("{stem}{tail}") };
+    let name = if stem.is_empty() {
+        tail.trim_start_matches('_').to_string()
+    } else {
+        format!("{stem}{tail}")
+    };
     name.chars().take(MAX_FILE_NAME_CHARS).collect()
 }
 
@@ -160,7 +172,12 @@ mod tests {
     const RUN: &str = "20261121T150600Z-9f3a";
 
     fn row(i: usize) -> Vec<String> {
-        vec![format!("A{i:05}"), "API_CALL".into(), "2026-11-21T00:00:00".into(), format!("{i}")]
+        vec![
+            format!("A{i:05}"),
+            "API_CALL".into(),
+            "2026-11-21T00:00:00".into(),
+            format!("{i}"),
+        ]
     }
 
     #[test]
@@ -169,7 +186,10 @@ mod tests {
         let name = file_name(long, RUN, 1, "csv");
         assert_eq!(name.len(), MAX_FILE_NAME_CHARS);
         assert_eq!(name, "a_model_with_a_real_20261121T150600Z-9f3a_0001.csv");
-        assert_eq!(file_name("calls", RUN, 12345, "zip"), "calls_20261121T150600Z-9f3a_12345.zip");
+        assert_eq!(
+            file_name("calls", RUN, 12345, "zip"),
+            "calls_20261121T150600Z-9f3a_12345.zip"
+        );
         assert!(file_name(long, RUN, u32::MAX, "zip").len() <= MAX_FILE_NAME_CHARS);
     }
 
@@ -209,7 +229,13 @@ mod tests {
     fn refuses_a_row_that_cannot_fit_anywhere() {
         let mut encoder = UsageFileEncoder::new(&["Description"], 20, false, "m", RUN).unwrap();
         let err = encoder.push(["x".repeat(40).as_str()]).unwrap_err();
-        assert!(matches!(err, EncodeError::RowTooLarge { row_bytes: 42, max_bytes: 20 }));
+        assert!(matches!(
+            err,
+            EncodeError::RowTooLarge {
+                row_bytes: 42,
+                max_bytes: 20
+            }
+        ));
     }
 
     #[test]

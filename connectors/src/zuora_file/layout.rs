@@ -11,7 +11,10 @@ use super::config::Layout;
 pub const CUSTOM_FIELD_PREFIX: &str = "CustomFields.";
 
 /// Quantity is `Decimal{22,9}` in Zuora and must not be negative.
-pub const QUANTITY_LIMITS: NumberLimits = NumberLimits { non_negative: true, max_fraction_digits: Some(9) };
+pub const QUANTITY_LIMITS: NumberLimits = NumberLimits {
+    non_negative: true,
+    max_fraction_digits: Some(9),
+};
 
 /// What fills a column the mapping leaves out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +49,16 @@ const fn column(
         FieldKind::Number => Some(QUANTITY_LIMITS),
         _ => None,
     };
-    LayoutColumn { spec: FieldSpec { name: Cow::Borrowed(name), kind, required, max_chars }, limits, default }
+    LayoutColumn {
+        spec: FieldSpec {
+            name: Cow::Borrowed(name),
+            kind,
+            required,
+            max_chars,
+        },
+        limits,
+        default,
+    }
 }
 
 use ColumnDefault::{AccountTag, Empty, RowKey};
@@ -98,9 +110,16 @@ impl Layout {
             return Some(found.clone());
         }
         let custom = self == Layout::Current
-            && name.strip_prefix(CUSTOM_FIELD_PREFIX).is_some_and(|rest| !rest.is_empty());
+            && name
+                .strip_prefix(CUSTOM_FIELD_PREFIX)
+                .is_some_and(|rest| !rest.is_empty());
         custom.then(|| LayoutColumn {
-            spec: FieldSpec { name: Cow::Owned(name.to_string()), kind: Text, required: false, max_chars: None },
+            spec: FieldSpec {
+                name: Cow::Owned(name.to_string()),
+                kind: Text,
+                required: false,
+                max_chars: None,
+            },
             limits: None,
             default: Empty,
         })
@@ -116,12 +135,31 @@ mod tests {
         let current: Vec<_> = Layout::Current.columns().iter().map(|c| c.spec.name.as_ref()).collect();
         assert_eq!(
             current,
-            ["AccountNumber", "Tag", "UnitOfMeasure", "StartDateTime", "Quantity", "Description", "UniqueKey", "GroupId"]
+            [
+                "AccountNumber",
+                "Tag",
+                "UnitOfMeasure",
+                "StartDateTime",
+                "Quantity",
+                "Description",
+                "UniqueKey",
+                "GroupId"
+            ]
         );
         let legacy: Vec<_> = Layout::Legacy.columns().iter().map(|c| c.spec.name.as_ref()).collect();
         assert_eq!(
             legacy,
-            ["ACCOUNT_ID", "UOM", "QTY", "STARTDATE", "ENDDATE", "SUBSCRIPTION_ID", "CHARGE_ID", "DESCRIPTION", "UNIQUE_KEY"]
+            [
+                "ACCOUNT_ID",
+                "UOM",
+                "QTY",
+                "STARTDATE",
+                "ENDDATE",
+                "SUBSCRIPTION_ID",
+                "CHARGE_ID",
+                "DESCRIPTION",
+                "UNIQUE_KEY"
+            ]
         );
     }
 

@@ -47,10 +47,18 @@ impl ZuoraFileDestination {
     pub fn new(name: impl Into<String>, config: ZuoraFileConfig, output: OutputLocation) -> Result<Self> {
         let name = name.into();
         if let Some((key, message)) = config.validate().into_iter().next() {
-            return Err(ConnectorError::InvalidConfig { destination: name, message: format!("{key} {message}") });
+            return Err(ConnectorError::InvalidConfig {
+                destination: name,
+                message: format!("{key} {message}"),
+            });
         }
         let fields = config.layout.columns().iter().map(|c| c.spec.clone()).collect();
-        Ok(ZuoraFileDestination { name, config, fields, output })
+        Ok(ZuoraFileDestination {
+            name,
+            config,
+            fields,
+            output,
+        })
     }
 }
 
@@ -69,7 +77,10 @@ impl Destination for ZuoraFileDestination {
     }
 
     fn defaults_field(&self, field: &str) -> bool {
-        self.config.layout.column(field).is_some_and(|c| c.default == ColumnDefault::AccountTag)
+        self.config
+            .layout
+            .column(field)
+            .is_some_and(|c| c.default == ColumnDefault::AccountTag)
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
@@ -77,6 +88,11 @@ impl Destination for ZuoraFileDestination {
     }
 
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {
-        Ok(Box::new(writer::ZuoraFileWriter::new(&self.name, &self.config, &self.output, context)?))
+        Ok(Box::new(writer::ZuoraFileWriter::new(
+            &self.name,
+            &self.config,
+            &self.output,
+            context,
+        )?))
     }
 }

@@ -41,10 +41,12 @@ impl PreparedBatch {
                     column: field.name().clone(),
                 });
             };
-            let array = batch.column_by_name(field.name()).ok_or_else(|| ConnectorError::MissingColumn {
-                destination: destination.to_string(),
-                column: field.name().clone(),
-            })?;
+            let array = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| ConnectorError::MissingColumn {
+                    destination: destination.to_string(),
+                    column: field.name().clone(),
+                })?;
             let cells = convert_column(spec.spec.kind, array).map_err(|source| ConnectorError::Convert {
                 destination: destination.to_string(),
                 column: field.name().clone(),
@@ -68,7 +70,11 @@ impl PreparedBatch {
                 combine(reasons)
             })
             .collect();
-        Ok(PreparedBatch { columns, keys, rejections })
+        Ok(PreparedBatch {
+            columns,
+            keys,
+            rejections,
+        })
     }
 
     /// The fields of `row` in output order, rendered as text.
@@ -101,17 +107,27 @@ impl PreparedBatch {
 }
 
 fn row_keys(destination: &str, batch: &RecordBatch) -> Result<Vec<String>> {
-    let array = batch.column_by_name(ROW_KEY_COLUMN).ok_or_else(|| ConnectorError::MissingColumn {
-        destination: destination.to_string(),
-        column: ROW_KEY_COLUMN.to_string(),
-    })?;
+    let array = batch
+        .column_by_name(ROW_KEY_COLUMN)
+        .ok_or_else(|| ConnectorError::MissingColumn {
+            destination: destination.to_string(),
+            column: ROW_KEY_COLUMN.to_string(),
+        })?;
     let strings = cast(array, &DataType::Utf8).map_err(|source| ConnectorError::Convert {
         destination: destination.to_string(),
         column: ROW_KEY_COLUMN.to_string(),
         source,
     })?;
     let strings = strings.as_string::<i32>();
-    Ok((0..strings.len()).map(|i| if strings.is_null(i) { String::new() } else { strings.value(i).to_string() }).collect())
+    Ok((0..strings.len())
+        .map(|i| {
+            if strings.is_null(i) {
+                String::new()
+            } else {
+                strings.value(i).to_string()
+            }
+        })
+        .collect())
 }
 
 /// One rejection per row: the first reason's code, every reason's message.
@@ -120,7 +136,11 @@ fn combine(mut reasons: Vec<Rejection>) -> Option<Rejection> {
         0 => None,
         1 => reasons.pop(),
         _ => {
-            let message = reasons.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ");
+            let message = reasons
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
             let first = reasons.swap_remove(0);
             Some(Rejection { message, ..first })
         }

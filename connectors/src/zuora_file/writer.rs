@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use object_store::{ObjectStoreExt, PutPayload};
 use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
 use tracing::info;
 
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, OutputLocation, RowStatus, WriteContext};
@@ -38,7 +38,12 @@ pub(super) struct ZuoraFileWriter {
 }
 
 impl ZuoraFileWriter {
-    pub fn new(destination: &str, config: &ZuoraFileConfig, output: &OutputLocation, context: WriteContext) -> Result<Self> {
+    pub fn new(
+        destination: &str,
+        config: &ZuoraFileConfig,
+        output: &OutputLocation,
+        context: WriteContext,
+    ) -> Result<Self> {
         let folder = output.prefix.clone().join(context.sync_id.as_str());
         Ok(ZuoraFileWriter {
             destination: destination.to_string(),
@@ -72,7 +77,11 @@ impl ZuoraFileWriter {
     }
 
     fn encode_error(&self, file: &str, error: super::encoder::EncodeError) -> ConnectorError {
-        ConnectorError::Encode { destination: self.destination.clone(), file: file.to_string(), message: error.to_string() }
+        ConnectorError::Encode {
+            destination: self.destination.clone(),
+            file: file.to_string(),
+            message: error.to_string(),
+        }
     }
 
     fn path_of(&self, name: &str) -> Path {
@@ -86,10 +95,18 @@ impl ZuoraFileWriter {
             .store
             .put(&path, PutPayload::from(file.bytes))
             .await
-            .map_err(|source| ConnectorError::Write { destination: self.destination.clone(), path: path.clone(), source })?;
+            .map_err(|source| ConnectorError::Write {
+                destination: self.destination.clone(),
+                path: path.clone(),
+                source,
+            })?;
         info!(destination = %self.destination, file = %path, rows = file.rows, bytes, "usage file stored");
         self.stored_through = sequence;
-        self.delivered.push(format!("{}/{}", self.output.display.trim_end_matches('/'), relative(&self.output.prefix, &path)));
+        self.delivered.push(format!(
+            "{}/{}",
+            self.output.display.trim_end_matches('/'),
+            relative(&self.output.prefix, &path)
+        ));
         Ok(())
     }
 
@@ -100,7 +117,10 @@ impl ZuoraFileWriter {
                 break;
             }
             if let Some(ready) = self.waiting.pop_front() {
-                done.push(BatchOutcome { batch: ready.batch, statuses: ready.statuses });
+                done.push(BatchOutcome {
+                    batch: ready.batch,
+                    statuses: ready.statuses,
+                });
             }
         }
         done
@@ -136,10 +156,16 @@ impl DestinationWriter for ZuoraFileWriter {
             if let Some(file) = finished {
                 self.store(file, before).await?;
             }
-            statuses.push(RowStatus::Accepted { destination_id: Some(self.path_of(&name).to_string()) });
+            statuses.push(RowStatus::Accepted {
+                destination_id: Some(self.path_of(&name).to_string()),
+            });
             last_file = Some(sequence);
         }
-        self.waiting.push_back(Waiting { batch, statuses, last_file });
+        self.waiting.push_back(Waiting {
+            batch,
+            statuses,
+            last_file,
+        });
         Ok(self.release())
     }
 
@@ -153,6 +179,138 @@ impl DestinationWriter for ZuoraFileWriter {
         }
         let outcomes = self.release();
         debug_assert!(self.waiting.is_empty(), "every file is stored, so every batch is final");
-        Ok((outcomes, Delivery { destination_ids: std::mem::take(&mut self.delivered) }))
+        Ok((
+            outcomes,
+            Delivery {
+                destination_ids: std::mem::take(&mut self.delivered),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    use object_store::memory::InMemory;
+
+    use super::*;
+    use crate::destination::{Destination, ROW_KEY_COLUMN};
+    use crate::zuora_file::{Layout, ZuoraFileDestination};
+
+    fn batch(start: usize, rows: usize, negative_every: Option<usize>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("AccountNumber", DataType::Utf8, false),
+            Field::new("UnitOfMeasure", DataType::Utf8, false),
+            Field::new("StartDateTime", DataType::Utf8, false),
+            Field::new("Quantity", DataType::Int64, false),
+            Field::new("Description", DataType::Utf8, true),
+            Field::new(ROW_KEY_COLUMN, DataType::Utf8, false),
+        ]));
+        let ids: Vec<usize> = (start..start + rows).collect();
+        let quantity = |i: usize| match negative_every {
+            Some(n) if i % n == 0 => -1,
+            _ => i as i64,
+        };
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("A{i:08}")))),
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "API_CALL"))),
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "2026-11-21T00:00:00Z"))),
+                Arc::new(Int64Array::from_iter_values(ids.iter().map(|&i| quantity(i)))),
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("usage row {i} {}", "x".repeat(60))))),
+                Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("{i:032x}")))),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn destination(store: Arc<InMemory>) -> ZuoraFileDestination {
+        let config = ZuoraFileConfig {
+            path: "mem://out".into(),
+            layout: Layout::Current,
+            max_file_bytes: 64 * 1024,
+            zip: false,
+            datetime_format: None,
+        };
+        let output = OutputLocation { store, prefix: Path::from("out"), display: "mem://out".into() };
+        ZuoraFileDestination::new("files", config, output).unwrap()
+    }
+
+    fn context() -> WriteContext {
+        WriteContext { sync_id: "calls.files".into(), run_id: "20261121T150600000Z-9f3a".into() }
+    }
+
+    #[tokio::test]
+    async fn batches_are_acknowledged_only_once_their_files_are_stored() {
+        let store = Arc::new(InMemory::new());
+        let destination = destination(Arc::clone(&store));
+        let mut writer = destination.open(context()).await.unwrap();
+        let mut acknowledged = Vec::new();
+        for i in 0..10 {
+            let outcomes = writer.write(batch(i * 200, 200, None)).await.unwrap();
+            for outcome in &outcomes {
+                // Every row of a handed-back batch sits in a file that is already stored.
+                for status in &outcome.statuses {
+                    let RowStatus::Accepted { destination_id: Some(id) } = status else { panic!("{status:?}") };
+                    store.head(&Path::from(id.as_str())).await.unwrap();
+                }
+            }
+            acknowledged.extend(outcomes);
+        }
+        assert!(acknowledged.len() < 10, "the last batches wait for the open file");
+        let (rest, delivery) = writer.finish().await.unwrap();
+        acknowledged.extend(rest);
+        assert_eq!(acknowledged.iter().map(BatchOutcome::accepted).sum::<usize>(), 2000);
+
+        let files: Vec<_> = store.list(Some(&Path::from("out/calls.files"))).try_collect().await.unwrap();
+        assert!(files.len() > 2, "2000 rows of ~130 bytes split at 64 KiB: {} file(s)", files.len());
+        assert_eq!(delivery.destination_ids.len(), files.len());
+        let mut rows = Vec::new();
+        for file in &files {
+            assert!(file.size <= 64 * 1024, "{} has {} bytes", file.location, file.size);
+            assert!(file.location.filename().unwrap().len() <= 50);
+            let text = store.get(&file.location).await.unwrap().bytes().await.unwrap();
+            let text = String::from_utf8(text.to_vec()).unwrap();
+            rows.extend(text.lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()));
+        }
+        rows.sort();
+        rows.dedup();
+        assert_eq!(rows.len(), 2000, "every row in exactly one file");
+    }
+
+    #[tokio::test]
+    async fn rule_violations_are_rejected_and_never_written() {
+        let store = Arc::new(InMemory::new());
+        let destination = destination(Arc::clone(&store));
+        let input = batch(0, 10, Some(3));
+        let verdicts = destination.check_batch(&input).unwrap();
+        assert_eq!(verdicts.iter().filter(|v| v.is_some()).count(), 4, "rows 0, 3, 6, 9");
+        let mut writer = destination.open(context()).await.unwrap();
+        let mut outcomes = writer.write(input).await.unwrap();
+        outcomes.extend(writer.finish().await.unwrap().0);
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!((outcomes[0].accepted(), outcomes[0].rejected()), (6, 4));
+        let RowStatus::Rejected(reason) = &outcomes[0].statuses[3] else { panic!("row 3 must be rejected") };
+        assert_eq!(reason.field.as_deref(), Some("Quantity"));
+        let files: Vec<_> = store.list(None).try_collect().await.unwrap();
+        let text = store.get(&files[0].location).await.unwrap().bytes().await.unwrap();
+        assert_eq!(String::from_utf8(text.to_vec()).unwrap().lines().count(), 1 + 6);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_only_rejected_rows_is_final_at_once() {
+        let destination = destination(Arc::new(InMemory::new()));
+        let mut writer = destination.open(context()).await.unwrap();
+        let outcomes = writer.write(batch(0, 3, Some(1))).await.unwrap();
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].rejected(), 3);
+        let (rest, delivery) = writer.finish().await.unwrap();
+        assert!(rest.is_empty() && delivery.destination_ids.is_empty());
     }
 }

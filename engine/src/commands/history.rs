@@ -32,7 +32,10 @@ pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
     let mut run_ids: Vec<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
     run_ids.dedup();
     run_ids.truncate(args.limit);
-    let shown: Vec<&RunManifest> = manifests.iter().filter(|m| run_ids.contains(&m.run_id.as_str())).collect();
+    let shown: Vec<&RunManifest> = manifests
+        .iter()
+        .filter(|m| run_ids.contains(&m.run_id.as_str()))
+        .collect();
     match args.format {
         OutputFormat::Json => print_json(&shown),
         OutputFormat::Text => {
@@ -47,7 +50,13 @@ pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
             for m in shown {
                 println!(
                     "{:<22}  {:<40}  {:<18}  {:>8}  {:>8}  {:>8}  {:>8}",
-                    m.run_id, m.sync_id, m.outcome.as_str(), m.counts.new_rows, m.counts.accepted, m.counts.rejected, m.counts.pending
+                    m.run_id,
+                    m.sync_id,
+                    m.outcome.as_str(),
+                    m.counts.new_rows,
+                    m.counts.accepted,
+                    m.counts.rejected,
+                    m.counts.pending
                 );
             }
         }
@@ -59,14 +68,25 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
     let (state, manifests) = all_manifests(global).await?;
     let run: Vec<&RunManifest> = manifests.iter().filter(|m| m.run_id == args.run).collect();
     if run.is_empty() {
-        return Err(DinmoError::RunNotFound { run: args.run.clone(), state: state.display().to_string() });
+        return Err(DinmoError::RunNotFound {
+            run: args.run.clone(),
+            state: state.display().to_string(),
+        });
     }
     match args.format {
         OutputFormat::Json => print_json(&run),
         OutputFormat::Text => {
             for m in run {
-                println!("run {} · sync {} → {} ({})", m.run_id, m.sync_id, m.destination, m.destination_type);
-                println!("  started {}  finished {}  outcome {}", m.started_at, m.finished_at, m.outcome.as_str());
+                println!(
+                    "run {} · sync {} → {} ({})",
+                    m.run_id, m.sync_id, m.destination, m.destination_type
+                );
+                println!(
+                    "  started {}  finished {}  outcome {}",
+                    m.started_at,
+                    m.finished_at,
+                    m.outcome.as_str()
+                );
                 if let Some(commit) = &m.git_commit {
                     println!("  git commit {commit}");
                 }
@@ -75,7 +95,13 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
                     m.counts.model_rows, m.counts.new_rows, m.counts.accepted, m.counts.rejected, m.counts.pending
                 );
                 for part in [&m.snapshot_part, &m.rejected_part].into_iter().flatten() {
-                    println!("  {} ({} rows, {} bytes, xxh3 {})", state.url_of(&part.path), part.rows, part.bytes, part.xxh3);
+                    println!(
+                        "  {} ({} rows, {} bytes, xxh3 {})",
+                        state.url_of(&part.path),
+                        part.rows,
+                        part.bytes,
+                        part.xxh3
+                    );
                 }
                 for id in &m.destination_ids {
                     println!("  delivered {id}");

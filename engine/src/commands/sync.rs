@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use datafusion::prelude::SessionContext;
-use tracing::{error, info, info_span, Instrument};
+use tracing::{Instrument, error, info, info_span};
 
 use super::Status;
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
@@ -23,7 +23,11 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
     print_report(&report, args.format, true);
     report.failure()?;
     let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
-    Ok(if args.detailed_exitcode && rows > 0 { Status::RowsToSend } else { Status::Success })
+    Ok(if args.detailed_exitcode && rows > 0 {
+        Status::RowsToSend
+    } else {
+        Status::Success
+    })
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
@@ -31,12 +35,21 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
     print_report(&report, args.format, args.dry_run);
     report.failure()?;
     let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
-    Ok(if !args.dry_run && rejected > 0 { Status::RowsRejected } else { Status::Success })
+    Ok(if !args.dry_run && rejected > 0 {
+        Status::RowsRejected
+    } else {
+        Status::Success
+    })
 }
 
 /// Loads, validates, and runs (or plans) every selected sync. A failing sync does not stop
 /// the others; its error is in its report.
-async fn execute(global: &GlobalArgs, selection: &SelectionArgs, dry_run: bool, full_refresh: bool) -> Result<RunReport> {
+async fn execute(
+    global: &GlobalArgs,
+    selection: &SelectionArgs,
+    dry_run: bool,
+    full_refresh: bool,
+) -> Result<RunReport> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
     let selection = Selection::new(&project, &selection.select, &selection.exclude)?;
@@ -46,7 +59,10 @@ async fn execute(global: &GlobalArgs, selection: &SelectionArgs, dry_run: bool, 
     let run_id = new_run_id();
     let staging_root = project.target_path.join("staging");
     std::fs::create_dir_all(&staging_root).map_err(DinmoError::io(&staging_root))?;
-    let staging = tempfile::Builder::new().prefix(&format!("{run_id}-")).tempdir_in(&staging_root).map_err(DinmoError::io(&staging_root))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!("{run_id}-"))
+        .tempdir_in(&staging_root)
+        .map_err(DinmoError::io(&staging_root))?;
     register_store(&ctx, &project.state)?;
     let run = RunContext {
         run_id: run_id.clone(),
@@ -72,7 +88,8 @@ async fn execute(global: &GlobalArgs, selection: &SelectionArgs, dry_run: bool, 
                 }
             };
             for (index, target) in model.syncs.iter().enumerate() {
-                let (sync_report, result): (SyncReport, Result<()>) = run_sync(&ctx, &run, model, &staged, index, target).await;
+                let (sync_report, result): (SyncReport, Result<()>) =
+                    run_sync(&ctx, &run, model, &staged, index, target).await;
                 if let Err(failure) = &result {
                     error!(sync = %target.sync.id, error = %failure, "sync failed");
                 }

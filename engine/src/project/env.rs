@@ -57,8 +57,14 @@ mod tests {
 
     #[test]
     fn substitutes_and_escapes() {
-        assert_eq!(interpolate("s3://${BUCKET}/events/", env).unwrap(), "s3://acme-exports/events/");
-        assert_eq!(interpolate("cost $5 and $${LITERAL}", env).unwrap(), "cost $5 and ${LITERAL}");
+        assert_eq!(
+            interpolate("s3://${BUCKET}/events/", env).unwrap(),
+            "s3://acme-exports/events/"
+        );
+        assert_eq!(
+            interpolate("cost $5 and $${LITERAL}", env).unwrap(),
+            "cost $5 and ${LITERAL}"
+        );
         assert_eq!(interpolate("${UNCLOSED", env).unwrap(), "${UNCLOSED");
     }
 

@@ -78,7 +78,11 @@ impl Loader<'_> {
             Ok(value) => value,
             Err(missing) => {
                 for name in missing {
-                    self.problem(file, position(raw), format!("{what}: environment variable `{name}` is not set"));
+                    self.problem(
+                        file,
+                        position(raw),
+                        format!("{what}: environment variable `{name}` is not set"),
+                    );
                 }
                 String::new()
             }
@@ -98,8 +102,9 @@ impl Loader<'_> {
             }
             None => resolve_location(self.root, ".dinmo/state"),
         };
-        let target_path =
-            self.root.join(file.target_path.as_ref().map_or("target", |t| t.value.as_str()));
+        let target_path = self
+            .root
+            .join(file.target_path.as_ref().map_or("target", |t| t.value.as_str()));
 
         let sources = file
             .sources
@@ -136,7 +141,15 @@ impl Loader<'_> {
             }
         }
         self.check_unique_models(&models);
-        Project { root: self.root.to_path_buf(), name, state, target_path, sources, destinations, models }
+        Project {
+            root: self.root.to_path_buf(),
+            name,
+            state,
+            target_path,
+            sources,
+            destinations,
+            models,
+        }
     }
 
     fn source(&mut self, name: &str, spanned: &Spanned<SourceConfig>) -> Source {
@@ -147,7 +160,11 @@ impl Loader<'_> {
         if config.format != SourceFormat::Csv
             && (config.options.has_header.is_some() || config.options.delimiter.is_some())
         {
-            self.problem(file, at, format!("source `{name}`: has_header and delimiter apply to csv sources only"));
+            self.problem(
+                file,
+                at,
+                format!("source `{name}`: has_header and delimiter apply to csv sources only"),
+            );
         }
         Source {
             name: name.to_string(),
@@ -162,20 +179,35 @@ impl Loader<'_> {
         let file = Path::new(PROJECT_FILE);
         let at = position(&spanned);
         if !valid_name(&name) {
-            self.problem(file, at, format!("destination name `{name}` may hold only letters, digits, `_` and `-`"));
+            self.problem(
+                file,
+                at,
+                format!("destination name `{name}` may hold only letters, digits, `_` and `-`"),
+            );
         }
         let config = match spanned.value {
             DestinationConfig::ZuoraFile(config) => {
-                let raw = Spanned { value: config.path.clone(), referenced: spanned.referenced, defined: spanned.defined };
+                let raw = Spanned {
+                    value: config.path.clone(),
+                    referenced: spanned.referenced,
+                    defined: spanned.defined,
+                };
                 let path = self.interpolated(file, &raw, &format!("destination `{name}` path"));
-                let config = ZuoraFileConfig { path: resolve_location(self.root, &path), ..config };
+                let config = ZuoraFileConfig {
+                    path: resolve_location(self.root, &path),
+                    ..config
+                };
                 for (key, message) in config.validate() {
                     self.problem(file, at, format!("destination `{name}`: {key} {message}"));
                 }
                 DestinationConfig::ZuoraFile(config)
             }
         };
-        DestinationDef { name, config, position: at }
+        DestinationDef {
+            name,
+            config,
+            position: at,
+        }
     }
 
     fn model(&mut self, path: &Path, relative: PathBuf, destinations: &[DestinationDef]) -> Option<Model> {
@@ -189,21 +221,33 @@ impl Loader<'_> {
         let file: ModelFile = parse_yaml(&text, &relative, &mut self.report)?;
         let name = file.model.value.clone();
         if !valid_name(&name) {
-            self.problem(&relative, position(&file.model), format!("model name `{name}` may hold only letters, digits, `_` and `-`"));
+            self.problem(
+                &relative,
+                position(&file.model),
+                format!("model name `{name}` may hold only letters, digits, `_` and `-`"),
+            );
         }
         if file.sql.value.trim().is_empty() {
             self.problem(&relative, position(&file.sql), "sql must not be empty");
         }
         let primary_key: Vec<String> = file.primary_key.value.iter().map(|c| c.value.clone()).collect();
         if primary_key.is_empty() {
-            self.problem(&relative, position(&file.primary_key), "primary_key must name at least one column");
+            self.problem(
+                &relative,
+                position(&file.primary_key),
+                "primary_key must name at least one column",
+            );
         }
         let mut syncs: Vec<Sync> = Vec::new();
         for spanned in &file.syncs {
             let sync = &spanned.value;
             let destination = sync.destination.value.clone();
             if destinations.iter().all(|d| d.name != destination) {
-                let known = destinations.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ");
+                let known = destinations
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 self.problem(
                     &relative,
                     position(&sync.destination),
@@ -211,16 +255,28 @@ impl Loader<'_> {
                 );
             }
             if syncs.iter().any(|s| s.destination == destination) {
-                self.problem(&relative, position(&sync.destination), format!("model `{name}` syncs to `{destination}` twice"));
+                self.problem(
+                    &relative,
+                    position(&sync.destination),
+                    format!("model `{name}` syncs to `{destination}` twice"),
+                );
             }
             if sync.mapping.value.is_empty() {
-                self.problem(&relative, position(&sync.mapping), "mapping must map at least one field");
+                self.problem(
+                    &relative,
+                    position(&sync.mapping),
+                    "mapping must map at least one field",
+                );
             }
             let mapping = sync
                 .mapping
                 .value
                 .iter()
-                .map(|(field, column)| MappedField { field: field.clone(), column: column.value.clone(), position: position(column) })
+                .map(|(field, column)| MappedField {
+                    field: field.clone(),
+                    column: column.value.clone(),
+                    position: position(column),
+                })
                 .collect();
             syncs.push(Sync {
                 id: format!("{name}.{destination}"),
@@ -271,14 +327,24 @@ fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &Path, report: &
     match serde_saphyr::from_str::<T>(text) {
         Ok(value) => Some(value),
         Err(error) => {
-            let message = serde_saphyr::DefaultMessageFormatter.format_message(&error).into_owned();
+            let message = serde_saphyr::DefaultMessageFormatter
+                .format_message(&error)
+                .into_owned();
             let position = error.location().and_then(Position::from_location);
             let source_name = file.display().to_string();
             let options = serde_saphyr::render_options! { source_name: Some(source_name.as_str()) };
             let rendered = error.render_with_options(options);
             // Keep only the excerpt (the lines after the first), which points at the spot.
-            let snippet = rendered.split_once('\n').map(|(_, rest)| rest.to_string()).filter(|s| !s.trim().is_empty());
-            report.push_problem(ConfigProblem { file: file.to_path_buf(), position, message, snippet });
+            let snippet = rendered
+                .split_once('\n')
+                .map(|(_, rest)| rest.to_string())
+                .filter(|s| !s.trim().is_empty());
+            report.push_problem(ConfigProblem {
+                file: file.to_path_buf(),
+                position,
+                message,
+                snippet,
+            });
             None
         }
     }

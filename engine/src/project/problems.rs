@@ -15,7 +15,10 @@ pub struct Position {
 impl Position {
     /// From a serde-saphyr location; `None` when the location is unknown.
     pub fn from_location(location: serde_saphyr::Location) -> Option<Self> {
-        (location.line() > 0).then(|| Position { line: location.line(), column: location.column() })
+        (location.line() > 0).then(|| Position {
+            line: location.line(),
+            column: location.column(),
+        })
     }
 }
 
@@ -50,7 +53,12 @@ pub struct ConfigReport {
 impl ConfigReport {
     /// Records a problem.
     pub fn push(&mut self, file: impl Into<PathBuf>, position: Option<Position>, message: impl Into<String>) {
-        self.problems.push(ConfigProblem { file: file.into(), position, message: message.into(), snippet: None });
+        self.problems.push(ConfigProblem {
+            file: file.into(),
+            position,
+            message: message.into(),
+            snippet: None,
+        });
     }
 
     /// Records a problem that carries its own snippet.
@@ -78,7 +86,8 @@ impl ConfigReport {
         if self.problems.is_empty() {
             return Ok(());
         }
-        self.problems.sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
+        self.problems
+            .sort_by(|a, b| (&a.file, a.position).cmp(&(&b.file, b.position)));
         self.problems.dedup();
         Err(self)
     }
@@ -87,7 +96,11 @@ impl ConfigReport {
 impl fmt::Display for ConfigReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let count = self.problems.len();
-        writeln!(f, "{count} problem{} in the project configuration:", if count == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{count} problem{} in the project configuration:",
+            if count == 1 { "" } else { "s" }
+        )?;
         for problem in &self.problems {
             writeln!(f, "  {problem}")?;
             if let Some(snippet) = &problem.snippet {

@@ -20,7 +20,10 @@ pub struct LocalPartWriter {
 
 impl std::fmt::Debug for LocalPartWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalPartWriter").field("path", &self.path).field("rows", &self.rows).finish()
+        f.debug_struct("LocalPartWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
@@ -28,7 +31,9 @@ impl LocalPartWriter {
     /// Creates `path` for batches of `schema`.
     pub async fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(DinmoError::io(parent))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(DinmoError::io(parent))?;
         }
         let file = tokio::fs::File::create(path).await.map_err(DinmoError::io(path))?;
         let properties = WriterProperties::builder()
@@ -36,13 +41,20 @@ impl LocalPartWriter {
             .build();
         let writer = AsyncArrowWriter::try_new(file, schema, Some(properties))
             .map_err(DinmoError::parquet(path.display().to_string()))?;
-        Ok(LocalPartWriter { path: path.to_path_buf(), writer, rows: 0 })
+        Ok(LocalPartWriter {
+            path: path.to_path_buf(),
+            writer,
+            rows: 0,
+        })
     }
 
     /// Appends a batch.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).await.map_err(DinmoError::parquet(self.path.display().to_string()))
+        self.writer
+            .write(batch)
+            .await
+            .map_err(DinmoError::parquet(self.path.display().to_string()))
     }
 
     /// Rows written so far.
@@ -53,8 +65,10 @@ impl LocalPartWriter {
     /// Closes the file; returns its path and row count.
     pub async fn finish(self) -> Result<(PathBuf, u64)> {
         let path = self.path;
-        self.writer.close().await.map_err(DinmoError::parquet(path.display().to_string()))?;
+        self.writer
+            .close()
+            .await
+            .map_err(DinmoError::parquet(path.display().to_string()))?;
         Ok((path, self.rows))
     }
 }
-

@@ -35,7 +35,9 @@ pub struct VerifiedSnapshot {
 impl StateStore {
     /// Opens the state location (an absolute local path or a URL).
     pub fn open(location: &str) -> Result<Self> {
-        Ok(StateStore { location: open_location(location)? })
+        Ok(StateStore {
+            location: open_location(location)?,
+        })
     }
 
     /// The location as configured.
@@ -49,11 +51,17 @@ impl StateStore {
     }
 
     fn path(&self, relative: &str) -> ObjectPath {
-        relative.split('/').filter(|p| !p.is_empty()).fold(self.location.prefix.clone(), |path, part| path.join(part))
+        relative
+            .split('/')
+            .filter(|p| !p.is_empty())
+            .fold(self.location.prefix.clone(), |path, part| path.join(part))
     }
 
     fn store_error(&self) -> impl FnOnce(object_store::Error) -> DinmoError + '_ {
-        move |source| DinmoError::StateStore { location: self.location.display.clone(), source }
+        move |source| DinmoError::StateStore {
+            location: self.location.display.clone(),
+            source,
+        }
     }
 
     /// The URL of a path relative to the state location.
@@ -64,13 +72,20 @@ impl StateStore {
     /// Relative paths of the objects under `folder` (relative to the state location).
     async fn list(&self, folder: &str) -> Result<Vec<String>> {
         let prefix = self.path(folder);
-        let objects: Vec<_> =
-            self.location.store.list(Some(&prefix)).try_collect().await.map_err(self.store_error())?;
+        let objects: Vec<_> = self
+            .location
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(self.store_error())?;
         let mut names: Vec<String> = objects
             .into_iter()
-            .filter_map(|meta| meta.location.prefix_match(&self.location.prefix).map(|parts| {
-                parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/")
-            }))
+            .filter_map(|meta| {
+                meta.location
+                    .prefix_match(&self.location.prefix)
+                    .map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"))
+            })
             .collect();
         names.sort();
         Ok(names)
@@ -99,7 +114,12 @@ impl StateStore {
             if !path.ends_with(".json") {
                 continue;
             }
-            let bytes = self.location.store.get(&self.path(&path)).await.map_err(self.store_error())?;
+            let bytes = self
+                .location
+                .store
+                .get(&self.path(&path))
+                .await
+                .map_err(self.store_error())?;
             let bytes = bytes.bytes().await.map_err(self.store_error())?;
             let manifest: RunManifest = serde_json::from_slice(&bytes).map_err(|e| DinmoError::Manifest {
                 location: self.url_of(&path),
@@ -118,7 +138,11 @@ impl StateStore {
             location: self.url_of(&relative),
             message: e.to_string(),
         })?;
-        self.location.store.put(&self.path(&relative), PutPayload::from(json)).await.map_err(self.store_error())?;
+        self.location
+            .store
+            .put(&self.path(&relative), PutPayload::from(json))
+            .await
+            .map_err(self.store_error())?;
         Ok(())
     }
 
@@ -137,14 +161,22 @@ impl StateStore {
             }
             hasher.update(&buffer[..read]);
             bytes += read as u64;
-            let upload_error = |source: std::io::Error| DinmoError::Io { path: self.url_of(relative).into(), source };
+            let upload_error = |source: std::io::Error| DinmoError::Io {
+                path: self.url_of(relative).into(),
+                source,
+            };
             writer.write_all(&buffer[..read]).await.map_err(upload_error)?;
         }
-        writer
-            .shutdown()
-            .await
-            .map_err(|source| DinmoError::Io { path: self.url_of(relative).into(), source })?;
-        Ok(PartInfo { path: relative.to_string(), rows, bytes, xxh3: format!("{:016x}", hasher.digest()) })
+        writer.shutdown().await.map_err(|source| DinmoError::Io {
+            path: self.url_of(relative).into(),
+            source,
+        })?;
+        Ok(PartInfo {
+            path: relative.to_string(),
+            rows,
+            bytes,
+            xxh3: format!("{:016x}", hasher.digest()),
+        })
     }
 
     /// Deletes an object; a missing object is not an error.
@@ -166,7 +198,10 @@ impl StateStore {
         let got = match self.location.store.get(&self.path(&part.path)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(integrity(format!("snapshot part {} is missing", self.url_of(&part.path))));
+                return Err(integrity(format!(
+                    "snapshot part {} is missing",
+                    self.url_of(&part.path)
+                )));
             }
             Err(e) => return Err(self.store_error()(e)),
         };
@@ -215,6 +250,10 @@ impl StateStore {
                 part_urls.push(self.url_of(&path));
             }
         }
-        Ok(VerifiedSnapshot { part_urls, rows, manifests })
+        Ok(VerifiedSnapshot {
+            part_urls,
+            rows,
+            manifests,
+        })
     }
 }

@@ -58,11 +58,17 @@ fn a_valid_project_loads() {
 #[test]
 fn unknown_keys_name_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "dinmo.yml", &PROJECT.replace("name: t\n", "name: t\nmodel_paths: [x]\n"));
+    write(
+        dir.path(),
+        "dinmo.yml",
+        &PROJECT.replace("name: t\n", "name: t\nmodel_paths: [x]\n"),
+    );
     write(dir.path(), "models/calls.yml", MODEL);
     assert_eq!(
         problems(dir.path()),
-        ["dinmo.yml:2:1: unknown field `model_paths`, expected one of name, model-paths, state, target-path, sources, destinations"]
+        [
+            "dinmo.yml:2:1: unknown field `model_paths`, expected one of name, model-paths, state, target-path, sources, destinations"
+        ]
     );
 }
 
@@ -71,17 +77,41 @@ fn every_model_file_problem_is_reported_together() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "dinmo.yml", PROJECT);
     // 1. a typo'd key, 2. a wrong type, 3. an unknown destination, 4. a duplicate model name.
-    write(dir.path(), "models/a_typo.yml", &MODEL.replace("primary_key", "primary_keys"));
-    write(dir.path(), "models/b_type.yml", "model: other\nsql: SELECT 1 AS a\nprimary_key: a\n");
-    write(dir.path(), "models/c_dest.yml", &MODEL.replace("model: calls", "model: third").replace("destination: files", "destination: filez"));
+    write(
+        dir.path(),
+        "models/a_typo.yml",
+        &MODEL.replace("primary_key", "primary_keys"),
+    );
+    write(
+        dir.path(),
+        "models/b_type.yml",
+        "model: other\nsql: SELECT 1 AS a\nprimary_key: a\n",
+    );
+    write(
+        dir.path(),
+        "models/c_dest.yml",
+        &MODEL
+            .replace("model: calls", "model: third")
+            .replace("destination: files", "destination: filez"),
+    );
     write(dir.path(), "models/d_dup.yml", MODEL);
     write(dir.path(), "models/e_dup.yml", MODEL);
     let found = problems(dir.path());
     assert_eq!(found.len(), 4, "{found:#?}");
-    assert!(found[0].starts_with("models/a_typo.yml:3:1: unknown field `primary_keys`"), "{}", found[0]);
+    assert!(
+        found[0].starts_with("models/a_typo.yml:3:1: unknown field `primary_keys`"),
+        "{}",
+        found[0]
+    );
     assert!(found[1].starts_with("models/b_type.yml:3:14: "), "{}", found[1]);
-    assert_eq!(found[2], "models/c_dest.yml:5:18: sync names unknown destination `filez` (dinmo.yml defines: files)");
-    assert_eq!(found[3], "models/e_dup.yml:1:1: model `calls` is also defined in models/d_dup.yml");
+    assert_eq!(
+        found[2],
+        "models/c_dest.yml:5:18: sync names unknown destination `filez` (dinmo.yml defines: files)"
+    );
+    assert_eq!(
+        found[3],
+        "models/e_dup.yml:1:1: model `calls` is also defined in models/d_dup.yml"
+    );
 }
 
 #[test]
@@ -91,25 +121,37 @@ fn an_unset_variable_is_named_and_no_value_is_printed() {
     write(dir.path(), "dinmo.yml", &project);
     write(dir.path(), "models/calls.yml", MODEL);
     let found = problems(dir.path());
-    assert_eq!(found, ["dinmo.yml:4:15: source `events` location: environment variable `EXPORT_PREFIX` is not set"]);
+    assert_eq!(
+        found,
+        ["dinmo.yml:4:15: source `events` location: environment variable `EXPORT_PREFIX` is not set"]
+    );
     assert!(!found[0].contains("secret-bucket-name"));
 }
 
 #[test]
 fn destination_config_errors_point_at_the_destination() {
     let dir = tempfile::tempdir().unwrap();
-    let project = PROJECT.replace("    path: out\n", "    path: out\n    max_file_bytes: 10\n    zipp: true\n");
+    let project = PROJECT.replace(
+        "    path: out\n",
+        "    path: out\n    max_file_bytes: 10\n    zipp: true\n",
+    );
     write(dir.path(), "dinmo.yml", &project);
     write(dir.path(), "models/calls.yml", MODEL);
     let found = problems(dir.path());
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert!(found[0].starts_with("dinmo.yml:6:3: unknown field `zipp`"), "{}", found[0]);
+    assert!(
+        found[0].starts_with("dinmo.yml:6:3: unknown field `zipp`"),
+        "{}",
+        found[0]
+    );
 
     let project = PROJECT.replace("    path: out\n", "    path: out\n    max_file_bytes: 10\n");
     write(dir.path(), "dinmo.yml", &project);
     assert_eq!(
         problems(dir.path()),
-        ["dinmo.yml:7:5: destination `files`: max_file_bytes is 10; it must be between 65536 and 20000000 (Zuora's limit)"]
+        [
+            "dinmo.yml:7:5: destination `files`: max_file_bytes is 10; it must be between 65536 and 20000000 (Zuora's limit)"
+        ]
     );
 }
 
@@ -125,5 +167,8 @@ fn syntax_errors_carry_a_snippet() {
     let problem = &report.problems()[0];
     assert_eq!(problem.file, Path::new("models/calls.yml"));
     assert!(problem.position.is_some());
-    assert!(problem.snippet.as_deref().unwrap_or_default().contains("unclosed"), "{problem:?}");
+    assert!(
+        problem.snippet.as_deref().unwrap_or_default().contains("unclosed"),
+        "{problem:?}"
+    );
 }
