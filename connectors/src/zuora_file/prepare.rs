@@ -162,3 +162,149 @@ fn render(cell: &Cell, datetime_format: &str) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Date32Array, Decimal128Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn batch(fields: Vec<(&str, arrow::array::ArrayRef)>) -> RecordBatch {
+        let schema = Schema::new(
+            fields
+                .iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a)| a).collect()).unwrap()
+    }
+
+    #[test]
+    fn legacy_rows_use_the_locale_date_and_default_the_unique_key() {
+        let input = batch(vec![
+            ("ACCOUNT_ID", Arc::new(StringArray::from(vec!["A1"]))),
+            ("UOM", Arc::new(StringArray::from(vec!["GB"]))),
+            (
+                "QTY",
+                Arc::new(
+                    Decimal128Array::from(vec![12345])
+                        .with_precision_and_scale(10, 3)
+                        .unwrap(),
+                ),
+            ),
+            ("STARTDATE", Arc::new(Date32Array::from(vec![20_778]))), // 2026-11-21
+            (
+                ROW_KEY_COLUMN,
+                Arc::new(StringArray::from(vec!["0123456789abcdef0123456789abcdef"])),
+            ),
+        ]);
+        let prepared = PreparedBatch::new("legacy", Layout::Legacy, &input).unwrap();
+        assert_eq!(
+            prepared.headers(),
+            [
+                "ACCOUNT_ID",
+                "UOM",
+                "QTY",
+                "STARTDATE",
+                "ENDDATE",
+                "SUBSCRIPTION_ID",
+                "CHARGE_ID",
+                "DESCRIPTION",
+                "UNIQUE_KEY"
+            ]
+        );
+        assert!(prepared.rejections[0].is_none());
+        assert_eq!(
+            prepared.render_row(0, Layout::Legacy.account_column(), "%m/%d/%Y"),
+            [
+                "A1",
+                "GB",
+                "12.345",
+                "11/21/2026",
+                "",
+                "",
+                "",
+                "",
+                "0123456789abcdef0123456789abcdef"
+            ]
+        );
+    }
+
+    #[test]
+    fn current_rows_default_the_tag_and_keep_a_mapped_unique_key() {
+        let input = batch(vec![
+            ("AccountNumber", Arc::new(StringArray::from(vec!["A1", "A2"]))),
+            ("UnitOfMeasure", Arc::new(StringArray::from(vec!["API", "API"]))),
+            (
+                "StartDateTime",
+                Arc::new(StringArray::from(vec!["2026-11-21T10:00:00+01:00", "2026-11-21"])),
+            ),
+            ("Quantity", Arc::new(StringArray::from(vec!["3", "4.5"]))),
+            ("UniqueKey", Arc::new(StringArray::from(vec![Some("mine-1"), None]))),
+            ("CustomFields.Region__c", Arc::new(StringArray::from(vec!["EU", "US"]))),
+            (ROW_KEY_COLUMN, Arc::new(StringArray::from(vec!["k1", "k2"]))),
+        ]);
+        let prepared = PreparedBatch::new("files", Layout::Current, &input).unwrap();
+        assert_eq!(prepared.headers().last(), Some(&"CustomFields.Region__c"));
+        let format = "%Y-%m-%dT%H:%M:%S";
+        assert_eq!(
+            prepared.render_row(0, "AccountNumber", format),
+            [
+                "A1",
+                "AccountNumber:A1",
+                "API",
+                "2026-11-21T09:00:00",
+                "3",
+                "",
+                "mine-1",
+                "",
+                "EU"
+            ]
+        );
+        assert_eq!(
+            prepared.render_row(1, "AccountNumber", format)[6],
+            "k2",
+            "a null UniqueKey falls back to the row key"
+        );
+    }
+
+    #[test]
+    fn every_broken_field_of_a_row_is_named() {
+        let input = batch(vec![
+            (
+                "AccountNumber",
+                Arc::new(StringArray::from(vec![Some("x".repeat(51)), None])),
+            ),
+            ("UnitOfMeasure", Arc::new(StringArray::from(vec!["API", "API"]))),
+            (
+                "StartDateTime",
+                Arc::new(StringArray::from(vec!["yesterday", "2026-11-21"])),
+            ),
+            ("Quantity", Arc::new(StringArray::from(vec!["-1", "1"]))),
+            (ROW_KEY_COLUMN, Arc::new(StringArray::from(vec!["k1", "k2"]))),
+        ]);
+        let prepared = PreparedBatch::new("files", Layout::Current, &input).unwrap();
+        let first = prepared.rejections[0].as_ref().unwrap();
+        assert_eq!(first.code.as_str(), "too_long");
+        assert!(
+            first.message.contains("AccountNumber has 51 characters"),
+            "{}",
+            first.message
+        );
+        assert!(
+            first.message.contains("StartDateTime: `yesterday` is not a date-time"),
+            "{}",
+            first.message
+        );
+        assert!(
+            first.message.contains("Quantity is -1; it must be zero or more"),
+            "{}",
+            first.message
+        );
+        let second = prepared.rejections[1].as_ref().unwrap();
+        assert_eq!(second.message, "AccountNumber is required but has no value");
+    }
+}

@@ -221,9 +221,13 @@ mod tests {
             vec![
                 Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("A{i:08}")))),
                 Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "API_CALL"))),
-                Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "2026-11-21T00:00:00Z"))),
+                Arc::new(StringArray::from_iter_values(
+                    ids.iter().map(|_| "2026-11-21T00:00:00Z"),
+                )),
                 Arc::new(Int64Array::from_iter_values(ids.iter().map(|&i| quantity(i)))),
-                Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("usage row {i} {}", "x".repeat(60))))),
+                Arc::new(StringArray::from_iter_values(
+                    ids.iter().map(|i| format!("usage row {i} {}", "x".repeat(60))),
+                )),
                 Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("{i:032x}")))),
             ],
         )
@@ -238,12 +242,19 @@ mod tests {
             zip: false,
             datetime_format: None,
         };
-        let output = OutputLocation { store, prefix: Path::from("out"), display: "mem://out".into() };
+        let output = OutputLocation {
+            store,
+            prefix: Path::from("out"),
+            display: "mem://out".into(),
+        };
         ZuoraFileDestination::new("files", config, output).unwrap()
     }
 
     fn context() -> WriteContext {
-        WriteContext { sync_id: "calls.files".into(), run_id: "20261121T150600000Z-9f3a".into() }
+        WriteContext {
+            sync_id: "calls.files".into(),
+            run_id: "20261121T150600000Z-9f3a".into(),
+        }
     }
 
     #[tokio::test]
@@ -257,7 +268,12 @@ mod tests {
             for outcome in &outcomes {
                 // Every row of a handed-back batch sits in a file that is already stored.
                 for status in &outcome.statuses {
-                    let RowStatus::Accepted { destination_id: Some(id) } = status else { panic!("{status:?}") };
+                    let RowStatus::Accepted {
+                        destination_id: Some(id),
+                    } = status
+                    else {
+                        panic!("{status:?}")
+                    };
                     store.head(&Path::from(id.as_str())).await.unwrap();
                 }
             }
@@ -268,8 +284,16 @@ mod tests {
         acknowledged.extend(rest);
         assert_eq!(acknowledged.iter().map(BatchOutcome::accepted).sum::<usize>(), 2000);
 
-        let files: Vec<_> = store.list(Some(&Path::from("out/calls.files"))).try_collect().await.unwrap();
-        assert!(files.len() > 2, "2000 rows of ~130 bytes split at 64 KiB: {} file(s)", files.len());
+        let files: Vec<_> = store
+            .list(Some(&Path::from("out/calls.files")))
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(
+            files.len() > 2,
+            "2000 rows of ~130 bytes split at 64 KiB: {} file(s)",
+            files.len()
+        );
         assert_eq!(delivery.destination_ids.len(), files.len());
         let mut rows = Vec::new();
         for file in &files {
@@ -296,7 +320,9 @@ mod tests {
         outcomes.extend(writer.finish().await.unwrap().0);
         assert_eq!(outcomes.len(), 1);
         assert_eq!((outcomes[0].accepted(), outcomes[0].rejected()), (6, 4));
-        let RowStatus::Rejected(reason) = &outcomes[0].statuses[3] else { panic!("row 3 must be rejected") };
+        let RowStatus::Rejected(reason) = &outcomes[0].statuses[3] else {
+            panic!("row 3 must be rejected")
+        };
         assert_eq!(reason.field.as_deref(), Some("Quantity"));
         let files: Vec<_> = store.list(None).try_collect().await.unwrap();
         let text = store.get(&files[0].location).await.unwrap().bytes().await.unwrap();
