@@ -167,45 +167,7 @@ pub trait Destination: Send + Sync + Debug {
     /// every column's type able to become its field's type. `schema` holds one column per
     /// mapped field, named after the field.
     fn validate_schema(&self, schema: &Schema) -> Vec<SchemaProblem> {
-        let mut problems = Vec::new();
-        for arrow_field in schema.fields() {
-            let name = arrow_field.name();
-            if name == ROW_KEY_COLUMN {
-                continue;
-            }
-            match self.field(name) {
-                None => problems.push(SchemaProblem {
-                    field: name.clone(),
-                    message: format!(
-                        "`{name}` is not a field of a `{}` destination; known fields: {}",
-                        self.kind(),
-                        self.fields()
-                            .iter()
-                            .map(|f| f.name.as_ref())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }),
-                Some(spec) if !spec.kind.accepts(arrow_field.data_type()) => problems.push(SchemaProblem {
-                    field: name.clone(),
-                    message: format!(
-                        "`{name}` takes {} but the column is of type {}",
-                        spec.kind.describe(),
-                        arrow_field.data_type()
-                    ),
-                }),
-                Some(_) => {}
-            }
-        }
-        for spec in self.fields().iter().filter(|f| f.required) {
-            if schema.field_with_name(&spec.name).is_err() && !self.defaults_field(&spec.name) {
-                problems.push(SchemaProblem {
-                    field: spec.name.to_string(),
-                    message: format!("required field `{}` is not mapped", spec.name),
-                });
-            }
-        }
-        problems
+        default_schema_problems(self, schema)
     }
 
     /// Whether the destination fills `field` itself when the mapping leaves it out.
@@ -217,8 +179,77 @@ pub trait Destination: Send + Sync + Debug {
     /// anything: `None` for a row that may be sent, the reason for one that may not.
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>>;
 
+    /// Authenticates and loads what the field rules need from the destination (units of
+    /// measure), once per run; returns what it found, for `validate --connect`. Destinations
+    /// with nothing remote do nothing.
+    async fn connect(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Opens a writer for one run of one sync.
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>>;
+
+    /// Deletes delivered records by destination id (for rollback): one result per id,
+    /// `Err(reason)` for those the destination would not delete.
+    async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {
+        Ok(ids
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    Err(format!(
+                        "a `{}` destination cannot delete what it delivered",
+                        self.kind()
+                    )),
+                )
+            })
+            .collect())
+    }
+}
+
+/// The checks every destination shares: unknown fields, incompatible types, required fields
+/// left unmapped.
+pub fn default_schema_problems<D: Destination + ?Sized>(destination: &D, schema: &Schema) -> Vec<SchemaProblem> {
+    let mut problems = Vec::new();
+    for arrow_field in schema.fields() {
+        let name = arrow_field.name();
+        if name == ROW_KEY_COLUMN {
+            continue;
+        }
+        match destination.field(name) {
+            None => problems.push(SchemaProblem {
+                field: name.clone(),
+                message: format!(
+                    "`{name}` is not a field of a `{}` destination; known fields: {}",
+                    destination.kind(),
+                    destination
+                        .fields()
+                        .iter()
+                        .map(|f| f.name.as_ref())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            Some(spec) if !spec.kind.accepts(arrow_field.data_type()) => problems.push(SchemaProblem {
+                field: name.clone(),
+                message: format!(
+                    "`{name}` takes {} but the column is of type {}",
+                    spec.kind.describe(),
+                    arrow_field.data_type()
+                ),
+            }),
+            Some(_) => {}
+        }
+    }
+    for spec in destination.fields().iter().filter(|f| f.required) {
+        if schema.field_with_name(&spec.name).is_err() && !destination.defaults_field(&spec.name) {
+            problems.push(SchemaProblem {
+                field: spec.name.to_string(),
+                message: format!("required field `{}` is not mapped", spec.name),
+            });
+        }
+    }
+    problems
 }
 
 /// Writes the batches of one run. Rows become final when the destination acknowledges them,
@@ -231,4 +262,10 @@ pub trait DestinationWriter: Send {
 
     /// Flushes what is still open; returns the remaining outcomes and what was delivered.
     async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)>;
+
+    /// After `write` failed: the parts of batches the destination did acknowledge before the
+    /// failure, so they are committed rather than sent again.
+    fn acknowledged_before_failure(&mut self) -> Vec<BatchOutcome> {
+        Vec::new()
+    }
 }

@@ -28,6 +28,50 @@ pub enum ConnectorError {
         source: arrow::error::ArrowError,
     },
 
+    // ---- a remote API ----
+    /// Authentication failed (the secret is never part of the message).
+    #[error("destination `{destination}`: authentication failed at {url} (HTTP {status}): {message}")]
+    Auth {
+        destination: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    /// A request failed for good, with Zuora's code when it gave one.
+    #[error("destination `{destination}`: {method} {url} failed (HTTP {status}, code {code}): {message}")]
+    Api {
+        destination: String,
+        method: String,
+        url: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+
+    /// Every attempt of a request failed with a retryable error.
+    #[error("destination `{destination}`: {method} {url} still failing after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        destination: String,
+        method: String,
+        url: String,
+        attempts: usize,
+        last: String,
+    },
+
+    /// The HTTP client could not be built.
+    #[error("destination `{destination}`: cannot build the HTTP client: {message}")]
+    Client { destination: String, message: String },
+
+    /// An import did not finish in time.
+    #[error("destination `{destination}`: import {import_id} still {status} after {waited_secs} s")]
+    ImportTimeout {
+        destination: String,
+        import_id: String,
+        status: String,
+        waited_secs: u64,
+    },
+
     // ---- the place the destination writes to ----
     /// Writing an output object failed.
     #[error("destination `{destination}`: cannot write `{path}`: {source}")]

@@ -66,7 +66,7 @@ pub struct SelectionArgs {
 pub enum Command {
     /// Parse every file, plan every model's SQL without running it, and check mappings
     /// against the destinations' field rules.
-    Validate(SelectionArgs),
+    Validate(ValidateArgs),
     /// Compute each sync's new rows and what the destination's rules would refuse; sends
     /// nothing.
     Plan(PlanArgs),
@@ -76,6 +76,18 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show what one run sent, rejected, or left pending.
     Show(ShowArgs),
+}
+
+/// `dinmo validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Which models and syncs.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// Also authenticate with each destination and check what it holds (Zuora: units of
+    /// measure).
+    #[arg(long)]
+    pub connect: bool,
 }
 
 /// `dinmo plan`.

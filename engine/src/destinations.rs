@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dinmo_connectors::zuora::ZuoraDestination;
 use dinmo_connectors::zuora_file::ZuoraFileDestination;
 use dinmo_connectors::{Destination, OutputLocation};
 
@@ -20,6 +21,11 @@ pub fn build_destination(def: &DestinationDef) -> Result<Arc<dyn Destination>> {
                 display: location.display,
             };
             let destination = ZuoraFileDestination::new(def.name.clone(), config.clone(), output)
+                .map_err(DinmoError::destination(def.name.clone()))?;
+            Ok(Arc::new(destination))
+        }
+        DestinationConfig::Zuora(config) => {
+            let destination = ZuoraDestination::new(def.name.clone(), config.clone())
                 .map_err(DinmoError::destination(def.name.clone()))?;
             Ok(Arc::new(destination))
         }

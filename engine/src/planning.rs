@@ -180,3 +180,24 @@ async fn plan_model<'p>(
         syncs: planned_syncs,
     })
 }
+
+/// Connects every destination the planned syncs use, once each; returns each destination's
+/// findings or error, in name order.
+pub async fn connect_destinations(planned: &[PlannedModel<'_>]) -> Vec<(String, Result<Vec<String>>)> {
+    let mut seen: Vec<(String, Arc<dyn Destination>)> = Vec::new();
+    for sync in planned.iter().flat_map(|m| &m.syncs) {
+        if !seen.iter().any(|(name, _)| *name == sync.sync.destination) {
+            seen.push((sync.sync.destination.clone(), Arc::clone(&sync.destination)));
+        }
+    }
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut results = Vec::new();
+    for (name, destination) in seen {
+        let found = destination
+            .connect()
+            .await
+            .map_err(DinmoError::destination(name.clone()));
+        results.push((name, found));
+    }
+    results
+}

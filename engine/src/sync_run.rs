@@ -67,6 +67,29 @@ pub struct SyncReport {
     pub error: Option<String>,
 }
 
+impl SyncReport {
+    /// A sync that could not start.
+    pub fn failed(target: &PlannedSync<'_>, model_rows: u64, error: String) -> Self {
+        SyncReport {
+            sync_id: target.sync.id.clone(),
+            model: target.sync.model.clone(),
+            destination: target.sync.destination.clone(),
+            destination_type: target.destination.kind().to_string(),
+            first_run: false,
+            snapshot_rows: 0,
+            counts: Counts {
+                model_rows,
+                ..Counts::default()
+            },
+            rejections: Vec::new(),
+            changed_since_last_run: Vec::new(),
+            outcome: None,
+            destination_ids: Vec::new(),
+            error: Some(error),
+        }
+    }
+}
+
 fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, message: &str) {
     match rejections.iter_mut().find(|r| r.code == code) {
         Some(existing) => existing.rows += 1,
@@ -310,8 +333,20 @@ async fn deliver(
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
         let rows = batch.num_rows() as u64;
-        for outcome in writer.write(batch).await.map_err(to_error)? {
-            commit.record(&outcome, report).await?;
+        match writer.write(batch).await {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    commit.record(&outcome, report).await?;
+                }
+            }
+            Err(error) => {
+                // Commit what the destination acknowledged before failing, then stop.
+                for outcome in writer.acknowledged_before_failure() {
+                    commit.record(&outcome, report).await?;
+                }
+                progress.finish();
+                return Err(to_error(error));
+            }
         }
         progress.advance(rows);
     }

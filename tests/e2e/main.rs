@@ -8,3 +8,4 @@ mod incremental;
 mod integrity;
 mod object_store_s3;
 mod third_party_parquet;
+mod zuora;

@@ -38,7 +38,7 @@ pub struct LayoutColumn {
     pub default: ColumnDefault,
 }
 
-const fn column(
+pub(crate) const fn column(
     name: &'static str,
     kind: FieldKind,
     required: bool,
@@ -87,7 +87,63 @@ const LEGACY: &[LayoutColumn] = &[
     column("UNIQUE_KEY", Text, false, Some(50), RowKey),
 ];
 
+/// How a destination names open-ended custom fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomFields {
+    /// None allowed.
+    None,
+    /// `<prefix><name>`, e.g. `CustomFields.Region__c` in usage files.
+    Prefix(&'static str),
+    /// `<name><suffix>`, e.g. `Region__c` in the REST API.
+    Suffix(&'static str),
+}
+
+/// The fields of one destination format: standard columns in output order, plus custom ones.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnSet {
+    /// Standard columns, in the order they are written.
+    pub columns: &'static [LayoutColumn],
+    /// Custom fields.
+    pub custom: CustomFields,
+}
+
+impl ColumnSet {
+    /// Looks a mapped field up, custom fields included.
+    pub fn column(&self, name: &str) -> Option<LayoutColumn> {
+        if let Some(found) = self.columns.iter().find(|c| c.spec.name == name) {
+            return Some(found.clone());
+        }
+        let custom = match self.custom {
+            CustomFields::None => false,
+            CustomFields::Prefix(prefix) => name.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty()),
+            CustomFields::Suffix(suffix) => name.strip_suffix(suffix).is_some_and(|rest| !rest.is_empty()),
+        };
+        custom.then(|| LayoutColumn {
+            spec: FieldSpec {
+                name: Cow::Owned(name.to_string()),
+                kind: Text,
+                required: false,
+                max_chars: None,
+            },
+            limits: None,
+            default: Empty,
+        })
+    }
+}
+
 impl Layout {
+    /// The layout's columns.
+    pub fn column_set(self) -> ColumnSet {
+        let custom = match self {
+            Layout::Current => CustomFields::Prefix(CUSTOM_FIELD_PREFIX),
+            Layout::Legacy => CustomFields::None,
+        };
+        ColumnSet {
+            columns: self.columns(),
+            custom,
+        }
+    }
+
     /// The standard columns, in the order they are written.
     pub fn columns(self) -> &'static [LayoutColumn] {
         match self {
@@ -106,23 +162,7 @@ impl Layout {
 
     /// Looks a mapped field up, including `CustomFields.<name>` in the current layout.
     pub fn column(self, name: &str) -> Option<LayoutColumn> {
-        if let Some(found) = self.columns().iter().find(|c| c.spec.name == name) {
-            return Some(found.clone());
-        }
-        let custom = self == Layout::Current
-            && name
-                .strip_prefix(CUSTOM_FIELD_PREFIX)
-                .is_some_and(|rest| !rest.is_empty());
-        custom.then(|| LayoutColumn {
-            spec: FieldSpec {
-                name: Cow::Owned(name.to_string()),
-                kind: Text,
-                required: false,
-                max_chars: None,
-            },
-            limits: None,
-            default: Empty,
-        })
+        self.column_set().column(name)
     }
 }
 

@@ -8,7 +8,7 @@
 mod config;
 mod encoder;
 mod layout;
-mod prepare;
+pub(crate) mod prepare;
 mod writer;
 
 use std::fmt;
@@ -18,7 +18,8 @@ use async_trait::async_trait;
 
 pub use config::{DEFAULT_MAX_FILE_BYTES, Layout, ZuoraFileConfig};
 pub use encoder::{EncodeError, EncodedFile, MAX_FILE_NAME_CHARS, UsageFileEncoder, file_name};
-pub use layout::{CUSTOM_FIELD_PREFIX, ColumnDefault, LayoutColumn};
+pub(crate) use layout::column as layout_column;
+pub use layout::{CUSTOM_FIELD_PREFIX, ColumnDefault, ColumnSet, CustomFields, LayoutColumn, QUANTITY_LIMITS};
 
 use crate::destination::{Destination, DestinationWriter, FieldSpec, OutputLocation, WriteContext};
 use crate::error::{ConnectorError, Result};
@@ -84,7 +85,7 @@ impl Destination for ZuoraFileDestination {
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
-        Ok(prepare::PreparedBatch::new(&self.name, self.config.layout, batch)?.rejections)
+        Ok(prepare::PreparedBatch::new(&self.name, &self.config.layout.column_set(), batch)?.rejections)
     }
 
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {

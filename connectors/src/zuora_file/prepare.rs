@@ -12,12 +12,11 @@ use crate::error::{ConnectorError, Result};
 use crate::field_rules::{Rejection, check_cell};
 use crate::values::{Cell, convert_column};
 
-use super::config::Layout;
-use super::layout::{ColumnDefault, LayoutColumn};
+use super::layout::{ColumnDefault, ColumnSet, LayoutColumn};
 
 /// A batch converted for writing: one column of cells per output column.
 #[derive(Debug)]
-pub(super) struct PreparedBatch {
+pub(crate) struct PreparedBatch {
     /// Output columns in file order, each with its cells (`None`: not mapped).
     pub columns: Vec<(LayoutColumn, Option<Vec<Cell>>)>,
     /// The engine's row keys.
@@ -27,15 +26,15 @@ pub(super) struct PreparedBatch {
 }
 
 impl PreparedBatch {
-    pub fn new(destination: &str, layout: Layout, batch: &RecordBatch) -> Result<Self> {
+    pub fn new(destination: &str, set: &ColumnSet, batch: &RecordBatch) -> Result<Self> {
         let schema = batch.schema();
         let mut columns: Vec<(LayoutColumn, Option<Vec<Cell>>)> =
-            layout.columns().iter().map(|c| (c.clone(), None)).collect();
+            set.columns.iter().map(|c| (c.clone(), None)).collect();
         for field in schema.fields() {
             if field.name() == ROW_KEY_COLUMN {
                 continue;
             }
-            let Some(spec) = layout.column(field.name()) else {
+            let Some(spec) = set.column(field.name()) else {
                 return Err(ConnectorError::MissingColumn {
                     destination: destination.to_string(),
                     column: field.name().clone(),
@@ -171,6 +170,7 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
+    use crate::zuora_file::Layout;
 
     fn batch(fields: Vec<(&str, arrow::array::ArrayRef)>) -> RecordBatch {
         let schema = Schema::new(
@@ -201,7 +201,7 @@ mod tests {
                 Arc::new(StringArray::from(vec!["0123456789abcdef0123456789abcdef"])),
             ),
         ]);
-        let prepared = PreparedBatch::new("legacy", Layout::Legacy, &input).unwrap();
+        let prepared = PreparedBatch::new("legacy", &Layout::Legacy.column_set(), &input).unwrap();
         assert_eq!(
             prepared.headers(),
             [
@@ -247,7 +247,7 @@ mod tests {
             ("CustomFields.Region__c", Arc::new(StringArray::from(vec!["EU", "US"]))),
             (ROW_KEY_COLUMN, Arc::new(StringArray::from(vec!["k1", "k2"]))),
         ]);
-        let prepared = PreparedBatch::new("files", Layout::Current, &input).unwrap();
+        let prepared = PreparedBatch::new("files", &Layout::Current.column_set(), &input).unwrap();
         assert_eq!(prepared.headers().last(), Some(&"CustomFields.Region__c"));
         let format = "%Y-%m-%dT%H:%M:%S";
         assert_eq!(
@@ -286,7 +286,7 @@ mod tests {
             ("Quantity", Arc::new(StringArray::from(vec!["-1", "1"]))),
             (ROW_KEY_COLUMN, Arc::new(StringArray::from(vec!["k1", "k2"]))),
         ]);
-        let prepared = PreparedBatch::new("files", Layout::Current, &input).unwrap();
+        let prepared = PreparedBatch::new("files", &Layout::Current.column_set(), &input).unwrap();
         let first = prepared.rejections[0].as_ref().unwrap();
         assert_eq!(first.code.as_str(), "too_long");
         assert!(

@@ -137,7 +137,7 @@ fn relative(prefix: &Path, path: &Path) -> String {
 #[async_trait]
 impl DestinationWriter for ZuoraFileWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
-        let prepared = PreparedBatch::new(&self.destination, self.config.layout, &batch)?;
+        let prepared = PreparedBatch::new(&self.destination, &self.config.layout.column_set(), &batch)?;
         let account_column = self.config.layout.account_column();
         let datetime_format = self.config.datetime_format().to_string();
         let mut statuses = Vec::with_capacity(batch.num_rows());
@@ -213,7 +213,7 @@ mod tests {
         ]));
         let ids: Vec<usize> = (start..start + rows).collect();
         let quantity = |i: usize| match negative_every {
-            Some(n) if i % n == 0 => -1,
+            Some(n) if i.is_multiple_of(n) => -1,
             _ => i as i64,
         };
         RecordBatch::try_new(

@@ -38,7 +38,7 @@ pub const ERROR_EXIT: u8 = 1;
 pub async fn dispatch(cli: Cli) -> Result<Status> {
     let global = &cli.global;
     match cli.command {
-        Command::Validate(selection) => validate::validate(global, &selection).await,
+        Command::Validate(args) => validate::validate(global, &args).await,
         Command::Plan(args) => sync::plan(global, args).await,
         Command::Run(args) => sync::run(global, args).await,
         Command::Runs(args) => history::runs(global, &args).await,

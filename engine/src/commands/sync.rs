@@ -9,7 +9,7 @@ use super::Status;
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
 use crate::diff::stage_model;
 use crate::error::{DinmoError, Result};
-use crate::planning::plan_models;
+use crate::planning::{connect_destinations, plan_models};
 use crate::project::{find_project_root, load_project};
 use crate::report::{RunReport, print_report};
 use crate::run_context::{RunContext, git_commit, new_run_id};
@@ -78,6 +78,17 @@ async fn execute(
     async {
         info!(models = planned.len(), "run started");
         let mut report = RunReport::new(&project.name, &run, &project.state);
+        // Authenticate and load what the field rules need (units of measure) once per
+        // destination; a destination that cannot be reached fails only its own syncs.
+        let mut unreachable = Vec::new();
+        if !dry_run {
+            for (destination, found) in connect_destinations(&planned).await {
+                if let Err(failure) = found {
+                    error!(destination = %destination, error = %failure, "destination unreachable");
+                    unreachable.push((destination, failure.to_string()));
+                }
+            }
+        }
         for model in &planned {
             let staged = match stage_model(&ctx, model, &run.staging_dir).await {
                 Ok(staged) => staged,
@@ -88,6 +99,12 @@ async fn execute(
                 }
             };
             for (index, target) in model.syncs.iter().enumerate() {
+                if let Some((_, failure)) = unreachable.iter().find(|(d, _)| *d == target.sync.destination) {
+                    report
+                        .syncs
+                        .push(SyncReport::failed(target, staged.rows, failure.clone()));
+                    continue;
+                }
                 let (sync_report, result): (SyncReport, Result<()>) =
                     run_sync(&ctx, &run, model, &staged, index, target).await;
                 if let Err(failure) = &result {

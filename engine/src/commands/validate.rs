@@ -3,13 +3,15 @@
 use datafusion::prelude::SessionContext;
 
 use super::Status;
-use crate::cli::{GlobalArgs, SelectionArgs};
+use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::error::Result;
+use crate::planning::connect_destinations;
 use crate::planning::plan_models;
 use crate::project::{find_project_root, load_project};
 use crate::selection::Selection;
 
-pub async fn validate(global: &GlobalArgs, selection: &SelectionArgs) -> Result<Status> {
+pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status> {
+    let selection = &args.selection;
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
     let selection = Selection::new(&project, &selection.select, &selection.exclude)?;
@@ -24,5 +26,18 @@ pub async fn validate(global: &GlobalArgs, selection: &SelectionArgs) -> Result<
         syncs,
         if syncs == 1 { "" } else { "s" }
     );
+    if args.connect {
+        for (destination, found) in connect_destinations(&planned).await {
+            match found {
+                Ok(notes) => {
+                    println!("{destination}: connected");
+                    for note in notes {
+                        println!("  {note}");
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
     Ok(Status::Success)
 }

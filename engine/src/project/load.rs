@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use dinmo_connectors::zuora::{Secret, ZuoraConfig};
 use dinmo_connectors::zuora_file::ZuoraFileConfig;
 use serde_saphyr::{MessageFormatter, Spanned};
 
@@ -201,6 +202,39 @@ impl Loader<'_> {
                     self.problem(file, at, format!("destination `{name}`: {key} {message}"));
                 }
                 DestinationConfig::ZuoraFile(config)
+            }
+            DestinationConfig::Zuora(config) => {
+                let at_destination = |value: &str| Spanned {
+                    value: value.to_string(),
+                    referenced: spanned.referenced,
+                    defined: spanned.defined,
+                };
+                let what = |key: &str| format!("destination `{name}` {key}");
+                let client_id = self.interpolated(file, &at_destination(&config.client_id), &what("client_id"));
+                let secret = self.interpolated(
+                    file,
+                    &at_destination(config.client_secret.expose()),
+                    &what("client_secret"),
+                );
+                let base_url = config
+                    .base_url
+                    .as_ref()
+                    .map(|u| self.interpolated(file, &at_destination(u), &what("base_url")));
+                let entity_id = config
+                    .entity_id
+                    .as_ref()
+                    .map(|e| self.interpolated(file, &at_destination(e), &what("entity_id")));
+                let config = ZuoraConfig {
+                    client_id,
+                    client_secret: Secret::new(secret),
+                    base_url,
+                    entity_id,
+                    ..config
+                };
+                for (key, message) in config.validate() {
+                    self.problem(file, at, format!("destination `{name}`: {key} {message}"));
+                }
+                DestinationConfig::Zuora(config)
             }
         };
         DestinationDef {

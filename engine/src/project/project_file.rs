@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use dinmo_connectors::zuora::ZuoraConfig;
 use dinmo_connectors::zuora_file::ZuoraFileConfig;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
@@ -100,6 +101,9 @@ pub enum DestinationConfig {
     /// Zuora usage import files.
     #[serde(rename = "zuora_file")]
     ZuoraFile(ZuoraFileConfig),
+    /// Zuora Billing's REST API.
+    #[serde(rename = "zuora")]
+    Zuora(ZuoraConfig),
 }
 
 impl DestinationConfig {
@@ -107,6 +111,7 @@ impl DestinationConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             DestinationConfig::ZuoraFile(_) => "zuora_file",
+            DestinationConfig::Zuora(_) => "zuora",
         }
     }
 }

@@ -1,0 +1,238 @@
+//! `type: zuora`: usage records through Zuora Billing's REST API.
+//!
+//! Laid out like a Vector sink: [`config`] (pure validation), [`service`] (HTTP, OAuth,
+//! pacing, retries), [`request`] (encoding and Idempotency-Keys), [`writer`] (the three
+//! methods and the mapping of Zuora's answers back to rows), [`uom`] (units of measure).
+
+pub mod config;
+pub mod errors;
+pub mod fields;
+pub mod request;
+pub mod service;
+pub mod uom;
+mod writer;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use config::{Environment, Method, Secret, ZuoraConfig};
+pub use service::{RequestStats, ZuoraService};
+
+use crate::destination::{Destination, DestinationWriter, FieldSpec, WriteContext};
+use crate::error::{ConnectorError, Result};
+use crate::field_rules::{RejectCode, Rejection};
+use crate::values::Cell;
+use crate::zuora_file::prepare::PreparedBatch;
+use fields::REST_COLUMNS;
+use service::{ApiRequest, RequestBody};
+
+/// A configured `zuora` destination.
+pub struct ZuoraDestination {
+    name: String,
+    config: ZuoraConfig,
+    fields: Vec<FieldSpec>,
+    units_of_measure: RwLock<Option<BTreeSet<String>>>,
+    stats: Arc<RequestStats>,
+}
+
+impl fmt::Debug for ZuoraDestination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZuoraDestination")
+            .field("name", &self.name)
+            .field("base_url", &self.config.base_url())
+            .field("method", &self.config.method)
+            .finish()
+    }
+}
+
+impl ZuoraDestination {
+    /// Builds the destination; fails on the first config problem.
+    pub fn new(name: impl Into<String>, config: ZuoraConfig) -> Result<Self> {
+        let name = name.into();
+        if let Some((key, message)) = config.validate().into_iter().next() {
+            return Err(ConnectorError::InvalidConfig {
+                destination: name,
+                message: format!("{key} {message}"),
+            });
+        }
+        let fields = REST_COLUMNS.columns.iter().map(|c| c.spec.clone()).collect();
+        Ok(ZuoraDestination {
+            name,
+            config,
+            fields,
+            units_of_measure: RwLock::new(None),
+            stats: Arc::default(),
+        })
+    }
+
+    /// Request counters of every writer this destination opened.
+    pub fn stats(&self) -> Arc<RequestStats> {
+        Arc::clone(&self.stats)
+    }
+
+    fn service(&self, track_id: &str) -> Result<ZuoraService> {
+        let mut service = ZuoraService::new(&self.name, &self.config, track_id)?;
+        service.stats = Arc::clone(&self.stats);
+        Ok(service)
+    }
+
+    fn known_units(&self) -> Option<BTreeSet<String>> {
+        self.units_of_measure
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+}
+
+/// Field rules, plus what only a Zuora row needs: an account, and a known unit of measure
+/// (when the tenant's units were loaded and the check is on).
+pub(crate) fn verdicts(
+    prepared: &PreparedBatch,
+    rows: usize,
+    units: Option<&BTreeSet<String>>,
+) -> Vec<Option<Rejection>> {
+    let column = |name: &str| {
+        prepared
+            .columns
+            .iter()
+            .find(|(c, _)| c.spec.name == name)
+            .and_then(|(_, cells)| cells.as_ref())
+    };
+    let (number, id, uom) = (column("AccountNumber"), column("AccountId"), column("UOM"));
+    (0..rows)
+        .map(|row| {
+            if let Some(rejection) = &prepared.rejections[row] {
+                return Some(rejection.clone());
+            }
+            let present = |cells: Option<&Vec<Cell>>| cells.is_some_and(|c| matches!(&c[row], Cell::Text(t) if !t.trim().is_empty()));
+            if !present(number) && !present(id) {
+                return Some(Rejection {
+                    code: RejectCode::MissingField,
+                    field: Some("AccountNumber".into()),
+                    message: "one of AccountNumber or AccountId is required".into(),
+                });
+            }
+            if let (Some(units), Some(Cell::Text(unit))) = (units, uom.map(|c| &c[row]))
+                && !units.contains(&unit.to_ascii_uppercase())
+            {
+                return Some(Rejection {
+                    code: RejectCode::Destination("unknown_unit_of_measure".into()),
+                    field: Some("UOM".into()),
+                    message: format!("unit of measure `{unit}` is not defined in the Zuora tenant; Zuora would store the usage and never bill it"),
+                });
+            }
+            None
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Destination for ZuoraDestination {
+    fn kind(&self) -> &'static str {
+        "zuora"
+    }
+
+    fn fields(&self) -> &[FieldSpec] {
+        &self.fields
+    }
+
+    fn field(&self, name: &str) -> Option<FieldSpec> {
+        REST_COLUMNS.column(name).map(|c| c.spec)
+    }
+
+    fn validate_schema(&self, schema: &arrow::datatypes::Schema) -> Vec<crate::destination::SchemaProblem> {
+        let mut problems = crate::destination::default_schema_problems(self, schema);
+        let mapped = |name: &str| schema.field_with_name(name).is_ok();
+        let needed = if self.config.method == Method::Import {
+            !mapped("AccountNumber")
+        } else {
+            !mapped("AccountNumber") && !mapped("AccountId")
+        };
+        if needed {
+            let message = if self.config.method == Method::Import {
+                "method `import` needs AccountNumber mapped (usage files have no AccountId column)"
+            } else {
+                "map AccountNumber or AccountId"
+            };
+            problems.push(crate::destination::SchemaProblem {
+                field: "AccountNumber".into(),
+                message: message.into(),
+            });
+        }
+        problems
+    }
+
+    fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
+        let prepared = PreparedBatch::new(&self.name, &REST_COLUMNS, batch)?;
+        let units = self.known_units().filter(|_| self.config.check_units_of_measure);
+        Ok(verdicts(&prepared, batch.num_rows(), units.as_ref()))
+    }
+
+    async fn connect(&self) -> Result<Vec<String>> {
+        let service = self.service("dinmo-connect")?;
+        service.token().await?;
+        let mut found = vec![format!("authenticated at {}", service.base_url())];
+        if self.config.check_units_of_measure {
+            let units = uom::fetch_units_of_measure(&service).await?;
+            found.push(format!(
+                "{} active unit(s) of measure: {}",
+                units.len(),
+                units.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            match self.units_of_measure.write() {
+                Ok(mut slot) => *slot = Some(units),
+                Err(poisoned) => *poisoned.into_inner() = Some(units),
+            }
+        }
+        Ok(found)
+    }
+
+    async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {
+        let service = Arc::new(self.service(&format!("dinmo-{}", context.run_id))?);
+        let units = self.known_units().filter(|_| self.config.check_units_of_measure);
+        Ok(Box::new(writer::ZuoraWriter::new(
+            self.name.clone(),
+            self.config.clone(),
+            service,
+            context,
+            units,
+        )))
+    }
+
+    async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {
+        let service = self.service("dinmo-rollback")?;
+        let mut results = Vec::with_capacity(ids.len());
+        for id in ids {
+            let request = ApiRequest {
+                method: reqwest::Method::DELETE,
+                path: format!("/v1/object/usage/{id}"),
+                body: RequestBody::Empty,
+                idempotency_key: None,
+            };
+            let response = service.call(&request).await?;
+            let deleted = (200..300).contains(&response.status)
+                && response
+                    .body
+                    .get("success")
+                    .or_else(|| response.body.get("Success"))
+                    .and_then(Value::as_bool)
+                    != Some(false);
+            let result = if deleted {
+                Ok(())
+            } else {
+                Err(errors::reasons(&response.body)
+                    .into_iter()
+                    .map(|r| format!("{} {}", r.code, r.message))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            };
+            results.push((id.clone(), result));
+        }
+        Ok(results)
+    }
+}

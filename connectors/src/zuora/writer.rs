@@ -1,0 +1,501 @@
+//! The Zuora writer: the three methods, and Zuora's answers mapped back to rows.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use super::config::{Method, ZuoraConfig};
+use super::errors::reasons;
+use super::fields::REST_COLUMNS;
+use super::request::{idempotency_key, usage_object};
+use super::service::{ApiRequest, RequestBody, ZuoraService};
+use super::verdicts;
+use crate::destination::{BatchOutcome, Delivery, DestinationWriter, RowStatus, WriteContext};
+use crate::error::{ConnectorError, Result};
+use crate::field_rules::{RejectCode, Rejection};
+use crate::values::Cell;
+use crate::zuora_file::UsageFileEncoder;
+use crate::zuora_file::prepare::PreparedBatch;
+
+/// Zuora's import API limit.
+const IMPORT_FILE_BYTES: u64 = 4_000_000;
+const IMPORT_HEADERS: [&str; 6] = [
+    "AccountNumber",
+    "UnitOfMeasure",
+    "StartDateTime",
+    "Quantity",
+    "Description",
+    "UniqueKey",
+];
+
+pub(super) struct ZuoraWriter {
+    destination: String,
+    config: ZuoraConfig,
+    service: Arc<ZuoraService>,
+    context: WriteContext,
+    units: Option<BTreeSet<String>>,
+    acknowledged: Vec<BatchOutcome>,
+    delivered: Vec<String>,
+    files: u32,
+}
+
+type RowResults = Vec<(usize, RowStatus)>;
+
+/// One usage file to import and the batch rows it carries.
+struct ImportFile {
+    name: String,
+    bytes: Vec<u8>,
+    rows: Vec<usize>,
+}
+
+impl ZuoraWriter {
+    pub fn new(
+        destination: String,
+        config: ZuoraConfig,
+        service: Arc<ZuoraService>,
+        context: WriteContext,
+        units: Option<BTreeSet<String>>,
+    ) -> Self {
+        ZuoraWriter {
+            destination,
+            config,
+            service,
+            context,
+            units,
+            acknowledged: Vec::new(),
+            delivered: Vec::new(),
+            files: 0,
+        }
+    }
+
+    fn rejected(code: &str, message: String) -> RowStatus {
+        RowStatus::Rejected(Rejection {
+            code: RejectCode::Destination(code.to_string()),
+            field: None,
+            message,
+        })
+    }
+
+    /// Rows refused by a request-level answer (a 4xx for the whole request).
+    fn refuse_all(rows: &[usize], body: &Value, status: u16) -> RowResults {
+        let reason = reasons(body).into_iter().next();
+        let code = reason
+            .as_ref()
+            .map_or_else(|| format!("http_{status}"), |r| r.code.clone());
+        let message = reason.map_or_else(|| format!("Zuora answered HTTP {status}"), |r| r.message);
+        rows.iter()
+            .map(|&row| (row, Self::rejected(&code, message.clone())))
+            .collect()
+    }
+
+    /// `POST /v1/action/create` with up to 50 records; one SaveResult per record.
+    async fn send_actions(
+        service: Arc<ZuoraService>,
+        sync_id: String,
+        prepared: Arc<PreparedBatch>,
+        rows: Vec<usize>,
+    ) -> Result<RowResults> {
+        let keys: Vec<&str> = rows.iter().map(|&r| prepared.keys[r].as_str()).collect();
+        let request = ApiRequest {
+            method: reqwest::Method::POST,
+            path: "/v1/action/create".into(),
+            body: RequestBody::Json(
+                json!({ "type": "Usage", "objects": rows.iter().map(|&r| usage_object(&prepared, r)).collect::<Vec<_>>() }),
+            ),
+            idempotency_key: Some(idempotency_key(&sync_id, "actions", &keys)),
+        };
+        let response = service.call(&request).await?;
+        if !(200..300).contains(&response.status) {
+            return Ok(Self::refuse_all(&rows, &response.body, response.status));
+        }
+        let Some(results) = response.body.as_array().filter(|r| r.len() == rows.len()) else {
+            return Err(service.api_error(&request, &super::service::ApiResponse {
+                status: response.status,
+                body: json!({ "reasons": [{ "code": "unexpected_answer", "message": format!("expected {} SaveResults", rows.len()) }] }),
+            }));
+        };
+        Ok(rows
+            .iter()
+            .zip(results)
+            .map(|(&row, result)| {
+                let ok = result
+                    .get("Success")
+                    .or_else(|| result.get("success"))
+                    .and_then(Value::as_bool)
+                    == Some(true);
+                let status = if ok {
+                    RowStatus::Accepted {
+                        destination_id: result
+                            .get("Id")
+                            .or_else(|| result.get("id"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    }
+                } else {
+                    let reason = reasons(result).into_iter().next();
+                    Self::rejected(
+                        reason.as_ref().map_or("rejected", |r| r.code.as_str()),
+                        reason
+                            .as_ref()
+                            .map_or_else(|| "Zuora refused the record".into(), |r| r.message.clone()),
+                    )
+                };
+                (row, status)
+            })
+            .collect())
+    }
+
+    /// `POST /v1/object/usage`, one record.
+    async fn send_object(
+        service: Arc<ZuoraService>,
+        sync_id: String,
+        prepared: Arc<PreparedBatch>,
+        rows: Vec<usize>,
+    ) -> Result<RowResults> {
+        let row = rows[0];
+        let request = ApiRequest {
+            method: reqwest::Method::POST,
+            path: "/v1/object/usage".into(),
+            body: RequestBody::Json(usage_object(&prepared, row)),
+            idempotency_key: Some(idempotency_key(&sync_id, "object", &[prepared.keys[row].as_str()])),
+        };
+        let response = service.call(&request).await?;
+        let ok = (200..300).contains(&response.status)
+            && response
+                .body
+                .get("Success")
+                .or_else(|| response.body.get("success"))
+                .and_then(Value::as_bool)
+                != Some(false);
+        if ok {
+            let id = response
+                .body
+                .get("Id")
+                .or_else(|| response.body.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            return Ok(vec![(row, RowStatus::Accepted { destination_id: id })]);
+        }
+        Ok(Self::refuse_all(&rows, &response.body, response.status))
+    }
+
+    /// Sends `groups` of rows concurrently; returns every answered group, and the first error.
+    async fn send_groups(
+        &self,
+        prepared: &Arc<PreparedBatch>,
+        groups: Vec<Vec<usize>>,
+        method: Method,
+    ) -> (Vec<RowResults>, Option<ConnectorError>) {
+        let sync_id = self.context.sync_id.clone();
+        let sends = groups.into_iter().map(|rows| {
+            let (service, sync_id, prepared) = (Arc::clone(&self.service), sync_id.clone(), Arc::clone(prepared));
+            async move {
+                match method {
+                    Method::Object => Self::send_object(service, sync_id, prepared, rows).await,
+                    _ => Self::send_actions(service, sync_id, prepared, rows).await,
+                }
+            }
+        });
+        let answers: Vec<Result<RowResults>> = futures::stream::iter(sends)
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        let mut error = None;
+        for answer in answers {
+            match answer {
+                Ok(results) => done.push(results),
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        (done, error)
+    }
+
+    /// `POST /v1/usage` files, polled to the end. An import is all or nothing, so when Zuora
+    /// fails a file, its rows go through `actions` instead: the good ones land in this run and
+    /// only the refused ones are rejected, each with Zuora's own message.
+    async fn send_imports(
+        &mut self,
+        prepared: &Arc<PreparedBatch>,
+        rows: Vec<usize>,
+    ) -> (Vec<RowResults>, Option<ConnectorError>) {
+        let files = match self.encode_import_files(prepared, &rows) {
+            Ok(files) => files,
+            Err(e) => return (Vec::new(), Some(e)),
+        };
+        let mut done = Vec::new();
+        for ImportFile {
+            name,
+            bytes,
+            rows: file_rows,
+        } in files
+        {
+            match self.import_file(prepared, &name, bytes, &file_rows).await {
+                Ok(Some(import_id)) => {
+                    self.delivered.push(format!("import:{import_id}"));
+                    let id = format!("import:{import_id}");
+                    done.push(
+                        file_rows
+                            .iter()
+                            .map(|&r| {
+                                (
+                                    r,
+                                    RowStatus::Accepted {
+                                        destination_id: Some(id.clone()),
+                                    },
+                                )
+                            })
+                            .collect(),
+                    );
+                }
+                Ok(None) => {
+                    let groups = file_rows
+                        .chunks(self.config.batch_size)
+                        .map(<[usize]>::to_vec)
+                        .collect();
+                    let (results, error) = self.send_groups(prepared, groups, Method::Actions).await;
+                    done.extend(results);
+                    if error.is_some() {
+                        return (done, error);
+                    }
+                }
+                Err(e) => return (done, Some(e)),
+            }
+        }
+        (done, None)
+    }
+
+    fn encode_import_files(&mut self, prepared: &PreparedBatch, rows: &[usize]) -> Result<Vec<ImportFile>> {
+        let encode_error = |e: crate::zuora_file::EncodeError| ConnectorError::Encode {
+            destination: self.destination.clone(),
+            file: "usage import".into(),
+            message: e.to_string(),
+        };
+        let stem = format!(
+            "{}-{}",
+            self.context.sync_id.split('.').next().unwrap_or("usage"),
+            self.files
+        );
+        let mut encoder = UsageFileEncoder::new(&IMPORT_HEADERS, IMPORT_FILE_BYTES, false, &stem, &self.context.run_id)
+            .map_err(encode_error)?;
+        self.files += 1;
+        let mut files = Vec::new();
+        let mut current: Vec<usize> = Vec::new();
+        for &row in rows {
+            let fields = import_fields(prepared, row);
+            let (_, finished) = encoder.push(fields.iter().map(String::as_str)).map_err(encode_error)?;
+            if let Some(file) = finished {
+                let held = std::mem::take(&mut current);
+                files.push(ImportFile {
+                    name: file.name,
+                    bytes: file.bytes,
+                    rows: held,
+                });
+            }
+            current.push(row);
+        }
+        if let Some(file) = encoder.finish_file().map_err(encode_error)? {
+            files.push(ImportFile {
+                name: file.name,
+                bytes: file.bytes,
+                rows: current,
+            });
+        }
+        Ok(files)
+    }
+
+    /// Uploads one file and waits for it; `Some(import id)` when Completed, `None` when Zuora
+    /// failed it.
+    async fn import_file(
+        &self,
+        prepared: &PreparedBatch,
+        name: &str,
+        bytes: Vec<u8>,
+        rows: &[usize],
+    ) -> Result<Option<String>> {
+        let keys: Vec<&str> = rows.iter().map(|&r| prepared.keys[r].as_str()).collect();
+        let request = ApiRequest {
+            method: reqwest::Method::POST,
+            path: "/v1/usage".into(),
+            body: RequestBody::File {
+                name: name.to_string(),
+                bytes,
+            },
+            idempotency_key: Some(idempotency_key(&self.context.sync_id, "import", &keys)),
+        };
+        let response = self.service.call(&request).await?;
+        let status_url = response
+            .body
+            .get("checkImportStatus")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // `.../usage/<import id>/status`; polled through GET /v1/object/import/{id}, which is in
+        // Zuora's spec (the checkImportStatus path is not).
+        let import_id = status_url
+            .trim_end_matches("/status")
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !(200..300).contains(&response.status) || import_id.is_empty() {
+            return Err(self.service.api_error(&request, &response));
+        }
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+            let poll = ApiRequest {
+                method: reqwest::Method::GET,
+                path: format!("/v1/object/import/{import_id}"),
+                body: RequestBody::Empty,
+                idempotency_key: None,
+            };
+            let answer = self.service.call(&poll).await?;
+            if !(200..300).contains(&answer.status) {
+                return Err(self.service.api_error(&poll, &answer));
+            }
+            let status = answer
+                .body
+                .get("Status")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            match status.as_str() {
+                "Completed" => {
+                    info!(destination = %self.destination, import_id, file = name, rows = rows.len(), "usage import completed");
+                    return Ok(Some(import_id));
+                }
+                "Failed" | "Canceled" => {
+                    let reason = answer
+                        .body
+                        .get("StatusReason")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    warn!(destination = %self.destination, import_id, file = name, reason, "usage import failed; sending its rows through actions to isolate the refused ones");
+                    return Ok(None);
+                }
+                _ if started.elapsed().as_secs() >= self.config.import_timeout_secs => {
+                    return Err(ConnectorError::ImportTimeout {
+                        destination: self.destination.clone(),
+                        import_id,
+                        status,
+                        waited_secs: started.elapsed().as_secs(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One import file row (current layout) from a REST-prepared row.
+fn import_fields(prepared: &PreparedBatch, row: usize) -> Vec<String> {
+    let cell = |name: &str| -> String {
+        match prepared
+            .columns
+            .iter()
+            .find(|(c, _)| c.spec.name == name)
+            .and_then(|(_, cells)| cells.as_ref())
+            .map(|c| &c[row])
+        {
+            Some(Cell::Text(t)) | Some(Cell::Number(t)) => t.clone(),
+            Some(Cell::DateTime(dt)) => dt.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            _ => String::new(),
+        }
+    };
+    let unique = cell("UniqueKey");
+    vec![
+        cell("AccountNumber"),
+        cell("UOM"),
+        cell("StartDateTime"),
+        cell("Quantity"),
+        cell("Description"),
+        if unique.is_empty() {
+            prepared.keys[row].clone()
+        } else {
+            unique
+        },
+    ]
+}
+
+fn outcome(batch: &RecordBatch, results: RowResults) -> Result<BatchOutcome> {
+    let indices = UInt32Array::from(results.iter().map(|(r, _)| *r as u32).collect::<Vec<_>>());
+    let taken = take_record_batch(batch, &indices).map_err(|source| ConnectorError::Convert {
+        destination: "zuora".into(),
+        column: "*".into(),
+        source,
+    })?;
+    Ok(BatchOutcome {
+        batch: taken,
+        statuses: results.into_iter().map(|(_, s)| s).collect(),
+    })
+}
+
+#[async_trait]
+impl DestinationWriter for ZuoraWriter {
+    async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
+        let prepared = Arc::new(PreparedBatch::new(&self.destination, &REST_COLUMNS, &batch)?);
+        let verdicts = verdicts(&prepared, batch.num_rows(), self.units.as_ref());
+        let mut outcomes = Vec::new();
+        let refused: RowResults = verdicts
+            .iter()
+            .enumerate()
+            .filter_map(|(row, v)| v.clone().map(|r| (row, RowStatus::Rejected(r))))
+            .collect();
+        let sendable: Vec<usize> = verdicts
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.is_none())
+            .map(|(row, _)| row)
+            .collect();
+        if !refused.is_empty() {
+            outcomes.push(outcome(&batch, refused)?);
+        }
+        let (results, error) = match self.config.method {
+            Method::Actions => {
+                let groups = sendable.chunks(self.config.batch_size).map(<[usize]>::to_vec).collect();
+                self.send_groups(&prepared, groups, Method::Actions).await
+            }
+            Method::Object => {
+                self.send_groups(&prepared, sendable.iter().map(|&r| vec![r]).collect(), Method::Object)
+                    .await
+            }
+            Method::Import => self.send_imports(&prepared, sendable).await,
+        };
+        for group in results {
+            outcomes.push(outcome(&batch, group)?);
+        }
+        match error {
+            None => Ok(outcomes),
+            Some(error) => {
+                // What Zuora acknowledged before the failure is committed by the engine.
+                self.acknowledged.extend(outcomes);
+                Err(error)
+            }
+        }
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)> {
+        Ok((
+            Vec::new(),
+            Delivery {
+                destination_ids: self.delivered,
+            },
+        ))
+    }
+
+    fn acknowledged_before_failure(&mut self) -> Vec<BatchOutcome> {
+        std::mem::take(&mut self.acknowledged)
+    }
+}

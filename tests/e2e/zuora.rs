@@ -1,0 +1,404 @@
+//! The Zuora REST destination through the real binary against the Zuora simulator.
+
+use std::collections::HashSet;
+
+use zuora_sim::{Fault, Faults, SimConfig, Simulator, UsageRecord};
+
+use crate::support::*;
+
+/// The simulator on a loopback port, served by its own runtime.
+pub struct Sim {
+    pub sim: Simulator,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    pub fn start(config: SimConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = runtime.block_on(Simulator::start(config, 0)).unwrap();
+        Sim { sim, _runtime: runtime }
+    }
+
+    pub fn records(&self) -> Vec<UsageRecord> {
+        self.sim.state.lock().records.clone()
+    }
+
+    pub fn faults(&self, faults: Faults) {
+        self.sim.state.lock().set_faults(faults);
+    }
+
+    /// The client secret the simulator expects (a test value).
+    pub fn secret(&self) -> String {
+        self.sim.state.lock().config.client_secret.clone()
+    }
+
+    pub fn client_id(&self) -> String {
+        self.sim.state.lock().config.client_id.clone()
+    }
+}
+
+/// A project whose `usage.zuora` sync sends to the simulator with `method`.
+pub fn zuora_project(sim: &Sim, method: &str, extra: &str) -> TestProject {
+    let project = format!(
+        "name: zuora_e2e
+sources:
+  events:
+    location: data/events/
+destinations:
+  zuora:
+    type: zuora
+    base_url: {}
+    client_id: ${{ZUORA_CLIENT_ID}}
+    client_secret: ${{ZUORA_CLIENT_SECRET}}
+    method: {method}
+{extra}",
+        sim.sim.url()
+    );
+    let model = "model: usage
+sql: SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account, uom, usage_day]
+syncs:
+  - destination: zuora
+    mapping:
+      AccountNumber: account
+      UOM: uom
+      StartDateTime: usage_day
+      Quantity: qty
+";
+    TestProject::new(&project, &[("usage.yml", model)])
+}
+
+pub fn run_against(project: &TestProject, sim: &Sim, args: &[&str]) -> std::process::Output {
+    let (id, secret) = (sim.client_id(), sim.secret());
+    dinmo_in(
+        project.path(),
+        args,
+        &[("ZUORA_CLIENT_ID", &id), ("ZUORA_CLIENT_SECRET", &secret)],
+    )
+}
+
+/// `count` rows over active accounts A00000001..A00000012, one export day.
+pub fn usage_rows(count: usize) -> Vec<(String, String, i64)> {
+    (0..count)
+        .map(|i| {
+            (
+                format!("A{:08}", 1 + i % 12),
+                if (i / 12) % 2 == 0 { "API_CALL" } else { "GB_STORED" }.to_string(),
+                i as i64,
+            )
+        })
+        .collect()
+}
+
+pub fn export(project: &TestProject, day: &str, rows: &[(String, String, i64)]) {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account", DataType::Utf8, false),
+        Field::new("uom", DataType::Utf8, false),
+        Field::new("qty", DataType::Int64, false),
+    ]));
+    // Several accounts × units per day: make (account, uom) unique by spreading over seconds.
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    write_parquet(
+        &project.path().join(format!("data/events/day={day}/part.parquet")),
+        &batch,
+    );
+}
+
+/// Each (account, uom) once per day: 24 distinct rows a day at most.
+fn day_rows(n: usize) -> Vec<(String, String, i64)> {
+    usage_rows(n.min(24))
+}
+
+fn assert_exactly_once(sim: &Sim, expected: usize) {
+    let records = sim.records();
+    let keys: HashSet<String> = records.iter().filter_map(|r| r.unique_key.clone()).collect();
+    assert_eq!(records.len(), expected, "stored records");
+    assert_eq!(keys.len(), expected, "distinct UniqueKeys: a duplicate was stored");
+}
+
+#[test]
+fn each_method_end_to_end_then_nothing_new() {
+    for method in ["actions", "object", "import"] {
+        let sim = Sim::start(SimConfig::default());
+        let project = zuora_project(&sim, method, "");
+        export(&project, "2026-11-18", &day_rows(24));
+        export(&project, "2026-11-19", &day_rows(24));
+        let first = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&first), 0, "{method}: {}", describe(&first));
+        assert_exactly_once(&sim, 48);
+        let track: HashSet<Option<String>> = sim.records().into_iter().map(|r| r.track_id).collect();
+        assert_eq!(track.len(), 1, "one run, one Zuora-Track-Id: {track:?}");
+        assert!(
+            track
+                .iter()
+                .all(|t| t.as_deref().is_some_and(|t| t.starts_with("dinmo-"))),
+            "{track:?}"
+        );
+        let second = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&second), 0, "{method}: {}", describe(&second));
+        assert_exactly_once(&sim, 48);
+        if method == "import" {
+            assert!(
+                sim.records().iter().all(|r| r.import_id.is_some()),
+                "import rows come from an import"
+            );
+        }
+    }
+}
+
+#[test]
+fn refused_rows_are_mapped_to_their_rows_and_retried_next_run() {
+    for method in ["actions", "object", "import"] {
+        let sim = Sim::start(SimConfig::default());
+        let project = zuora_project(&sim, method, "");
+        let mut rows = day_rows(10);
+        rows.push(("A00000013".into(), "API_CALL".into(), 5)); // an inactive account
+        rows.push(("A99999999".into(), "API_CALL".into(), 6)); // no such account
+        export(&project, "2026-11-18", &rows);
+        let first = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&first), 3, "{method}: {}", describe(&first));
+        assert_exactly_once(&sim, 10);
+        let mut refused = rejected_rows(&project, "usage.zuora");
+        refused.sort();
+        assert_eq!(refused.len(), 2, "{method}: {refused:?}");
+        assert_eq!(refused[0].0, "A00000013");
+        assert!(refused[0].2.contains("is not active"), "{method}: {refused:?}");
+        assert_eq!(refused[1].0, "A99999999");
+        assert!(refused[1].2.contains("does not exist"), "{method}: {refused:?}");
+        let accounts: HashSet<String> = sim.records().into_iter().map(|r| r.account_number).collect();
+        assert!(!accounts.contains("A00000013"));
+        // Offered again, refused again, nothing doubled.
+        let second = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&second), 3, "{method}: {}", describe(&second));
+        assert!(
+            stdout(&second).contains("new rows: 2"),
+            "{method}: {}",
+            describe(&second)
+        );
+        assert_exactly_once(&sim, 10);
+    }
+}
+
+#[test]
+fn throttling_and_server_errors_lose_and_double_nothing() {
+    let sim = Sim::start(SimConfig::default());
+    sim.faults(Faults {
+        error_rate: 0.2,
+        throttle_rate: 0.2,
+        drop_before_rate: 0.05,
+        drop_after_rate: 0.1,
+        seed: 7,
+        ..Faults::default()
+    });
+    let project = zuora_project(&sim, "actions", "    batch_size: 5\n");
+    for day in ["2026-11-18", "2026-11-19", "2026-11-20"] {
+        export(&project, day, &day_rows(24));
+    }
+    let run = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert_exactly_once(&sim, 72);
+    let counters = sim.sim.state.lock().counters.clone();
+    assert!(
+        counters.throttled > 0 && counters.server_errors > 0 && counters.dropped_after > 0,
+        "{counters:?}"
+    );
+    assert!(
+        counters.idempotent_replays > 0,
+        "a dropped answer is replayed from its Idempotency-Key: {counters:?}"
+    );
+}
+
+#[test]
+fn an_answer_lost_after_the_store_does_not_duplicate_even_without_unique_keys() {
+    for method in ["actions", "object"] {
+        let sim = Sim::start(SimConfig {
+            enforce_unique_key: false,
+            ..SimConfig::default()
+        });
+        // The UOM query passes; the first usage requests are stored but their answers are lost.
+        sim.faults(Faults {
+            script: vec![Fault::None, Fault::DropAfter, Fault::DropAfter],
+            ..Faults::default()
+        });
+        let project = zuora_project(&sim, method, "");
+        export(&project, "2026-11-18", &day_rows(12));
+        let run = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&run), 0, "{method}: {}", describe(&run));
+        assert_exactly_once(&sim, 12);
+        assert!(sim.sim.state.lock().counters.dropped_after >= 1);
+    }
+}
+
+#[test]
+fn an_expired_token_is_refreshed_mid_run() {
+    let sim = Sim::start(SimConfig::default());
+    sim.faults(Faults {
+        script: vec![Fault::None, Fault::None, Fault::None, Fault::Unauthorized],
+        ..Faults::default()
+    });
+    let project = zuora_project(&sim, "actions", "    batch_size: 2\n    concurrency: 1\n");
+    export(&project, "2026-11-18", &day_rows(12));
+    let run = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert_exactly_once(&sim, 12);
+    let counters = sim.sim.state.lock().counters.clone();
+    assert!(counters.token_requests >= 2, "a new token after the 401: {counters:?}");
+}
+
+#[test]
+fn an_unknown_unit_of_measure_is_rejected_before_sending() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    let mut rows = day_rows(4);
+    rows.push(("A00000001".into(), "BOGUS_UNIT".into(), 1));
+    export(&project, "2026-11-18", &rows);
+    let run = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 3, "{}", describe(&run));
+    assert!(
+        stdout(&run).contains("unknown_unit_of_measure: unit of measure `BOGUS_UNIT` is not defined"),
+        "{}",
+        describe(&run)
+    );
+    assert_exactly_once(&sim, 4);
+    assert!(sim.records().iter().all(|r| r.uom != "BOGUS_UNIT"));
+    let connect = run_against(&project, &sim, &["validate", "--connect"]);
+    assert_eq!(code(&connect), 0, "{}", describe(&connect));
+    assert!(
+        stdout(&connect).contains("4 active unit(s) of measure: API_CALL, EACH, GB_STORED, SEAT"),
+        "{}",
+        describe(&connect)
+    );
+}
+
+#[test]
+fn http_is_refused_for_a_non_loopback_host() {
+    let project = TestProject::new(
+        "name: insecure
+sources:
+  events:
+    location: data/events/
+destinations:
+  zuora:
+    type: zuora
+    base_url: http://rest.zuora.example.com
+    client_id: ${ZUORA_CLIENT_ID}
+    client_secret: ${ZUORA_CLIENT_SECRET}
+",
+        &[(
+            "usage.yml",
+            MODEL
+                .replace("destination: files", "destination: zuora")
+                .replace("UnitOfMeasure", "UOM")
+                .as_str(),
+        )],
+    );
+    let output = dinmo_in(
+        project.path(),
+        &["validate"],
+        &[("ZUORA_CLIENT_ID", "x"), ("ZUORA_CLIENT_SECRET", "s3cr3t-value")],
+    );
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("uses http:// to a non-loopback host"),
+        "{}",
+        describe(&output)
+    );
+    assert!(!describe(&output).contains("s3cr3t-value"));
+}
+
+#[test]
+fn no_secret_in_any_log_line_report_or_state_file() {
+    let sim = Sim::start(SimConfig::default());
+    sim.faults(Faults {
+        error_rate: 0.2,
+        throttle_rate: 0.1,
+        seed: 3,
+        script: vec![Fault::None, Fault::Unauthorized],
+        ..Faults::default()
+    });
+    let project = zuora_project(&sim, "actions", "    batch_size: 3\n");
+    export(&project, "2026-11-18", &day_rows(12));
+    let (id, secret) = (sim.client_id(), sim.secret());
+    let env = [
+        ("ZUORA_CLIENT_ID", id.as_str()),
+        ("ZUORA_CLIENT_SECRET", secret.as_str()),
+        ("DINMO_LOG", "trace"),
+    ];
+    let mut outputs = String::new();
+    for args in [
+        &["run", "--log-format", "json"][..],
+        &["run"],
+        &["runs"],
+        &["validate", "--connect"],
+    ] {
+        let output = dinmo_in(project.path(), args, &env);
+        assert!(matches!(code(&output), 0 | 3), "{}", describe(&output));
+        outputs.push_str(&describe(&output));
+    }
+    assert!(outputs.contains("retrying"), "the faults produced log lines to inspect");
+    assert!(!outputs.contains(&secret), "the client secret appeared in output");
+    for file in walk(project.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "secret in {}",
+            file.display()
+        );
+    }
+}
+
+/// (AccountNumber, reject_code, reject_message) of every rejected part of `sync`.
+fn rejected_rows(project: &TestProject, sync: &str) -> Vec<(String, String, String)> {
+    use arrow::array::AsArray;
+    let mut rows = Vec::new();
+    for file in project.state_files(sync, "rejected") {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(file).unwrap(), 1024)
+                .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = |name: &str| {
+                let array =
+                    arrow::compute::cast(batch.column_by_name(name).unwrap(), &arrow::datatypes::DataType::Utf8)
+                        .unwrap();
+                array.as_string::<i32>().clone()
+            };
+            let (accounts, codes, messages) =
+                (column("AccountNumber"), column("reject_code"), column("reject_message"));
+            for i in 0..batch.num_rows() {
+                rows.push((
+                    accounts.value(i).to_string(),
+                    codes.value(i).to_string(),
+                    messages.value(i).to_string(),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else if !path.ends_with("dinmo.yml") {
+            found.push(path);
+        }
+    }
+    found
+}

@@ -1,0 +1,148 @@
+//! A Zuora usage API simulator: the endpoints dinmo's connectors use, Zuora's validation and
+//! error shapes, accounts and units of measure, rate and concurrency limits with Zuora's
+//! headers, Idempotency-Key replay, asynchronous usage imports, and injectable faults.
+//!
+//! `/sim/*` endpoints configure it and expose what it stored:
+//! `GET /sim/records`, `GET /sim/imports`, `GET /sim/counters`, `PUT /sim/faults`,
+//! `PUT /sim/config`, `POST /sim/expire-tokens`, `POST /sim/process` (mark every Pending
+//! usage Processed), `POST /sim/reset`.
+
+pub mod config;
+mod gate;
+mod handlers;
+pub mod state;
+mod validation;
+mod zoql;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::{Account, Fault, Faults, SimConfig};
+pub use state::{Counters, SimState, UsageRecord};
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct Simulator {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, for direct inspection from tests in the same process.
+    pub state: Arc<SimState>,
+    task: JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Starts on `127.0.0.1:port` (0 for any free port).
+    pub async fn start(config: SimConfig, port: u16) -> std::io::Result<Simulator> {
+        let state = Arc::new(SimState::new(config));
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let app = router(Arc::clone(&state));
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "simulator stopped");
+            }
+        });
+        Ok(Simulator { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The simulator's routes.
+pub fn router(state: Arc<SimState>) -> Router {
+    let zuora = Router::new()
+        .route("/oauth/token", post(handlers::token))
+        .route("/v1/action/create", post(handlers::action_create))
+        .route("/v1/action/query", post(handlers::action_query))
+        .route("/v1/object/usage", post(handlers::object_usage_create))
+        .route(
+            "/v1/object/usage/{id}",
+            get(handlers::object_usage_get).delete(handlers::object_usage_delete),
+        )
+        .route("/v1/usage", post(handlers::usage_import))
+        .route("/v1/usage/{id}/status", get(handlers::usage_import_status))
+        .route("/v1/object/import/{id}", get(handlers::import_get))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), gate::gate));
+    let admin = Router::new()
+        .route("/sim/records", get(records))
+        .route("/sim/imports", get(imports))
+        .route("/sim/counters", get(counters))
+        .route("/sim/faults", axum::routing::put(set_faults))
+        .route("/sim/config", get(get_config).put(set_config))
+        .route("/sim/expire-tokens", post(expire_tokens))
+        .route("/sim/process", post(process))
+        .route("/sim/reset", post(reset));
+    zuora
+        .merge(admin)
+        .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
+        .with_state(state)
+}
+
+async fn records(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!(sim.lock().records))
+}
+
+async fn imports(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!(sim.lock().imports))
+}
+
+async fn counters(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!(sim.lock().counters))
+}
+
+async fn set_faults(State(sim): State<Arc<SimState>>, Json(faults): Json<Faults>) -> Json<Value> {
+    sim.lock().set_faults(faults);
+    Json(json!({ "ok": true }))
+}
+
+async fn get_config(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    Json(json!(sim.lock().config))
+}
+
+async fn set_config(State(sim): State<Arc<SimState>>, Json(config): Json<SimConfig>) -> Json<Value> {
+    sim.lock().config = config;
+    Json(json!({ "ok": true }))
+}
+
+async fn expire_tokens(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    let mut inner = sim.lock();
+    let expired = inner.tokens.len();
+    inner.tokens.clear();
+    Json(json!({ "expired": expired }))
+}
+
+async fn process(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    let mut inner = sim.lock();
+    let mut processed = 0;
+    for record in inner.records.iter_mut().filter(|r| r.status == "Pending") {
+        record.status = "Processed".into();
+        processed += 1;
+    }
+    Json(json!({ "processed": processed }))
+}
+
+async fn reset(State(sim): State<Arc<SimState>>) -> Json<Value> {
+    let mut inner = sim.lock();
+    inner.records.clear();
+    inner.imports.clear();
+    inner.idempotent.clear();
+    inner.tokens.clear();
+    inner.counters = Counters::default();
+    Json(json!({ "ok": true }))
+}

@@ -1,0 +1,190 @@
+//! The tenant's data and the request bookkeeping (tokens, idempotency, limits, faults).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::config::{Fault, Faults, SimConfig};
+
+/// A stored usage record.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageRecord {
+    pub id: String,
+    pub account_id: String,
+    pub account_number: String,
+    pub uom: String,
+    pub quantity: f64,
+    pub start_date_time: String,
+    pub end_date_time: Option<String>,
+    pub description: Option<String>,
+    pub unique_key: Option<String>,
+    pub subscription_number: Option<String>,
+    pub charge_number: Option<String>,
+    pub import_id: Option<String>,
+    pub status: String,
+    pub source: String,
+    /// Zuora-Track-Id of the request that created it.
+    pub track_id: Option<String>,
+}
+
+/// A usage import.
+#[derive(Debug, Clone, Serialize)]
+pub struct Import {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub total_count: i32,
+    pub imported_count: i32,
+    pub created: String,
+}
+
+/// A stored answer, replayed for the same Idempotency-Key.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub config: SimConfig,
+    pub faults: Faults,
+    pub rng: StdRng,
+    pub script: VecDeque<Fault>,
+    pub tokens: HashMap<String, Instant>,
+    pub records: Vec<UsageRecord>,
+    pub imports: Vec<Import>,
+    pub idempotent: HashMap<String, StoredResponse>,
+    pub in_flight_keys: HashSet<String>,
+    pub window_start: Instant,
+    pub window_count: u64,
+    pub in_flight: u64,
+    pub counters: Counters,
+    pub next_id: u64,
+}
+
+/// What the simulator saw, for assertions and benchmarks.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counters {
+    pub requests: u64,
+    pub token_requests: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub dropped_before: u64,
+    pub dropped_after: u64,
+    pub idempotent_replays: u64,
+    pub idempotency_conflicts: u64,
+    pub unauthorized: u64,
+    pub by_endpoint: HashMap<String, u64>,
+}
+
+/// Shared simulator state.
+#[derive(Debug)]
+pub struct SimState {
+    pub inner: Mutex<Inner>,
+}
+
+impl SimState {
+    pub fn new(config: SimConfig) -> Self {
+        SimState {
+            inner: Mutex::new(Inner {
+                config,
+                faults: Faults::default(),
+                rng: StdRng::seed_from_u64(0),
+                script: VecDeque::new(),
+                tokens: HashMap::new(),
+                records: Vec::new(),
+                imports: Vec::new(),
+                idempotent: HashMap::new(),
+                in_flight_keys: HashSet::new(),
+                window_start: Instant::now(),
+                window_count: 0,
+                in_flight: 0,
+                counters: Counters::default(),
+                next_id: 1,
+            }),
+        }
+    }
+
+    /// Locks the state; a poisoned lock (a panicking test) still yields the data.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    /// A new 32-hex id, like Zuora's.
+    pub fn new_id(&mut self) -> String {
+        let n = self.next_id;
+        self.next_id += 1;
+        format!("8a8{n:029x}")
+    }
+
+    /// Sets the faults; the script restarts.
+    pub fn set_faults(&mut self, faults: Faults) {
+        self.rng = StdRng::seed_from_u64(faults.seed);
+        self.script = faults.script.iter().copied().collect();
+        self.faults = faults;
+    }
+
+    /// The fault for the next request.
+    pub fn next_fault(&mut self) -> Fault {
+        if let Some(fault) = self.script.pop_front() {
+            return fault;
+        }
+        let f = self.faults.clone();
+        let roll: f64 = self.rng.random();
+        let mut edge = f.error_rate;
+        if roll < edge {
+            return Fault::ServerError;
+        }
+        edge += f.throttle_rate;
+        if roll < edge {
+            return Fault::Throttle;
+        }
+        edge += f.drop_before_rate;
+        if roll < edge {
+            return Fault::DropBefore;
+        }
+        edge += f.drop_after_rate;
+        if roll < edge {
+            return Fault::DropAfter;
+        }
+        Fault::None
+    }
+
+    /// Counts a request against the per-minute window; `Err(seconds until reset)` when over.
+    pub fn take_rate(&mut self) -> Result<(u64, u64), u64> {
+        let now = Instant::now();
+        if now.duration_since(self.window_start) >= Duration::from_secs(60) {
+            self.window_start = now;
+            self.window_count = 0;
+        }
+        let reset = 60u64
+            .saturating_sub(now.duration_since(self.window_start).as_secs())
+            .max(1);
+        if self.window_count >= self.config.rate_limit_per_minute {
+            return Err(reset);
+        }
+        self.window_count += 1;
+        Ok((self.config.rate_limit_per_minute - self.window_count, reset))
+    }
+
+    /// Whether `token` is valid now.
+    pub fn token_valid(&self, token: &str) -> bool {
+        self.tokens.get(token).is_some_and(|expires| *expires > Instant::now())
+    }
+
+    pub fn account(&self, number: Option<&str>, id: Option<&str>) -> Option<crate::config::Account> {
+        self.config
+            .accounts
+            .iter()
+            .find(|a| number.is_some_and(|n| a.number == n) || id.is_some_and(|i| a.id == i))
+            .cloned()
+    }
+}
