@@ -76,6 +76,19 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show what one run sent, rejected, or left pending.
     Show(ShowArgs),
+    /// Delete a run's records in the destination where it still allows it (Zuora: status
+    /// Pending) and return those rows to "new".
+    Rollback(RollbackArgs),
+}
+
+/// `dinmo rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The run id (from `dinmo runs`).
+    pub run: String,
+    /// Only these syncs of the run (model names, `tag:`, `sync:`).
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 }
 
 /// `dinmo validate`.

@@ -91,6 +91,12 @@ pub enum DinmoError {
     #[error("state store {location}: cannot read run manifest: {message}")]
     Manifest { location: String, message: String },
 
+    /// Rollback left records in the destination.
+    #[error(
+        "rollback of run `{run}`: {not_deleted} record(s) could not be deleted (listed above); they stay in the snapshot"
+    )]
+    RollbackIncomplete { run: String, not_deleted: usize },
+
     /// No run with this id.
     #[error("no run `{run}` in {state}")]
     RunNotFound { run: String, state: String },

@@ -217,6 +217,7 @@ async fn sync_inner(
         destination_ids: Vec::new(),
         outcome: Outcome::NothingToSend,
         error: None,
+        rollback: None,
     };
     if new_count == 0 {
         manifest.finished_at = RunContext::now();

@@ -402,3 +402,86 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn rollback_deletes_pending_records_and_returns_them_to_new() {
+    for method in ["actions", "import"] {
+        let sim = Sim::start(SimConfig::default());
+        let project = zuora_project(&sim, method, "");
+        export(&project, "2026-11-18", &day_rows(6));
+        let run = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&run), 0, "{method}: {}", describe(&run));
+        assert_exactly_once(&sim, 6);
+        let runs = run_against(&project, &sim, &["runs", "--format", "json"]);
+        let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+        let run_id = manifests[0]["run_id"].as_str().unwrap().to_string();
+
+        // Zuora has already processed one record: it can no longer be deleted.
+        let processed = {
+            let mut inner = sim.sim.state.lock();
+            inner.records[0].status = "Processed".into();
+            inner.records[0].unique_key.clone().unwrap()
+        };
+        let rollback = run_against(&project, &sim, &["rollback", &run_id]);
+        let remaining = sim.records();
+        match method {
+            "actions" => {
+                assert_eq!(code(&rollback), 1, "{method}: {}", describe(&rollback));
+                assert!(
+                    stdout(&rollback).contains("deleted 5 row(s)"),
+                    "{method}: {}",
+                    describe(&rollback)
+                );
+                assert!(
+                    stdout(&rollback).contains("Only usage records in Pending status can be deleted"),
+                    "{}",
+                    describe(&rollback)
+                );
+                assert_eq!(remaining.len(), 1);
+                assert_eq!(remaining[0].unique_key.as_deref(), Some(processed.as_str()));
+            }
+            _ => {
+                // An import is rolled back whole or not at all: here, not at all.
+                assert_eq!(code(&rollback), 1, "{method}: {}", describe(&rollback));
+                assert!(
+                    stdout(&rollback).contains("are no longer Pending; an import is rolled back whole"),
+                    "{}",
+                    describe(&rollback)
+                );
+                assert_eq!(remaining.len(), 6, "nothing deleted");
+            }
+        }
+        let plan = run_against(&project, &sim, &["plan", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let expected_new = if method == "actions" { 5 } else { 0 };
+        assert_eq!(
+            report["syncs"][0]["counts"]["new_rows"],
+            expected_new,
+            "{method}: {}",
+            describe(&plan)
+        );
+        let again = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&again), 0, "{method}: {}", describe(&again));
+        let final_records = sim.records().len();
+        assert_eq!(final_records, 6, "{method}");
+        let keys: HashSet<String> = sim.records().into_iter().filter_map(|r| r.unique_key).collect();
+        assert_eq!(keys.len(), final_records, "{method}: nothing doubled");
+    }
+}
+
+#[test]
+fn rollback_of_a_pending_import_deletes_it_whole() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "import", "");
+    export(&project, "2026-11-18", &day_rows(6));
+    assert_eq!(code(&run_against(&project, &sim, &["run"])), 0);
+    let runs = run_against(&project, &sim, &["runs", "--format", "json"]);
+    let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let run_id = manifests[0]["run_id"].as_str().unwrap().to_string();
+    let rollback = run_against(&project, &sim, &["rollback", &run_id]);
+    assert_eq!(code(&rollback), 0, "{}", describe(&rollback));
+    assert!(sim.records().is_empty());
+    let again = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&again), 0, "{}", describe(&again));
+    assert_exactly_once(&sim, 6);
+}

@@ -89,6 +89,60 @@ impl ZuoraDestination {
     }
 }
 
+/// `DELETE /v1/object/usage/{id}`: `Ok(Err(reason))` when Zuora refuses.
+async fn delete_usage(service: &ZuoraService, id: &str) -> Result<std::result::Result<(), String>> {
+    let request = ApiRequest {
+        method: reqwest::Method::DELETE,
+        path: format!("/v1/object/usage/{id}"),
+        body: RequestBody::Empty,
+        idempotency_key: None,
+    };
+    let response = service.call(&request).await?;
+    let deleted = (200..300).contains(&response.status)
+        && response
+            .body
+            .get("success")
+            .or_else(|| response.body.get("Success"))
+            .and_then(Value::as_bool)
+            != Some(false);
+    if deleted {
+        return Ok(Ok(()));
+    }
+    Ok(Err(errors::reasons(&response.body)
+        .into_iter()
+        .map(|r| format!("{} {}", r.code, r.message))
+        .collect::<Vec<_>>()
+        .join("; ")))
+}
+
+/// The usage records an import created, with their status (ZOQL by ImportId).
+async fn records_of_import(service: &ZuoraService, import_id: &str) -> Result<Vec<(String, Option<String>)>> {
+    let quoted = import_id.replace('\'', "");
+    let request = ApiRequest {
+        method: reqwest::Method::POST,
+        path: "/v1/action/query".into(),
+        body: RequestBody::Json(
+            serde_json::json!({ "queryString": format!("select Id, RbeStatus from Usage where ImportId = '{quoted}'") }),
+        ),
+        idempotency_key: None,
+    };
+    let response = service.call(&request).await?;
+    if !(200..300).contains(&response.status) {
+        return Err(service.api_error(&request, &response));
+    }
+    Ok(response
+        .body
+        .get("records")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let id = r.get("Id").and_then(Value::as_str)?.to_string();
+            Some((id, r.get("RbeStatus").and_then(Value::as_str).map(str::to_string)))
+        })
+        .collect())
+}
+
 /// Field rules, plus what only a Zuora row needs: an account, and a known unit of measure
 /// (when the tenant's units were loaded and the check is on).
 pub(crate) fn verdicts(
@@ -208,28 +262,33 @@ impl Destination for ZuoraDestination {
         let service = self.service("dinmo-rollback")?;
         let mut results = Vec::with_capacity(ids.len());
         for id in ids {
-            let request = ApiRequest {
-                method: reqwest::Method::DELETE,
-                path: format!("/v1/object/usage/{id}"),
-                body: RequestBody::Empty,
-                idempotency_key: None,
-            };
-            let response = service.call(&request).await?;
-            let deleted = (200..300).contains(&response.status)
-                && response
-                    .body
-                    .get("success")
-                    .or_else(|| response.body.get("Success"))
-                    .and_then(Value::as_bool)
-                    != Some(false);
-            let result = if deleted {
-                Ok(())
-            } else {
-                Err(errors::reasons(&response.body)
-                    .into_iter()
-                    .map(|r| format!("{} {}", r.code, r.message))
-                    .collect::<Vec<_>>()
-                    .join("; "))
+            let result = match id.strip_prefix("import:") {
+                // dinmo tracks an import as one unit, so it is rolled back whole or not at all.
+                Some(import_id) => {
+                    let records = records_of_import(&service, import_id).await?;
+                    let processed = records
+                        .iter()
+                        .filter(|(_, status)| status.as_deref().is_some_and(|s| s != "Pending"))
+                        .count();
+                    if processed > 0 {
+                        Err(format!(
+                            "{processed} of {} record(s) of import {import_id} are no longer Pending; an import is rolled back whole, so none was deleted",
+                            records.len()
+                        ))
+                    } else {
+                        let mut outcome = Ok(());
+                        for (record, _) in &records {
+                            if let Err(why) = delete_usage(&service, record).await? {
+                                outcome = Err(format!(
+                                    "record {record} of import {import_id}: {why} (some records of the import may already be deleted)"
+                                ));
+                                break;
+                            }
+                        }
+                        outcome
+                    }
+                }
+                None => delete_usage(&service, id).await?,
             };
             results.push((id.clone(), result));
         }

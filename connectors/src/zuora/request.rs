@@ -26,11 +26,15 @@ pub(crate) fn usage_object(prepared: &PreparedBatch, row: usize) -> Value {
     Value::Object(object)
 }
 
-/// `dinmo-<32 hex>`: the same rows of the same sync always get the same key, so a retry (or a
-/// later run replaying the batch) receives Zuora's stored answer instead of a second insert.
-pub fn idempotency_key(sync_id: &str, method: &str, row_keys: &[&str]) -> String {
+/// `dinmo-<32 hex>` from the sync, the run that first sends the rows, the method and the rows:
+/// a retry (or a replay of that run's pending batches) gets Zuora's stored answer instead of a
+/// second insert, while a later run (after a rollback deleted the records) sends afresh rather
+/// than receiving the answer for records that no longer exist.
+pub fn idempotency_key(sync_id: &str, run_id: &str, method: &str, row_keys: &[&str]) -> String {
     let mut hasher = Xxh3::new();
     hasher.update(sync_id.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(run_id.as_bytes());
     hasher.update(&[0]);
     hasher.update(method.as_bytes());
     for key in row_keys {
@@ -45,12 +49,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_depend_on_sync_method_and_rows_only() {
-        let a = idempotency_key("m.z", "actions", &["k1", "k2"]);
-        assert_eq!(a, idempotency_key("m.z", "actions", &["k1", "k2"]));
-        assert_ne!(a, idempotency_key("m.z", "actions", &["k2", "k1"]));
-        assert_ne!(a, idempotency_key("m.z", "object", &["k1", "k2"]));
-        assert_ne!(a, idempotency_key("m.y", "actions", &["k1", "k2"]));
+    fn keys_depend_on_sync_run_method_and_rows_only() {
+        let a = idempotency_key("m.z", "r1", "actions", &["k1", "k2"]);
+        assert_eq!(a, idempotency_key("m.z", "r1", "actions", &["k1", "k2"]));
+        assert_ne!(a, idempotency_key("m.z", "r1", "actions", &["k2", "k1"]));
+        assert_ne!(a, idempotency_key("m.z", "r1", "object", &["k1", "k2"]));
+        assert_ne!(a, idempotency_key("m.y", "r1", "actions", &["k1", "k2"]));
+        assert_ne!(
+            a,
+            idempotency_key("m.z", "r2", "actions", &["k1", "k2"]),
+            "a new run sends afresh"
+        );
         assert!(a.len() <= 255 && a.starts_with("dinmo-"));
     }
 }

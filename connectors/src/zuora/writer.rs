@@ -99,7 +99,7 @@ impl ZuoraWriter {
     /// `POST /v1/action/create` with up to 50 records; one SaveResult per record.
     async fn send_actions(
         service: Arc<ZuoraService>,
-        sync_id: String,
+        context: WriteContext,
         prepared: Arc<PreparedBatch>,
         rows: Vec<usize>,
     ) -> Result<RowResults> {
@@ -110,7 +110,7 @@ impl ZuoraWriter {
             body: RequestBody::Json(
                 json!({ "type": "Usage", "objects": rows.iter().map(|&r| usage_object(&prepared, r)).collect::<Vec<_>>() }),
             ),
-            idempotency_key: Some(idempotency_key(&sync_id, "actions", &keys)),
+            idempotency_key: Some(idempotency_key(&context.sync_id, &context.run_id, "actions", &keys)),
         };
         let response = service.call(&request).await?;
         if !(200..300).contains(&response.status) {
@@ -156,7 +156,7 @@ impl ZuoraWriter {
     /// `POST /v1/object/usage`, one record.
     async fn send_object(
         service: Arc<ZuoraService>,
-        sync_id: String,
+        context: WriteContext,
         prepared: Arc<PreparedBatch>,
         rows: Vec<usize>,
     ) -> Result<RowResults> {
@@ -165,7 +165,12 @@ impl ZuoraWriter {
             method: reqwest::Method::POST,
             path: "/v1/object/usage".into(),
             body: RequestBody::Json(usage_object(&prepared, row)),
-            idempotency_key: Some(idempotency_key(&sync_id, "object", &[prepared.keys[row].as_str()])),
+            idempotency_key: Some(idempotency_key(
+                &context.sync_id,
+                &context.run_id,
+                "object",
+                &[prepared.keys[row].as_str()],
+            )),
         };
         let response = service.call(&request).await?;
         let ok = (200..300).contains(&response.status)
@@ -194,13 +199,12 @@ impl ZuoraWriter {
         groups: Vec<Vec<usize>>,
         method: Method,
     ) -> (Vec<RowResults>, Option<ConnectorError>) {
-        let sync_id = self.context.sync_id.clone();
         let sends = groups.into_iter().map(|rows| {
-            let (service, sync_id, prepared) = (Arc::clone(&self.service), sync_id.clone(), Arc::clone(prepared));
+            let (service, context, prepared) = (Arc::clone(&self.service), self.context.clone(), Arc::clone(prepared));
             async move {
                 match method {
-                    Method::Object => Self::send_object(service, sync_id, prepared, rows).await,
-                    _ => Self::send_actions(service, sync_id, prepared, rows).await,
+                    Method::Object => Self::send_object(service, context, prepared, rows).await,
+                    _ => Self::send_actions(service, context, prepared, rows).await,
                 }
             }
         });
@@ -331,7 +335,12 @@ impl ZuoraWriter {
                 name: name.to_string(),
                 bytes,
             },
-            idempotency_key: Some(idempotency_key(&self.context.sync_id, "import", &keys)),
+            idempotency_key: Some(idempotency_key(
+                &self.context.sync_id,
+                &self.context.run_id,
+                "import",
+                &keys,
+            )),
         };
         let response = self.service.call(&request).await?;
         let status_url = response

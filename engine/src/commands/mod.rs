@@ -1,6 +1,7 @@
 //! The commands behind the CLI. Each returns a [`Status`] that maps to an exit code.
 
 mod history;
+mod rollback;
 mod sync;
 mod validate;
 
@@ -43,5 +44,6 @@ pub async fn dispatch(cli: Cli) -> Result<Status> {
         Command::Run(args) => sync::run(global, args).await,
         Command::Runs(args) => history::runs(global, &args).await,
         Command::Show(args) => history::show(global, &args).await,
+        Command::Rollback(args) => rollback::rollback(global, &args).await,
     }
 }

@@ -46,6 +46,20 @@ pub struct RunManifest {
     pub outcome: Outcome,
     /// The error that stopped the run, if one did (never holds a secret).
     pub error: Option<String>,
+    /// Set by `dinmo rollback`: what was deleted from the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+}
+
+/// What `dinmo rollback` did to a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    /// RFC 3339.
+    pub at: String,
+    /// Rows deleted in the destination and returned to "new".
+    pub deleted_rows: u64,
+    /// Destination ids the destination would not delete, with its reason.
+    pub not_deleted: Vec<String>,
 }
 
 /// Row counts of one sync in one run.

@@ -12,6 +12,6 @@ mod manifest;
 mod parts;
 mod store;
 
-pub use manifest::{Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, RunManifest};
+pub use manifest::{Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest};
 pub use parts::LocalPartWriter;
 pub use store::{StateStore, VerifiedSnapshot};

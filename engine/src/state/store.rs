@@ -179,6 +179,17 @@ impl StateStore {
         })
     }
 
+    /// Reads a whole object (a verified part, for rollback).
+    pub async fn read(&self, relative: &str) -> Result<bytes::Bytes> {
+        let got = self
+            .location
+            .store
+            .get(&self.path(relative))
+            .await
+            .map_err(self.store_error())?;
+        got.bytes().await.map_err(self.store_error())
+    }
+
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, relative: &str) -> Result<()> {
         match self.location.store.delete(&self.path(relative)).await {
