@@ -3,6 +3,7 @@
 
 mod support;
 
+mod contract;
 mod exit_codes;
 mod incremental;
 mod integrity;

@@ -38,6 +38,7 @@ pub struct ZuoraDestination {
     fields: Vec<FieldSpec>,
     units_of_measure: RwLock<Option<BTreeSet<String>>>,
     stats: Arc<RequestStats>,
+    token: service::TokenSlot,
 }
 
 impl fmt::Debug for ZuoraDestination {
@@ -67,6 +68,7 @@ impl ZuoraDestination {
             fields,
             units_of_measure: RwLock::new(None),
             stats: Arc::default(),
+            token: Arc::default(),
         })
     }
 
@@ -76,7 +78,7 @@ impl ZuoraDestination {
     }
 
     fn service(&self, track_id: &str) -> Result<ZuoraService> {
-        let mut service = ZuoraService::new(&self.name, &self.config, track_id)?;
+        let mut service = ZuoraService::new(&self.name, &self.config, track_id, Arc::clone(&self.token))?;
         service.stats = Arc::clone(&self.stats);
         Ok(service)
     }

@@ -64,8 +64,12 @@ pub struct RequestStats {
     pub tokens: AtomicU64,
 }
 
+/// A token shared by every service of one destination, so `connect` and each writer reuse it.
+pub type TokenSlot = Arc<Mutex<Option<Token>>>;
+
+/// A cached OAuth token.
 #[derive(Debug)]
-struct Token {
+pub struct Token {
     value: String,
     refresh_at: Instant,
 }
@@ -80,7 +84,7 @@ pub struct ZuoraService {
     entity_id: Option<String>,
     zuora_version: Option<String>,
     track_id: String,
-    token: Mutex<Option<Token>>,
+    token: TokenSlot,
     pacer: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
     max_attempts: usize,
@@ -105,7 +109,7 @@ enum Verdict {
 
 impl ZuoraService {
     /// A service for `config`, tagging requests with `track_id` (the run id).
-    pub fn new(destination: &str, config: &ZuoraConfig, track_id: &str) -> Result<Self> {
+    pub fn new(destination: &str, config: &ZuoraConfig, track_id: &str, token: TokenSlot) -> Result<Self> {
         let client_error = |message: String| ConnectorError::Client {
             destination: destination.to_string(),
             message,
@@ -131,7 +135,7 @@ impl ZuoraService {
             entity_id: config.entity_id.clone(),
             zuora_version: config.zuora_version.clone(),
             track_id: sanitize_track_id(track_id),
-            token: Mutex::new(None),
+            token,
             pacer,
             permits: Semaphore::new(config.concurrency),
             max_attempts: config.max_attempts,

@@ -1,0 +1,151 @@
+//! Contract tests: Stoplight Prism in proxy mode with Zuora's official OpenAPI spec between
+//! dinmo and the simulator (`prism proxy <spec> <simulator> --errors`), so every request and
+//! answer is checked against Zuora's own schema; with `--errors` a violation fails the
+//! request, and with it the run.
+//!
+//! Needs Prism (`.ci/run` installs `@stoplight/prism-cli` into `.ci/tools`, or set
+//! `DINMO_PRISM`) and `shared/zuora/` beside the repository (or `DINMO_ZUORA_SPEC_DIR`).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zuora_sim::{Fault, Faults, SimConfig};
+
+use crate::support::*;
+use crate::zuora::{Sim, export, run_against, usage_rows};
+
+struct Prism {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Prism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+}
+
+fn prism_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("DINMO_PRISM") {
+        return PathBuf::from(path);
+    }
+    let local = repository().join(".ci/tools/node_modules/.bin/prism");
+    if local.exists() {
+        return local;
+    }
+    PathBuf::from("prism")
+}
+
+fn start_prism(upstream: &str, work: &Path) -> Prism {
+    let shared = std::env::var("DINMO_ZUORA_SPEC_DIR").map(PathBuf::from).unwrap_or_else(|_| repository().join("../shared/zuora"));
+    let spec = work.join("zuora-prism.yaml");
+    let generated = Command::new("bash").arg(shared.join("prism-spec.sh")).arg(&spec).status();
+    assert!(
+        generated.is_ok_and(|s| s.success()),
+        "cannot write the Prism copy of Zuora's spec with {}/prism-spec.sh",
+        shared.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let log = work.join("prism.log");
+    let child = Command::new(prism_binary())
+        .args(["proxy", spec.to_str().unwrap(), upstream, "--errors", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start Prism ({e}); run .ci/run, which installs @stoplight/prism-cli, or set DINMO_PRISM"));
+    let prism = Prism { child, url: format!("http://127.0.0.1:{port}"), log };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(&prism.log).unwrap_or_default();
+        if text.contains("Prism is listening") {
+            return prism;
+        }
+        assert!(Instant::now() < deadline, "Prism did not start within 120 s:\n{text}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// A project whose sync goes to the simulator through Prism.
+fn through(prism: &Prism, method: &str) -> TestProject {
+    let project = format!(
+        "name: contract
+sources:
+  events:
+    location: data/events/
+destinations:
+  zuora:
+    type: zuora
+    base_url: {}
+    client_id: ${{ZUORA_CLIENT_ID}}
+    client_secret: ${{ZUORA_CLIENT_SECRET}}
+    method: {method}
+    batch_size: 7
+",
+        prism.url
+    );
+    let model = "model: usage
+sql: SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty, 'contract test' AS note FROM events
+primary_key: [account, uom, usage_day]
+syncs:
+  - destination: zuora
+    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty, Description: note }
+";
+    TestProject::new(&project, &[("usage.yml", model)])
+}
+
+fn violations(prism: &Prism) -> Vec<String> {
+    std::fs::read_to_string(&prism.log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("✖") || l.contains("Violation") || l.contains("UNPROCESSABLE") || l.contains("[VALIDATOR]"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_request_and_answer_conforms_to_zuoras_spec() {
+    let sim = Sim::start(SimConfig::default());
+    let work = tempfile::tempdir().unwrap();
+    let prism = start_prism(&sim.sim.url(), work.path());
+
+    for method in ["actions", "object", "import"] {
+        {
+            let mut inner = sim.sim.state.lock();
+            inner.records.clear();
+            inner.idempotent.clear();
+        }
+        // An expired token partway through.
+        sim.faults(Faults { script: vec![Fault::None, Fault::None, Fault::Unauthorized], ..Faults::default() });
+        let project = through(&prism, method);
+        let mut rows = usage_rows(24);
+        rows.push(("A00000013".into(), "API_CALL".into(), 1)); // refused by Zuora: inactive account
+        rows.push(("A00000001".into(), "NOT_A_UNIT".into(), 1)); // refused locally: unknown unit
+        export(&project, "2026-11-18", &rows);
+        let run = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&run), 3, "{method}: {}\nPrism:\n{}", describe(&run), violations(&prism).join("\n"));
+        assert_eq!(sim.records().len(), 24, "{method}");
+        let again = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&again), 3, "{method}: {}", describe(&again));
+        assert_eq!(sim.records().len(), 24, "{method}: nothing doubled");
+        let connect = run_against(&project, &sim, &["validate", "--connect"]);
+        assert_eq!(code(&connect), 0, "{method}: {}", describe(&connect));
+    }
+    let found = violations(&prism);
+    assert!(found.is_empty(), "Prism found {} violation(s):\n{}", found.len(), found.join("\n"));
+
+    // Negative control: Prism does check. Zuora's client ids have 36 characters.
+    let project = through(&prism, "actions");
+    export(&project, "2026-11-18", &usage_rows(2));
+    let bad = dinmo_in(project.path(), &["validate", "--connect"], &[("ZUORA_CLIENT_ID", "too-short"), ("ZUORA_CLIENT_SECRET", "x")]);
+    assert_eq!(code(&bad), 1, "{}", describe(&bad));
+    assert!(stderr(&bad).contains("HTTP 422"), "{}", describe(&bad));
+    assert!(violations(&prism).iter().any(|l| l.contains("UNPROCESSABLE")), "Prism logged the violation");
+}
