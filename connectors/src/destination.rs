@@ -260,6 +260,13 @@ pub trait DestinationWriter: Send {
     /// Offers a batch; returns every batch (this one or earlier ones) whose rows are all final.
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>>;
 
+    /// Sends whatever the writer still holds back (rows buffered for a larger request or
+    /// file); on failure, [`DestinationWriter::acknowledged_before_failure`] hands back what
+    /// was acknowledged first. Called once before `finish`.
+    async fn flush(&mut self) -> Result<Vec<BatchOutcome>> {
+        Ok(Vec::new())
+    }
+
     /// Flushes what is still open; returns the remaining outcomes and what was delivered.
     async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)>;
 

@@ -22,6 +22,9 @@ use crate::row_key::ROW_KEY_VERSION;
 use crate::run_context::{RunContext, mapping_hash, sql_hash};
 use crate::state::{Counts, LocalPartWriter, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, RunManifest, StateStore};
 
+/// Rows per batch handed to a destination: enough for many concurrent requests per batch.
+const READ_BATCH_ROWS: usize = 8192;
+
 /// Column added to snapshot parts: where the destination put the row.
 pub const DESTINATION_ID_COLUMN: &str = "_dinmo_destination_id";
 /// Column added to snapshot and rejected parts: the run that sent the row.
@@ -286,6 +289,7 @@ async fn read_parquet(path: &Path) -> Result<parquet::arrow::async_reader::Parqu
     ParquetRecordBatchStreamBuilder::new(file)
         .await
         .map_err(DinmoError::parquet(context.clone()))?
+        .with_batch_size(READ_BATCH_ROWS)
         .build()
         .map_err(DinmoError::parquet(context))
 }
@@ -350,6 +354,20 @@ async fn deliver(
             }
         }
         progress.advance(rows);
+    }
+    match writer.flush().await {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                commit.record(&outcome, report).await?;
+            }
+        }
+        Err(error) => {
+            for outcome in writer.acknowledged_before_failure() {
+                commit.record(&outcome, report).await?;
+            }
+            progress.finish();
+            return Err(to_error(error));
+        }
     }
     let (outcomes, delivery) = writer.finish().await.map_err(to_error)?;
     for outcome in outcomes {

@@ -30,7 +30,10 @@ impl Drop for Prism {
 }
 
 fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
 }
 
 fn prism_binary() -> PathBuf {
@@ -45,23 +48,46 @@ fn prism_binary() -> PathBuf {
 }
 
 fn start_prism(upstream: &str, work: &Path) -> Prism {
-    let shared = std::env::var("DINMO_ZUORA_SPEC_DIR").map(PathBuf::from).unwrap_or_else(|_| repository().join("../shared/zuora"));
+    let shared = std::env::var("DINMO_ZUORA_SPEC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repository().join("../shared/zuora"));
     let spec = work.join("zuora-prism.yaml");
-    let generated = Command::new("bash").arg(shared.join("prism-spec.sh")).arg(&spec).status();
+    let generated = Command::new("bash")
+        .arg(shared.join("prism-spec.sh"))
+        .arg(&spec)
+        .status();
     assert!(
         generated.is_ok_and(|s| s.success()),
         "cannot write the Prism copy of Zuora's spec with {}/prism-spec.sh",
         shared.display()
     );
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
     let log = work.join("prism.log");
     let child = Command::new(prism_binary())
-        .args(["proxy", spec.to_str().unwrap(), upstream, "--errors", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "proxy",
+            spec.to_str().unwrap(),
+            upstream,
+            "--errors",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start Prism ({e}); run .ci/run, which installs @stoplight/prism-cli, or set DINMO_PRISM"));
-    let prism = Prism { child, url: format!("http://127.0.0.1:{port}"), log };
+        .unwrap_or_else(|e| {
+            panic!("cannot start Prism ({e}); run .ci/run, which installs @stoplight/prism-cli, or set DINMO_PRISM")
+        });
+    let prism = Prism {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        log,
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(&prism.log).unwrap_or_default();
@@ -105,7 +131,9 @@ fn violations(prism: &Prism) -> Vec<String> {
     std::fs::read_to_string(&prism.log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains("✖") || l.contains("Violation") || l.contains("UNPROCESSABLE") || l.contains("[VALIDATOR]"))
+        .filter(|l| {
+            l.contains("✖") || l.contains("Violation") || l.contains("UNPROCESSABLE") || l.contains("[VALIDATOR]")
+        })
         .map(str::to_string)
         .collect()
 }
@@ -119,18 +147,27 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
     for method in ["actions", "object", "import"] {
         {
             let mut inner = sim.sim.state.lock();
-            inner.records.clear();
+            inner.clear_records();
             inner.idempotent.clear();
         }
         // An expired token partway through.
-        sim.faults(Faults { script: vec![Fault::None, Fault::None, Fault::Unauthorized], ..Faults::default() });
+        sim.faults(Faults {
+            script: vec![Fault::None, Fault::None, Fault::Unauthorized],
+            ..Faults::default()
+        });
         let project = through(&prism, method);
         let mut rows = usage_rows(24);
         rows.push(("A00000013".into(), "API_CALL".into(), 1)); // refused by Zuora: inactive account
         rows.push(("A00000001".into(), "NOT_A_UNIT".into(), 1)); // refused locally: unknown unit
         export(&project, "2026-11-18", &rows);
         let run = run_against(&project, &sim, &["run"]);
-        assert_eq!(code(&run), 3, "{method}: {}\nPrism:\n{}", describe(&run), violations(&prism).join("\n"));
+        assert_eq!(
+            code(&run),
+            3,
+            "{method}: {}\nPrism:\n{}",
+            describe(&run),
+            violations(&prism).join("\n")
+        );
         assert_eq!(sim.records().len(), 24, "{method}");
         let again = run_against(&project, &sim, &["run"]);
         assert_eq!(code(&again), 3, "{method}: {}", describe(&again));
@@ -139,13 +176,25 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
         assert_eq!(code(&connect), 0, "{method}: {}", describe(&connect));
     }
     let found = violations(&prism);
-    assert!(found.is_empty(), "Prism found {} violation(s):\n{}", found.len(), found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "Prism found {} violation(s):\n{}",
+        found.len(),
+        found.join("\n")
+    );
 
     // Negative control: Prism does check. Zuora's client ids have 36 characters.
     let project = through(&prism, "actions");
     export(&project, "2026-11-18", &usage_rows(2));
-    let bad = dinmo_in(project.path(), &["validate", "--connect"], &[("ZUORA_CLIENT_ID", "too-short"), ("ZUORA_CLIENT_SECRET", "x")]);
+    let bad = dinmo_in(
+        project.path(),
+        &["validate", "--connect"],
+        &[("ZUORA_CLIENT_ID", "too-short"), ("ZUORA_CLIENT_SECRET", "x")],
+    );
     assert_eq!(code(&bad), 1, "{}", describe(&bad));
     assert!(stderr(&bad).contains("HTTP 422"), "{}", describe(&bad));
-    assert!(violations(&prism).iter().any(|l| l.contains("UNPROCESSABLE")), "Prism logged the violation");
+    assert!(
+        violations(&prism).iter().any(|l| l.contains("UNPROCESSABLE")),
+        "Prism logged the violation"
+    );
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -27,6 +27,9 @@ use crate::zuora_file::prepare::PreparedBatch;
 
 /// Zuora's import API limit.
 const IMPORT_FILE_BYTES: u64 = 4_000_000;
+/// Rows gathered before usage files are built: a few files' worth, so files are near the
+/// size limit instead of one small file per incoming batch.
+const IMPORT_FLUSH_ROWS: usize = 25_000;
 const IMPORT_HEADERS: [&str; 6] = [
     "AccountNumber",
     "UnitOfMeasure",
@@ -45,6 +48,9 @@ pub(super) struct ZuoraWriter {
     acknowledged: Vec<BatchOutcome>,
     delivered: Vec<String>,
     files: u32,
+    /// `import`: batches gathered until a file's worth of rows.
+    buffered: Vec<RecordBatch>,
+    buffered_rows: usize,
 }
 
 type RowResults = Vec<(usize, RowStatus)>;
@@ -73,6 +79,8 @@ impl ZuoraWriter {
             acknowledged: Vec::new(),
             delivered: Vec::new(),
             files: 0,
+            buffered: Vec::new(),
+            buffered_rows: 0,
         }
     }
 
@@ -451,9 +459,9 @@ fn outcome(batch: &RecordBatch, results: RowResults) -> Result<BatchOutcome> {
     })
 }
 
-#[async_trait]
-impl DestinationWriter for ZuoraWriter {
-    async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
+impl ZuoraWriter {
+    /// Checks and sends one batch with the configured method.
+    async fn send_batch(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
         let prepared = Arc::new(PreparedBatch::new(&self.destination, &REST_COLUMNS, &batch)?);
         let verdicts = verdicts(&prepared, batch.num_rows(), self.units.as_ref());
         let mut outcomes = Vec::new();
@@ -493,6 +501,36 @@ impl DestinationWriter for ZuoraWriter {
                 Err(error)
             }
         }
+    }
+}
+
+#[async_trait]
+impl DestinationWriter for ZuoraWriter {
+    async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
+        if self.config.method != Method::Import {
+            return self.send_batch(batch).await;
+        }
+        self.buffered_rows += batch.num_rows();
+        self.buffered.push(batch);
+        if self.buffered_rows < IMPORT_FLUSH_ROWS {
+            return Ok(Vec::new());
+        }
+        self.flush().await
+    }
+
+    async fn flush(&mut self) -> Result<Vec<BatchOutcome>> {
+        let Some(first) = self.buffered.first() else {
+            return Ok(Vec::new());
+        };
+        let schema = first.schema();
+        let batches = std::mem::take(&mut self.buffered);
+        self.buffered_rows = 0;
+        let batch = concat_batches(&schema, &batches).map_err(|source| ConnectorError::Convert {
+            destination: self.destination.clone(),
+            column: "*".into(),
+            source,
+        })?;
+        self.send_batch(batch).await
     }
 
     async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)> {

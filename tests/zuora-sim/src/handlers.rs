@@ -89,7 +89,7 @@ pub async fn action_create(State(sim): State<Arc<SimState>>, headers: HeaderMap,
                 Ok(mut record) => {
                     record.track_id = track.clone();
                     let id = record.id.clone();
-                    inner.records.push(record);
+                    inner.store(record);
                     json!({ "Success": true, "Id": id })
                 }
                 Err(refusal) => {
@@ -113,7 +113,7 @@ pub async fn object_usage_create(
         Ok(mut record) => {
             record.track_id = track_id(&headers);
             let id = record.id.clone();
-            inner.records.push(record);
+            inner.store(record);
             Json(json!({ "Success": true, "Id": id })).into_response()
         }
         Err(refusal) => (
@@ -157,7 +157,7 @@ pub async fn object_usage_delete(State(sim): State<Arc<SimState>>, Path(id): Pat
     let mut inner = sim.lock();
     match inner.records.iter().position(|r| r.id == id) {
         Some(index) if inner.records[index].status == "Pending" => {
-            inner.records.remove(index);
+            inner.remove(index);
             Json(json!({ "id": id, "success": true })).into_response()
         }
         Some(_) => bad_request("53100030", "Only usage records in Pending status can be deleted"),
@@ -251,10 +251,10 @@ fn process_import(sim: &SimState, id: &str, name: &str, bytes: &[u8], track: Opt
                 Ok(mut record) => {
                     record.import_id = Some(id.to_string());
                     record.track_id = track.clone();
-                    inner.records.push(record);
+                    inner.store(record);
                 }
                 Err(refusal) => {
-                    inner.records.truncate(start);
+                    inner.truncate(start);
                     return Err(format!("line {}: {}", line + 2, refusal.message));
                 }
             }

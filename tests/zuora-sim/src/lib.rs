@@ -139,7 +139,7 @@ async fn process(State(sim): State<Arc<SimState>>) -> Json<Value> {
 
 async fn reset(State(sim): State<Arc<SimState>>) -> Json<Value> {
     let mut inner = sim.lock();
-    inner.records.clear();
+    inner.clear_records();
     inner.imports.clear();
     inner.idempotent.clear();
     inner.tokens.clear();

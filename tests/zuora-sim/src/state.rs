@@ -58,6 +58,8 @@ pub struct Inner {
     pub script: VecDeque<Fault>,
     pub tokens: HashMap<String, Instant>,
     pub records: Vec<UsageRecord>,
+    /// The `UniqueKey`s of `records`, for the duplicate check.
+    pub unique_keys: HashSet<String>,
     pub imports: Vec<Import>,
     pub idempotent: HashMap<String, StoredResponse>,
     pub in_flight_keys: HashSet<String>,
@@ -99,6 +101,7 @@ impl SimState {
                 script: VecDeque::new(),
                 tokens: HashMap::new(),
                 records: Vec::new(),
+                unique_keys: HashSet::new(),
                 imports: Vec::new(),
                 idempotent: HashMap::new(),
                 in_flight_keys: HashSet::new(),
@@ -118,6 +121,37 @@ impl SimState {
 }
 
 impl Inner {
+    /// Stores a record.
+    pub fn store(&mut self, record: UsageRecord) {
+        if let Some(key) = &record.unique_key {
+            self.unique_keys.insert(key.clone());
+        }
+        self.records.push(record);
+    }
+
+    /// Removes the record at `index`.
+    pub fn remove(&mut self, index: usize) -> UsageRecord {
+        let record = self.records.remove(index);
+        if let Some(key) = &record.unique_key {
+            self.unique_keys.remove(key);
+        }
+        record
+    }
+
+    /// Keeps the first `len` records (an import that failed part-way).
+    pub fn truncate(&mut self, len: usize) {
+        while self.records.len() > len {
+            let index = self.records.len() - 1;
+            self.remove(index);
+        }
+    }
+
+    /// Forgets every record.
+    pub fn clear_records(&mut self) {
+        self.records.clear();
+        self.unique_keys.clear();
+    }
+
     /// A new 32-hex id, like Zuora's.
     pub fn new_id(&mut self) -> String {
         let n = self.next_id;

@@ -103,7 +103,7 @@ pub fn usage_from_json(inner: &mut Inner, object: &Map<String, Value>, source: &
     let unique_key = text(object, "UniqueKey");
     if inner.config.enforce_unique_key
         && let Some(key) = &unique_key
-        && inner.records.iter().any(|r| r.unique_key.as_ref() == Some(key))
+        && inner.unique_keys.contains(key)
     {
         return Err(refuse(
             "DUPLICATE_VALUE",
