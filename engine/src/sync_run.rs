@@ -8,7 +8,7 @@ use arrow::array::{ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
-use dinmo_connectors::{BatchOutcome, Destination, RowStatus, WriteContext};
+use dinmo_connectors::{BatchOutcome, Destination, DestinationWriter, RowStatus, WriteContext};
 use futures::StreamExt;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use serde::Serialize;
@@ -338,36 +338,17 @@ async fn deliver(
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
         let rows = batch.num_rows() as u64;
-        match writer.write(batch).await {
-            Ok(outcomes) => {
-                for outcome in outcomes {
-                    commit.record(&outcome, report).await?;
-                }
-            }
-            Err(error) => {
-                // Commit what the destination acknowledged before failing, then stop.
-                for outcome in writer.acknowledged_before_failure() {
-                    commit.record(&outcome, report).await?;
-                }
-                progress.finish();
-                return Err(to_error(error));
-            }
-        }
-        progress.advance(rows);
-    }
-    match writer.flush().await {
-        Ok(outcomes) => {
-            for outcome in outcomes {
-                commit.record(&outcome, report).await?;
-            }
-        }
-        Err(error) => {
-            for outcome in writer.acknowledged_before_failure() {
-                commit.record(&outcome, report).await?;
-            }
+        let answer = writer.write(batch).await;
+        if let Some(error) = settle(answer, writer.as_mut(), commit, report).await? {
             progress.finish();
             return Err(to_error(error));
         }
+        progress.advance(rows);
+    }
+    let answer = writer.flush().await;
+    if let Some(error) = settle(answer, writer.as_mut(), commit, report).await? {
+        progress.finish();
+        return Err(to_error(error));
     }
     let (outcomes, delivery) = writer.finish().await.map_err(to_error)?;
     for outcome in outcomes {
@@ -375,6 +356,24 @@ async fn deliver(
     }
     progress.finish();
     Ok(delivery.destination_ids)
+}
+
+/// Commits the outcomes of a write or flush. After a failure it commits what the destination
+/// acknowledged before failing, and hands the failure back.
+async fn settle(
+    answer: dinmo_connectors::Result<Vec<BatchOutcome>>,
+    writer: &mut dyn DestinationWriter,
+    commit: &mut Commit,
+    report: &mut SyncReport,
+) -> Result<Option<dinmo_connectors::ConnectorError>> {
+    let (outcomes, failure) = match answer {
+        Ok(outcomes) => (outcomes, None),
+        Err(error) => (writer.acknowledged_before_failure(), Some(error)),
+    };
+    for outcome in outcomes {
+        commit.record(&outcome, report).await?;
+    }
+    Ok(failure)
 }
 
 /// Collects acknowledged rows into the snapshot part and refused rows into the rejected part.

@@ -100,14 +100,7 @@ async fn delete_usage(service: &ZuoraService, id: &str) -> Result<std::result::R
         idempotency_key: None,
     };
     let response = service.call(&request).await?;
-    let deleted = (200..300).contains(&response.status)
-        && response
-            .body
-            .get("success")
-            .or_else(|| response.body.get("Success"))
-            .and_then(Value::as_bool)
-            != Some(false);
-    if deleted {
+    if response.succeeded() {
         return Ok(Ok(()));
     }
     Ok(Err(errors::reasons(&response.body)
@@ -120,24 +113,13 @@ async fn delete_usage(service: &ZuoraService, id: &str) -> Result<std::result::R
 /// The usage records an import created, with their status (ZOQL by ImportId).
 async fn records_of_import(service: &ZuoraService, import_id: &str) -> Result<Vec<(String, Option<String>)>> {
     let quoted = import_id.replace('\'', "");
-    let request = ApiRequest {
-        method: reqwest::Method::POST,
-        path: "/v1/action/query".into(),
-        body: RequestBody::Json(
-            serde_json::json!({ "queryString": format!("select Id, RbeStatus from Usage where ImportId = '{quoted}'") }),
-        ),
-        idempotency_key: None,
-    };
-    let response = service.call(&request).await?;
-    if !(200..300).contains(&response.status) {
-        return Err(service.api_error(&request, &response));
-    }
-    Ok(response
-        .body
-        .get("records")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let records = uom::zoql(
+        service,
+        &format!("select Id, RbeStatus from Usage where ImportId = '{quoted}'"),
+    )
+    .await?;
+    Ok(records
+        .iter()
         .filter_map(|r| {
             let id = r.get("Id").and_then(Value::as_str)?.to_string();
             Some((id, r.get("RbeStatus").and_then(Value::as_str).map(str::to_string)))

@@ -51,6 +51,13 @@ pub struct ApiResponse {
     pub body: Value,
 }
 
+impl ApiResponse {
+    /// 2xx, and the body does not say `success: false`.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status) && success_flag(&self.body) != Some(false)
+    }
+}
+
 /// Request counters, for logs and benchmarks.
 #[derive(Debug, Default)]
 pub struct RequestStats {

@@ -181,14 +181,7 @@ impl ZuoraWriter {
             )),
         };
         let response = service.call(&request).await?;
-        let ok = (200..300).contains(&response.status)
-            && response
-                .body
-                .get("Success")
-                .or_else(|| response.body.get("success"))
-                .and_then(Value::as_bool)
-                != Some(false);
-        if ok {
+        if response.succeeded() {
             let id = response
                 .body
                 .get("Id")
