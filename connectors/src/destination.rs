@@ -189,6 +189,22 @@ pub trait Destination: Send + Sync + Debug {
     /// Opens a writer for one run of one sync.
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>>;
 
+    /// How long after a run the destination still answers a replayed request with what it
+    /// stored the first time (Zuora keeps Idempotency-Keys for 24 hours). `None`: replaying is
+    /// idempotent at any age (usage files are rewritten with the same names and content).
+    fn replay_window(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Looks delivered rows up by their `UniqueKey`s: `Some(key → destination id)` for the
+    /// keys found, `None` when the destination cannot be searched that way.
+    async fn find_delivered(
+        &self,
+        _unique_keys: &[String],
+    ) -> Result<Option<std::collections::HashMap<String, String>>> {
+        Ok(None)
+    }
+
     /// Deletes delivered records by destination id (for rollback): one result per id,
     /// `Err(reason)` for those the destination would not delete.
     async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {

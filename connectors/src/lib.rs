@@ -9,6 +9,7 @@
 
 pub mod destination;
 pub mod error;
+pub mod failpoint;
 pub mod field_rules;
 pub mod values;
 pub mod zuora;

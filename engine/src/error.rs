@@ -87,6 +87,31 @@ pub enum DinmoError {
         source: object_store::Error,
     },
 
+    /// Pending rows of a stopped run cannot be reconciled automatically.
+    #[error(
+        "sync `{sync}`: {rows} pending row(s) of run `{run}` could not be reconciled: {reason}. Nothing new was sent. \
+         Check those rows in the destination, then run `dinmo state resolve-pending {sync} {run} --sent` \
+         (they were delivered) or `--not-sent` (they were not)"
+    )]
+    PendingUndecidable {
+        sync: String,
+        run: String,
+        rows: u64,
+        reason: String,
+    },
+
+    /// Another run holds the sync's lock.
+    #[error(
+        "sync `{sync}` is locked by run `{holder_run}` ({holder}, since {since}, lease until {lease_until}); use --wait to wait for it"
+    )]
+    Locked {
+        sync: String,
+        holder_run: String,
+        holder: String,
+        since: String,
+        lease_until: String,
+    },
+
     /// A manifest could not be read.
     #[error("state store {location}: cannot read run manifest: {message}")]
     Manifest { location: String, message: String },

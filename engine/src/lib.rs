@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod delivery;
 pub mod destinations;
 pub mod diff;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod logging;
 pub mod planning;
 pub mod progress;
 pub mod project;
+pub mod recovery;
 pub mod report;
 pub mod row_key;
 pub mod run_context;

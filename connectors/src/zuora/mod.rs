@@ -242,6 +242,35 @@ impl Destination for ZuoraDestination {
         )))
     }
 
+    fn replay_window(&self) -> Option<std::time::Duration> {
+        // Zuora keeps Idempotency-Keys for 24 hours; leave an hour of margin.
+        Some(std::time::Duration::from_secs(23 * 3600))
+    }
+
+    async fn find_delivered(
+        &self,
+        unique_keys: &[String],
+    ) -> Result<Option<std::collections::HashMap<String, String>>> {
+        let service = self.service("dinmo-reconcile")?;
+        let mut found = std::collections::HashMap::new();
+        for chunk in unique_keys.chunks(50) {
+            let condition = chunk
+                .iter()
+                .map(|k| format!("UniqueKey = '{}'", k.replace('\'', "")))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            for record in uom::zoql(&service, &format!("select Id, UniqueKey from Usage where {condition}")).await? {
+                if let (Some(id), Some(key)) = (
+                    record.get("Id").and_then(Value::as_str),
+                    record.get("UniqueKey").and_then(Value::as_str),
+                ) {
+                    found.insert(key.to_string(), id.to_string());
+                }
+            }
+        }
+        Ok(Some(found))
+    }
+
     async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {
         let service = self.service("dinmo-rollback")?;
         let mut results = Vec::with_capacity(ids.len());

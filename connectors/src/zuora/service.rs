@@ -393,6 +393,7 @@ impl ZuoraService {
                 };
             }
         };
+        crate::failpoint::crash_point("zuora_answer_received");
         let status = response.status().as_u16();
         let after = retry_after(response.headers());
         let bytes = match response.bytes().await {

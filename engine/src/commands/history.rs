@@ -94,7 +94,7 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
                     "  model rows {}  new {}  accepted {}  rejected {}  pending {}",
                     m.counts.model_rows, m.counts.new_rows, m.counts.accepted, m.counts.rejected, m.counts.pending
                 );
-                for part in [&m.snapshot_part, &m.rejected_part].into_iter().flatten() {
+                for part in m.pending_part.iter().chain(&m.snapshot_parts).chain(&m.rejected_parts) {
                     println!(
                         "  {} ({} rows, {} bytes, xxh3 {})",
                         state.url_of(&part.path),

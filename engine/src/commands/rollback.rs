@@ -52,10 +52,11 @@ pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status
             continue;
         };
         found = true;
-        let Some(part) = manifest.snapshot_part.clone() else {
+        let parts = manifest.snapshot_parts.clone();
+        if parts.is_empty() {
             println!("{sync_id}: run {} delivered nothing", args.run);
             continue;
-        };
+        }
         let def = project
             .destination(&manifest.destination)
             .ok_or_else(|| DinmoError::RunNotFound {
@@ -68,16 +69,22 @@ pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status
             })?;
         let destination = build_destination(def)?;
 
-        // The ids the run delivered.
-        let bytes = state.read(&part.path).await?;
-        let context = format!("reading {}", state.url_of(&part.path));
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(DinmoError::parquet(context.clone()))?
-            .build()
-            .map_err(DinmoError::parquet(context.clone()))?;
-        let batches = reader
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(DinmoError::arrow(context.clone()))?;
+        // The rows and ids the run delivered.
+        let context = format!("reading the snapshot parts of run {}", args.run);
+        let mut batches = Vec::new();
+        for part in &parts {
+            state.verify_part(&sync_id, part).await?;
+            let bytes = state.read(&part.path).await?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .map_err(DinmoError::parquet(context.clone()))?
+                .build()
+                .map_err(DinmoError::parquet(context.clone()))?;
+            batches.extend(
+                reader
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(DinmoError::arrow(context.clone()))?,
+            );
+        }
         let ids_of = |batch: &arrow::record_batch::RecordBatch| -> Result<Vec<Option<String>>> {
             let column = batch.column_by_name(DESTINATION_ID_COLUMN).map(Arc::clone);
             let Some(column) = column else {
@@ -143,15 +150,17 @@ pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status
             }
             None => None,
         };
-        manifest.counts.accepted = new_part.as_ref().map_or(0, |p| p.rows);
-        manifest.snapshot_part = new_part;
+        manifest.snapshot_parts = new_part.into_iter().collect();
+        manifest.recount();
         manifest.rollback = Some(Rollback {
             at: RunContext::now(),
             deleted_rows,
             not_deleted: failed.clone(),
         });
         state.write_manifest(&manifest).await?;
-        state.delete(&part.path).await?;
+        for part in &parts {
+            state.delete(&part.path).await?;
+        }
         println!(
             "{sync_id}: deleted {deleted_rows} row(s) of run {} in `{}`; they count as new again",
             args.run, manifest.destination

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Version of the manifest layout; bumped on incompatible change.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FORMAT_VERSION: u32 = 2;
 
 /// What one run did for one sync.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,10 +36,19 @@ pub struct RunManifest {
     pub full_refresh: bool,
     /// Row counts.
     pub counts: Counts,
-    /// The snapshot part this run added, if any row was acknowledged.
-    pub snapshot_part: Option<PartInfo>,
-    /// The rejected rows of this run, if any.
-    pub rejected_part: Option<PartInfo>,
+    /// The rows this run is sending (`pending/<run>.parquet`) while it is in progress; `None`
+    /// once every row of it is settled.
+    #[serde(default)]
+    pub pending_part: Option<PartInfo>,
+    /// Snapshot parts this run added, one per committed batch of acknowledged rows.
+    #[serde(default)]
+    pub snapshot_parts: Vec<PartInfo>,
+    /// Rejected-row parts of this run.
+    #[serde(default)]
+    pub rejected_parts: Vec<PartInfo>,
+    /// The run that finished this run's pending rows after it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_by: Option<String>,
     /// Destination-side ids (files written, import ids).
     pub destination_ids: Vec<String>,
     /// How the run ended.
@@ -94,6 +103,9 @@ pub struct PartInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Sending; a manifest still in this state after its run ended marks a stopped run whose
+    /// pending rows the next run reconciles.
+    Running,
     /// Every new row was acknowledged.
     Succeeded,
     /// Nothing new to send.
@@ -104,10 +116,32 @@ pub enum Outcome {
     Failed,
 }
 
+impl RunManifest {
+    /// Recounts accepted, rejected and pending rows from the parts.
+    pub fn recount(&mut self) {
+        self.counts.accepted = self.snapshot_parts.iter().map(|p| p.rows).sum();
+        self.counts.rejected = self.rejected_parts.iter().map(|p| p.rows).sum();
+        self.counts.pending = self
+            .counts
+            .new_rows
+            .saturating_sub(self.counts.accepted + self.counts.rejected);
+    }
+
+    /// The final outcome from the counts.
+    pub fn settled_outcome(&self) -> Outcome {
+        match (self.counts.new_rows, self.counts.rejected) {
+            (0, _) => Outcome::NothingToSend,
+            (_, 0) => Outcome::Succeeded,
+            _ => Outcome::PartiallyRejected,
+        }
+    }
+}
+
 impl Outcome {
     /// The text used in tables.
     pub fn as_str(self) -> &'static str {
         match self {
+            Outcome::Running => "running",
             Outcome::Succeeded => "succeeded",
             Outcome::NothingToSend => "nothing_to_send",
             Outcome::PartiallyRejected => "partially_rejected",

@@ -179,6 +179,27 @@ impl StateStore {
         })
     }
 
+    /// Relative paths of the pending files of `sync`.
+    pub async fn pending_files(&self, sync: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list(&format!("{sync}/pending"))
+            .await?
+            .into_iter()
+            .filter(|p| p.ends_with(".parquet"))
+            .collect())
+    }
+
+    /// Downloads an object to a local file.
+    pub async fn download(&self, relative: &str, local: &Path) -> Result<()> {
+        let bytes = self.read(relative).await?;
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(DinmoError::io(parent))?;
+        }
+        tokio::fs::write(local, &bytes).await.map_err(DinmoError::io(local))
+    }
+
     /// Reads a whole object (a verified part, for rollback).
     pub async fn read(&self, relative: &str) -> Result<bytes::Bytes> {
         let got = self
@@ -199,7 +220,7 @@ impl StateStore {
     }
 
     /// Reads a part and checks its size and checksum.
-    async fn verify_part(&self, sync: &str, part: &PartInfo) -> Result<()> {
+    pub async fn verify_part(&self, sync: &str, part: &PartInfo) -> Result<()> {
         let integrity = |message: String| DinmoError::StateIntegrity {
             sync: sync.to_string(),
             message,
@@ -249,7 +270,7 @@ impl StateStore {
         let mut part_urls = Vec::new();
         let mut rows = 0;
         let mut named = Vec::new();
-        for part in manifests.iter().filter_map(|m| m.snapshot_part.as_ref()) {
+        for part in manifests.iter().flat_map(|m| &m.snapshot_parts) {
             self.verify_part(sync, part).await?;
             part_urls.push(self.url_of(&part.path));
             rows += part.rows;
