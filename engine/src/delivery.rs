@@ -69,13 +69,13 @@ pub fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, message: &str) 
 }
 
 /// Sends `pending` through `destination` as run `context.run_id` (the original run's id when
-/// replaying), committing into `manifest` after every batch. Returns the destination ids.
+/// replaying), committing into `manifest` after every batch and counting rows on `progress`.
+/// Returns the destination ids.
 pub async fn deliver(
     pending: &Path,
     destination: &dyn Destination,
     context: WriteContext,
-    show_progress: bool,
-    total: u64,
+    progress: Progress,
     commit: &mut Commit<'_>,
     manifest: &mut RunManifest,
     report: &mut SyncReport,
@@ -86,7 +86,6 @@ pub async fn deliver(
         source: Box::new(source),
     };
     let mut writer = destination.open(context).await.map_err(to_error)?;
-    let progress = Progress::rows(show_progress, &sync_id, total);
     let mut stream = read_parquet(pending).await?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;

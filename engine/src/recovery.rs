@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::delivery::{Commit, deliver, keys_in_parts, read_parquet};
 use crate::error::{DinmoError, Result};
+use crate::progress::Progress;
 use crate::run_context::RunContext;
 use crate::state::{Outcome, RunManifest};
 use crate::sync_run::SyncReport;
@@ -90,8 +91,7 @@ pub async fn recover_pending(
                 &local,
                 destination,
                 context,
-                run.show_progress,
-                rows,
+                Progress::rows(run.show_progress, sync_id, rows),
                 &mut commit,
                 &mut manifest,
                 report,

@@ -12,6 +12,7 @@ use crate::delivery::{Commit, check_rules, deliver};
 use crate::diff::{StagedModel, new_rows, snapshot_frame, write_frame};
 use crate::error::{DinmoError, Result};
 use crate::planning::{PlannedModel, PlannedSync};
+use crate::progress::Progress;
 use crate::recovery::recover_pending;
 use crate::row_key::ROW_KEY_VERSION;
 use crate::run_context::{RunContext, mapping_hash, sql_hash};
@@ -252,8 +253,7 @@ async fn sync_inner(
         &pending_local,
         destination,
         context,
-        run.show_progress,
-        new_count,
+        Progress::rows(run.show_progress, &sync.id, new_count),
         &mut commit,
         &mut manifest,
         report,
