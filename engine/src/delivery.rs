@@ -22,7 +22,16 @@ use crate::state::{LocalPartWriter, RunManifest, StateStore};
 use crate::sync_run::{DESTINATION_ID_COLUMN, RUN_ID_COLUMN, RejectionSummary, SyncReport};
 
 /// Rows per batch handed to a destination: enough for many concurrent requests per batch.
+/// `DINMO_DELIVERY_BATCH_ROWS` overrides it (smaller batches mean more, smaller commits).
 const READ_BATCH_ROWS: usize = 8192;
+
+fn batch_rows() -> usize {
+    std::env::var("DINMO_DELIVERY_BATCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(READ_BATCH_ROWS)
+}
 
 /// Streams the batches of a local Parquet file.
 pub async fn read_parquet(
@@ -33,7 +42,7 @@ pub async fn read_parquet(
     ParquetRecordBatchStreamBuilder::new(file)
         .await
         .map_err(DinmoError::parquet(context.clone()))?
-        .with_batch_size(READ_BATCH_ROWS)
+        .with_batch_size(batch_rows())
         .build()
         .map_err(DinmoError::parquet(context))
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod contract;
+mod exactly_once;
 mod exit_codes;
 mod incremental;
 mod integrity;

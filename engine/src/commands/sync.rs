@@ -19,7 +19,7 @@ use crate::state::StateStore;
 use crate::sync_run::{SyncReport, run_sync};
 
 pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
-    let report = execute(global, &args.selection, true, args.full_refresh).await?;
+    let report = execute(global, &args.selection, true, args.full_refresh, None).await?;
     print_report(&report, args.format, true);
     report.failure()?;
     let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
@@ -31,7 +31,8 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
-    let report = execute(global, &args.selection, args.dry_run, args.full_refresh).await?;
+    let wait = args.wait.map(std::time::Duration::from_secs);
+    let report = execute(global, &args.selection, args.dry_run, args.full_refresh, wait).await?;
     print_report(&report, args.format, args.dry_run);
     report.failure()?;
     let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
@@ -49,6 +50,7 @@ async fn execute(
     selection: &SelectionArgs,
     dry_run: bool,
     full_refresh: bool,
+    wait: Option<std::time::Duration>,
 ) -> Result<RunReport> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
@@ -74,8 +76,19 @@ async fn execute(
         staging_dir: staging.path().to_path_buf(),
         show_progress: !global.quiet && std::io::stderr().is_terminal(),
     };
+    // One run per sync at a time; a plan only reads and takes no lock.
+    let mut locks = match dry_run {
+        true => None,
+        false => {
+            let syncs: Vec<String> = planned
+                .iter()
+                .flat_map(|m| m.syncs.iter().map(|s| s.sync.id.clone()))
+                .collect();
+            Some(run.state.lock_syncs(&syncs, &run_id, wait).await?)
+        }
+    };
     let span = info_span!("run", run_id = %run_id, project = %project.name, dry_run, full_refresh);
-    async {
+    let result = async {
         info!(models = planned.len(), "run started");
         let mut report = RunReport::new(&project.name, &run, &project.state);
         // Authenticate and load what the field rules need (units of measure) once per
@@ -118,5 +131,9 @@ async fn execute(
         Ok(report)
     }
     .instrument(span)
-    .await
+    .await;
+    if let Some(locks) = locks.as_mut() {
+        locks.release().await;
+    }
+    result
 }

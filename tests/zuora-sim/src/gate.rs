@@ -147,72 +147,84 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
                 .into_response();
         }
     }
-    let release = |sim: &SimState| {
+    // A server finishes what it started even when the client goes away: the rest runs in its
+    // own task, so a client killed mid-request cannot leave a half-processed request (or an
+    // Idempotency-Key stuck "in flight").
+    let worker = Arc::clone(&sim);
+    let task = tokio::spawn(async move {
+        let _in_flight = in_flight;
+        let sim = worker;
+        let release = |sim: &SimState| {
+            if let Some(key) = &idempotency {
+                sim.lock().in_flight_keys.remove(key);
+            }
+        };
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+        match fault {
+            Fault::ServerError => {
+                sim.lock().counters.server_errors += 1;
+                release(&sim);
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(error_body(50_000_061, "Service temporarily unavailable")),
+                )
+                    .into_response();
+            }
+            Fault::Throttle => {
+                sim.lock().counters.throttled += 1;
+                release(&sim);
+                return throttled(&[
+                    ("RateLimit-Limit", format!("{limit};w=60")),
+                    ("RateLimit-Remaining", "0".into()),
+                    ("RateLimit-Reset", "1".into()),
+                    ("Retry-After", "1".into()),
+                ]);
+            }
+            Fault::DropBefore => {
+                sim.lock().counters.dropped_before += 1;
+                release(&sim);
+                return dropped();
+            }
+            Fault::DropAfter | Fault::None | Fault::Unauthorized => {}
+        }
+        let response = next.run(request).await;
+        let (parts, body) = response.into_parts();
+        let body = to_bytes(body, BODY_LIMIT).await.unwrap_or_default();
         if let Some(key) = &idempotency {
-            sim.lock().in_flight_keys.remove(key);
+            let mut inner = sim.lock();
+            if parts.status.as_u16() < 500 && parts.status != StatusCode::TOO_MANY_REQUESTS {
+                inner.idempotent.insert(
+                    key.clone(),
+                    StoredResponse {
+                        status: parts.status.as_u16(),
+                        body: body.to_vec(),
+                    },
+                );
+            }
+            inner.in_flight_keys.remove(key);
         }
-    };
-
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
-    match fault {
-        Fault::ServerError => {
-            sim.lock().counters.server_errors += 1;
-            release(&sim);
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(error_body(50_000_061, "Service temporarily unavailable")),
-            )
-                .into_response();
-        }
-        Fault::Throttle => {
-            sim.lock().counters.throttled += 1;
-            release(&sim);
-            return throttled(&[
-                ("RateLimit-Limit", format!("{limit};w=60")),
-                ("RateLimit-Remaining", "0".into()),
-                ("RateLimit-Reset", "1".into()),
-                ("Retry-After", "1".into()),
-            ]);
-        }
-        Fault::DropBefore => {
-            sim.lock().counters.dropped_before += 1;
-            release(&sim);
+        if fault == Fault::DropAfter {
+            sim.lock().counters.dropped_after += 1;
             return dropped();
         }
-        Fault::DropAfter | Fault::None | Fault::Unauthorized => {}
-    }
-
-    let response = next.run(request).await;
-    let (parts, body) = response.into_parts();
-    let body = to_bytes(body, BODY_LIMIT).await.unwrap_or_default();
-    if let Some(key) = &idempotency {
-        let mut inner = sim.lock();
-        if parts.status.as_u16() < 500 && parts.status != StatusCode::TOO_MANY_REQUESTS {
-            inner.idempotent.insert(
-                key.clone(),
-                StoredResponse {
-                    status: parts.status.as_u16(),
-                    body: body.to_vec(),
-                },
-            );
-        }
-        inner.in_flight_keys.remove(key);
-    }
-    drop(in_flight);
-    if fault == Fault::DropAfter {
-        sim.lock().counters.dropped_after += 1;
-        return dropped();
-    }
-    finish(
-        Response::from_parts(parts, Body::from(body)),
-        &track_id,
-        remaining,
-        reset,
-        limit,
-        concurrency,
-    )
+        finish(
+            Response::from_parts(parts, Body::from(body)),
+            &track_id,
+            remaining,
+            reset,
+            limit,
+            concurrency,
+        )
+    });
+    task.await.unwrap_or_else(|_| {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(error_body(50_000_060, "simulator task failed")),
+        )
+            .into_response()
+    })
 }
 
 fn replay(stored: StoredResponse) -> Response {

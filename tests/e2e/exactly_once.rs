@@ -1,0 +1,407 @@
+//! Exactly once, proven: crash points at every step between intent and commit, two runs at
+//! once, and a kill -9 soak, each checked against what the simulator stored, row by row.
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zuora_sim::{Faults, SimConfig};
+
+use crate::support::*;
+use crate::zuora::{Sim, export, zuora_project};
+
+/// (account, uom, day) → quantity, for `days` exports of `per_day` distinct rows each.
+fn expected_rows(days: &[String], per_day: usize) -> BTreeMap<(String, String, String), f64> {
+    let mut expected = BTreeMap::new();
+    for day in days {
+        for (account, uom, qty) in rows_for(per_day) {
+            expected.insert((account, uom, format!("{day}T00:00:00+00:00")), qty as f64);
+        }
+    }
+    expected
+}
+
+fn rows_for(n: usize) -> Vec<(String, String, i64)> {
+    // 12 active accounts × units: distinct (account, uom) pairs, n ≤ 12 × 4.
+    let units = ["API_CALL", "GB_STORED", "SEAT", "Each"];
+    (0..n)
+        .map(|i| {
+            (
+                format!("A{:08}", 1 + i % 12),
+                units[(i / 12) % 4].to_string(),
+                10 + i as i64,
+            )
+        })
+        .collect()
+}
+
+fn stored_rows(sim: &Sim) -> Vec<(String, String, String, f64)> {
+    // REST sends `…T00:00:00+00:00`, usage files `…T00:00:00`: the same instant.
+    let normalise = |start: String| {
+        if start.ends_with("+00:00") {
+            start
+        } else {
+            format!("{start}+00:00")
+        }
+    };
+    sim.records()
+        .into_iter()
+        .map(|r| (r.account_number, r.uom, normalise(r.start_date_time), r.quantity))
+        .collect()
+}
+
+/// Expected rows, stored rows, duplicates, missing, unexpected.
+fn compare(sim: &Sim, expected: &BTreeMap<(String, String, String), f64>) -> (usize, usize, usize, usize, usize) {
+    let stored = stored_rows(sim);
+    let mut seen = HashSet::new();
+    let mut duplicates = 0;
+    let mut unexpected = 0;
+    for (account, uom, start, qty) in &stored {
+        let key = (account.clone(), uom.clone(), start.clone());
+        if !seen.insert(key.clone()) {
+            duplicates += 1;
+        }
+        if expected.get(&key) != Some(qty) {
+            unexpected += 1;
+        }
+    }
+    let missing = expected.keys().filter(|k| !seen.contains(*k)).count();
+    (expected.len(), stored.len(), duplicates, missing, unexpected)
+}
+
+fn env_for(sim: &Sim) -> Vec<(String, String)> {
+    vec![
+        ("ZUORA_CLIENT_ID".into(), sim.client_id()),
+        ("ZUORA_CLIENT_SECRET".into(), sim.secret()),
+        ("DINMO_DELIVERY_BATCH_ROWS".into(), "10".into()),
+        ("DINMO_LOG".into(), "warn".into()),
+    ]
+}
+
+fn dinmo_with(project: &TestProject, sim: &Sim, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+    let mut env: Vec<(String, String)> = env_for(sim);
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    dinmo_in(project.path(), args, &pairs)
+}
+
+/// Crash at `point`, run again, and check each row is stored exactly once.
+#[cfg(feature = "failpoints")]
+fn crash_then_recover(method: &str, point: &str, enforce_unique_key: bool) {
+    let sim = Sim::start(SimConfig {
+        enforce_unique_key,
+        ..SimConfig::default()
+    });
+    let project = zuora_project(&sim, method, "    batch_size: 3\n    concurrency: 2\n");
+    let day = "2026-11-18".to_string();
+    export(&project, &day, &rows_for(40));
+    let crashed = dinmo_with(&project, &sim, &["run"], &[("DINMO_CRASH_AT", point)]);
+    assert!(
+        crashed.status.code().is_none() || crashed.status.code() == Some(134),
+        "{method}/{point}: expected a crash: {}",
+        describe(&crashed)
+    );
+    assert!(
+        stderr(&crashed).contains("crash point"),
+        "{method}/{point}: {}",
+        describe(&crashed)
+    );
+    let recovered = dinmo_with(&project, &sim, &["run"], &[]);
+    assert_eq!(code(&recovered), 0, "{method}/{point}: {}", describe(&recovered));
+    let (expected, stored, duplicates, missing, unexpected) = compare(&sim, &expected_rows(&[day], 40));
+    assert_eq!(
+        (stored, duplicates, missing, unexpected),
+        (expected, 0, 0, 0),
+        "{method}/{point}"
+    );
+    let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
+    assert_eq!(
+        code(&plan),
+        0,
+        "{method}/{point}: nothing left to send: {}",
+        describe(&plan)
+    );
+    assert!(
+        project.state_files("usage.zuora", "pending").is_empty(),
+        "{method}/{point}: pending settled"
+    );
+}
+
+#[cfg(feature = "failpoints")]
+const CRASH_POINTS: [&str; 9] = [
+    "pending_stored",          // intent durable, manifest not yet written
+    "intent_recorded",         // intent and manifest written, nothing sent
+    "before_batch_sent:3",     // mid-run, two batches committed
+    "zuora_answer_received:5", // Zuora stored the batch; its answer never read
+    "batch_answered:2",        // answer received, not yet committed
+    "part_stored:2",           // during a commit: part stored, manifest not yet naming it
+    "checkpoint_committed:3",  // right after a commit
+    "manifest_settled",        // everything committed, pending file not yet deleted
+    "zuora_answer_received:1", // the very first answer lost (units of measure query)
+];
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn every_crash_point_recovers_to_exactly_once_with_unique_keys() {
+    for point in CRASH_POINTS {
+        crash_then_recover("actions", point, true);
+    }
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn every_crash_point_recovers_to_exactly_once_on_idempotency_keys_alone() {
+    for point in CRASH_POINTS {
+        crash_then_recover("actions", point, false);
+    }
+    for point in ["zuora_answer_received:4", "batch_answered:2", "part_stored:1"] {
+        crash_then_recover("object", point, false);
+    }
+    // An import run makes few requests: the 2nd answer is the upload's (the file is stored
+    // and queued, the import id never read).
+    for point in [
+        "zuora_answer_received:2",
+        "zuora_answer_received:3",
+        "batch_answered:4",
+        "part_stored:1",
+    ] {
+        crash_then_recover("import", point, false);
+    }
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn usage_files_are_rewritten_identically_after_a_crash() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
+    let env = [
+        ("DINMO_DELIVERY_BATCH_ROWS", "1"),
+        ("DINMO_CRASH_AT", "batch_answered:1"),
+    ];
+    let crashed = dinmo_in(project.path(), &["run"], &env);
+    assert!(
+        crashed.status.code().is_none() || crashed.status.code() == Some(134),
+        "{}",
+        describe(&crashed)
+    );
+    let recovered = dinmo_in(project.path(), &["run"], &[("DINMO_DELIVERY_BATCH_ROWS", "1")]);
+    assert_eq!(code(&recovered), 0, "{}", describe(&recovered));
+    let mut rows = project.output_rows("usage.files");
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert_eq!(
+        project.output_rows("usage.files").len(),
+        3,
+        "every row in exactly one file"
+    );
+}
+
+#[test]
+fn two_runs_at_once_only_one_sends() {
+    let sim = Sim::start(SimConfig::default());
+    sim.faults(Faults {
+        latency_ms: 100,
+        ..Faults::default()
+    });
+    let project = zuora_project(&sim, "actions", "    batch_size: 2\n    concurrency: 1\n");
+    export(&project, "2026-11-18", &rows_for(20));
+    let spawn = |extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dinmo"));
+        command
+            .current_dir(project.path())
+            .arg("run")
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env_for(&sim) {
+            command.env(k, v);
+        }
+        command.spawn().unwrap()
+    };
+    let first = spawn(&[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = spawn(&[]).wait_with_output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(code(&first), 0, "{}", describe(&first));
+    assert_eq!(code(&second), 1, "{}", describe(&second));
+    assert!(stderr(&second).contains("is locked by run"), "{}", describe(&second));
+    let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&["2026-11-18".into()], 20));
+    assert_eq!((stored, duplicates, missing), (expected, 0, 0));
+
+    // With --wait, the second waits its turn and finds nothing left to send.
+    export(&project, "2026-11-19", &rows_for(20));
+    let first = spawn(&[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = spawn(&["--wait", "60"]).wait_with_output().unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        (code(&first), code(&second)),
+        (0, 0),
+        "{}\n{}",
+        describe(&first),
+        describe(&second)
+    );
+    assert!(stdout(&second).contains("new rows: 0"), "{}", describe(&second));
+    let days = ["2026-11-18".to_string(), "2026-11-19".to_string()];
+    let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&days, 20));
+    assert_eq!((stored, duplicates, missing), (expected, 0, 0));
+}
+
+/// Hourly usage: 12 accounts × 4 units × 24 hours = 1,152 rows a day.
+fn hourly_rows(day: &str) -> Vec<(String, String, String, i64)> {
+    let units = ["API_CALL", "GB_STORED", "SEAT", "Each"];
+    let mut rows = Vec::new();
+    for hour in 0..24 {
+        for (u, unit) in units.iter().enumerate() {
+            for account in 1..=12 {
+                let qty = (hour * 100 + u * 13 + account) as i64;
+                rows.push((
+                    format!("A{account:08}"),
+                    unit.to_string(),
+                    format!("{day}T{hour:02}:00:00"),
+                    qty,
+                ));
+            }
+        }
+    }
+    rows
+}
+
+fn export_hourly(project: &TestProject, day: &str) {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    let rows = hourly_rows(day);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account", DataType::Utf8, false),
+        Field::new("uom", DataType::Utf8, false),
+        Field::new("at", DataType::Utf8, false),
+        Field::new("qty", DataType::Int64, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+    ];
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    write_parquet(
+        &project.path().join(format!("data/events/day={day}/part.parquet")),
+        &batch,
+    );
+}
+
+/// A soak any developer can run longer: `DINMO_SOAK_ITERATIONS=300 cargo test -p dinmo --test e2e soak`.
+fn soak(enforce_unique_key: bool) {
+    let iterations: usize = std::env::var("DINMO_SOAK_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let sim = Sim::start(SimConfig {
+        enforce_unique_key,
+        ..SimConfig::default()
+    });
+    sim.faults(Faults {
+        latency_ms: 2,
+        error_rate: 0.03,
+        throttle_rate: 0.03,
+        drop_before_rate: 0.02,
+        drop_after_rate: 0.03,
+        seed: if enforce_unique_key { 11 } else { 12 },
+        ..Faults::default()
+    });
+    let project = zuora_project(&sim, "actions", "    batch_size: 25\n    concurrency: 4\n");
+    project.write(
+        "models/usage.yml",
+        "model: usage
+sql: SELECT account, uom, CAST(at AS TIMESTAMP) AS usage_at, qty FROM events
+primary_key: [account, uom, usage_at]
+syncs:
+  - destination: zuora
+    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_at, Quantity: qty }
+",
+    );
+    let mut expected = BTreeMap::new();
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(enforce_unique_key);
+    let mut next = |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+    let (mut runs, mut kills, mut completed) = (0, 0, 0);
+    let started = Instant::now();
+    let mut day_index = 0;
+    while runs < iterations || completed == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "soak exceeded its time bound"
+        );
+        if runs % 4 == 0 {
+            // Several daily exports, one landing every few runs.
+            day_index += 1;
+            let day = format!("2026-11-{day_index:02}");
+            export_hourly(&project, &day);
+            for (account, uom, at, qty) in hourly_rows(&day) {
+                expected.insert((account, uom, format!("{at}+00:00")), qty as f64);
+            }
+        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dinmo"));
+        command
+            .current_dir(project.path())
+            .args(["run", "--wait", "30"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env_for(&sim) {
+            command.env(k, v);
+        }
+        command
+            .env("DINMO_DELIVERY_BATCH_ROWS", "200")
+            .env("DINMO_LOCK_LEASE_SECS", "5");
+        let mut child = command.spawn().unwrap();
+        let kill_after = Duration::from_millis(next(2000));
+        let spawned = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if spawned.elapsed() >= kill_after {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        runs += 1;
+        if let Some(status) = status {
+            assert!(matches!(status.code(), Some(0)), "an unkilled run failed: {status:?}");
+            completed += 1;
+        }
+    }
+    // Finish without kills, then compare row by row.
+    let last = dinmo_with(&project, &sim, &["run"], &[("DINMO_DELIVERY_BATCH_ROWS", "200")]);
+    assert_eq!(code(&last), 0, "{}", describe(&last));
+    let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
+    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    let (expected_rows, stored, duplicates, missing, unexpected) = compare(&sim, &expected);
+    eprintln!(
+        "soak (UniqueKey enforced: {enforce_unique_key}): {runs} runs, {kills} killed with SIGKILL, {completed} completed, \
+         {} s; expected {expected_rows} rows, stored {stored}, duplicates {duplicates}, missing {missing}, unexpected {unexpected}",
+        started.elapsed().as_secs()
+    );
+    assert_eq!((stored, duplicates, missing, unexpected), (expected_rows, 0, 0, 0));
+    assert!(kills >= 10, "the soak killed only {kills} runs");
+}
+
+#[test]
+fn kill_nine_soak_with_unique_keys() {
+    soak(true);
+}
+
+#[test]
+fn kill_nine_soak_on_idempotency_keys_alone() {
+    soak(false);
+}
