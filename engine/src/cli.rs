@@ -79,6 +79,52 @@ pub enum Command {
     /// Delete a run's records in the destination where it still allows it (Zuora: status
     /// Pending) and return those rows to "new".
     Rollback(RollbackArgs),
+    /// Check, repair or rebuild the state location.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+/// `dinmo state …`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Verify every manifest and part of every sync (size and checksum), and list pending
+    /// rows, parts no manifest names, and held locks. Exit 1 on any problem.
+    Verify,
+    /// Settle the pending rows of a stopped run by hand, when they cannot be reconciled
+    /// automatically: `--sent` records them as delivered, `--not-sent` returns them to "new".
+    ResolvePending(ResolvePendingArgs),
+    /// Rebuild a lost snapshot from the destination's records, looked up by UniqueKey. Shows
+    /// what it found; writes only with --write.
+    Rebuild(RebuildArgs),
+}
+
+/// `dinmo state resolve-pending`.
+#[derive(Debug, Args)]
+pub struct ResolvePendingArgs {
+    /// The sync (`<model>.<destination>`).
+    pub sync: String,
+    /// The run whose rows are pending.
+    pub run: String,
+    /// The rows reached the destination: record them as delivered.
+    #[arg(long, conflicts_with = "not_sent", required_unless_present = "not_sent")]
+    pub sent: bool,
+    /// The rows did not reach the destination: the next run sends them.
+    #[arg(long)]
+    pub not_sent: bool,
+}
+
+/// `dinmo state rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// Look the model's rows up in the destination (required: the only source there is).
+    #[arg(long, required = true)]
+    pub from_destination: bool,
+    /// Write the rebuilt snapshot (without it, only report what was found).
+    #[arg(long)]
+    pub write: bool,
+    /// Which models and syncs.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 }
 
 /// `dinmo rollback`.

@@ -135,7 +135,7 @@ fn age_of(manifest: &RunManifest) -> Option<std::time::Duration> {
 /// Past the replay window: rows found by `UniqueKey` are committed as delivered; the rest were
 /// never stored, so they stay out of the snapshot and the diff offers them as new.
 #[allow(clippy::too_many_arguments)]
-async fn settle_by_unique_key(
+pub async fn settle_by_unique_key(
     local: &std::path::Path,
     destination: &dyn Destination,
     sync_id: &str,
@@ -202,7 +202,7 @@ async fn settle_by_unique_key(
 }
 
 /// The `UniqueKey` each row was sent with: the mapped one, else the row key.
-fn unique_keys(batch: &RecordBatch) -> Result<Vec<String>> {
+pub fn unique_keys(batch: &RecordBatch) -> Result<Vec<String>> {
     let column = |name: &str| -> Result<Option<StringArray>> {
         match batch.column_by_name(name) {
             Some(array) => Ok(Some(

@@ -68,6 +68,26 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// A report with nothing in it yet, for state commands that commit rows.
+    pub fn empty(sync_id: &str) -> Self {
+        SyncReport {
+            sync_id: sync_id.to_string(),
+            model: String::new(),
+            destination: String::new(),
+            destination_type: String::new(),
+            first_run: false,
+            snapshot_rows: 0,
+            counts: Counts::default(),
+            rejections: Vec::new(),
+            changed_since_last_run: Vec::new(),
+            recovered_runs: Vec::new(),
+            pending_from_earlier_runs: 0,
+            outcome: None,
+            destination_ids: Vec::new(),
+            error: None,
+        }
+    }
+
     /// A sync that could not start.
     pub fn failed(target: &PlannedSync<'_>, model_rows: u64, error: String) -> Self {
         SyncReport {

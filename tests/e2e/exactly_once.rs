@@ -405,3 +405,113 @@ fn kill_nine_soak_with_unique_keys() {
 fn kill_nine_soak_on_idempotency_keys_alone() {
     soak(false);
 }
+
+/// The run id of the newest manifest of `usage.zuora`.
+fn last_run(project: &TestProject, sim: &Sim) -> String {
+    let runs = dinmo_with(project, sim, &["runs", "--format", "json"], &[]);
+    let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    manifests[0]["run_id"].as_str().unwrap().to_string()
+}
+
+#[cfg(feature = "failpoints")]
+fn crashed_project(sim: &Sim, point: &str) -> (TestProject, String) {
+    let project = zuora_project(sim, "actions", "    batch_size: 3\n");
+    export(&project, "2026-11-18", &rows_for(40));
+    let crashed = dinmo_with(&project, sim, &["run"], &[("DINMO_CRASH_AT", point)]);
+    assert!(crashed.status.code().is_none() || crashed.status.code() == Some(134), "{}", describe(&crashed));
+    let run = last_run(&project, sim);
+    (project, run)
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
+    let sim = Sim::start(SimConfig { enforce_unique_key: false, ..SimConfig::default() });
+    // Two batches reach Zuora, the second is never committed.
+    let (project, run) = crashed_project(&sim, "batch_answered:2");
+    assert_eq!(sim.records().len(), 20);
+    // Make the stopped run two days old: Zuora no longer replays its Idempotency-Keys.
+    let manifest_path = project.state(&format!("usage.zuora/runs/{run}.json"));
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["started_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339());
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let sim_idempotency_forgotten = {
+        let mut inner = sim.sim.state.lock();
+        inner.idempotent.clear();
+        true
+    };
+    assert!(sim_idempotency_forgotten);
+    let recovered = dinmo_with(&project, &sim, &["run"], &[]);
+    assert_eq!(code(&recovered), 0, "{}", describe(&recovered));
+    let (expected, stored, duplicates, missing, unexpected) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
+    assert_eq!((stored, duplicates, missing, unexpected), (expected, 0, 0, 0));
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn resolve_pending_by_hand() {
+    // Everything was committed but the run stopped before settling: the rows were sent.
+    let sim = Sim::start(SimConfig::default());
+    let (project, run) = crashed_project(&sim, "checkpoint_committed:4");
+    let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
+    assert_eq!(code(&verify), 0, "{}", describe(&verify));
+    assert!(stdout(&verify).contains("row(s) pending (running)"), "{}", describe(&verify));
+    let resolved = dinmo_with(&project, &sim, &["state", "resolve-pending", "usage.zuora", &run, "--sent"], &[]);
+    assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
+    let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
+    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    assert_eq!(sim.records().len(), 40);
+
+    // Stopped before sending anything: the rows were not sent.
+    let sim = Sim::start(SimConfig::default());
+    let (project, run) = crashed_project(&sim, "intent_recorded");
+    assert!(sim.records().is_empty());
+    let resolved = dinmo_with(&project, &sim, &["state", "resolve-pending", "usage.zuora", &run, "--not-sent"], &[]);
+    assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
+    let run = dinmo_with(&project, &sim, &["run"], &[]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
+    assert_eq!((stored, duplicates, missing), (expected, 0, 0));
+}
+
+#[test]
+fn state_verify_finds_damage() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-11-18", &rows_for(12));
+    assert_eq!(code(&dinmo_with(&project, &sim, &["run"], &[])), 0);
+    let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
+    assert_eq!(code(&verify), 0, "{}", describe(&verify));
+    assert!(stdout(&verify).contains("usage.zuora: 1 run(s), 2 part(s) verified, 12 row(s) in the snapshot"), "{}", describe(&verify));
+    let part = &project.state_files("usage.zuora", "snapshot")[0];
+    let mut bytes = std::fs::read(part).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(part, &bytes).unwrap();
+    let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
+    assert_eq!(code(&verify), 1, "{}", describe(&verify));
+    assert!(stdout(&verify).contains("(altered)"), "{}", describe(&verify));
+}
+
+#[test]
+fn a_lost_state_is_rebuilt_from_zuora() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-11-18", &rows_for(30));
+    assert_eq!(code(&dinmo_with(&project, &sim, &["run"], &[])), 0);
+    std::fs::remove_dir_all(project.path().join(".dinmo")).unwrap();
+    // A new export day lands while the state is gone: only its rows are really new.
+    export(&project, "2026-11-19", &rows_for(30));
+    let look = dinmo_with(&project, &sim, &["state", "rebuild", "--from-destination"], &[]);
+    assert_eq!(code(&look), 0, "{}", describe(&look));
+    assert!(stdout(&look).contains("usage.zuora: 30 of 60 model row(s) are in `zuora`; run again with --write"), "{}", describe(&look));
+    assert!(!project.path().join(".dinmo/state/usage.zuora/runs").exists(), "nothing written without --write");
+    let write = dinmo_with(&project, &sim, &["state", "rebuild", "--from-destination", "--write"], &[]);
+    assert_eq!(code(&write), 0, "{}", describe(&write));
+    let run = dinmo_with(&project, &sim, &["run"], &[]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert!(stdout(&run).contains("new rows: 30"), "{}", describe(&run));
+    let days = ["2026-11-18".to_string(), "2026-11-19".to_string()];
+    let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&days, 30));
+    assert_eq!((stored, duplicates, missing), (expected, 0, 0));
+}

@@ -2,6 +2,7 @@
 
 mod history;
 mod rollback;
+mod state;
 mod sync;
 mod validate;
 
@@ -45,5 +46,6 @@ pub async fn dispatch(cli: Cli) -> Result<Status> {
         Command::Runs(args) => history::runs(global, &args).await,
         Command::Show(args) => history::show(global, &args).await,
         Command::Rollback(args) => rollback::rollback(global, &args).await,
+        Command::State(command) => state::state(global, command).await,
     }
 }

@@ -86,7 +86,8 @@ fn encode(holder: &LockHolder) -> PutPayload {
 }
 
 impl StateStore {
-    async fn read_lock(&self, sync: &str) -> Result<Option<LockHolder>> {
+    /// The holder of a sync's lock, if it is held.
+    pub async fn read_lock(&self, sync: &str) -> Result<Option<LockHolder>> {
         match self.location().store.get(&self.lock_path(sync)).await {
             Ok(got) => {
                 let bytes = got.bytes().await.map_err(|source| DinmoError::StateStore {

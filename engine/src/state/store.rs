@@ -179,6 +179,11 @@ impl StateStore {
         })
     }
 
+    /// Relative paths of every object under a sync's folder (`snapshot`, `rejected`, …).
+    pub async fn files_in(&self, sync: &str, folder: &str) -> Result<Vec<String>> {
+        self.list(&format!("{sync}/{folder}")).await
+    }
+
     /// Relative paths of the pending files of `sync`.
     pub async fn pending_files(&self, sync: &str) -> Result<Vec<String>> {
         Ok(self
