@@ -35,7 +35,7 @@ pub struct RejectionSummary {
 }
 
 /// What happened (or would happen) to one sync.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
     /// `<model>.<destination>`.
     pub sync_id: String,
@@ -72,42 +72,32 @@ impl SyncReport {
     pub fn empty(sync_id: &str) -> Self {
         SyncReport {
             sync_id: sync_id.to_string(),
-            model: String::new(),
-            destination: String::new(),
-            destination_type: String::new(),
-            first_run: false,
-            snapshot_rows: 0,
-            counts: Counts::default(),
-            rejections: Vec::new(),
-            changed_since_last_run: Vec::new(),
-            recovered_runs: Vec::new(),
-            pending_from_earlier_runs: 0,
-            outcome: None,
-            destination_ids: Vec::new(),
-            error: None,
+            ..SyncReport::default()
+        }
+    }
+
+    /// The report of a sync about to run over `model_rows` model rows.
+    pub fn for_target(target: &PlannedSync<'_>, model_rows: u64) -> Self {
+        SyncReport {
+            sync_id: target.sync.id.clone(),
+            model: target.sync.model.clone(),
+            destination: target.sync.destination.clone(),
+            destination_type: target.destination.kind().to_string(),
+            first_run: true,
+            counts: Counts {
+                model_rows,
+                ..Counts::default()
+            },
+            ..SyncReport::default()
         }
     }
 
     /// A sync that could not start.
     pub fn failed(target: &PlannedSync<'_>, model_rows: u64, error: String) -> Self {
         SyncReport {
-            sync_id: target.sync.id.clone(),
-            model: target.sync.model.clone(),
-            destination: target.sync.destination.clone(),
-            destination_type: target.destination.kind().to_string(),
             first_run: false,
-            snapshot_rows: 0,
-            counts: Counts {
-                model_rows,
-                ..Counts::default()
-            },
-            rejections: Vec::new(),
-            changed_since_last_run: Vec::new(),
-            recovered_runs: Vec::new(),
-            pending_from_earlier_runs: 0,
-            outcome: None,
-            destination_ids: Vec::new(),
             error: Some(error),
+            ..SyncReport::for_target(target, model_rows)
         }
     }
 }
@@ -124,25 +114,7 @@ pub async fn run_sync(
 ) -> (SyncReport, Result<()>) {
     let sync = target.sync;
     let span = info_span!("sync", sync = %sync.id, run_id = %run.run_id);
-    let mut report = SyncReport {
-        sync_id: sync.id.clone(),
-        model: sync.model.clone(),
-        destination: sync.destination.clone(),
-        destination_type: target.destination.kind().to_string(),
-        first_run: true,
-        snapshot_rows: 0,
-        counts: Counts {
-            model_rows: staged.rows,
-            ..Counts::default()
-        },
-        rejections: Vec::new(),
-        changed_since_last_run: Vec::new(),
-        recovered_runs: Vec::new(),
-        pending_from_earlier_runs: 0,
-        outcome: None,
-        destination_ids: Vec::new(),
-        error: None,
-    };
+    let mut report = SyncReport::for_target(target, staged.rows);
     let result = sync_inner(ctx, run, planned, staged, index, target, &mut report)
         .instrument(span)
         .await;

@@ -342,18 +342,20 @@ syncs:
         if runs % 4 == 0 {
             // Several daily exports, one landing every few runs.
             day_index += 1;
-            let day = format!("2026-11-{day_index:02}");
+            let day = (chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new(day_index)).to_string();
             export_hourly(&project, &day);
             for (account, uom, at, qty) in hourly_rows(&day) {
                 expected.insert((account, uom, format!("{at}+00:00")), qty as f64);
             }
         }
+        let log = project.path().join(format!("soak-run-{runs}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_dinmo"));
         command
             .current_dir(project.path())
             .args(["run", "--wait", "30"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(log_file);
         for (k, v) in env_for(&sim) {
             command.env(k, v);
         }
@@ -377,7 +379,11 @@ syncs:
         };
         runs += 1;
         if let Some(status) = status {
-            assert!(matches!(status.code(), Some(0)), "an unkilled run failed: {status:?}");
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                matches!(status.code(), Some(0)),
+                "an unkilled run failed: {status:?}\n{output}"
+            );
             completed += 1;
         }
     }
@@ -418,7 +424,11 @@ fn crashed_project(sim: &Sim, point: &str) -> (TestProject, String) {
     let project = zuora_project(sim, "actions", "    batch_size: 3\n");
     export(&project, "2026-11-18", &rows_for(40));
     let crashed = dinmo_with(&project, sim, &["run"], &[("DINMO_CRASH_AT", point)]);
-    assert!(crashed.status.code().is_none() || crashed.status.code() == Some(134), "{}", describe(&crashed));
+    assert!(
+        crashed.status.code().is_none() || crashed.status.code() == Some(134),
+        "{}",
+        describe(&crashed)
+    );
     let run = last_run(&project, sim);
     (project, run)
 }
@@ -426,7 +436,10 @@ fn crashed_project(sim: &Sim, point: &str) -> (TestProject, String) {
 #[cfg(feature = "failpoints")]
 #[test]
 fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
-    let sim = Sim::start(SimConfig { enforce_unique_key: false, ..SimConfig::default() });
+    let sim = Sim::start(SimConfig {
+        enforce_unique_key: false,
+        ..SimConfig::default()
+    });
     // Two batches reach Zuora, the second is never committed.
     let (project, run) = crashed_project(&sim, "batch_answered:2");
     assert_eq!(sim.records().len(), 20);
@@ -456,8 +469,17 @@ fn resolve_pending_by_hand() {
     let (project, run) = crashed_project(&sim, "checkpoint_committed:4");
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
     assert_eq!(code(&verify), 0, "{}", describe(&verify));
-    assert!(stdout(&verify).contains("row(s) pending (running)"), "{}", describe(&verify));
-    let resolved = dinmo_with(&project, &sim, &["state", "resolve-pending", "usage.zuora", &run, "--sent"], &[]);
+    assert!(
+        stdout(&verify).contains("row(s) pending (running)"),
+        "{}",
+        describe(&verify)
+    );
+    let resolved = dinmo_with(
+        &project,
+        &sim,
+        &["state", "resolve-pending", "usage.zuora", &run, "--sent"],
+        &[],
+    );
     assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
     let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
     assert_eq!(code(&plan), 0, "{}", describe(&plan));
@@ -467,7 +489,12 @@ fn resolve_pending_by_hand() {
     let sim = Sim::start(SimConfig::default());
     let (project, run) = crashed_project(&sim, "intent_recorded");
     assert!(sim.records().is_empty());
-    let resolved = dinmo_with(&project, &sim, &["state", "resolve-pending", "usage.zuora", &run, "--not-sent"], &[]);
+    let resolved = dinmo_with(
+        &project,
+        &sim,
+        &["state", "resolve-pending", "usage.zuora", &run, "--not-sent"],
+        &[],
+    );
     assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
     let run = dinmo_with(&project, &sim, &["run"], &[]);
     assert_eq!(code(&run), 0, "{}", describe(&run));
@@ -483,7 +510,11 @@ fn state_verify_finds_damage() {
     assert_eq!(code(&dinmo_with(&project, &sim, &["run"], &[])), 0);
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
     assert_eq!(code(&verify), 0, "{}", describe(&verify));
-    assert!(stdout(&verify).contains("usage.zuora: 1 run(s), 2 part(s) verified, 12 row(s) in the snapshot"), "{}", describe(&verify));
+    assert!(
+        stdout(&verify).contains("usage.zuora: 1 run(s), 2 part(s) verified, 12 row(s) in the snapshot"),
+        "{}",
+        describe(&verify)
+    );
     let part = &project.state_files("usage.zuora", "snapshot")[0];
     let mut bytes = std::fs::read(part).unwrap();
     bytes[10] ^= 1;
@@ -504,9 +535,21 @@ fn a_lost_state_is_rebuilt_from_zuora() {
     export(&project, "2026-11-19", &rows_for(30));
     let look = dinmo_with(&project, &sim, &["state", "rebuild", "--from-destination"], &[]);
     assert_eq!(code(&look), 0, "{}", describe(&look));
-    assert!(stdout(&look).contains("usage.zuora: 30 of 60 model row(s) are in `zuora`; run again with --write"), "{}", describe(&look));
-    assert!(!project.path().join(".dinmo/state/usage.zuora/runs").exists(), "nothing written without --write");
-    let write = dinmo_with(&project, &sim, &["state", "rebuild", "--from-destination", "--write"], &[]);
+    assert!(
+        stdout(&look).contains("usage.zuora: 30 of 60 model row(s) are in `zuora`; run again with --write"),
+        "{}",
+        describe(&look)
+    );
+    assert!(
+        !project.path().join(".dinmo/state/usage.zuora/runs").exists(),
+        "nothing written without --write"
+    );
+    let write = dinmo_with(
+        &project,
+        &sim,
+        &["state", "rebuild", "--from-destination", "--write"],
+        &[],
+    );
     assert_eq!(code(&write), 0, "{}", describe(&write));
     let run = dinmo_with(&project, &sim, &["run"], &[]);
     assert_eq!(code(&run), 0, "{}", describe(&run));

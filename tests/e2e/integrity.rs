@@ -135,10 +135,27 @@ fn a_changed_model_or_mapping_is_flagged_in_plan_and_run() {
     assert_eq!(code(&project.dinmo(&["run"])), 0);
     let unchanged = project.dinmo(&["plan"]);
     assert!(!stdout(&unchanged).contains("warning:"), "{}", describe(&unchanged));
-    project.write("models/usage.yml", &MODEL.replace("FROM events", "FROM events WHERE qty >= 0"));
+    project.write(
+        "models/usage.yml",
+        &MODEL.replace("FROM events", "FROM events WHERE qty >= 0"),
+    );
     let plan = project.dinmo(&["plan"]);
-    assert!(stdout(&plan).contains("warning: model SQL changed since the last run"), "{}", describe(&plan));
-    project.write("models/usage.yml", &MODEL.replace("primary_key: [account, usage_day]", "primary_key: [account, uom, usage_day]"));
+    assert!(
+        stdout(&plan).contains("warning: model SQL changed since the last run"),
+        "{}",
+        describe(&plan)
+    );
+    project.write(
+        "models/usage.yml",
+        &MODEL.replace(
+            "primary_key: [account, usage_day]",
+            "primary_key: [account, uom, usage_day]",
+        ),
+    );
     let run = project.dinmo(&["run"]);
-    assert!(stdout(&run).contains("warning: mapping or primary key changed since the last run"), "{}", describe(&run));
+    assert!(
+        stdout(&run).contains("warning: mapping or primary key changed since the last run"),
+        "{}",
+        describe(&run)
+    );
 }
