@@ -78,6 +78,20 @@ pub struct FieldSpec {
     pub max_chars: Option<usize>,
 }
 
+/// Which of a destination's fields carry the account, the unit, the quantity and the usage
+/// time: what a plan summarises for reviewers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldRoles {
+    /// The account field.
+    pub account: &'static str,
+    /// The unit-of-measure field.
+    pub unit: &'static str,
+    /// The quantity field.
+    pub quantity: &'static str,
+    /// The usage start date-time field.
+    pub start: &'static str,
+}
+
 /// A problem with a mapped schema, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaProblem {
@@ -156,6 +170,9 @@ pub trait Destination: Send + Sync + Debug {
 
     /// The fields this destination takes, with their rules.
     fn fields(&self) -> &[FieldSpec];
+
+    /// Which fields hold the account, unit, quantity and usage time.
+    fn roles(&self) -> FieldRoles;
 
     /// Looks a field up by its mapped name; destinations with open-ended fields (custom
     /// fields) override this.

@@ -16,8 +16,8 @@ pub mod zuora;
 pub mod zuora_file;
 
 pub use destination::{
-    BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldSpec, OutputLocation, ROW_KEY_COLUMN,
-    RowStatus, SchemaProblem, WriteContext,
+    BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldRoles, FieldSpec, OutputLocation,
+    ROW_KEY_COLUMN, RowStatus, SchemaProblem, WriteContext,
 };
 pub use error::{ConnectorError, Result};
 pub use field_rules::{RejectCode, Rejection};

@@ -49,6 +49,17 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Plan report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Human-readable text.
+    Text,
+    /// A pull-request comment: deterministic (no run ids or times), so two plans diff cleanly.
+    Markdown,
+    /// JSON (schema in docs/cli-reference.md).
+    Json,
+}
+
 /// Which models and syncs to act on.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SelectionArgs {
@@ -156,8 +167,14 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub selection: SelectionArgs,
     /// Report format on stdout.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Rows shown per sync in the sample (0 for none, e.g. for privacy).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub sample: usize,
+    /// Accounts listed by quantity; the rest are summed on one line.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
     /// Exit 2 when there are rows to send (0 when there are none, 1 on error).
     #[arg(long)]
     pub detailed_exitcode: bool,

@@ -13,6 +13,7 @@ pub mod destinations;
 pub mod diff;
 pub mod error;
 pub mod logging;
+pub mod plan_summary;
 pub mod planning;
 pub mod progress;
 pub mod project;

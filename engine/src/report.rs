@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::cli::OutputFormat;
+use crate::cli::{OutputFormat, PlanFormat};
 use crate::error::{DinmoError, Result};
 use crate::run_context::RunContext;
 use crate::sync_run::SyncReport;
@@ -148,6 +148,148 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
             "\nsent {accepted} row(s), {rejected} rejected, across {} sync(s)\n",
             report.syncs.len()
         ));
+    }
+    out
+}
+
+/// Prints a plan on stdout.
+pub fn print_plan(report: &RunReport, format: PlanFormat) {
+    match format {
+        PlanFormat::Text => print_report(report, OutputFormat::Text, true),
+        PlanFormat::Json => print_report(report, OutputFormat::Json, true),
+        PlanFormat::Markdown => print!("{}", render_markdown(report)),
+    }
+}
+
+/// Escapes a value for a markdown table cell.
+fn md(value: &str) -> String {
+    value.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The plan as a pull-request comment. Deterministic: no run id, no times, everything sorted,
+/// so the same inputs give byte-identical output and two plans diff cleanly.
+pub fn render_markdown(report: &RunReport) -> String {
+    let mut out = String::new();
+    let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+    let refused: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+    out.push_str(&format!("## dinmo plan: `{}`\n\n", report.project));
+    if report.full_refresh {
+        out.push_str("> [!WARNING]\n> **Full refresh**: snapshots are ignored and every model row counts as new.\n\n");
+    }
+    out.push_str(&format!(
+        "**{new}** new row(s) to send across {} sync(s); {refused} would be refused by field rules.\n\n",
+        report.syncs.len()
+    ));
+    let mut syncs: Vec<&SyncReport> = report.syncs.iter().collect();
+    syncs.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
+    out.push_str("| sync | destination | new rows | refused by rules | already synced | changed since last run |\n|---|---|---:|---:|---:|---|\n");
+    for sync in &syncs {
+        out.push_str(&format!(
+            "| `{}` | `{}` ({}) | {} | {} | {} | {} |\n",
+            sync.sync_id,
+            sync.destination,
+            sync.destination_type,
+            sync.counts.new_rows,
+            sync.counts.rejected,
+            if sync.first_run {
+                "first run".to_string()
+            } else {
+                sync.snapshot_rows.to_string()
+            },
+            if sync.changed_since_last_run.is_empty() {
+                "no".to_string()
+            } else {
+                format!("**yes** ({})", sync.changed_since_last_run.len())
+            }
+        ));
+    }
+    for sync in &syncs {
+        out.push_str(&format!("\n### `{}`\n\n", sync.sync_id));
+        for change in &sync.changed_since_last_run {
+            out.push_str(&format!("> [!WARNING]\n> {}\n\n", md(change)));
+        }
+        if let Some(error) = &sync.error {
+            out.push_str(&format!("> [!CAUTION]\n> {}\n\n", md(error)));
+        }
+        out.push_str(&format!(
+            "- model rows: {}, new rows: **{}**\n",
+            sync.counts.model_rows, sync.counts.new_rows
+        ));
+        let Some(summary) = &sync.summary else { continue };
+        let [account, unit, quantity, start] = &summary.fields;
+        if let (Some(first), Some(last)) = (&summary.first_start, &summary.last_start) {
+            out.push_str(&format!("- {start}: {first} → {last}\n"));
+        }
+        if !sync.rejections.is_empty() {
+            out.push_str("\n**Refused by field rules** (not sent; kept with their reason and offered again next run)\n\n| reason | rows | example |\n|---|---:|---|\n");
+            for rejection in &sync.rejections {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    rejection.code,
+                    rejection.rows,
+                    md(&rejection.example)
+                ));
+            }
+        }
+        if !summary.by_unit.is_empty() {
+            out.push_str(&format!(
+                "\n**{quantity} by {unit}**\n\n| {unit} | rows | {quantity} |\n|---|---:|---:|\n"
+            ));
+            for total in &summary.by_unit {
+                out.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    md(&total.key),
+                    total.rows,
+                    total.quantity
+                ));
+            }
+        }
+        if !summary.by_account.is_empty() {
+            out.push_str(&format!(
+                "\n**{quantity} by {account}** (top {})\n\n| {account} | rows | {quantity} |\n|---|---:|---:|\n",
+                summary.by_account.len()
+            ));
+            for total in &summary.by_account {
+                out.push_str(&format!(
+                    "| {} | {} | {} |\n",
+                    md(&total.key),
+                    total.rows,
+                    total.quantity
+                ));
+            }
+            if let Some(other) = &summary.other_accounts {
+                out.push_str(&format!(
+                    "| *{} other account(s)* | {} | {} |\n",
+                    other.accounts, other.rows, other.quantity
+                ));
+            }
+        }
+        if !summary.sample.is_empty() {
+            out.push_str(&format!(
+                "\n<details><summary>Sample of {} row(s)</summary>\n\n",
+                summary.sample.len()
+            ));
+            out.push_str(&format!(
+                "| {} |\n",
+                summary
+                    .sample_columns
+                    .iter()
+                    .map(|c| md(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+            out.push_str(&format!("|{}\n", "---|".repeat(summary.sample_columns.len())));
+            for row in &summary.sample {
+                out.push_str(&format!(
+                    "| {} |\n",
+                    row.iter().map(|v| md(v)).collect::<Vec<_>>().join(" | ")
+                ));
+            }
+            out.push_str("\n</details>\n");
+        }
+    }
+    for error in &report.model_errors {
+        out.push_str(&format!("\n> [!CAUTION]\n> {}\n", md(error)));
     }
     out
 }

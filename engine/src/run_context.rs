@@ -28,6 +28,17 @@ pub struct RunContext {
     pub staging_dir: PathBuf,
     /// Draw progress bars.
     pub show_progress: bool,
+    /// Plans: rows in each sync's sample, and accounts listed by quantity.
+    pub summary: Option<SummaryOptions>,
+}
+
+/// What a plan summarises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryOptions {
+    /// Rows in the sample.
+    pub sample: usize,
+    /// Accounts listed.
+    pub top: usize,
 }
 
 impl RunContext {

@@ -11,6 +11,7 @@ use tracing::{Instrument, info, info_span};
 use crate::delivery::{Commit, check_rules, deliver};
 use crate::diff::{StagedModel, new_rows, snapshot_frame, write_frame};
 use crate::error::{DinmoError, Result};
+use crate::plan_summary::summarise;
 use crate::planning::{PlannedModel, PlannedSync};
 use crate::progress::Progress;
 use crate::recovery::recover_pending;
@@ -63,6 +64,8 @@ pub struct SyncReport {
     pub outcome: Option<Outcome>,
     /// Destination ids (files written, import ids).
     pub destination_ids: Vec<String>,
+    /// A plan's summary of the new rows.
+    pub summary: Option<crate::plan_summary::PlanSummary>,
     /// The error that stopped it.
     pub error: Option<String>,
 }
@@ -192,7 +195,11 @@ async fn sync_inner(
     }
 
     if run.dry_run {
-        return check_rules(&pending_local, destination, report).await;
+        check_rules(&pending_local, destination, report).await?;
+        if let Some(options) = run.summary {
+            report.summary = Some(summarise(&pending_local, destination.roles(), options.top, options.sample).await?);
+        }
+        return Ok(());
     }
 
     let mut manifest = RunManifest {

@@ -183,6 +183,15 @@ impl Destination for ZuoraDestination {
         REST_COLUMNS.column(name).map(|c| c.spec)
     }
 
+    fn roles(&self) -> crate::destination::FieldRoles {
+        crate::destination::FieldRoles {
+            account: "AccountNumber",
+            unit: "UOM",
+            quantity: "Quantity",
+            start: "StartDateTime",
+        }
+    }
+
     fn validate_schema(&self, schema: &arrow::datatypes::Schema) -> Vec<crate::destination::SchemaProblem> {
         let mut problems = crate::destination::default_schema_problems(self, schema);
         let mapped = |name: &str| schema.field_with_name(name).is_ok();

@@ -73,6 +73,23 @@ impl Destination for ZuoraFileDestination {
         &self.fields
     }
 
+    fn roles(&self) -> crate::destination::FieldRoles {
+        match self.config.layout {
+            Layout::Current => crate::destination::FieldRoles {
+                account: "AccountNumber",
+                unit: "UnitOfMeasure",
+                quantity: "Quantity",
+                start: "StartDateTime",
+            },
+            Layout::Legacy => crate::destination::FieldRoles {
+                account: "ACCOUNT_ID",
+                unit: "UOM",
+                quantity: "QTY",
+                start: "STARTDATE",
+            },
+        }
+    }
+
     fn field(&self, name: &str) -> Option<FieldSpec> {
         self.config.layout.column(name).map(|c| c.spec)
     }

@@ -11,16 +11,20 @@ use crate::diff::stage_model;
 use crate::error::{DinmoError, Result};
 use crate::planning::{connect_destinations, plan_models};
 use crate::project::{find_project_root, load_project};
-use crate::report::{RunReport, print_report};
-use crate::run_context::{RunContext, git_commit, new_run_id};
+use crate::report::{RunReport, print_plan, print_report};
+use crate::run_context::{RunContext, SummaryOptions, git_commit, new_run_id};
 use crate::selection::Selection;
 use crate::sources::register_store;
 use crate::state::StateStore;
 use crate::sync_run::{SyncReport, run_sync};
 
 pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
-    let report = execute(global, &args.selection, true, args.full_refresh, None).await?;
-    print_report(&report, args.format, true);
+    let summary = SummaryOptions {
+        sample: args.sample,
+        top: args.top,
+    };
+    let report = execute(global, &args.selection, true, args.full_refresh, None, Some(summary)).await?;
+    print_plan(&report, args.format);
     report.failure()?;
     let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
     Ok(if args.detailed_exitcode && rows > 0 {
@@ -32,7 +36,7 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
     let wait = args.wait.map(std::time::Duration::from_secs);
-    let report = execute(global, &args.selection, args.dry_run, args.full_refresh, wait).await?;
+    let report = execute(global, &args.selection, args.dry_run, args.full_refresh, wait, None).await?;
     print_report(&report, args.format, args.dry_run);
     report.failure()?;
     let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
@@ -51,6 +55,7 @@ async fn execute(
     dry_run: bool,
     full_refresh: bool,
     wait: Option<std::time::Duration>,
+    summary: Option<SummaryOptions>,
 ) -> Result<RunReport> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
@@ -75,6 +80,7 @@ async fn execute(
         state: StateStore::open(&project.state)?,
         staging_dir: staging.path().to_path_buf(),
         show_progress: !global.quiet && std::io::stderr().is_terminal(),
+        summary,
     };
     // One run per sync at a time; a plan only reads and takes no lock.
     let mut locks = match dry_run {
