@@ -47,19 +47,32 @@ pub async fn read_parquet(
         .map_err(DinmoError::parquet(context))
 }
 
-/// Plan only: counts the rows the destination's field rules would refuse.
-pub async fn check_rules(pending: &Path, destination: &dyn Destination, report: &mut SyncReport) -> Result<()> {
+/// Plan only: counts the rows the destination's field rules would refuse, and writes the rows
+/// they let through to `sendable` (what a plan's totals describe).
+pub async fn check_rules(
+    pending: &Path,
+    destination: &dyn Destination,
+    report: &mut SyncReport,
+    sendable: &Path,
+) -> Result<()> {
     let mut stream = read_parquet(pending).await?;
     let mut refused = 0;
+    let mut writer: Option<LocalPartWriter> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
         let verdicts = destination
             .check_batch(&batch)
             .map_err(DinmoError::destination(report.sync_id.clone()))?;
+        let keep: BooleanArray = verdicts.iter().map(|v| Some(v.is_none())).collect();
         for rejection in verdicts.into_iter().flatten() {
             refused += 1;
             tally(&mut report.rejections, rejection.code.as_str(), &rejection.message);
         }
+        let kept = filter_record_batch(&batch, &keep).map_err(DinmoError::arrow("checking field rules"))?;
+        write_lazily(&mut writer, sendable, &kept).await?;
+    }
+    if let Some(writer) = writer {
+        writer.finish().await?;
     }
     report.counts.rejected = refused;
     Ok(())

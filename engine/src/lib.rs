@@ -6,6 +6,7 @@
 //! `dinmo-connectors`, committing to the state store ([`state`]) only what the destination
 //! acknowledged ([`sync_run`]).
 
+pub mod artifacts;
 pub mod cli;
 pub mod commands;
 pub mod delivery;

@@ -212,8 +212,10 @@ pub fn render_markdown(report: &RunReport) -> String {
             out.push_str(&format!("> [!CAUTION]\n> {}\n\n", md(error)));
         }
         out.push_str(&format!(
-            "- model rows: {}, new rows: **{}**\n",
-            sync.counts.model_rows, sync.counts.new_rows
+            "- model rows: {}, new rows: **{}**, to send after field rules: **{}**\n",
+            sync.counts.model_rows,
+            sync.counts.new_rows,
+            sync.counts.new_rows.saturating_sub(sync.counts.rejected)
         ));
         let Some(summary) = &sync.summary else { continue };
         let [account, unit, quantity, start] = &summary.fields;

@@ -195,9 +195,12 @@ async fn sync_inner(
     }
 
     if run.dry_run {
-        check_rules(&pending_local, destination, report).await?;
-        if let Some(options) = run.summary {
-            report.summary = Some(summarise(&pending_local, destination.roles(), options.top, options.sample).await?);
+        let sendable = run.staging_dir.join(format!("{}.sendable.parquet", sync.id));
+        check_rules(&pending_local, destination, report, &sendable).await?;
+        if let Some(options) = run.summary
+            && sendable.exists()
+        {
+            report.summary = Some(summarise(&sendable, destination.roles(), options.top, options.sample).await?);
         }
         return Ok(());
     }

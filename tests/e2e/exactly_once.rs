@@ -413,6 +413,7 @@ fn kill_nine_soak_on_idempotency_keys_alone() {
 }
 
 /// The run id of the newest manifest of `usage.zuora`.
+#[cfg(feature = "failpoints")]
 fn last_run(project: &TestProject, sim: &Sim) -> String {
     let runs = dinmo_with(project, sim, &["runs", "--format", "json"], &[]);
     let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();

@@ -9,5 +9,6 @@ mod exit_codes;
 mod incremental;
 mod integrity;
 mod object_store_s3;
+mod review;
 mod third_party_parquet;
 mod zuora;

@@ -24,12 +24,17 @@ pub enum Status {
 
 impl Status {
     /// The documented exit code.
-    pub fn exit_code(self) -> ExitCode {
+    pub fn code(self) -> u8 {
         match self {
-            Status::Success => ExitCode::SUCCESS,
-            Status::RowsToSend => ExitCode::from(2),
-            Status::RowsRejected => ExitCode::from(3),
+            Status::Success => 0,
+            Status::RowsToSend => 2,
+            Status::RowsRejected => 3,
         }
+    }
+
+    /// The process exit code.
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(self.code())
     }
 }
 

@@ -6,6 +6,7 @@ use datafusion::prelude::SessionContext;
 use tracing::{Instrument, error, info, info_span};
 
 use super::Status;
+use crate::artifacts::write_run_results;
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
 use crate::diff::stage_model;
 use crate::error::{DinmoError, Result};
@@ -23,28 +24,68 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
         sample: args.sample,
         top: args.top,
     };
-    let report = execute(global, &args.selection, true, args.full_refresh, None, Some(summary)).await?;
-    print_plan(&report, args.format);
-    report.failure()?;
-    let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
-    Ok(if args.detailed_exitcode && rows > 0 {
-        Status::RowsToSend
-    } else {
-        Status::Success
+    let executed = execute(global, &args.selection, true, args.full_refresh, None, Some(summary)).await;
+    finish("plan", global, executed, |report| {
+        print_plan(report, args.format);
+        let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+        if args.detailed_exitcode && rows > 0 {
+            Status::RowsToSend
+        } else {
+            Status::Success
+        }
     })
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
     let wait = args.wait.map(std::time::Duration::from_secs);
-    let report = execute(global, &args.selection, args.dry_run, args.full_refresh, wait, None).await?;
-    print_report(&report, args.format, args.dry_run);
-    report.failure()?;
-    let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
-    Ok(if !args.dry_run && rejected > 0 {
-        Status::RowsRejected
-    } else {
-        Status::Success
+    let executed = execute(global, &args.selection, args.dry_run, args.full_refresh, wait, None).await;
+    finish("run", global, executed, |report| {
+        print_report(report, args.format, args.dry_run);
+        let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+        if !args.dry_run && rejected > 0 {
+            Status::RowsRejected
+        } else {
+            Status::Success
+        }
     })
+}
+
+/// Prints the report, decides the status, and writes `run_results.json` whatever happened.
+fn finish(
+    command: &str,
+    global: &GlobalArgs,
+    executed: Result<RunReport>,
+    show: impl FnOnce(&RunReport) -> Status,
+) -> Result<Status> {
+    let target = artifact_dir(global);
+    match executed {
+        Ok(report) => {
+            let status = show(&report);
+            let outcome = report.failure().map(|()| status);
+            let code = match &outcome {
+                Ok(status) => status.code(),
+                Err(_) => super::ERROR_EXIT,
+            };
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            write_run_results(&target, command, Some(&report), error.as_deref(), code);
+            outcome
+        }
+        Err(error) => {
+            write_run_results(&target, command, None, Some(&error.to_string()), super::ERROR_EXIT);
+            Err(error)
+        }
+    }
+}
+
+/// Where artifacts go: the project's `target-path`, or `<project>/target` when the project
+/// cannot be loaded (the failure is recorded there too).
+fn artifact_dir(global: &GlobalArgs) -> std::path::PathBuf {
+    match find_project_root(global.project.as_deref()) {
+        Ok(root) => load_project(&root)
+            .map(|p| p.target_path)
+            .unwrap_or_else(|_| root.join("target")),
+        Err(_) => std::env::current_dir().unwrap_or_default().join("target"),
+    }
 }
 
 /// Loads, validates, and runs (or plans) every selected sync. A failing sync does not stop
