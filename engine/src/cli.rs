@@ -90,9 +90,24 @@ pub enum Command {
     /// Delete a run's records in the destination where it still allows it (Zuora: status
     /// Pending) and return those rows to "new".
     Rollback(RollbackArgs),
+    /// Send exactly the rows of a saved plan (`plan --out`), if no sync's state moved since.
+    Apply(ApplyArgs),
     /// Check, repair or rebuild the state location.
     #[command(subcommand)]
     State(StateCommand),
+}
+
+/// `dinmo apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file written by `dinmo plan --out`.
+    pub plan: PathBuf,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Wait up to SECONDS (default 3600) for another run's lock instead of failing at once.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "3600")]
+    pub wait: Option<u64>,
 }
 
 /// `dinmo state …`.
@@ -169,6 +184,10 @@ pub struct PlanArgs {
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+    /// Save the plan (the exact rows and the state they were computed against) for
+    /// `dinmo apply`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// Rows shown per sync in the sample (0 for none, e.g. for privacy).
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub sample: usize,

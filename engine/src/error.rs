@@ -122,6 +122,14 @@ pub enum DinmoError {
     )]
     RollbackIncomplete { run: String, not_deleted: usize },
 
+    /// A saved plan cannot be used.
+    #[error("plan {path}: {message}")]
+    PlanFile { path: PathBuf, message: String },
+
+    /// The state moved since a saved plan was made.
+    #[error("sync `{sync}`: the state moved since the plan was made ({message}); nothing was sent. Make a new plan")]
+    StalePlan { sync: String, message: String },
+
     /// No run with this id.
     #[error("no run `{run}` in {state}")]
     RunNotFound { run: String, state: String },

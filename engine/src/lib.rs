@@ -22,6 +22,7 @@ pub mod recovery;
 pub mod report;
 pub mod row_key;
 pub mod run_context;
+pub mod saved_plan;
 pub mod selection;
 pub mod sources;
 pub mod state;

@@ -66,6 +66,9 @@ pub struct SyncReport {
     pub destination_ids: Vec<String>,
     /// A plan's summary of the new rows.
     pub summary: Option<crate::plan_summary::PlanSummary>,
+    /// The state the diff was computed against (a hash of the last run and every snapshot
+    /// part's checksum); `apply` refuses a plan whose state moved.
+    pub state_version: String,
     /// The error that stopped it.
     pub error: Option<String>,
 }
@@ -151,6 +154,7 @@ async fn sync_inner(
     }
 
     let snapshot = run.state.verified_snapshot(&sync.id).await?;
+    report.state_version = crate::state::state_version(&snapshot.manifests);
     report.first_run = snapshot.manifests.is_empty();
     report.snapshot_rows = snapshot.rows;
     let sql_hash = sql_hash(&planned.model.sql);
@@ -205,18 +209,61 @@ async fn sync_inner(
         return Ok(());
     }
 
+    send_rows(
+        run,
+        &SyncIdentity {
+            sync_id: sync.id.clone(),
+            model: sync.model.clone(),
+            destination: sync.destination.clone(),
+            sql_hash,
+            mapping_hash,
+        },
+        destination,
+        &pending_local,
+        new_count,
+        report,
+    )
+    .await
+}
+
+/// Who a sync is, for its manifest.
+#[derive(Debug, Clone)]
+pub struct SyncIdentity {
+    /// `<model>.<destination>`.
+    pub sync_id: String,
+    /// Model name.
+    pub model: String,
+    /// Destination name.
+    pub destination: String,
+    /// xxh3 of the model SQL the rows came from.
+    pub sql_hash: String,
+    /// xxh3 of the mapping the rows were projected with.
+    pub mapping_hash: String,
+}
+
+/// Sends the rows of a local Parquet file of destination fields: records the intent, delivers
+/// batch by batch with commits, and settles the manifest. Used by `run` and by `apply`.
+pub async fn send_rows(
+    run: &RunContext,
+    identity: &SyncIdentity,
+    destination: &dyn dinmo_connectors::Destination,
+    pending_local: &std::path::Path,
+    new_count: u64,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let sync_id = identity.sync_id.as_str();
     let mut manifest = RunManifest {
         format_version: MANIFEST_FORMAT_VERSION,
         run_id: run.run_id.clone(),
-        sync_id: sync.id.clone(),
-        model: sync.model.clone(),
-        destination: sync.destination.clone(),
+        sync_id: sync_id.to_string(),
+        model: identity.model.clone(),
+        destination: identity.destination.clone(),
         destination_type: destination.kind().to_string(),
         started_at: run.started_at.clone(),
         finished_at: String::new(),
         git_commit: run.git_commit.clone(),
-        model_sql_hash: sql_hash,
-        mapping_hash,
+        model_sql_hash: identity.sql_hash.clone(),
+        mapping_hash: identity.mapping_hash.clone(),
         row_key_version: ROW_KEY_VERSION,
         full_refresh: run.full_refresh,
         counts: report.counts,
@@ -238,24 +285,25 @@ async fn sync_inner(
 
     // Intent before send: the rows and their keys are durable, and the manifest names them,
     // before the first request leaves.
-    let pending_path = format!("{}/pending/{}.parquet", sync.id, run.run_id);
-    manifest.pending_part = Some(run.state.upload(&pending_local, &pending_path, new_count).await?);
+    let pending_path = format!("{sync_id}/pending/{}.parquet", run.run_id);
+    manifest.pending_part = Some(run.state.upload(pending_local, &pending_path, new_count).await?);
     crash_point("pending_stored");
     manifest.outcome = Outcome::Running;
     manifest.recount();
     run.state.write_manifest(&manifest).await?;
     crash_point("intent_recorded");
 
-    let mut commit = Commit::new(&run.state, &run.staging_dir, &sync.id, &run.run_id, &run.run_id);
+    let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &run.run_id, &run.run_id);
     let context = WriteContext {
-        sync_id: sync.id.clone(),
+        sync_id: sync_id.to_string(),
         run_id: run.run_id.clone(),
     };
+    let progress = Progress::rows(run.show_progress, sync_id, new_count);
     let delivered = deliver(
-        &pending_local,
+        pending_local,
         destination,
         context,
-        Progress::rows(run.show_progress, &sync.id, new_count),
+        progress,
         &mut commit,
         &mut manifest,
         report,

@@ -100,3 +100,66 @@ fn run_results_are_written_on_success_partial_rejection_and_failure() {
         "{results}"
     );
 }
+
+#[test]
+fn apply_sends_exactly_the_planned_rows() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
+    let plan = project.dinmo(&["plan", "--out", "plan.dinmo"]);
+    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    // New data lands after the review: apply must not pick it up.
+    project.export_day("2026-11-19", &[("A3", 30)]);
+    let apply = project.dinmo(&["apply", "plan.dinmo"]);
+    assert_eq!(code(&apply), 0, "{}", describe(&apply));
+    let mut rows = project.output_rows("usage.files");
+    rows.sort();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(|r| r.contains("2026-11-18")), "{rows:#?}");
+    assert_eq!(run_results(&project)["metadata"]["command"], "apply");
+    // The plan is spent: the state moved, so applying it again is refused.
+    let again = project.dinmo(&["apply", "plan.dinmo"]);
+    assert_eq!(code(&again), 1, "{}", describe(&again));
+    assert!(
+        stderr(&again).contains("the state moved since the plan was made"),
+        "{}",
+        describe(&again)
+    );
+    assert_eq!(project.output_rows("usage.files").len(), 2, "nothing sent twice");
+    let next = project.dinmo(&["plan", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_slice(&next.stdout).unwrap();
+    assert_eq!(report["syncs"][0]["counts"]["new_rows"], 1, "only the new day is left");
+}
+
+#[test]
+fn apply_refuses_a_stale_or_altered_plan() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
+    assert_eq!(code(&project.dinmo(&["plan", "--out", "plan.dinmo"])), 0);
+    let bytes = std::fs::read(project.path().join("plan.dinmo")).unwrap();
+
+    // Altered: one byte of the stored rows flipped.
+    let mut altered = bytes.clone();
+    let middle = altered.len() / 3;
+    altered[middle] ^= 0x55;
+    std::fs::write(project.path().join("altered.dinmo"), &altered).unwrap();
+    let refused = project.dinmo(&["apply", "altered.dinmo"]);
+    assert_eq!(code(&refused), 1, "{}", describe(&refused));
+    assert!(
+        stderr(&refused).contains("altered.dinmo") && stderr(&refused).contains("altered"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(project.output_files("usage.files").is_empty(), "nothing sent");
+
+    // Stale: a run moved the state after the plan.
+    assert_eq!(code(&project.dinmo(&["run"])), 0);
+    let files = project.output_files("usage.files").len();
+    let stale = project.dinmo(&["apply", "plan.dinmo"]);
+    assert_eq!(code(&stale), 1, "{}", describe(&stale));
+    assert!(
+        stderr(&stale).contains("the state moved since the plan was made"),
+        "{}",
+        describe(&stale)
+    );
+    assert_eq!(project.output_files("usage.files").len(), files, "nothing sent");
+}

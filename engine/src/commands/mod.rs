@@ -1,5 +1,6 @@
 //! The commands behind the CLI. Each returns a [`Status`] that maps to an exit code.
 
+mod apply;
 mod history;
 mod rollback;
 mod state;
@@ -52,5 +53,6 @@ pub async fn dispatch(cli: Cli) -> Result<Status> {
         Command::Show(args) => history::show(global, &args).await,
         Command::Rollback(args) => rollback::rollback(global, &args).await,
         Command::State(command) => state::state(global, command).await,
+        Command::Apply(args) => apply::apply(global, &args).await,
     }
 }

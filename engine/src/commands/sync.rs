@@ -13,7 +13,8 @@ use crate::error::{DinmoError, Result};
 use crate::planning::{connect_destinations, plan_models};
 use crate::project::{find_project_root, load_project};
 use crate::report::{RunReport, print_plan, print_report};
-use crate::run_context::{RunContext, SummaryOptions, git_commit, new_run_id};
+use crate::run_context::{RunContext, SummaryOptions, git_commit, mapping_hash, new_run_id, sql_hash};
+use crate::saved_plan::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
 use crate::selection::Selection;
 use crate::sources::register_store;
 use crate::state::StateStore;
@@ -24,7 +25,16 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
         sample: args.sample,
         top: args.top,
     };
-    let executed = execute(global, &args.selection, true, args.full_refresh, None, Some(summary)).await;
+    let executed = execute(
+        global,
+        &args.selection,
+        true,
+        args.full_refresh,
+        None,
+        Some(summary),
+        args.out.as_deref(),
+    )
+    .await;
     finish("plan", global, executed, |report| {
         print_plan(report, args.format);
         let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
@@ -38,7 +48,16 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
     let wait = args.wait.map(std::time::Duration::from_secs);
-    let executed = execute(global, &args.selection, args.dry_run, args.full_refresh, wait, None).await;
+    let executed = execute(
+        global,
+        &args.selection,
+        args.dry_run,
+        args.full_refresh,
+        wait,
+        None,
+        None,
+    )
+    .await;
     finish("run", global, executed, |report| {
         print_report(report, args.format, args.dry_run);
         let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
@@ -51,7 +70,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
 }
 
 /// Prints the report, decides the status, and writes `run_results.json` whatever happened.
-fn finish(
+pub(super) fn finish(
     command: &str,
     global: &GlobalArgs,
     executed: Result<RunReport>,
@@ -97,6 +116,7 @@ async fn execute(
     full_refresh: bool,
     wait: Option<std::time::Duration>,
     summary: Option<SummaryOptions>,
+    save_plan: Option<&std::path::Path>,
 ) -> Result<RunReport> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
@@ -174,6 +194,9 @@ async fn execute(
             }
         }
         report.finished_at = RunContext::now();
+        if let Some(path) = save_plan {
+            save(path, &project, &planned, &run, &report)?;
+        }
         info!(syncs = report.syncs.len(), "run finished");
         Ok(report)
     }
@@ -183,4 +206,53 @@ async fn execute(
         locks.release().await;
     }
     result
+}
+
+/// Writes the plan's rows and state versions to `path` for `dinmo apply`.
+fn save(
+    path: &std::path::Path,
+    project: &crate::project::Project,
+    planned: &[crate::planning::PlannedModel<'_>],
+    run: &RunContext,
+    report: &RunReport,
+) -> Result<()> {
+    report.failure()?;
+    let mut syncs = Vec::new();
+    let mut rows = Vec::new();
+    for sync in report.syncs.iter().filter(|s| s.counts.new_rows > 0) {
+        let Some(model) = planned.iter().find(|m| m.model.name == sync.model) else {
+            continue;
+        };
+        let Some(target) = model.syncs.iter().find(|t| t.sync.id == sync.sync_id) else {
+            continue;
+        };
+        syncs.push(SavedSync {
+            sync_id: sync.sync_id.clone(),
+            model: sync.model.clone(),
+            destination: sync.destination.clone(),
+            model_sql_hash: sql_hash(&model.model.sql),
+            mapping_hash: mapping_hash(model.model, target.sync),
+            model_rows: sync.counts.model_rows,
+            new_rows: sync.counts.new_rows,
+            state_version: sync.state_version.clone(),
+            rows_file: format!("rows/{}.parquet", sync.sync_id),
+            rows_xxh3: String::new(),
+        });
+        rows.push((
+            sync.sync_id.clone(),
+            run.staging_dir.join(format!("{}.pending.parquet", sync.sync_id)),
+        ));
+    }
+    let plan = SavedPlan {
+        format_version: PLAN_FORMAT_VERSION,
+        dinmo_version: env!("CARGO_PKG_VERSION").to_string(),
+        project: project.name.clone(),
+        created_at: RunContext::now(),
+        git_commit: run.git_commit.clone(),
+        plan_run_id: run.run_id.clone(),
+        syncs,
+    };
+    write_plan(path, plan, &rows)?;
+    info!(plan = %path.display(), "plan saved");
+    Ok(())
 }

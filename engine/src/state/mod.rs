@@ -18,3 +18,24 @@ pub use lock::{LockHolder, SyncLocks};
 pub use manifest::{Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest};
 pub use parts::LocalPartWriter;
 pub use store::{StateStore, VerifiedSnapshot};
+
+/// A hash of a sync's history: the last run and every snapshot part with its checksum. Any
+/// run, commit, recovery or rollback changes it.
+pub fn state_version(manifests: &[RunManifest]) -> String {
+    let mut text = String::new();
+    for manifest in manifests {
+        text.push_str(&manifest.run_id);
+        text.push(';');
+        text.push_str(manifest.outcome.as_str());
+        for part in manifest
+            .snapshot_parts
+            .iter()
+            .chain(&manifest.rejected_parts)
+            .chain(&manifest.pending_part)
+        {
+            text.push_str(&format!("|{}:{}", part.path, part.xxh3));
+        }
+        text.push('\n');
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
