@@ -63,13 +63,17 @@ pub enum PlanFormat {
 /// Which models and syncs to act on.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SelectionArgs {
-    /// Only these: model names, `tag:<tag>`, `sync:<model>.<destination>` (repeatable, or
-    /// space-separated).
+    /// Only these: model names, `tag:<tag>`, `sync:<model>.<destination>`, `state:modified`;
+    /// space-separated (or repeated) selectors are a union, comma-joined ones an intersection.
     #[arg(long, short = 's', value_name = "SELECTOR")]
     pub select: Vec<String>,
     /// Leave these out (same forms as --select).
     #[arg(long, value_name = "SELECTOR")]
     pub exclude: Vec<String>,
+    /// The state `state:modified` compares with (a state location, e.g. production's);
+    /// default: the project's own.
+    #[arg(long, value_name = "LOCATION")]
+    pub state: Option<String>,
 }
 
 /// The commands.
@@ -90,6 +94,12 @@ pub enum Command {
     /// Delete a run's records in the destination where it still allows it (Zuora: status
     /// Pending) and return those rows to "new".
     Rollback(RollbackArgs),
+    /// Write a starter project that validates and runs.
+    Init(InitArgs),
+    /// Print the JSON Schema of `dinmo.yml` or of a model file, for editors.
+    Schema(SchemaArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
     /// Send exactly the rows of a saved plan (`plan --out`), if no sync's state moved since.
     Apply(ApplyArgs),
     /// Check, repair or rebuild the state location.
@@ -175,6 +185,46 @@ pub struct ValidateArgs {
     pub connect: bool,
 }
 
+/// Export format of `show --rows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RowsFormat {
+    /// Comma-separated values with a header.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// `dinmo init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder for the new project (created if missing). Default: the working directory.
+    pub dir: Option<PathBuf>,
+}
+
+/// `dinmo schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema.
+    #[arg(value_enum, default_value_t = SchemaKind::Project)]
+    pub kind: SchemaKind,
+}
+
+/// The files dinmo reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// `dinmo.yml`.
+    Project,
+    /// A model file.
+    Model,
+}
+
+/// `dinmo completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
 /// `dinmo plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -240,6 +290,13 @@ pub struct RunsArgs {
 pub struct ShowArgs {
     /// The run id (from `dinmo runs`).
     pub run: String,
+    /// Also export the run's rows to DIR: `<sync>.sent`, `<sync>.rejected` (with each
+    /// reason) and `<sync>.pending`.
+    #[arg(long, value_name = "DIR")]
+    pub rows: Option<PathBuf>,
+    /// File format of `--rows`.
+    #[arg(long, value_enum, default_value_t = RowsFormat::Csv)]
+    pub rows_format: RowsFormat,
     /// Report format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

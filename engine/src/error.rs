@@ -16,6 +16,10 @@ pub enum DinmoError {
     #[error("no dinmo.yml found in {searched} or any parent folder (use --project DIR)")]
     ProjectNotFound { searched: PathBuf },
 
+    /// `dinmo init` found a project where it was asked to write one.
+    #[error("{path} already exists; nothing was written")]
+    ProjectExists { path: PathBuf },
+
     /// One or more problems in the project's files, each with its location.
     #[error("{0}")]
     Config(ConfigReport),

@@ -1,48 +1,92 @@
-//! `--select` / `--exclude`: model names, `tag:<tag>`, `sync:<model>.<destination>`.
+//! `--select` / `--exclude`, as dbt users expect: model names, `tag:<tag>`,
+//! `sync:<model>.<destination>` and `state:modified`. Selectors separated by spaces (or given
+//! several times) are a union; parts joined by commas are an intersection
+//! (`tag:billing,state:modified`).
+
+use std::collections::HashSet;
 
 use crate::error::{DinmoError, Result};
 use crate::project::{Model, Project, Sync};
+use crate::run_context::{mapping_hash, sql_hash};
+use crate::state::StateStore;
+use crate::storage::resolve_location;
 
-/// One selector.
+/// One part of a selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Selector {
+enum Atom {
     Model(String),
     Tag(String),
     Sync(String),
+    /// SQL or mapping differ from the last manifest (or there is none).
+    StateModified,
+}
+
+impl Atom {
+    fn parse(raw: &str, whole: &str) -> Result<Self> {
+        let error = |message: &str| DinmoError::Selector {
+            selector: whole.to_string(),
+            message: message.to_string(),
+        };
+        let atom = match raw.split_once(':') {
+            None => Atom::Model(raw.to_string()),
+            Some(("tag", tag)) => Atom::Tag(tag.to_string()),
+            Some(("sync", sync)) if sync.contains('.') => Atom::Sync(sync.to_string()),
+            Some(("sync", _)) => return Err(error("write sync:<model>.<destination>")),
+            Some(("state", "modified")) => Atom::StateModified,
+            Some(("state", other)) => {
+                return Err(error(&format!("unknown state selector `{other}`; use state:modified")));
+            }
+            Some((method, _)) => {
+                return Err(error(&format!(
+                    "unknown method `{method}`; use a model name, tag:<tag>, sync:<model>.<destination> or state:modified"
+                )));
+            }
+        };
+        match &atom {
+            Atom::Model(v) | Atom::Tag(v) | Atom::Sync(v) if v.is_empty() => Err(error("is empty")),
+            _ => Ok(atom),
+        }
+    }
+
+    fn matches(&self, model: &Model, sync: Option<&Sync>, modified: &HashSet<String>) -> bool {
+        let syncs: Vec<&Sync> = match sync {
+            Some(sync) => vec![sync],
+            None => model.syncs.iter().collect(),
+        };
+        match self {
+            Atom::Model(name) => &model.name == name,
+            Atom::Tag(tag) => model.tags.contains(tag),
+            Atom::Sync(id) => syncs.iter().any(|s| &s.id == id),
+            Atom::StateModified => syncs.iter().any(|s| modified.contains(&s.id)),
+        }
+    }
+}
+
+/// A selector: its atoms must all match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Selector {
+    text: String,
+    atoms: Vec<Atom>,
 }
 
 impl Selector {
     fn parse(raw: &str) -> Result<Self> {
-        let error = |message: &str| DinmoError::Selector {
-            selector: raw.to_string(),
-            message: message.to_string(),
-        };
-        let selector = match raw.split_once(':') {
-            None => Selector::Model(raw.to_string()),
-            Some(("tag", tag)) => Selector::Tag(tag.to_string()),
-            Some(("sync", sync)) if sync.contains('.') => Selector::Sync(sync.to_string()),
-            Some(("sync", _)) => return Err(error("write sync:<model>.<destination>")),
-            Some((method, _)) => {
-                return Err(error(&format!(
-                    "unknown method `{method}`; use a model name, tag:<tag> or sync:<model>.<destination>"
-                )));
-            }
-        };
-        match &selector {
-            Selector::Model(v) | Selector::Tag(v) | Selector::Sync(v) if v.is_empty() => Err(error("is empty")),
-            _ => Ok(selector),
-        }
+        let atoms = raw
+            .split(',')
+            .map(|atom| Atom::parse(atom, raw))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Selector {
+            text: raw.to_string(),
+            atoms,
+        })
     }
 
-    fn matches(&self, model: &Model, sync: Option<&Sync>) -> bool {
-        match self {
-            Selector::Model(name) => &model.name == name,
-            Selector::Tag(tag) => model.tags.contains(tag),
-            Selector::Sync(id) => match sync {
-                Some(sync) => &sync.id == id,
-                None => model.syncs.iter().any(|s| &s.id == id),
-            },
-        }
+    fn matches(&self, model: &Model, sync: Option<&Sync>, modified: &HashSet<String>) -> bool {
+        self.atoms.iter().all(|atom| atom.matches(model, sync, modified))
+    }
+
+    fn needs_state(&self) -> bool {
+        self.atoms.contains(&Atom::StateModified)
     }
 }
 
@@ -51,25 +95,61 @@ impl Selector {
 pub struct Selection {
     select: Vec<Selector>,
     exclude: Vec<Selector>,
+    /// Syncs whose SQL or mapping differ from the compared state.
+    modified: HashSet<String>,
+}
+
+fn parse_all(raw: &[String]) -> Result<Vec<Selector>> {
+    raw.iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(Selector::parse)
+        .collect()
 }
 
 impl Selection {
-    /// Parses the selectors and checks each `--select` one matches something in `project`.
-    pub fn new(project: &Project, select: &[String], exclude: &[String]) -> Result<Self> {
-        let parse_all = |raw: &[String]| -> Result<Vec<Selector>> {
-            raw.iter()
-                .flat_map(|s| s.split_whitespace())
-                .map(Selector::parse)
-                .collect()
-        };
-        let selection = Selection {
+    /// Parses the selectors, resolves `state:modified` against `compare_state` (a state
+    /// location; the project's own when `None`), and checks each `--select` matches something.
+    pub async fn resolve(
+        project: &Project,
+        select: &[String],
+        exclude: &[String],
+        compare_state: Option<&str>,
+    ) -> Result<Self> {
+        let mut selection = Selection {
             select: parse_all(select)?,
             exclude: parse_all(exclude)?,
+            modified: HashSet::new(),
         };
-        for (raw, selector) in select.iter().flat_map(|s| s.split_whitespace()).zip(&selection.select) {
-            if !project.models.iter().any(|m| selector.matches(m, None)) {
+        if selection
+            .select
+            .iter()
+            .chain(&selection.exclude)
+            .any(Selector::needs_state)
+        {
+            let location = compare_state.map_or_else(|| project.state.clone(), |s| resolve_location(&project.root, s));
+            let state = StateStore::open(&location)?;
+            for model in &project.models {
+                for sync in &model.syncs {
+                    let last = state.manifests(&sync.id).await?.pop();
+                    let same = last.is_some_and(|m| {
+                        m.model_sql_hash == sql_hash(&model.sql) && m.mapping_hash == mapping_hash(model, sync)
+                    });
+                    if !same {
+                        selection.modified.insert(sync.id.clone());
+                    }
+                }
+            }
+        }
+        for selector in &selection.select {
+            // state:modified may rightly match nothing: an unchanged project.
+            if !selector.needs_state()
+                && !project
+                    .models
+                    .iter()
+                    .any(|m| selector.matches(m, None, &selection.modified))
+            {
                 return Err(DinmoError::Selector {
-                    selector: raw.to_string(),
+                    selector: selector.text.clone(),
                     message: "matches no model or sync".to_string(),
                 });
             }
@@ -84,7 +164,12 @@ impl Selection {
 
     /// Whether `sync` of `model` is selected.
     pub fn includes_sync(&self, model: &Model, sync: &Sync) -> bool {
-        let selected = self.select.is_empty() || self.select.iter().any(|s| s.matches(model, Some(sync)));
-        selected && !self.exclude.iter().any(|s| s.matches(model, Some(sync)))
+        let selected =
+            self.select.is_empty() || self.select.iter().any(|s| s.matches(model, Some(sync), &self.modified));
+        selected
+            && !self
+                .exclude
+                .iter()
+                .any(|s| s.matches(model, Some(sync), &self.modified))
     }
 }

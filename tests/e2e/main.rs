@@ -3,6 +3,7 @@
 
 mod support;
 
+mod airflow;
 mod contract;
 mod exactly_once;
 mod exit_codes;

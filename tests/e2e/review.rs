@@ -163,3 +163,149 @@ fn apply_refuses_a_stale_or_altered_plan() {
     );
     assert_eq!(project.output_files("usage.files").len(), files, "nothing sent");
 }
+
+fn sync_ids(project: &TestProject, args: &[&str]) -> Vec<String> {
+    let output = project.dinmo(args);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    report["syncs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sync_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn state_modified_selects_what_changed_and_combines_like_dbt() {
+    let nightly = MODEL.replace("model: usage", "model: nightly\ntags: [nightly]");
+    let project = TestProject::new(PROJECT, &[("usage.yml", MODEL), ("nightly.yml", &nightly)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    assert_eq!(code(&project.dinmo(&["run"])), 0);
+    // Keep production's state aside, as a CI job would download it.
+    let production = project.path().join("production-state");
+    std::fs::rename(project.path().join(".dinmo/state"), &production).unwrap();
+    std::fs::create_dir_all(project.path().join(".dinmo")).unwrap();
+    let copy = |from: &std::path::Path, to: &std::path::Path| {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    copy(&production, &project.path().join(".dinmo/state"));
+
+    let plan = ["plan", "--format", "json", "--select", "state:modified"];
+    assert!(sync_ids(&project, &plan).is_empty(), "nothing changed");
+    project.write(
+        "models/nightly.yml",
+        &nightly.replace("FROM events", "FROM events WHERE qty > 0"),
+    );
+    assert_eq!(sync_ids(&project, &plan), ["nightly.files"]);
+    // Union and intersection.
+    assert_eq!(
+        sync_ids(
+            &project,
+            &["plan", "--format", "json", "--select", "usage state:modified"]
+        ),
+        ["nightly.files", "usage.files"]
+    );
+    assert_eq!(
+        sync_ids(
+            &project,
+            &["plan", "--format", "json", "--select", "tag:nightly,state:modified"]
+        ),
+        ["nightly.files"]
+    );
+    assert!(
+        sync_ids(
+            &project,
+            &["plan", "--format", "json", "--select", "usage,state:modified"]
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        sync_ids(&project, &["plan", "--format", "json", "--exclude", "state:modified"]),
+        ["usage.files"]
+    );
+    // Against another state location: a run here does not hide the change from production.
+    assert_eq!(code(&project.dinmo(&["run"])), 0);
+    assert!(sync_ids(&project, &plan).is_empty(), "the local state has caught up");
+    let against = [
+        "plan",
+        "--format",
+        "json",
+        "--select",
+        "state:modified",
+        "--state",
+        "production-state",
+    ];
+    assert_eq!(sync_ids(&project, &against), ["nightly.files"]);
+}
+
+#[test]
+fn show_exports_a_runs_rows() {
+    let project = reviewed_project();
+    assert_eq!(code(&project.dinmo(&["run"])), 3);
+    let runs = project.dinmo(&["runs", "--format", "json"]);
+    let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let run = manifests[0]["run_id"].as_str().unwrap();
+    let show = project.dinmo(&["show", run, "--rows", "exported"]);
+    assert_eq!(code(&show), 0, "{}", describe(&show));
+    let sent = std::fs::read_to_string(project.path().join("exported/usage.files.sent.csv")).unwrap();
+    let rejected = std::fs::read_to_string(project.path().join("exported/usage.files.rejected.csv")).unwrap();
+    assert_eq!(sent.lines().count(), 1 + 5, "{sent}");
+    assert_eq!(rejected.lines().count(), 1 + 1, "{rejected}");
+    assert!(
+        rejected.contains("negative_quantity") && rejected.contains("A3"),
+        "{rejected}"
+    );
+    let parquet = project.dinmo(&["show", run, "--rows", "exported-parquet", "--rows-format", "parquet"]);
+    assert_eq!(code(&parquet), 0, "{}", describe(&parquet));
+    assert!(
+        project
+            .path()
+            .join("exported-parquet/usage.files.sent.parquet")
+            .exists()
+    );
+}
+
+#[test]
+fn init_writes_a_project_that_validates_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dinmo_in(dir.path(), &["init", "billing"], &[]);
+    assert_eq!(code(&init), 0, "{}", describe(&init));
+    let project = dir.path().join("billing");
+    let validate = dinmo_in(&project, &["validate"], &[]);
+    assert_eq!(code(&validate), 0, "{}", describe(&validate));
+    let run = dinmo_in(&project, &["run"], &[]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let again = dinmo_in(dir.path(), &["init", "billing"], &[]);
+    assert_eq!(code(&again), 1, "init never overwrites: {}", describe(&again));
+}
+
+#[test]
+fn schema_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dinmo_in(dir.path(), &["schema"], &[]);
+    let schema: serde_json::Value = serde_json::from_slice(&project.stdout).unwrap();
+    assert_eq!(schema["title"], "ProjectFile");
+    assert!(
+        schema["properties"]["model-paths"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Default `[models]`")
+    );
+    let text = stdout(&project);
+    assert!(
+        text.contains("zuora_file") && text.contains("client_secret") && text.contains("max_file_bytes"),
+        "{text}"
+    );
+    let model = dinmo_in(dir.path(), &["schema", "model"], &[]);
+    let model: serde_json::Value = serde_json::from_slice(&model.stdout).unwrap();
+    assert_eq!(model["required"], serde_json::json!(["model", "sql", "primary_key"]));
+    let bash = dinmo_in(dir.path(), &["completions", "bash"], &[]);
+    assert!(stdout(&bash).contains("_dinmo()"), "{}", describe(&bash));
+}

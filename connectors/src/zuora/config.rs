@@ -7,7 +7,7 @@ use serde::Deserialize;
 use url::Url;
 
 /// A secret string: never printed, never in `Debug`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -30,7 +30,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Zuora's named API hosts (the `servers` of Zuora's OpenAPI spec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Environment {
     /// US Production, Cloud 2: `https://rest.na.zuora.com`.
@@ -74,7 +74,7 @@ impl Environment {
 }
 
 /// How usage records are created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// `POST /v1/action/create`, up to 50 records a call, one result per record.
@@ -87,7 +87,7 @@ pub enum Method {
 }
 
 /// Sends usage records to Zuora Billing through its REST API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZuoraConfig {
     /// A named Zuora environment (`us-production`, `us-api-sandbox`, `eu-production`, …);

@@ -12,7 +12,7 @@ pub const MIN_FILE_BYTES: u64 = 64 * 1024;
 
 /// Writes Zuora usage import files (CSV, optionally zipped) for upload in the Zuora UI or
 /// through the usage import API.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZuoraFileConfig {
     /// Folder the files are written to: a local path (relative to the project) or an
@@ -41,7 +41,7 @@ pub struct ZuoraFileConfig {
 }
 
 /// The CSV layout of a usage import file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// The current layout (Active Rating / usage with `UniqueKey`).

@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::Status;
-use crate::cli::{GlobalArgs, OutputFormat, RunsArgs, ShowArgs};
+use crate::cli::{GlobalArgs, OutputFormat, RowsFormat, RunsArgs, ShowArgs};
 use crate::error::{DinmoError, Result};
 use crate::project::{find_project_root, load_project};
-use crate::state::{RunManifest, StateStore};
+use crate::state::{LocalPartWriter, PartInfo, RunManifest, StateStore};
 
 async fn all_manifests(global: &GlobalArgs) -> Result<(StateStore, Vec<RunManifest>)> {
     let root = find_project_root(global.project.as_deref())?;
@@ -73,6 +73,11 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
             state: state.display().to_string(),
         });
     }
+    if let Some(dir) = &args.rows {
+        for manifest in &run {
+            export_rows(&state, manifest, dir, args.rows_format).await?;
+        }
+    }
     match args.format {
         OutputFormat::Json => print_json(&run),
         OutputFormat::Text => {
@@ -113,4 +118,75 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
         }
     }
     Ok(Status::Success)
+}
+
+/// Writes a run's sent, rejected and pending rows of one sync to `dir`.
+async fn export_rows(
+    state: &StateStore,
+    manifest: &RunManifest,
+    dir: &std::path::Path,
+    format: RowsFormat,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(DinmoError::io(dir))?;
+    let kinds: [(&str, Vec<&PartInfo>); 3] = [
+        ("sent", manifest.snapshot_parts.iter().collect()),
+        ("rejected", manifest.rejected_parts.iter().collect()),
+        ("pending", manifest.pending_part.iter().collect()),
+    ];
+    for (kind, parts) in kinds {
+        if parts.is_empty() {
+            continue;
+        }
+        let extension = match format {
+            RowsFormat::Csv => "csv",
+            RowsFormat::Parquet => "parquet",
+        };
+        let path = dir.join(format!("{}.{kind}.{extension}", manifest.sync_id));
+        let mut csv: Option<arrow::csv::Writer<std::fs::File>> = None;
+        let mut parquet: Option<LocalPartWriter> = None;
+        let mut rows = 0;
+        for part in parts {
+            state.verify_part(&manifest.sync_id, part).await?;
+            let bytes = state.read(&part.path).await?;
+            let context = format!("reading {}", state.url_of(&part.path));
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .map_err(DinmoError::parquet(context.clone()))?
+                .build()
+                .map_err(DinmoError::parquet(context.clone()))?;
+            for batch in reader {
+                let batch = batch.map_err(DinmoError::arrow(context.clone()))?;
+                rows += batch.num_rows();
+                match format {
+                    RowsFormat::Csv => {
+                        if csv.is_none() {
+                            let file = std::fs::File::create(&path).map_err(DinmoError::io(&path))?;
+                            csv = Some(arrow::csv::WriterBuilder::new().with_header(true).build(file));
+                        }
+                        if let Some(writer) = csv.as_mut() {
+                            writer
+                                .write(&batch)
+                                .map_err(DinmoError::arrow(path.display().to_string()))?;
+                        }
+                    }
+                    RowsFormat::Parquet => {
+                        if parquet.is_none() {
+                            parquet = Some(LocalPartWriter::create(&path, batch.schema()).await?);
+                        }
+                        if let Some(writer) = parquet.as_mut() {
+                            writer.write(&batch).await?;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(writer) = parquet {
+            writer.finish().await?;
+        }
+        println!(
+            "wrote {rows} {kind} row(s) of {} to {}",
+            manifest.sync_id,
+            path.display()
+        );
+    }
+    Ok(())
 }

@@ -2,7 +2,9 @@
 
 mod apply;
 mod history;
+mod init;
 mod rollback;
+mod schema;
 mod state;
 mod sync;
 mod validate;
@@ -45,6 +47,11 @@ pub const ERROR_EXIT: u8 = 1;
 /// Runs the parsed command.
 pub async fn dispatch(cli: Cli) -> Result<Status> {
     let global = &cli.global;
+    if let Command::Completions(args) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(args.shell, &mut command, "dinmo", &mut std::io::stdout());
+        return Ok(Status::Success);
+    }
     match cli.command {
         Command::Validate(args) => validate::validate(global, &args).await,
         Command::Plan(args) => sync::plan(global, args).await,
@@ -54,5 +61,8 @@ pub async fn dispatch(cli: Cli) -> Result<Status> {
         Command::Rollback(args) => rollback::rollback(global, &args).await,
         Command::State(command) => state::state(global, command).await,
         Command::Apply(args) => apply::apply(global, &args).await,
+        Command::Init(args) => init::init(&args),
+        Command::Schema(args) => schema::schema(&args),
+        Command::Completions(_) => Ok(Status::Success),
     }
 }

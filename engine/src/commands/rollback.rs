@@ -26,7 +26,13 @@ use crate::sync_run::DESTINATION_ID_COLUMN;
 pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
-    let selection = Selection::new(&project, &args.selection.select, &args.selection.exclude)?;
+    let selection = Selection::resolve(
+        &project,
+        &args.selection.select,
+        &args.selection.exclude,
+        args.selection.state.as_deref(),
+    )
+    .await?;
     let state = StateStore::open(&project.state)?;
     let staging = tempfile::Builder::new()
         .prefix("rollback-")

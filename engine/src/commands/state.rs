@@ -194,7 +194,13 @@ fn ensure(path: &std::path::Path) -> Result<&std::path::Path> {
 }
 
 async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> Result<Status> {
-    let selection = Selection::new(project, &args.selection.select, &args.selection.exclude)?;
+    let selection = Selection::resolve(
+        project,
+        &args.selection.select,
+        &args.selection.exclude,
+        args.selection.state.as_deref(),
+    )
+    .await?;
     let ctx = SessionContext::new();
     let planned = plan_models(&ctx, project, &selection).await?;
     register_store(&ctx, &project.state)?;

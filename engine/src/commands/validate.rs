@@ -14,7 +14,13 @@ pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status
     let selection = &args.selection;
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
-    let selection = Selection::new(&project, &selection.select, &selection.exclude)?;
+    let selection = Selection::resolve(
+        &project,
+        &selection.select,
+        &selection.exclude,
+        selection.state.as_deref(),
+    )
+    .await?;
     let ctx = SessionContext::new();
     let planned = plan_models(&ctx, &project, &selection).await?;
     let syncs: usize = planned.iter().map(|m| m.syncs.len()).sum();

@@ -6,47 +6,56 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 /// A model: SQL over the sources, its primary key, and where its rows are synced.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {
     /// The model's name, unique in the project; sync ids are `<model>.<destination>`.
+    #[schemars(with = "String")]
     pub model: Spanned<String>,
     /// What the model computes, for people.
     #[serde(default)]
     pub description: Option<String>,
     /// Labels for `--select tag:<tag>`.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub tags: Vec<Spanned<String>>,
     /// A DataFusion SQL query over the project's sources; one row per usage event.
+    #[schemars(with = "String")]
     pub sql: Spanned<String>,
     /// Output columns that identify one usage event. Must be non-null and unique; a row is
     /// new when its key is not in the sync's snapshot. Floating-point columns are refused.
+    #[schemars(with = "Vec<String>")]
     pub primary_key: Spanned<Vec<Spanned<String>>>,
     /// Where the model's rows go.
     #[serde(default)]
+    #[schemars(with = "Vec<SyncConfig>")]
     pub syncs: Vec<Spanned<SyncConfig>>,
 }
 
 /// One (model, destination) pair with its own snapshot.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     /// A destination named in `dinmo.yml`.
+    #[schemars(with = "String")]
     pub destination: Spanned<String>,
     /// How rows are sent. Only `insert` (each new row once) exists: Zuora usage records are
     /// never updated in place. Default `insert`.
     #[serde(default)]
+    #[schemars(with = "Option<SyncMode>")]
     pub mode: Option<Spanned<SyncMode>>,
     /// Destination field name → model column name.
+    #[schemars(with = "BTreeMap<String, String>")]
     pub mapping: Spanned<BTreeMap<String, Spanned<String>>>,
     /// Stop the run, sending nothing, when more new rows than this are found: a guard
     /// against a model bug billing the whole history again. Default: no limit.
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub max_new_rows: Option<Spanned<u64>>,
 }
 
 /// How a sync sends rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     /// Send each new row once.

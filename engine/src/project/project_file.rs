@@ -9,38 +9,45 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 /// The project file, `dinmo.yml`, at the project root.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ProjectFile {
     /// The project's name; appears in logs and run manifests.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// Folders, relative to the project root, searched (recursively) for model files
     /// (`*.yml`, `*.yaml`). Default `[models]`.
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub model_paths: Option<Vec<Spanned<String>>>,
     /// Where sync state lives: a local path relative to the project root, or a URL
     /// (`s3://`, `gs://`, `az://`, `file://`). `${VAR}` is read from the environment.
     /// Default `.dinmo/state`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub state: Option<Spanned<String>>,
     /// Local folder for run artifacts and staging files. Default `target`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub target_path: Option<Spanned<String>>,
     /// Tables the model SQL can read, by the name the SQL uses.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SourceConfig>")]
     pub sources: BTreeMap<String, Spanned<SourceConfig>>,
     /// Where synced rows go, by the name syncs use.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, DestinationConfig>")]
     pub destinations: BTreeMap<String, Spanned<DestinationConfig>>,
 }
 
 /// A table the model SQL can read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// A file, a directory (hive-style `key=value/` partition folders become columns) or a
     /// glob (`data/*.parquet`); a local path relative to the project root or a URL (`s3://`,
     /// `gs://`, `az://`, `http(s)://`, `file://`). `${VAR}` is read from the environment.
+    #[schemars(with = "String")]
     pub location: Spanned<String>,
     /// `parquet`, `csv` or `json` (newline-delimited). Default `parquet`.
     #[serde(default)]
@@ -51,7 +58,7 @@ pub struct SourceConfig {
 }
 
 /// File format of a source.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceFormat {
     /// Apache Parquet.
@@ -75,7 +82,7 @@ impl SourceFormat {
 }
 
 /// Format options of a source.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceOptions {
     /// Only files with this ending are read from a directory. Default `.parquet`, `.csv` or
@@ -95,7 +102,7 @@ pub struct SourceOptions {
 }
 
 /// A destination, by its `type`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum DestinationConfig {
     /// Zuora usage import files.
