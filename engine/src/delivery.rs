@@ -347,14 +347,8 @@ fn extend(batch: &RecordBatch, extra: &[(&str, ArrayRef)], context: &str) -> Res
 pub async fn keys_in_parts(state: &StateStore, parts: &[crate::state::PartInfo]) -> Result<HashSet<String>> {
     let mut keys = HashSet::new();
     for part in parts {
-        let bytes = state.read(&part.path).await?;
         let context = format!("reading {}", state.url_of(&part.path));
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .map_err(DinmoError::parquet(context.clone()))?
-            .build()
-            .map_err(DinmoError::parquet(context.clone()))?;
-        for batch in reader {
-            let batch = batch.map_err(DinmoError::arrow(context.clone()))?;
+        for batch in state.read_part(part).await? {
             keys.extend(key_strings(&batch, &context)?);
         }
     }

@@ -11,6 +11,7 @@ use dinmo_connectors::{FieldRoles, ROW_KEY_COLUMN};
 use serde::Serialize;
 
 use crate::error::{DinmoError, Result};
+use crate::row_key::normalise_decimal;
 
 /// One group's total.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,21 +60,6 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `12.500000000` → `12.5`; `3.000000000` → `3`.
-fn trim_decimal(text: &str) -> String {
-    match text.split_once('.') {
-        Some((int, frac)) => {
-            let frac = frac.trim_end_matches('0');
-            if frac.is_empty() {
-                int.to_string()
-            } else {
-                format!("{int}.{frac}")
-            }
-        }
-        None => text.to_string(),
-    }
-}
-
 async fn query(ctx: &SessionContext, sql: &str, context: &str) -> Result<Vec<RecordBatch>> {
     // Aggregates and LIMITed rows only: small by construction.
     ctx.sql(sql)
@@ -99,7 +85,7 @@ fn totals(batches: &[RecordBatch], context: &str) -> Result<Vec<Total>> {
             out.push(Total {
                 key: cell(batch, 0, row, context)?,
                 rows: cell(batch, 1, row, context)?.parse().unwrap_or(0),
-                quantity: trim_decimal(&cell(batch, 2, row, context)?),
+                quantity: normalise_decimal(&cell(batch, 2, row, context)?),
             });
         }
     }
@@ -160,7 +146,7 @@ pub async fn summarise(pending: &Path, roles: FieldRoles, top: usize, sample: us
             summary.other_accounts = Some(OtherAccounts {
                 accounts,
                 rows: cell(batch, 1, 0, context)?.parse().unwrap_or(0),
-                quantity: trim_decimal(&cell(batch, 2, 0, context)?),
+                quantity: normalise_decimal(&cell(batch, 2, 0, context)?),
             });
         }
     }
@@ -208,16 +194,4 @@ pub async fn summarise(pending: &Path, roles: FieldRoles, top: usize, sample: us
         summary.sample_columns = columns;
     }
     Ok(summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_lose_only_trailing_zeros() {
-        assert_eq!(trim_decimal("12.500000000"), "12.5");
-        assert_eq!(trim_decimal("3.000000000"), "3");
-        assert_eq!(trim_decimal("10"), "10");
-    }
 }

@@ -156,7 +156,7 @@ fn canonical_column(array: &ArrayRef) -> Result<Vec<Option<String>>, ArrowError>
 }
 
 /// `12.500` → `12.5`, `3.00` → `3`, `-0.0` → `0`.
-fn normalise_decimal(text: &str) -> String {
+pub fn normalise_decimal(text: &str) -> String {
     let trimmed = match text.split_once('.') {
         Some((int, frac)) => {
             let frac = frac.trim_end_matches('0');

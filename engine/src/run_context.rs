@@ -48,6 +48,16 @@ impl RunContext {
     }
 }
 
+/// A folder under `<target>/staging/` for one command's local files, removed when dropped.
+pub fn create_staging(target: &Path, prefix: &str) -> crate::error::Result<tempfile::TempDir> {
+    let root = target.join("staging");
+    std::fs::create_dir_all(&root).map_err(crate::error::DinmoError::io(&root))?;
+    tempfile::Builder::new()
+        .prefix(&format!("{prefix}-"))
+        .tempdir_in(&root)
+        .map_err(crate::error::DinmoError::io(&root))
+}
+
 /// A new run id.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();

@@ -12,7 +12,7 @@ use crate::destinations::build_destination;
 use crate::error::{DinmoError, Result};
 use crate::project::{find_project_root, load_project};
 use crate::report::{RunReport, print_report};
-use crate::run_context::{RunContext, git_commit, new_run_id};
+use crate::run_context::{RunContext, create_staging, git_commit, new_run_id};
 use crate::saved_plan::read_plan;
 use crate::sources::register_store;
 use crate::state::{StateStore, state_version};
@@ -35,12 +35,7 @@ async fn execute(global: &GlobalArgs, args: &ApplyArgs) -> Result<RunReport> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;
     let run_id = new_run_id();
-    let staging_root = project.target_path.join("staging");
-    std::fs::create_dir_all(&staging_root).map_err(DinmoError::io(&staging_root))?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!("{run_id}-apply-"))
-        .tempdir_in(&staging_root)
-        .map_err(DinmoError::io(&staging_root))?;
+    let staging = create_staging(&project.target_path, &format!("{run_id}-apply"))?;
     let (plan, rows) = read_plan(&args.plan, &staging.path().join("plan"))?;
     if plan.project != project.name {
         return Err(DinmoError::PlanFile {

@@ -147,14 +147,7 @@ async fn export_rows(
         let mut rows = 0;
         for part in parts {
             state.verify_part(&manifest.sync_id, part).await?;
-            let bytes = state.read(&part.path).await?;
-            let context = format!("reading {}", state.url_of(&part.path));
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(DinmoError::parquet(context.clone()))?
-                .build()
-                .map_err(DinmoError::parquet(context.clone()))?;
-            for batch in reader {
-                let batch = batch.map_err(DinmoError::arrow(context.clone()))?;
+            for batch in state.read_part(part).await? {
                 rows += batch.num_rows();
                 match format {
                     RowsFormat::Csv => {

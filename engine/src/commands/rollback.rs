@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::Status;
 use crate::cli::{GlobalArgs, RollbackArgs};
@@ -80,16 +79,7 @@ pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status
         let mut batches = Vec::new();
         for part in &parts {
             state.verify_part(&sync_id, part).await?;
-            let bytes = state.read(&part.path).await?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(DinmoError::parquet(context.clone()))?
-                .build()
-                .map_err(DinmoError::parquet(context.clone()))?;
-            batches.extend(
-                reader
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(DinmoError::arrow(context.clone()))?,
-            );
+            batches.extend(state.read_part(part).await?);
         }
         let ids_of = |batch: &arrow::record_batch::RecordBatch| -> Result<Vec<Option<String>>> {
             let column = batch.column_by_name(DESTINATION_ID_COLUMN).map(Arc::clone);

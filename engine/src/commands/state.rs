@@ -14,7 +14,7 @@ use crate::planning::plan_models;
 use crate::project::{Project, find_project_root, load_project};
 use crate::recovery::settle_by_unique_key;
 use crate::row_key::ROW_KEY_VERSION;
-use crate::run_context::{RunContext, git_commit, mapping_hash, new_run_id, sql_hash};
+use crate::run_context::{RunContext, create_staging, git_commit, mapping_hash, new_run_id, sql_hash};
 use crate::selection::Selection;
 use crate::sources::register_store;
 use crate::state::{Counts, MANIFEST_FORMAT_VERSION, Outcome, RunManifest, StateStore};
@@ -134,10 +134,7 @@ async fn resolve_pending_locked(
     let pending = manifest.pending_part.clone().ok_or_else(not_found)?;
     state.verify_part(&args.sync, &pending).await?;
     if args.sent {
-        let staging = tempfile::Builder::new()
-            .prefix("resolve-")
-            .tempdir_in(ensure(&project.target_path)?)
-            .map_err(DinmoError::io(&project.target_path))?;
+        let staging = create_staging(&project.target_path, "resolve")?;
         let local = staging.path().join("pending.parquet");
         state.download(&pending.path, &local).await?;
         let committed = [manifest.snapshot_parts.clone(), manifest.rejected_parts.clone()].concat();
@@ -188,11 +185,6 @@ async fn resolve_pending_locked(
     Ok(Status::Success)
 }
 
-fn ensure(path: &std::path::Path) -> Result<&std::path::Path> {
-    std::fs::create_dir_all(path).map_err(DinmoError::io(path))?;
-    Ok(path)
-}
-
 async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> Result<Status> {
     let selection = Selection::resolve(
         project,
@@ -205,10 +197,7 @@ async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> R
     let planned = plan_models(&ctx, project, &selection).await?;
     register_store(&ctx, &project.state)?;
     let run_id = new_run_id();
-    let staging = tempfile::Builder::new()
-        .prefix("rebuild-")
-        .tempdir_in(ensure(&project.target_path)?)
-        .map_err(DinmoError::io(&project.target_path))?;
+    let staging = create_staging(&project.target_path, "rebuild")?;
     let syncs: Vec<String> = planned
         .iter()
         .flat_map(|m| m.syncs.iter().map(|s| s.sync.id.clone()))

@@ -9,11 +9,11 @@ use super::Status;
 use crate::artifacts::write_run_results;
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
 use crate::diff::stage_model;
-use crate::error::{DinmoError, Result};
+use crate::error::Result;
 use crate::planning::{connect_destinations, plan_models};
 use crate::project::{find_project_root, load_project};
 use crate::report::{RunReport, print_plan, print_report};
-use crate::run_context::{RunContext, SummaryOptions, git_commit, mapping_hash, new_run_id, sql_hash};
+use crate::run_context::{RunContext, SummaryOptions, create_staging, git_commit, mapping_hash, new_run_id, sql_hash};
 use crate::saved_plan::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
 use crate::selection::Selection;
 use crate::sources::register_store;
@@ -131,12 +131,7 @@ async fn execute(
     let planned = plan_models(&ctx, &project, &selection).await?;
 
     let run_id = new_run_id();
-    let staging_root = project.target_path.join("staging");
-    std::fs::create_dir_all(&staging_root).map_err(DinmoError::io(&staging_root))?;
-    let staging = tempfile::Builder::new()
-        .prefix(&format!("{run_id}-"))
-        .tempdir_in(&staging_root)
-        .map_err(DinmoError::io(&staging_root))?;
+    let staging = create_staging(&project.target_path, &run_id)?;
     register_store(&ctx, &project.state)?;
     let run = RunContext {
         run_id: run_id.clone(),

@@ -205,6 +205,18 @@ impl StateStore {
         tokio::fs::write(local, &bytes).await.map_err(DinmoError::io(local))
     }
 
+    /// The batches of a stored Parquet part (parts are one committed batch each: small).
+    pub async fn read_part(&self, part: &PartInfo) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+        let bytes = self.read(&part.path).await?;
+        let context = format!("reading {}", self.url_of(&part.path));
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(DinmoError::parquet(context.clone()))?
+            .build()
+            .map_err(DinmoError::parquet(context.clone()))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(DinmoError::arrow(context))
+    }
+
     /// Reads a whole object (a verified part, for rollback).
     pub async fn read(&self, relative: &str) -> Result<bytes::Bytes> {
         let got = self
