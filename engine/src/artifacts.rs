@@ -49,7 +49,15 @@ struct SyncResult<'a> {
     destination_ids: &'a [String],
     rejections: &'a [crate::sync_run::RejectionSummary],
     changed_since_last_run: &'a [String],
+    timing: Timing<'a>,
     error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Timing<'a> {
+    started_at: &'a str,
+    finished_at: &'a str,
+    seconds: f64,
 }
 
 fn status(sync: &SyncReport, planned: bool) -> &'static str {
@@ -95,6 +103,11 @@ pub fn write_run_results(target: &Path, command: &str, report: Option<&RunReport
                         destination_ids: &s.destination_ids,
                         rejections: &s.rejections,
                         changed_since_last_run: &s.changed_since_last_run,
+                        timing: Timing {
+                            started_at: &s.started_at,
+                            finished_at: &s.finished_at,
+                            seconds: s.seconds,
+                        },
                         error: s.error.as_deref(),
                     })
                     .collect()

@@ -69,6 +69,12 @@ pub struct SyncReport {
     /// The state the diff was computed against (a hash of the last run and every snapshot
     /// part's checksum); `apply` refuses a plan whose state moved.
     pub state_version: String,
+    /// RFC 3339, when the sync started.
+    pub started_at: String,
+    /// RFC 3339, when it ended.
+    pub finished_at: String,
+    /// Wall-clock seconds it took.
+    pub seconds: f64,
     /// The error that stopped it.
     pub error: Option<String>,
 }
@@ -121,12 +127,16 @@ pub async fn run_sync(
     let sync = target.sync;
     let span = info_span!("sync", sync = %sync.id, run_id = %run.run_id);
     let mut report = SyncReport::for_target(target, staged.rows);
+    report.started_at = RunContext::now();
+    let clock = std::time::Instant::now();
     let result = sync_inner(ctx, run, planned, staged, index, target, &mut report)
         .instrument(span)
         .await;
     if let Err(error) = &result {
         report.error = Some(error.to_string());
     }
+    report.finished_at = RunContext::now();
+    report.seconds = (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     (report, result)
 }
 

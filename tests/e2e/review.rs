@@ -6,6 +6,7 @@ fn filters() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"\d{8}T\d{9}Z-[0-9a-f]{4}", "[RUN_ID]");
     settings.add_filter(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]");
+    settings.add_filter(r#""seconds": [0-9.]+"#, r#""seconds": "[SECONDS]""#);
     settings
 }
 
@@ -59,6 +60,18 @@ fn run_results_are_written_on_success_partial_rejection_and_failure() {
     assert_eq!(results["results"][0]["counts"]["accepted"], 5);
     assert_eq!(results["results"][0]["counts"]["rejected"], 1);
     assert_eq!(results["results"][0]["rejections"][0]["code"], "negative_quantity");
+    assert!(
+        results["results"][0]["timing"]["seconds"]
+            .as_f64()
+            .is_some_and(|s| s >= 0.0),
+        "{results}"
+    );
+    assert!(
+        results["results"][0]["timing"]["started_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{results}"
+    );
 
     project.export_day("2026-11-18", &[("A1", 10), ("A2", 20), ("A3", 1), ("A4", 5)]);
     let fixed = project.dinmo(&["run"]);
