@@ -173,3 +173,14 @@ impl Selection {
                 .any(|s| s.matches(model, Some(sync), &self.modified))
     }
 }
+
+/// Finds and loads the project, and resolves the command's selection against it.
+pub async fn load_selected(
+    global: &crate::cli::GlobalArgs,
+    args: &crate::cli::SelectionArgs,
+) -> Result<(Project, Selection)> {
+    let root = crate::project::find_project_root(global.project.as_deref())?;
+    let project = crate::project::load_project(&root)?;
+    let selection = Selection::resolve(&project, &args.select, &args.exclude, args.state.as_deref()).await?;
+    Ok((project, selection))
+}

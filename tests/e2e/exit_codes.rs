@@ -117,17 +117,7 @@ fn selectors_pick_models_by_name_and_tag() {
     let tagged = MODEL.replace("model: usage", "model: tagged\ntags: [nightly]");
     let project = TestProject::new(PROJECT, &[("usage.yml", MODEL), ("tagged.yml", &tagged)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
-    let ids = |args: &[&str]| -> Vec<String> {
-        let output = project.dinmo(args);
-        assert_eq!(code(&output), 0, "{}", describe(&output));
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        report["syncs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["sync_id"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let ids = |args: &[&str]| sync_ids(&project, args);
     assert_eq!(ids(&["plan", "--format", "json"]), ["tagged.files", "usage.files"]);
     assert_eq!(
         ids(&["plan", "--format", "json", "--select", "tag:nightly"]),

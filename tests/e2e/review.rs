@@ -177,18 +177,6 @@ fn apply_refuses_a_stale_or_altered_plan() {
     assert_eq!(project.output_files("usage.files").len(), files, "nothing sent");
 }
 
-fn sync_ids(project: &TestProject, args: &[&str]) -> Vec<String> {
-    let output = project.dinmo(args);
-    assert_eq!(code(&output), 0, "{}", describe(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    report["syncs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["sync_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn state_modified_selects_what_changed_and_combines_like_dbt() {
     let nightly = MODEL.replace("model: usage", "model: nightly\ntags: [nightly]");

@@ -161,3 +161,16 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// The sync ids of a `plan --format json` (or `run --format json`) report.
+pub fn sync_ids(project: &TestProject, args: &[&str]) -> Vec<String> {
+    let output = project.dinmo(args);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("a JSON report");
+    report["syncs"]
+        .as_array()
+        .expect("syncs")
+        .iter()
+        .map(|s| s["sync_id"].as_str().expect("sync_id").to_string())
+        .collect()
+}

@@ -16,22 +16,13 @@ use super::Status;
 use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::destinations::build_destination;
 use crate::error::{DinmoError, Result};
-use crate::project::{find_project_root, load_project};
 use crate::run_context::RunContext;
-use crate::selection::Selection;
+use crate::selection::load_selected;
 use crate::state::{LocalPartWriter, Rollback, StateStore};
 use crate::sync_run::DESTINATION_ID_COLUMN;
 
 pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status> {
-    let root = find_project_root(global.project.as_deref())?;
-    let project = load_project(&root)?;
-    let selection = Selection::resolve(
-        &project,
-        &args.selection.select,
-        &args.selection.exclude,
-        args.selection.state.as_deref(),
-    )
-    .await?;
+    let (project, selection) = load_selected(global, &args.selection).await?;
     let state = StateStore::open(&project.state)?;
     let staging = tempfile::Builder::new()
         .prefix("rollback-")

@@ -15,7 +15,7 @@ use crate::project::{find_project_root, load_project};
 use crate::report::{RunReport, print_plan, print_report};
 use crate::run_context::{RunContext, SummaryOptions, create_staging, git_commit, mapping_hash, new_run_id, sql_hash};
 use crate::saved_plan::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
-use crate::selection::Selection;
+use crate::selection::load_selected;
 use crate::sources::register_store;
 use crate::state::StateStore;
 use crate::sync_run::{SyncReport, run_sync};
@@ -118,15 +118,7 @@ async fn execute(
     summary: Option<SummaryOptions>,
     save_plan: Option<&std::path::Path>,
 ) -> Result<RunReport> {
-    let root = find_project_root(global.project.as_deref())?;
-    let project = load_project(&root)?;
-    let selection = Selection::resolve(
-        &project,
-        &selection.select,
-        &selection.exclude,
-        selection.state.as_deref(),
-    )
-    .await?;
+    let (project, selection) = load_selected(global, selection).await?;
     let ctx = SessionContext::new();
     let planned = plan_models(&ctx, &project, &selection).await?;
 

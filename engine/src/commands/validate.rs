@@ -7,20 +7,11 @@ use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::error::Result;
 use crate::planning::connect_destinations;
 use crate::planning::plan_models;
-use crate::project::{find_project_root, load_project};
-use crate::selection::Selection;
+use crate::selection::load_selected;
 
 pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status> {
     let selection = &args.selection;
-    let root = find_project_root(global.project.as_deref())?;
-    let project = load_project(&root)?;
-    let selection = Selection::resolve(
-        &project,
-        &selection.select,
-        &selection.exclude,
-        selection.state.as_deref(),
-    )
-    .await?;
+    let (project, selection) = load_selected(global, selection).await?;
     let ctx = SessionContext::new();
     let planned = plan_models(&ctx, &project, &selection).await?;
     let syncs: usize = planned.iter().map(|m| m.syncs.len()).sum();
