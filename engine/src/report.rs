@@ -166,6 +166,18 @@ fn md(value: &str) -> String {
     value.replace('|', "\\|").replace('\n', " ")
 }
 
+/// One markdown table row per total: key, rows, quantity.
+fn push_totals(out: &mut String, totals: &[crate::plan_summary::Total]) {
+    for total in totals {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            md(&total.key),
+            total.rows,
+            total.quantity
+        ));
+    }
+}
+
 /// The plan as a pull-request comment. Deterministic: no run id, no times, everything sorted,
 /// so the same inputs give byte-identical output and two plans diff cleanly.
 pub fn render_markdown(report: &RunReport) -> String {
@@ -237,28 +249,14 @@ pub fn render_markdown(report: &RunReport) -> String {
             out.push_str(&format!(
                 "\n**{quantity} by {unit}**\n\n| {unit} | rows | {quantity} |\n|---|---:|---:|\n"
             ));
-            for total in &summary.by_unit {
-                out.push_str(&format!(
-                    "| {} | {} | {} |\n",
-                    md(&total.key),
-                    total.rows,
-                    total.quantity
-                ));
-            }
+            push_totals(&mut out, &summary.by_unit);
         }
         if !summary.by_account.is_empty() {
             out.push_str(&format!(
                 "\n**{quantity} by {account}** (top {})\n\n| {account} | rows | {quantity} |\n|---|---:|---:|\n",
                 summary.by_account.len()
             ));
-            for total in &summary.by_account {
-                out.push_str(&format!(
-                    "| {} | {} | {} |\n",
-                    md(&total.key),
-                    total.rows,
-                    total.quantity
-                ));
-            }
+            push_totals(&mut out, &summary.by_account);
             if let Some(other) = &summary.other_accounts {
                 out.push_str(&format!(
                     "| *{} other account(s)* | {} | {} |\n",

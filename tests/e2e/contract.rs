@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use zuora_sim::{Fault, Faults, SimConfig};
 
 use crate::support::*;
-use crate::zuora::{Sim, export, run_against, usage_rows};
+use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project_at};
 
 struct Prism {
     child: Child,
@@ -99,32 +99,20 @@ fn start_prism(upstream: &str, work: &Path) -> Prism {
     }
 }
 
-/// A project whose sync goes to the simulator through Prism.
+/// A project whose sync goes to the simulator through Prism, with a Description mapped.
 fn through(prism: &Prism, method: &str) -> TestProject {
-    let project = format!(
-        "name: contract
-sources:
-  events:
-    location: data/events/
-destinations:
-  zuora:
-    type: zuora
-    base_url: {}
-    client_id: ${{ZUORA_CLIENT_ID}}
-    client_secret: ${{ZUORA_CLIENT_SECRET}}
-    method: {method}
-    batch_size: 7
-",
-        prism.url
-    );
-    let model = "model: usage
+    let project = zuora_project_at(&prism.url, method, "    batch_size: 7\n");
+    project.write(
+        "models/usage.yml",
+        "model: usage
 sql: SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty, 'contract test' AS note FROM events
 primary_key: [account, uom, usage_day]
 syncs:
   - destination: zuora
     mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty, Description: note }
-";
-    TestProject::new(&project, &[("usage.yml", model)])
+",
+    );
+    project
 }
 
 fn violations(prism: &Prism) -> Vec<String> {

@@ -43,6 +43,12 @@ impl Sim {
 
 /// A project whose `usage.zuora` sync sends to the simulator with `method`.
 pub fn zuora_project(sim: &Sim, method: &str, extra: &str) -> TestProject {
+    zuora_project_at(&sim.sim.url(), method, extra)
+}
+
+/// A project whose `usage.zuora` sync sends to `base_url` (the simulator, or a proxy in front
+/// of it) with `method`; `extra` adds destination keys.
+pub fn zuora_project_at(base_url: &str, method: &str, extra: &str) -> TestProject {
     let project = format!(
         "name: zuora_e2e
 sources:
@@ -51,12 +57,11 @@ sources:
 destinations:
   zuora:
     type: zuora
-    base_url: {}
+    base_url: {base_url}
     client_id: ${{ZUORA_CLIENT_ID}}
     client_secret: ${{ZUORA_CLIENT_SECRET}}
     method: {method}
-{extra}",
-        sim.sim.url()
+{extra}"
     );
     let model = "model: usage
 sql: SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
