@@ -11,6 +11,7 @@ pub mod destination;
 pub mod error;
 pub mod failpoint;
 pub mod field_rules;
+pub mod http;
 pub mod values;
 pub mod zuora;
 pub mod zuora_file;

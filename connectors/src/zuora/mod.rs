@@ -2,15 +2,16 @@
 //!
 //! Laid out like a Vector sink: [`config`] (pure validation), [`service`] (HTTP, OAuth,
 //! pacing, retries), [`request`] (encoding and Idempotency-Keys), [`writer`] (the three
-//! methods and the mapping of Zuora's answers back to rows), [`uom`] (units of measure).
+//! methods and the mapping of Zuora's answers back to rows), [`zoql`] (queries, paging, units
+//! of measure).
 
 pub mod config;
 pub mod errors;
 pub mod fields;
 pub mod request;
 pub mod service;
-pub mod uom;
 mod writer;
+pub mod zoql;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -29,7 +30,7 @@ use crate::field_rules::{RejectCode, Rejection};
 use crate::values::Cell;
 use crate::zuora_file::prepare::PreparedBatch;
 use fields::REST_COLUMNS;
-use service::{ApiRequest, RequestBody};
+use service::ApiRequest;
 
 /// A configured `zuora` destination.
 pub struct ZuoraDestination {
@@ -91,16 +92,17 @@ impl ZuoraDestination {
     }
 }
 
-/// `DELETE /v1/object/usage/{id}`: `Ok(Err(reason))` when Zuora refuses.
+/// `DELETE /v1/object/usage/{id}`: `Ok(Err(reason))` when Zuora refuses. A 404 counts as
+/// deleted: either an earlier attempt whose answer was lost deleted it, or it is gone anyway,
+/// and in both cases the usage is not in Zuora.
 async fn delete_usage(service: &ZuoraService, id: &str) -> Result<std::result::Result<(), String>> {
-    let request = ApiRequest {
-        method: reqwest::Method::DELETE,
-        path: format!("/v1/object/usage/{id}"),
-        body: RequestBody::Empty,
-        idempotency_key: None,
-    };
+    let request = ApiRequest::new(reqwest::Method::DELETE, format!("/v1/object/usage/{id}"));
     let response = service.call(&request).await?;
     if response.succeeded() {
+        return Ok(Ok(()));
+    }
+    if response.status == 404 {
+        tracing::info!(destination = %service.destination(), record = id, "usage record not found; counted as deleted");
         return Ok(Ok(()));
     }
     Ok(Err(errors::reasons(&response.body)
@@ -110,14 +112,9 @@ async fn delete_usage(service: &ZuoraService, id: &str) -> Result<std::result::R
         .join("; ")))
 }
 
-/// The usage records an import created, with their status (ZOQL by ImportId).
+/// The usage records an import created, with their status (ZOQL by ImportId, every page).
 async fn records_of_import(service: &ZuoraService, import_id: &str) -> Result<Vec<(String, Option<String>)>> {
-    let quoted = import_id.replace('\'', "");
-    let records = uom::zoql(
-        service,
-        &format!("select Id, RbeStatus from Usage where ImportId = '{quoted}'"),
-    )
-    .await?;
+    let records = zoql::records(service, &zoql::records_of_import(import_id)).await?;
     Ok(records
         .iter()
         .filter_map(|r| {
@@ -225,7 +222,7 @@ impl Destination for ZuoraDestination {
         service.token().await?;
         let mut found = vec![format!("authenticated at {}", service.base_url())];
         if self.config.check_units_of_measure {
-            let units = uom::fetch_units_of_measure(&service).await?;
+            let units = zoql::units_of_measure(&service).await?;
             found.push(format!(
                 "{} active unit(s) of measure: {}",
                 units.len(),
@@ -262,13 +259,17 @@ impl Destination for ZuoraDestination {
     ) -> Result<Option<std::collections::HashMap<String, String>>> {
         let service = self.service("dinmo-reconcile")?;
         let mut found = std::collections::HashMap::new();
-        for chunk in unique_keys.chunks(50) {
-            let condition = chunk
-                .iter()
-                .map(|k| format!("UniqueKey = '{}'", k.replace('\'', "")))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            for record in uom::zoql(&service, &format!("select Id, UniqueKey from Usage where {condition}")).await? {
+        for query in zoql::usage_by_unique_key(unique_keys) {
+            let records = match zoql::query(&service, &query).await? {
+                zoql::Answer::Records(records) => records,
+                // Zuora documents `UniqueKey` on Usage only with Prepaid with Drawdown; a
+                // tenant without it refuses the field, so it cannot be searched this way.
+                zoql::Answer::InvalidField(field) => {
+                    tracing::warn!(destination = %self.name, %field, "this Zuora tenant cannot search usage by UniqueKey (Zuora documents the field only with Prepaid with Drawdown)");
+                    return Ok(None);
+                }
+            };
+            for record in records {
                 if let (Some(id), Some(key)) = (
                     record.get("Id").and_then(Value::as_str),
                     record.get("UniqueKey").and_then(Value::as_str),

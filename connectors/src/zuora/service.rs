@@ -1,13 +1,12 @@
-//! HTTP to Zuora: OAuth tokens, pacing, concurrency, and retries that classify every answer as
-//! done, retry (after the time Zuora asks for), or re-authenticate. Every request dinmo sends
-//! is idempotent (POSTs carry an Idempotency-Key), which is what makes retrying safe.
+//! HTTP to Zuora: OAuth tokens, pacing, concurrency, and every request through the one retry
+//! policy of [`crate::http::retry`], which classifies each answer as done, retry (after the
+//! kind of wait Zuora's headers ask for), re-authenticate, or give up.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
@@ -15,8 +14,9 @@ use tokio::sync::{Mutex, Semaphore};
 use tracing::{debug, warn};
 
 use super::config::{Secret, ZuoraConfig};
-use super::errors::{reasons, retryable_code, success_flag};
+use super::errors::{reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
+use crate::http::{Action, Attempt, RetryPolicy, classify};
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -38,8 +38,32 @@ pub struct ApiRequest {
     pub path: String,
     /// Body.
     pub body: RequestBody,
-    /// Idempotency-Key (required for POSTs).
+    /// Idempotency-Key (required for POSTs that create).
     pub idempotency_key: Option<String>,
+    /// A read sent as a POST (a ZOQL query): safe to repeat without a key.
+    pub read_only: bool,
+}
+
+impl ApiRequest {
+    /// A request with no body and no key.
+    pub fn new(method: reqwest::Method, path: impl Into<String>) -> Self {
+        ApiRequest {
+            method,
+            path: path.into(),
+            body: RequestBody::Empty,
+            idempotency_key: None,
+            read_only: false,
+        }
+    }
+
+    /// Whether repeating the request can have no second effect: GET and DELETE (a 404 after a
+    /// lost answer means deleted), reads, and POSTs with an Idempotency-Key.
+    pub fn idempotent(&self) -> bool {
+        match self.method {
+            reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::DELETE => true,
+            _ => self.read_only || self.idempotency_key.is_some(),
+        }
+    }
 }
 
 /// A final answer: 2xx, or a 4xx that is not worth retrying (the caller reads its reasons).
@@ -94,7 +118,7 @@ pub struct ZuoraService {
     token: TokenSlot,
     pacer: Option<DefaultDirectRateLimiter>,
     permits: Semaphore,
-    max_attempts: usize,
+    policy: RetryPolicy,
     /// Counters.
     pub stats: Arc<RequestStats>,
 }
@@ -108,10 +132,37 @@ impl std::fmt::Debug for ZuoraService {
     }
 }
 
-enum Verdict {
-    Done(ApiResponse),
-    Retry { after: Option<Duration>, why: String },
-    Reauthenticate(String),
+/// One attempt's result as read off the wire.
+enum Exchange {
+    Answered {
+        status: u16,
+        headers: HeaderMap,
+        body: Value,
+    },
+    NotSent(String),
+    Lost(String),
+}
+
+impl Exchange {
+    fn attempt(&self) -> Attempt<'_> {
+        match self {
+            Exchange::Answered { status, headers, body } => Attempt::Answered {
+                status: *status,
+                headers,
+                temporary: temporary(body),
+            },
+            Exchange::NotSent(why) => Attempt::NotSent(why.clone()),
+            Exchange::Lost(why) => Attempt::Lost(why.clone()),
+        }
+    }
+}
+
+/// A request that ended without a final answer.
+enum Ended {
+    /// The credentials were refused (HTTP 401), with Zuora's message.
+    Unauthorized(String),
+    /// Retries ran out, or retrying could do harm.
+    Failed(ConnectorError),
 }
 
 impl ZuoraService {
@@ -145,23 +196,19 @@ impl ZuoraService {
             token,
             pacer,
             permits: Semaphore::new(config.concurrency),
-            max_attempts: config.max_attempts,
+            policy: RetryPolicy::zuora(config.max_attempts),
             stats: Arc::new(RequestStats::default()),
         })
+    }
+
+    /// The destination's name, for errors and logs.
+    pub fn destination(&self) -> &str {
+        &self.destination
     }
 
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         &self.base_url
-    }
-
-    fn backoff(&self) -> impl Iterator<Item = Duration> {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(30))
-            .with_jitter()
-            .with_max_times(self.max_attempts.saturating_sub(1))
-            .build()
     }
 
     /// A valid bearer token, fetched or refreshed as needed.
@@ -187,85 +234,145 @@ impl ZuoraService {
 
     async fn fetch_token(&self) -> Result<Token> {
         let url = format!("{}/oauth/token", self.base_url);
-        let mut delays = self.backoff();
-        let mut attempt = 0;
+        self.stats.tokens.fetch_add(1, Ordering::Relaxed);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+        ];
+        // Asking for another token has no second effect, so the request counts as idempotent.
+        let sent = self
+            .with_retries("POST", &url, true, || {
+                self.exchange(self.client.post(&url).headers(self.common_headers()).form(&form))
+            })
+            .await;
+        let (status, body) = match sent {
+            Ok(answer) => answer,
+            Err(Ended::Unauthorized(message)) => return Err(self.auth_error(&url, 401, &message)),
+            Err(Ended::Failed(error)) => return Err(error),
+        };
+        if !(200..300).contains(&status) {
+            let message = reasons(&body)
+                .into_iter()
+                .map(|r| r.message)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(self.auth_error(&url, status, &message));
+        }
+        let value = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if value.is_empty() {
+            return Err(self.auth_error(&url, status, "the token response has no access_token"));
+        }
+        let expires_in = body
+            .get("expires_in")
+            .and_then(Value::as_f64)
+            .unwrap_or(3600.0)
+            .max(1.0);
+        // Refresh a little before Zuora would refuse it.
+        let lead = (expires_in * 0.1).clamp(1.0, 60.0);
+        let refresh_at = Instant::now() + Duration::from_secs_f64((expires_in - lead).max(0.5));
+        Ok(Token { value, refresh_at })
+    }
+
+    /// Sends with `send` until the retry policy calls the answer final. `Ok((status, body))`:
+    /// a final answer, 2xx or a refusal the caller reads.
+    async fn with_retries<F, Fut>(
+        &self,
+        method: &str,
+        url: &str,
+        idempotent: bool,
+        mut send: F,
+    ) -> std::result::Result<(u16, Value), Ended>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Exchange>,
+    {
+        let mut retrying = self.policy.start();
         loop {
-            attempt += 1;
             self.pace().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            self.stats.tokens.fetch_add(1, Ordering::Relaxed);
-            let form = [
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose()),
-            ];
-            let sent = self
-                .client
-                .post(&url)
-                .headers(self.common_headers())
-                .form(&form)
-                .send()
-                .await;
-            let why = match sent {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let after = retry_after(response.headers());
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
-                    if (200..300).contains(&status) {
-                        let value = body
-                            .get("access_token")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_string();
-                        let expires_in = body
-                            .get("expires_in")
-                            .and_then(Value::as_f64)
-                            .unwrap_or(3600.0)
-                            .max(1.0);
-                        // Refresh a little before Zuora would refuse it.
-                        let lead = (expires_in * 0.1).clamp(1.0, 60.0);
-                        let refresh_at = Instant::now() + Duration::from_secs_f64((expires_in - lead).max(0.5));
-                        if value.is_empty() {
-                            return Err(self.auth_error(&url, status, "the token response has no access_token"));
+            let exchange = send().await;
+            let action = classify(&exchange.attempt(), idempotent);
+            let why = match action {
+                Action::Done => {
+                    return match exchange {
+                        Exchange::Answered { status, body, .. } => Ok((status, body)),
+                        // `classify` never calls a missing answer final.
+                        Exchange::NotSent(why) | Exchange::Lost(why) => {
+                            Err(Ended::Failed(self.exhausted(method, url, retrying.attempts(), why)))
                         }
-                        return Ok(Token { value, refresh_at });
+                    };
+                }
+                Action::Reauthenticate => {
+                    let body = match &exchange {
+                        Exchange::Answered { body, .. } => body,
+                        _ => &Value::Null,
+                    };
+                    let message = reasons(body)
+                        .into_iter()
+                        .map(|r| r.message)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    return Err(Ended::Unauthorized(message));
+                }
+                Action::GiveUp(why) => {
+                    return Err(Ended::Failed(self.exhausted(method, url, retrying.attempts(), why)));
+                }
+                Action::Retry { delay, why } => {
+                    if let Exchange::Answered { status: 429, .. } = exchange {
+                        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
                     }
-                    if status == 429 || status >= 500 {
-                        if status == 429 {
-                            self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    match retrying.next_wait(delay) {
+                        Some(wait) => {
+                            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                            warn!(destination = %self.destination, %method, %url, attempt = retrying.attempts() - 1, wait_ms = wait.as_millis() as u64, reason = %why, "retrying");
+                            tokio::time::sleep(wait).await;
+                            continue;
                         }
-                        match delays.next() {
-                            Some(delay) => {
-                                tokio::time::sleep(after.unwrap_or(delay)).await;
-                                continue;
-                            }
-                            None => format!("HTTP {status}"),
-                        }
-                    } else {
-                        let message = reasons(&body)
-                            .into_iter()
-                            .map(|r| r.message)
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        return Err(self.auth_error(&url, status, &message));
+                        None => why,
                     }
                 }
-                Err(error) => match delays.next() {
-                    Some(delay) => {
-                        debug!(destination = %self.destination, %error, "token request failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    None => error.to_string(),
-                },
             };
-            return Err(ConnectorError::RetriesExhausted {
-                destination: self.destination.clone(),
-                method: "POST".into(),
-                url,
-                attempts: attempt,
-                last: why,
-            });
+            return Err(Ended::Failed(self.exhausted(method, url, retrying.attempts(), why)));
+        }
+    }
+
+    fn exhausted(&self, method: &str, url: &str, attempts: usize, last: String) -> ConnectorError {
+        ConnectorError::RetriesExhausted {
+            destination: self.destination.clone(),
+            method: method.to_string(),
+            url: url.to_string(),
+            attempts,
+            last,
+        }
+    }
+
+    /// One attempt: sends and reads the whole answer.
+    async fn exchange(&self, builder: reqwest::RequestBuilder) -> Exchange {
+        let response = match builder.send().await {
+            Ok(response) => response,
+            // A connection never made carried nothing; anything later may have reached Zuora.
+            Err(error) if error.is_connect() => return Exchange::NotSent(error.to_string()),
+            Err(error) if error.is_builder() => return Exchange::NotSent(format!("cannot build the request: {error}")),
+            Err(error) => return Exchange::Lost(error.to_string()),
+        };
+        crate::failpoint::crash_point("zuora_answer_received");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        match response.bytes().await {
+            // An answer that is not JSON (a proxy's HTML page) reads as Null: its status decides.
+            Ok(bytes) => Exchange::Answered {
+                status,
+                headers,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            },
+            // The connection dropped after Zuora may have stored the record: the
+            // Idempotency-Key makes the retry return Zuora's stored answer.
+            Err(error) => Exchange::Lost(format!("reading the answer: {error}")),
         }
     }
 
@@ -301,57 +408,39 @@ impl ZuoraService {
         headers
     }
 
-    /// Sends `request`, retrying what is worth retrying. Returns the final answer (2xx or a
-    /// non-retryable 4xx, whose reasons the caller maps to rows).
+    /// Sends `request` through the retry policy. Returns the final answer (2xx or a refusal,
+    /// whose reasons the caller maps to rows); a refused token is renewed once.
     pub async fn call(&self, request: &ApiRequest) -> Result<ApiResponse> {
         let url = format!("{}{}", self.base_url, request.path);
+        let method = request.method.to_string();
         let _permit = self.permits.acquire().await.map_err(|e| ConnectorError::Client {
             destination: self.destination.clone(),
             message: e.to_string(),
         })?;
-        let mut delays = self.backoff();
         let mut reauthenticated = false;
-        let mut attempt = 0;
         loop {
-            attempt += 1;
             let token = self.token().await?;
-            self.pace().await;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let verdict = self.attempt(request, &url, &token).await;
-            let (after, why) = match verdict {
-                Verdict::Done(response) => return Ok(response),
-                Verdict::Reauthenticate(message) => {
+            let sent = self
+                .with_retries(&method, &url, request.idempotent(), || {
+                    self.exchange(self.request_builder(request, &url, &token))
+                })
+                .await;
+            match sent {
+                Ok((status, body)) => return Ok(ApiResponse { status, body }),
+                Err(Ended::Failed(error)) => return Err(error),
+                Err(Ended::Unauthorized(message)) => {
                     self.invalidate(&token).await;
                     if reauthenticated {
                         return Err(self.auth_error(&url, 401, &message));
                     }
                     reauthenticated = true;
                     debug!(destination = %self.destination, "token refused; fetching a new one");
-                    continue;
-                }
-                Verdict::Retry { after, why } => (after, why),
-            };
-            match delays.next() {
-                Some(delay) => {
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let wait = after.map_or(delay, |a| a.max(delay.min(Duration::from_secs(1))));
-                    warn!(destination = %self.destination, method = %request.method, path = %request.path, attempt, wait_ms = wait.as_millis() as u64, reason = %why, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                None => {
-                    return Err(ConnectorError::RetriesExhausted {
-                        destination: self.destination.clone(),
-                        method: request.method.to_string(),
-                        url,
-                        attempts: attempt,
-                        last: why,
-                    });
                 }
             }
         }
     }
 
-    async fn attempt(&self, request: &ApiRequest, url: &str, token: &str) -> Verdict {
+    fn request_builder(&self, request: &ApiRequest, url: &str, token: &str) -> reqwest::RequestBuilder {
         let mut builder = self
             .client
             .request(request.method.clone(), url)
@@ -360,7 +449,7 @@ impl ZuoraService {
         if let Some(key) = &request.idempotency_key {
             builder = builder.header("Idempotency-Key", key);
         }
-        builder = match &request.body {
+        match &request.body {
             RequestBody::Empty => builder,
             RequestBody::Json(value) => builder.json(value),
             RequestBody::File { name, bytes } => {
@@ -369,81 +458,13 @@ impl ZuoraService {
                 } else {
                     "text/csv"
                 };
-                match reqwest::multipart::Part::bytes(bytes.clone())
-                    .file_name(name.clone())
-                    .mime_str(mime)
-                {
-                    Ok(part) => builder.multipart(reqwest::multipart::Form::new().part("file", part)),
-                    Err(e) => {
-                        return Verdict::Retry {
-                            after: None,
-                            why: e.to_string(),
-                        };
-                    }
-                }
-            }
-        };
-        let response = match builder.send().await {
-            Ok(response) => response,
-            // Connect errors, timeouts, resets: safe to retry because the request is idempotent.
-            Err(error) => {
-                return Verdict::Retry {
-                    after: None,
-                    why: format!("transport: {error}"),
+                let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
+                // `mime_str` only fails on a malformed type; both above are well formed.
+                let part = match part.mime_str(mime) {
+                    Ok(part) => part,
+                    Err(_) => reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
                 };
-            }
-        };
-        crate::failpoint::crash_point("zuora_answer_received");
-        let status = response.status().as_u16();
-        let after = retry_after(response.headers());
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            // The answer was lost (e.g. the connection dropped after Zuora stored the record):
-            // the Idempotency-Key makes the retry return Zuora's stored answer.
-            Err(error) => {
-                return Verdict::Retry {
-                    after: None,
-                    why: format!("reading the answer: {error}"),
-                };
-            }
-        };
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        match status {
-            401 => Verdict::Reauthenticate(
-                reasons(&body)
-                    .into_iter()
-                    .map(|r| r.message)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            429 => {
-                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                Verdict::Retry {
-                    after,
-                    why: "HTTP 429 (rate or concurrency limit)".into(),
-                }
-            }
-            409 => Verdict::Retry {
-                after,
-                why: "HTTP 409 (same Idempotency-Key in flight)".into(),
-            },
-            s if s >= 500 => Verdict::Retry {
-                after,
-                why: format!("HTTP {s}"),
-            },
-            _ => {
-                let retryable = success_flag(&body) == Some(false)
-                    && !reasons(&body).is_empty()
-                    && reasons(&body).iter().all(|r| retryable_code(&r.code));
-                if retryable {
-                    let codes = reasons(&body).into_iter().map(|r| r.code).collect::<Vec<_>>().join(",");
-                    Verdict::Retry {
-                        after,
-                        why: format!("Zuora code {codes} (retryable category)"),
-                    }
-                } else {
-                    Verdict::Done(ApiResponse { status, body })
-                }
+                builder.multipart(reqwest::multipart::Form::new().part("file", part))
             }
         }
     }
@@ -462,15 +483,6 @@ impl ZuoraService {
     }
 }
 
-/// Retry-After (seconds or HTTP date) or RateLimit-Reset (seconds).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    seconds("retry-after")
-        .or_else(|| seconds("ratelimit-reset"))
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s.min(120.0)))
-}
-
 /// Zuora-Track-Id: at most 64 ASCII characters, none of `:;"'`.
 pub fn sanitize_track_id(raw: &str) -> String {
     raw.chars()
@@ -487,14 +499,5 @@ mod tests {
     fn track_ids_obey_zuoras_rules() {
         assert_eq!(sanitize_track_id("dinmo:run;\"x'é"), "dinmorunx");
         assert_eq!(sanitize_track_id(&"a".repeat(100)).len(), 64);
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_ratelimit_reset() {
-        let mut headers = HeaderMap::new();
-        headers.insert("ratelimit-reset", HeaderValue::from_static("3"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert("retry-after", HeaderValue::from_static("1"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(1)));
     }
 }

@@ -21,6 +21,7 @@ use super::verdicts;
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, RowStatus, WriteContext};
 use crate::error::{ConnectorError, Result};
 use crate::field_rules::{RejectCode, Rejection};
+use crate::http::{Delay, RetryPolicy};
 use crate::values::Cell;
 use crate::zuora_file::UsageFileEncoder;
 use crate::zuora_file::prepare::PreparedBatch;
@@ -119,6 +120,7 @@ impl ZuoraWriter {
                 json!({ "type": "Usage", "objects": rows.iter().map(|&r| usage_object(&prepared, r)).collect::<Vec<_>>() }),
             ),
             idempotency_key: Some(idempotency_key(&context.sync_id, &context.run_id, "actions", &keys)),
+            read_only: false,
         };
         let response = service.call(&request).await?;
         if !(200..300).contains(&response.status) {
@@ -179,6 +181,7 @@ impl ZuoraWriter {
                 "object",
                 &[prepared.keys[row].as_str()],
             )),
+            read_only: false,
         };
         let response = service.call(&request).await?;
         if response.succeeded() {
@@ -342,6 +345,7 @@ impl ZuoraWriter {
                 "import",
                 &keys,
             )),
+            read_only: false,
         };
         let response = self.service.call(&request).await?;
         let status_url = response
@@ -360,17 +364,13 @@ impl ZuoraWriter {
         if !(200..300).contains(&response.status) || import_id.is_empty() {
             return Err(self.service.api_error(&request, &response));
         }
+        // Polled at the retry policy's backoff pace (from 100 ms up to 5 s apart) until the
+        // import ends or `import_timeout_secs` passes.
         let started = Instant::now();
-        let mut wait = Duration::from_millis(100);
+        let mut pace = RetryPolicy::polling().start();
+        let poll = ApiRequest::new(reqwest::Method::GET, format!("/v1/object/import/{import_id}"));
         loop {
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
-            let poll = ApiRequest {
-                method: reqwest::Method::GET,
-                path: format!("/v1/object/import/{import_id}"),
-                body: RequestBody::Empty,
-                idempotency_key: None,
-            };
+            tokio::time::sleep(pace.next_wait(Delay::Backoff).unwrap_or(Duration::from_secs(5))).await;
             let answer = self.service.call(&poll).await?;
             if !(200..300).contains(&answer.status) {
                 return Err(self.service.api_error(&poll, &answer));

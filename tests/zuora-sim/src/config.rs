@@ -26,14 +26,41 @@ pub struct SimConfig {
     pub accounts: Vec<Account>,
     /// Active units of measure.
     pub units_of_measure: Vec<String>,
-    /// Requests per minute before 429.
+    /// Units of measure that exist but are not active (`UnitOfMeasure.Active = false`).
+    #[serde(default)]
+    pub inactive_units_of_measure: Vec<String>,
+    /// Requests per rate-limit window before 429 (FACTS.md, "Rate and concurrency limits":
+    /// limits are per minute).
     pub rate_limit_per_minute: u64,
+    /// The rate-limit window in seconds: Zuora's is a minute; tests shorten it so that a spent
+    /// window (and `RateLimit-Reset`) can be waited out in seconds.
+    #[serde(default = "default_window_secs")]
+    pub rate_limit_window_secs: u64,
     /// Requests in flight before 429 (Concurrency-Limit-*).
     pub concurrency_limit: u64,
     /// Reject a usage whose `UniqueKey` was already stored (tenants with the feature on).
     pub enforce_unique_key: bool,
     /// How long an import stays Pending/Processing, in milliseconds.
     pub import_delay_ms: u64,
+    /// Whether ZOQL can query `Usage.UniqueKey`: Zuora documents the field only with the
+    /// Prepaid with Drawdown feature (FACTS.md, "ZOQL"); `false` is a tenant without it.
+    #[serde(default = "yes")]
+    pub unique_key_queryable: bool,
+    /// How long an unused `queryLocator` lives (FACTS.md, "ZOQL": 15 minutes of inactivity).
+    #[serde(default = "default_locator_ttl_secs")]
+    pub query_locator_ttl_secs: u64,
+}
+
+fn default_window_secs() -> u64 {
+    60
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_locator_ttl_secs() -> u64 {
+    15 * 60
 }
 
 impl Default for SimConfig {
@@ -54,10 +81,14 @@ impl Default for SimConfig {
                 .into_iter()
                 .map(String::from)
                 .collect(),
+            inactive_units_of_measure: vec!["RETIRED_UNIT".into()],
             rate_limit_per_minute: 100_000,
+            rate_limit_window_secs: default_window_secs(),
             concurrency_limit: 40,
             enforce_unique_key: true,
             import_delay_ms: 50,
+            unique_key_queryable: true,
+            query_locator_ttl_secs: default_locator_ttl_secs(),
         }
     }
 }
@@ -70,8 +101,10 @@ pub struct Faults {
     pub latency_ms: u64,
     /// Probability of a 503 before processing.
     pub error_rate: f64,
-    /// Probability of a 429 before processing.
+    /// Probability of a concurrency-limit 429 before processing.
     pub throttle_rate: f64,
+    /// Probability of a rate-limit 429 (window spent) before processing.
+    pub rate_limited_rate: f64,
     /// Probability the connection drops before the request is processed.
     pub drop_before_rate: f64,
     /// Probability the connection drops after the request was processed (and stored).
@@ -90,8 +123,12 @@ pub struct Faults {
 pub enum Fault {
     /// Answer 503.
     ServerError,
-    /// Answer 429 with Retry-After.
+    /// Answer 429 from the concurrency limiter (`Concurrency-Limit-Remaining: 0`; the rate
+    /// window still has room), as a burst of parallel requests meets it.
     Throttle,
+    /// Answer 429 from the rate limiter: the window is spent (`RateLimit-Remaining: 0`,
+    /// `RateLimit-Reset` the seconds left in the window).
+    RateLimited,
     /// Drop the connection without processing.
     DropBefore,
     /// Process (store), then drop the connection before the answer arrives.

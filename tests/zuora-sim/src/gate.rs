@@ -29,18 +29,51 @@ fn error_body(code: u32, message: &str) -> serde_json::Value {
     json!({ "success": false, "reasons": [{ "code": code.to_string(), "message": message }] })
 }
 
-fn throttled(headers: &[(&'static str, String)]) -> Response {
-    let mut response = (
-        StatusCode::TOO_MANY_REQUESTS,
-        axum::Json(error_body(50_000_070, "Too many requests")),
-    )
-        .into_response();
-    for (name, value) in headers {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(*name, value);
+/// What the limit headers say on one answer. Zuora returns `RateLimit-Limit`,
+/// `RateLimit-Remaining` and `RateLimit-Reset` on every response, errors included, and the spec
+/// declares `Concurrency-Limit-Type/-Limit/-Remaining` beside them (FACTS.md, "Rate and
+/// concurrency limits"; the `headers` of nearly every response in `zuora_openapi.yaml`).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    rate_limit: u64,
+    window_secs: u64,
+    rate_remaining: u64,
+    reset_secs: u64,
+    concurrency_limit: u64,
+    concurrency_remaining: u64,
+}
+
+impl Limits {
+    fn now(inner: &crate::state::Inner) -> Self {
+        Limits {
+            rate_limit: inner.config.rate_limit_per_minute,
+            window_secs: inner.config.rate_limit_window_secs,
+            rate_remaining: inner.rate_remaining(),
+            reset_secs: inner.seconds_to_reset(),
+            concurrency_limit: inner.config.concurrency_limit,
+            concurrency_remaining: inner.config.concurrency_limit.saturating_sub(inner.in_flight),
         }
     }
-    response
+}
+
+/// A 429. From the rate limiter: `RateLimit-Remaining: 0` and `RateLimit-Reset` the seconds
+/// left in the window. From the concurrency limiter: `Concurrency-Limit-Remaining: 0` while the
+/// window still has room (FACTS.md, "Rate and concurrency limits"). Zuora's docs do not say
+/// that either carries `Retry-After`, so the simulator sends none.
+fn throttled(message: &str) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(error_body(50_000_070, message)),
+    )
+        .into_response()
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({ "message": "Authentication error" })),
+    )
+        .into_response()
 }
 
 struct InFlight(Arc<SimState>);
@@ -63,45 +96,38 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
     let track_id = request.headers().get("Zuora-Track-Id").cloned();
 
     // Limits, auth and the fault, decided under one lock.
-    let (fault, latency, remaining, reset, limit, concurrency) = {
+    let (fault, latency) = {
         let mut inner = sim.lock();
         inner.counters.requests += 1;
         *inner.counters.by_endpoint.entry(endpoint.clone()).or_default() += 1;
         if is_oauth {
             inner.counters.token_requests += 1;
         }
-        let limit = inner.config.rate_limit_per_minute;
-        let (remaining, reset) = match inner.take_rate() {
-            Ok(ok) => ok,
-            Err(reset) => {
-                inner.counters.throttled += 1;
-                return throttled(&[
-                    ("RateLimit-Limit", format!("{limit};w=60")),
-                    ("RateLimit-Remaining", "0".into()),
-                    ("RateLimit-Reset", reset.to_string()),
-                    ("Retry-After", reset.to_string()),
-                ]);
-            }
-        };
-        let concurrency = inner.config.concurrency_limit;
-        if !is_oauth && inner.in_flight >= concurrency {
+        if inner.take_rate().is_err() {
             inner.counters.throttled += 1;
-            return throttled(&[
-                ("Concurrency-Limit-Type", "Default".into()),
-                ("Concurrency-Limit-Limit", concurrency.to_string()),
-                ("Concurrency-Limit-Remaining", "0".into()),
-                ("Retry-After", "1".into()),
-            ]);
+            let limits = Limits {
+                rate_remaining: 0,
+                ..Limits::now(&inner)
+            };
+            return finish(
+                throttled("Too many requests: the rate limit window is spent"),
+                &track_id,
+                limits,
+            );
+        }
+        if !is_oauth && inner.in_flight >= inner.config.concurrency_limit {
+            inner.counters.throttled += 1;
+            let limits = Limits {
+                concurrency_remaining: 0,
+                ..Limits::now(&inner)
+            };
+            return finish(throttled("Too many concurrent requests"), &track_id, limits);
         }
         if !is_oauth {
             let authorized = bearer(request.headers()).is_some_and(|t| inner.token_valid(t));
             if !authorized {
                 inner.counters.unauthorized += 1;
-                return (
-                    StatusCode::UNAUTHORIZED,
-                    axum::Json(json!({ "message": "Authentication error" })),
-                )
-                    .into_response();
+                return finish(unauthorized(), &track_id, Limits::now(&inner));
             }
         }
         let fault = if is_oauth && !inner.faults.include_oauth {
@@ -112,18 +138,15 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
         if fault == Fault::Unauthorized {
             inner.tokens.clear();
             inner.counters.unauthorized += 1;
-            return (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({ "message": "Authentication error" })),
-            )
-                .into_response();
+            return finish(unauthorized(), &track_id, Limits::now(&inner));
         }
-        (fault, inner.faults.latency_ms, remaining, reset, limit, concurrency)
+        (fault, inner.faults.latency_ms)
     };
     sim.lock().in_flight += 1;
     let in_flight = InFlight(Arc::clone(&sim));
 
-    // Idempotency: replay a stored answer; refuse a concurrent duplicate.
+    // Idempotency (FACTS.md, "Idempotency"): a stored answer is replayed for 24 hours; a
+    // request with the same key still in flight is answered 409.
     let idempotency = match (request.method(), request.headers().get("Idempotency-Key")) {
         (&Method::POST, Some(key)) => Some(format!("{endpoint}#{}", String::from_utf8_lossy(key.as_bytes()))),
         _ => None,
@@ -132,12 +155,13 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
         let mut inner = sim.lock();
         if let Some(stored) = inner.idempotent.get(key).cloned() {
             inner.counters.idempotent_replays += 1;
-            drop(inner);
-            return finish(replay(stored), &track_id, remaining, reset, limit, concurrency);
+            let limits = Limits::now(&inner);
+            return finish(replay(stored), &track_id, limits);
         }
         if !inner.in_flight_keys.insert(key.clone()) {
             inner.counters.idempotency_conflicts += 1;
-            return (
+            let limits = Limits::now(&inner);
+            let conflict = (
                 StatusCode::CONFLICT,
                 axum::Json(error_body(
                     50_000_030,
@@ -145,6 +169,7 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
                 )),
             )
                 .into_response();
+            return finish(conflict, &track_id, limits);
         }
     }
     // A server finishes what it started even when the client goes away: the rest runs in its
@@ -162,32 +187,46 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
-        match fault {
+        let injected = match fault {
             Fault::ServerError => {
                 sim.lock().counters.server_errors += 1;
-                release(&sim);
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    axum::Json(error_body(50_000_061, "Service temporarily unavailable")),
-                )
-                    .into_response();
+                Some((
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        axum::Json(error_body(50_000_061, "Service temporarily unavailable")),
+                    )
+                        .into_response(),
+                    None,
+                ))
             }
             Fault::Throttle => {
                 sim.lock().counters.throttled += 1;
-                release(&sim);
-                return throttled(&[
-                    ("RateLimit-Limit", format!("{limit};w=60")),
-                    ("RateLimit-Remaining", "0".into()),
-                    ("RateLimit-Reset", "1".into()),
-                    ("Retry-After", "1".into()),
-                ]);
+                Some((throttled("Too many concurrent requests"), Some(Fault::Throttle)))
+            }
+            Fault::RateLimited => {
+                sim.lock().counters.throttled += 1;
+                Some((
+                    throttled("Too many requests: the rate limit window is spent"),
+                    Some(Fault::RateLimited),
+                ))
             }
             Fault::DropBefore => {
                 sim.lock().counters.dropped_before += 1;
                 release(&sim);
                 return dropped();
             }
-            Fault::DropAfter | Fault::None | Fault::Unauthorized => {}
+            Fault::DropAfter | Fault::None | Fault::Unauthorized => None,
+        };
+        if let Some((response, kind)) = injected {
+            release(&sim);
+            let inner = sim.lock();
+            let mut limits = Limits::now(&inner);
+            match kind {
+                Some(Fault::Throttle) => limits.concurrency_remaining = 0,
+                Some(Fault::RateLimited) => limits.rate_remaining = 0,
+                _ => {}
+            }
+            return finish(response, &track_id, limits);
         }
         let response = next.run(request).await;
         let (parts, body) = response.into_parts();
@@ -209,14 +248,8 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
             sim.lock().counters.dropped_after += 1;
             return dropped();
         }
-        finish(
-            Response::from_parts(parts, Body::from(body)),
-            &track_id,
-            remaining,
-            reset,
-            limit,
-            concurrency,
-        )
+        let limits = Limits::now(&sim.lock());
+        finish(Response::from_parts(parts, Body::from(body)), &track_id, limits)
     });
     task.await.unwrap_or_else(|_| {
         (
@@ -236,25 +269,24 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
-fn finish(
-    mut response: Response,
-    track_id: &Option<HeaderValue>,
-    remaining: u64,
-    reset: u64,
-    limit: u64,
-    concurrency: u64,
-) -> Response {
+/// The headers every answer carries (see [`Limits`]), the request id (36 characters, as the
+/// spec's `Zuora-Request-Id`), and the caller's `Zuora-Track-Id` echoed back.
+fn finish(mut response: Response, track_id: &Option<HeaderValue>, limits: Limits) -> Response {
     let headers = response.headers_mut();
     let mut set = |name: &'static str, value: String| {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     };
-    set("RateLimit-Limit", format!("{limit};w=60"));
-    set("RateLimit-Remaining", remaining.to_string());
-    set("RateLimit-Reset", reset.to_string());
+    set(
+        "RateLimit-Limit",
+        format!("{};w={}", limits.rate_limit, limits.window_secs),
+    );
+    set("RateLimit-Remaining", limits.rate_remaining.to_string());
+    set("RateLimit-Reset", limits.reset_secs.to_string());
     set("Concurrency-Limit-Type", "Default".into());
-    set("Concurrency-Limit-Limit", concurrency.to_string());
+    set("Concurrency-Limit-Limit", limits.concurrency_limit.to_string());
+    set("Concurrency-Limit-Remaining", limits.concurrency_remaining.to_string());
     set("Zuora-Request-Id", request_id());
     if let Some(track) = track_id {
         headers.insert("Zuora-Track-Id", track.clone());

@@ -1,6 +1,5 @@
 //! The Zuora endpoints the usage connectors use.
 
-use std::io::{Cursor, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -169,15 +168,124 @@ pub async fn object_usage_delete(State(sim): State<Arc<SimState>>, Path(id): Pat
     }
 }
 
+/// A ZOQL fault: HTTP 400 with `{FaultCode, FaultMessage}`. The shape is what a public Zuora
+/// client's tests record for `invalid field for query: …`; Zuora's spec declares only 200 and
+/// 401 for the query operations, so status and shape are *unconfirmed* (FACTS.md, "ZOQL").
+fn query_fault(fault: zoql::Fault) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "FaultCode": fault.code, "FaultMessage": fault.message })),
+    )
+        .into_response()
+}
+
+/// Every record of `object` by its documented field names (`zoql::Schema::fields`).
+fn object_records(inner: &crate::state::Inner, object: &str) -> Vec<Map<String, Value>> {
+    let created = json!("2026-01-05T09:00:00.000+00:00");
+    match object {
+        "UnitOfMeasure" => {
+            let active = inner.config.units_of_measure.iter().map(|u| (u, true));
+            let inactive = inner.config.inactive_units_of_measure.iter().map(|u| (u, false));
+            active
+                .chain(inactive)
+                .enumerate()
+                .map(|(n, (name, active))| {
+                    let json = json!({
+                        "Id": format!("8a80{n:028x}"),
+                        "Active": active,
+                        "DecimalPlaces": 2,
+                        "DisplayedAs": name,
+                        "RoundingMode": "Up",
+                        "UomName": name,
+                        "Description": null,
+                        "CreatedById": "8a80000000000000000000000000u5e1",
+                        "CreatedDate": created,
+                        "UpdatedById": "8a80000000000000000000000000u5e1",
+                        "UpdatedDate": created,
+                    });
+                    json.as_object().cloned().unwrap_or_default()
+                })
+                .collect()
+        }
+        "Usage" => inner
+            .records
+            .iter()
+            .map(|r| {
+                let json = json!({
+                    "Id": r.id,
+                    "AccountId": r.account_id,
+                    "AccountNumber": r.account_number,
+                    "ChargeNumber": r.charge_number,
+                    "Description": r.description,
+                    "EndDateTime": r.end_date_time,
+                    "ImportId": r.import_id,
+                    "Quantity": r.quantity,
+                    "RbeStatus": r.status,
+                    "SourceType": r.source,
+                    "StartDateTime": r.start_date_time,
+                    "SubscriptionNumber": r.subscription_number,
+                    "UOM": r.uom,
+                    "UniqueKey": r.unique_key,
+                    "CreatedDate": created,
+                    "UpdatedDate": created,
+                });
+                json.as_object().cloned().unwrap_or_default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The first page of `records`; the rest kept under a new `queryLocator` (FACTS.md, "ZOQL":
+/// at most 2,000 records, then `done: false` and a locator for queryMore).
+fn page(inner: &mut crate::state::Inner, mut records: Vec<Value>) -> Response {
+    if records.len() <= zoql::PAGE_SIZE {
+        return Json(json!({ "done": true, "size": records.len(), "records": records })).into_response();
+    }
+    let rest = records.split_off(zoql::PAGE_SIZE);
+    let locator = uuid::Uuid::new_v4().simple().to_string();
+    inner.locators.insert(locator.clone(), (rest, Instant::now()));
+    Json(json!({ "done": false, "size": records.len(), "records": records, "queryLocator": locator })).into_response()
+}
+
+/// `POST /v1/action/query` (`ProxyActionqueryRequest` → `ProxyActionqueryResponse`).
 pub async fn action_query(State(sim): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
     let Some(query) = body.get("queryString").and_then(Value::as_str) else {
         return bad_request("MISSING_REQUIRED_VALUE", "queryString is required");
     };
-    let inner = sim.lock();
-    match zoql::run(&inner, query) {
-        Ok(records) => Json(json!({ "done": true, "size": records.len(), "records": records })).into_response(),
-        Err(message) => bad_request("INVALID_VALUE", &message),
-    }
+    let mut inner = sim.lock();
+    let schema = zoql::Schema {
+        usage_unique_key: inner.config.unique_key_queryable,
+    };
+    let parsed = match zoql::parse(query, &schema) {
+        Ok(parsed) => parsed,
+        Err(fault) => return query_fault(fault),
+    };
+    let found: Vec<Value> = object_records(&inner, &parsed.object)
+        .iter()
+        .filter(|r| parsed.matches(r))
+        .map(|r| parsed.pick(r))
+        .collect();
+    page(&mut inner, found)
+}
+
+/// `POST /v1/action/queryMore` (`ProxyActionqueryMoreRequest`): the next page of a locator.
+/// Locators expire after `query_locator_ttl_secs` unused (FACTS.md: 15 minutes of
+/// inactivity). The code for an unknown or expired locator is *unconfirmed*.
+pub async fn action_query_more(State(sim): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
+    let Some(locator) = body.get("queryLocator").and_then(Value::as_str) else {
+        return bad_request("MISSING_REQUIRED_VALUE", "queryLocator is required");
+    };
+    let mut inner = sim.lock();
+    let ttl = Duration::from_secs(inner.config.query_locator_ttl_secs);
+    inner.locators.retain(|_, (_, used)| used.elapsed() < ttl);
+    let Some((records, _)) = inner.locators.remove(locator) else {
+        return query_fault(zoql::Fault {
+            code: "INVALID_VALUE",
+            message: format!("invalid or expired queryLocator: {locator}"),
+        });
+    };
+    page(&mut inner, records)
 }
 
 pub async fn usage_import(State(sim): State<Arc<SimState>>, headers: HeaderMap, mut multipart: Multipart) -> Response {
@@ -194,6 +302,12 @@ pub async fn usage_import(State(sim): State<Arc<SimState>>, headers: HeaderMap, 
     let Some((name, bytes)) = file else {
         return bad_request("MISSING_REQUIRED_VALUE", "multipart field `file` is required");
     };
+    // POST_Usage (developer.zuora.com): "a comma-separated (CSV) file with a corresponding
+    // .csv extension. The length of the file name must not exceed 50 characters. The file size
+    // must not exceed 4MB." The import is atomic and ends Completed, Failed or Canceled.
+    if !name.to_ascii_lowercase().ends_with(".csv") {
+        return bad_request("INVALID_VALUE", "The usage file must be a .csv file");
+    }
     if name.chars().count() > 50 {
         return bad_request("INVALID_VALUE", "The file name must not exceed 50 characters");
     }
@@ -220,47 +334,17 @@ pub async fn usage_import(State(sim): State<Arc<SimState>>, headers: HeaderMap, 
     let import_id = id.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(delay)).await;
-        process_import(&worker, &import_id, &name, &bytes, track);
+        process_import(&worker, &import_id, &bytes, track);
     });
     Json(json!({ "success": true, "size": size, "checkImportStatus": format!("/v1/usage/{id}/status") }))
         .into_response()
 }
 
-/// All or nothing, as Zuora's import: one refused row fails the whole file.
-fn process_import(sim: &SimState, id: &str, name: &str, bytes: &[u8], track: Option<String>) {
+/// All or nothing, as Zuora's import (POST_Usage: "if any record fails, the file is rejected
+/// … the entire import is rolled back").
+fn process_import(sim: &SimState, id: &str, bytes: &[u8], track: Option<String>) {
     let mut inner = sim.lock();
-    let outcome = csv_of(name, bytes).and_then(|csv| {
-        let mut reader = csv::ReaderBuilder::new().from_reader(csv.as_slice());
-        let headers = reader.headers().map_err(|e| e.to_string())?.clone();
-        let start = inner.records.len();
-        let mut total = 0;
-        for (line, row) in reader.records().enumerate() {
-            let row = row.map_err(|e| e.to_string())?;
-            total += 1;
-            let mut object = Map::new();
-            for (header, value) in headers.iter().zip(row.iter()) {
-                let key = match header {
-                    "UnitOfMeasure" => "UOM",
-                    other => other,
-                };
-                if !value.is_empty() {
-                    object.insert(key.to_string(), Value::String(value.to_string()));
-                }
-            }
-            match usage_from_json(&mut inner, &object, "Import") {
-                Ok(mut record) => {
-                    record.import_id = Some(id.to_string());
-                    record.track_id = track.clone();
-                    inner.store(record);
-                }
-                Err(refusal) => {
-                    inner.truncate(start);
-                    return Err(format!("line {}: {}", line + 2, refusal.message));
-                }
-            }
-        }
-        Ok(total)
-    });
+    let outcome = import_rows(&mut inner, id, bytes, &track);
     if let Some(import) = inner.imports.iter_mut().find(|i| i.id == id) {
         match outcome {
             Ok(total) => {
@@ -276,18 +360,37 @@ fn process_import(sim: &SimState, id: &str, name: &str, bytes: &[u8], track: Opt
     }
 }
 
-fn csv_of(name: &str, bytes: &[u8]) -> Result<Vec<u8>, String> {
-    if !(name.to_ascii_lowercase().ends_with(".zip") || bytes.starts_with(b"PK")) {
-        return Ok(bytes.to_vec());
+fn import_rows(inner: &mut crate::state::Inner, id: &str, bytes: &[u8], track: &Option<String>) -> Result<i32, String> {
+    let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let start = inner.records.len();
+    let mut total = 0;
+    for (line, row) in reader.records().enumerate() {
+        let row = row.map_err(|e| e.to_string())?;
+        total += 1;
+        let mut object = Map::new();
+        for (header, value) in headers.iter().zip(row.iter()) {
+            let key = match header {
+                "UnitOfMeasure" => "UOM",
+                other => other,
+            };
+            if !value.is_empty() {
+                object.insert(key.to_string(), Value::String(value.to_string()));
+            }
+        }
+        match usage_from_json(inner, &object, "Import") {
+            Ok(mut record) => {
+                record.import_id = Some(id.to_string());
+                record.track_id = track.clone();
+                inner.store(record);
+            }
+            Err(refusal) => {
+                inner.truncate(start);
+                return Err(format!("line {}: {}", line + 2, refusal.message));
+            }
+        }
     }
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
-    if archive.len() != 1 {
-        return Err("a ZIP file must hold exactly one CSV file".into());
-    }
-    let mut entry = archive.by_index(0).map_err(|e| e.to_string())?;
-    let mut csv = Vec::new();
-    entry.read_to_end(&mut csv).map_err(|e| e.to_string())?;
-    Ok(csv)
+    Ok(total)
 }
 
 fn import_json(import: &Import) -> Value {

@@ -12,7 +12,7 @@ mod gate;
 mod handlers;
 pub mod state;
 mod validation;
-mod zoql;
+pub mod zoql;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +70,7 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/oauth/token", post(handlers::token))
         .route("/v1/action/create", post(handlers::action_create))
         .route("/v1/action/query", post(handlers::action_query))
+        .route("/v1/action/queryMore", post(handlers::action_query_more))
         .route("/v1/object/usage", post(handlers::object_usage_create))
         .route(
             "/v1/object/usage/{id}",

@@ -68,6 +68,9 @@ pub struct Inner {
     pub in_flight: u64,
     pub counters: Counters,
     pub next_id: u64,
+    /// Open ZOQL results by `queryLocator`: the records not yet returned, and when the
+    /// locator was last used.
+    pub locators: HashMap<String, (Vec<serde_json::Value>, Instant)>,
 }
 
 /// What the simulator saw, for assertions and benchmarks.
@@ -110,6 +113,7 @@ impl SimState {
                 in_flight: 0,
                 counters: Counters::default(),
                 next_id: 1,
+                locators: HashMap::new(),
             }),
         }
     }
@@ -181,6 +185,10 @@ impl Inner {
         if roll < edge {
             return Fault::Throttle;
         }
+        edge += f.rate_limited_rate;
+        if roll < edge {
+            return Fault::RateLimited;
+        }
         edge += f.drop_before_rate;
         if roll < edge {
             return Fault::DropBefore;
@@ -192,21 +200,35 @@ impl Inner {
         Fault::None
     }
 
-    /// Counts a request against the per-minute window; `Err(seconds until reset)` when over.
+    /// Counts a request against the rate-limit window; `Err(seconds until reset)` when over.
     pub fn take_rate(&mut self) -> Result<(u64, u64), u64> {
         let now = Instant::now();
-        if now.duration_since(self.window_start) >= Duration::from_secs(60) {
+        let window = Duration::from_secs(self.config.rate_limit_window_secs.max(1));
+        if now.duration_since(self.window_start) >= window {
             self.window_start = now;
             self.window_count = 0;
         }
-        let reset = 60u64
-            .saturating_sub(now.duration_since(self.window_start).as_secs())
-            .max(1);
+        let reset = self.seconds_to_reset();
         if self.window_count >= self.config.rate_limit_per_minute {
             return Err(reset);
         }
         self.window_count += 1;
         Ok((self.config.rate_limit_per_minute - self.window_count, reset))
+    }
+
+    /// Seconds until the current rate-limit window resets (at least 1).
+    pub fn seconds_to_reset(&self) -> u64 {
+        let window = Duration::from_secs(self.config.rate_limit_window_secs.max(1));
+        window
+            .saturating_sub(Instant::now().duration_since(self.window_start))
+            .as_secs_f64()
+            .ceil()
+            .max(1.0) as u64
+    }
+
+    /// Requests left in the current window.
+    pub fn rate_remaining(&self) -> u64 {
+        self.config.rate_limit_per_minute.saturating_sub(self.window_count)
     }
 
     /// Whether `token` is valid now.

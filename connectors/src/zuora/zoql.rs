@@ -1,0 +1,164 @@
+//! ZOQL queries (`POST /v1/action/query`, then `POST /v1/action/queryMore` until `done`), and
+//! every query string dinmo sends, built in one place so a test can check each against the
+//! field lists Zuora documents (`shared/zuora/FACTS.md`, "ZOQL").
+//!
+//! What Zuora documents and this module follows: field names spelled as documented
+//! (`UnitOfMeasure.UomName`; there is no `Name`), keywords in lower case, at most 200
+//! conditions in a WHERE clause, at most 2,000 records a page with a `queryLocator` for the
+//! rest, and fields whose value is null left out of a record.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::errors::invalid_query_field;
+use super::service::{ApiRequest, RequestBody, ZuoraService};
+use crate::error::{ConnectorError, Result};
+
+/// Zuora's limit on conditions in one WHERE clause.
+pub const MAX_CONDITIONS: usize = 200;
+
+/// The active units of measure.
+pub const ACTIVE_UNITS: &str = "select UomName from UnitOfMeasure where Active = true";
+
+/// `select Id, RbeStatus from Usage where ImportId = '…'`: the records of one import.
+pub fn records_of_import(import_id: &str) -> String {
+    format!(
+        "select Id, RbeStatus from Usage where ImportId = {}",
+        literal(import_id)
+    )
+}
+
+/// `select Id, UniqueKey from Usage where UniqueKey = '…' or …`, one query per at most
+/// [`MAX_CONDITIONS`] keys.
+pub fn usage_by_unique_key(keys: &[String]) -> Vec<String> {
+    keys.chunks(MAX_CONDITIONS)
+        .map(|chunk| {
+            let conditions = chunk
+                .iter()
+                .map(|k| format!("UniqueKey = {}", literal(k)))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            format!("select Id, UniqueKey from Usage where {conditions}")
+        })
+        .collect()
+}
+
+/// A ZOQL string literal: single quotes, with `\` and `'` escaped by a backslash.
+pub fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// What a query came to.
+#[derive(Debug)]
+pub enum Answer {
+    /// Every record, all pages read.
+    Records(Vec<Value>),
+    /// Zuora refused a field of the query as invalid (`invalid field for query: X.Y`): this
+    /// tenant does not have it.
+    InvalidField(String),
+}
+
+/// Runs `query` and follows `queryLocator` to the last page. A read: it carries no
+/// Idempotency-Key (a replayed answer could be stale) and is safe to retry.
+pub async fn query(service: &ZuoraService, query: &str) -> Result<Answer> {
+    let mut request = ApiRequest::new(reqwest::Method::POST, "/v1/action/query");
+    request.body = RequestBody::Json(json!({ "queryString": query }));
+    request.read_only = true;
+    let mut records = Vec::new();
+    loop {
+        let response = service.call(&request).await?;
+        if !response.succeeded() {
+            if let Some(field) = invalid_query_field(&response.body) {
+                return Ok(Answer::InvalidField(field));
+            }
+            return Err(service.api_error(&request, &response));
+        }
+        if let Some(page) = response.body.get("records").and_then(Value::as_array) {
+            records.extend(page.iter().cloned());
+        }
+        let done = response.body.get("done").and_then(Value::as_bool).unwrap_or(true);
+        let locator = response.body.get("queryLocator").and_then(Value::as_str);
+        match (done, locator) {
+            (true, _) => return Ok(Answer::Records(records)),
+            (false, Some(locator)) if !locator.is_empty() => {
+                request = ApiRequest::new(reqwest::Method::POST, "/v1/action/queryMore");
+                request.body = RequestBody::Json(json!({ "queryLocator": locator }));
+                request.read_only = true;
+            }
+            (false, _) => {
+                return Err(ConnectorError::Api {
+                    destination: service.destination().to_string(),
+                    method: "POST".into(),
+                    url: format!("{}{}", service.base_url(), request.path),
+                    status: response.status,
+                    code: "no_query_locator".into(),
+                    message: format!(
+                        "the answer says more records follow (done: false) but has no queryLocator; {} record(s) read",
+                        records.len()
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Runs a query dinmo relies on: an invalid field is an error naming it.
+pub async fn records(service: &ZuoraService, text: &str) -> Result<Vec<Value>> {
+    match query(service, text).await? {
+        Answer::Records(records) => Ok(records),
+        Answer::InvalidField(field) => Err(ConnectorError::Api {
+            destination: service.destination().to_string(),
+            method: "POST".into(),
+            url: format!("{}/v1/action/query", service.base_url()),
+            status: 400,
+            code: "INVALID_FIELD".into(),
+            message: format!("Zuora refused `{field}` in `{text}`"),
+        }),
+    }
+}
+
+/// The tenant's active units of measure, upper-cased (Zuora compares them case-insensitively).
+pub async fn units_of_measure(service: &ZuoraService) -> Result<BTreeSet<String>> {
+    let found = records(service, ACTIVE_UNITS).await?;
+    Ok(found
+        .iter()
+        .filter_map(|r| r.get("UomName").and_then(Value::as_str))
+        .map(str::to_ascii_uppercase)
+        .collect())
+}
+
+/// One of every query string dinmo can send, for the check against Zuora's documented
+/// objects (`zuora-sim`'s ZOQL, which cites them).
+pub fn every_query() -> Vec<String> {
+    let keys: Vec<String> = (0..450).map(|i| format!("dinmo-key-{i}'\\")).collect();
+    let mut all = vec![ACTIVE_UNITS.to_string(), records_of_import("8a8aa0ff7c1d")];
+    all.extend(usage_by_unique_key(&keys));
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_key_lookups_stay_within_200_conditions() {
+        let keys: Vec<String> = (0..401).map(|i| format!("k{i}")).collect();
+        let queries = usage_by_unique_key(&keys);
+        assert_eq!(queries.len(), 3);
+        for query in &queries {
+            assert!(query.matches("UniqueKey = ").count() <= MAX_CONDITIONS, "{query}");
+        }
+        assert_eq!(queries[2], "select Id, UniqueKey from Usage where UniqueKey = 'k400'");
+    }
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes() {
+        assert_eq!(literal(r"a'b\c"), r"'a\'b\\c'");
+    }
+
+    #[test]
+    fn units_are_asked_for_by_their_documented_name() {
+        assert!(ACTIVE_UNITS.contains("UomName") && !ACTIVE_UNITS.contains(" Name"));
+    }
+}
