@@ -203,6 +203,14 @@ pub trait Destination: Send + Sync + Debug {
         Ok(Vec::new())
     }
 
+    /// After [`connect`](Destination::connect): `Some(reason)` when a value every row carries
+    /// in `field` (a literal in the model's SQL) is one the destination would never accept or
+    /// bill, e.g. a unit of measure the tenant does not have. `None` when it is fine or
+    /// cannot be told.
+    fn check_constant(&self, _field: &str, _value: &str) -> Option<String> {
+        None
+    }
+
     /// Opens a writer for one run of one sync.
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>>;
 

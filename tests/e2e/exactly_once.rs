@@ -464,6 +464,36 @@ fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
 
 #[cfg(feature = "failpoints")]
 #[test]
+fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
+    // Zuora documents Usage.UniqueKey only with Prepaid with Drawdown: this tenant refuses it.
+    let sim = Sim::start(SimConfig {
+        enforce_unique_key: false,
+        unique_key_queryable: false,
+        ..SimConfig::default()
+    });
+    let (project, run) = crashed_project(&sim, "batch_answered:2");
+    assert_eq!(sim.records().len(), 20);
+    let manifest_path = project.state(&format!("usage.zuora/runs/{run}.json"));
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["started_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339());
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    sim.sim.state.lock().idempotent.clear();
+
+    let stopped = dinmo_with(&project, &sim, &["run"], &[]);
+    assert_eq!(code(&stopped), 1, "{}", describe(&stopped));
+    let err = stderr(&stopped);
+    assert!(err.contains("cannot be searched by UniqueKey"), "{err}");
+    assert!(
+        err.contains(&format!("dinmo state resolve-pending usage.zuora {run} --sent")),
+        "names the remedy: {err}"
+    );
+    assert!(!err.contains("INVALID_FIELD"), "no raw API error: {err}");
+    assert_eq!(sim.records().len(), 20, "nothing new was sent");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
 fn resolve_pending_by_hand() {
     // Everything was committed but the run stopped before settling: the rows were sent.
     let sim = Sim::start(SimConfig::default());

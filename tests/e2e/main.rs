@@ -13,3 +13,4 @@ mod object_store_s3;
 mod review;
 mod third_party_parquet;
 mod zuora;
+mod zuora_documented;

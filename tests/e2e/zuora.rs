@@ -27,6 +27,11 @@ impl Sim {
         self.sim.state.lock().records.clone()
     }
 
+    /// Runs `future` on the simulator's runtime (for raw HTTP against it).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self._runtime.block_on(future)
+    }
+
     pub fn faults(&self, faults: Faults) {
         self.sim.state.lock().set_faults(faults);
     }

@@ -236,6 +236,19 @@ impl Destination for ZuoraDestination {
         Ok(found)
     }
 
+    fn check_constant(&self, field: &str, value: &str) -> Option<String> {
+        if field != "UOM" || !self.config.check_units_of_measure {
+            return None;
+        }
+        let units = self.known_units()?;
+        (!units.contains(&value.to_ascii_uppercase())).then(|| {
+            format!(
+                "`{value}` is not an active unit of measure in this Zuora tenant (active: {}); every row would be rejected",
+                units.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {
         let service = Arc::new(self.service(&format!("dinmo-{}", context.run_id))?);
         let units = self.known_units().filter(|_| self.config.check_units_of_measure);

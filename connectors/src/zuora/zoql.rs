@@ -158,6 +158,18 @@ mod tests {
     }
 
     #[test]
+    fn every_query_dinmo_sends_is_valid_against_zuoras_documented_objects() {
+        // The simulator's ZOQL holds Zuora's documented field lists (FACTS.md, "ZOQL"); a
+        // query string is opaque to the Prism contract test, so it is checked here.
+        let full = zuora_sim::zoql::Schema { usage_unique_key: true };
+        for query in every_query() {
+            if let Err(fault) = zuora_sim::zoql::parse(&query, &full) {
+                panic!("Zuora would refuse `{query}`: {fault:?}");
+            }
+        }
+    }
+
+    #[test]
     fn units_are_asked_for_by_their_documented_name() {
         assert!(ACTIVE_UNITS.contains("UomName") && !ACTIVE_UNITS.contains(" Name"));
     }

@@ -1,0 +1,215 @@
+//! dinmo against Zuora as documented (`shared/zuora/FACTS.md`): the simulator refuses what
+//! Zuora refuses, and dinmo's queries, paging, limits and retries hold up against it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use zuora_sim::{Faults, SimConfig};
+
+use crate::support::*;
+use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project};
+
+/// `POST /v1/action/query` straight to the simulator with a fresh token.
+fn raw_query(sim: &Sim, query: &str) -> (u16, Value) {
+    let url = sim.sim.url();
+    let (id, secret) = (sim.client_id(), sim.secret());
+    sim.block_on(async move {
+        let client = reqwest::Client::new();
+        let token: Value = client
+            .post(format!("{url}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", id.as_str()),
+                ("client_secret", secret.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let answer = client
+            .post(format!("{url}/v1/action/query"))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&json!({ "queryString": query }))
+            .send()
+            .await
+            .unwrap();
+        for header in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+            assert!(answer.headers().contains_key(header), "{header} on every answer");
+        }
+        (answer.status().as_u16(), answer.json().await.unwrap())
+    })
+}
+
+#[test]
+fn the_simulator_refuses_the_unit_query_zuora_refuses() {
+    let sim = Sim::start(SimConfig::default());
+    // The query dinmo used to send: UnitOfMeasure has no `Name` field.
+    let (status, body) = raw_query(&sim, "select Name from UnitOfMeasure where Active = true");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["FaultMessage"], "invalid field for query: UnitOfMeasure.Name");
+    let (status, body) = raw_query(&sim, "select UomName from UnitOfMeasure where Active = true");
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["UomName"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"API_CALL") && !names.contains(&"RETIRED_UNIT"),
+        "{names:?}"
+    );
+    let (status, _) = raw_query(&sim, "SELECT UomName FROM UnitOfMeasure");
+    assert_eq!(status, 400, "ZOQL keywords must be in lower case");
+}
+
+#[test]
+fn validate_connect_lists_active_units_and_flags_a_literal_unit_the_tenant_lacks() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-11-18", &usage_rows(4));
+    let connected = run_against(&project, &sim, &["validate", "--connect"]);
+    assert_eq!(code(&connected), 0, "{}", describe(&connected));
+    let out = stdout(&connected);
+    assert!(
+        out.contains("4 active unit(s) of measure: API_CALL, EACH, GB_STORED, SEAT"),
+        "{out}"
+    );
+    assert!(!out.contains("RETIRED_UNIT"), "an inactive unit is not listed: {out}");
+
+    project.write(
+        "models/usage.yml",
+        "model: usage
+sql: SELECT account, 'RETIRED_UNIT' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account, uom, usage_day]
+syncs:
+  - destination: zuora
+    mapping:
+      AccountNumber: account
+      UOM: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+    );
+    let flagged = run_against(&project, &sim, &["validate", "--connect"]);
+    assert_eq!(code(&flagged), 1, "{}", describe(&flagged));
+    let err = stderr(&flagged);
+    assert!(err.contains("usage.yml:8:"), "names the mapping line: {err}");
+    assert!(
+        err.contains("UOM is mapped to `uom`, the literal 'RETIRED_UNIT'")
+            && err.contains("not an active unit of measure"),
+        "{err}"
+    );
+}
+
+/// A model of `rows` distinct usage rows on one day (one second apart), all `API_CALL`.
+fn many_rows_project(sim: &Sim, method: &str, rows: usize, extra: &str) -> TestProject {
+    let project = zuora_project(sim, method, extra);
+    project.write(
+        "models/usage.yml",
+        "model: usage
+sql: |
+  SELECT account, uom, to_timestamp_seconds(1763424000 + qty) AS usage_day, qty
+  FROM events
+primary_key: [account, uom, usage_day]
+syncs:
+  - destination: zuora
+    mapping:
+      AccountNumber: account
+      UOM: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+    );
+    let data: Vec<(String, String, i64)> = (0..rows)
+        .map(|i| (format!("A{:08}", 1 + i % 12), "API_CALL".to_string(), i as i64))
+        .collect();
+    export(&project, "2026-11-18", &data);
+    project
+}
+
+fn endpoint_count(sim: &Sim, endpoint: &str) -> u64 {
+    sim.sim
+        .state
+        .lock()
+        .counters
+        .by_endpoint
+        .get(endpoint)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn rollback_of_an_import_over_2000_records_reads_every_page() {
+    let sim = Sim::start(SimConfig::default());
+    let project = many_rows_project(&sim, "import", 2_500, "");
+    let run = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert_eq!(sim.records().len(), 2_500);
+    let runs = run_against(&project, &sim, &["runs", "--format", "json"]);
+    let listed: Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let run_id = listed[0]["run_id"].as_str().unwrap().to_string();
+    let rolled = run_against(&project, &sim, &["rollback", &run_id]);
+    assert_eq!(code(&rolled), 0, "{}", describe(&rolled));
+    assert_eq!(
+        sim.records().len(),
+        0,
+        "every record of the import, past the first page, is deleted"
+    );
+    assert!(
+        endpoint_count(&sim, "POST /v1/action/queryMore") >= 1,
+        "the second page came from queryMore"
+    );
+    // The rows are new again and go out once more, exactly once.
+    let again = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&again), 0, "{}", describe(&again));
+    assert_eq!(sim.records().len(), 2_500);
+}
+
+#[test]
+fn a_spent_rate_window_is_waited_out_by_ratelimit_reset() {
+    // 15 requests a 2-second window: the run spends the window several times over.
+    let sim = Sim::start(SimConfig {
+        rate_limit_per_minute: 15,
+        rate_limit_window_secs: 2,
+        ..SimConfig::default()
+    });
+    let project = many_rows_project(&sim, "actions", 400, "    batch_size: 10\n");
+    let started = Instant::now();
+    let run = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let records = sim.records();
+    assert_eq!(records.len(), 400);
+    let throttled = sim.sim.state.lock().counters.throttled;
+    assert!(throttled > 0, "the window was spent");
+    // 40 creates + token + units = 42 requests at 15 per 2 s: about 6 s of windows. Waiting
+    // for RateLimit-Reset gets there; a client that gave up or spun would not.
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+}
+
+#[test]
+fn server_errors_and_concurrency_429s_do_not_wait_for_the_rate_window() {
+    // A minute-long window whose RateLimit-Reset says up to 60 s on every answer: a client
+    // that waited for it after 5xx or a concurrency 429 would take minutes.
+    let sim = Sim::start(SimConfig::default());
+    sim.faults(Faults {
+        error_rate: 0.1,
+        throttle_rate: 0.1,
+        seed: 9,
+        ..Faults::default()
+    });
+    let project = many_rows_project(&sim, "object", 200, "    concurrency: 8\n");
+    let started = Instant::now();
+    let run = run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert_eq!(sim.records().len(), 200);
+    let counters = sim.sim.state.lock().counters.clone();
+    assert!(counters.server_errors > 5 && counters.throttled > 5, "{counters:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "{:?} for 200 rows: retries waited for RateLimit-Reset",
+        started.elapsed()
+    );
+}
