@@ -159,6 +159,24 @@ fn violations(prism: &Prism) -> Vec<String> {
         .collect()
 }
 
+/// The log lines around each violation: Prism names what was wrong on the lines after it.
+fn context_of_violations(prism: &Prism) -> String {
+    let log = std::fs::read_to_string(&prism.log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.contains("✖") {
+            out.extend(
+                lines[i.saturating_sub(8)..(i + 4).min(lines.len())]
+                    .iter()
+                    .map(|l| l.to_string()),
+            );
+            out.push("---".into());
+        }
+    }
+    out.join("\n")
+}
+
 #[test]
 fn every_request_and_answer_conforms_to_zuoras_spec() {
     let work = tempfile::tempdir().unwrap();
@@ -208,9 +226,10 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
     let found = violations(&prism);
     assert!(
         found.is_empty(),
-        "Prism found {} violation(s):\n{}",
+        "Prism found {} violation(s):\n{}\n--- the log around them:\n{}",
         found.len(),
-        found.join("\n")
+        found.join("\n"),
+        context_of_violations(&prism)
     );
 
     // Negative control: Prism does check. Zuora's client ids have 36 characters.

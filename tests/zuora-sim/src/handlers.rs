@@ -393,17 +393,22 @@ fn import_rows(inner: &mut crate::state::Inner, id: &str, bytes: &[u8], track: &
     Ok(total)
 }
 
+/// `GET /v1/object/import/{id}` as `ProxyGetImport`: its fields are typed and not nullable in
+/// the spec, so a field without a value (`StatusReason` before anything failed) is left out.
 fn import_json(import: &Import) -> Value {
-    json!({
+    let mut json = json!({
         "Id": import.id,
         "Name": import.name,
         "ImportType": "Usage",
         "Status": import.status,
-        "StatusReason": import.status_reason,
         "TotalCount": import.total_count,
         "ImportedCount": import.imported_count,
         "CreatedDate": import.created,
-    })
+    });
+    if let (Some(reason), Some(object)) = (&import.status_reason, json.as_object_mut()) {
+        object.insert("StatusReason".into(), Value::String(reason.clone()));
+    }
+    json
 }
 
 pub async fn import_get(State(sim): State<Arc<SimState>>, Path(id): Path<String>) -> Response {
