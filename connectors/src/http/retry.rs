@@ -186,12 +186,12 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Zuora's defaults: sub-second start, capped at 20 s; a window wait of at most a minute
-    /// and a half (Zuora's windows are per minute).
+    /// Zuora's defaults: a 100 ms start doubling to at most 20 s; a window wait of at most a
+    /// minute and a half (Zuora's windows are per minute).
     pub fn zuora(max_attempts: usize) -> Self {
         RetryPolicy {
             max_attempts: max_attempts.max(1),
-            base: Duration::from_millis(200),
+            base: Duration::from_millis(100),
             cap: Duration::from_secs(20),
             brief: Duration::from_millis(250),
             max_hint: Duration::from_secs(90),

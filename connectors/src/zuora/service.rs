@@ -413,16 +413,18 @@ impl ZuoraService {
     pub async fn call(&self, request: &ApiRequest) -> Result<ApiResponse> {
         let url = format!("{}{}", self.base_url, request.path);
         let method = request.method.to_string();
-        let _permit = self.permits.acquire().await.map_err(|e| ConnectorError::Client {
-            destination: self.destination.clone(),
-            message: e.to_string(),
-        })?;
         let mut reauthenticated = false;
         loop {
             let token = self.token().await?;
+            // A slot of `concurrency` is held only while a request is on the wire: a request
+            // waiting out a backoff leaves its slot to the others (Zuora counts requests in
+            // flight, not requests waiting).
             let sent = self
-                .with_retries(&method, &url, request.idempotent(), || {
-                    self.exchange(self.request_builder(request, &url, &token))
+                .with_retries(&method, &url, request.idempotent(), || async {
+                    match self.permits.acquire().await {
+                        Ok(_permit) => self.exchange(self.request_builder(request, &url, &token)).await,
+                        Err(closed) => Exchange::NotSent(closed.to_string()),
+                    }
                 })
                 .await;
             match sent {

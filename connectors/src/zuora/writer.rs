@@ -212,8 +212,10 @@ impl ZuoraWriter {
                 }
             }
         });
+        // Twice as many requests under way as may be in flight: those waiting out a retry
+        // leave their slot (see `ZuoraService::call`) to one that is ready to go.
         let answers: Vec<Result<RowResults>> = futures::stream::iter(sends)
-            .buffer_unordered(self.config.concurrency)
+            .buffer_unordered(self.config.concurrency * 2)
             .collect()
             .await;
         let mut done = Vec::new();
