@@ -2,6 +2,20 @@
 //! error shapes, accounts and units of measure, rate and concurrency limits with Zuora's
 //! headers, Idempotency-Key replay, asynchronous usage imports, and injectable faults.
 //!
+//! It is written from Zuora's documentation (`shared/zuora/FACTS.md` and `zuora_openapi.yaml`),
+//! not from dinmo's connector: each behaviour cites what it implements. What stays
+//! **unconfirmed** by Zuora's own pages, and how the simulator reads it:
+//! - the HTTP status and body of a ZOQL fault: 400 with `{FaultCode, FaultMessage}`, as a
+//!   public Zuora client's tests record it (the spec declares only 200 and 401 for the query
+//!   operations); dinmo reads every error shape, so either reading works;
+//! - the code for an expired or unknown `queryLocator` (`INVALID_VALUE` here);
+//! - whether a 429 carries `Retry-After` (not sent here; dinmo honours it when present);
+//! - the value format of `RateLimit-Limit` (`<n>;w=<seconds>` here; the spec says string);
+//! - whether `POST /v1/usage` takes the current usage-file layout (`AccountNumber,
+//!   UnitOfMeasure, …`): its reference lists the legacy headings (`ACCOUNT_ID, UOM, QTY, …`)
+//!   as "the format used by the UI import tool", which FACTS.md says accepts both layouts;
+//!   the simulator takes the current one, which dinmo sends.
+//!
 //! `/sim/*` endpoints configure it and expose what it stored:
 //! `GET /sim/records`, `GET /sim/imports`, `GET /sim/counters`, `PUT /sim/faults`,
 //! `PUT /sim/config`, `POST /sim/expire-tokens`, `POST /sim/process` (mark every Pending
