@@ -79,7 +79,7 @@ fn literal_column(frame: &datafusion::dataframe::DataFrame, column: &str) -> Opt
             LogicalPlan::Sort(sort) => plan = &sort.input,
             LogicalPlan::Limit(limit) => plan = &limit.input,
             LogicalPlan::Filter(filter) => plan = &filter.input,
-            LogicalPlan::Distinct(_) | _ => return None,
+            _ => return None,
         }
     };
     let index = projection.schema.index_of_column_by_name(None, column)?;
