@@ -434,6 +434,18 @@ fn crashed_project(sim: &Sim, point: &str) -> (TestProject, String) {
     (project, run)
 }
 
+/// Makes the stopped `run` two days old, and Zuora forget its Idempotency-Keys (they are kept
+/// 24 hours), so recovery must look its rows up by `UniqueKey`.
+#[cfg(feature = "failpoints")]
+fn past_the_replay_window(project: &TestProject, sim: &Sim, run: &str) {
+    let manifest_path = project.state(&format!("usage.zuora/runs/{run}.json"));
+    let text = std::fs::read_to_string(&manifest_path).unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["started_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339());
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    sim.sim.state.lock().idempotent.clear();
+}
+
 #[cfg(feature = "failpoints")]
 #[test]
 fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
@@ -444,18 +456,7 @@ fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
     // Two batches reach Zuora, the second is never committed.
     let (project, run) = crashed_project(&sim, "batch_answered:2");
     assert_eq!(sim.records().len(), 20);
-    // Make the stopped run two days old: Zuora no longer replays its Idempotency-Keys.
-    let manifest_path = project.state(&format!("usage.zuora/runs/{run}.json"));
-    let text = std::fs::read_to_string(&manifest_path).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    manifest["started_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339());
-    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
-    let sim_idempotency_forgotten = {
-        let mut inner = sim.sim.state.lock();
-        inner.idempotent.clear();
-        true
-    };
-    assert!(sim_idempotency_forgotten);
+    past_the_replay_window(&project, &sim, &run);
     let recovered = dinmo_with(&project, &sim, &["run"], &[]);
     assert_eq!(code(&recovered), 0, "{}", describe(&recovered));
     let (expected, stored, duplicates, missing, unexpected) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
@@ -473,12 +474,7 @@ fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
     });
     let (project, run) = crashed_project(&sim, "batch_answered:2");
     assert_eq!(sim.records().len(), 20);
-    let manifest_path = project.state(&format!("usage.zuora/runs/{run}.json"));
-    let text = std::fs::read_to_string(&manifest_path).unwrap();
-    let mut manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    manifest["started_at"] = serde_json::json!((chrono::Utc::now() - chrono::Duration::days(2)).to_rfc3339());
-    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
-    sim.sim.state.lock().idempotent.clear();
+    past_the_replay_window(&project, &sim, &run);
 
     let stopped = dinmo_with(&project, &sim, &["run"], &[]);
     assert_eq!(code(&stopped), 1, "{}", describe(&stopped));

@@ -68,8 +68,17 @@ destinations:
     method: {method}
 {extra}"
     );
-    let model = "model: usage
-sql: SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+    let model = usage_model("SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events");
+    TestProject::new(&project, &[("usage.yml", &model)])
+}
+
+/// Model `usage` with `sql` (columns account, uom, usage_day, qty), keyed on account, unit and
+/// day, synced to `zuora` with the four required fields mapped (the mapping's `UOM: uom` on
+/// line 8).
+pub fn usage_model(sql: &str) -> String {
+    format!(
+        "model: usage
+sql: {sql}
 primary_key: [account, uom, usage_day]
 syncs:
   - destination: zuora
@@ -78,8 +87,8 @@ syncs:
       UOM: uom
       StartDateTime: usage_day
       Quantity: qty
-";
-    TestProject::new(&project, &[("usage.yml", model)])
+"
+    )
 }
 
 pub fn run_against(project: &TestProject, sim: &Sim, args: &[&str]) -> std::process::Output {

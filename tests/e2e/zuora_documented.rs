@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use zuora_sim::{Faults, SimConfig};
 
 use crate::support::*;
-use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project};
+use crate::zuora::{Sim, export, run_against, usage_model, usage_rows, zuora_project};
 
 /// `POST /v1/action/query` straight to the simulator with a fresh token.
 fn raw_query(sim: &Sim, query: &str) -> (u16, Value) {
@@ -81,17 +81,7 @@ fn validate_connect_lists_active_units_and_flags_a_literal_unit_the_tenant_lacks
 
     project.write(
         "models/usage.yml",
-        "model: usage
-sql: SELECT account, 'RETIRED_UNIT' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
-primary_key: [account, uom, usage_day]
-syncs:
-  - destination: zuora
-    mapping:
-      AccountNumber: account
-      UOM: uom
-      StartDateTime: usage_day
-      Quantity: qty
-",
+        &usage_model("SELECT account, 'RETIRED_UNIT' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events"),
     );
     let flagged = run_against(&project, &sim, &["validate", "--connect"]);
     assert_eq!(code(&flagged), 1, "{}", describe(&flagged));
@@ -109,19 +99,7 @@ fn many_rows_project(sim: &Sim, method: &str, rows: usize, extra: &str) -> TestP
     let project = zuora_project(sim, method, extra);
     project.write(
         "models/usage.yml",
-        "model: usage
-sql: |
-  SELECT account, uom, to_timestamp_seconds(1763424000 + qty) AS usage_day, qty
-  FROM events
-primary_key: [account, uom, usage_day]
-syncs:
-  - destination: zuora
-    mapping:
-      AccountNumber: account
-      UOM: uom
-      StartDateTime: usage_day
-      Quantity: qty
-",
+        &usage_model("SELECT account, uom, to_timestamp_seconds(1763424000 + qty) AS usage_day, qty FROM events"),
     );
     let data: Vec<(String, String, i64)> = (0..rows)
         .map(|i| (format!("A{:08}", 1 + i % 12), "API_CALL".to_string(), i as i64))
