@@ -332,6 +332,9 @@ syncs:
         rng % bound
     };
     let (mut runs, mut kills, mut completed) = (0, 0, 0);
+    // Kills land at a random moment within 1.5 × the time an unkilled run takes (a moving
+    // average, starting at 2 s), so most runs die mid-flight whatever the machine's speed.
+    let mut typical_ms: u64 = 2000;
     let started = Instant::now();
     let mut day_index = 0;
     while runs < iterations || completed == 0 {
@@ -363,7 +366,7 @@ syncs:
             .env("DINMO_DELIVERY_BATCH_ROWS", "200")
             .env("DINMO_LOCK_LEASE_SECS", "5");
         let mut child = command.spawn().unwrap();
-        let kill_after = Duration::from_millis(next(2000));
+        let kill_after = Duration::from_millis(next(typical_ms * 3 / 2 + 1));
         let spawned = Instant::now();
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -385,6 +388,7 @@ syncs:
                 "an unkilled run failed: {status:?}\n{output}"
             );
             completed += 1;
+            typical_ms = (typical_ms + spawned.elapsed().as_millis() as u64) / 2;
         }
     }
     // Finish without kills, then compare row by row.
