@@ -74,6 +74,15 @@ pub fn reasons(body: &Value) -> Vec<ZuoraReason> {
     found
 }
 
+/// Every reason's message, joined with `; ` (empty when the body has none).
+pub fn messages(body: &Value) -> String {
+    reasons(body)
+        .into_iter()
+        .map(|r| r.message)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `Some(why)` when an error body says the failure is temporary: `success: false` and every
 /// code in a retryable category.
 pub fn temporary(body: &Value) -> Option<String> {

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, Semaphore};
 use tracing::{debug, warn};
 
 use super::config::{Secret, ZuoraConfig};
-use super::errors::{reasons, success_flag, temporary};
+use super::errors::{messages, reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
 use crate::http::{Action, Attempt, RetryPolicy, classify};
 
@@ -252,11 +252,7 @@ impl ZuoraService {
             Err(Ended::Failed(error)) => return Err(error),
         };
         if !(200..300).contains(&status) {
-            let message = reasons(&body)
-                .into_iter()
-                .map(|r| r.message)
-                .collect::<Vec<_>>()
-                .join("; ");
+            let message = messages(&body);
             return Err(self.auth_error(&url, status, &message));
         }
         let value = body
@@ -312,11 +308,7 @@ impl ZuoraService {
                         Exchange::Answered { body, .. } => body,
                         _ => &Value::Null,
                     };
-                    let message = reasons(body)
-                        .into_iter()
-                        .map(|r| r.message)
-                        .collect::<Vec<_>>()
-                        .join("; ");
+                    let message = messages(body);
                     return Err(Ended::Unauthorized(message));
                 }
                 Action::GiveUp(why) => {
@@ -455,14 +447,10 @@ impl ZuoraService {
             RequestBody::Empty => builder,
             RequestBody::Json(value) => builder.json(value),
             RequestBody::File { name, bytes } => {
-                let mime = if name.ends_with(".zip") {
-                    "application/zip"
-                } else {
-                    "text/csv"
-                };
+                // POST_Usage takes a CSV file with a .csv extension (the import never zips).
                 let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
-                // `mime_str` only fails on a malformed type; both above are well formed.
-                let part = match part.mime_str(mime) {
+                // `mime_str` only fails on a malformed type; `text/csv` is well formed.
+                let part = match part.mime_str("text/csv") {
                     Ok(part) => part,
                     Err(_) => reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()),
                 };
