@@ -302,8 +302,9 @@ pub trait DestinationWriter: Send {
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>>;
 
     /// Sends whatever the writer still holds back (rows buffered for a larger request or
-    /// file); on failure, [`DestinationWriter::acknowledged_before_failure`] hands back what
-    /// was acknowledged first. Called once before `finish`.
+    /// file) and waits for every request still in flight; on failure,
+    /// [`DestinationWriter::acknowledged_before_failure`] hands back what was acknowledged
+    /// first. Called once before `finish`.
     async fn flush(&mut self) -> Result<Vec<BatchOutcome>> {
         Ok(Vec::new())
     }

@@ -63,6 +63,14 @@ pub enum ConnectorError {
     #[error("destination `{destination}`: cannot build the HTTP client: {message}")]
     Client { destination: String, message: String },
 
+    /// A request's task ended without an answer (it panicked or the runtime shut down).
+    #[error("destination `{destination}`: a request was interrupted: {source}")]
+    Interrupted {
+        destination: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
     /// An import did not finish in time.
     #[error("destination `{destination}`: import {import_id} still {status} after {waited_secs} s")]
     ImportTimeout {

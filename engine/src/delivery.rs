@@ -1,7 +1,8 @@
 //! Sending a pending file through a destination and committing what it acknowledges, batch by
 //! batch: after every batch, the acknowledged rows become a snapshot part and the refused rows
 //! a rejected part, and the run manifest is rewritten to name them. A crash loses at most the
-//! batch in flight, and the next run replays that from the pending file (see
+//! rows in flight (a destination may keep requests under way across batches, see
+//! `DestinationWriter::write`), and the next run replays them from the pending file (see
 //! [`crate::recovery`]).
 
 use std::collections::HashSet;
@@ -135,6 +136,7 @@ pub async fn deliver(
         commit.record(&outcome, report).await?;
     }
     commit.checkpoint(manifest).await?;
+    crash_point("all_committed");
     progress.finish();
     Ok(delivery.destination_ids)
 }

@@ -457,9 +457,10 @@ fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
         enforce_unique_key: false,
         ..SimConfig::default()
     });
-    // Two batches reach Zuora, the second is never committed.
-    let (project, run) = crashed_project(&sim, "batch_answered:2");
-    assert_eq!(sim.records().len(), 20);
+    // Eight answers (the units-of-measure query and at least seven requests of 1 to 3 rows)
+    // come back; the eighth is never committed.
+    let (project, run) = crashed_project(&sim, "zuora_answer_received:8");
+    assert!(sim.records().len() >= 13, "{} records", sim.records().len());
     past_the_replay_window(&project, &sim, &run);
     let recovered = dinmo_with(&project, &sim, &["run"], &[]);
     assert_eq!(code(&recovered), 0, "{}", describe(&recovered));
@@ -476,8 +477,9 @@ fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
         unique_key_queryable: false,
         ..SimConfig::default()
     });
-    let (project, run) = crashed_project(&sim, "batch_answered:2");
-    assert_eq!(sim.records().len(), 20);
+    let (project, run) = crashed_project(&sim, "zuora_answer_received:8");
+    let delivered = sim.records().len();
+    assert!(delivered >= 13, "{delivered} records");
     past_the_replay_window(&project, &sim, &run);
 
     let stopped = dinmo_with(&project, &sim, &["run"], &[]);
@@ -489,7 +491,7 @@ fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
         "names the remedy: {err}"
     );
     assert!(!err.contains("INVALID_FIELD"), "no raw API error: {err}");
-    assert_eq!(sim.records().len(), 20, "nothing new was sent");
+    assert_eq!(sim.records().len(), delivered, "nothing new was sent");
 }
 
 #[cfg(feature = "failpoints")]
@@ -497,7 +499,7 @@ fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
 fn resolve_pending_by_hand() {
     // Everything was committed but the run stopped before settling: the rows were sent.
     let sim = Sim::start(SimConfig::default());
-    let (project, run) = crashed_project(&sim, "checkpoint_committed:4");
+    let (project, run) = crashed_project(&sim, "all_committed");
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
     assert_eq!(code(&verify), 0, "{}", describe(&verify));
     assert!(
@@ -542,7 +544,10 @@ fn state_verify_finds_damage() {
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
     assert_eq!(code(&verify), 0, "{}", describe(&verify));
     assert!(
-        stdout(&verify).contains("usage.zuora: 1 run(s), 2 part(s) verified, 12 row(s) in the snapshot"),
+        // Parts: the pending file and one snapshot part per checkpoint that stored rows (how
+        // many depends on when Zuora's answers came back).
+        stdout(&verify).contains("usage.zuora: 1 run(s), ")
+            && stdout(&verify).contains(" part(s) verified, 12 row(s) in the snapshot"),
         "{}",
         describe(&verify)
     );
