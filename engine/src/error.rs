@@ -152,6 +152,14 @@ pub enum DinmoError {
     RunFailed { failed: usize, total: usize, first: String },
 
     // ---- the engine and its environment ----
+    /// A task of the run ended without finishing (it panicked or the runtime shut down).
+    #[error("{task} was interrupted: {source}")]
+    Interrupted {
+        task: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
     /// DataFusion failed outside a model's own SQL (state tables, staging files).
     #[error("{context}: {source}")]
     Engine {

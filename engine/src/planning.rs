@@ -181,9 +181,8 @@ async fn plan_model<'p>(
     })
 }
 
-/// Connects every destination the planned syncs use, once each; returns each destination's
-/// findings or error, in name order.
-pub async fn connect_destinations(planned: &[PlannedModel<'_>]) -> Vec<(String, Result<Vec<String>>)> {
+/// The destinations the planned syncs use, once each, in name order.
+pub fn destinations_used(planned: &[PlannedModel<'_>]) -> Vec<(String, Arc<dyn Destination>)> {
     let mut seen: Vec<(String, Arc<dyn Destination>)> = Vec::new();
     for sync in planned.iter().flat_map(|m| &m.syncs) {
         if !seen.iter().any(|(name, _)| *name == sync.sync.destination) {
@@ -191,13 +190,19 @@ pub async fn connect_destinations(planned: &[PlannedModel<'_>]) -> Vec<(String, 
         }
     }
     seen.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut results = Vec::new();
-    for (name, destination) in seen {
+    seen
+}
+
+/// Connects `destinations` all at once; returns each one's findings or error, in their order.
+pub async fn connect_destinations(
+    destinations: Vec<(String, Arc<dyn Destination>)>,
+) -> Vec<(String, Result<Vec<String>>)> {
+    let connecting = destinations.into_iter().map(|(name, destination)| async move {
         let found = destination
             .connect()
             .await
             .map_err(DinmoError::destination(name.clone()));
-        results.push((name, found));
-    }
-    results
+        (name, found)
+    });
+    futures::future::join_all(connecting).await
 }

@@ -191,3 +191,23 @@ fn server_errors_and_concurrency_429s_do_not_wait_for_the_rate_window() {
         started.elapsed()
     );
 }
+
+#[test]
+fn every_create_request_but_the_last_carries_a_full_batch_across_delivery_batches() {
+    // 103 rows read 10 at a time, 25 records a request: rows left over from one delivery batch
+    // ride with the next one's, so 5 requests (4 × 25 + 3), not one short request per batch.
+    let sim = Sim::start(SimConfig::default());
+    let project = many_rows_project(&sim, "actions", 103, "    batch_size: 25\n    concurrency: 4\n");
+    let (id, secret) = (sim.client_id(), sim.secret());
+    let env = [
+        ("ZUORA_CLIENT_ID", id.as_str()),
+        ("ZUORA_CLIENT_SECRET", secret.as_str()),
+        ("DINMO_DELIVERY_BATCH_ROWS", "10"),
+    ];
+    let run = dinmo_in(project.path(), &["run"], &env);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert_eq!(sim.records().len(), 103);
+    assert_eq!(endpoint_count(&sim, "POST /v1/action/create"), 5);
+    let again = dinmo_in(project.path(), &["plan", "--detailed-exitcode"], &env);
+    assert_eq!(code(&again), 0, "{}", describe(&again));
+}

@@ -23,10 +23,17 @@ use crate::http::{Action, Attempt, RetryPolicy, classify};
 pub enum RequestBody {
     /// None.
     Empty,
-    /// JSON.
-    Json(Value),
+    /// JSON, serialised once (a retry sends the same bytes).
+    Json(bytes::Bytes),
     /// A usage file as multipart field `file`.
     File { name: String, bytes: Vec<u8> },
+}
+
+impl RequestBody {
+    /// `value` as a JSON body.
+    pub fn json(value: &Value) -> Self {
+        RequestBody::Json(value.to_string().into())
+    }
 }
 
 /// One API request.
@@ -445,7 +452,9 @@ impl ZuoraService {
         }
         match &request.body {
             RequestBody::Empty => builder,
-            RequestBody::Json(value) => builder.json(value),
+            RequestBody::Json(json) => builder
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json.clone()),
             RequestBody::File { name, bytes } => {
                 // POST_Usage takes a CSV file with a .csv extension (the import never zips).
                 let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::config::{Method, ZuoraConfig};
 use super::errors::reasons;
 use super::fields::REST_COLUMNS;
-use super::request::{idempotency_key, usage_object};
+use super::request::{create_usage_json, idempotency_key, usage_object_json};
 use super::service::{ApiRequest, RequestBody, ZuoraService};
 use super::verdicts;
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, RowStatus, WriteContext};
@@ -55,6 +55,10 @@ pub(super) struct ZuoraWriter {
     /// `actions` and `object`: requests sent and not yet answered, across batches, so the
     /// connection stays busy while the engine commits a batch and reads the next one.
     in_flight: JoinSet<(RecordBatch, Result<RowResults>)>,
+    /// `actions`: sendable rows of the last batch too few for a full request, sent with the
+    /// next batch's rows (or at `flush`), so every request but the last carries `batch_size`
+    /// records.
+    carried: Option<RecordBatch>,
 }
 
 type RowResults = Vec<(usize, RowStatus)>;
@@ -86,6 +90,7 @@ impl ZuoraWriter {
             buffered: Vec::new(),
             buffered_rows: 0,
             in_flight: JoinSet::new(),
+            carried: None,
         }
     }
 
@@ -120,9 +125,7 @@ impl ZuoraWriter {
         let request = ApiRequest {
             method: reqwest::Method::POST,
             path: "/v1/action/create".into(),
-            body: RequestBody::Json(
-                json!({ "type": "Usage", "objects": rows.iter().map(|&r| usage_object(&prepared, r)).collect::<Vec<_>>() }),
-            ),
+            body: RequestBody::Json(create_usage_json(&prepared, &rows).into()),
             idempotency_key: Some(idempotency_key(&context.sync_id, &context.run_id, "actions", &keys)),
             read_only: false,
         };
@@ -178,7 +181,7 @@ impl ZuoraWriter {
         let request = ApiRequest {
             method: reqwest::Method::POST,
             path: "/v1/object/usage".into(),
-            body: RequestBody::Json(usage_object(&prepared, row)),
+            body: RequestBody::Json(usage_object_json(&prepared, row).into()),
             idempotency_key: Some(idempotency_key(
                 &context.sync_id,
                 &context.run_id,
@@ -424,7 +427,7 @@ impl ZuoraWriter {
     /// twice `concurrency` requests stay in flight while the engine commits what came back and
     /// reads the next batch, and their answers come with the next `write` or `flush`. Without
     /// this the connection idled at every batch boundary (44 % of the latency-bound ceiling).
-    async fn send_batch(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
+    async fn send_batch(&mut self, batch: RecordBatch, last: bool) -> Result<Vec<BatchOutcome>> {
         let prepared = Arc::new(PreparedBatch::new(&self.destination, &REST_COLUMNS, &batch)?);
         let verdicts = verdicts(&prepared, batch.num_rows(), self.units.as_ref());
         let mut outcomes = Vec::new();
@@ -456,6 +459,13 @@ impl ZuoraWriter {
             Method::Object => 1,
             Method::Actions => self.config.batch_size,
         };
+        let mut sendable = sendable;
+        let short = sendable.len() % rows_per_request;
+        if !last && short > 0 {
+            let held = sendable.split_off(sendable.len() - short);
+            let indices = UInt32Array::from(held.iter().map(|&r| r as u32).collect::<Vec<_>>());
+            self.carried = Some(take_record_batch(&batch, &indices).map_err(|source| self.convert_error(source))?);
+        }
         let queue = sendable.chunks(rows_per_request).map(|rows| Group {
             batch: batch.clone(),
             prepared: Arc::clone(&prepared),
@@ -517,6 +527,14 @@ impl ZuoraWriter {
         }
     }
 
+    fn convert_error(&self, source: arrow::error::ArrowError) -> ConnectorError {
+        ConnectorError::Convert {
+            destination: self.destination.clone(),
+            column: "*".into(),
+            source,
+        }
+    }
+
     fn spawn(&mut self, group: Group) {
         let (service, context, method) = (Arc::clone(&self.service), self.context.clone(), self.config.method);
         self.in_flight.spawn(async move {
@@ -535,7 +553,12 @@ impl ZuoraWriter {
 impl DestinationWriter for ZuoraWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
         if self.config.method != Method::Import {
-            return self.send_batch(batch).await;
+            let batch = match self.carried.take() {
+                Some(carried) => concat_batches(&batch.schema(), [&carried, &batch])
+                    .map_err(|source| self.convert_error(source))?,
+                None => batch,
+            };
+            return self.send_batch(batch, false).await;
         }
         self.buffered_rows += batch.num_rows();
         self.buffered.push(batch);
@@ -547,7 +570,11 @@ impl DestinationWriter for ZuoraWriter {
 
     async fn flush(&mut self) -> Result<Vec<BatchOutcome>> {
         if self.config.method != Method::Import {
-            return self.pump(Default::default(), Vec::new(), 0).await;
+            let mut outcomes = Vec::new();
+            if let Some(carried) = self.carried.take() {
+                outcomes = self.send_batch(carried, true).await?;
+            }
+            return self.pump(Default::default(), outcomes, 0).await;
         }
         let Some(first) = self.buffered.first() else {
             return Ok(Vec::new());
@@ -555,12 +582,8 @@ impl DestinationWriter for ZuoraWriter {
         let schema = first.schema();
         let batches = std::mem::take(&mut self.buffered);
         self.buffered_rows = 0;
-        let batch = concat_batches(&schema, &batches).map_err(|source| ConnectorError::Convert {
-            destination: self.destination.clone(),
-            column: "*".into(),
-            source,
-        })?;
-        self.send_batch(batch).await
+        let batch = concat_batches(&schema, &batches).map_err(|source| self.convert_error(source))?;
+        self.send_batch(batch, true).await
     }
 
     async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)> {

@@ -63,7 +63,7 @@ pub enum Answer {
 /// Idempotency-Key (a replayed answer could be stale) and is safe to retry.
 pub async fn query(service: &ZuoraService, query: &str) -> Result<Answer> {
     let mut request = ApiRequest::new(reqwest::Method::POST, "/v1/action/query");
-    request.body = RequestBody::Json(json!({ "queryString": query }));
+    request.body = RequestBody::json(&json!({ "queryString": query }));
     request.read_only = true;
     let mut records = Vec::new();
     loop {
@@ -83,7 +83,7 @@ pub async fn query(service: &ZuoraService, query: &str) -> Result<Answer> {
             (true, _) => return Ok(Answer::Records(records)),
             (false, Some(locator)) if !locator.is_empty() => {
                 request = ApiRequest::new(reqwest::Method::POST, "/v1/action/queryMore");
-                request.body = RequestBody::Json(json!({ "queryLocator": locator }));
+                request.body = RequestBody::json(&json!({ "queryLocator": locator }));
                 request.read_only = true;
             }
             (false, _) => {

@@ -9,8 +9,8 @@ use super::Status;
 use crate::artifacts::write_run_results;
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
 use crate::diff::stage_model;
-use crate::error::Result;
-use crate::planning::{connect_destinations, plan_models};
+use crate::error::{DinmoError, Result};
+use crate::planning::{connect_destinations, destinations_used, plan_models};
 use crate::project::{find_project_root, load_project};
 use crate::report::{RunReport, print_plan, print_report};
 use crate::run_context::{RunContext, SummaryOptions, create_staging, git_commit, mapping_hash, new_run_id, sql_hash};
@@ -152,16 +152,11 @@ async fn execute(
         info!(models = planned.len(), "run started");
         let mut report = RunReport::new(&project.name, &run, &project.state);
         // Authenticate and load what the field rules need (units of measure) once per
-        // destination; a destination that cannot be reached fails only its own syncs.
+        // destination, while the first model runs; a destination that cannot be reached
+        // fails only its own syncs.
+        let mut connecting = (!dry_run)
+            .then(|| tokio::spawn(connect_destinations(destinations_used(&planned)).in_current_span()));
         let mut unreachable = Vec::new();
-        if !dry_run {
-            for (destination, found) in connect_destinations(&planned).await {
-                if let Err(failure) = found {
-                    error!(destination = %destination, error = %failure, "destination unreachable");
-                    unreachable.push((destination, failure.to_string()));
-                }
-            }
-        }
         for model in &planned {
             let staged = match stage_model(&ctx, model, &run.staging_dir).await {
                 Ok(staged) => staged,
@@ -171,6 +166,18 @@ async fn execute(
                     continue;
                 }
             };
+            if let Some(connected) = connecting.take() {
+                let connected = connected.await.map_err(|source| DinmoError::Interrupted {
+                    task: "connecting the destinations".into(),
+                    source,
+                })?;
+                for (destination, found) in connected {
+                    if let Err(failure) = found {
+                        error!(destination = %destination, error = %failure, "destination unreachable");
+                        unreachable.push((destination, failure.to_string()));
+                    }
+                }
+            }
             for (index, target) in model.syncs.iter().enumerate() {
                 if let Some((_, failure)) = unreachable.iter().find(|(d, _)| *d == target.sync.destination) {
                     report

@@ -5,7 +5,7 @@ use datafusion::prelude::SessionContext;
 use super::Status;
 use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::error::{DinmoError, Result};
-use crate::planning::{PlannedModel, connect_destinations, plan_models};
+use crate::planning::{PlannedModel, connect_destinations, destinations_used, plan_models};
 use crate::project::ConfigReport;
 use crate::selection::load_selected;
 
@@ -24,7 +24,7 @@ pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status
         if syncs == 1 { "" } else { "s" }
     );
     if args.connect {
-        for (destination, found) in connect_destinations(&planned).await {
+        for (destination, found) in connect_destinations(destinations_used(&planned)).await {
             match found {
                 Ok(notes) => {
                     println!("{destination}: connected");

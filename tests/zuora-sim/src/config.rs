@@ -97,7 +97,8 @@ impl Default for SimConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
-    /// Added to every request.
+    /// Time from a request's arrival to its answer (the simulator's own work included), for
+    /// every request.
     pub latency_ms: u64,
     /// Probability of a 503 before processing.
     pub error_rate: f64,

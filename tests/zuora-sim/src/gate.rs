@@ -90,6 +90,10 @@ fn request_id() -> String {
 }
 
 pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next) -> Response {
+    // Latency is the time from a request's arrival to its answer, the simulator's own work
+    // inside it (as a remote tenant's work is inside its latency): sleeping first and working
+    // after put the simulator's CPU time, on the client's machine, on top of every request.
+    let arrived = tokio::time::Instant::now();
     let path = request.uri().path().to_string();
     let is_oauth = path == "/oauth/token";
     let endpoint = format!("{} {}", request.method(), normalise(&path));
@@ -184,9 +188,7 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
                 sim.lock().in_flight_keys.remove(key);
             }
         };
-        if latency > 0 {
-            tokio::time::sleep(Duration::from_millis(latency)).await;
-        }
+        let answer_at = arrived + Duration::from_millis(latency);
         let injected = match fault {
             Fault::ServerError => {
                 sim.lock().counters.server_errors += 1;
@@ -211,6 +213,7 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
                 ))
             }
             Fault::DropBefore => {
+                tokio::time::sleep_until(answer_at).await;
                 sim.lock().counters.dropped_before += 1;
                 release(&sim);
                 return dropped();
@@ -218,6 +221,7 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
             Fault::DropAfter | Fault::None | Fault::Unauthorized => None,
         };
         if let Some((response, kind)) = injected {
+            tokio::time::sleep_until(answer_at).await;
             release(&sim);
             let inner = sim.lock();
             let mut limits = Limits::now(&inner);
@@ -244,6 +248,7 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
             }
             inner.in_flight_keys.remove(key);
         }
+        tokio::time::sleep_until(answer_at).await;
         if fault == Fault::DropAfter {
             sim.lock().counters.dropped_after += 1;
             return dropped();

@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use zuora_sim::{SimConfig, Simulator};
 
+/// mimalloc instead of the system allocator: a run allocates many small, short-lived values
+/// from several threads (request bodies, Arrow arrays), where glibc's malloc spent a third of
+/// the CPU time in `malloc`/`free` (perf, `docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut port = 0u16;
