@@ -22,19 +22,9 @@ use crate::progress::Progress;
 use crate::state::{LocalPartWriter, RunManifest, StateStore};
 use crate::sync_run::{DESTINATION_ID_COLUMN, RUN_ID_COLUMN, RejectionSummary, SyncReport};
 
-/// Rows per batch handed to a destination: enough for many concurrent requests per batch.
-/// `DINMO_DELIVERY_BATCH_ROWS` overrides it (smaller batches mean more, smaller commits).
-const READ_BATCH_ROWS: usize = 8192;
-
-fn batch_rows() -> usize {
-    std::env::var("DINMO_DELIVERY_BATCH_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(READ_BATCH_ROWS)
-}
-
-/// Streams the batches of a local Parquet file.
+/// Streams the batches of a local Parquet file, `DINMO_DELIVERY_BATCH_ROWS` rows at a time
+/// (8,192 by default: enough for many concurrent requests per batch; smaller batches mean
+/// more, smaller commits).
 pub async fn read_parquet(
     path: &Path,
 ) -> Result<parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>> {
@@ -43,7 +33,7 @@ pub async fn read_parquet(
     ParquetRecordBatchStreamBuilder::new(file)
         .await
         .map_err(DinmoError::parquet(context.clone()))?
-        .with_batch_size(batch_rows())
+        .with_batch_size(crate::settings::delivery_batch_rows()?)
         .build()
         .map_err(DinmoError::parquet(context))
 }

@@ -152,6 +152,14 @@ pub enum DinmoError {
     RunFailed { failed: usize, total: usize, first: String },
 
     // ---- the engine and its environment ----
+    /// A `DINMO_*` environment variable holds a value dinmo cannot use.
+    #[error("environment variable {variable}={value:?} is not valid: expected {expected}; fix or unset it")]
+    Setting {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
     /// A task of the run ended without finishing (it panicked or the runtime shut down).
     #[error("{task} was interrupted: {source}")]
     Interrupted {

@@ -24,6 +24,7 @@ pub mod row_key;
 pub mod run_context;
 pub mod saved_plan;
 pub mod selection;
+pub mod settings;
 pub mod sources;
 pub mod state;
 pub mod storage;

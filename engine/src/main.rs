@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dinmo::cli::Cli;
-use dinmo::commands::{ERROR_EXIT, dispatch};
+use dinmo::commands::{ERROR_EXIT, USAGE_EXIT, dispatch};
 use dinmo::logging;
 
 /// mimalloc instead of the system allocator: a run allocates many small, short-lived values
@@ -14,8 +14,22 @@ use dinmo::logging;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    logging::init(cli.global.log_format, cli.global.quiet);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(usage) => {
+            // `--help` and `--version` print to stdout and succeed; anything else is a usage
+            // error with its own exit code, never 2 (`plan --detailed-exitcode`'s "rows to send").
+            let code = if usage.use_stderr() { USAGE_EXIT } else { 0 };
+            if let Err(error) = usage.print() {
+                eprintln!("error: cannot print the usage message: {error}");
+            }
+            return ExitCode::from(code);
+        }
+    };
+    if let Err(error) = dinmo::settings::check().and_then(|()| logging::init(cli.global.log_format, cli.global.quiet)) {
+        eprintln!("error: {error}");
+        return ExitCode::from(ERROR_EXIT);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -182,3 +182,62 @@ fn regex_escape(text: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn exit_64_on_usage_errors_never_2() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let before = project.state_digest();
+    for args in [
+        &["plan", "--detailed-exitcod"][..],
+        &["rnu"],
+        &["run", "--wait", "soon"],
+        &["state", "resolve-pending", "usage.files"],
+        &[],
+    ] {
+        let output = project.dinmo(args);
+        assert_eq!(code(&output), 64, "{args:?}: {}", describe(&output));
+        let err = stderr(&output);
+        assert!(err.contains("Usage:") || err.contains("--help"), "{args:?}: {}", describe(&output));
+    }
+    for args in [&["--help"][..], &["--version"], &["plan", "--help"]] {
+        let output = project.dinmo(args);
+        assert_eq!(code(&output), 0, "{args:?}: {}", describe(&output));
+    }
+    assert_eq!(project.state_digest(), before, "nothing was written");
+    assert!(project.output_files("usage.files").is_empty());
+}
+
+#[test]
+fn a_malformed_setting_stops_every_command_naming_the_variable() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let before = project.state_digest();
+    for (variable, value) in [
+        ("DINMO_LOCK_LEASE_SECS", "abc"),
+        ("DINMO_LOCK_LEASE_SECS", ""),
+        ("DINMO_DELIVERY_BATCH_ROWS", "0"),
+        ("DINMO_DELIVERY_BATCH_ROWS", "10k"),
+        ("DINMO_LOG", "dinmo=loud"),
+    ] {
+        for command in [&["run"][..], &["plan"], &["validate"]] {
+            let output = dinmo_in(project.path(), command, &[(variable, value)]);
+            assert_eq!(code(&output), 1, "{variable}={value} {command:?}: {}", describe(&output));
+            let err = stderr(&output);
+            assert!(err.contains(&format!("environment variable {variable}={value:?} is not valid")), "{err}");
+        }
+    }
+    assert_eq!(project.state_digest(), before, "nothing was written");
+    assert!(project.output_files("usage.files").is_empty());
+}
+
+#[test]
+fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let run = dinmo_in(project.path(), &["run"], &[("DINMO_LOG", "info")]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    let err = stderr(&run);
+    assert!(err.contains("run started"), "{err}");
+    assert!(!err.contains('\u{1b}'), "ANSI escape in a log written to a pipe: {err:?}");
+}

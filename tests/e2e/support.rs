@@ -99,6 +99,23 @@ impl TestProject {
         self.path().join(".dinmo/state").join(relative)
     }
 
+    /// Every file of the state folder and the destination output (`out/`), path and bytes:
+    /// equal before and after a command that failed means it changed nothing.
+    pub fn state_digest(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files = Vec::new();
+        for root in [self.path().join(".dinmo/state"), self.path().join("out")] {
+            collect_files(&root, &mut files);
+        }
+        files.sort();
+        files
+            .into_iter()
+            .map(|path| {
+                let bytes = std::fs::read(&path).expect("read");
+                (path.strip_prefix(self.path()).expect("inside").to_path_buf(), bytes)
+            })
+            .collect()
+    }
+
     /// Files under a state folder of a sync (`snapshot`, `runs`, `rejected`, `pending`).
     pub fn state_files(&self, sync: &str, folder: &str) -> Vec<PathBuf> {
         files_in(&self.state(&format!("{sync}/{folder}")))
@@ -117,6 +134,18 @@ pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(key, value);
     }
     command.output().expect("run dinmo")
+}
+
+fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, into);
+        } else {
+            into.push(path);
+        }
+    }
 }
 
 pub fn files_in(dir: &Path) -> Vec<PathBuf> {

@@ -44,6 +44,10 @@ impl Status {
 /// Exit code for an error.
 pub const ERROR_EXIT: u8 = 1;
 
+/// Exit code for a command line dinmo cannot parse (unknown command or flag, bad flag value):
+/// 64, `EX_USAGE` from sysexits.h, apart from 2 (`plan --detailed-exitcode`: rows to send).
+pub const USAGE_EXIT: u8 = 64;
+
 /// Runs the parsed command.
 pub async fn dispatch(cli: Cli) -> Result<Status> {
     let global = &cli.global;

@@ -14,9 +14,6 @@ use tracing::{error, warn};
 use super::store::StateStore;
 use crate::error::{DinmoError, Result};
 
-/// Default lease; `DINMO_LOCK_LEASE_SECS` overrides it.
-const DEFAULT_LEASE_SECS: u64 = 120;
-
 /// What a lock object says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
@@ -50,14 +47,6 @@ fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown-host".into())
-}
-
-fn lease() -> Duration {
-    let secs = std::env::var("DINMO_LOCK_LEASE_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_LEASE_SECS);
-    Duration::from_secs(secs.max(1))
 }
 
 /// The locks of the syncs one run works on; released on `release` (a crashed holder's locks
@@ -114,7 +103,7 @@ impl StateStore {
         let mut sorted = syncs.to_vec();
         sorted.sort();
         sorted.dedup();
-        let lease = lease();
+        let lease = crate::settings::lock_lease()?;
         let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         let mut locks = SyncLocks {

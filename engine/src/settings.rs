@@ -1,0 +1,70 @@
+//! The `DINMO_*` environment settings: each read in one place, and a malformed value is an
+//! error naming the variable (never silently replaced by the default). [`check`] reads them all
+//! when a command starts, so a typo stops the command before it touches anything.
+
+use std::time::Duration;
+
+use crate::error::{DinmoError, Result};
+
+/// `DINMO_LOCK_LEASE_SECS`: how long a sync lock holds without renewal (default 120 s).
+pub const LOCK_LEASE_SECS: &str = "DINMO_LOCK_LEASE_SECS";
+/// `DINMO_DELIVERY_BATCH_ROWS`: rows per batch handed to a destination (default 8,192).
+pub const DELIVERY_BATCH_ROWS: &str = "DINMO_DELIVERY_BATCH_ROWS";
+/// `DINMO_LOG`: the log filter (`info`, `dinmo=debug`, ...).
+pub const LOG: &str = "DINMO_LOG";
+
+const DEFAULT_LEASE_SECS: u64 = 120;
+const DEFAULT_DELIVERY_BATCH_ROWS: usize = 8192;
+
+/// Reads every setting; the first malformed one is the error.
+pub fn check() -> Result<()> {
+    lock_lease()?;
+    delivery_batch_rows()?;
+    Ok(())
+}
+
+/// The sync lock's lease, at least 1 s.
+pub fn lock_lease() -> Result<Duration> {
+    positive(LOCK_LEASE_SECS, DEFAULT_LEASE_SECS as usize, "a whole number of seconds, 1 or more").map(|s| Duration::from_secs(s as u64))
+}
+
+/// Rows per delivery batch, at least 1.
+pub fn delivery_batch_rows() -> Result<usize> {
+    positive(DELIVERY_BATCH_ROWS, DEFAULT_DELIVERY_BATCH_ROWS, "a whole number of rows, 1 or more")
+}
+
+/// A positive whole number from `variable`, or `default` when it is unset. Set to the empty
+/// string counts as set (an orchestrator templating an unset value), and is refused.
+fn positive(variable: &'static str, default: usize, expected: &'static str) -> Result<usize> {
+    let value = match std::env::var(variable) {
+        Ok(value) => value,
+        Err(std::env::VarError::NotPresent) => return Ok(default),
+        Err(std::env::VarError::NotUnicode(raw)) => {
+            return Err(DinmoError::Setting {
+                variable,
+                value: raw.to_string_lossy().into_owned(),
+                expected,
+            });
+        }
+    };
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(DinmoError::Setting {
+            variable,
+            value,
+            expected,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_only_when_unset() {
+        // The variables are not set in unit tests.
+        assert_eq!(delivery_batch_rows().unwrap(), 8192);
+        assert_eq!(lock_lease().unwrap(), Duration::from_secs(120));
+    }
+}
