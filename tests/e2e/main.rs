@@ -7,6 +7,7 @@ mod airflow;
 mod contract;
 mod exactly_once;
 mod exit_codes;
+mod hardening;
 mod incremental;
 mod integrity;
 mod object_store_s3;

@@ -73,17 +73,14 @@ impl Loader<'_> {
         self.report.push(file, at, message);
     }
 
-    /// `${VAR}` substitution; an unset variable is reported by name, never by value.
+    /// `${VAR}` substitution; an unset or empty variable is reported by name, never by value,
+    /// and so is an unclosed `${` or a malformed name.
     fn interpolated(&mut self, file: &Path, raw: &Spanned<String>, what: &str) -> String {
         match interpolate(&raw.value, self.lookup) {
             Ok(value) => value,
-            Err(missing) => {
-                for name in missing {
-                    self.problem(
-                        file,
-                        position(raw),
-                        format!("{what}: environment variable `{name}` is not set"),
-                    );
+            Err(problems) => {
+                for problem in problems {
+                    self.problem(file, position(raw), format!("{what}: {problem}"));
                 }
                 String::new()
             }

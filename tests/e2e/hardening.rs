@@ -1,0 +1,41 @@
+//! Bad input, as a new user would give it (issue 10): each case stops with exit 1, a message
+//! naming what to fix, and the state folder and destination output byte-identical.
+
+use crate::support::*;
+
+/// Runs `args` and asserts exit 1, that stderr contains every one of `needles`, and that
+/// nothing under the state folder or the output changed.
+fn refused(project: &TestProject, args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
+    let before = project.state_digest();
+    let output = dinmo_in(project.path(), args, env);
+    assert_eq!(code(&output), 1, "{args:?}: {}", describe(&output));
+    let err = stderr(&output);
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?}: missing {needle:?} in:\n{err}");
+    }
+    assert_eq!(project.state_digest(), before, "{args:?} changed the state or the output");
+    err
+}
+
+#[test]
+fn an_unclosed_or_empty_variable_is_an_error_at_its_line() {
+    let project = TestProject::new(&PROJECT.replace("path: out", "path: out/${ZUORA_DIR"), &[("usage.yml", MODEL)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    for command in ["validate", "plan", "run"] {
+        refused(
+            &project,
+            &[command],
+            &[("ZUORA_DIR", "x")],
+            &["dinmo.yml:7:5: destination `files` path: `${ZUORA_DIR` is not closed"],
+        );
+    }
+    assert!(!project.path().join("out").exists(), "no folder named after the literal text");
+
+    let project = TestProject::new(&PROJECT.replace("path: out", "path: ${ZUORA_DIR}"), &[("usage.yml", MODEL)]);
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    let err = refused(&project, &["run"], &[("ZUORA_DIR", "")], &["environment variable `ZUORA_DIR` is empty"]);
+    assert!(!err.contains("is not set"), "{err}");
+    refused(&project, &["run"], &[], &["environment variable `ZUORA_DIR` is not set"]);
+    let project = TestProject::new(&PROJECT.replace("path: out", "path: out/${ZUORA DIR}"), &[("usage.yml", MODEL)]);
+    refused(&project, &["validate"], &[], &["`${ZUORA DIR}` is not a variable name"]);
+}
