@@ -57,7 +57,12 @@ pub async fn check_rules(
         let keep: BooleanArray = verdicts.iter().map(|v| Some(v.is_none())).collect();
         for rejection in verdicts.into_iter().flatten() {
             refused += 1;
-            tally(&mut report.rejections, rejection.code.as_str(), &rejection.message);
+            tally(
+                &mut report.rejections,
+                rejection.code.as_str(),
+                rejection.field.as_deref(),
+                &rejection.message,
+            );
         }
         let kept = filter_record_batch(&batch, &keep).map_err(DinmoError::arrow("checking field rules"))?;
         write_lazily(&mut writer, sendable, &kept).await?;
@@ -69,12 +74,13 @@ pub async fn check_rules(
     Ok(())
 }
 
-/// Counts one refusal by code, keeping the first message as the example.
-pub fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, message: &str) {
-    match rejections.iter_mut().find(|r| r.code == code) {
+/// Counts one refusal by code and field, keeping the first message as the example.
+pub fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, field: Option<&str>, message: &str) {
+    match rejections.iter_mut().find(|r| r.code == code && r.field.as_deref() == field) {
         Some(existing) => existing.rows += 1,
         None => rejections.push(RejectionSummary {
             code: code.to_string(),
+            field: field.map(str::to_string),
             example: message.to_string(),
             rows: 1,
         }),
@@ -241,7 +247,7 @@ impl<'a> Commit<'a> {
                 match status {
                     RowStatus::Rejected(r) => {
                         if *fresh {
-                            tally(&mut report.rejections, r.code.as_str(), &r.message);
+                            tally(&mut report.rejections, r.code.as_str(), r.field.as_deref(), &r.message);
                         }
                         codes.push(Some(r.code.as_str().to_string()));
                         fields.push(r.field.clone());

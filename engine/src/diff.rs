@@ -38,6 +38,31 @@ pub struct StagedModel {
     pub rows: u64,
 }
 
+/// `batch` with each column cast to the planned type where they differ. DataFusion may hand
+/// out a batch whose encoding differs from the plan's schema (a `Utf8View` or dictionary
+/// column where the plan says `Utf8`, depending on the operator and the batch); staging in
+/// the planned types keeps the staged file, the row keys and the checks the same whatever the
+/// batch boundaries. The casts are between encodings of the same values (the plan is what
+/// DataFusion promised), so none loses anything.
+fn conform(batch: &RecordBatch, planned: &Schema) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    if batch.schema().fields().iter().zip(planned.fields()).all(|(a, b)| a.data_type() == b.data_type()) {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(planned.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::new(planned.clone()), columns)
+}
+
 /// Runs the model's query once, adds the row keys of its syncs, writes the result to
 /// `staging_dir`, and checks the primary key is non-null and unique.
 pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
@@ -63,6 +88,8 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     let mut null_keys = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(query_error)?;
+        let batch = conform(&batch, &planned.schema)
+            .map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
         let nulls_here = (0..batch.num_rows())
             .filter(|&row| key_indices.iter().any(|&i| batch.column(i).is_null(row)))
             .count() as u64;

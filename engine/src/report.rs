@@ -118,8 +118,11 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
         }
         for rejection in &sync.rejections {
             out.push_str(&format!(
-                "      {} × {}: {}\n",
-                rejection.rows, rejection.code, rejection.example
+                "      {} × {}{}: {}\n",
+                rejection.rows,
+                rejection.code,
+                rejection.field.as_ref().map_or_else(String::new, |f| format!(" ({f})")),
+                rejection.example
             ));
         }
         for id in &sync.destination_ids {
@@ -235,11 +238,12 @@ pub fn render_markdown(report: &RunReport) -> String {
             out.push_str(&format!("- {start}: {first} → {last}\n"));
         }
         if !sync.rejections.is_empty() {
-            out.push_str("\n**Refused by field rules** (not sent; kept with their reason and offered again next run)\n\n| reason | rows | example |\n|---|---:|---|\n");
+            out.push_str("\n**Refused by field rules** (not sent; kept with their reason and offered again next run)\n\n| reason | field | rows | example |\n|---|---|---:|---|\n");
             for rejection in &sync.rejections {
                 out.push_str(&format!(
-                    "| `{}` | {} | {} |\n",
+                    "| `{}` | {} | {} | {} |\n",
                     rejection.code,
+                    rejection.field.as_deref().unwrap_or(""),
                     rejection.rows,
                     md(&rejection.example)
                 ));

@@ -24,11 +24,14 @@ pub const DESTINATION_ID_COLUMN: &str = "_dinmo_destination_id";
 /// Column added to snapshot and rejected parts: the run that sent the row.
 pub const RUN_ID_COLUMN: &str = "_dinmo_run_id";
 
-/// Rows refused for one reason.
+/// Rows refused for one reason on one field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectionSummary {
     /// Machine-readable code.
     pub code: String,
+    /// The destination field the refusal is about, when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     /// The message of the first such row.
     pub example: String,
     /// How many rows.

@@ -39,3 +39,20 @@ fn an_unclosed_or_empty_variable_is_an_error_at_its_line() {
     let project = TestProject::new(&PROJECT.replace("path: out", "path: out/${ZUORA DIR}"), &[("usage.yml", MODEL)]);
     refused(&project, &["validate"], &[], &["`${ZUORA DIR}` is not a variable name"]);
 }
+
+#[test]
+fn refusals_are_summarised_by_code_and_field() {
+    let model = MODEL
+        .replace(
+            "sql: SELECT account,",
+            "sql: SELECT CASE WHEN qty = 1 THEN repeat('A', 60) ELSE account END AS account, CASE WHEN qty = 2 THEN repeat('x', 10000) ELSE 'ok' END AS note,",
+        )
+        .replace("      Quantity: qty\n", "      Quantity: qty\n      Description: note\n");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 3, "{}", describe(&run));
+    let out = stdout(&run);
+    assert!(out.contains("1 × too_long (AccountNumber):"), "{out}");
+    assert!(out.contains("1 × too_long (Description): Description has 10000 characters"), "{out}");
+}
