@@ -309,6 +309,14 @@ pub trait DestinationWriter: Send {
         Ok(Vec::new())
     }
 
+    /// Sends nothing more: waits for the requests already under way and returns what they
+    /// acknowledged; rows held back for a later request or file stay unsent (the engine keeps
+    /// them pending). Called instead of `flush` when a run must stop early (it lost its sync
+    /// lock); on failure, [`DestinationWriter::acknowledged_before_failure`] applies.
+    async fn stop(&mut self) -> Result<Vec<BatchOutcome>> {
+        Ok(Vec::new())
+    }
+
     /// Flushes what is still open; returns the remaining outcomes and what was delivered.
     async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)>;
 

@@ -132,6 +132,20 @@ pub enum StateCommand {
     /// Rebuild a lost snapshot from the destination's records, looked up by UniqueKey. Shows
     /// what it found; writes only with --write.
     Rebuild(RebuildArgs),
+    /// Show a sync's lock and remove it when it cannot be read, its lease ran out or its
+    /// holder process is gone from this host; `--force` removes a live-looking lock too.
+    Unlock(UnlockArgs),
+}
+
+/// `dinmo state unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The sync (`<model>.<destination>`).
+    pub sync: String,
+    /// Remove the lock even though its holder's lease has not run out (only when you know
+    /// that run is gone: two runs sending the same sync risk double billing).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `dinmo state resolve-pending`.

@@ -19,7 +19,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 
 use crate::error::{DinmoError, Result};
 use crate::progress::Progress;
-use crate::state::{LocalPartWriter, RunManifest, StateStore};
+use crate::state::{LeaseWatch, LocalPartWriter, RunManifest, StateStore};
 use crate::sync_run::{DESTINATION_ID_COLUMN, RUN_ID_COLUMN, RejectionSummary, SyncReport};
 
 /// Streams the batches of a local Parquet file, `DINMO_DELIVERY_BATCH_ROWS` rows at a time
@@ -76,7 +76,10 @@ pub async fn check_rules(
 
 /// Counts one refusal by code and field, keeping the first message as the example.
 pub fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, field: Option<&str>, message: &str) {
-    match rejections.iter_mut().find(|r| r.code == code && r.field.as_deref() == field) {
+    match rejections
+        .iter_mut()
+        .find(|r| r.code == code && r.field.as_deref() == field)
+    {
         Some(existing) => existing.rows += 1,
         None => rejections.push(RejectionSummary {
             code: code.to_string(),
@@ -95,6 +98,7 @@ pub async fn deliver(
     destination: &dyn Destination,
     context: WriteContext,
     progress: Progress,
+    lease: &LeaseWatch,
     commit: &mut Commit<'_>,
     manifest: &mut RunManifest,
     report: &mut SyncReport,
@@ -109,6 +113,17 @@ pub async fn deliver(
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
         let rows = batch.num_rows() as u64;
+        if let Err(lost) = lease.check() {
+            // Another run may hold the sync now: send nothing more, commit what came back.
+            let answer = writer.stop().await;
+            let failure = settle(answer, writer.as_mut(), commit, report).await?;
+            commit.checkpoint(manifest).await?;
+            progress.finish();
+            if let Some(error) = failure {
+                tracing::error!(sync = %sync_id, error = %error, "while stopping");
+            }
+            return Err(lost);
+        }
         crash_point("before_batch_sent");
         let answer = writer.write(batch).await;
         crash_point("batch_answered");

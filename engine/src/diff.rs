@@ -45,7 +45,13 @@ pub struct StagedModel {
 /// batch boundaries. The casts are between encodings of the same values (the plan is what
 /// DataFusion promised), so none loses anything.
 fn conform(batch: &RecordBatch, planned: &Schema) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    if batch.schema().fields().iter().zip(planned.fields()).all(|(a, b)| a.data_type() == b.data_type()) {
+    if batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(planned.fields())
+        .all(|(a, b)| a.data_type() == b.data_type())
+    {
         return Ok(batch.clone());
     }
     let columns = batch
@@ -88,8 +94,8 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     let mut null_keys = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(query_error)?;
-        let batch = conform(&batch, &planned.schema)
-            .map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
+        let batch =
+            conform(&batch, &planned.schema).map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
         let nulls_here = (0..batch.num_rows())
             .filter(|&row| key_indices.iter().any(|&i| batch.column(i).is_null(row)))
             .count() as u64;

@@ -106,7 +106,8 @@ pub enum DinmoError {
 
     /// Another run holds the sync's lock.
     #[error(
-        "sync `{sync}` is locked by run `{holder_run}` ({holder}, since {since}, lease until {lease_until}); use --wait to wait for it"
+        "sync `{sync}` is locked by run `{holder_run}` ({holder}, since {since}, lease until {lease_until}){}",
+        locked_remedy(.waited_secs)
     )]
     Locked {
         sync: String,
@@ -114,7 +115,39 @@ pub enum DinmoError {
         holder: String,
         since: String,
         lease_until: String,
+        /// How long this run waited (`--wait`), if it did.
+        waited_secs: Option<u64>,
     },
+
+    /// A sync's lock object exists but is not a lock dinmo can read.
+    #[error(
+        "sync `{sync}`: the lock {lock} cannot be read: {problem}. dinmo cannot tell whether another run holds          it, so it sends nothing. If no run of this sync is going on, remove it with `dinmo state unlock {sync}`"
+    )]
+    LockUnreadable {
+        sync: String,
+        lock: String,
+        problem: String,
+    },
+
+    /// A sync's lock kept appearing and disappearing until the deadline.
+    #[error("sync `{sync}`: the lock {lock} kept changing for {waited_secs} s; try again, or pass --wait")]
+    LockContended {
+        sync: String,
+        lock: String,
+        waited_secs: u64,
+    },
+
+    /// `dinmo state unlock` of a lock whose holder may still be running.
+    #[error(
+        "sync `{sync}` is locked by {holder}, whose lease has not run out; if you are sure that run is gone,          pass --force"
+    )]
+    LockHeld { sync: String, holder: String },
+
+    /// This run lost a sync's lock while sending.
+    #[error(
+        "sync `{sync}`: this run lost its lock ({reason}); it stopped sending at a batch boundary and committed          what the destination acknowledged. The next run reconciles the rest"
+    )]
+    LockLost { sync: String, reason: String },
 
     /// A manifest could not be read.
     #[error("state store {location}: cannot read run manifest: {message}")]
@@ -236,5 +269,12 @@ impl DinmoError {
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| DinmoError::Io { path, source }
+    }
+}
+
+fn locked_remedy(waited_secs: &Option<u64>) -> String {
+    match waited_secs {
+        Some(secs) => format!("; waited {secs} s (--wait) for it"),
+        None => "; use --wait to wait for it".to_string(),
     }
 }

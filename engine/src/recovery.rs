@@ -92,6 +92,7 @@ pub async fn recover_pending(
                 destination,
                 context,
                 Progress::rows(run.show_progress, sync_id, rows),
+                &run.lease,
                 &mut commit,
                 &mut manifest,
                 report,

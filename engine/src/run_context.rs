@@ -30,6 +30,8 @@ pub struct RunContext {
     pub show_progress: bool,
     /// Plans: rows in each sync's sample, and accounts listed by quantity.
     pub summary: Option<SummaryOptions>,
+    /// Whether this run still holds its sync locks: checked before every batch is sent.
+    pub lease: crate::state::LeaseWatch,
 }
 
 /// What a plan summarises.

@@ -25,12 +25,21 @@ pub fn check() -> Result<()> {
 
 /// The sync lock's lease, at least 1 s.
 pub fn lock_lease() -> Result<Duration> {
-    positive(LOCK_LEASE_SECS, DEFAULT_LEASE_SECS as usize, "a whole number of seconds, 1 or more").map(|s| Duration::from_secs(s as u64))
+    positive(
+        LOCK_LEASE_SECS,
+        DEFAULT_LEASE_SECS as usize,
+        "a whole number of seconds, 1 or more",
+    )
+    .map(|s| Duration::from_secs(s as u64))
 }
 
 /// Rows per delivery batch, at least 1.
 pub fn delivery_batch_rows() -> Result<usize> {
-    positive(DELIVERY_BATCH_ROWS, DEFAULT_DELIVERY_BATCH_ROWS, "a whole number of rows, 1 or more")
+    positive(
+        DELIVERY_BATCH_ROWS,
+        DEFAULT_DELIVERY_BATCH_ROWS,
+        "a whole number of rows, 1 or more",
+    )
 }
 
 /// A positive whole number from `variable`, or `default` when it is unset. Set to the empty

@@ -317,6 +317,7 @@ pub async fn send_rows(
         destination,
         context,
         progress,
+        &run.lease,
         &mut commit,
         &mut manifest,
         report,

@@ -594,3 +594,137 @@ fn a_lost_state_is_rebuilt_from_zuora() {
     let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&days, 30));
     assert_eq!((stored, duplicates, missing), (expected, 0, 0));
 }
+
+/// A lock object that is not a lock (empty, garbage) stops `run` at once, with or without
+/// `--wait`, naming the object and the remedy; `state verify` reports it; `state unlock`
+/// removes it, and the next run sends.
+#[test]
+fn an_unreadable_lock_stops_the_run_at_once_and_unlock_removes_it() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    for content in ["", "   \n", "{\"run_id\": 1", "\u{0}\u{1}garbage"] {
+        project.write(".dinmo/state/usage.files/lock", content);
+        let before = project.state_digest();
+        for args in [&["run"][..], &["run", "--wait", "30"]] {
+            let started = Instant::now();
+            let run = project.dinmo(args);
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{args:?} took {:?}",
+                started.elapsed()
+            );
+            assert_eq!(code(&run), 1, "{args:?}: {}", describe(&run));
+            let err = stderr(&run);
+            assert!(err.contains("usage.files/lock cannot be read"), "{err}");
+            assert!(err.contains("dinmo state unlock usage.files"), "{err}");
+            assert_eq!(project.state_digest(), before, "{args:?} changed the state");
+        }
+        let verify = project.dinmo(&["state", "verify"]);
+        assert_eq!(code(&verify), 1, "{}", describe(&verify));
+        assert!(stdout(&verify).contains("usage.files: lock"), "{}", describe(&verify));
+    }
+    let unlock = project.dinmo(&["state", "unlock", "usage.files"]);
+    assert_eq!(code(&unlock), 0, "{}", describe(&unlock));
+    assert!(stdout(&unlock).contains("could not be read"), "{}", describe(&unlock));
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert_eq!(project.output_rows("usage.files").len(), 2);
+    let unlock = project.dinmo(&["state", "unlock", "usage.files"]);
+    assert!(stdout(&unlock).contains("not locked"), "{}", describe(&unlock));
+}
+
+/// `state unlock` refuses a live holder's lock unless forced, and shows the holder; an expired
+/// lease is removed without force.
+#[test]
+fn unlock_refuses_a_live_lock_without_force() {
+    let project = TestProject::standard();
+    let live = serde_json::json!({
+        "run_id": "20261121T000000000Z-live", "host": "another-host", "pid": 4242,
+        "since": "2026-11-21T00:00:00Z",
+        "lease_until": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    });
+    project.write(".dinmo/state/usage.files/lock", &live.to_string());
+    let refused = project.dinmo(&["state", "unlock", "usage.files"]);
+    assert_eq!(code(&refused), 1, "{}", describe(&refused));
+    assert!(
+        stderr(&refused).contains("locked by run 20261121T000000000Z-live (another-host pid 4242"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(stderr(&refused).contains("--force"), "{}", describe(&refused));
+    assert!(project.state("usage.files/lock").exists());
+    let verify = project.dinmo(&["state", "verify"]);
+    assert!(
+        stdout(&verify).contains("usage.files: locked by run 20261121T000000000Z-live"),
+        "{}",
+        describe(&verify)
+    );
+    let forced = project.dinmo(&["state", "unlock", "usage.files", "--force"]);
+    assert_eq!(code(&forced), 0, "{}", describe(&forced));
+    assert!(!project.state("usage.files/lock").exists());
+
+    let mut expired = live.clone();
+    expired["lease_until"] = serde_json::json!("2026-01-01T00:00:00Z");
+    project.write(".dinmo/state/usage.files/lock", &expired.to_string());
+    let verify = project.dinmo(&["state", "verify"]);
+    assert!(stdout(&verify).contains("is stale"), "{}", describe(&verify));
+    let unlock = project.dinmo(&["state", "unlock", "usage.files"]);
+    assert_eq!(code(&unlock), 0, "{}", describe(&unlock));
+    assert!(!project.state("usage.files/lock").exists());
+}
+
+/// Two processes: a run whose lock is removed under it (a second process, `state unlock
+/// --force`) stops at the next batch boundary with exit 1, commits what Zuora acknowledged,
+/// and the next run delivers the rest: every row exactly once. The lease is 2 s, renewed
+/// every 0.67 s.
+#[test]
+fn a_run_that_loses_its_lock_stops_sending_and_nothing_is_doubled() {
+    let sim = Sim::start(SimConfig::default());
+    sim.faults(Faults {
+        latency_ms: 60,
+        ..Faults::default()
+    });
+    let project = zuora_project(&sim, "actions", "    batch_size: 2\n    concurrency: 1\n");
+    export(&project, "2026-11-18", &rows_for(40));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dinmo"));
+    command
+        .current_dir(project.path())
+        .arg("run")
+        .env("DINMO_LOCK_LEASE_SECS", "2")
+        .env("DINMO_DELIVERY_BATCH_ROWS", "2")
+        .env("DINMO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env_for(&sim) {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let first = command.spawn().unwrap();
+    // Wait until the run holds its lock and has sent something, then take the lock away.
+    while !(project.state("usage.zuora/lock").exists() && !sim.records().is_empty()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started sending"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let unlock = dinmo_with(&project, &sim, &["state", "unlock", "usage.zuora", "--force"], &[]);
+    assert_eq!(code(&unlock), 0, "{}", describe(&unlock));
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(code(&first), 1, "{}", describe(&first));
+    assert!(
+        stderr(&first).contains("this run lost its lock"),
+        "{}",
+        describe(&first)
+    );
+    let sent_by_first = sim.records().len();
+    assert!(
+        sent_by_first < 40,
+        "the first run went on sending: {sent_by_first} records"
+    );
+
+    let second = dinmo_with(&project, &sim, &["run"], &[]);
+    assert_eq!(code(&second), 0, "{}", describe(&second));
+    let (expected, stored, duplicates, missing, unexpected) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
+    assert_eq!((stored, duplicates, missing, unexpected), (expected, 0, 0, 0));
+}

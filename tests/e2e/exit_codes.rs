@@ -198,7 +198,11 @@ fn exit_64_on_usage_errors_never_2() {
         let output = project.dinmo(args);
         assert_eq!(code(&output), 64, "{args:?}: {}", describe(&output));
         let err = stderr(&output);
-        assert!(err.contains("Usage:") || err.contains("--help"), "{args:?}: {}", describe(&output));
+        assert!(
+            err.contains("Usage:") || err.contains("--help"),
+            "{args:?}: {}",
+            describe(&output)
+        );
     }
     for args in [&["--help"][..], &["--version"], &["plan", "--help"]] {
         let output = project.dinmo(args);
@@ -222,9 +226,17 @@ fn a_malformed_setting_stops_every_command_naming_the_variable() {
     ] {
         for command in [&["run"][..], &["plan"], &["validate"]] {
             let output = dinmo_in(project.path(), command, &[(variable, value)]);
-            assert_eq!(code(&output), 1, "{variable}={value} {command:?}: {}", describe(&output));
+            assert_eq!(
+                code(&output),
+                1,
+                "{variable}={value} {command:?}: {}",
+                describe(&output)
+            );
             let err = stderr(&output);
-            assert!(err.contains(&format!("environment variable {variable}={value:?} is not valid")), "{err}");
+            assert!(
+                err.contains(&format!("environment variable {variable}={value:?} is not valid")),
+                "{err}"
+            );
         }
     }
     assert_eq!(project.state_digest(), before, "nothing was written");
@@ -239,5 +251,8 @@ fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
     assert_eq!(code(&run), 0, "{}", describe(&run));
     let err = stderr(&run);
     assert!(err.contains("run started"), "{err}");
-    assert!(!err.contains('\u{1b}'), "ANSI escape in a log written to a pipe: {err:?}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escape in a log written to a pipe: {err:?}"
+    );
 }

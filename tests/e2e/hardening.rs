@@ -13,13 +13,20 @@ fn refused(project: &TestProject, args: &[&str], env: &[(&str, &str)], needles: 
     for needle in needles {
         assert!(err.contains(needle), "{args:?}: missing {needle:?} in:\n{err}");
     }
-    assert_eq!(project.state_digest(), before, "{args:?} changed the state or the output");
+    assert_eq!(
+        project.state_digest(),
+        before,
+        "{args:?} changed the state or the output"
+    );
     err
 }
 
 #[test]
 fn an_unclosed_or_empty_variable_is_an_error_at_its_line() {
-    let project = TestProject::new(&PROJECT.replace("path: out", "path: out/${ZUORA_DIR"), &[("usage.yml", MODEL)]);
+    let project = TestProject::new(
+        &PROJECT.replace("path: out", "path: out/${ZUORA_DIR"),
+        &[("usage.yml", MODEL)],
+    );
     project.export_day("2026-11-18", &[("A1", 1)]);
     for command in ["validate", "plan", "run"] {
         refused(
@@ -29,14 +36,33 @@ fn an_unclosed_or_empty_variable_is_an_error_at_its_line() {
             &["dinmo.yml:7:5: destination `files` path: `${ZUORA_DIR` is not closed"],
         );
     }
-    assert!(!project.path().join("out").exists(), "no folder named after the literal text");
+    assert!(
+        !project.path().join("out").exists(),
+        "no folder named after the literal text"
+    );
 
-    let project = TestProject::new(&PROJECT.replace("path: out", "path: ${ZUORA_DIR}"), &[("usage.yml", MODEL)]);
+    let project = TestProject::new(
+        &PROJECT.replace("path: out", "path: ${ZUORA_DIR}"),
+        &[("usage.yml", MODEL)],
+    );
     project.export_day("2026-11-18", &[("A1", 1)]);
-    let err = refused(&project, &["run"], &[("ZUORA_DIR", "")], &["environment variable `ZUORA_DIR` is empty"]);
+    let err = refused(
+        &project,
+        &["run"],
+        &[("ZUORA_DIR", "")],
+        &["environment variable `ZUORA_DIR` is empty"],
+    );
     assert!(!err.contains("is not set"), "{err}");
-    refused(&project, &["run"], &[], &["environment variable `ZUORA_DIR` is not set"]);
-    let project = TestProject::new(&PROJECT.replace("path: out", "path: out/${ZUORA DIR}"), &[("usage.yml", MODEL)]);
+    refused(
+        &project,
+        &["run"],
+        &[],
+        &["environment variable `ZUORA_DIR` is not set"],
+    );
+    let project = TestProject::new(
+        &PROJECT.replace("path: out", "path: out/${ZUORA DIR}"),
+        &[("usage.yml", MODEL)],
+    );
     refused(&project, &["validate"], &[], &["`${ZUORA DIR}` is not a variable name"]);
 }
 
@@ -54,5 +80,8 @@ fn refusals_are_summarised_by_code_and_field() {
     assert_eq!(code(&run), 3, "{}", describe(&run));
     let out = stdout(&run);
     assert!(out.contains("1 × too_long (AccountNumber):"), "{out}");
-    assert!(out.contains("1 × too_long (Description): Description has 10000 characters"), "{out}");
+    assert!(
+        out.contains("1 × too_long (Description): Description has 10000 characters"),
+        "{out}"
+    );
 }

@@ -55,7 +55,7 @@ fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
     let first = project.dinmo(&["run"]);
     assert_eq!(code(&first), 3, "{}", describe(&first));
     assert!(
-        stdout(&first).contains("1 × negative_quantity: Quantity is -5; it must be zero or more"),
+        stdout(&first).contains("1 × negative_quantity (Quantity): Quantity is -5; it must be zero or more"),
         "{}",
         describe(&first)
     );

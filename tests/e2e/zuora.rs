@@ -287,7 +287,7 @@ fn an_unknown_unit_of_measure_is_rejected_before_sending() {
     let run = run_against(&project, &sim, &["run"]);
     assert_eq!(code(&run), 3, "{}", describe(&run));
     assert!(
-        stdout(&run).contains("unknown_unit_of_measure: unit of measure `BOGUS_UNIT` is not defined"),
+        stdout(&run).contains("unknown_unit_of_measure (UOM): unit of measure `BOGUS_UNIT` is not defined"),
         "{}",
         describe(&run)
     );

@@ -117,7 +117,14 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {
-        for text in ["plain", "quote \" and \\ back", "tab\tnew\nline\r", "\u{1}\u{1f}", "é ü 日本 🚀", ""] {
+        for text in [
+            "plain",
+            "quote \" and \\ back",
+            "tab\tnew\nline\r",
+            "\u{1}\u{1f}",
+            "é ü 日本 🚀",
+            "",
+        ] {
             let mut out = Vec::new();
             write_string(&mut out, text);
             let parsed: String = serde_json::from_slice(&out).unwrap();

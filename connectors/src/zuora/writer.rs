@@ -554,8 +554,9 @@ impl DestinationWriter for ZuoraWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
         if self.config.method != Method::Import {
             let batch = match self.carried.take() {
-                Some(carried) => concat_batches(&batch.schema(), [&carried, &batch])
-                    .map_err(|source| self.convert_error(source))?,
+                Some(carried) => {
+                    concat_batches(&batch.schema(), [&carried, &batch]).map_err(|source| self.convert_error(source))?
+                }
                 None => batch,
             };
             return self.send_batch(batch, false).await;
@@ -584,6 +585,13 @@ impl DestinationWriter for ZuoraWriter {
         self.buffered_rows = 0;
         let batch = concat_batches(&schema, &batches).map_err(|source| self.convert_error(source))?;
         self.send_batch(batch, true).await
+    }
+
+    async fn stop(&mut self) -> Result<Vec<BatchOutcome>> {
+        self.carried = None;
+        self.buffered.clear();
+        self.buffered_rows = 0;
+        self.pump(Default::default(), Vec::new(), 0).await
     }
 
     async fn finish(self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)> {

@@ -55,11 +55,17 @@ async fn execute(global: &GlobalArgs, args: &ApplyArgs) -> Result<RunReport> {
         staging_dir: staging.path().to_path_buf(),
         show_progress: !global.quiet && std::io::stderr().is_terminal(),
         summary: None,
+        lease: Default::default(),
     };
     let sync_ids: Vec<String> = plan.syncs.iter().map(|s| s.sync_id.clone()).collect();
     let mut locks = run
         .state
-        .lock_syncs(&sync_ids, &run_id, args.wait.map(std::time::Duration::from_secs))
+        .lock_syncs(
+            &sync_ids,
+            &run_id,
+            args.wait.map(std::time::Duration::from_secs),
+            &run.lease,
+        )
         .await?;
     let result = async {
         // Every sync's state must be what the plan saw, checked before anything is sent.

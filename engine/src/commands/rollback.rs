@@ -24,6 +24,28 @@ use crate::sync_run::DESTINATION_ID_COLUMN;
 pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status> {
     let (project, selection) = load_selected(global, &args.selection).await?;
     let state = StateStore::open(&project.state)?;
+    // The syncs the run touched take their locks like `run` does: a rollback must not delete
+    // records while a run of the same sync sends or commits.
+    let mut touched = Vec::new();
+    for sync_id in state.sync_ids().await? {
+        if state.manifests(&sync_id).await?.iter().any(|m| m.run_id == args.run) {
+            touched.push(sync_id);
+        }
+    }
+    let mut locks = state
+        .lock_syncs(&touched, &crate::run_context::new_run_id(), None, &Default::default())
+        .await?;
+    let result = rollback_locked(&project, &selection, &state, args).await;
+    locks.release().await;
+    result
+}
+
+async fn rollback_locked(
+    project: &crate::project::Project,
+    selection: &crate::selection::Selection,
+    state: &StateStore,
+    args: &RollbackArgs,
+) -> Result<Status> {
     let staging = tempfile::Builder::new()
         .prefix("rollback-")
         .tempdir()

@@ -6,7 +6,7 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::Status;
-use crate::cli::{GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand};
+use crate::cli::{GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand, UnlockArgs};
 use crate::delivery::{Commit, keys_in_parts, read_parquet};
 use crate::diff::{new_rows, stage_model, write_frame};
 use crate::error::{DinmoError, Result};
@@ -17,7 +17,7 @@ use crate::row_key::ROW_KEY_VERSION;
 use crate::run_context::{RunContext, create_staging, git_commit, mapping_hash, new_run_id, sql_hash};
 use crate::selection::Selection;
 use crate::sources::register_store;
-use crate::state::{Counts, MANIFEST_FORMAT_VERSION, Outcome, RunManifest, StateStore};
+use crate::state::{Counts, LockStatus, MANIFEST_FORMAT_VERSION, Outcome, RunManifest, StateStore, Unlocked};
 use crate::sync_run::SyncReport;
 
 pub async fn state(global: &GlobalArgs, command: StateCommand) -> Result<Status> {
@@ -28,7 +28,23 @@ pub async fn state(global: &GlobalArgs, command: StateCommand) -> Result<Status>
         StateCommand::Verify => verify(&state).await,
         StateCommand::ResolvePending(args) => resolve_pending(&project, &state, &args).await,
         StateCommand::Rebuild(args) => rebuild(&project, &state, &args).await,
+        StateCommand::Unlock(args) => unlock(&state, &args).await,
     }
+}
+
+async fn unlock(state: &StateStore, args: &UnlockArgs) -> Result<Status> {
+    let lock = state.lock_url(&args.sync);
+    match state.unlock(&args.sync, args.force).await? {
+        Unlocked::NotLocked => println!("{}: not locked ({lock} does not exist)", args.sync),
+        Unlocked::Removed(LockStatus::Held { holder, .. }) => {
+            println!("{}: removed {lock}, held by {}", args.sync, holder.describe())
+        }
+        Unlocked::Removed(LockStatus::Unreadable { problem }) => {
+            println!("{}: removed {lock}, which could not be read: {problem}", args.sync)
+        }
+        Unlocked::Removed(LockStatus::Free) => println!("{}: removed {lock}", args.sync),
+    }
+    Ok(Status::Success)
 }
 
 async fn verify(state: &StateStore) -> Result<Status> {
@@ -84,11 +100,24 @@ async fn verify(state: &StateStore) -> Result<Status> {
                 }
             }
         }
-        if let Some(holder) = state.read_lock(&sync).await? {
-            println!(
-                "{sync}: locked by run {} ({} pid {}, lease until {})",
-                holder.run_id, holder.host, holder.pid, holder.lease_until
-            );
+        match state.lock_status(&sync).await? {
+            LockStatus::Free => {}
+            LockStatus::Held { holder, .. } if holder.expired() || holder.dead_here() => println!(
+                "{sync}: lock {} is stale: {}; the next run takes it over",
+                state.lock_url(&sync),
+                holder.describe()
+            ),
+            LockStatus::Held { holder, .. } => {
+                println!("{sync}: locked by {}", holder.describe())
+            }
+            LockStatus::Unreadable { problem } => {
+                println!(
+                    "{sync}: lock {} cannot be read: {problem}; runs of this sync stop until it is removed \
+                     with `dinmo state unlock {sync}`",
+                    state.lock_url(&sync)
+                );
+                problems += 1;
+            }
         }
         println!(
             "{sync}: {} run(s), {parts} part(s) verified, {rows} row(s) in the snapshot",
@@ -108,7 +137,7 @@ async fn verify(state: &StateStore) -> Result<Status> {
 async fn resolve_pending(project: &Project, state: &StateStore, args: &ResolvePendingArgs) -> Result<Status> {
     let run_id = new_run_id();
     let mut locks = state
-        .lock_syncs(std::slice::from_ref(&args.sync), &run_id, None)
+        .lock_syncs(std::slice::from_ref(&args.sync), &run_id, None, &Default::default())
         .await?;
     let result = resolve_pending_locked(project, state, args, &run_id).await;
     locks.release().await;
@@ -202,7 +231,7 @@ async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> R
         .iter()
         .flat_map(|m| m.syncs.iter().map(|s| s.sync.id.clone()))
         .collect();
-    let mut locks = state.lock_syncs(&syncs, &run_id, None).await?;
+    let mut locks = state.lock_syncs(&syncs, &run_id, None, &Default::default()).await?;
     let result = async {
         for model in &planned {
             let staged = stage_model(&ctx, model, staging.path()).await?;

@@ -135,6 +135,7 @@ async fn execute(
         staging_dir: staging.path().to_path_buf(),
         show_progress: !global.quiet && std::io::stderr().is_terminal(),
         summary,
+        lease: Default::default(),
     };
     // One run per sync at a time; a plan only reads and takes no lock.
     let mut locks = match dry_run {
@@ -144,7 +145,7 @@ async fn execute(
                 .iter()
                 .flat_map(|m| m.syncs.iter().map(|s| s.sync.id.clone()))
                 .collect();
-            Some(run.state.lock_syncs(&syncs, &run_id, wait).await?)
+            Some(run.state.lock_syncs(&syncs, &run_id, wait, &run.lease).await?)
         }
     };
     let span = info_span!("run", run_id = %run_id, project = %project.name, dry_run, full_refresh);
@@ -154,8 +155,8 @@ async fn execute(
         // Authenticate and load what the field rules need (units of measure) once per
         // destination, while the first model runs; a destination that cannot be reached
         // fails only its own syncs.
-        let mut connecting = (!dry_run)
-            .then(|| tokio::spawn(connect_destinations(destinations_used(&planned)).in_current_span()));
+        let mut connecting =
+            (!dry_run).then(|| tokio::spawn(connect_destinations(destinations_used(&planned)).in_current_span()));
         let mut unreachable = Vec::new();
         for model in &planned {
             let staged = match stage_model(&ctx, model, &run.staging_dir).await {

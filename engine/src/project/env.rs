@@ -22,7 +22,10 @@ impl std::fmt::Display for VarProblem {
             VarProblem::Unset(name) => write!(f, "environment variable `{name}` is not set"),
             VarProblem::Empty(name) => write!(f, "environment variable `{name}` is empty"),
             VarProblem::Unterminated(text) => {
-                write!(f, "`{text}` is not closed: add the `}}` (or write `$${{` for a literal `${{`)")
+                write!(
+                    f,
+                    "`{text}` is not closed: add the `}}` (or write `$${{` for a literal `${{`)"
+                )
             }
             VarProblem::BadName(name) => write!(
                 f,
@@ -115,7 +118,10 @@ mod tests {
             interpolate("out/${ZUORA_DIR", env).unwrap_err(),
             [VarProblem::Unterminated("${ZUORA_DIR".into())]
         );
-        assert_eq!(interpolate("${BLANK}", env).unwrap_err(), [VarProblem::Empty("BLANK".into())]);
+        assert_eq!(
+            interpolate("${BLANK}", env).unwrap_err(),
+            [VarProblem::Empty("BLANK".into())]
+        );
         assert_eq!(
             interpolate("${}/${1X}/${A B}", env).unwrap_err(),
             [
@@ -124,12 +130,18 @@ mod tests {
                 VarProblem::BadName("A B".into())
             ]
         );
-        assert_eq!(VarProblem::Empty("X".into()).to_string(), "environment variable `X` is empty");
+        assert_eq!(
+            VarProblem::Empty("X".into()).to_string(),
+            "environment variable `X` is empty"
+        );
     }
 
     #[test]
     fn names_every_missing_variable_and_no_value() {
         let err = interpolate("${SECRET}/${NOPE}/${ALSO_NOPE}", env).unwrap_err();
-        assert_eq!(err, [VarProblem::Unset("NOPE".into()), VarProblem::Unset("ALSO_NOPE".into())]);
+        assert_eq!(
+            err,
+            [VarProblem::Unset("NOPE".into()), VarProblem::Unset("ALSO_NOPE".into())]
+        );
     }
 }

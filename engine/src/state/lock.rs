@@ -1,18 +1,35 @@
 //! One run per sync at a time: `<sync>/lock` in the state store, created with an atomic
 //! create-if-absent (exclusive create on disk, `If-None-Match: *` on S3 and Azure), holding
-//! the owner, start time and a lease the holder renews. A lock whose lease expired, or whose
-//! holder process is gone from this host, is taken over.
+//! the owner, start time and a lease the holder renews.
+//!
+//! - A lock whose lease expired, or whose holder process is gone from this host, is taken over;
+//!   a lock that cannot be read (empty, not JSON) stops the run with the remedy
+//!   (`dinmo state unlock`), never a guess.
+//! - Renewal is a conditional write: `PutMode::Update` with the version the holder last wrote,
+//!   where the store supports it (S3, Azure, GCS); on a local disk, which does not, the holder
+//!   rewrites the lock only if it still holds exactly what it wrote and its lease has not run
+//!   out (nobody else may take a lock over before that). A lock that changed hands, vanished
+//!   or could not be renewed before its lease ran out is *lost*: [`LeaseWatch::check`] then
+//!   fails, and the sender stops at the next batch boundary.
+//! - Every wait sleeps and has a deadline.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
 use super::store::StateStore;
 use crate::error::{DinmoError, Result};
+
+/// How long a run without `--wait` keeps trying when a lock appears and disappears under it
+/// (another run finishing just then).
+const RACE_DEADLINE: Duration = Duration::from_secs(5);
+/// Pause between two looks at a lock.
+const POLL: Duration = Duration::from_millis(250);
 
 /// What a lock object says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,16 +47,42 @@ pub struct LockHolder {
 }
 
 impl LockHolder {
-    fn expired(&self) -> bool {
-        DateTime::parse_from_rfc3339(&self.lease_until).map_or(true, |until| until.with_timezone(&Utc) < Utc::now())
+    /// The lease ran out (an unparsable time counts as run out).
+    pub fn expired(&self) -> bool {
+        self.until().is_none_or(|until| until < Utc::now())
+    }
+
+    fn until(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.lease_until)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
 
     /// The holder is a process on this host that no longer exists.
-    fn dead_here(&self) -> bool {
+    pub fn dead_here(&self) -> bool {
         cfg!(target_os = "linux")
             && self.host == host_name()
             && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
+
+    /// `run R (host pid P, since S, lease until L)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "run {} ({} pid {}, since {}, lease until {})",
+            self.run_id, self.host, self.pid, self.since, self.lease_until
+        )
+    }
+}
+
+/// A sync's lock as found in the state store.
+#[derive(Debug, Clone)]
+pub enum LockStatus {
+    /// No lock object.
+    Free,
+    /// A lock object naming its holder; `version` is what a conditional write must match.
+    Held { holder: LockHolder, version: UpdateVersion },
+    /// A lock object that is not a lock (empty, truncated, not JSON): what is wrong with it.
+    Unreadable { problem: String },
 }
 
 fn host_name() -> String {
@@ -47,16 +90,6 @@ fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown-host".into())
-}
-
-/// The locks of the syncs one run works on; released on `release` (a crashed holder's locks
-/// expire with their lease).
-#[derive(Debug)]
-pub struct SyncLocks {
-    state: StateStore,
-    syncs: Vec<String>,
-    run_id: String,
-    renewal: Option<JoinHandle<()>>,
 }
 
 fn holder(run_id: &str, since: &str, lease: Duration) -> LockHolder {
@@ -71,154 +104,438 @@ fn holder(run_id: &str, since: &str, lease: Duration) -> LockHolder {
 }
 
 fn encode(holder: &LockHolder) -> PutPayload {
+    // A struct of strings and a number always serialises.
     PutPayload::from(serde_json::to_vec(holder).unwrap_or_default())
 }
 
-impl StateStore {
-    /// The holder of a sync's lock, if it is held.
-    pub async fn read_lock(&self, sync: &str) -> Result<Option<LockHolder>> {
-        match self.location().store.get(&self.lock_path(sync)).await {
-            Ok(got) => {
-                let bytes = got.bytes().await.map_err(|source| DinmoError::StateStore {
-                    location: self.display().to_string(),
-                    source,
-                })?;
-                Ok(serde_json::from_slice(&bytes).ok())
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(DinmoError::StateStore {
-                location: self.display().to_string(),
-                source,
-            }),
+fn version_of(put: PutResult) -> UpdateVersion {
+    UpdateVersion {
+        e_tag: put.e_tag,
+        version: put.version,
+    }
+}
+
+/// Whether this run still holds its locks, shared between the renewal task and the sender.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseWatch(Arc<Mutex<LeaseState>>);
+
+#[derive(Debug, Default)]
+struct LeaseState {
+    /// The first lock lost, and why.
+    lost: Option<(String, String)>,
+    /// Each held lock's lease end, by sync.
+    until: Vec<(String, DateTime<Utc>)>,
+}
+
+impl LeaseWatch {
+    fn with<T>(&self, f: impl FnOnce(&mut LeaseState) -> T) -> T {
+        match self.0.lock() {
+            Ok(mut state) => f(&mut state),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
         }
     }
 
+    fn renewed(&self, sync: &str, until: DateTime<Utc>) {
+        self.with(|state| match state.until.iter_mut().find(|(s, _)| s == sync) {
+            Some(slot) => slot.1 = until,
+            None => state.until.push((sync.to_string(), until)),
+        });
+    }
+
+    fn lose(&self, sync: &str, reason: String) {
+        error!(sync, reason = %reason, "this run lost its sync lock; it stops sending at the next batch boundary");
+        self.with(|state| {
+            state.lost.get_or_insert((sync.to_string(), reason));
+        });
+    }
+
+    /// Fails once a lock of this run was lost or its lease ran out unrenewed: past that point
+    /// another run may hold the sync, and nothing more may be sent.
+    pub fn check(&self) -> Result<()> {
+        self.with(|state| {
+            if let Some((sync, reason)) = &state.lost {
+                return Err(DinmoError::LockLost {
+                    sync: sync.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            match state.until.iter().find(|(_, until)| *until < Utc::now()) {
+                Some((sync, until)) => Err(DinmoError::LockLost {
+                    sync: sync.clone(),
+                    reason: format!("its lease ran out at {} without a renewal", until.to_rfc3339()),
+                }),
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+/// One lock this run holds: what it last wrote, and the version to match on the next write.
+#[derive(Debug, Clone)]
+struct Held {
+    sync: String,
+    written: LockHolder,
+    version: UpdateVersion,
+}
+
+/// The locks of the syncs one run works on; released on `release` (a crashed holder's locks
+/// expire with their lease).
+#[derive(Debug)]
+pub struct SyncLocks {
+    state: StateStore,
+    held: Arc<tokio::sync::Mutex<Vec<Held>>>,
+    renewal: Option<JoinHandle<()>>,
+}
+
+/// What `dinmo state unlock` did.
+#[derive(Debug)]
+pub enum Unlocked {
+    /// There was no lock.
+    NotLocked,
+    /// The lock was removed; it said this (or could not be read).
+    Removed(LockStatus),
+}
+
+impl StateStore {
     fn lock_path(&self, sync: &str) -> object_store::path::Path {
         self.location().prefix.clone().join(sync).join("lock")
     }
 
+    /// The `url` of a sync's lock object, for messages.
+    pub fn lock_url(&self, sync: &str) -> String {
+        self.url_of(&format!("{sync}/lock"))
+    }
+
+    fn lock_error(&self, source: object_store::Error) -> DinmoError {
+        DinmoError::StateStore {
+            location: self.display().to_string(),
+            source,
+        }
+    }
+
+    /// A sync's lock as it is now.
+    pub async fn lock_status(&self, sync: &str) -> Result<LockStatus> {
+        let got = match self.location().store.get(&self.lock_path(sync)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(LockStatus::Free),
+            Err(source) => return Err(self.lock_error(source)),
+        };
+        let version = UpdateVersion {
+            e_tag: got.meta.e_tag.clone(),
+            version: got.meta.version.clone(),
+        };
+        let bytes = match got.bytes().await {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => return Ok(LockStatus::Free),
+            Err(source) => return Err(self.lock_error(source)),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(LockStatus::Unreadable {
+                problem: format!("it is empty ({} bytes)", bytes.len()),
+            });
+        }
+        match serde_json::from_slice::<LockHolder>(&bytes) {
+            Ok(holder) => Ok(LockStatus::Held { holder, version }),
+            Err(error) => Ok(LockStatus::Unreadable {
+                problem: format!("it is not a dinmo lock ({} bytes; {error})", bytes.len()),
+            }),
+        }
+    }
+
     /// Takes the locks of `syncs` (in sorted order, so two runs never wait on each other),
-    /// waiting up to `wait` for holders to finish.
-    pub async fn lock_syncs(&self, syncs: &[String], run_id: &str, wait: Option<Duration>) -> Result<SyncLocks> {
+    /// waiting up to `wait` for holders to finish, and keeps them renewed until `release`;
+    /// `watch` learns when one is lost.
+    pub async fn lock_syncs(
+        &self,
+        syncs: &[String],
+        run_id: &str,
+        wait: Option<Duration>,
+        watch: &LeaseWatch,
+    ) -> Result<SyncLocks> {
         let mut sorted = syncs.to_vec();
         sorted.sort();
         sorted.dedup();
         let lease = crate::settings::lock_lease()?;
         let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         let mut locks = SyncLocks {
             state: self.clone(),
-            syncs: Vec::new(),
-            run_id: run_id.to_string(),
+            held: Arc::default(),
             renewal: None,
         };
         for sync in sorted {
-            loop {
-                let options = PutOptions {
-                    mode: PutMode::Create,
-                    ..PutOptions::default()
-                };
-                let created = self
-                    .location()
-                    .store
-                    .put_opts(&self.lock_path(&sync), encode(&holder(run_id, &since, lease)), options)
-                    .await;
-                match created {
-                    Ok(_) => {
-                        locks.syncs.push(sync.clone());
-                        break;
+            match self.lock_one(&sync, run_id, &since, lease, wait).await {
+                Ok(held) => {
+                    if let Some(until) = held.written.until() {
+                        watch.renewed(&sync, until);
                     }
-                    Err(object_store::Error::AlreadyExists { .. }) => {}
-                    Err(source) => {
-                        locks.release().await;
-                        return Err(DinmoError::StateStore {
-                            location: self.display().to_string(),
-                            source,
-                        });
-                    }
+                    locks.held.lock().await.push(held);
                 }
-                let Some(current) = self.read_lock(&sync).await? else {
-                    continue; // released meanwhile
-                };
-                if current.expired() || current.dead_here() {
-                    warn!(sync, holder = %current.run_id, host = %current.host, pid = current.pid, "taking over a lock whose holder is gone");
-                    // Delete only if it is still the same stale holder.
-                    if self.read_lock(&sync).await?.as_ref() == Some(&current) {
-                        self.delete(&format!("{sync}/lock")).await?;
-                    }
-                    continue;
-                }
-                match deadline {
-                    Some(deadline) if tokio::time::Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    _ => {
-                        locks.release().await;
-                        return Err(DinmoError::Locked {
-                            sync: sync.clone(),
-                            holder_run: current.run_id,
-                            holder: format!("{} pid {}", current.host, current.pid),
-                            since: current.since,
-                            lease_until: current.lease_until,
-                        });
-                    }
+                Err(error) => {
+                    locks.release().await;
+                    return Err(error);
                 }
             }
         }
         locks.renewal = Some(spawn_renewal(
             self.clone(),
-            locks.syncs.clone(),
+            Arc::clone(&locks.held),
             run_id.to_string(),
             since,
             lease,
+            watch.clone(),
         ));
         Ok(locks)
     }
+
+    async fn lock_one(
+        &self,
+        sync: &str,
+        run_id: &str,
+        since: &str,
+        lease: Duration,
+        wait: Option<Duration>,
+    ) -> Result<Held> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + wait.unwrap_or(RACE_DEADLINE);
+        loop {
+            let written = holder(run_id, since, lease);
+            let create = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            match self
+                .location()
+                .store
+                .put_opts(&self.lock_path(sync), encode(&written), create)
+                .await
+            {
+                Ok(put) => {
+                    return Ok(Held {
+                        sync: sync.to_string(),
+                        written,
+                        version: version_of(put),
+                    });
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(source) => return Err(self.lock_error(source)),
+            }
+            match self.lock_status(sync).await? {
+                // Released between the create and the look: try again after the pause.
+                LockStatus::Free => {}
+                LockStatus::Unreadable { problem } => {
+                    return Err(DinmoError::LockUnreadable {
+                        sync: sync.to_string(),
+                        lock: self.lock_url(sync),
+                        problem,
+                    });
+                }
+                LockStatus::Held {
+                    holder: current,
+                    version,
+                } if current.expired() || current.dead_here() => {
+                    warn!(sync, holder = %current.describe(), "taking over a lock whose holder is gone");
+                    if let Some(held) = self.take_over(sync, &current, version, run_id, since, lease).await? {
+                        return Ok(held);
+                    }
+                }
+                LockStatus::Held { holder: current, .. } => {
+                    if wait.is_none() || tokio::time::Instant::now() >= deadline {
+                        return Err(DinmoError::Locked {
+                            sync: sync.to_string(),
+                            holder_run: current.run_id,
+                            holder: format!("{} pid {}", current.host, current.pid),
+                            since: current.since,
+                            lease_until: current.lease_until,
+                            waited_secs: wait.map(|_| started.elapsed().as_secs()),
+                        });
+                    }
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(DinmoError::LockContended {
+                    sync: sync.to_string(),
+                    lock: self.lock_url(sync),
+                    waited_secs: started.elapsed().as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL.min(deadline - now)).await;
+        }
+    }
+
+    /// Replaces a stale lock with this run's: conditionally where the store can, else by
+    /// deleting it when it still says the same and creating afresh (the caller's next turn).
+    async fn take_over(
+        &self,
+        sync: &str,
+        stale: &LockHolder,
+        version: UpdateVersion,
+        run_id: &str,
+        since: &str,
+        lease: Duration,
+    ) -> Result<Option<Held>> {
+        let written = holder(run_id, since, lease);
+        let update = PutOptions {
+            mode: PutMode::Update(version),
+            ..PutOptions::default()
+        };
+        match self
+            .location()
+            .store
+            .put_opts(&self.lock_path(sync), encode(&written), update)
+            .await
+        {
+            Ok(put) => Ok(Some(Held {
+                sync: sync.to_string(),
+                written,
+                version: version_of(put),
+            })),
+            // Someone else changed it first: look again.
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(None),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                if matches!(self.lock_status(sync).await?, LockStatus::Held { holder, .. } if holder == *stale) {
+                    self.delete(&format!("{sync}/lock")).await?;
+                }
+                Ok(None)
+            }
+            Err(source) => Err(self.lock_error(source)),
+        }
+    }
+
+    /// Removes a sync's lock when it cannot be read, its lease ran out, its holder is gone
+    /// from this host, or `force` is given; otherwise fails naming the holder.
+    pub async fn unlock(&self, sync: &str, force: bool) -> Result<Unlocked> {
+        let status = self.lock_status(sync).await?;
+        match &status {
+            LockStatus::Free => return Ok(Unlocked::NotLocked),
+            LockStatus::Held { holder, .. } if !force && !holder.expired() && !holder.dead_here() => {
+                return Err(DinmoError::LockHeld {
+                    sync: sync.to_string(),
+                    holder: holder.describe(),
+                });
+            }
+            _ => {}
+        }
+        self.delete(&format!("{sync}/lock")).await?;
+        Ok(Unlocked::Removed(status))
+    }
 }
 
+/// Renews every held lock a third of a lease apart; a lock that cannot be renewed is reported
+/// lost to `watch`.
 fn spawn_renewal(
     state: StateStore,
-    syncs: Vec<String>,
+    held: Arc<tokio::sync::Mutex<Vec<Held>>>,
     run_id: String,
     since: String,
     lease: Duration,
+    watch: LeaseWatch,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(lease / 3).await;
-            for sync in &syncs {
-                match state.read_lock(sync).await {
-                    Ok(Some(current)) if current.run_id == run_id => {
-                        let renewed = encode(&holder(&run_id, &since, lease));
-                        if let Err(e) = state.location().store.put(&state.lock_path(sync), renewed).await {
-                            error!(sync, error = %e, "cannot renew the sync lock");
+            let mut held = held.lock().await;
+            let mut kept = Vec::with_capacity(held.len());
+            for lock in held.drain(..) {
+                match renew(&state, &lock, &run_id, &since, lease).await {
+                    Renewal::Renewed(lock) => {
+                        if let Some(until) = lock.written.until() {
+                            watch.renewed(&lock.sync, until);
                         }
+                        kept.push(lock);
                     }
-                    Ok(other) => {
-                        error!(sync, holder = ?other.map(|h| h.run_id), "the sync lock is no longer held by this run")
+                    Renewal::NotNow(why) => {
+                        warn!(sync = %lock.sync, error = %why, "cannot renew the sync lock now; trying again");
+                        if lock.written.expired() {
+                            watch.lose(&lock.sync, format!("its lease ran out while renewal failed ({why})"));
+                        }
+                        kept.push(lock);
                     }
-                    Err(e) => error!(sync, error = %e, "cannot read the sync lock"),
+                    Renewal::Lost(why) => watch.lose(&lock.sync, why),
                 }
             }
+            *held = kept;
         }
     })
 }
 
+enum Renewal {
+    Renewed(Held),
+    /// A transient failure; the lease still holds.
+    NotNow(String),
+    /// The lock is no longer this run's.
+    Lost(String),
+}
+
+async fn renew(state: &StateStore, lock: &Held, run_id: &str, since: &str, lease: Duration) -> Renewal {
+    if lock.written.expired() {
+        return Renewal::Lost(format!(
+            "its lease ran out at {} before it was renewed",
+            lock.written.lease_until
+        ));
+    }
+    let written = holder(run_id, since, lease);
+    let path = state.lock_path(&lock.sync);
+    let update = PutOptions {
+        mode: PutMode::Update(lock.version.clone()),
+        ..PutOptions::default()
+    };
+    let renewed = |put: PutResult, written: LockHolder| {
+        Renewal::Renewed(Held {
+            sync: lock.sync.clone(),
+            written,
+            version: version_of(put),
+        })
+    };
+    match state.location().store.put_opts(&path, encode(&written), update).await {
+        Ok(put) => renewed(put, written),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+            Renewal::Lost(changed_hands(state, &lock.sync).await)
+        }
+        Err(object_store::Error::NotImplemented { .. }) => {
+            // A local disk: rewrite only what this run wrote, while its lease holds.
+            match state.lock_status(&lock.sync).await {
+                Ok(LockStatus::Held { holder, .. }) if holder == lock.written => {
+                    match state.location().store.put(&path, encode(&written)).await {
+                        Ok(put) => renewed(put, written),
+                        Err(error) => Renewal::NotNow(error.to_string()),
+                    }
+                }
+                Ok(_) => Renewal::Lost(changed_hands(state, &lock.sync).await),
+                Err(error) => Renewal::NotNow(error.to_string()),
+            }
+        }
+        Err(error) => Renewal::NotNow(error.to_string()),
+    }
+}
+
+/// Why a lock is no longer this run's, from what it holds now.
+async fn changed_hands(state: &StateStore, sync: &str) -> String {
+    match state.lock_status(sync).await {
+        Ok(LockStatus::Free) => format!("{} was removed", state.lock_url(sync)),
+        Ok(LockStatus::Held { holder, .. }) => format!("{} is now held by {}", state.lock_url(sync), holder.describe()),
+        Ok(LockStatus::Unreadable { problem }) => format!("{} was overwritten: {problem}", state.lock_url(sync)),
+        Err(error) => format!("{} changed and cannot be read: {error}", state.lock_url(sync)),
+    }
+}
+
 impl SyncLocks {
-    /// Releases every lock this run still holds.
+    /// Stops renewing and releases every lock this run still holds (only those that still say
+    /// what this run wrote).
     pub async fn release(&mut self) {
         if let Some(renewal) = self.renewal.take() {
             renewal.abort();
         }
-        for sync in std::mem::take(&mut self.syncs) {
-            match self.state.read_lock(&sync).await {
-                Ok(Some(current)) if current.run_id == self.run_id => {
-                    if let Err(e) = self.state.delete(&format!("{sync}/lock")).await {
-                        error!(sync, error = %e, "cannot release the sync lock; it expires with its lease");
+        let held = std::mem::take(&mut *self.held.lock().await);
+        for lock in held {
+            match self.state.lock_status(&lock.sync).await {
+                Ok(LockStatus::Held { holder, .. }) if holder.run_id == lock.written.run_id => {
+                    if let Err(e) = self.state.delete(&format!("{}/lock", lock.sync)).await {
+                        error!(sync = %lock.sync, error = %e, "cannot release the sync lock; it expires with its lease");
                     }
                 }
                 Ok(_) => {}
-                Err(e) => error!(sync, error = %e, "cannot read the sync lock to release it"),
+                Err(e) => error!(sync = %lock.sync, error = %e, "cannot read the sync lock to release it"),
             }
         }
     }

@@ -14,7 +14,7 @@ mod manifest;
 mod parts;
 mod store;
 
-pub use lock::{LockHolder, SyncLocks};
+pub use lock::{LeaseWatch, LockHolder, LockStatus, SyncLocks, Unlocked};
 pub use manifest::{Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest};
 pub use parts::LocalPartWriter;
 pub use store::{StateStore, VerifiedSnapshot};

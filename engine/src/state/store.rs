@@ -91,7 +91,7 @@ impl StateStore {
         Ok(names)
     }
 
-    /// Every sync id that has state.
+    /// Every sync id that has state: run manifests, or a lock.
     pub async fn sync_ids(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self
             .list("")
@@ -100,9 +100,10 @@ impl StateStore {
             .filter_map(|path| {
                 let mut parts = path.split('/');
                 let sync = parts.next()?;
-                (parts.next() == Some("runs")).then(|| sync.to_string())
+                matches!(parts.next(), Some("runs" | "lock")).then(|| sync.to_string())
             })
             .collect();
+        ids.sort();
         ids.dedup();
         Ok(ids)
     }
