@@ -17,6 +17,8 @@ pub enum RejectCode {
     NegativeQuantity,
     /// More decimal places than the destination stores.
     TooPrecise,
+    /// More digits before the decimal point than the destination stores.
+    TooLarge,
     /// A value longer than the field allows.
     TooLong,
     /// The destination refused the row with its own code.
@@ -31,6 +33,7 @@ impl RejectCode {
             RejectCode::InvalidValue => "invalid_value",
             RejectCode::NegativeQuantity => "negative_quantity",
             RejectCode::TooPrecise => "too_precise",
+            RejectCode::TooLarge => "too_large",
             RejectCode::TooLong => "too_long",
             RejectCode::Destination(code) => code,
         }
@@ -69,6 +72,8 @@ impl Rejection {
 pub struct NumberLimits {
     /// Refuse values below zero.
     pub non_negative: bool,
+    /// The most digits before the decimal point the destination stores.
+    pub max_integer_digits: Option<usize>,
     /// The most digits after the decimal point the destination stores.
     pub max_fraction_digits: Option<usize>,
 }
@@ -108,6 +113,7 @@ pub fn check_cell(spec: &FieldSpec, limits: Option<NumberLimits>, cell: &Cell) -
         Cell::Number(text) => {
             let limits = limits.unwrap_or(NumberLimits {
                 non_negative: false,
+                max_integer_digits: None,
                 max_fraction_digits: None,
             });
             let negative = text.starts_with('-') && text.bytes().any(|b| (b'1'..=b'9').contains(&b));
@@ -118,7 +124,22 @@ pub fn check_cell(spec: &FieldSpec, limits: Option<NumberLimits>, cell: &Cell) -
                     format!("{} is {text}; it must be zero or more", spec.name),
                 ));
             }
-            let fraction = text.split_once('.').map_or("", |(_, f)| f.trim_end_matches('0'));
+            let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+            let whole = whole.trim_start_matches(['-', '+']).trim_start_matches('0');
+            if let Some(max) = limits.max_integer_digits
+                && whole.len() > max
+            {
+                return Some(Rejection::field(
+                    RejectCode::TooLarge,
+                    &spec.name,
+                    format!(
+                        "{} is {text}: {} digits before the decimal point; the destination stores at most {max}",
+                        spec.name,
+                        whole.len()
+                    ),
+                ));
+            }
+            let fraction = fraction.trim_end_matches('0');
             match limits.max_fraction_digits {
                 Some(max) if fraction.len() > max => Some(Rejection::field(
                     RejectCode::TooPrecise,
@@ -148,6 +169,7 @@ mod tests {
 
     const QUANTITY: NumberLimits = NumberLimits {
         non_negative: true,
+        max_integer_digits: Some(13),
         max_fraction_digits: Some(9),
     };
 
@@ -165,6 +187,38 @@ mod tests {
         assert!(check_cell(&account, None, &Cell::Text("A001".into())).is_none());
         let optional = spec("Description", FieldKind::Text, false, Some(200));
         assert!(check_cell(&optional, None, &Cell::Null).is_none());
+    }
+
+    #[test]
+    fn quantity_has_at_most_thirteen_digits_before_the_point() {
+        let quantity = spec("Quantity", FieldKind::Number, true, None);
+        let huge = check_cell(
+            &quantity,
+            Some(QUANTITY),
+            &Cell::Number("1000000000000000000000000000000".into()),
+        )
+        .unwrap();
+        assert_eq!(huge.code, RejectCode::TooLarge);
+        assert!(
+            huge.message.contains("31 digits before the decimal point"),
+            "{}",
+            huge.message
+        );
+        assert!(
+            check_cell(
+                &quantity,
+                Some(QUANTITY),
+                &Cell::Number("9999999999999.999999999".into())
+            )
+            .is_none()
+        );
+        assert!(check_cell(&quantity, Some(QUANTITY), &Cell::Number("0000000000000012.5".into())).is_none());
+        assert_eq!(
+            check_cell(&quantity, Some(QUANTITY), &Cell::Number("10000000000000".into()))
+                .unwrap()
+                .code,
+            RejectCode::TooLarge
+        );
     }
 
     #[test]

@@ -85,3 +85,39 @@ fn refusals_are_summarised_by_code_and_field() {
         "{out}"
     );
 }
+
+#[test]
+fn a_quantity_zuora_cannot_store_is_refused_per_row_in_every_destination() {
+    // Zuora keeps 13 digits before the decimal point: 10^30 would be refused at upload, or
+    // stored and never billed. It is refused here, with the reason, and offered again.
+    let model = MODEL.replace(
+        "CAST(day AS TIMESTAMP) AS usage_day, qty FROM events",
+        "CAST(day AS TIMESTAMP) AS usage_day, CASE WHEN qty = 7 THEN 1e30 ELSE CAST(qty AS DOUBLE) END AS qty FROM events",
+    );
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 7), ("A2", 2)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 3, "{}", describe(&run));
+    assert!(
+        stdout(&run).contains("1 × too_large (Quantity): Quantity is 1000000000000000000000000000000: 31 digits"),
+        "{}",
+        describe(&run)
+    );
+    let rows = project.output_rows("usage.files");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].starts_with("A2,"), "{rows:?}");
+
+    let sim = crate::zuora::Sim::start(zuora_sim::SimConfig::default());
+    let project = crate::zuora::zuora_project(&sim, "actions", "");
+    project.write(
+        "models/usage.yml",
+        &crate::zuora::usage_model(
+            "SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, CASE WHEN qty = 0 THEN 1e30 ELSE CAST(qty AS DOUBLE) END AS qty FROM events",
+        ),
+    );
+    crate::zuora::export(&project, "2026-11-18", &crate::zuora::usage_rows(3));
+    let run = crate::zuora::run_against(&project, &sim, &["run"]);
+    assert_eq!(code(&run), 3, "{}", describe(&run));
+    assert!(stdout(&run).contains("1 × too_large (Quantity)"), "{}", describe(&run));
+    assert_eq!(sim.records().len(), 2);
+}

@@ -10,9 +10,11 @@ use super::config::Layout;
 /// Prefix of custom-field columns in the current layout (`CustomFields.<name>`).
 pub const CUSTOM_FIELD_PREFIX: &str = "CustomFields.";
 
-/// Quantity is `Decimal{22,9}` in Zuora and must not be negative.
+/// Quantity must not be negative, and Zuora keeps "up to 13 digits to the left of the decimal
+/// place, and up to 9 digits to the right" (Knowledge Center, "Rounding and Precision").
 pub const QUANTITY_LIMITS: NumberLimits = NumberLimits {
     non_negative: true,
+    max_integer_digits: Some(13),
     max_fraction_digits: Some(9),
 };
 
