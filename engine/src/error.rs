@@ -70,6 +70,14 @@ pub enum DinmoError {
         message: String,
     },
 
+    /// One file of a source cannot be read.
+    #[error("source `{source_name}`: file {file} {problem}")]
+    SourceFile {
+        source_name: String,
+        file: String,
+        problem: String,
+    },
+
     /// A location (local path or URL) cannot be opened as a store.
     #[error("location `{location}`: {message}")]
     Location { location: String, message: String },

@@ -121,3 +121,75 @@ fn a_quantity_zuora_cannot_store_is_refused_per_row_in_every_destination() {
     assert!(stdout(&run).contains("1 × too_large (Quantity)"), "{}", describe(&run));
     assert_eq!(sim.records().len(), 2);
 }
+
+#[test]
+fn an_empty_source_file_is_an_error_naming_it_unless_skipping_is_asked_for() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    project.write("data/events/day=2026-11-19/part-00000.parquet", "");
+    for command in ["plan", "run"] {
+        refused(
+            &project,
+            &[command],
+            &[],
+            &[
+                "source `events`: file ",
+                "day=2026-11-19/part-00000.parquet is empty (0 bytes)",
+                "skip_empty_files",
+            ],
+        );
+    }
+    let skipping = PROJECT.replace(
+        "    location: data/events/\n",
+        "    location: data/events/\n    options:\n      skip_empty_files: true\n",
+    );
+    project.write("dinmo.yml", &skipping);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    assert!(stderr(&run).contains("skipping an empty file"), "{}", describe(&run));
+    assert_eq!(project.output_rows("usage.files").len(), 1);
+}
+
+#[test]
+fn a_corrupt_or_foreign_file_in_a_source_is_named() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    project.export_day("2026-11-19", &[("A2", 2)]);
+    // Truncated: the footer is gone.
+    let good = std::fs::read(project.path().join("data/events/day=2026-11-19/part.parquet")).unwrap();
+    std::fs::write(
+        project.path().join("data/events/day=2026-11-19/part.parquet"),
+        &good[..good.len() / 2],
+    )
+    .unwrap();
+    refused(
+        &project,
+        &["run"],
+        &[],
+        &["day=2026-11-19/part.parquet is not a readable Parquet file"],
+    );
+    // Not Parquet at all.
+    project.write("data/events/day=2026-11-19/part.parquet", "account,qty\nA2,2\n");
+    refused(
+        &project,
+        &["plan"],
+        &[],
+        &["day=2026-11-19/part.parquet is not a readable Parquet file"],
+    );
+}
+
+#[test]
+fn a_bad_ndjson_line_is_named_with_its_file_and_line() {
+    let project = TestProject::new(
+        &PROJECT.replace(
+            "    location: data/events/\n",
+            "    location: data/events/\n    format: json\n",
+        ),
+        &[("usage.yml", MODEL)],
+    );
+    project.write(
+        "data/events/day=2026-11-18/part.json",
+        "{\"account\": \"A1\", \"qty\": 1}\n{\"account\": \"A2\", \"qty\": 2}\n{\"account\": \"A3\", \"qty\": }\n",
+    );
+    refused(&project, &["run"], &[], &["day=2026-11-18/part.json line 3: "]);
+}

@@ -162,6 +162,11 @@ async fn execute(
             let staged = match stage_model(&ctx, model, &run.staging_dir).await {
                 Ok(staged) => staged,
                 Err(failure) => {
+                    // A query that failed reading its data: name the file at fault if one is.
+                    let failure = match failure {
+                        DinmoError::ModelQuery { .. } => crate::sources::diagnose(&ctx).await.unwrap_or(failure),
+                        other => other,
+                    };
                     error!(model = %model.model.name, error = %failure, "model failed");
                     report.model_errors.push(failure.to_string());
                     continue;

@@ -99,6 +99,11 @@ pub struct SourceOptions {
     /// from the folder names. Partition values are strings.
     #[serde(default)]
     pub partition_columns: Option<Vec<String>>,
+    /// Skip zero-byte files (an export that wrote nothing), with a warning naming each.
+    /// Default false: a zero-byte file is an error naming it, since it may be a day of usage
+    /// that failed to export.
+    #[serde(default)]
+    pub skip_empty_files: bool,
 }
 
 /// A destination, by its `type`.
