@@ -193,3 +193,20 @@ fn a_bad_ndjson_line_is_named_with_its_file_and_line() {
     );
     refused(&project, &["run"], &[], &["day=2026-11-18/part.json line 3: "]);
 }
+
+#[test]
+fn an_unknown_key_in_dinmo_yml_does_not_hide_the_model_files_problems() {
+    let project = TestProject::new(
+        &format!("{PROJECT}colour: blue\n"),
+        &[("usage.yml", &MODEL.replace("primary_key:", "primary_keys:"))],
+    );
+    project.export_day("2026-11-18", &[("A1", 1)]);
+    for command in ["validate", "run"] {
+        refused(
+            &project,
+            &[command],
+            &[],
+            &["2 problems in the project configuration", "dinmo.yml:", "colour", "models/usage.yml:", "primary_keys"],
+        );
+    }
+}

@@ -45,6 +45,18 @@ pub fn load_project_with(root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -
     let project_path = root.join(PROJECT_FILE);
     let text = std::fs::read_to_string(&project_path).map_err(DinmoError::io(&project_path))?;
     let Some(file) = parse_yaml::<ProjectFile>(&text, Path::new(PROJECT_FILE), &mut report) else {
+        // The model files' own problems too (in the default `models/` folder, as the project
+        // file could not say otherwise), so one round of fixes clears all it can.
+        let (files, _) = model_files(&root.join("models"));
+        for path in files {
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    parse_yaml::<ModelFile>(&text, &relative, &mut report);
+                }
+                Err(error) => report.push(&relative, None, format!("cannot read: {error}")),
+            }
+        }
         return Err(DinmoError::Config(report.into_result().err().unwrap_or_default()));
     };
     let mut loader = Loader { root, lookup, report };
