@@ -168,7 +168,14 @@ async fn sync_inner(
 
     let snapshot = run.state.verified_snapshot(&sync.id).await?;
     report.state_version = crate::state::state_version(&snapshot.manifests);
-    report.first_run = snapshot.manifests.is_empty();
+    report.first_run = snapshot.manifests.is_empty() && snapshot.unnamed_parts == 0;
+    if snapshot.unnamed_parts > 0 {
+        report.changed_since_last_run.push(format!(
+            "{} snapshot part(s) are named by no run manifest (a manifest was deleted, or a run stopped before \
+             writing it); their rows still count as synced and are not sent again. `dinmo state verify` lists them",
+            snapshot.unnamed_parts
+        ));
+    }
     report.snapshot_rows = snapshot.rows;
     let sql_hash = sql_hash(&planned.model.sql);
     let mapping_hash = mapping_hash(planned.model, sync);

@@ -206,7 +206,35 @@ fn an_unknown_key_in_dinmo_yml_does_not_hide_the_model_files_problems() {
             &project,
             &[command],
             &[],
-            &["2 problems in the project configuration", "dinmo.yml:", "colour", "models/usage.yml:", "primary_keys"],
+            &[
+                "2 problems in the project configuration",
+                "dinmo.yml:",
+                "colour",
+                "models/usage.yml:",
+                "primary_keys",
+            ],
         );
     }
+}
+
+#[test]
+fn a_deleted_run_manifest_is_reported_not_taken_for_a_first_run() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 0, "{}", describe(&run));
+    for manifest in project.state_files("usage.files", "runs") {
+        std::fs::remove_file(manifest).unwrap();
+    }
+    let plan = project.dinmo(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code(&plan), 0, "nothing is resent: {}", describe(&plan));
+    let out = stdout(&plan);
+    assert!(!out.contains("(first run)"), "{out}");
+    assert!(out.contains("1 snapshot part(s) are named by no run manifest"), "{out}");
+    let verify = project.dinmo(&["state", "verify"]);
+    assert!(
+        stdout(&verify).contains("is named by no manifest"),
+        "{}",
+        describe(&verify)
+    );
 }

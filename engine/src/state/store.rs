@@ -30,6 +30,8 @@ pub struct VerifiedSnapshot {
     pub rows: u64,
     /// Manifests of the sync, oldest first.
     pub manifests: Vec<RunManifest>,
+    /// Snapshot parts no manifest names (their rows count as synced; `rows` leaves them out).
+    pub unnamed_parts: usize,
 }
 
 impl StateStore {
@@ -91,7 +93,7 @@ impl StateStore {
         Ok(names)
     }
 
-    /// Every sync id that has state: run manifests, or a lock.
+    /// Every sync id that has state: run manifests, parts, or a lock.
     pub async fn sync_ids(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self
             .list("")
@@ -100,7 +102,7 @@ impl StateStore {
             .filter_map(|path| {
                 let mut parts = path.split('/');
                 let sync = parts.next()?;
-                matches!(parts.next(), Some("runs" | "lock")).then(|| sync.to_string())
+                matches!(parts.next(), Some("runs" | "lock" | "snapshot" | "pending")).then(|| sync.to_string())
             })
             .collect();
         ids.sort();
@@ -294,16 +296,19 @@ impl StateStore {
             rows += part.rows;
             named.push(part.path.clone());
         }
+        let mut unnamed_parts = 0;
         for path in self.list(&format!("{sync}/snapshot")).await? {
             if path.ends_with(".parquet") && !named.contains(&path) {
                 warn!(sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
                 part_urls.push(self.url_of(&path));
+                unnamed_parts += 1;
             }
         }
         Ok(VerifiedSnapshot {
             part_urls,
             rows,
             manifests,
+            unnamed_parts,
         })
     }
 }
