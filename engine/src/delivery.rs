@@ -98,7 +98,6 @@ pub async fn deliver(
     destination: &dyn Destination,
     context: WriteContext,
     progress: Progress,
-    lease: &LeaseWatch,
     commit: &mut Commit<'_>,
     manifest: &mut RunManifest,
     report: &mut SyncReport,
@@ -113,7 +112,7 @@ pub async fn deliver(
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
         let rows = batch.num_rows() as u64;
-        if let Err(lost) = lease.check() {
+        if let Err(lost) = commit.lease.check() {
             // Another run may hold the sync now: send nothing more, commit what came back.
             let answer = writer.stop().await;
             let failure = settle(answer, writer.as_mut(), commit, report).await?;
@@ -185,6 +184,8 @@ pub struct Commit<'a> {
     skip_keys: HashSet<String>,
     accepted: Option<LocalPartWriter>,
     rejected: Option<LocalPartWriter>,
+    /// The run's hold on the sync: once lost, [`deliver`] sends nothing more.
+    lease: LeaseWatch,
 }
 
 impl std::fmt::Debug for Commit<'_> {
@@ -209,7 +210,14 @@ impl<'a> Commit<'a> {
             skip_keys: HashSet::new(),
             accepted: None,
             rejected: None,
+            lease: LeaseWatch::default(),
         }
+    }
+
+    /// Sending stops once `lease` reports the sync lock lost.
+    pub fn guarded_by(mut self, lease: &LeaseWatch) -> Self {
+        self.lease = lease.clone();
+        self
     }
 
     /// Rows with these keys are already committed and are not committed again.

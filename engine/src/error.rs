@@ -113,16 +113,11 @@ pub enum DinmoError {
     },
 
     /// Another run holds the sync's lock.
-    #[error(
-        "sync `{sync}` is locked by run `{holder_run}` ({holder}, since {since}, lease until {lease_until}){}",
-        locked_remedy(.waited_secs)
-    )]
+    #[error("sync `{sync}` is locked by {holder}{}", locked_remedy(.waited_secs))]
     Locked {
         sync: String,
-        holder_run: String,
+        /// `run R (host pid P, since S, lease until L)`.
         holder: String,
-        since: String,
-        lease_until: String,
         /// How long this run waited (`--wait`), if it did.
         waited_secs: Option<u64>,
     },

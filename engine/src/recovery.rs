@@ -77,7 +77,9 @@ pub async fn recover_pending(
         let committed = [manifest.snapshot_parts.clone(), manifest.rejected_parts.clone()].concat();
         let skip = keys_in_parts(&run.state, &committed).await?;
         let prefix = format!("{original}-recovered-{}", run.run_id);
-        let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &original, &prefix).skipping(skip);
+        let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &original, &prefix)
+            .skipping(skip)
+            .guarded_by(&run.lease);
         let age = age_of(&manifest);
         let within_window = destination
             .replay_window()
@@ -92,7 +94,6 @@ pub async fn recover_pending(
                 destination,
                 context,
                 Progress::rows(run.show_progress, sync_id, rows),
-                &run.lease,
                 &mut commit,
                 &mut manifest,
                 report,

@@ -313,7 +313,8 @@ pub async fn send_rows(
     run.state.write_manifest(&manifest).await?;
     crash_point("intent_recorded");
 
-    let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &run.run_id, &run.run_id);
+    let mut commit =
+        Commit::new(&run.state, &run.staging_dir, sync_id, &run.run_id, &run.run_id).guarded_by(&run.lease);
     let context = WriteContext {
         sync_id: sync_id.to_string(),
         run_id: run.run_id.clone(),
@@ -324,7 +325,6 @@ pub async fn send_rows(
         destination,
         context,
         progress,
-        &run.lease,
         &mut commit,
         &mut manifest,
         report,

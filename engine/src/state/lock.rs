@@ -342,10 +342,7 @@ impl StateStore {
                     if wait.is_none() || tokio::time::Instant::now() >= deadline {
                         return Err(DinmoError::Locked {
                             sync: sync.to_string(),
-                            holder_run: current.run_id,
-                            holder: format!("{} pid {}", current.host, current.pid),
-                            since: current.since,
-                            lease_until: current.lease_until,
+                            holder: current.describe(),
                             waited_secs: wait.map(|_| started.elapsed().as_secs()),
                         });
                     }
