@@ -99,7 +99,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         Err(e) => {
             // Name the file: DataFusion's error names none.
             let format = Arc::clone(&options.format);
-            if let Some(found) = find_bad_file(&state, &url, store.as_ref(), format, &files).await {
+            if let Some(found) = find_bad_file(&state, &url, &store, format, &files).await {
                 return Err(DinmoError::SourceFile {
                     source_name: source.name.clone(),
                     file: found.0,
@@ -132,23 +132,19 @@ fn file_url(url: &ListingTableUrl, location: &object_store::path::Path) -> Strin
 async fn find_bad_file(
     state: &datafusion::execution::SessionState,
     url: &ListingTableUrl,
-    store: &dyn ObjectStore,
+    store: &Arc<dyn ObjectStore>,
     format: Arc<dyn FileFormat>,
     files: &[ObjectMeta],
 ) -> Option<(String, String)> {
-    let store_arc: Arc<dyn ObjectStore> = match state.runtime_env().object_store(url.object_store()) {
-        Ok(store) => store,
-        Err(_) => return None,
-    };
     for file in files.iter().filter(|f| f.size > 0) {
         let name = file_url(url, &file.location);
         if format.get_ext() == "json" {
-            if let Some(problem) = bad_json_line(store, &file.location).await {
+            if let Some(problem) = bad_json_line(store.as_ref(), &file.location).await {
                 return Some((name, problem));
             }
             continue;
         }
-        if let Err(error) = format.infer_schema(state, &store_arc, std::slice::from_ref(file)).await {
+        if let Err(error) = format.infer_schema(state, store, std::slice::from_ref(file)).await {
             let problem = match format.get_ext().as_str() {
                 "parquet" => format!("is not a readable Parquet file ({} bytes): {error}", file.size),
                 _ => format!("cannot be read: {error}"),
@@ -211,8 +207,7 @@ pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
             let Ok(files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
                 continue;
             };
-            if let Some((file, problem)) =
-                find_bad_file(&state, url, store.as_ref(), Arc::clone(&options.format), &files).await
+            if let Some((file, problem)) = find_bad_file(&state, url, &store, Arc::clone(&options.format), &files).await
             {
                 return Some(DinmoError::SourceFile {
                     source_name: name,

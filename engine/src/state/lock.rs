@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, UpdateVersion};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
@@ -106,13 +106,6 @@ fn holder(run_id: &str, since: &str, lease: Duration) -> LockHolder {
 fn encode(holder: &LockHolder) -> PutPayload {
     // A struct of strings and a number always serialises.
     PutPayload::from(serde_json::to_vec(holder).unwrap_or_default())
-}
-
-fn version_of(put: PutResult) -> UpdateVersion {
-    UpdateVersion {
-        e_tag: put.e_tag,
-        version: put.version,
-    }
 }
 
 /// Whether this run still holds its locks, shared between the renewal task and the sender.
@@ -206,11 +199,31 @@ impl StateStore {
         self.url_of(&format!("{sync}/lock"))
     }
 
-    fn lock_error(&self, source: object_store::Error) -> DinmoError {
-        DinmoError::StateStore {
-            location: self.display().to_string(),
-            source,
-        }
+    /// Writes `written` to `sync`'s lock with `mode` (create, conditional update, overwrite):
+    /// the lock as held now, with the version its next conditional write must match.
+    async fn put_lock(
+        &self,
+        sync: &str,
+        mode: PutMode,
+        written: LockHolder,
+    ) -> std::result::Result<Held, object_store::Error> {
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        let put = self
+            .location()
+            .store
+            .put_opts(&self.lock_path(sync), encode(&written), options)
+            .await?;
+        Ok(Held {
+            sync: sync.to_string(),
+            written,
+            version: UpdateVersion {
+                e_tag: put.e_tag,
+                version: put.version,
+            },
+        })
     }
 
     /// A sync's lock as it is now.
@@ -218,7 +231,7 @@ impl StateStore {
         let got = match self.location().store.get(&self.lock_path(sync)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(LockStatus::Free),
-            Err(source) => return Err(self.lock_error(source)),
+            Err(source) => return Err(self.store_error()(source)),
         };
         let version = UpdateVersion {
             e_tag: got.meta.e_tag.clone(),
@@ -227,7 +240,7 @@ impl StateStore {
         let bytes = match got.bytes().await {
             Ok(bytes) => bytes,
             Err(object_store::Error::NotFound { .. }) => return Ok(LockStatus::Free),
-            Err(source) => return Err(self.lock_error(source)),
+            Err(source) => return Err(self.store_error()(source)),
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(LockStatus::Unreadable {
@@ -298,26 +311,10 @@ impl StateStore {
         let started = tokio::time::Instant::now();
         let deadline = started + wait.unwrap_or(RACE_DEADLINE);
         loop {
-            let written = holder(run_id, since, lease);
-            let create = PutOptions {
-                mode: PutMode::Create,
-                ..PutOptions::default()
-            };
-            match self
-                .location()
-                .store
-                .put_opts(&self.lock_path(sync), encode(&written), create)
-                .await
-            {
-                Ok(put) => {
-                    return Ok(Held {
-                        sync: sync.to_string(),
-                        written,
-                        version: version_of(put),
-                    });
-                }
+            match self.put_lock(sync, PutMode::Create, holder(run_id, since, lease)).await {
+                Ok(held) => return Ok(held),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(source) => return Err(self.lock_error(source)),
+                Err(source) => return Err(self.store_error()(source)),
             }
             match self.lock_status(sync).await? {
                 // Released between the create and the look: try again after the pause.
@@ -371,22 +368,11 @@ impl StateStore {
         since: &str,
         lease: Duration,
     ) -> Result<Option<Held>> {
-        let written = holder(run_id, since, lease);
-        let update = PutOptions {
-            mode: PutMode::Update(version),
-            ..PutOptions::default()
-        };
         match self
-            .location()
-            .store
-            .put_opts(&self.lock_path(sync), encode(&written), update)
+            .put_lock(sync, PutMode::Update(version), holder(run_id, since, lease))
             .await
         {
-            Ok(put) => Ok(Some(Held {
-                sync: sync.to_string(),
-                written,
-                version: version_of(put),
-            })),
+            Ok(held) => Ok(Some(held)),
             // Someone else changed it first: look again.
             Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(None),
             Err(object_store::Error::NotImplemented { .. }) => {
@@ -395,7 +381,7 @@ impl StateStore {
                 }
                 Ok(None)
             }
-            Err(source) => Err(self.lock_error(source)),
+            Err(source) => Err(self.store_error()(source)),
         }
     }
 
@@ -472,20 +458,9 @@ async fn renew(state: &StateStore, lock: &Held, run_id: &str, since: &str, lease
         ));
     }
     let written = holder(run_id, since, lease);
-    let path = state.lock_path(&lock.sync);
-    let update = PutOptions {
-        mode: PutMode::Update(lock.version.clone()),
-        ..PutOptions::default()
-    };
-    let renewed = |put: PutResult, written: LockHolder| {
-        Renewal::Renewed(Held {
-            sync: lock.sync.clone(),
-            written,
-            version: version_of(put),
-        })
-    };
-    match state.location().store.put_opts(&path, encode(&written), update).await {
-        Ok(put) => renewed(put, written),
+    let update = PutMode::Update(lock.version.clone());
+    match state.put_lock(&lock.sync, update, written.clone()).await {
+        Ok(held) => Renewal::Renewed(held),
         Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
             Renewal::Lost(changed_hands(state, &lock.sync).await)
         }
@@ -493,8 +468,8 @@ async fn renew(state: &StateStore, lock: &Held, run_id: &str, since: &str, lease
             // A local disk: rewrite only what this run wrote, while its lease holds.
             match state.lock_status(&lock.sync).await {
                 Ok(LockStatus::Held { holder, .. }) if holder == lock.written => {
-                    match state.location().store.put(&path, encode(&written)).await {
-                        Ok(put) => renewed(put, written),
+                    match state.put_lock(&lock.sync, PutMode::Overwrite, written).await {
+                        Ok(held) => Renewal::Renewed(held),
                         Err(error) => Renewal::NotNow(error.to_string()),
                     }
                 }

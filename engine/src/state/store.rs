@@ -59,7 +59,7 @@ impl StateStore {
             .fold(self.location.prefix.clone(), |path, part| path.join(part))
     }
 
-    fn store_error(&self) -> impl FnOnce(object_store::Error) -> DinmoError + '_ {
+    pub(super) fn store_error(&self) -> impl FnOnce(object_store::Error) -> DinmoError + '_ {
         move |source| DinmoError::StateStore {
             location: self.location.display.clone(),
             source,
