@@ -124,7 +124,7 @@ pub enum DinmoError {
 
     /// A sync's lock object exists but is not a lock dinmo can read.
     #[error(
-        "sync `{sync}`: the lock {lock} cannot be read: {problem}. dinmo cannot tell whether another run holds          it, so it sends nothing. If no run of this sync is going on, remove it with `dinmo state unlock {sync}`"
+        "sync `{sync}`: the lock {lock} cannot be read: {problem}. dinmo cannot tell whether another run holds it, so it sends nothing. If no run of this sync is going on, remove it with `dinmo state unlock {sync}`"
     )]
     LockUnreadable {
         sync: String,
@@ -142,13 +142,13 @@ pub enum DinmoError {
 
     /// `dinmo state unlock` of a lock whose holder may still be running.
     #[error(
-        "sync `{sync}` is locked by {holder}, whose lease has not run out; if you are sure that run is gone,          pass --force"
+        "sync `{sync}` is locked by {holder}, whose lease has not run out; if you are sure that run is gone, pass --force"
     )]
     LockHeld { sync: String, holder: String },
 
     /// This run lost a sync's lock while sending.
     #[error(
-        "sync `{sync}`: this run lost its lock ({reason}); it stopped sending at a batch boundary and committed          what the destination acknowledged. The next run reconciles the rest"
+        "sync `{sync}`: this run lost its lock ({reason}); it stopped sending at a batch boundary and committed what the destination acknowledged. The next run reconciles the rest"
     )]
     LockLost { sync: String, reason: String },
 
