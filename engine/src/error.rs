@@ -78,6 +78,17 @@ pub enum DinmoError {
         problem: String,
     },
 
+    /// A source's files do not make one table.
+    #[error(
+        "source `{source_name}` ({location}): its files do not make one table:{}",
+        problems.iter().map(|p| format!("\n    - {p}")).collect::<String>()
+    )]
+    SourceSchema {
+        source_name: String,
+        location: String,
+        problems: Vec<crate::sources::SchemaProblem>,
+    },
+
     /// A location (local path or URL) cannot be opened as a store.
     #[error("location `{location}`: {message}")]
     Location { location: String, message: String },

@@ -47,9 +47,11 @@ pub async fn plan_models<'p>(
 ) -> Result<Vec<PlannedModel<'p>>> {
     let mut report = ConfigReport::default();
     let project_file = project.project_file();
+    let mut failed_sources = Vec::new();
     for source in &project.sources {
         if let Err(error) = register_source(ctx, source).await {
             report.push(&project_file, source.position, error.to_string());
+            failed_sources.push(source.name.as_str());
         }
     }
     let mut destinations: Vec<(&str, Arc<dyn Destination>)> = Vec::new();
@@ -66,12 +68,40 @@ pub async fn plan_models<'p>(
             .iter()
             .filter(|s| selection.includes_sync(model, s))
             .collect();
+        if let Some(failed) = reads_failed_source(ctx, model, &failed_sources) {
+            // Said once, at the source; planning would only add "table not found".
+            report.push(
+                &model.file,
+                model.sql_position,
+                format!(
+                    "model `{}`: not planned: source `{failed}` failed (see above)",
+                    model.name
+                ),
+            );
+            continue;
+        }
         if let Some(ok) = plan_model(ctx, model, &syncs, &destinations, &mut report).await {
             planned.push(ok);
         }
     }
     report.into_result().map_err(DinmoError::Config)?;
     Ok(planned)
+}
+
+/// The first of `failed` sources that `model`'s SQL reads, if any.
+fn reads_failed_source<'a>(ctx: &SessionContext, model: &Model, failed: &[&'a str]) -> Option<&'a str> {
+    if failed.is_empty() {
+        return None;
+    }
+    let state = ctx.state();
+    let dialect = state.config_options().sql_parser.dialect;
+    // A statement that does not parse is reported by planning, with DataFusion's message.
+    let statement = state.sql_to_statement(&model.sql, &dialect).ok()?;
+    let tables = state.resolve_table_references(&statement).ok()?;
+    failed
+        .iter()
+        .find(|name| tables.iter().any(|table| table.table() == **name))
+        .copied()
 }
 
 async fn plan_model<'p>(

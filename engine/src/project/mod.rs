@@ -54,6 +54,8 @@ pub struct Source {
     pub format: SourceFormat,
     /// Format options.
     pub options: SourceOptions,
+    /// Pinned column types (SQL type names), by column.
+    pub schema: std::collections::BTreeMap<String, String>,
     /// Where it is declared in `dinmo.yml`.
     pub position: Option<Position>,
 }

@@ -55,6 +55,14 @@ pub struct SourceConfig {
     /// Format options.
     #[serde(default)]
     pub options: SourceOptions,
+    /// Column types to enforce, by column name, in the SQL type names a model's `CAST` takes
+    /// (`BIGINT`, `VARCHAR`, `DECIMAL(18, 4)`, `TIMESTAMP`, ...). Every file must hold each
+    /// listed column in a type that converts to it without loss, or the run stops naming the
+    /// file; a listed column a file lacks is an error too. Columns not listed are unified
+    /// across files as the YAML reference describes. Default: none pinned.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub schema: BTreeMap<String, Spanned<String>>,
 }
 
 /// File format of a source.
@@ -104,6 +112,13 @@ pub struct SourceOptions {
     /// that failed to export.
     #[serde(default)]
     pub skip_empty_files: bool,
+    /// The time zone that timestamps written without one are in (`UTC`, `+01:00`,
+    /// `Europe/Paris`). Needed only when some files hold a timestamp column with a zone and
+    /// others the same column without one: such a column is then read as a timestamp in this
+    /// zone. Default: none, and such files are refused, since dinmo cannot tell which zone
+    /// the timestamps without one meant.
+    #[serde(default)]
+    pub naive_timestamp_zone: Option<String>,
 }
 
 /// A destination, by its `type`.

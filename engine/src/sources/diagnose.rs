@@ -1,0 +1,111 @@
+//! Names the file at fault when DataFusion's error names none: a source that cannot be read
+//! as a whole is read one file at a time (and an NDJSON file line by line).
+
+use std::sync::Arc;
+
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+
+use crate::error::DinmoError;
+
+/// The URL of `location` in the store behind `url`, for messages.
+pub(super) fn file_url(url: &ListingTableUrl, location: &object_store::path::Path) -> String {
+    format!("{}{}", url.object_store().as_str(), location)
+}
+
+/// The first of `files` that `format` cannot read on its own, and why: read one file at a time
+/// after a source failed as a whole, so the error can name the file. A newline-delimited JSON
+/// file is also read line by line, for the line at fault.
+pub(super) async fn find_bad_file(
+    state: &datafusion::execution::SessionState,
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+    format: Arc<dyn FileFormat>,
+    files: &[ObjectMeta],
+) -> Option<(String, String)> {
+    for file in files.iter().filter(|f| f.size > 0) {
+        let name = file_url(url, &file.location);
+        if format.get_ext() == "json" {
+            if let Some(problem) = bad_json_line(store.as_ref(), &file.location).await {
+                return Some((name, problem));
+            }
+            continue;
+        }
+        if let Err(error) = format.infer_schema(state, store, std::slice::from_ref(file)).await {
+            let problem = match format.get_ext().as_str() {
+                "parquet" => format!("is not a readable Parquet file ({} bytes): {error}", file.size),
+                _ => format!("cannot be read: {error}"),
+            };
+            return Some((name, problem));
+        }
+    }
+    None
+}
+
+/// `line N: why` for the first line of a newline-delimited JSON object that is not a JSON
+/// object (blank lines are allowed, as Arrow's reader allows them).
+pub(super) async fn bad_json_line(store: &dyn ObjectStore, location: &object_store::path::Path) -> Option<String> {
+    let bytes = match store.get(location).await {
+        Ok(got) => got.bytes().await,
+        Err(error) => return Some(format!("cannot be read: {error}")),
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(error) => return Some(format!("cannot be read: {error}")),
+    };
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => return Some(format!("line {}: not a JSON object", index + 1)),
+            Err(error) => return Some(format!("line {}: {error}", index + 1)),
+        }
+    }
+    None
+}
+
+/// After a model's query failed reading its data: the first file of any registered source
+/// that cannot be read, named (the query's own error names none).
+pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
+    let state = ctx.state();
+    let catalog = ctx.catalog("datafusion")?;
+    let schema = catalog.schema("public")?;
+    for name in schema.table_names() {
+        let Ok(Some(table)) = schema.table(&name).await else {
+            continue;
+        };
+        let Some(listing) = table.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        let options = listing.options();
+        for url in listing.table_paths() {
+            let Ok(store) = state.runtime_env().object_store(url.object_store()) else {
+                continue;
+            };
+            let Ok(listed) = url
+                .list_all_files(&state, store.as_ref(), &options.file_extension)
+                .await
+            else {
+                continue;
+            };
+            // A diagnosis: a source that cannot even be listed is not the one to name here.
+            let Ok(files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
+                continue;
+            };
+            if let Some((file, problem)) = find_bad_file(&state, url, &store, Arc::clone(&options.format), &files).await
+            {
+                return Some(DinmoError::SourceFile {
+                    source_name: name,
+                    file,
+                    problem,
+                });
+            }
+        }
+    }
+    None
+}
