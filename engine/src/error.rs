@@ -207,6 +207,13 @@ pub enum DinmoError {
         expected: &'static str,
     },
 
+    /// A `DATAFUSION_*` environment variable is malformed.
+    #[error("a DATAFUSION_* environment variable is malformed: {source}")]
+    QuerySettings {
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
     /// A task of the run ended without finishing (it panicked or the runtime shut down).
     #[error("{task} was interrupted: {source}")]
     Interrupted {

@@ -23,6 +23,16 @@ pub fn check() -> Result<()> {
     Ok(())
 }
 
+/// The DataFusion session models run in, with DataFusion's own `DATAFUSION_*` settings from
+/// the environment (`DATAFUSION_EXECUTION_BATCH_SIZE`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS`,
+/// ...; DataFusion's configuration reference lists them).
+pub fn query_context() -> Result<datafusion::prelude::SessionContext> {
+    let config = datafusion::prelude::SessionConfig::from_env().map_err(|source| DinmoError::QuerySettings {
+        source: Box::new(source),
+    })?;
+    Ok(datafusion::prelude::SessionContext::new_with_config(config))
+}
+
 /// The sync lock's lease, at least 1 s.
 pub fn lock_lease() -> Result<Duration> {
     positive(

@@ -5,6 +5,8 @@ mod support;
 
 mod airflow;
 mod contract;
+mod differential;
+mod drift;
 mod exactly_once;
 mod exit_codes;
 mod hardening;

@@ -203,3 +203,38 @@ pub fn sync_ids(project: &TestProject, args: &[&str]) -> Vec<String> {
         .map(|s| s["sync_id"].as_str().expect("sync_id").to_string())
         .collect()
 }
+
+/// The repository's root folder.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A Python with pyarrow and DuckDB (`DINMO_PYTHON`, default `python3`), for tests whose data
+/// must come from other writers than dinmo's own Arrow. `.ci/run` installs both from PyPI.
+pub fn python() -> String {
+    let python = std::env::var("DINMO_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import pyarrow, duckdb"])
+        .output();
+    match check {
+        Ok(output) if output.status.success() => python,
+        Ok(output) => panic!(
+            "{python} lacks pyarrow or duckdb: run .ci/run (it installs them) or `pip install pyarrow duckdb`, \
+             or set DINMO_PYTHON\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!("cannot run {python}: {error}; set DINMO_PYTHON to a Python with pyarrow and duckdb"),
+    }
+}
+
+/// Runs `tests/fixtures/drift_exports.py SCENARIO DIR`.
+pub fn write_drift_exports(scenario: &str, dir: &Path) {
+    let script = repository_root().join("tests/fixtures/drift_exports.py");
+    let output = std::process::Command::new(python())
+        .arg(script)
+        .arg(scenario)
+        .arg(dir)
+        .output()
+        .expect("runs python");
+    assert!(output.status.success(), "drift_exports.py {scenario}: {}", describe(&output));
+}

@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 
-use datafusion::prelude::SessionContext;
 use tracing::{Instrument, error, info, info_span};
 
 use super::Status;
@@ -119,7 +118,7 @@ async fn execute(
     save_plan: Option<&std::path::Path>,
 ) -> Result<RunReport> {
     let (project, selection) = load_selected(global, selection).await?;
-    let ctx = SessionContext::new();
+    let ctx = crate::settings::query_context()?;
     let planned = plan_models(&ctx, &project, &selection).await?;
 
     let run_id = new_run_id();

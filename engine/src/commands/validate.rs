@@ -1,6 +1,5 @@
 //! `dinmo validate`.
 
-use datafusion::prelude::SessionContext;
 
 use super::Status;
 use crate::cli::{GlobalArgs, ValidateArgs};
@@ -12,7 +11,7 @@ use crate::selection::load_selected;
 pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status> {
     let selection = &args.selection;
     let (project, selection) = load_selected(global, selection).await?;
-    let ctx = SessionContext::new();
+    let ctx = crate::settings::query_context()?;
     let planned = plan_models(&ctx, &project, &selection).await?;
     let syncs: usize = planned.iter().map(|m| m.syncs.len()).sum();
     println!(

@@ -114,8 +114,9 @@ pub struct SourceOptions {
     pub skip_empty_files: bool,
     /// The time zone that timestamps written without one are in (`UTC`, `+01:00`,
     /// `Europe/Paris`). Needed only when some files hold a timestamp column with a zone and
-    /// others the same column without one: such a column is then read as a timestamp in this
-    /// zone. Default: none, and such files are refused, since dinmo cannot tell which zone
+    /// others the same column without one: the whole column is then read as a timestamp in
+    /// this zone (values without a zone are wall-clock times there, values with one keep
+    /// their instant, and `date_trunc` works in this zone). Default: none, and such files are refused, since dinmo cannot tell which zone
     /// the timestamps without one meant.
     #[serde(default)]
     pub naive_timestamp_zone: Option<String>,

@@ -1,0 +1,617 @@
+#!/usr/bin/env python3
+"""Differential test of dinmo's diff against DuckDB's anti-join on the same files.
+
+Each case, from its own seed:
+  1. makes a random export: a few days of Parquet files, each written by pyarrow or DuckDB,
+     with the drift real exports have (strings plain, dictionary-encoded, large or view;
+     integers of several widths; decimals of several shapes; timestamps in every unit, with
+     and without a zone; a column that only newer files have; unicode, empty and long values;
+     nulls);
+  2. makes a random model from a small SQL grammar (projection, CAST, CASE, COALESCE,
+     filters, GROUP BY with sum/count/min/max, date_trunc) that DataFusion and DuckDB both
+     read the same way;
+  3. syncs the first days with `dinmo run` (a zuora_file destination), then adds the other
+     days and runs again;
+  4. compares the rows each run sent (`dinmo show RUN --rows`) with DuckDB: the model over the
+     first days, then the model over all days anti-joined with it on the primary key. DuckDB
+     reads every file itself, casting each column to the type the generator meant.
+Some cases carry drift that must be refused (a column that is text in one file and numbers in
+another, a zone on some files only without `naive_timestamp_zone`); dinmo must exit 1 and name
+the column.
+
+Usage:
+  differential.py --dinmo PATH [--seed N] [--cases N] [--jobs N] [--max-seconds S]
+  differential.py --dinmo PATH --case SEED [--keep DIR]      # replay one case
+Regression seeds in regressions.txt (next to this file) run first, every time.
+"""
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+UTC = dt.timezone.utc
+BASE_TS = dt.datetime(2026, 11, 1)
+
+# Values a string column draws from: empty, unicode, quotes, a long one.
+STRINGS = ["A-001", "A-002", "b", "", "Zoë", "日本語", "naïve café", "x" * 300, "O'Brien", "a,b", "emoji 🚀", "ACC 9"]
+
+
+class Column:
+    """One column of the export: its kind, its values' physical types and its drift."""
+
+    def __init__(self, name, kind, rng, nullable=True):
+        self.name = name
+        self.kind = kind
+        self.nullable = nullable
+        self.null_rate = rng.choice([0.0, 0.1, 0.3]) if nullable else 0.0
+        self.from_day = 0  # first day whose files have it
+        self.hidden = False  # appears only after the first run: the model does not read it
+        self.zoned = True  # timestamps: zone on every file
+        self.mixed_zone = False  # timestamps: zone on some files only
+        self.conflict = False  # text in some files, numbers in others: must be refused
+        if kind == "decimal":
+            self.shapes = rng.sample([(9, 2), (12, 2), (10, 3), (18, 4)], rng.randint(1, 3))
+
+    def value(self, rng, row):
+        if self.null_rate and rng.random() < self.null_rate:
+            return None
+        k = self.kind
+        if k == "str":
+            return rng.choice(STRINGS)
+        if k == "int":
+            return rng.randint(-1000, 1000)
+        if k == "uint":
+            return rng.randint(0, 200)
+        if k == "float":
+            return rng.randint(-400, 400) / 4  # exact in float32 too
+        if k == "decimal":
+            return decimal.Decimal(rng.randint(-99999, 99999)).scaleb(-2)
+        if k == "bool":
+            return rng.random() < 0.5
+        if k == "date":
+            return dt.date(2026, 10, 1) + dt.timedelta(days=rng.randint(0, 60))
+        if k == "ts":
+            return BASE_TS + dt.timedelta(seconds=rng.randint(0, 5 * 86400))
+        raise ValueError(k)
+
+    def physical(self, rng, writer):
+        """The Arrow type one file holds this column in."""
+        k = self.kind
+        if k == "str":
+            return rng.choice(["plain", "dictionary", "large", "view"] if writer == "pyarrow" else ["plain"])
+        if k == "int":
+            return rng.choice([pa.int16(), pa.int32(), pa.int64()])
+        if k == "uint":
+            return rng.choice([pa.uint8(), pa.uint16(), pa.uint32()])
+        if k == "float":
+            return rng.choice([pa.float32(), pa.float64()])
+        if k == "decimal":
+            return pa.decimal128(*rng.choice(self.shapes))
+        if k == "bool":
+            return pa.bool_()
+        if k == "date":
+            return pa.date32()
+        if k == "ts":
+            unit = rng.choice(["ms", "us", "ns"] + (["s"] if writer == "pyarrow" else []))
+            zoned = self.zoned if not self.mixed_zone else rng.random() < 0.5
+            zone = rng.choice(["UTC", "+00:00"]) if zoned else None
+            return pa.timestamp(unit, tz=zone)
+        raise ValueError(k)
+
+    def duck_type(self):
+        return {
+            "str": "VARCHAR",
+            "int": "BIGINT",
+            "uint": "BIGINT",
+            "float": "DOUBLE",
+            "decimal": "DECIMAL(20, 4)",
+            "bool": "BOOLEAN",
+            "date": "DATE",
+            "ts": "TIMESTAMPTZ" if (self.zoned or self.mixed_zone) else "TIMESTAMP",
+        }[self.kind]
+
+
+def arrow_array(values, physical):
+    if physical == "plain":
+        return pa.array(values, pa.string())
+    if physical == "dictionary":
+        return pa.array(values, pa.string()).dictionary_encode()
+    if physical == "large":
+        return pa.array(values, pa.large_string())
+    if physical == "view":
+        return pa.array(values, pa.string_view())
+    if pa.types.is_timestamp(physical) and physical.tz is not None:
+        values = [None if v is None else v.replace(tzinfo=UTC) for v in values]
+    return pa.array(values, physical)
+
+
+class Case:
+    def __init__(self, seed):
+        self.seed = seed
+        rng = random.Random(seed)
+        self.rng = rng
+        self.days = [f"2026-11-{d:02d}" for d in range(1, rng.randint(2, 4) + 1)]
+        self.first_days = rng.randint(1, len(self.days) - 1)
+        cols = [
+            Column("event_id", "str", rng, nullable=False),
+            Column("account", "str", rng),
+            Column("ts", "ts", rng, nullable=False),
+        ]
+        kinds = ["str", "int", "uint", "float", "decimal", "bool", "date", "ts", "int", "decimal"]
+        for i in range(rng.randint(2, 5)):
+            cols.append(Column(f"c{i}", rng.choice(kinds), rng))
+        for c in cols:
+            if c.kind == "ts":
+                c.zoned = rng.random() < 0.6
+                c.mixed_zone = rng.random() < 0.2
+        # A column only newer files have.
+        late = rng.choice(cols[3:])
+        if rng.random() < 0.5:
+            late.from_day = rng.randint(1, len(self.days) - 1)
+            # A model reads a column once it exists: one that first appears after the first
+            # run is only carried along.
+            late.hidden = late.from_day >= self.first_days
+        self.columns = cols
+        self.naive_zone = any(c.mixed_zone for c in cols) and rng.random() < 0.85
+        # Drift that must be refused.
+        self.refusal = None
+        if rng.random() < 0.06:
+            # Text in the last day's files, numbers in an earlier day's.
+            victims = [c for c in cols[3:] if c.kind in ("int", "uint") and c.from_day < len(self.days) - 1]
+            victim = rng.choice(victims or [None])
+            if victim is not None:
+                victim.conflict = True
+                self.refusal = victim.name
+        self.files = []  # (day, name, writer, {column: physical})
+        row = 0
+        self.data = {}  # (day, name) -> {column: values}
+        for d, day in enumerate(self.days):
+            for f in range(rng.randint(1, 2)):
+                writer = rng.choice(["pyarrow", "duckdb"])
+                n = rng.randint(0 if f else 1, 60)
+                present = [c for c in cols if c.from_day <= d]
+                phys = {c.name: c.physical(rng, writer) for c in present}
+                values = {}
+                for c in present:
+                    if c.name == "event_id":
+                        values[c.name] = [f"e{seed % 1000}-{row + i}" + ("é" if (row + i) % 7 == 0 else "") for i in range(n)]
+                    else:
+                        values[c.name] = [c.value(rng, row + i) for i in range(n)]
+                if any(c.conflict for c in present) and d == len(self.days) - 1:
+                    for c in present:
+                        if c.conflict:
+                            phys[c.name] = "plain"
+                            values[c.name] = [None if v is None else f"#{v}" for v in values[c.name]]
+                row += n
+                self.files.append((day, f"part-{f}.parquet", writer, phys))
+                self.data[(day, f"part-{f}.parquet")] = values
+        if self.refusal is None and not self.naive_zone:
+            for c in cols:
+                zones = {phys[c.name].tz is None for (_d, _n, _w, phys) in self.files if c.name in phys and c.kind == "ts"}
+                if len(zones) == 2:
+                    self.refusal = c.name
+                    break
+        self.sql, self.key = self.model(rng)
+
+    # ---- the model -------------------------------------------------------------------------
+    def cols_of(self, *kinds, nonnull=False):
+        return [
+            c
+            for c in self.columns
+            if c.kind in kinds and not c.conflict and not c.hidden and (not nonnull or not c.nullable)
+        ]
+
+    def expr(self, rng, kind):
+        """A scalar expression of `kind` over the export's columns, or None."""
+        opts = self.cols_of(kind)
+        if kind == "str":
+            strs = self.cols_of("str")
+            c = rng.choice(strs).name
+            ints = self.cols_of("int", "uint")
+            choices = [
+                c,
+                f"COALESCE({c}, 'none')",
+                f"CASE WHEN {c} = '' THEN 'none' ELSE {c} END",
+                f"{c} || '/' || day",
+                "day",
+            ]
+            if ints:
+                choices.append(f"CAST({rng.choice(ints).name} AS VARCHAR)")
+            dates = self.cols_of("date")
+            if dates:
+                choices.append(f"CAST({rng.choice(dates).name} AS VARCHAR)")
+            return rng.choice(choices)
+        if kind == "int":
+            ints = self.cols_of("int", "uint")
+            strs = self.cols_of("str")
+            choices = [f"length({rng.choice(strs).name})"]
+            if ints:
+                c = rng.choice(ints).name
+                choices += [c, f"{c} + 1", f"COALESCE({c}, 0)", f"CASE WHEN {c} > 10 THEN {c} ELSE 0 END", f"CAST({c} AS BIGINT)"]
+            return rng.choice(choices)
+        if not opts:
+            return None
+        c = rng.choice(opts).name
+        if kind == "decimal":
+            return rng.choice([c, f"{c} * 2", f"COALESCE({c}, 0)"])
+        if kind == "float":
+            return rng.choice([c, f"{c} * 2"])
+        if kind == "bool":
+            return rng.choice([c, f"NOT {c}", f"COALESCE({c}, false)"])
+        if kind == "date":
+            return rng.choice([c, "CAST(ts AS DATE)"])
+        if kind == "ts":
+            return rng.choice([c, f"date_trunc('day', {c})", f"date_trunc('hour', {c})"])
+        return None
+
+    def filter(self, rng):
+        choices = ["account <> ''", "account IS NOT NULL", "ts >= TIMESTAMP '2026-11-02 00:00:00'", f"day <= '{self.days[-1]}'"]
+        for c in self.cols_of("int", "uint"):
+            choices.append(f"{c.name} > {rng.randint(-500, 150)}")
+        for c in self.cols_of("decimal"):
+            choices.append(f"{c.name} > 10")
+        for c in self.cols_of("bool"):
+            choices.append(f"{c.name}")
+        for c in self.cols_of("str"):
+            choices.append(f"{c.name} IS NOT NULL")
+        return rng.choice(choices)
+
+    def model(self, rng):
+        """The model's SQL (what DuckDB runs too) and primary key; sets `self.out`, the output
+        columns with their kinds."""
+        where = f" WHERE {self.filter(rng)}" if rng.random() < 0.6 else ""
+        if rng.random() < 0.5:
+            out = [("event_id", "k", "str")]
+            for i in range(rng.randint(1, 5)):
+                kind = rng.choice(["str", "int", "decimal", "float", "bool", "date", "ts"])
+                e = self.expr(rng, kind)
+                if e is not None:
+                    out.append((e, f"v{i}", "int" if kind == "uint" else kind))
+            self.out = [(alias, kind) for _e, alias, kind in out]
+            select = ", ".join(f"{e} AS {alias}" for e, alias, _k in out)
+            return f"SELECT {select} FROM events{where}", ["k"]
+        candidates = [
+            ("COALESCE(account, 'none')", "str"),
+            ("date_trunc('day', ts)", "ts"),
+            ("day", "str"),
+            ("CASE WHEN account = '' THEN 'none' ELSE COALESCE(account, 'null') END", "str"),
+        ]
+        for c in self.cols_of("int", "uint"):
+            candidates.append((f"COALESCE({c.name}, -1)", "int"))
+        for c in self.cols_of("bool"):
+            candidates.append((f"COALESCE({c.name}, false)", "bool"))
+        for c in self.cols_of("date"):
+            candidates.append((f"COALESCE({c.name}, DATE '2000-01-01')", "date"))
+        for c in self.cols_of("decimal"):
+            candidates.append((f"COALESCE({c.name}, 0)", "decimal"))
+        groups = rng.sample(candidates, rng.randint(1, min(3, len(candidates))))
+        if rng.random() < 0.08:
+            # A key that may be null: dinmo must refuse the run and count the rows as DuckDB does.
+            groups[0] = ("account", "str")
+        aggs = [("count(*)", "n", "int")]
+        for c in self.columns:
+            if c.conflict or c.hidden or c.name == "event_id":
+                continue
+            kind = "int" if c.kind == "uint" else c.kind
+            if kind in ("int", "decimal", "float") and rng.random() < 0.5:
+                aggs.append((f"sum({c.name})", f"sum_{c.name}", kind))
+            if kind in ("str", "date", "ts", "int") and rng.random() < 0.3:
+                aggs.append((f"{rng.choice(['min', 'max'])}({c.name})", f"mm_{c.name}", kind))
+            if rng.random() < 0.2:
+                aggs.append((f"count({c.name})", f"n_{c.name}", "int"))
+        out = [(g, f"g{i}", kind) for i, (g, kind) in enumerate(groups)] + aggs
+        self.out = [(alias, kind) for _e, alias, kind in out]
+        select = ", ".join(f"{e} AS {alias}" for e, alias, _k in out)
+        group_by = ", ".join(g for g, _k in groups)
+        return f"SELECT {select} FROM events{where} GROUP BY {group_by}", [f"g{i}" for i in range(len(groups))]
+
+    def dinmo_sql(self):
+        """The model dinmo runs: the same query, plus each column as a destination field can
+        carry it (usage files' custom fields take text or integers) and the usage fields."""
+        carriers = []
+        for alias, kind in self.out:
+            if kind == "str":
+                carriers.append(f"{alias} AS zc_{alias}")
+            elif kind == "int":
+                carriers.append(f"CAST({alias} AS BIGINT) AS zc_{alias}")
+            elif kind == "ts":
+                carriers.append(f"to_unixtime({alias}) AS zc_{alias}")
+            else:
+                carriers.append(f"CAST({alias} AS VARCHAR) AS zc_{alias}")
+        consts = "'ACC-1' AS zz_acct, 'UNIT' AS zz_uom, TIMESTAMP '2026-11-01 00:00:00' AS zz_start, 1 AS zz_qty"
+        return f"WITH m AS ({self.sql}) SELECT *, {', '.join(carriers)}, {consts} FROM m"
+
+    # ---- files -------------------------------------------------------------------------------
+    def write_day(self, root, day):
+        con = duckdb.connect()
+        for (fday, name, writer, phys) in self.files:
+            if fday != day:
+                continue
+            folder = os.path.join(root, "data", "events", f"day={day}")
+            os.makedirs(folder, exist_ok=True)
+            values = self.data[(day, name)]
+            table = pa.table({c: arrow_array(values[c], phys[c]) for c in values})
+            path = os.path.join(folder, name)
+            if writer == "pyarrow":
+                pq.write_table(table, path, compression=self.rng.choice(["snappy", "zstd", "none"]))
+            else:
+                con.register("t", table)
+                con.execute(f"COPY (SELECT * FROM t) TO '{path}' (FORMAT parquet)")
+                con.unregister("t")
+        con.close()
+
+    def project(self, root):
+        options = "\n    options:\n      naive_timestamp_zone: UTC" if self.naive_zone else ""
+        with open(os.path.join(root, "dinmo.yml"), "w") as f:
+            f.write(
+                f"name: differential\nsources:\n  events:\n    location: data/events/{options}\n"
+                "destinations:\n  files:\n    type: zuora_file\n    path: out\n"
+            )
+        os.makedirs(os.path.join(root, "models"), exist_ok=True)
+        with open(os.path.join(root, "models", "m.yml"), "w") as f:
+            f.write(
+                "model: m\nsql: " + json.dumps(self.dinmo_sql()) + "\nprimary_key: " + json.dumps(self.key) + "\n"
+                "syncs:\n  - destination: files\n    max_new_rows: 100000000\n    mapping:\n"
+                "      AccountNumber: zz_acct\n      UnitOfMeasure: zz_uom\n      StartDateTime: zz_start\n      Quantity: zz_qty\n"
+                # Every model column rides along as a custom field, so the sent rows carry it.
+                + "".join(f"      CustomFields.{c}: zc_{c}\n" for c, _kind in self.out)
+            )
+
+    # ---- DuckDB's side -----------------------------------------------------------------------
+    def duck(self, days):
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        parts = []
+        root = self.root
+        for (day, name, _writer, phys) in self.files:
+            if day not in days:
+                continue
+            path = os.path.join(root, "data", "events", f"day={day}", name)
+            select = []
+            for c in self.columns:
+                if c.name in phys:
+                    select.append(f"CAST({c.name} AS {c.duck_type()}) AS {c.name}")
+                else:
+                    select.append(f"CAST(NULL AS {c.duck_type()}) AS {c.name}")
+            select.append(f"'{day}' AS day")
+            parts.append(f"SELECT {', '.join(select)} FROM read_parquet('{path}')")
+        con.execute("CREATE VIEW events AS " + " UNION ALL ".join(parts))
+        return con
+
+    def null_keys(self, days):
+        """Rows of the model over `days` whose primary key has a null, by DuckDB."""
+        if self.refusal:
+            return 0
+        con = self.duck(days)
+        nulls = " OR ".join(f"{k} IS NULL" for k in self.key)
+        return con.execute(f"SELECT count(*) FROM ({self.sql}) WHERE {nulls}").fetchone()[0]
+
+    def expected(self):
+        first = self.days[: self.first_days]
+        con_a = self.duck(first)
+        a = con_a.sql(self.sql).to_arrow_table()
+        con_all = self.duck(self.days)
+        con_all.register("synced", a)
+        keys = " AND ".join(f"m.{k} = s.{k}" for k in self.key)
+        new = con_all.sql(f"SELECT m.* FROM ({self.sql}) m WHERE NOT EXISTS (SELECT 1 FROM synced s WHERE {keys})").to_arrow_table()
+        return a, new
+
+
+def normal(value):
+    """A value in one form whichever engine produced it."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, decimal.Decimal)):
+        d = decimal.Decimal(value)
+        return ("n", "0" if d == 0 else format(d.normalize(), "f"))
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 2**53:
+            return ("n", str(int(value)))
+        return ("n", f"{value:.12g}")
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return ("t", value.isoformat())
+    if isinstance(value, dt.date):
+        return ("d", value.isoformat())
+    return ("s", str(value))
+
+
+def carried(value, kind):
+    """A value as dinmo's carrier column holds it, in `normal`'s form."""
+    if value is None:
+        return None
+    if kind == "ts":
+        return ("t", dt.datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None).isoformat())
+    if kind == "bool":
+        return ("b", {"true": True, "false": False}[value])
+    if kind == "date":
+        return ("d", value)
+    if kind == "float":
+        return normal(float(value))
+    if kind in ("int", "decimal"):
+        return normal(decimal.Decimal(value))
+    return ("s", value)
+
+
+def dinmo_rows(table, out):
+    data = table.select([f"CustomFields.{alias}" for alias, _k in out]).to_pylist()
+    return sorted(
+        (tuple(carried(row[f"CustomFields.{alias}"], kind) for alias, kind in out) for row in data), key=repr
+    )
+
+
+def rows_of(table, columns):
+    out = []
+    for i in range(table.num_columns):
+        if pa.types.is_timestamp(table.schema.field(i).type) and table.schema.field(i).type.unit == "ns":
+            table = table.set_column(i, table.schema.field(i).name, table.column(i).cast(pa.timestamp("us", tz=table.schema.field(i).type.tz)))
+    data = table.select(columns).to_pylist()
+    for row in data:
+        out.append(tuple(normal(row[c]) for c in columns))
+    return sorted(out, key=repr)
+
+
+def run(cmd, cwd, timeout=120):
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def sent_rows(dinmo, root, run_out):
+    """The rows the run of `dinmo run --format json` output `run_out` sent, as a table."""
+    report = json.loads(run_out)
+    run_id = report["run_id"]
+    rows_dir = os.path.join(root, "rows", run_id)
+    shown = run([dinmo, "show", run_id, "--rows", rows_dir, "--rows-format", "parquet", "-q"], root)
+    if shown.returncode != 0:
+        raise Failure(f"dinmo show failed: {shown.stderr}")
+    path = os.path.join(rows_dir, "m.files.sent.parquet")
+    if not os.path.exists(path):
+        return None
+    return pq.read_table(path)
+
+
+class Failure(Exception):
+    pass
+
+
+def check_case(dinmo, seed, keep=None):
+    case = Case(seed)
+    root = keep or tempfile.mkdtemp(prefix=f"dinmo-diff-{seed}-")
+    case.root = root
+    try:
+        case.project(root)
+        for day in case.days[: case.first_days]:
+            case.write_day(root, day)
+        first = run([dinmo, "run", "--format", "json", "-q"], root)
+        null_keys = case.null_keys(case.days[: case.first_days])
+        if null_keys:
+            want = f"is null in {null_keys} row(s)"
+            if first.returncode != 1 or want not in first.stderr:
+                raise Failure(f"expected exit 1 and `{want}` (DuckDB's count), got exit {first.returncode}:\n{first.stderr}")
+            return f"null key refused ({null_keys} rows)"
+        if case.refusal and first.returncode != 0:
+            return check_refusal(case, first)
+        for day in case.days[case.first_days :]:
+            case.write_day(root, day)
+        if first.returncode != 0:
+            raise Failure(f"first `dinmo run` exited {first.returncode}:\n{first.stderr}{first.stdout}")
+        second = run([dinmo, "run", "--format", "json", "-q"], root)
+        null_keys = case.null_keys(case.days)
+        if null_keys:
+            want = f"is null in {null_keys} row(s)"
+            if second.returncode != 1 or want not in second.stderr:
+                raise Failure(f"expected exit 1 and `{want}` (DuckDB's count), got exit {second.returncode}:\n{second.stderr}")
+            return f"null key refused in the second run ({null_keys} rows)"
+        if case.refusal:
+            return check_refusal(case, second)
+        if second.returncode != 0:
+            raise Failure(f"second `dinmo run` exited {second.returncode}:\n{second.stderr}{second.stdout}")
+        want_a, want_new = case.expected()
+        columns = [alias for alias, _kind in case.out]
+        compared = []
+        for label, out, want in (("first run", first.stdout, want_a), ("second run", second.stdout, want_new)):
+            got = sent_rows(dinmo, root, out)
+            got_rows = [] if got is None else dinmo_rows(got, case.out)
+            want_rows = rows_of(want, columns)
+            if got_rows != want_rows:
+                only_got = [r for r in got_rows if r not in want_rows][:5]
+                only_want = [r for r in want_rows if r not in got_rows][:5]
+                raise Failure(
+                    f"{label}: dinmo sent {len(got_rows)} row(s), DuckDB expects {len(want_rows)}\n"
+                    f"  columns: {columns}\n  only dinmo: {only_got}\n  only DuckDB: {only_want}"
+                )
+            compared.append(len(want_rows))
+        return f"{len(columns)} columns; rows compared: {compared[0]} in the first run, {compared[1]} in the second"
+    except Failure as failure:
+        raise Failure(f"{failure}\n  sql: {case.sql}\n  files: {[(d, n, w, {k: str(v) for k, v in p.items()}) for d, n, w, p in case.files]}") from None
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def check_refusal(case, proc):
+    if proc.returncode != 1:
+        raise Failure(f"expected a refusal naming `{case.refusal}`, got exit {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+    if f"column `{case.refusal}`" not in proc.stderr:
+        raise Failure(f"the refusal does not name column `{case.refusal}`:\n{proc.stderr}")
+    return "refused as expected"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dinmo", required=True)
+    parser.add_argument("--seed", type=int, default=20261121)
+    parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--max-seconds", type=float, default=0, help="stop starting cases after this long (0: no limit)")
+    parser.add_argument("--case", type=int, help="replay one case seed")
+    parser.add_argument("--keep", help="with --case: keep the case's project in this folder")
+    args = parser.parse_args()
+    dinmo = os.path.abspath(args.dinmo)
+    here = os.path.relpath(__file__)
+    if args.case is not None:
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+        try:
+            print(f"case {args.case}: ok ({check_case(dinmo, args.case, args.keep)})")
+        except Failure as failure:
+            print(f"case {args.case}: FAILED\n{failure}")
+            return 1
+        return 0
+    regressions = []
+    path = os.path.join(HERE, "regressions.txt")
+    if os.path.exists(path):
+        for line in open(path):
+            line = line.split("#")[0].strip()
+            if line:
+                regressions.append(int(line))
+    master = random.Random(args.seed)
+    seeds = regressions + [master.randrange(1, 2**40) for _ in range(args.cases)]
+    start = time.monotonic()
+    failures = []
+    done = [0]
+    skipped = [0]
+    lock = threading.Lock()
+
+    def one(seed):
+        if args.max_seconds and time.monotonic() - start > args.max_seconds:
+            with lock:
+                skipped[0] += 1
+            return
+        try:
+            check_case(dinmo, seed)
+        except Exception as error:  # noqa: BLE001 - every failure is reported with its seed
+            with lock:
+                failures.append((seed, error))
+        with lock:
+            done[0] += 1
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(one, seeds))
+    took = time.monotonic() - start
+    print(f"differential: {done[0]} case(s) in {took:.0f} s ({len(regressions)} regression seeds, base seed {args.seed}), "
+          f"{len(failures)} failed, {skipped[0]} not started (time limit)")
+    for seed, error in failures[:10]:
+        print(f"\ncase {seed} FAILED: {error}\n  replay: python3 {here} --dinmo {args.dinmo} --case {seed} --keep /tmp/case-{seed}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
