@@ -168,15 +168,13 @@ class Case:
             late.hidden = late.from_day >= self.first_days
         self.columns = cols
         self.naive_zone = any(c.mixed_zone for c in cols) and rng.random() < 0.85
-        # Drift that must be refused.
-        self.refusal = None
+        # Drift that must be refused (see `refusals`).
         if rng.random() < 0.06:
             # Text in the last day's files, numbers in an earlier day's.
             victims = [c for c in cols[3:] if c.kind in ("int", "uint") and c.from_day < len(self.days) - 1]
             victim = rng.choice(victims or [None])
             if victim is not None:
                 victim.conflict = True
-                self.refusal = victim.name
         self.files = []  # (day, name, writer, {column: physical})
         row = 0
         self.data = {}  # (day, name) -> {column: values}
@@ -200,12 +198,6 @@ class Case:
                 row += n
                 self.files.append((day, f"part-{f}.parquet", writer, phys))
                 self.data[(day, f"part-{f}.parquet")] = values
-        if self.refusal is None and not self.naive_zone:
-            for c in cols:
-                zones = {phys[c.name].tz is None for (_d, _n, _w, phys) in self.files if c.name in phys and c.kind == "ts"}
-                if len(zones) == 2:
-                    self.refusal = c.name
-                    break
         self.sql, self.key = self.model(rng)
 
     # ---- the model -------------------------------------------------------------------------
@@ -393,10 +385,20 @@ class Case:
         con.execute("CREATE VIEW events AS " + " UNION ALL ".join(parts))
         return con
 
+    def refusals(self, days):
+        """The columns dinmo must refuse to unify over the files of `days`: text in some files
+        and numbers in others; a zone on some files only, without `naive_timestamp_zone`."""
+        found = set()
+        for c in self.columns:
+            physical = [phys[c.name] for (day, _n, _w, phys) in self.files if day in days and c.name in phys]
+            if c.conflict and "plain" in physical and any(p != "plain" for p in physical):
+                found.add(c.name)
+            if c.kind == "ts" and not self.naive_zone and len({p.tz is None for p in physical}) == 2:
+                found.add(c.name)
+        return found
+
     def null_keys(self, days):
         """Rows of the model over `days` whose primary key has a null, by DuckDB."""
-        if self.refusal:
-            return 0
         con = self.duck(days)
         nulls = " OR ".join(f"{k} IS NULL" for k in self.key)
         return con.execute(f"SELECT count(*) FROM ({self.sql}) WHERE {nulls}").fetchone()[0]
@@ -500,29 +502,15 @@ def check_case(dinmo, seed, keep=None):
         for day in case.days[: case.first_days]:
             case.write_day(root, day)
         first = run([dinmo, "run", "--format", "json", "-q"], root)
-        null_keys = case.null_keys(case.days[: case.first_days])
-        if null_keys:
-            want = f"is null in {null_keys} row(s)"
-            if first.returncode != 1 or want not in first.stderr:
-                raise Failure(f"expected exit 1 and `{want}` (DuckDB's count), got exit {first.returncode}:\n{first.stderr}")
-            return f"null key refused ({null_keys} rows)"
-        if case.refusal and first.returncode != 0:
-            return check_refusal(case, first)
+        refused = check_refusals(case, first, case.days[: case.first_days], "first")
+        if refused:
+            return refused
         for day in case.days[case.first_days :]:
             case.write_day(root, day)
-        if first.returncode != 0:
-            raise Failure(f"first `dinmo run` exited {first.returncode}:\n{first.stderr}{first.stdout}")
         second = run([dinmo, "run", "--format", "json", "-q"], root)
-        null_keys = case.null_keys(case.days)
-        if null_keys:
-            want = f"is null in {null_keys} row(s)"
-            if second.returncode != 1 or want not in second.stderr:
-                raise Failure(f"expected exit 1 and `{want}` (DuckDB's count), got exit {second.returncode}:\n{second.stderr}")
-            return f"null key refused in the second run ({null_keys} rows)"
-        if case.refusal:
-            return check_refusal(case, second)
-        if second.returncode != 0:
-            raise Failure(f"second `dinmo run` exited {second.returncode}:\n{second.stderr}{second.stdout}")
+        refused = check_refusals(case, second, case.days, "second")
+        if refused:
+            return refused
         want_a, want_new = case.expected()
         columns = [alias for alias, _kind in case.out]
         compared = []
@@ -546,12 +534,26 @@ def check_case(dinmo, seed, keep=None):
             shutil.rmtree(root, ignore_errors=True)
 
 
-def check_refusal(case, proc):
-    if proc.returncode != 1:
-        raise Failure(f"expected a refusal naming `{case.refusal}`, got exit {proc.returncode}:\n{proc.stderr}{proc.stdout}")
-    if f"column `{case.refusal}`" not in proc.stderr:
-        raise Failure(f"the refusal does not name column `{case.refusal}`:\n{proc.stderr}")
-    return "refused as expected"
+def check_refusals(case, proc, days, label):
+    """When `days` hold drift dinmo must refuse, or a null primary key, checks that the run was
+    refused for it and returns what was checked; otherwise checks the run succeeded."""
+    columns = case.refusals(days)
+    if columns:
+        if proc.returncode != 1:
+            raise Failure(f"{label} run: expected a refusal naming {sorted(columns)}, got exit {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        missing = [c for c in sorted(columns) if f"column `{c}`" not in proc.stderr]
+        if missing:
+            raise Failure(f"{label} run: the refusal does not name {missing}:\n{proc.stderr}")
+        return f"{label} run refused as expected ({', '.join(sorted(columns))})"
+    null_keys = case.null_keys(days)
+    if null_keys:
+        want = f"is null in {null_keys} row(s)"
+        if proc.returncode != 1 or want not in proc.stderr:
+            raise Failure(f"{label} run: expected exit 1 and `{want}` (DuckDB's count), got exit {proc.returncode}:\n{proc.stderr}")
+        return f"{label} run: null key refused ({null_keys} rows)"
+    if proc.returncode != 0:
+        raise Failure(f"{label} `dinmo run` exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+    return None
 
 
 def main():
@@ -588,6 +590,8 @@ def main():
     failures = []
     done = [0]
     skipped = [0]
+    outcomes = {"compared": 0, "refused": 0, "null key": 0}
+    rows = [0]
     lock = threading.Lock()
 
     def one(seed):
@@ -596,7 +600,15 @@ def main():
                 skipped[0] += 1
             return
         try:
-            check_case(dinmo, seed)
+            result = check_case(dinmo, seed)
+            with lock:
+                if "null key" in result:
+                    outcomes["null key"] += 1
+                elif "refused" in result:
+                    outcomes["refused"] += 1
+                else:
+                    outcomes["compared"] += 1
+                    rows[0] += sum(int(n) for n in result.split("rows compared: ")[1].split() if n.isdigit())
         except Exception as error:  # noqa: BLE001 - every failure is reported with its seed
             with lock:
                 failures.append((seed, error))
@@ -608,6 +620,8 @@ def main():
     took = time.monotonic() - start
     print(f"differential: {done[0]} case(s) in {took:.0f} s ({len(regressions)} regression seeds, base seed {args.seed}), "
           f"{len(failures)} failed, {skipped[0]} not started (time limit)")
+    print(f"  {outcomes['compared']} compared with DuckDB ({rows[0]} rows), {outcomes['refused']} drift refusals and "
+          f"{outcomes['null key']} null-key refusals checked")
     for seed, error in failures[:10]:
         print(f"\ncase {seed} FAILED: {error}\n  replay: python3 {here} --dinmo {args.dinmo} --case {seed} --keep /tmp/case-{seed}")
     return 1 if failures else 0

@@ -15,11 +15,23 @@ fn dinmo_sends_what_duckdb_computes_on_the_same_files() {
     let output = std::process::Command::new(python())
         .arg(&script)
         .args(["--dinmo", env!("CARGO_BIN_EXE_dinmo")])
-        .args(["--cases", &cases, "--seed", &seed, "--jobs", "2", "--max-seconds", "600"])
+        .args([
+            "--cases",
+            &cases,
+            "--seed",
+            &seed,
+            "--jobs",
+            "2",
+            "--max-seconds",
+            "600",
+        ])
         .output()
         .expect("runs python");
     let report = describe(&output);
     assert!(output.status.success(), "{report}");
     let summary = stdout(&output);
-    assert!(summary.contains(" 0 failed, 0 not started"), "every case ran and passed: {summary}");
+    assert!(
+        summary.contains(" 0 failed, 0 not started"),
+        "every case ran and passed: {summary}"
+    );
 }

@@ -82,10 +82,11 @@ fn the_same_drift_reads_the_same_whatever_the_batch_size() {
     let mut outputs = Vec::new();
     for batch_size in ["1", "7", "8192"] {
         let project = drift_project("mixed_writers", "", &model);
-        let run = dinmo_in(project.path(), &["plan", "--format", "json"], &[(
-            "DATAFUSION_EXECUTION_BATCH_SIZE",
-            batch_size,
-        )]);
+        let run = dinmo_in(
+            project.path(),
+            &["plan", "--format", "json"],
+            &[("DATAFUSION_EXECUTION_BATCH_SIZE", batch_size)],
+        );
         assert_eq!(code(&run), 0, "batch size {batch_size}: {}", describe(&run));
         let report: serde_json::Value = serde_json::from_str(&stdout(&run)).unwrap();
         outputs.push(report["syncs"][0]["counts"].clone());
@@ -101,12 +102,18 @@ fn text_in_one_file_and_numbers_in_another_is_one_error_naming_column_types_and_
     assert_eq!(code(&run), 1, "{}", describe(&run));
     let err = stderr(&run);
     assert!(err.contains("column `account_number` is Utf8View in file://"), "{err}");
-    assert!(err.contains("day=2026-11-01/part-0.parquet but Int64 in file://"), "{err}");
+    assert!(
+        err.contains("day=2026-11-01/part-0.parquet but Int64 in file://"),
+        "{err}"
+    );
     assert!(err.contains("day=2026-11-02/part-0.parquet"), "{err}");
     assert!(err.contains("pin the column's type in the source's `schema:`"), "{err}");
     // Said once: the model reading it does not add "table not found".
     assert!(!err.contains("not found"), "{err}");
-    assert!(err.contains("model `daily`: not planned: source `events` failed (see above)"), "{err}");
+    assert!(
+        err.contains("model `daily`: not planned: source `events` failed (see above)"),
+        "{err}"
+    );
 
     // Pinning the column as text reads both.
     project.write(
@@ -115,7 +122,12 @@ fn text_in_one_file_and_numbers_in_another_is_one_error_naming_column_types_and_
     );
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 0, "{}", describe(&run));
-    assert!(project.output_rows("daily.files").iter().any(|row| row.starts_with("42,")));
+    assert!(
+        project
+            .output_rows("daily.files")
+            .iter()
+            .any(|row| row.starts_with("42,"))
+    );
 }
 
 #[test]
@@ -137,7 +149,8 @@ fn a_zone_on_some_files_only_needs_naive_timestamp_zone() {
     assert_eq!(code(&run), 0, "{}", describe(&run));
     let rows = project.output_rows("daily.files");
     assert!(
-        rows.iter().any(|row| row.starts_with("N1,") && row.contains(",2026-11-01T23:00:00,")),
+        rows.iter()
+            .any(|row| row.starts_with("N1,") && row.contains(",2026-11-01T23:00:00,")),
         "{rows:?}"
     );
 
@@ -147,7 +160,11 @@ fn a_zone_on_some_files_only_needs_naive_timestamp_zone() {
     );
     let run = project.dinmo(&["validate"]);
     assert_eq!(code(&run), 1, "{}", describe(&run));
-    assert!(stderr(&run).contains("naive_timestamp_zone `Mars/Olympus` is not a time zone"), "{}", describe(&run));
+    assert!(
+        stderr(&run).contains("naive_timestamp_zone `Mars/Olympus` is not a time zone"),
+        "{}",
+        describe(&run)
+    );
 }
 
 #[test]
@@ -160,15 +177,27 @@ fn a_pinned_schema_names_the_file_that_breaks_it() {
         err.contains("column `n` is Int64 in file://") && err.contains("day=2026-11-02/part-0.parquet"),
         "{err}"
     );
-    assert!(err.contains("does not fit the type the source's `schema:` pins (Int32)"), "{err}");
+    assert!(
+        err.contains("does not fit the type the source's `schema:` pins (Int32)"),
+        "{err}"
+    );
 
-    project.write("dinmo.yml", &project_yml("    schema:\n      n: BIGINT\n      missing: INT\n"));
+    project.write(
+        "dinmo.yml",
+        &project_yml("    schema:\n      n: BIGINT\n      missing: INT\n"),
+    );
     let err = stderr(&project.dinmo(&["plan"]));
-    assert!(err.contains("column `missing` is pinned in the source's `schema:` but no file has it"), "{err}");
+    assert!(
+        err.contains("column `missing` is pinned in the source's `schema:` but no file has it"),
+        "{err}"
+    );
 
     project.write("dinmo.yml", &project_yml("    schema:\n      n: NOSUCHTYPE\n"));
     let err = stderr(&project.dinmo(&["plan"]));
-    assert!(err.contains("schema: column `n`: `NOSUCHTYPE` is not a type DataFusion knows"), "{err}");
+    assert!(
+        err.contains("schema: column `n`: `NOSUCHTYPE` is not a type DataFusion knows"),
+        "{err}"
+    );
 
     project.write("dinmo.yml", &project_yml("    schema:\n      n: DECIMAL(20, 0)\n"));
     let run = project.dinmo(&["run"]);
@@ -190,8 +219,14 @@ destinations:
 ",
         &[("daily.yml", DAILY)],
     );
-    project.write("data/a.csv", "account_number,event_type,ts,n\nA1,api_call,2026-11-01T00:00:00,1\n");
-    project.write("data/b.csv", "account_number,ts,event_type,n\nA1,2026-11-02T00:00:00,api_call,1\n");
+    project.write(
+        "data/a.csv",
+        "account_number,event_type,ts,n\nA1,api_call,2026-11-01T00:00:00,1\n",
+    );
+    project.write(
+        "data/b.csv",
+        "account_number,ts,event_type,n\nA1,2026-11-02T00:00:00,api_call,1\n",
+    );
     let run = project.dinmo(&["plan"]);
     assert_eq!(code(&run), 1, "{}", describe(&run));
     let err = stderr(&run);
@@ -200,8 +235,14 @@ destinations:
     assert!(err.contains("b.csv has [account_number, ts, event_type, n]"), "{err}");
 
     // Same header, numbers in one file and text in the other: text.
-    project.write("data/a.csv", "account_number,event_type,ts,n\n17,api_call,2026-11-01T00:00:00,1\n");
-    project.write("data/b.csv", "account_number,event_type,ts,n\nA-42,api_call,2026-11-02T00:00:00,1\n");
+    project.write(
+        "data/a.csv",
+        "account_number,event_type,ts,n\n17,api_call,2026-11-01T00:00:00,1\n",
+    );
+    project.write(
+        "data/b.csv",
+        "account_number,event_type,ts,n\nA-42,api_call,2026-11-02T00:00:00,1\n",
+    );
     let run = project.dinmo(&["run"]);
     assert_eq!(code(&run), 0, "{}", describe(&run));
     let rows = project.output_rows("daily.files");

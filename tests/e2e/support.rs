@@ -236,5 +236,9 @@ pub fn write_drift_exports(scenario: &str, dir: &Path) {
         .arg(dir)
         .output()
         .expect("runs python");
-    assert!(output.status.success(), "drift_exports.py {scenario}: {}", describe(&output));
+    assert!(
+        output.status.success(),
+        "drift_exports.py {scenario}: {}",
+        describe(&output)
+    );
 }

@@ -1,6 +1,5 @@
 //! `dinmo validate`.
 
-
 use super::Status;
 use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::error::{DinmoError, Result};

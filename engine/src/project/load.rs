@@ -176,14 +176,14 @@ impl Loader<'_> {
                 format!("source `{name}`: has_header and delimiter apply to csv sources only"),
             );
         }
-        if let Some(zone) = &config.options.naive_timestamp_zone {
-            if let Err(error) = zone.parse::<arrow::array::timezone::Tz>() {
-                self.problem(
-                    file,
-                    at,
-                    format!("source `{name}`: naive_timestamp_zone `{zone}` is not a time zone: {error}"),
-                );
-            }
+        if let Some(zone) = &config.options.naive_timestamp_zone
+            && let Err(error) = zone.parse::<arrow::array::timezone::Tz>()
+        {
+            self.problem(
+                file,
+                at,
+                format!("source `{name}`: naive_timestamp_zone `{zone}` is not a time zone: {error}"),
+            );
         }
         Source {
             name: name.to_string(),

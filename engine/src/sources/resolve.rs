@@ -148,15 +148,15 @@ pub fn resolve(files: &[FileColumns], rules: &Rules) -> Result<Schema, Vec<Schem
         for field in file.schema.fields() {
             let name = field.name();
             let ty = field.data_type();
-            if let Some(pinned) = rules.pinned.get(name) {
-                if !fits(ty, pinned, rules) {
-                    problems.push(SchemaProblem::NotPinnedType {
-                        column: name.clone(),
-                        pinned: pinned.clone(),
-                        found: ty.clone(),
-                        file: file.file.clone(),
-                    });
-                }
+            if let Some(pinned) = rules.pinned.get(name)
+                && !fits(ty, pinned, rules)
+            {
+                problems.push(SchemaProblem::NotPinnedType {
+                    column: name.clone(),
+                    pinned: pinned.clone(),
+                    found: ty.clone(),
+                    file: file.file.clone(),
+                });
             }
             let Some(&at) = index.get(name) else {
                 index.insert(name.clone(), columns.len());
