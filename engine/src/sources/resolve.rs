@@ -5,7 +5,7 @@
 //! type chosen here (its physical-expression adapter; a column a file lacks reads as null),
 //! so no file is rewritten.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -128,7 +128,7 @@ pub fn resolve(files: &[FileColumns], rules: &Rules) -> Result<Schema, Vec<Schem
     let mut problems = Vec::new();
     let mut columns: Vec<Column> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    let mut conflicted: BTreeMap<String, ()> = BTreeMap::new();
+    let mut conflicted: BTreeSet<String> = BTreeSet::new();
     let mut csv_header: Option<(Vec<String>, String)> = None;
     for file in files {
         if rules.csv {
@@ -174,7 +174,7 @@ pub fn resolve(files: &[FileColumns], rules: &Rules) -> Result<Schema, Vec<Schem
                 continue;
             }
             column.seen.push((ty.clone(), file.file.clone()));
-            if rules.pinned.contains_key(name) || conflicted.contains_key(name) {
+            if rules.pinned.contains_key(name) || conflicted.contains(name) {
                 continue;
             }
             match unify(&column.ty, ty, rules) {
@@ -199,7 +199,7 @@ pub fn resolve(files: &[FileColumns], rules: &Rules) -> Result<Schema, Vec<Schem
                         second: (ty.clone(), file.file.clone()),
                         why,
                     });
-                    conflicted.insert(name.clone(), ());
+                    conflicted.insert(name.clone());
                 }
             }
         }
