@@ -19,7 +19,7 @@ pub(super) fn file_url(url: &ListingTableUrl, location: &object_store::path::Pat
 /// The first of `files` that `format` cannot read on its own, and why: read one file at a time
 /// after a source failed as a whole, so the error can name the file. A newline-delimited JSON
 /// file is also read line by line, for the line at fault.
-pub(super) async fn find_bad_file(
+async fn find_bad_file(
     state: &datafusion::execution::SessionState,
     url: &ListingTableUrl,
     store: &Arc<dyn ObjectStore>,

@@ -21,7 +21,8 @@ use tracing::{debug, info, warn};
 
 pub use diagnose::diagnose;
 use diagnose::{bad_json_line, file_url};
-pub use resolve::{FileColumns, Rules, SchemaProblem, resolve};
+pub use resolve::SchemaProblem;
+use resolve::{FileColumns, Rules, resolve};
 
 use crate::error::{DinmoError, Result};
 use crate::project::{Source, SourceFormat};
