@@ -7,18 +7,11 @@ use std::process::Command;
 
 use crate::support::*;
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_path_buf()
-}
-
 fn airflow() -> PathBuf {
     if let Ok(path) = std::env::var("DINMO_AIRFLOW") {
         return PathBuf::from(path);
     }
-    let local = repository().join(".ci/tools/airflow/bin/airflow");
+    let local = repository_root().join(".ci/tools/airflow/bin/airflow");
     assert!(
         local.exists(),
         "Airflow is not installed: run .ci/run (it installs apache-airflow into .ci/tools/airflow) or set DINMO_AIRFLOW"
@@ -48,7 +41,10 @@ fn dags_test(project: &Path, select: &str) -> std::process::Output {
     let env = |command: &mut Command| {
         command
             .env("AIRFLOW_HOME", home.path())
-            .env("AIRFLOW__CORE__DAGS_FOLDER", repository().join("docs/examples/airflow"))
+            .env(
+                "AIRFLOW__CORE__DAGS_FOLDER",
+                repository_root().join("docs/examples/airflow"),
+            )
             .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
             .env("DINMO_BIN", env!("CARGO_BIN_EXE_dinmo"))
             .env("DINMO_PROJECT", project)
@@ -69,7 +65,7 @@ fn dags_test(project: &Path, select: &str) -> std::process::Output {
 fn the_example_dag_runs_the_example_project() {
     let work = tempfile::tempdir().unwrap();
     let project = work.path().join("billing");
-    copy_dir(&repository().join("models"), &project);
+    copy_dir(&repository_root().join("models"), &project);
     let output = dags_test(&project, "tag:billing");
     let log = describe(&output);
     assert!(output.status.success(), "{log}");

@@ -32,19 +32,12 @@ impl Drop for Prism {
     }
 }
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_path_buf()
-}
-
 /// Prism: `DINMO_PRISM` (must exist when set), `.ci/tools`, or `prism` on PATH.
 fn prism_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("DINMO_PRISM") {
         return Some(PathBuf::from(path));
     }
-    let local = repository().join(".ci/tools/node_modules/.bin/prism");
+    let local = repository_root().join(".ci/tools/node_modules/.bin/prism");
     if local.exists() {
         return Some(local);
     }
@@ -76,7 +69,7 @@ fn prism_spec(work: &Path) -> Result<PathBuf, String> {
         return Ok(path);
     }
     let spec = work.join("zuora-prism.yaml");
-    let script = repository().join("scripts/zuora-spec.sh");
+    let script = repository_root().join("scripts/zuora-spec.sh");
     let output = Command::new("bash")
         .arg(&script)
         .arg(&spec)

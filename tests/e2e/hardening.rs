@@ -3,24 +3,6 @@
 
 use crate::support::*;
 
-/// Runs `args` and asserts exit 1, that stderr contains every one of `needles`, and that
-/// nothing under the state folder or the output changed.
-fn refused(project: &TestProject, args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
-    let before = project.state_digest();
-    let output = dinmo_in(project.path(), args, env);
-    assert_eq!(code(&output), 1, "{args:?}: {}", describe(&output));
-    let err = stderr(&output);
-    for needle in needles {
-        assert!(err.contains(needle), "{args:?}: missing {needle:?} in:\n{err}");
-    }
-    assert_eq!(
-        project.state_digest(),
-        before,
-        "{args:?} changed the state or the output"
-    );
-    err
-}
-
 #[test]
 fn an_unclosed_or_empty_variable_is_an_error_at_its_line() {
     let project = TestProject::new(

@@ -206,7 +206,10 @@ pub fn sync_ids(project: &TestProject, args: &[&str]) -> Vec<String> {
 
 /// The repository's root folder.
 pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
 }
 
 /// A Python with pyarrow and DuckDB (`DINMO_PYTHON`, default `python3`), for tests whose data
@@ -241,4 +244,22 @@ pub fn write_drift_exports(scenario: &str, dir: &Path) {
         "drift_exports.py {scenario}: {}",
         describe(&output)
     );
+}
+
+/// Runs `args` and asserts exit 1, that stderr contains every one of `needles`, and that
+/// nothing under the state folder or the output changed.
+pub fn refused(project: &TestProject, args: &[&str], env: &[(&str, &str)], needles: &[&str]) -> String {
+    let before = project.state_digest();
+    let output = dinmo_in(project.path(), args, env);
+    assert_eq!(code(&output), 1, "{args:?}: {}", describe(&output));
+    let err = stderr(&output);
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?}: missing {needle:?} in:\n{err}");
+    }
+    assert_eq!(
+        project.state_digest(),
+        before,
+        "{args:?} changed the state or the output"
+    );
+    err
 }

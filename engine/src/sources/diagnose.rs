@@ -18,7 +18,8 @@ pub(super) fn file_url(url: &ListingTableUrl, location: &object_store::path::Pat
 
 /// The first of `files` that `format` cannot read on its own, and why: read one file at a time
 /// after a source failed as a whole, so the error can name the file. A newline-delimited JSON
-/// file is also read line by line, for the line at fault.
+/// file is read line by line instead, for the line at fault (schema inference reads only the
+/// first lines, so it can pass a file whose later line is broken).
 async fn find_bad_file(
     state: &datafusion::execution::SessionState,
     url: &ListingTableUrl,
@@ -26,20 +27,13 @@ async fn find_bad_file(
     format: Arc<dyn FileFormat>,
     files: &[ObjectMeta],
 ) -> Option<(String, String)> {
-    for file in files.iter().filter(|f| f.size > 0) {
-        let name = file_url(url, &file.location);
-        if format.get_ext() == "json" {
-            if let Some(problem) = bad_json_line(store.as_ref(), &file.location).await {
-                return Some((name, problem));
-            }
-            continue;
-        }
-        if let Err(error) = format.infer_schema(state, store, std::slice::from_ref(file)).await {
-            let problem = match format.get_ext().as_str() {
-                "parquet" => format!("is not a readable Parquet file ({} bytes): {error}", file.size),
-                _ => format!("cannot be read: {error}"),
-            };
-            return Some((name, problem));
+    let files: Vec<ObjectMeta> = files.iter().filter(|f| f.size > 0).cloned().collect();
+    if format.get_ext() != "json" {
+        return super::file_schemas(state, url, store, &format, &files).await.err();
+    }
+    for file in &files {
+        if let Some(problem) = bad_json_line(store.as_ref(), &file.location).await {
+            return Some((file_url(url, &file.location), problem));
         }
     }
     None
