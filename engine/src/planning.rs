@@ -74,7 +74,7 @@ pub async fn plan_models<'p>(
                 &model.file,
                 model.sql_position,
                 format!(
-                    "model `{}`: not planned: source `{failed}` failed (see above)",
+                    "model `{}`: not planned: source `{failed}` failed (its error is the one reported at dinmo.yml)",
                     model.name
                 ),
             );

@@ -107,7 +107,7 @@ fn text_in_one_file_and_numbers_in_another_is_one_error_naming_column_types_and_
             "day=2026-11-01/part-0.parquet but Int64 in file://",
             "day=2026-11-02/part-0.parquet",
             "pin the column's type in the source's `schema:`",
-            "model `daily`: not planned: source `events` failed (see above)",
+            "model `daily`: not planned: source `events` failed (its error is the one reported at dinmo.yml)",
         ],
     );
     // Said once: the model reading it does not add "table not found".
