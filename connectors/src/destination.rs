@@ -221,13 +221,17 @@ pub trait Destination: Send + Sync + Debug {
         None
     }
 
-    /// Looks delivered rows up by their `UniqueKey`s: `Some(key → destination id)` for the
-    /// keys found, `None` when the destination cannot be searched that way.
-    async fn find_delivered(
-        &self,
-        _unique_keys: &[String],
-    ) -> Result<Option<std::collections::HashMap<String, String>>> {
+    /// Looks the rows of `batch` (mapped fields and [`ROW_KEY_COLUMN`], as they were sent) up
+    /// in the destination by the key the destination stored with each (Zuora: `UniqueKey`):
+    /// `Some` with the destination id of each row found (`None` for a row not found), or
+    /// `None` when the destination cannot be searched that way.
+    async fn find_delivered(&self, _batch: &RecordBatch) -> Result<Option<Vec<Option<String>>>> {
         Ok(None)
+    }
+
+    /// The key [`Destination::find_delivered`] searches by, for messages (`UniqueKey`).
+    fn delivered_key(&self) -> &'static str {
+        "the row key"
     }
 
     /// Deletes delivered records by destination id (for rollback): one result per id,

@@ -1,33 +1,31 @@
 //! dinmo: warehouse-native reverse ETL for usage-based billing.
 //!
-//! A run loads the project ([`project`]), plans every model's SQL in DataFusion
-//! ([`planning`]), stages each model's output once with its row keys and anti-joins it against
-//! each sync's snapshot ([`diff`]), and sends the new rows through a destination from
-//! `dinmo-connectors`, committing to the state store ([`state`]) only what the destination
-//! acknowledged ([`sync_run`]).
+//! The folders follow a run, top to bottom, and each depends only on those below it:
+//!
+//! - [`cli`]: arguments, the commands, rendering reports, `run_results.json`, logging;
+//! - [`sync`]: one sync of a run: settle what earlier runs left pending, send the new rows
+//!   through a destination, commit what it acknowledged, report;
+//! - [`diff`]: stage each model's output once with its row keys and anti-join it against each
+//!   sync's snapshot;
+//! - [`plan`]: register the sources, build the destinations, plan every model's SQL in
+//!   DataFusion, save and summarise plans;
+//! - [`project`] (the YAML files, selection, fingerprints) and [`state`] (the state store:
+//!   manifests, snapshot parts, row keys, locks);
+//! - [`error`], [`settings`] and [`storage`], used by all.
+//!
+//! `docs/architecture.md` explains the tree; a unit test (`layering`) keeps the directions.
 
-pub mod artifacts;
 pub mod cli;
-pub mod commands;
-pub mod delivery;
-pub mod destinations;
 pub mod diff;
 pub mod error;
-pub mod logging;
-pub mod plan_summary;
-pub mod planning;
-pub mod progress;
+pub mod plan;
 pub mod project;
-pub mod recovery;
-pub mod report;
-pub mod row_key;
-pub mod run_context;
-pub mod saved_plan;
-pub mod selection;
 pub mod settings;
-pub mod sources;
 pub mod state;
 pub mod storage;
-pub mod sync_run;
+pub mod sync;
+
+#[cfg(test)]
+mod layering;
 
 pub use error::{DinmoError, Result};

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dinmo::cli::Cli;
-use dinmo::commands::{ERROR_EXIT, USAGE_EXIT, dispatch};
-use dinmo::logging;
+use dinmo::cli::commands::{ERROR_EXIT, USAGE_EXIT, dispatch};
+use dinmo::cli::logging;
 
 /// mimalloc instead of the system allocator: a run allocates many small, short-lived values
 /// from several threads (request bodies, Arrow arrays), where glibc's malloc spent a third of

@@ -266,13 +266,14 @@ impl Destination for ZuoraDestination {
         Some(std::time::Duration::from_secs(23 * 3600))
     }
 
-    async fn find_delivered(
-        &self,
-        unique_keys: &[String],
-    ) -> Result<Option<std::collections::HashMap<String, String>>> {
+    async fn find_delivered(&self, batch: &RecordBatch) -> Result<Option<Vec<Option<String>>>> {
+        let prepared = PreparedBatch::new(&self.name, &REST_COLUMNS, batch)?;
+        let keys: Vec<String> = (0..batch.num_rows())
+            .map(|row| prepared.text_of(row, "UniqueKey", "AccountNumber", "%Y-%m-%dT%H:%M:%S").unwrap_or_default())
+            .collect();
         let service = self.service("dinmo-reconcile")?;
         let mut found = std::collections::HashMap::new();
-        for query in zoql::usage_by_unique_key(unique_keys) {
+        for query in zoql::usage_by_unique_key(&keys) {
             let records = match zoql::query(&service, &query).await? {
                 zoql::Answer::Records(records) => records,
                 // Zuora documents `UniqueKey` on Usage only with Prepaid with Drawdown; a
@@ -291,7 +292,11 @@ impl Destination for ZuoraDestination {
                 }
             }
         }
-        Ok(Some(found))
+        Ok(Some(keys.iter().map(|key| found.get(key).cloned()).collect()))
+    }
+
+    fn delivered_key(&self) -> &'static str {
+        "UniqueKey"
     }
 
     async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {

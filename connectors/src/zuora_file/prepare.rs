@@ -78,25 +78,36 @@ impl PreparedBatch {
 
     /// The fields of `row` in output order, rendered as text.
     pub fn render_row(&self, row: usize, account_column: &str, datetime_format: &str) -> Vec<String> {
-        let account = self
-            .columns
-            .iter()
-            .find(|(c, _)| c.spec.name == account_column)
-            .and_then(|(_, cells)| cells.as_ref())
-            .map(|cells| render(&cells[row], datetime_format))
-            .unwrap_or_default();
-        self.columns
-            .iter()
-            .map(|(column, cells)| {
-                let value = cells.as_ref().map(|cells| render(&cells[row], datetime_format));
-                match (value, column.default) {
-                    (Some(v), _) if !v.is_empty() => v,
-                    (_, ColumnDefault::RowKey) => self.keys[row].clone(),
-                    (_, ColumnDefault::AccountTag) => format!("AccountNumber:{account}"),
-                    (value, ColumnDefault::Empty) => value.unwrap_or_default(),
-                }
-            })
+        (0..self.columns.len())
+            .map(|index| self.rendered(index, row, account_column, datetime_format))
             .collect()
+    }
+
+    /// The text sent for `column` of `row` (the mapped value, else the column's default), or
+    /// `None` when the layout has no such column.
+    pub fn text_of(&self, row: usize, column: &str, account_column: &str, datetime_format: &str) -> Option<String> {
+        let index = self.columns.iter().position(|(c, _)| c.spec.name == column)?;
+        Some(self.rendered(index, row, account_column, datetime_format))
+    }
+
+    fn rendered(&self, index: usize, row: usize, account_column: &str, datetime_format: &str) -> String {
+        let (column, cells) = &self.columns[index];
+        let value = cells.as_ref().map(|cells| render(&cells[row], datetime_format));
+        match (value, column.default) {
+            (Some(v), _) if !v.is_empty() => v,
+            (_, ColumnDefault::RowKey) => self.keys[row].clone(),
+            (_, ColumnDefault::AccountTag) => {
+                let account = self
+                    .columns
+                    .iter()
+                    .find(|(c, _)| c.spec.name == account_column)
+                    .and_then(|(_, cells)| cells.as_ref())
+                    .map(|cells| render(&cells[row], datetime_format))
+                    .unwrap_or_default();
+                format!("AccountNumber:{account}")
+            }
+            (value, ColumnDefault::Empty) => value.unwrap_or_default(),
+        }
     }
 
     /// The header of the file, in output order.

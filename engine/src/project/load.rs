@@ -9,7 +9,7 @@ use serde_saphyr::{MessageFormatter, Spanned};
 
 use super::env::{from_process, interpolate};
 use super::model_file::ModelFile;
-use super::problems::{ConfigProblem, ConfigReport, Position};
+use crate::error::{ConfigProblem, ConfigReport, Position};
 use super::project_file::{DestinationConfig, ProjectFile, SourceConfig, SourceFormat};
 use super::{DestinationDef, MappedField, Model, Project, Source, Sync};
 use crate::error::{DinmoError, Result};

@@ -2,14 +2,15 @@
 
 mod env;
 mod load;
+pub mod fingerprints;
 pub mod model_file;
-mod problems;
+pub mod selection;
 pub mod project_file;
 
 use std::path::PathBuf;
 
 pub use load::{find_project_root, load_project};
-pub use problems::{ConfigProblem, ConfigReport, Position};
+pub use crate::error::{ConfigProblem, ConfigReport, Position};
 pub use project_file::{DestinationConfig, SourceFormat, SourceOptions};
 
 /// A loaded, statically valid project.

@@ -491,6 +491,47 @@ async fn changed_hands(state: &StateStore, sync: &str) -> String {
     }
 }
 
+impl StateStore {
+    /// Runs `work` holding the locks of `syncs` (see [`StateStore::lock_syncs`]) and releases
+    /// them when it ends, whether it succeeded or failed; if `work` is dropped unfinished, the
+    /// locks are released by [`SyncLocks`]'s `Drop`. With no syncs, runs `work` without a lock.
+    pub async fn while_locked<T>(
+        &self,
+        syncs: &[String],
+        run_id: &str,
+        wait: Option<Duration>,
+        watch: &LeaseWatch,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        if syncs.is_empty() {
+            return work.await;
+        }
+        let mut locks = self.lock_syncs(syncs, run_id, wait, watch).await?;
+        let result = work.await;
+        locks.release().await;
+        result
+    }
+}
+
+impl Drop for SyncLocks {
+    /// Stops renewing, and releases the locks still held in the background: dropped without
+    /// [`SyncLocks::release`] (a cancelled run), the locks would otherwise wait out their lease.
+    fn drop(&mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
+        let still_held = self.held.try_lock().map_or(true, |held| !held.is_empty());
+        if let (true, Ok(runtime)) = (still_held, tokio::runtime::Handle::try_current()) {
+            let mut rest = SyncLocks {
+                state: self.state.clone(),
+                held: Arc::clone(&self.held),
+                renewal: None,
+            };
+            runtime.spawn(async move { rest.release().await });
+        }
+    }
+}
+
 impl SyncLocks {
     /// Stops renewing and releases every lock this run still holds (only those that still say
     /// what this run wrote).

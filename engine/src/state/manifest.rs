@@ -116,7 +116,54 @@ pub enum Outcome {
     Failed,
 }
 
+/// When and how a run started, as each of its manifests records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStamp {
+    /// The run's id.
+    pub run_id: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// The project's git commit, when it is in a repository.
+    pub git_commit: Option<String>,
+    /// Whether the snapshot was ignored (`--full-refresh`).
+    pub full_refresh: bool,
+}
+
+/// Now, as RFC 3339 in UTC with seconds (the manifests' and reports' times).
+pub fn timestamp_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 impl RunManifest {
+    /// The manifest of a sync whose run is starting: nothing committed yet, the outcome
+    /// [`Outcome::NothingToSend`] until the run says otherwise.
+    pub fn start(identity: &SyncIdentity, destination_type: &str, run: &RunStamp, counts: Counts) -> Self {
+        RunManifest {
+            format_version: MANIFEST_FORMAT_VERSION,
+            run_id: run.run_id.clone(),
+            sync_id: identity.sync_id.clone(),
+            model: identity.model.clone(),
+            destination: identity.destination.clone(),
+            destination_type: destination_type.to_string(),
+            started_at: run.started_at.clone(),
+            finished_at: String::new(),
+            git_commit: run.git_commit.clone(),
+            model_sql_hash: identity.sql_hash.clone(),
+            mapping_hash: identity.mapping_hash.clone(),
+            row_key_version: super::row_key::ROW_KEY_VERSION,
+            full_refresh: run.full_refresh,
+            counts,
+            pending_part: None,
+            snapshot_parts: Vec::new(),
+            rejected_parts: Vec::new(),
+            recovered_by: None,
+            destination_ids: Vec::new(),
+            outcome: Outcome::NothingToSend,
+            error: None,
+            rollback: None,
+        }
+    }
+
     /// Recounts accepted, rejected and pending rows from the parts.
     pub fn recount(&mut self) {
         self.counts.accepted = self.snapshot_parts.iter().map(|p| p.rows).sum();
@@ -148,4 +195,19 @@ impl Outcome {
             Outcome::Failed => "failed",
         }
     }
+}
+
+/// Who a sync is, for its manifest.
+#[derive(Debug, Clone)]
+pub struct SyncIdentity {
+    /// `<model>.<destination>`.
+    pub sync_id: String,
+    /// Model name.
+    pub model: String,
+    /// Destination name.
+    pub destination: String,
+    /// xxh3 of the model SQL the rows came from.
+    pub sql_hash: String,
+    /// xxh3 of the mapping the rows were projected with.
+    pub mapping_hash: String,
 }

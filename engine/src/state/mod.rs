@@ -12,11 +12,14 @@
 mod lock;
 mod manifest;
 mod parts;
+pub mod row_key;
 mod store;
 
 pub use lock::{LeaseWatch, LockHolder, LockStatus, SyncLocks, Unlocked};
-pub use manifest::{Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest};
-pub use parts::LocalPartWriter;
+pub use manifest::{
+    Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity, timestamp_now,
+};
+pub use parts::{DESTINATION_ID_COLUMN, LocalPartWriter, RUN_ID_COLUMN};
 pub use store::{StateStore, VerifiedSnapshot};
 
 /// A hash of a sync's history: the last run and every snapshot part with its checksum. Any

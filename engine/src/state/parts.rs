@@ -11,6 +11,11 @@ use parquet::file::properties::WriterProperties;
 
 use crate::error::{DinmoError, Result};
 
+/// Column added to snapshot parts: where the destination put the row.
+pub const DESTINATION_ID_COLUMN: &str = "_dinmo_destination_id";
+/// Column added to snapshot and rejected parts: the run that sent the row.
+pub const RUN_ID_COLUMN: &str = "_dinmo_run_id";
+
 /// Streams batches into a local Parquet file.
 pub struct LocalPartWriter {
     path: PathBuf,

@@ -1,0 +1,42 @@
+//! The commands behind the CLI. Each returns a [`Status`] that maps to an exit code.
+
+mod apply;
+mod finish;
+mod history;
+mod init;
+mod rollback;
+mod schema;
+mod state;
+mod sync;
+mod selected;
+mod status;
+mod validate;
+
+pub use status::{ERROR_EXIT, Status, USAGE_EXIT};
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> Result<Status> {
+    let global = &cli.global;
+    if let Command::Completions(args) = &cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(args.shell, &mut command, "dinmo", &mut std::io::stdout());
+        return Ok(Status::Success);
+    }
+    match cli.command {
+        Command::Validate(args) => validate::validate(global, &args).await,
+        Command::Plan(args) => sync::plan(global, args).await,
+        Command::Run(args) => sync::run(global, args).await,
+        Command::Runs(args) => history::runs(global, &args).await,
+        Command::Show(args) => history::show(global, &args).await,
+        Command::Rollback(args) => rollback::rollback(global, &args).await,
+        Command::State(command) => state::state(global, command).await,
+        Command::Apply(args) => apply::apply(global, &args).await,
+        Command::Init(args) => init::init(&args),
+        Command::Schema(args) => schema::schema(&args),
+        Command::Completions(_) => Ok(Status::Success),
+    }
+}
+

@@ -1,0 +1,212 @@
+//! `dinmo plan` and `dinmo run`.
+
+use std::io::IsTerminal;
+
+use tracing::{Instrument, error, info, info_span};
+
+use super::finish::finish;
+use super::status::Status;
+use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
+use crate::diff::stage_model;
+use crate::error::{DinmoError, Result};
+use crate::plan::models::{connect_destinations, destinations_used, plan_models};
+use crate::cli::render::{print_plan, print_report};
+use crate::plan::saved::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
+use crate::plan::sources::register_store;
+use crate::plan::summary::SummaryOptions;
+use crate::project::fingerprints::{mapping_hash, sql_hash};
+use crate::sync::context::{RunContext, RunOptions};
+use crate::sync::report::{RunReport, SyncReport};
+use crate::sync::run::run_sync;
+use super::selected::load_selected;
+
+pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
+    let summary = SummaryOptions {
+        sample: args.sample,
+        top: args.top,
+    };
+    let executed = execute(
+        global,
+        &args.selection,
+        true,
+        args.full_refresh,
+        None,
+        Some(summary),
+        args.out.as_deref(),
+    )
+    .await;
+    finish("plan", global, executed, |report| {
+        print_plan(report, args.format);
+        let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+        if args.detailed_exitcode && rows > 0 {
+            Status::RowsToSend
+        } else {
+            Status::Success
+        }
+    })
+}
+
+pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
+    let wait = args.wait.map(std::time::Duration::from_secs);
+    let executed = execute(
+        global,
+        &args.selection,
+        args.dry_run,
+        args.full_refresh,
+        wait,
+        None,
+        None,
+    )
+    .await;
+    finish("run", global, executed, |report| {
+        print_report(report, args.format, args.dry_run);
+        let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+        if !args.dry_run && rejected > 0 {
+            Status::RowsRejected
+        } else {
+            Status::Success
+        }
+    })
+}
+
+/// Loads, validates, and runs (or plans) every selected sync. A failing sync does not stop
+/// the others; its error is in its report.
+async fn execute(
+    global: &GlobalArgs,
+    selection: &SelectionArgs,
+    dry_run: bool,
+    full_refresh: bool,
+    wait: Option<std::time::Duration>,
+    summary: Option<SummaryOptions>,
+    save_plan: Option<&std::path::Path>,
+) -> Result<RunReport> {
+    let (project, selection) = load_selected(global, selection).await?;
+    let ctx = crate::settings::query_context()?;
+    let planned = plan_models(&ctx, &project, &selection).await?;
+
+    let options = RunOptions {
+        full_refresh,
+        dry_run,
+        show_progress: !global.quiet && std::io::stderr().is_terminal(),
+        summary,
+    };
+    let run = RunContext::start(&project, options, "")?;
+    register_store(&ctx, &project.state)?;
+    // One run per sync at a time; a plan only reads and takes no lock.
+    let syncs: Vec<String> = match dry_run {
+        true => Vec::new(),
+        false => planned
+            .iter()
+            .flat_map(|m| m.syncs.iter().map(|s| s.sync.id.clone()))
+            .collect(),
+    };
+    let span = info_span!("run", run_id = %run.run_id, project = %project.name, dry_run, full_refresh);
+    let work = async {
+        info!(models = planned.len(), "run started");
+        let mut report = RunReport::new(&project.name, &run, &project.state);
+        // Authenticate and load what the field rules need (units of measure) once per
+        // destination, while the first model runs; a destination that cannot be reached
+        // fails only its own syncs.
+        let mut connecting =
+            (!dry_run).then(|| tokio::spawn(connect_destinations(destinations_used(&planned)).in_current_span()));
+        let mut unreachable = Vec::new();
+        for model in &planned {
+            let staged = match stage_model(&ctx, model, &run.staging_dir).await {
+                Ok(staged) => staged,
+                Err(failure) => {
+                    // A query that failed reading its data: name the file at fault if one is.
+                    let failure = match failure {
+                        DinmoError::ModelQuery { .. } => crate::plan::sources::diagnose(&ctx).await.unwrap_or(failure),
+                        other => other,
+                    };
+                    error!(model = %model.model.name, error = %failure, "model failed");
+                    report.model_errors.push(failure.to_string());
+                    continue;
+                }
+            };
+            if let Some(connected) = connecting.take() {
+                let connected = connected.await.map_err(|source| DinmoError::Interrupted {
+                    task: "connecting the destinations".into(),
+                    source,
+                })?;
+                for (destination, found) in connected {
+                    if let Err(failure) = found {
+                        error!(destination = %destination, error = %failure, "destination unreachable");
+                        unreachable.push((destination, failure.to_string()));
+                    }
+                }
+            }
+            for (index, target) in model.syncs.iter().enumerate() {
+                if let Some((_, failure)) = unreachable.iter().find(|(d, _)| *d == target.sync.destination) {
+                    report
+                        .syncs
+                        .push(SyncReport::failed(target, staged.rows, failure.clone()));
+                    continue;
+                }
+                let (sync_report, result): (SyncReport, Result<()>) =
+                    run_sync(&ctx, &run, model, &staged, index, target).await;
+                if let Err(failure) = &result {
+                    error!(sync = %target.sync.id, error = %failure, "sync failed");
+                }
+                report.syncs.push(sync_report);
+            }
+        }
+        report.finished_at = RunContext::now();
+        if let Some(path) = save_plan {
+            save(path, &project, &planned, &run, &report)?;
+        }
+        info!(syncs = report.syncs.len(), "run finished");
+        Ok(report)
+    }
+    .instrument(span);
+    run.state.while_locked(&syncs, &run.run_id, wait, &run.lease, work).await
+}
+
+/// Writes the plan's rows and state versions to `path` for `dinmo apply`.
+fn save(
+    path: &std::path::Path,
+    project: &crate::project::Project,
+    planned: &[crate::plan::models::PlannedModel<'_>],
+    run: &RunContext,
+    report: &RunReport,
+) -> Result<()> {
+    report.failure()?;
+    let mut syncs = Vec::new();
+    let mut rows = Vec::new();
+    for sync in report.syncs.iter().filter(|s| s.counts.new_rows > 0) {
+        let Some(model) = planned.iter().find(|m| m.model.name == sync.model) else {
+            continue;
+        };
+        let Some(target) = model.syncs.iter().find(|t| t.sync.id == sync.sync_id) else {
+            continue;
+        };
+        syncs.push(SavedSync {
+            sync_id: sync.sync_id.clone(),
+            model: sync.model.clone(),
+            destination: sync.destination.clone(),
+            model_sql_hash: sql_hash(&model.model.sql),
+            mapping_hash: mapping_hash(model.model, target.sync),
+            model_rows: sync.counts.model_rows,
+            new_rows: sync.counts.new_rows,
+            state_version: sync.state_version.clone(),
+            rows_file: format!("rows/{}.parquet", sync.sync_id),
+            rows_xxh3: String::new(),
+        });
+        rows.push((
+            sync.sync_id.clone(),
+            run.staging_dir.join(format!("{}.pending.parquet", sync.sync_id)),
+        ));
+    }
+    let plan = SavedPlan {
+        format_version: PLAN_FORMAT_VERSION,
+        dinmo_version: env!("CARGO_PKG_VERSION").to_string(),
+        project: project.name.clone(),
+        created_at: RunContext::now(),
+        git_commit: run.git_commit.clone(),
+        plan_run_id: run.run_id.clone(),
+        syncs,
+    };
+    write_plan(path, plan, &rows)?;
+    info!(plan = %path.display(), "plan saved");
+    Ok(())
+}

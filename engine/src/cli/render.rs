@@ -1,0 +1,236 @@
+//! The report of a plan or run, on stdout as text or JSON.
+
+
+use crate::cli::{OutputFormat, PlanFormat};
+use crate::sync::report::{RunReport, SyncReport};
+
+/// Prints the report on stdout.
+pub fn print_report(report: &RunReport, format: OutputFormat, is_plan: bool) {
+    match format {
+        OutputFormat::Json => match serde_json::to_string_pretty(report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("cannot encode the report as JSON: {e}"),
+        },
+        OutputFormat::Text => print!("{}", render_text(report, is_plan)),
+    }
+}
+
+/// The text form of a report.
+pub fn render_text(report: &RunReport, is_plan: bool) -> String {
+    let mut out = String::new();
+    let verb = if is_plan { "plan" } else { "run" };
+    out.push_str(&format!(
+        "dinmo {verb} {} (project {})\n",
+        report.run_id, report.project
+    ));
+    if report.full_refresh {
+        out.push_str("  full refresh: snapshots ignored, every model row counts as new\n");
+    }
+    for sync in &report.syncs {
+        out.push_str(&format!(
+            "\n  {} → {} ({})\n",
+            sync.sync_id, sync.destination, sync.destination_type
+        ));
+        let history = if sync.first_run {
+            "first run".to_string()
+        } else {
+            format!("{} rows already synced", sync.snapshot_rows)
+        };
+        out.push_str(&format!(
+            "    model rows: {}  new rows: {}  ({history})\n",
+            sync.counts.model_rows, sync.counts.new_rows
+        ));
+        for change in &sync.changed_since_last_run {
+            out.push_str(&format!("    warning: {change}\n"));
+        }
+        if is_plan {
+            if sync.counts.rejected > 0 {
+                out.push_str(&format!("    field rules would refuse: {}\n", sync.counts.rejected));
+            }
+        } else if sync.outcome.is_some() {
+            out.push_str(&format!(
+                "    accepted: {}  rejected: {}  pending: {}\n",
+                sync.counts.accepted, sync.counts.rejected, sync.counts.pending
+            ));
+        }
+        for rejection in &sync.rejections {
+            out.push_str(&format!(
+                "      {} × {}{}: {}\n",
+                rejection.rows,
+                rejection.code,
+                rejection.field.as_ref().map_or_else(String::new, |f| format!(" ({f})")),
+                rejection.example
+            ));
+        }
+        for id in &sync.destination_ids {
+            out.push_str(&format!("    wrote {id}\n"));
+        }
+        if let Some(outcome) = sync.outcome {
+            out.push_str(&format!("    outcome: {}\n", outcome.as_str()));
+        }
+        if let Some(error) = &sync.error {
+            out.push_str(&format!("    error: {error}\n"));
+        }
+    }
+    for error in &report.model_errors {
+        out.push_str(&format!("\n  error: {error}\n"));
+    }
+    let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+    if is_plan {
+        out.push_str(&format!(
+            "\n{new} new row(s) to send across {} sync(s); nothing was sent\n",
+            report.syncs.len()
+        ));
+    } else {
+        let accepted: u64 = report.syncs.iter().map(|s| s.counts.accepted).sum();
+        let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+        out.push_str(&format!(
+            "\nsent {accepted} row(s), {rejected} rejected, across {} sync(s)\n",
+            report.syncs.len()
+        ));
+    }
+    out
+}
+
+/// Prints a plan on stdout.
+pub fn print_plan(report: &RunReport, format: PlanFormat) {
+    match format {
+        PlanFormat::Text => print_report(report, OutputFormat::Text, true),
+        PlanFormat::Json => print_report(report, OutputFormat::Json, true),
+        PlanFormat::Markdown => print!("{}", render_markdown(report)),
+    }
+}
+
+/// Escapes a value for a markdown table cell.
+fn md(value: &str) -> String {
+    value.replace('|', "\\|").replace('\n', " ")
+}
+
+/// One markdown table row per total: key, rows, quantity.
+fn push_totals(out: &mut String, totals: &[crate::plan::summary::Total]) {
+    for total in totals {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            md(&total.key),
+            total.rows,
+            total.quantity
+        ));
+    }
+}
+
+/// The plan as a pull-request comment. Deterministic: no run id, no times, everything sorted,
+/// so the same inputs give byte-identical output and two plans diff cleanly.
+pub fn render_markdown(report: &RunReport) -> String {
+    let mut out = String::new();
+    let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+    let refused: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+    out.push_str(&format!("## dinmo plan: `{}`\n\n", report.project));
+    if report.full_refresh {
+        out.push_str("> [!WARNING]\n> **Full refresh**: snapshots are ignored and every model row counts as new.\n\n");
+    }
+    out.push_str(&format!(
+        "**{new}** new row(s) to send across {} sync(s); {refused} would be refused by field rules.\n\n",
+        report.syncs.len()
+    ));
+    let mut syncs: Vec<&SyncReport> = report.syncs.iter().collect();
+    syncs.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
+    out.push_str("| sync | destination | new rows | refused by rules | already synced | changed since last run |\n|---|---|---:|---:|---:|---|\n");
+    for sync in &syncs {
+        out.push_str(&format!(
+            "| `{}` | `{}` ({}) | {} | {} | {} | {} |\n",
+            sync.sync_id,
+            sync.destination,
+            sync.destination_type,
+            sync.counts.new_rows,
+            sync.counts.rejected,
+            if sync.first_run {
+                "first run".to_string()
+            } else {
+                sync.snapshot_rows.to_string()
+            },
+            if sync.changed_since_last_run.is_empty() {
+                "no".to_string()
+            } else {
+                format!("**yes** ({})", sync.changed_since_last_run.len())
+            }
+        ));
+    }
+    for sync in &syncs {
+        out.push_str(&format!("\n### `{}`\n\n", sync.sync_id));
+        for change in &sync.changed_since_last_run {
+            out.push_str(&format!("> [!WARNING]\n> {}\n\n", md(change)));
+        }
+        if let Some(error) = &sync.error {
+            out.push_str(&format!("> [!CAUTION]\n> {}\n\n", md(error)));
+        }
+        out.push_str(&format!(
+            "- model rows: {}, new rows: **{}**, to send after field rules: **{}**\n",
+            sync.counts.model_rows,
+            sync.counts.new_rows,
+            sync.counts.new_rows.saturating_sub(sync.counts.rejected)
+        ));
+        let Some(summary) = &sync.summary else { continue };
+        let [account, unit, quantity, start] = &summary.fields;
+        if let (Some(first), Some(last)) = (&summary.first_start, &summary.last_start) {
+            out.push_str(&format!("- {start}: {first} → {last}\n"));
+        }
+        if !sync.rejections.is_empty() {
+            out.push_str("\n**Refused by field rules** (not sent; kept with their reason and offered again next run)\n\n| reason | field | rows | example |\n|---|---|---:|---|\n");
+            for rejection in &sync.rejections {
+                out.push_str(&format!(
+                    "| `{}` | {} | {} | {} |\n",
+                    rejection.code,
+                    rejection.field.as_deref().unwrap_or(""),
+                    rejection.rows,
+                    md(&rejection.example)
+                ));
+            }
+        }
+        if !summary.by_unit.is_empty() {
+            out.push_str(&format!(
+                "\n**{quantity} by {unit}**\n\n| {unit} | rows | {quantity} |\n|---|---:|---:|\n"
+            ));
+            push_totals(&mut out, &summary.by_unit);
+        }
+        if !summary.by_account.is_empty() {
+            out.push_str(&format!(
+                "\n**{quantity} by {account}** (top {})\n\n| {account} | rows | {quantity} |\n|---|---:|---:|\n",
+                summary.by_account.len()
+            ));
+            push_totals(&mut out, &summary.by_account);
+            if let Some(other) = &summary.other_accounts {
+                out.push_str(&format!(
+                    "| *{} other account(s)* | {} | {} |\n",
+                    other.accounts, other.rows, other.quantity
+                ));
+            }
+        }
+        if !summary.sample.is_empty() {
+            out.push_str(&format!(
+                "\n<details><summary>Sample of {} row(s)</summary>\n\n",
+                summary.sample.len()
+            ));
+            out.push_str(&format!(
+                "| {} |\n",
+                summary
+                    .sample_columns
+                    .iter()
+                    .map(|c| md(c))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+            out.push_str(&format!("|{}\n", "---|".repeat(summary.sample_columns.len())));
+            for row in &summary.sample {
+                out.push_str(&format!(
+                    "| {} |\n",
+                    row.iter().map(|v| md(v)).collect::<Vec<_>>().join(" | ")
+                ));
+            }
+            out.push_str("\n</details>\n");
+        }
+    }
+    for error in &report.model_errors {
+        out.push_str(&format!("\n> [!CAUTION]\n> {}\n", md(error)));
+    }
+    out
+}

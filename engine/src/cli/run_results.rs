@@ -1,0 +1,124 @@
+//! `target/run_results.json`: what a command that runs syncs did, for orchestrators and CI.
+//! Written after every `plan`, `run` and `apply`, also when it fails. The layout is versioned
+//! by `metadata.schema_version` and documented in docs/cli-reference.md.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::sync::report::{RejectionSummary, RunReport, SyncReport};
+
+/// Version of the `run_results.json` layout.
+pub const RUN_RESULTS_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize)]
+struct Metadata<'a> {
+    schema_version: u32,
+    dinmo_version: &'static str,
+    command: &'a str,
+    generated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RunResults<'a> {
+    metadata: Metadata<'a>,
+    /// Whether the command succeeded (exit 0, or 2/3 with every row settled).
+    success: bool,
+    /// The exit code the command ended with.
+    exit_code: u8,
+    run_id: Option<&'a str>,
+    project: Option<&'a str>,
+    started_at: Option<&'a str>,
+    finished_at: Option<&'a str>,
+    results: Vec<SyncResult<'a>>,
+    /// Errors that stopped the command or a model before its syncs ran.
+    errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct SyncResult<'a> {
+    sync_id: &'a str,
+    model: &'a str,
+    destination: &'a str,
+    destination_type: &'a str,
+    /// `planned`, `succeeded`, `nothing_to_send`, `partially_rejected`, `failed`, `error`.
+    status: &'a str,
+    counts: &'a crate::state::Counts,
+    recovered_runs: &'a [String],
+    destination_ids: &'a [String],
+    rejections: &'a [RejectionSummary],
+    changed_since_last_run: &'a [String],
+    timing: Timing<'a>,
+    error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Timing<'a> {
+    started_at: &'a str,
+    finished_at: &'a str,
+    seconds: f64,
+}
+
+fn status(sync: &SyncReport, planned: bool) -> &'static str {
+    match (&sync.error, sync.outcome) {
+        (Some(_), _) => "error",
+        (None, Some(outcome)) => outcome.as_str(),
+        (None, None) if planned => "planned",
+        (None, None) => "error",
+    }
+}
+
+/// Writes `<target>/run_results.json`; a failure to write is reported on stderr only, so it
+/// never hides the command's own outcome.
+pub fn write_run_results(target: &Path, command: &str, report: Option<&RunReport>, error: Option<&str>, exit_code: u8) {
+    let planned = command == "plan" || report.is_some_and(|r| r.dry_run);
+    let mut errors: Vec<String> = report.map(|r| r.model_errors.clone()).unwrap_or_default();
+    errors.extend(error.map(str::to_string));
+    let results = RunResults {
+        metadata: Metadata {
+            schema_version: RUN_RESULTS_SCHEMA_VERSION,
+            dinmo_version: env!("CARGO_PKG_VERSION"),
+            command,
+            generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        },
+        success: exit_code != 1,
+        exit_code,
+        run_id: report.map(|r| r.run_id.as_str()),
+        project: report.map(|r| r.project.as_str()),
+        started_at: report.map(|r| r.started_at.as_str()),
+        finished_at: report.map(|r| r.finished_at.as_str()),
+        results: report
+            .map(|r| {
+                r.syncs
+                    .iter()
+                    .map(|s| SyncResult {
+                        sync_id: &s.sync_id,
+                        model: &s.model,
+                        destination: &s.destination,
+                        destination_type: &s.destination_type,
+                        status: status(s, planned),
+                        counts: &s.counts,
+                        recovered_runs: &s.recovered_runs,
+                        destination_ids: &s.destination_ids,
+                        rejections: &s.rejections,
+                        changed_since_last_run: &s.changed_since_last_run,
+                        timing: Timing {
+                            started_at: &s.started_at,
+                            finished_at: &s.finished_at,
+                            seconds: s.seconds,
+                        },
+                        error: s.error.as_deref(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        errors,
+    };
+    let path = target.join("run_results.json");
+    let written = std::fs::create_dir_all(target)
+        .and_then(|()| serde_json::to_vec_pretty(&results).map_err(std::io::Error::other))
+        .and_then(|json| std::fs::write(&path, json));
+    if let Err(e) = written {
+        eprintln!("warning: cannot write {}: {e}", path.display());
+    }
+}

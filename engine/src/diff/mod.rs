@@ -1,0 +1,346 @@
+//! The diff: run the model once into a local staging file (with each sync's row key added),
+//! check the primary key, then anti-join the staged rows against each sync's snapshot inside
+//! DataFusion. Batches stream throughout; neither side is collected into memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::array_value_to_string;
+use datafusion::common::JoinType;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col, ident};
+use dinmo_connectors::ROW_KEY_COLUMN;
+use futures::StreamExt;
+
+use crate::error::{DinmoError, Result};
+use crate::plan::models::PlannedModel;
+use crate::project::Sync;
+use crate::state::row_key::row_keys;
+use crate::state::LocalPartWriter;
+
+/// The column of the staged file holding the key of the model's `index`-th selected sync.
+pub fn key_column(index: usize) -> String {
+    format!("_dinmo_key_{index}")
+}
+
+/// The model's output, staged locally with one key column per selected sync.
+#[derive(Debug)]
+pub struct StagedModel {
+    /// The table name it is registered under.
+    pub table: String,
+    /// Local Parquet file.
+    pub path: PathBuf,
+    /// Rows the model produced.
+    pub rows: u64,
+}
+
+/// `batch` with each column cast to the planned type where they differ. DataFusion may hand
+/// out a batch whose encoding differs from the plan's schema (a `Utf8View` or dictionary
+/// column where the plan says `Utf8`, depending on the operator and the batch); staging in
+/// the planned types keeps the staged file, the row keys and the checks the same whatever the
+/// batch boundaries. The casts are between encodings of the same values (the plan is what
+/// DataFusion promised), so none loses anything.
+fn conform(batch: &RecordBatch, planned: &Schema) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    if batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(planned.fields())
+        .all(|(a, b)| a.data_type() == b.data_type())
+    {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(planned.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::new(planned.clone()), columns)
+}
+
+/// Runs the model's query once, adds the row keys of its syncs, writes the result to
+/// `staging_dir`, and checks the primary key is non-null and unique.
+pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
+    let model = planned.model;
+    let query_error = |source| DinmoError::ModelQuery {
+        model: model.name.clone(),
+        file: model.file.clone(),
+        source: Box::new(source),
+    };
+    let key_indices: Vec<usize> = model
+        .primary_key
+        .iter()
+        .filter_map(|k| planned.schema.index_of(k).ok())
+        .collect();
+    let mut fields: Vec<Arc<Field>> = planned.schema.fields().iter().cloned().collect();
+    for index in 0..planned.syncs.len() {
+        fields.push(Arc::new(Field::new(key_column(index), DataType::Utf8, false)));
+    }
+    let staged_schema: SchemaRef = Arc::new(Schema::new(fields));
+    let path = staging_dir.join(format!("{}.model.parquet", model.name));
+    let mut writer = LocalPartWriter::create(&path, Arc::clone(&staged_schema)).await?;
+    let mut stream = planned.frame.clone().execute_stream().await.map_err(query_error)?;
+    let mut null_keys = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(query_error)?;
+        let batch =
+            conform(&batch, &planned.schema).map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
+        let nulls_here = (0..batch.num_rows())
+            .filter(|&row| key_indices.iter().any(|&i| batch.column(i).is_null(row)))
+            .count() as u64;
+        null_keys += nulls_here;
+        if null_keys > 0 {
+            continue; // keep counting; nothing with a null key is staged
+        }
+        let mut columns = batch.columns().to_vec();
+        for planned_sync in &planned.syncs {
+            columns.push(
+                row_keys(&planned_sync.sync.id, &batch, &key_indices)
+                    .map_err(DinmoError::arrow(format!("model `{}`: row keys", model.name)))?,
+            );
+        }
+        let keyed = RecordBatch::try_new(Arc::clone(&staged_schema), columns)
+            .map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
+        writer.write(&keyed).await?;
+    }
+    let (path, rows) = writer.finish().await?;
+    let key = model.primary_key.join(", ");
+    if null_keys > 0 {
+        return Err(DinmoError::NullPrimaryKey {
+            model: model.name.clone(),
+            key,
+            rows: null_keys,
+        });
+    }
+    let table = format!("__dinmo_staged_{}", model.name.replace('-', "_"));
+    let location = path.to_string_lossy().into_owned();
+    ctx.register_parquet(table.as_str(), location.as_str(), ParquetReadOptions::default())
+        .await
+        .map_err(DinmoError::engine(format!(
+            "model `{}`: reading staged output",
+            model.name
+        )))?;
+    check_unique(ctx, &table, &model.name, &model.primary_key).await?;
+    Ok(StagedModel { table, path, rows })
+}
+
+/// Fails with up to five example keys when the primary key repeats.
+async fn check_unique(ctx: &SessionContext, table: &str, model: &str, key: &[String]) -> Result<()> {
+    let quoted: Vec<String> = key.iter().map(|k| format!("\"{}\"", k.replace('"', "\"\""))).collect();
+    let list = quoted.join(", ");
+    let sql = format!(
+        "SELECT {list}, count(*) AS n FROM \"{table}\" GROUP BY {list} HAVING count(*) > 1 ORDER BY n DESC, {list} LIMIT 5"
+    );
+    let context = format!("model `{model}`: primary key check");
+    let frame = ctx.sql(&sql).await.map_err(DinmoError::engine(context.clone()))?;
+    // At most five rows.
+    let batches = frame.collect().await.map_err(DinmoError::engine(context.clone()))?;
+    let mut examples = Vec::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            let mut values = Vec::new();
+            for (i, name) in key.iter().enumerate() {
+                let value = array_value_to_string(batch.column(i), row).map_err(DinmoError::arrow(context.clone()))?;
+                values.push(format!("{name}={value}"));
+            }
+            let count =
+                array_value_to_string(batch.column(key.len()), row).map_err(DinmoError::arrow(context.clone()))?;
+            examples.push(format!("({}) ×{count}", values.join(", ")));
+        }
+    }
+    if examples.is_empty() {
+        return Ok(());
+    }
+    Err(DinmoError::DuplicatePrimaryKey {
+        model: model.to_string(),
+        key: key.join(", "),
+        examples: examples.join("; "),
+    })
+}
+
+/// The sync's snapshot as a one-column table of row keys.
+pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Result<DataFrame> {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
+    let context = "reading the snapshot";
+    if part_urls.is_empty() {
+        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(DinmoError::engine(context))?;
+        return ctx.read_table(Arc::new(empty)).map_err(DinmoError::engine(context));
+    }
+    let urls = part_urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(DinmoError::engine(context))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(DinmoError::engine(context))?;
+    ctx.read_table(Arc::new(table)).map_err(DinmoError::engine(context))
+}
+
+/// New rows of one sync: staged rows whose key is not in the snapshot, projected to the
+/// destination's fields plus [`ROW_KEY_COLUMN`].
+pub async fn new_rows(
+    ctx: &SessionContext,
+    staged: &StagedModel,
+    sync_index: usize,
+    sync: &Sync,
+    snapshot: Option<DataFrame>,
+) -> Result<DataFrame> {
+    let context = format!("sync `{}`: diff", sync.id);
+    let staged_frame = ctx
+        .table(staged.table.as_str())
+        .await
+        .map_err(DinmoError::engine(context.clone()))?;
+    let key = key_column(sync_index);
+    let new = match snapshot {
+        Some(snapshot) => staged_frame
+            .join(snapshot, JoinType::LeftAnti, &[key.as_str()], &[ROW_KEY_COLUMN], None)
+            .map_err(DinmoError::engine(context.clone()))?,
+        None => staged_frame,
+    };
+    let mut projection: Vec<_> = sync.mapping.iter().map(|m| ident(&m.column).alias(&m.field)).collect();
+    projection.push(col(key.as_str()).alias(ROW_KEY_COLUMN));
+    new.select(projection).map_err(DinmoError::engine(context))
+}
+
+/// Streams `frame` into a local Parquet file; returns the row count.
+pub async fn write_frame(frame: DataFrame, path: &Path, context: &str) -> Result<u64> {
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let mut stream = frame.execute_stream().await.map_err(DinmoError::engine(context))?;
+    let mut writer = LocalPartWriter::create(path, schema).await?;
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch.map_err(DinmoError::engine(context))?).await?;
+    }
+    Ok(writer.finish().await?.1)
+}
+
+/// Reads back the keys of a batch (for tests and reports).
+pub fn keys_of(batch: &RecordBatch) -> Vec<String> {
+    batch
+        .column_by_name(ROW_KEY_COLUMN)
+        .map(|keys| {
+            keys.as_string::<i32>()
+                .iter()
+                .map(|k| k.unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use datafusion::datasource::MemTable;
+
+    use super::*;
+    use crate::project::MappedField;
+
+    fn sync() -> Sync {
+        Sync {
+            id: "m.d".into(),
+            model: "m".into(),
+            destination: "d".into(),
+            mapping: vec![
+                MappedField {
+                    field: "AccountNumber".into(),
+                    column: "account".into(),
+                    position: None,
+                },
+                MappedField {
+                    field: "Quantity".into(),
+                    column: "qty".into(),
+                    position: None,
+                },
+            ],
+            mapping_position: None,
+            max_new_rows: None,
+            position: None,
+        }
+    }
+
+    async fn staged_with(ctx: &SessionContext, keys: &[&str]) -> StagedModel {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("account", DataType::Utf8, false),
+            Field::new("qty", DataType::Int64, false),
+            Field::new(key_column(0), DataType::Utf8, false),
+        ]));
+        let accounts: Vec<String> = keys.iter().map(|k| format!("acct-{k}")).collect();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(accounts)),
+                Arc::new(Int64Array::from_iter_values(0..keys.len() as i64)),
+                Arc::new(StringArray::from(keys.to_vec())),
+            ],
+        )
+        .unwrap();
+        // Two batches, so the join sees a stream rather than one array.
+        let (first, second) = (batch.slice(0, 2), batch.slice(2, batch.num_rows() - 2));
+        let table = MemTable::try_new(schema, vec![vec![first, second]]).unwrap();
+        ctx.register_table("staged", Arc::new(table)).unwrap();
+        StagedModel {
+            table: "staged".into(),
+            path: PathBuf::new(),
+            rows: keys.len() as u64,
+        }
+    }
+
+    async fn snapshot_of(ctx: &SessionContext, keys: &[&str]) -> DataFrame {
+        let schema = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
+        let batch =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(keys.to_vec()))]).unwrap();
+        ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
+            .unwrap()
+    }
+
+    async fn new_keys(
+        ctx: &SessionContext,
+        staged: &StagedModel,
+        snapshot: Option<DataFrame>,
+    ) -> (Vec<String>, Vec<String>) {
+        let frame = new_rows(ctx, staged, 0, &sync(), snapshot).await.unwrap();
+        let batches = frame.collect().await.unwrap();
+        let mut keys: Vec<String> = batches.iter().flat_map(keys_of).collect();
+        keys.sort();
+        let columns = batches
+            .first()
+            .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+            .unwrap_or_default();
+        (keys, columns)
+    }
+
+    #[tokio::test]
+    async fn keeps_only_rows_whose_key_is_not_in_the_snapshot() {
+        let ctx = SessionContext::new();
+        let staged = staged_with(&ctx, &["k1", "k2", "k3", "k4"]).await;
+        let snapshot = snapshot_of(&ctx, &["k2", "k4", "k9"]).await;
+        let (keys, columns) = new_keys(&ctx, &staged, Some(snapshot)).await;
+        assert_eq!(keys, ["k1", "k3"]);
+        assert_eq!(columns, ["AccountNumber", "Quantity", ROW_KEY_COLUMN]);
+    }
+
+    #[tokio::test]
+    async fn an_empty_snapshot_keeps_everything_and_a_full_one_nothing() {
+        let ctx = SessionContext::new();
+        let staged = staged_with(&ctx, &["k1", "k2", "k3"]).await;
+        let empty = snapshot_frame(&ctx, &[]).await.unwrap();
+        assert_eq!(new_keys(&ctx, &staged, Some(empty)).await.0, ["k1", "k2", "k3"]);
+        let full = snapshot_of(&ctx, &["k1", "k2", "k3"]).await;
+        assert!(new_keys(&ctx, &staged, Some(full)).await.0.is_empty());
+        // --full-refresh: no snapshot at all.
+        assert_eq!(new_keys(&ctx, &staged, None).await.0, ["k1", "k2", "k3"]);
+    }
+}

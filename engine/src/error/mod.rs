@@ -1,0 +1,303 @@
+//! The engine's error type, grouped by who is at fault: the project's configuration, the
+//! models and their data, the state store, a destination, or the environment.
+
+use std::path::PathBuf;
+
+mod problems;
+
+pub use problems::{ConfigProblem, ConfigReport, Position, SchemaProblem};
+
+/// Result alias for the engine.
+pub type Result<T, E = DinmoError> = std::result::Result<T, E>;
+
+/// Everything that can stop a dinmo command.
+#[derive(Debug, thiserror::Error)]
+pub enum DinmoError {
+    // ---- the project's configuration ----
+    /// No `dinmo.yml` above the working directory.
+    #[error("no dinmo.yml found in {searched} or any parent folder (use --project DIR)")]
+    ProjectNotFound { searched: PathBuf },
+
+    /// `dinmo init` found a project where it was asked to write one.
+    #[error("{path} already exists; nothing was written")]
+    ProjectExists { path: PathBuf },
+
+    /// One or more problems in the project's files, each with its location.
+    #[error("{0}")]
+    Config(ConfigReport),
+
+    /// A selector matched nothing, or is malformed.
+    #[error("selector `{selector}`: {message}")]
+    Selector { selector: String, message: String },
+
+    // ---- the models and the data they read ----
+    /// The model's SQL failed while running.
+    #[error("model `{model}` ({file}): query failed: {source}")]
+    ModelQuery {
+        model: String,
+        file: PathBuf,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
+    /// The model's primary key is null in some rows.
+    #[error("model `{model}`: primary key ({key}) is null in {rows} row(s); every usage row needs an identity")]
+    NullPrimaryKey { model: String, key: String, rows: u64 },
+
+    /// The model's primary key is not unique.
+    #[error("model `{model}`: primary key ({key}) is not unique: {examples}")]
+    DuplicatePrimaryKey {
+        model: String,
+        key: String,
+        examples: String,
+    },
+
+    /// A run would send more rows than the sync allows.
+    #[error(
+        "sync `{sync}`: {new_rows} new rows exceed max_new_rows ({limit}); nothing was sent. \
+         Raise max_new_rows in {file} if this volume is expected"
+    )]
+    TooManyNewRows {
+        sync: String,
+        new_rows: u64,
+        limit: u64,
+        file: PathBuf,
+    },
+
+    /// A source could not be registered.
+    #[error("source `{source_name}` ({location}): {message}")]
+    Source {
+        source_name: String,
+        location: String,
+        message: String,
+    },
+
+    /// One file of a source cannot be read.
+    #[error("source `{source_name}`: file {file} {problem}")]
+    SourceFile {
+        source_name: String,
+        file: String,
+        problem: String,
+    },
+
+    /// A source's files do not make one table.
+    #[error(
+        "source `{source_name}` ({location}): its files do not make one table:{}",
+        problems.iter().map(|p| format!("\n    - {p}")).collect::<String>()
+    )]
+    SourceSchema {
+        source_name: String,
+        location: String,
+        problems: Vec<SchemaProblem>,
+    },
+
+    /// A location (local path or URL) cannot be opened as a store.
+    #[error("location `{location}`: {message}")]
+    Location { location: String, message: String },
+
+    // ---- the state store ----
+    /// The state's history is damaged; sending now could resend history.
+    #[error("sync `{sync}`: state is damaged: {message}. Nothing was sent. {remedy}")]
+    StateIntegrity {
+        sync: String,
+        message: String,
+        remedy: String,
+    },
+
+    /// Reading or writing the state store failed.
+    #[error("state store {location}: {source}")]
+    StateStore {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Pending rows of a stopped run cannot be reconciled automatically.
+    #[error(
+        "sync `{sync}`: {rows} pending row(s) of run `{run}` could not be reconciled: {reason}. Nothing new was sent. \
+         Check those rows in the destination, then run `dinmo state resolve-pending {sync} {run} --sent` \
+         (they were delivered) or `--not-sent` (they were not)"
+    )]
+    PendingUndecidable {
+        sync: String,
+        run: String,
+        rows: u64,
+        reason: String,
+    },
+
+    /// Another run holds the sync's lock.
+    #[error("sync `{sync}` is locked by {holder}{}", locked_remedy(.waited_secs))]
+    Locked {
+        sync: String,
+        /// `run R (host pid P, since S, lease until L)`.
+        holder: String,
+        /// How long this run waited (`--wait`), if it did.
+        waited_secs: Option<u64>,
+    },
+
+    /// A sync's lock object exists but is not a lock dinmo can read.
+    #[error(
+        "sync `{sync}`: the lock {lock} cannot be read: {problem}. dinmo cannot tell whether another run holds it, so it sends nothing. If no run of this sync is going on, remove it with `dinmo state unlock {sync}`"
+    )]
+    LockUnreadable {
+        sync: String,
+        lock: String,
+        problem: String,
+    },
+
+    /// A sync's lock kept appearing and disappearing until the deadline.
+    #[error("sync `{sync}`: the lock {lock} kept changing for {waited_secs} s; try again, or pass --wait")]
+    LockContended {
+        sync: String,
+        lock: String,
+        waited_secs: u64,
+    },
+
+    /// `dinmo state unlock` of a lock whose holder may still be running.
+    #[error(
+        "sync `{sync}` is locked by {holder}, whose lease has not run out; if you are sure that run is gone, pass --force"
+    )]
+    LockHeld { sync: String, holder: String },
+
+    /// This run lost a sync's lock while sending.
+    #[error(
+        "sync `{sync}`: this run lost its lock ({reason}); it stopped sending at a batch boundary and committed what the destination acknowledged. The next run reconciles the rest"
+    )]
+    LockLost { sync: String, reason: String },
+
+    /// A manifest could not be read.
+    #[error("state store {location}: cannot read run manifest: {message}")]
+    Manifest { location: String, message: String },
+
+    /// Rollback left records in the destination.
+    #[error(
+        "rollback of run `{run}`: {not_deleted} record(s) could not be deleted (listed above); they stay in the snapshot"
+    )]
+    RollbackIncomplete { run: String, not_deleted: usize },
+
+    /// A saved plan cannot be used.
+    #[error("plan {path}: {message}")]
+    PlanFile { path: PathBuf, message: String },
+
+    /// The state moved since a saved plan was made.
+    #[error("sync `{sync}`: the state moved since the plan was made ({message}); nothing was sent. Make a new plan")]
+    StalePlan { sync: String, message: String },
+
+    /// No run with this id.
+    #[error("no run `{run}` in {state}")]
+    RunNotFound { run: String, state: String },
+
+    // ---- a destination ----
+    /// A destination failed while writing; acknowledged rows were committed first.
+    #[error("sync `{sync}`: {source}")]
+    Destination {
+        sync: String,
+        #[source]
+        source: Box<dinmo_connectors::ConnectorError>,
+    },
+
+    /// Some models or syncs failed; each is in the run's report.
+    #[error("{failed} of {total} sync(s) or model(s) failed; first: {first}")]
+    RunFailed { failed: usize, total: usize, first: String },
+
+    // ---- the engine and its environment ----
+    /// A `DINMO_*` environment variable holds a value dinmo cannot use.
+    #[error("environment variable {variable}={value:?} is not valid: expected {expected}; fix or unset it")]
+    Setting {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
+    /// A `DATAFUSION_*` environment variable is malformed.
+    #[error("a DATAFUSION_* environment variable is malformed: {source}")]
+    QuerySettings {
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
+    /// A task of the run ended without finishing (it panicked or the runtime shut down).
+    #[error("{task} was interrupted: {source}")]
+    Interrupted {
+        task: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+
+    /// DataFusion failed outside a model's own SQL (state tables, staging files).
+    #[error("{context}: {source}")]
+    Engine {
+        context: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
+    /// Parquet encoding or decoding failed.
+    #[error("{context}: {source}")]
+    Parquet {
+        context: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    /// Arrow failed on a batch.
+    #[error("{context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DinmoError {
+    /// Wraps a DataFusion error met outside a model's SQL.
+    pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
+        let context = context.into();
+        move |source| DinmoError::Engine {
+            context,
+            source: Box::new(source),
+        }
+    }
+
+    /// Wraps a connector error of `sync` (or destination).
+    pub fn destination(sync: impl Into<String>) -> impl FnOnce(dinmo_connectors::ConnectorError) -> Self {
+        let sync = sync.into();
+        move |source| DinmoError::Destination {
+            sync,
+            source: Box::new(source),
+        }
+    }
+
+    /// Wraps a Parquet error.
+    pub fn parquet(context: impl Into<String>) -> impl FnOnce(parquet::errors::ParquetError) -> Self {
+        let context = context.into();
+        move |source| DinmoError::Parquet { context, source }
+    }
+
+    /// Wraps an Arrow error.
+    pub fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> Self {
+        let context = context.into();
+        move |source| DinmoError::Arrow { context, source }
+    }
+
+    /// Wraps a local I/O error.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| DinmoError::Io { path, source }
+    }
+}
+
+fn locked_remedy(waited_secs: &Option<u64>) -> String {
+    match waited_secs {
+        Some(secs) => format!("; waited {secs} s (--wait) for it"),
+        None => "; use --wait to wait for it".to_string(),
+    }
+}

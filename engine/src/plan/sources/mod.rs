@@ -1,0 +1,165 @@
+//! Registers the project's sources as DataFusion tables, each with one schema resolved from
+//! the schemas of all its files (see [`resolve`]).
+
+mod diagnose;
+mod files;
+mod pinned;
+mod resolve;
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
+use tracing::{debug, info, warn};
+
+pub use diagnose::diagnose;
+use files::{file_schemas, file_url};
+use resolve::{FileColumns, Rules, resolve};
+
+use crate::error::{DinmoError, Result};
+use crate::project::{Source, SourceFormat};
+use crate::storage::{is_url, open_location};
+
+/// Registers the object store behind `location` with `ctx`, unless it is local.
+pub fn register_store(ctx: &SessionContext, location: &str) -> Result<()> {
+    if is_url(location) && !location.starts_with("file://") {
+        let opened = open_location(location)?;
+        ctx.register_object_store(&opened.base_url, opened.store);
+    }
+    Ok(())
+}
+
+/// Registers `source` as a table named after it.
+pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()> {
+    let error = |message: String| DinmoError::Source {
+        source_name: source.name.clone(),
+        location: source.location.clone(),
+        message,
+    };
+    register_store(ctx, &source.location)?;
+    let url = ListingTableUrl::parse(&source.location).map_err(|e| error(e.to_string()))?;
+    let format: Arc<dyn FileFormat> = match source.format {
+        SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
+        SourceFormat::Csv => {
+            let delimiter = source.options.delimiter.unwrap_or(',');
+            if !delimiter.is_ascii() {
+                return Err(error(format!(
+                    "csv delimiter `{delimiter}` must be a single ASCII character"
+                )));
+            }
+            Arc::new(
+                CsvFormat::default()
+                    .with_has_header(source.options.has_header.unwrap_or(true))
+                    .with_delimiter(delimiter as u8),
+            )
+        }
+        SourceFormat::Json => Arc::new(JsonFormat::default()),
+    };
+    let extension = source
+        .options
+        .file_extension
+        .clone()
+        .unwrap_or_else(|| source.format.default_extension().to_string());
+    let mut options = ListingOptions::new(format).with_file_extension(extension);
+    let state = ctx.state();
+    let partitions = match &source.options.partition_columns {
+        Some(columns) => columns.clone(),
+        None => options
+            .infer_partitions(&state, &url)
+            .await
+            .map_err(|e| error(e.to_string()))?,
+    };
+    if !partitions.is_empty() {
+        debug!(source = %source.name, ?partitions, "hive partition columns");
+        options = options.with_table_partition_cols(partitions.into_iter().map(|p| (p, DataType::Utf8)).collect());
+    }
+    let store = state
+        .runtime_env()
+        .object_store(url.object_store())
+        .map_err(|e| error(e.to_string()))?;
+    let mut files: Vec<ObjectMeta> = url
+        .list_all_files(&state, store.as_ref(), &options.file_extension)
+        .await
+        .map_err(|e| error(e.to_string()))?
+        .try_collect()
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    for empty in files.iter().filter(|f| f.size == 0) {
+        let file = file_url(&url, &empty.location);
+        if !source.options.skip_empty_files {
+            return Err(DinmoError::SourceFile {
+                source_name: source.name.clone(),
+                file,
+                problem: "is empty (0 bytes): a failed export? Remove it, or set `skip_empty_files: true` in the \
+                          source's options to skip such files with a warning"
+                    .into(),
+            });
+        }
+        warn!(source = %source.name, file = %file, "skipping an empty file (skip_empty_files)");
+    }
+    // DataFusion's listing skips zero-byte files too.
+    files.retain(|f| f.size > 0);
+    if files.is_empty() {
+        return Err(error("no files found".to_string()));
+    }
+    let columns = file_schemas(&state, &url, &store, &options.format, &files)
+        .await
+        .map_err(|(file, problem)| DinmoError::SourceFile {
+            source_name: source.name.clone(),
+            file,
+            problem,
+        })?;
+    let rules = Rules {
+        text: source.format != SourceFormat::Parquet,
+        csv: source.format == SourceFormat::Csv,
+        naive_zone: source.options.naive_timestamp_zone.as_deref().map(Arc::from),
+        pinned: pinned::pinned_types(ctx, source).await?,
+    };
+    let schema = resolve(&columns, &rules).map_err(|problems| DinmoError::SourceSchema {
+        source_name: source.name.clone(),
+        location: source.location.clone(),
+        problems,
+    })?;
+    if schema.fields().is_empty() {
+        return Err(error("its files have no columns".to_string()));
+    }
+    log_drift(&source.name, &schema, &columns);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(Arc::new(schema));
+    let table = ListingTable::try_new(config).map_err(|e| error(e.to_string()))?;
+    ctx.register_table(source.name.as_str(), Arc::new(table))
+        .map_err(|e| error(e.to_string()))?;
+    Ok(())
+}
+
+/// Says (at info level) which columns were read in another type than some file holds.
+fn log_drift(source: &str, schema: &arrow::datatypes::Schema, files: &[FileColumns]) {
+    for field in schema.fields() {
+        let differing = files
+            .iter()
+            .filter(|f| {
+                f.schema
+                    .field_with_name(field.name())
+                    .map_or(true, |own| own.data_type() != field.data_type())
+            })
+            .count();
+        if differing > 0 {
+            info!(
+                source,
+                column = %field.name(),
+                as_type = %field.data_type(),
+                files = differing,
+                "column read in a unified type (the files disagree, or some lack it)"
+            );
+        }
+    }
+}

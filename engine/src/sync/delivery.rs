@@ -1,0 +1,150 @@
+//! Sending a pending file through a destination and committing what it acknowledges, batch by
+//! batch: after every batch, the acknowledged rows become a snapshot part and the refused rows
+//! a rejected part, and the run manifest is rewritten to name them. A crash loses at most the
+//! rows in flight (a destination may keep requests under way across batches, see
+//! `DestinationWriter::write`), and the next run replays them from the pending file (see
+//! [`crate::sync::recovery`]).
+
+use std::path::Path;
+
+use arrow::array::BooleanArray;
+use arrow::compute::filter_record_batch;
+use dinmo_connectors::failpoint::crash_point;
+use dinmo_connectors::{BatchOutcome, Destination, DestinationWriter, WriteContext};
+use futures::StreamExt;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+
+use crate::error::{DinmoError, Result};
+use crate::state::{LocalPartWriter, RunManifest};
+use crate::sync::commit::{Commit, write_lazily};
+use crate::sync::progress::Progress;
+use crate::sync::report::{SyncReport, tally};
+
+/// Streams the batches of a local Parquet file, `DINMO_DELIVERY_BATCH_ROWS` rows at a time
+/// (8,192 by default: enough for many concurrent requests per batch; smaller batches mean
+/// more, smaller commits).
+pub async fn read_parquet(
+    path: &Path,
+) -> Result<parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>> {
+    let file = tokio::fs::File::open(path).await.map_err(DinmoError::io(path))?;
+    let context = path.display().to_string();
+    ParquetRecordBatchStreamBuilder::new(file)
+        .await
+        .map_err(DinmoError::parquet(context.clone()))?
+        .with_batch_size(crate::settings::delivery_batch_rows()?)
+        .build()
+        .map_err(DinmoError::parquet(context))
+}
+
+/// Plan only: counts the rows the destination's field rules would refuse, and writes the rows
+/// they let through to `sendable` (what a plan's totals describe).
+pub async fn check_rules(
+    pending: &Path,
+    destination: &dyn Destination,
+    report: &mut SyncReport,
+    sendable: &Path,
+) -> Result<()> {
+    let mut stream = read_parquet(pending).await?;
+    let mut refused = 0;
+    let mut writer: Option<LocalPartWriter> = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
+        let verdicts = destination
+            .check_batch(&batch)
+            .map_err(DinmoError::destination(report.sync_id.clone()))?;
+        let keep: BooleanArray = verdicts.iter().map(|v| Some(v.is_none())).collect();
+        for rejection in verdicts.into_iter().flatten() {
+            refused += 1;
+            tally(
+                &mut report.rejections,
+                rejection.code.as_str(),
+                rejection.field.as_deref(),
+                &rejection.message,
+            );
+        }
+        let kept = filter_record_batch(&batch, &keep).map_err(DinmoError::arrow("checking field rules"))?;
+        write_lazily(&mut writer, sendable, &kept).await?;
+    }
+    if let Some(writer) = writer {
+        writer.finish().await?;
+    }
+    report.counts.rejected = refused;
+    Ok(())
+}
+
+/// Sends `pending` through `destination` as run `context.run_id` (the original run's id when
+/// replaying), committing into `manifest` after every batch and counting rows on `progress`.
+/// Returns the destination ids.
+pub async fn deliver(
+    pending: &Path,
+    destination: &dyn Destination,
+    context: WriteContext,
+    progress: Progress,
+    commit: &mut Commit<'_>,
+    manifest: &mut RunManifest,
+) -> Result<Vec<String>> {
+    let sync_id = context.sync_id.clone();
+    let to_error = |source| DinmoError::Destination {
+        sync: sync_id.clone(),
+        source: Box::new(source),
+    };
+    let mut writer = destination.open(context).await.map_err(to_error)?;
+    let mut stream = read_parquet(pending).await?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(DinmoError::parquet(pending.display().to_string()))?;
+        let rows = batch.num_rows() as u64;
+        if let Err(lost) = commit.lease.check() {
+            // Another run may hold the sync now: send nothing more, commit what came back.
+            let answer = writer.stop().await;
+            let failure = record_answer(answer, writer.as_mut(), commit).await?;
+            commit.checkpoint(manifest).await?;
+            progress.finish();
+            if let Some(error) = failure {
+                tracing::error!(sync = %sync_id, error = %error, "while stopping");
+            }
+            return Err(lost);
+        }
+        crash_point("before_batch_sent");
+        let answer = writer.write(batch).await;
+        crash_point("batch_answered");
+        let failure = record_answer(answer, writer.as_mut(), commit).await?;
+        commit.checkpoint(manifest).await?;
+        if let Some(error) = failure {
+            progress.finish();
+            return Err(to_error(error));
+        }
+        progress.advance(rows);
+    }
+    let answer = writer.flush().await;
+    let failure = record_answer(answer, writer.as_mut(), commit).await?;
+    commit.checkpoint(manifest).await?;
+    if let Some(error) = failure {
+        progress.finish();
+        return Err(to_error(error));
+    }
+    let (outcomes, delivery) = writer.finish().await.map_err(to_error)?;
+    for outcome in outcomes {
+        commit.record(&outcome).await?;
+    }
+    commit.checkpoint(manifest).await?;
+    crash_point("all_committed");
+    progress.finish();
+    Ok(delivery.destination_ids)
+}
+
+/// Records the outcomes of a write or flush. After a failure it records what the destination
+/// acknowledged before failing, and hands the failure back.
+async fn record_answer(
+    answer: dinmo_connectors::Result<Vec<BatchOutcome>>,
+    writer: &mut dyn DestinationWriter,
+    commit: &mut Commit<'_>,
+) -> Result<Option<dinmo_connectors::ConnectorError>> {
+    let (outcomes, failure) = match answer {
+        Ok(outcomes) => (outcomes, None),
+        Err(error) => (writer.acknowledged_before_failure(), Some(error)),
+    };
+    for outcome in outcomes {
+        commit.record(&outcome).await?;
+    }
+    Ok(failure)
+}

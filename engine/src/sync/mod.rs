@@ -1,0 +1,12 @@
+//! One sync of a run ([`run`]): settle what earlier runs left pending ([`recovery`]), diff,
+//! then send the new rows through the destination ([`delivery`]) and commit what it
+//! acknowledged ([`commit`]), batch by batch. [`context`] holds what the syncs of one run
+//! share, [`report`] what they did.
+
+pub mod commit;
+pub mod context;
+pub mod delivery;
+pub mod progress;
+pub mod recovery;
+pub mod report;
+pub mod run;
