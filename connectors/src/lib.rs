@@ -10,10 +10,10 @@
 pub mod destination;
 pub mod error;
 pub mod failpoint;
-pub mod field_rules;
 pub mod http;
-pub mod values;
+pub mod rules;
 pub mod zuora;
+pub mod zuora_common;
 pub mod zuora_file;
 
 pub use destination::{
@@ -21,4 +21,4 @@ pub use destination::{
     ROW_KEY_COLUMN, RowStatus, SchemaProblem, WriteContext,
 };
 pub use error::{ConnectorError, Result};
-pub use field_rules::{RejectCode, Rejection};
+pub use rules::{RejectCode, Rejection};

@@ -26,10 +26,9 @@ pub use service::{RequestStats, ZuoraService};
 
 use crate::destination::{Destination, DestinationWriter, FieldSpec, WriteContext};
 use crate::error::{ConnectorError, Result};
-use crate::field_rules::{RejectCode, Rejection};
-use crate::values::Cell;
-use crate::zuora_file::prepare::PreparedBatch;
-use fields::REST_COLUMNS;
+use crate::rules::Rejection;
+use crate::zuora_common::prepare::PreparedBatch;
+use fields::{REST_COLUMNS, verdicts};
 use service::ApiRequest;
 
 /// A configured `zuora` destination.
@@ -124,47 +123,6 @@ async fn records_of_import(service: &ZuoraService, import_id: &str) -> Result<Ve
         .collect())
 }
 
-/// Field rules, plus what only a Zuora row needs: an account, and a known unit of measure
-/// (when the tenant's units were loaded and the check is on).
-pub(crate) fn verdicts(
-    prepared: &PreparedBatch,
-    rows: usize,
-    units: Option<&BTreeSet<String>>,
-) -> Vec<Option<Rejection>> {
-    let column = |name: &str| {
-        prepared
-            .columns
-            .iter()
-            .find(|(c, _)| c.spec.name == name)
-            .and_then(|(_, cells)| cells.as_ref())
-    };
-    let (number, id, uom) = (column("AccountNumber"), column("AccountId"), column("UOM"));
-    (0..rows)
-        .map(|row| {
-            if let Some(rejection) = &prepared.rejections[row] {
-                return Some(rejection.clone());
-            }
-            let present = |cells: Option<&Vec<Cell>>| cells.is_some_and(|c| matches!(&c[row], Cell::Text(t) if !t.trim().is_empty()));
-            if !present(number) && !present(id) {
-                return Some(Rejection {
-                    code: RejectCode::MissingField,
-                    field: Some("AccountNumber".into()),
-                    message: "one of AccountNumber or AccountId is required".into(),
-                });
-            }
-            if let (Some(units), Some(Cell::Text(unit))) = (units, uom.map(|c| &c[row]))
-                && !units.contains(&unit.to_ascii_uppercase())
-            {
-                return Some(Rejection {
-                    code: RejectCode::Destination("unknown_unit_of_measure".into()),
-                    field: Some("UOM".into()),
-                    message: format!("unit of measure `{unit}` is not defined in the Zuora tenant; Zuora would store the usage and never bill it"),
-                });
-            }
-            None
-        })
-        .collect()
-}
 
 #[async_trait]
 impl Destination for ZuoraDestination {

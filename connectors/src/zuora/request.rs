@@ -2,9 +2,9 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::values::Cell;
-use crate::zuora_file::ColumnDefault;
-use crate::zuora_file::prepare::PreparedBatch;
+use crate::rules::Cell;
+use crate::zuora_common::ColumnDefault;
+use crate::zuora_common::prepare::PreparedBatch;
 
 /// The body of `POST /v1/action/create` for `rows`: `{"type":"Usage","objects":[...]}`.
 pub(crate) fn create_usage_json(prepared: &PreparedBatch, rows: &[usize]) -> Vec<u8> {

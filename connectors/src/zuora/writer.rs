@@ -14,17 +14,16 @@ use tracing::{info, warn};
 
 use super::config::{Method, ZuoraConfig};
 use super::errors::reasons;
-use super::fields::REST_COLUMNS;
+use super::fields::{REST_COLUMNS, verdicts};
 use super::request::{create_usage_json, idempotency_key, usage_object_json};
 use super::service::{ApiRequest, RequestBody, ZuoraService};
-use super::verdicts;
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, RowStatus, WriteContext};
 use crate::error::{ConnectorError, Result};
-use crate::field_rules::{RejectCode, Rejection};
+use crate::rules::{RejectCode, Rejection};
 use crate::http::{Delay, RetryPolicy};
-use crate::values::Cell;
-use crate::zuora_file::UsageFileEncoder;
-use crate::zuora_file::prepare::PreparedBatch;
+use crate::rules::Cell;
+use crate::zuora_common::UsageFileEncoder;
+use crate::zuora_common::prepare::PreparedBatch;
 
 /// Zuora's import API limit.
 const IMPORT_FILE_BYTES: u64 = 4_000_000;
@@ -245,7 +244,7 @@ impl ZuoraWriter {
     }
 
     fn encode_import_files(&mut self, prepared: &PreparedBatch, rows: &[usize]) -> Result<Vec<ImportFile>> {
-        let encode_error = |e: crate::zuora_file::EncodeError| ConnectorError::Encode {
+        let encode_error = |e: crate::zuora_common::EncodeError| ConnectorError::Encode {
             destination: self.destination.clone(),
             file: "usage import".into(),
             message: e.to_string(),

@@ -3,6 +3,8 @@
 use chrono::format::StrftimeItems;
 use serde::Deserialize;
 
+pub use crate::zuora_common::Layout;
+
 /// Zuora's limit for a usage file uploaded through the API (`POST /v1/usage`).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 4_000_000;
 /// Zuora's limit for a usage file uploaded in the UI.
@@ -38,17 +40,6 @@ pub struct ZuoraFileConfig {
     /// Zuora user's locale, e.g. `%d/%m/%Y` for en_GB. Date-times are written in UTC.
     #[serde(default)]
     pub datetime_format: Option<String>,
-}
-
-/// The CSV layout of a usage import file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Layout {
-    /// The current layout (Active Rating / usage with `UniqueKey`).
-    #[default]
-    Current,
-    /// The older layout with `ACCOUNT_ID`, `UOM`, `QTY`, `STARTDATE`.
-    Legacy,
 }
 
 fn default_max_file_bytes() -> u64 {

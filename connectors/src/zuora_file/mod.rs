@@ -6,9 +6,6 @@
 //! A row counts as delivered once the file that carries it is stored.
 
 mod config;
-mod encoder;
-mod layout;
-pub(crate) mod prepare;
 mod writer;
 
 use std::fmt;
@@ -16,14 +13,15 @@ use std::fmt;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
-pub use config::{DEFAULT_MAX_FILE_BYTES, Layout, ZuoraFileConfig};
-pub use encoder::{EncodeError, EncodedFile, MAX_FILE_NAME_CHARS, UsageFileEncoder, file_name};
-pub(crate) use layout::column as layout_column;
-pub use layout::{CUSTOM_FIELD_PREFIX, ColumnDefault, ColumnSet, CustomFields, LayoutColumn, QUANTITY_LIMITS};
+pub use config::{DEFAULT_MAX_FILE_BYTES, ZuoraFileConfig};
+pub use crate::zuora_common::{
+    CUSTOM_FIELD_PREFIX, ColumnDefault, ColumnSet, CustomFields, EncodeError, EncodedFile, Layout, LayoutColumn,
+    MAX_FILE_NAME_CHARS, QUANTITY_LIMITS, UsageFileEncoder, file_name,
+};
 
 use crate::destination::{Destination, DestinationWriter, FieldSpec, OutputLocation, WriteContext};
 use crate::error::{ConnectorError, Result};
-use crate::field_rules::Rejection;
+use crate::rules::Rejection;
 
 /// A configured `zuora_file` destination.
 pub struct ZuoraFileDestination {
@@ -102,7 +100,7 @@ impl Destination for ZuoraFileDestination {
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
-        Ok(prepare::PreparedBatch::new(&self.name, &self.config.layout.column_set(), batch)?.rejections)
+        Ok(crate::zuora_common::prepare::PreparedBatch::new(&self.name, &self.config.layout.column_set(), batch)?.rejections)
     }
 
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {

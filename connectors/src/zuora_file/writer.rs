@@ -13,8 +13,8 @@ use crate::destination::{BatchOutcome, Delivery, DestinationWriter, OutputLocati
 use crate::error::{ConnectorError, Result};
 
 use super::config::ZuoraFileConfig;
-use super::encoder::{EncodedFile, UsageFileEncoder};
-use super::prepare::PreparedBatch;
+use crate::zuora_common::encoder::{EncodedFile, UsageFileEncoder};
+use crate::zuora_common::prepare::PreparedBatch;
 
 /// A batch whose accepted rows wait for their file to be stored.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ impl ZuoraFileWriter {
         Ok(self.encoder.insert(encoder))
     }
 
-    fn encode_error(&self, file: &str, error: super::encoder::EncodeError) -> ConnectorError {
+    fn encode_error(&self, file: &str, error: crate::zuora_common::EncodeError) -> ConnectorError {
         ConnectorError::Encode {
             destination: self.destination.clone(),
             file: file.to_string(),

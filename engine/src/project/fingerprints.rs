@@ -4,7 +4,7 @@
 
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Model, Sync};
+use super::loaded::{Model, Sync};
 
 /// xxh3-64 of the model's SQL, hex.
 pub fn sql_hash(sql: &str) -> String {

@@ -11,7 +11,7 @@ use super::env::{from_process, interpolate};
 use super::model_file::ModelFile;
 use crate::error::{ConfigProblem, ConfigReport, Position};
 use super::project_file::{DestinationConfig, ProjectFile, SourceConfig, SourceFormat};
-use super::{DestinationDef, MappedField, Model, Project, Source, Sync};
+use super::loaded::{DestinationDef, MappedField, Model, Project, Source, Sync};
 use crate::error::{DinmoError, Result};
 use crate::storage::resolve_location;
 

@@ -2,10 +2,21 @@
 
 use std::borrow::Cow;
 
-use crate::destination::{FieldKind, FieldSpec};
-use crate::field_rules::NumberLimits;
+use crate::rules::{FieldKind, FieldSpec};
+use crate::rules::NumberLimits;
 
-use super::config::Layout;
+use serde::Deserialize;
+
+/// The CSV layout of a usage import file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// The current layout (Active Rating / usage with `UniqueKey`).
+    #[default]
+    Current,
+    /// The older layout with `ACCOUNT_ID`, `UOM`, `QTY`, `STARTDATE`.
+    Legacy,
+}
 
 /// Prefix of custom-field columns in the current layout (`CustomFields.<name>`).
 pub const CUSTOM_FIELD_PREFIX: &str = "CustomFields.";

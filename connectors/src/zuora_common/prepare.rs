@@ -9,8 +9,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::destination::ROW_KEY_COLUMN;
 use crate::error::{ConnectorError, Result};
-use crate::field_rules::{Rejection, check_cell};
-use crate::values::{Cell, convert_column};
+use crate::rules::{Cell, Rejection, check_cell, convert_column};
 
 use super::layout::{ColumnDefault, ColumnSet, LayoutColumn};
 
@@ -181,7 +180,7 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
-    use crate::zuora_file::Layout;
+    use crate::zuora_common::Layout;
 
     fn batch(fields: Vec<(&str, arrow::array::ArrayRef)>) -> RecordBatch {
         let schema = Schema::new(

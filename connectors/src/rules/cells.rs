@@ -7,7 +7,7 @@ use arrow::datatypes::{DataType, Date32Type, Date64Type, Float64Type, TimeUnit, 
 use arrow::error::ArrowError;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
-use crate::destination::FieldKind;
+use super::fields::FieldKind;
 
 /// One cell, converted for a destination.
 #[derive(Debug, Clone, PartialEq)]

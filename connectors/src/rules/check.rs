@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::destination::FieldSpec;
-use crate::values::Cell;
+use super::fields::FieldSpec;
+use super::cells::Cell;
 
 /// Why a row was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +156,7 @@ pub fn check_cell(spec: &FieldSpec, limits: Option<NumberLimits>, cell: &Cell) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::FieldKind;
+    use super::fields::FieldKind;
 
     fn spec(name: &'static str, kind: FieldKind, required: bool, max_chars: Option<usize>) -> FieldSpec {
         FieldSpec {
