@@ -156,7 +156,7 @@ pub fn check_cell(spec: &FieldSpec, limits: Option<NumberLimits>, cell: &Cell) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use super::fields::FieldKind;
+    use crate::rules::FieldKind;
 
     fn spec(name: &'static str, kind: FieldKind, required: bool, max_chars: Option<usize>) -> FieldSpec {
         FieldSpec {
