@@ -10,8 +10,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::error::Result;
-pub use crate::rules::{FieldKind, FieldRoles, FieldSpec};
 use crate::rules::Rejection;
+pub use crate::rules::{FieldKind, FieldRoles, FieldSpec};
 
 /// The engine adds this column to every batch: a deterministic key for the row, derived from
 /// the sync id and the model's primary key. Destinations use it as the idempotency identity of

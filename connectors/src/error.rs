@@ -56,7 +56,8 @@ pub enum ConnectorError {
         method: String,
         url: String,
         attempts: usize,
-        last: String,
+        #[source]
+        last: crate::http::RetryReason,
     },
 
     /// The HTTP client could not be built.
@@ -91,10 +92,28 @@ pub enum ConnectorError {
     },
 
     /// Encoding a usage file failed.
-    #[error("destination `{destination}`: cannot encode `{file}`: {message}")]
+    #[error("destination `{destination}`: cannot encode `{file}`: {source}")]
     Encode {
         destination: String,
         file: String,
-        message: String,
+        #[source]
+        source: EncodeError,
     },
+}
+
+/// Error from encoding one file.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// A single row is larger than the whole size budget of a file.
+    #[error("a row of {row_bytes} bytes does not fit in a file of at most {max_bytes} bytes")]
+    RowTooLarge { row_bytes: usize, max_bytes: u64 },
+    /// The CSV writer failed.
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    /// The ZIP writer failed.
+    #[error("{0}")]
+    Zip(#[from] zip::result::ZipError),
+    /// Writing into the in-memory file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }

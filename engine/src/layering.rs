@@ -25,10 +25,10 @@ const CONNECTORS: &[(&str, u8)] = &[
     ("zuora_file", 4),
     ("zuora_common", 3),
     ("destination", 2),
-    ("http", 1),
-    ("rules", 1),
-    ("failpoint", 1),
-    ("error", 0),
+    ("error", 1),
+    ("http", 0),
+    ("rules", 0),
+    ("failpoint", 0),
 ];
 
 /// Module path (`sync::commit`; the crate root is empty) → the file's source before its tests.
@@ -83,11 +83,18 @@ fn paths_after(code: &str, prefix: &str) -> Vec<Vec<String>> {
         }
         let rest = &code[at + prefix.len()..];
         let end = rest.find(|c: char| !(is_ident(c) || c == ':')).unwrap_or(rest.len());
-        let head: Vec<String> = rest[..end].split("::").filter(|s| !s.is_empty()).map(String::from).collect();
+        let head: Vec<String> = rest[..end]
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         if rest[end..].starts_with('{') && rest[..end].ends_with("::") {
             let group = &rest[end + 1..rest[end..].find('}').map_or(rest.len(), |i| end + i)];
             for item in group.split(',') {
-                let tail = item.trim().split("::").filter(|s| !s.is_empty() && s.chars().all(is_ident));
+                let tail = item
+                    .trim()
+                    .split("::")
+                    .filter(|s| !s.is_empty() && s.chars().all(is_ident));
                 paths.push(head.iter().cloned().chain(tail.map(String::from)).collect());
             }
         } else {
@@ -159,7 +166,9 @@ fn circle(edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>) -> Option<Vec<St
         None
     }
     let mut done = BTreeSet::new();
-    edges.keys().find_map(|node| visit(node, edges, &mut done, &mut Vec::new()))
+    edges
+        .keys()
+        .find_map(|node| visit(node, edges, &mut done, &mut Vec::new()))
 }
 
 /// Edges between top-level modules that do not run downwards.
@@ -198,7 +207,11 @@ fn check(crate_src: &Path, ranks: &[(&str, u8)]) {
         );
     }
     let wrong = upward(&edges, ranks);
-    assert!(wrong.is_empty(), "dependencies against the layering:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "dependencies against the layering:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -208,7 +221,10 @@ fn engine_modules_depend_downwards_without_circles() {
 
 #[test]
 fn connector_modules_depend_downwards_without_circles() {
-    check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/src"), CONNECTORS);
+    check(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/src"),
+        CONNECTORS,
+    );
 }
 
 #[test]

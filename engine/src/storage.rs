@@ -6,13 +6,9 @@
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use object_store::ObjectStore;
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
-use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreScheme, parse_url_opts};
 use url::Url;
 
 use crate::error::{DinmoError, Result};
@@ -67,65 +63,75 @@ impl StoreLocation {
     }
 }
 
-/// Opens `location` (absolute local path or URL) as a store.
+/// Opens `location` (absolute local path or URL) as a store. `object_store` reads the URL
+/// (`parse_url_opts`: the scheme, bucket or container, and the path inside it), and each
+/// cloud store takes its settings from the `AWS_*`, `GOOGLE_*` and `AZURE_*` variables, as
+/// that store's `from_env` builder reads them.
 pub fn open_location(location: &str) -> Result<StoreLocation> {
-    let error = |message: String| DinmoError::Location {
+    let path_error = |source| DinmoError::LocationPath {
         location: location.to_string(),
-        message,
+        source,
     };
     if !is_url(location) {
-        let prefix = ObjectPath::from_absolute_path(location).map_err(|e| error(e.to_string()))?;
         return Ok(StoreLocation {
             store: Arc::new(LocalFileSystem::new()),
-            prefix,
-            base_url: Url::parse("file:///").map_err(|e| error(e.to_string()))?,
+            prefix: ObjectPath::from_absolute_path(location).map_err(path_error)?,
+            base_url: Url::from_directory_path("/").map_err(|()| DinmoError::Location {
+                location: location.to_string(),
+                message: "the file system root is not a URL".into(),
+            })?,
             display: location.to_string(),
         });
     }
-    let url = Url::parse(location).map_err(|e| error(format!("not a valid URL: {e}")))?;
-    let store: Arc<dyn ObjectStore> = match url.scheme() {
-        "file" => Arc::new(LocalFileSystem::new()),
-        "s3" | "s3a" => Arc::new(
-            AmazonS3Builder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| error(e.to_string()))?,
+    let url = Url::parse(location).map_err(|source| DinmoError::LocationUrl {
+        location: location.to_string(),
+        source,
+    })?;
+    let unsupported = || DinmoError::Location {
+        location: location.to_string(),
+        message: format!(
+            "unsupported scheme `{}`; use a local path, file://, s3://, gs://, az:// or http(s)://",
+            url.scheme()
         ),
-        "gs" => Arc::new(
-            GoogleCloudStorageBuilder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| error(e.to_string()))?,
-        ),
-        "az" | "abfs" | "abfss" | "azure" => Arc::new(
-            MicrosoftAzureBuilder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| error(e.to_string()))?,
-        ),
-        "http" | "https" => {
-            let base = format!("{}://{}", url.scheme(), url.authority());
-            Arc::new(
-                HttpBuilder::new()
-                    .with_url(base)
-                    .build()
-                    .map_err(|e| error(e.to_string()))?,
-            )
-        }
-        other => {
-            return Err(error(format!(
-                "unsupported scheme `{other}`; use a local path, file://, s3://, gs://, az:// or http(s)://"
-            )));
-        }
     };
-    let prefix = ObjectPath::from_url_path(url.path()).map_err(|e| error(e.to_string()))?;
-    let base_url = Url::parse(&format!("{}://{}", url.scheme(), url.authority())).map_err(|e| error(e.to_string()))?;
+    match ObjectStoreScheme::parse(&url) {
+        Ok((ObjectStoreScheme::Memory, _)) | Err(_) => return Err(unsupported()),
+        Ok(_) => {}
+    }
+    let (store, prefix) = parse_url_opts(&url, store_settings()).map_err(|source| DinmoError::LocationStore {
+        location: location.to_string(),
+        source,
+    })?;
+    let base_url = Url::parse(&url[..url::Position::BeforePath]).map_err(|source| DinmoError::LocationUrl {
+        location: location.to_string(),
+        source,
+    })?;
     Ok(StoreLocation {
-        store,
+        store: Arc::from(store),
         prefix,
         base_url,
         display: location.to_string(),
     })
+}
+
+/// The settings of every cloud store from the environment: what `AmazonS3Builder::from_env`,
+/// `GoogleCloudStorageBuilder::from_env` and `MicrosoftAzureBuilder::from_env` read. Each
+/// store keeps the keys it knows and ignores the others.
+fn store_settings() -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(key, _)| ["AWS_", "GOOGLE_", "AZURE_"].iter().any(|p| key.starts_with(p)))
+        .collect();
+    // Two variables those builders read under other names.
+    for (variable, key) in [
+        ("SERVICE_ACCOUNT", "google_service_account"),
+        ("IDENTITY_ENDPOINT", "azure_msi_endpoint"),
+    ] {
+        if let Ok(value) = std::env::var(variable) {
+            settings.push((key.to_string(), value));
+        }
+    }
+    settings
 }
 
 #[cfg(test)]

@@ -2,4 +2,4 @@
 
 pub mod retry;
 
-pub use retry::{Action, Attempt, Delay, RetryPolicy, Retrying, classify};
+pub use retry::{Action, Attempt, Delay, RetryPolicy, RetryReason, Retrying, classify};

@@ -53,12 +53,50 @@ pub enum Action {
         /// Which kind of wait.
         delay: Delay,
         /// Why, for logs and the error when attempts run out.
-        why: String,
+        why: RetryReason,
     },
     /// The credentials were refused: get a new token, then try again (once).
     Reauthenticate,
     /// Retrying could do harm (the request is not idempotent and may have been acted on).
-    GiveUp(String),
+    GiveUp(RetryReason),
+}
+
+/// Why an attempt did not end a request: kept as the last reason when attempts run out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetryReason {
+    /// The request never left (connection refused, cannot build it).
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The request left but its answer never arrived whole.
+    #[error("answer lost: {0}")]
+    Lost(String),
+    /// The answer was lost and the request may not be repeated.
+    #[error("the answer was lost ({0}) and the request is not idempotent, so it is not sent again")]
+    LostNotIdempotent(String),
+    /// HTTP 429 with `RateLimit-Remaining: 0`.
+    #[error("HTTP 429: the rate-limit window is spent (RateLimit-Remaining: 0)")]
+    RateLimitSpent,
+    /// HTTP 429 with `Concurrency-Limit-Remaining: 0`.
+    #[error("HTTP 429: too many requests in flight (Concurrency-Limit-Remaining: 0)")]
+    ConcurrencyLimit,
+    /// HTTP 429 without a limit header.
+    #[error("HTTP 429")]
+    TooManyRequests,
+    /// HTTP 409: the same Idempotency-Key is in flight.
+    #[error("HTTP 409: a request with the same Idempotency-Key is in flight")]
+    KeyInFlight,
+    /// A 5xx answer.
+    #[error("HTTP {0}")]
+    ServerError(u16),
+    /// A 409 or 5xx to a request that may not be repeated.
+    #[error("HTTP {0}, and the request is not idempotent, so it is not sent again")]
+    NotIdempotent(u16),
+    /// An answer whose body says the failure is temporary.
+    #[error("{0}")]
+    Temporary(String),
+    /// A temporary failure of a request that may not be repeated.
+    #[error("{0}, and the request is not idempotent, so it is not sent again")]
+    TemporaryNotIdempotent(String),
 }
 
 /// A kind of wait before the next attempt.
@@ -108,19 +146,17 @@ fn classify_at(attempt: &Attempt<'_>, idempotent: bool, now: SystemTime) -> Acti
         Attempt::NotSent(why) => {
             return Action::Retry {
                 delay: Delay::Backoff,
-                why: format!("not sent: {why}"),
+                why: RetryReason::NotSent(why.clone()),
             };
         }
         Attempt::Lost(why) if idempotent => {
             return Action::Retry {
                 delay: Delay::Backoff,
-                why: format!("answer lost: {why}"),
+                why: RetryReason::Lost(why.clone()),
             };
         }
         Attempt::Lost(why) => {
-            return Action::GiveUp(format!(
-                "the answer was lost ({why}) and the request is not idempotent, so it is not sent again"
-            ));
+            return Action::GiveUp(RetryReason::LostNotIdempotent(why.clone()));
         }
         Attempt::Answered {
             status,
@@ -136,36 +172,32 @@ fn classify_at(attempt: &Attempt<'_>, idempotent: bool, now: SystemTime) -> Acti
             delay: retry_after(headers, now)
                 .or_else(|| rate_limit_reset(headers))
                 .map_or(Delay::Backoff, Delay::Exactly),
-            why: "HTTP 429: the rate-limit window is spent (RateLimit-Remaining: 0)".into(),
+            why: RetryReason::RateLimitSpent,
         },
         429 if number(headers, "concurrency-limit-remaining") == Some(0.0) => Action::Retry {
             delay: hinted(Delay::Brief),
-            why: "HTTP 429: too many requests in flight (Concurrency-Limit-Remaining: 0)".into(),
+            why: RetryReason::ConcurrencyLimit,
         },
         429 => Action::Retry {
             delay: hinted(Delay::Brief),
-            why: "HTTP 429".into(),
+            why: RetryReason::TooManyRequests,
         },
-        409 | 500..=599 if !idempotent => Action::GiveUp(format!(
-            "HTTP {status}, and the request is not idempotent, so it is not sent again"
-        )),
+        409 | 500..=599 if !idempotent => Action::GiveUp(RetryReason::NotIdempotent(status)),
         409 => Action::Retry {
             delay: hinted(Delay::Backoff),
-            why: "HTTP 409: a request with the same Idempotency-Key is in flight".into(),
+            why: RetryReason::KeyInFlight,
         },
         500..=599 => Action::Retry {
             delay: hinted(Delay::Backoff),
-            why: format!("HTTP {status}"),
+            why: RetryReason::ServerError(status),
         },
         _ => match temporary {
             None => Action::Done,
             Some(what) if idempotent => Action::Retry {
                 delay: hinted(Delay::Backoff),
-                why: what.clone(),
+                why: RetryReason::Temporary(what.clone()),
             },
-            Some(what) => Action::GiveUp(format!(
-                "{what}, and the request is not idempotent, so it is not sent again"
-            )),
+            Some(what) => Action::GiveUp(RetryReason::TemporaryNotIdempotent(what.clone())),
         },
     }
 }

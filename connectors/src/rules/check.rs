@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use super::fields::FieldSpec;
 use super::cells::Cell;
+use super::fields::FieldSpec;
 
 /// Why a row was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

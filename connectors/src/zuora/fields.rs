@@ -4,8 +4,8 @@ use std::collections::BTreeSet;
 
 use crate::destination::FieldKind::{DateTime, Number, Text};
 use crate::rules::{Cell, RejectCode, Rejection};
-use crate::zuora_common::prepare::PreparedBatch;
 use crate::zuora_common::ColumnDefault::{Empty, RowKey};
+use crate::zuora_common::prepare::PreparedBatch;
 use crate::zuora_common::{ColumnSet, CustomFields, LayoutColumn};
 
 /// Lengths from the spec; AccountNumber ≤ 50 and UniqueKey ≤ 50 from Zuora's documentation.

@@ -123,7 +123,6 @@ async fn records_of_import(service: &ZuoraService, import_id: &str) -> Result<Ve
         .collect())
 }
 
-
 #[async_trait]
 impl Destination for ZuoraDestination {
     fn kind(&self) -> &'static str {
@@ -227,7 +226,11 @@ impl Destination for ZuoraDestination {
     async fn find_delivered(&self, batch: &RecordBatch) -> Result<Option<Vec<Option<String>>>> {
         let prepared = PreparedBatch::new(&self.name, &REST_COLUMNS, batch)?;
         let keys: Vec<String> = (0..batch.num_rows())
-            .map(|row| prepared.text_of(row, "UniqueKey", "AccountNumber", "%Y-%m-%dT%H:%M:%S").unwrap_or_default())
+            .map(|row| {
+                prepared
+                    .text_of(row, "UniqueKey", "AccountNumber", "%Y-%m-%dT%H:%M:%S")
+                    .unwrap_or_default()
+            })
             .collect();
         let service = self.service("dinmo-reconcile")?;
         let mut found = std::collections::HashMap::new();

@@ -16,7 +16,7 @@ use tracing::{debug, warn};
 use super::config::{Secret, ZuoraConfig};
 use super::errors::{messages, reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
-use crate::http::{Action, Attempt, RetryPolicy, classify};
+use crate::http::{Action, Attempt, RetryPolicy, RetryReason, classify};
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -305,9 +305,18 @@ impl ZuoraService {
                     return match exchange {
                         Exchange::Answered { status, body, .. } => Ok((status, body)),
                         // `classify` never calls a missing answer final.
-                        Exchange::NotSent(why) | Exchange::Lost(why) => {
-                            Err(Ended::Failed(self.exhausted(method, url, retrying.attempts(), why)))
-                        }
+                        Exchange::NotSent(why) => Err(Ended::Failed(self.exhausted(
+                            method,
+                            url,
+                            retrying.attempts(),
+                            RetryReason::NotSent(why),
+                        ))),
+                        Exchange::Lost(why) => Err(Ended::Failed(self.exhausted(
+                            method,
+                            url,
+                            retrying.attempts(),
+                            RetryReason::Lost(why),
+                        ))),
                     };
                 }
                 Action::Reauthenticate => {
@@ -340,7 +349,7 @@ impl ZuoraService {
         }
     }
 
-    fn exhausted(&self, method: &str, url: &str, attempts: usize, last: String) -> ConnectorError {
+    fn exhausted(&self, method: &str, url: &str, attempts: usize, last: RetryReason) -> ConnectorError {
         ConnectorError::RetriesExhausted {
             destination: self.destination.clone(),
             method: method.to_string(),

@@ -19,9 +19,9 @@ use super::request::{create_usage_json, idempotency_key, usage_object_json};
 use super::service::{ApiRequest, RequestBody, ZuoraService};
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, RowStatus, WriteContext};
 use crate::error::{ConnectorError, Result};
-use crate::rules::{RejectCode, Rejection};
 use crate::http::{Delay, RetryPolicy};
 use crate::rules::Cell;
+use crate::rules::{RejectCode, Rejection};
 use crate::zuora_common::UsageFileEncoder;
 use crate::zuora_common::prepare::PreparedBatch;
 
@@ -247,7 +247,7 @@ impl ZuoraWriter {
         let encode_error = |e: crate::zuora_common::EncodeError| ConnectorError::Encode {
             destination: self.destination.clone(),
             file: "usage import".into(),
-            message: e.to_string(),
+            source: e,
         };
         let stem = format!(
             "{}-{}",

@@ -6,6 +6,8 @@ use std::io::{Cursor, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+pub use crate::error::EncodeError;
+
 /// Zuora refuses usage file names longer than this, extension included.
 pub const MAX_FILE_NAME_CHARS: usize = 50;
 
@@ -18,17 +20,6 @@ pub struct EncodedFile {
     pub bytes: Vec<u8>,
     /// Usage rows in the file (the header excluded).
     pub rows: usize,
-}
-
-/// Error from encoding one file.
-#[derive(Debug, thiserror::Error)]
-pub enum EncodeError {
-    /// A single row is larger than the whole size budget of a file.
-    #[error("a row of {row_bytes} bytes does not fit in a file of at most {max_bytes} bytes")]
-    RowTooLarge { row_bytes: usize, max_bytes: u64 },
-    /// The CSV or ZIP writer failed.
-    #[error("{0}")]
-    Writer(String),
 }
 
 /// Builds usage files one row at a time, starting a new file whenever the next row would
@@ -125,20 +116,17 @@ fn encode_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> Result<Vec<u8
     let mut writer = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
-    writer
-        .write_record(fields)
-        .map_err(|e| EncodeError::Writer(e.to_string()))?;
-    writer.into_inner().map_err(|e| EncodeError::Writer(e.to_string()))
+    writer.write_record(fields)?;
+    writer.into_inner().map_err(|e| EncodeError::Io(e.into_error()))
 }
 
 fn zip_one(inner_name: &str, csv: &[u8]) -> Result<Vec<u8>, EncodeError> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
     // No clock: the entry carries the format's fixed default time, so output is reproducible.
     let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
-    zip.start_file(inner_name, options)
-        .map_err(|e| EncodeError::Writer(e.to_string()))?;
-    zip.write_all(csv).map_err(|e| EncodeError::Writer(e.to_string()))?;
-    let cursor = zip.finish().map_err(|e| EncodeError::Writer(e.to_string()))?;
+    zip.start_file(inner_name, options)?;
+    zip.write_all(csv)?;
+    let cursor = zip.finish()?;
     Ok(cursor.into_inner())
 }
 

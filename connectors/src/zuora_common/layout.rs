@@ -2,8 +2,8 @@
 
 use std::borrow::Cow;
 
-use crate::rules::{FieldKind, FieldSpec};
 use crate::rules::NumberLimits;
+use crate::rules::{FieldKind, FieldSpec};
 
 use serde::Deserialize;
 

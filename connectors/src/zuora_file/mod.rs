@@ -13,11 +13,11 @@ use std::fmt;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 
-pub use config::{DEFAULT_MAX_FILE_BYTES, ZuoraFileConfig};
 pub use crate::zuora_common::{
     CUSTOM_FIELD_PREFIX, ColumnDefault, ColumnSet, CustomFields, EncodeError, EncodedFile, Layout, LayoutColumn,
     MAX_FILE_NAME_CHARS, QUANTITY_LIMITS, UsageFileEncoder, file_name,
 };
+pub use config::{DEFAULT_MAX_FILE_BYTES, ZuoraFileConfig};
 
 use crate::destination::{Destination, DestinationWriter, FieldSpec, OutputLocation, WriteContext};
 use crate::error::{ConnectorError, Result};
@@ -100,7 +100,10 @@ impl Destination for ZuoraFileDestination {
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
-        Ok(crate::zuora_common::prepare::PreparedBatch::new(&self.name, &self.config.layout.column_set(), batch)?.rejections)
+        Ok(
+            crate::zuora_common::prepare::PreparedBatch::new(&self.name, &self.config.layout.column_set(), batch)?
+                .rejections,
+        )
     }
 
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>> {

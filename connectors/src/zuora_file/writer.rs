@@ -80,7 +80,7 @@ impl ZuoraFileWriter {
         ConnectorError::Encode {
             destination: self.destination.clone(),
             file: file.to_string(),
-            message: error.to_string(),
+            source: error,
         }
     }
 

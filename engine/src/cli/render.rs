@@ -1,6 +1,5 @@
 //! The report of a plan or run, on stdout as text or JSON.
 
-
 use crate::cli::{OutputFormat, PlanFormat};
 use crate::sync::report::{RunReport, SyncReport};
 

@@ -19,8 +19,8 @@ use futures::StreamExt;
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
-use crate::state::row_key::row_keys;
 use crate::state::LocalPartWriter;
+use crate::state::row_key::row_keys;
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync.
 pub fn key_column(index: usize) -> String {

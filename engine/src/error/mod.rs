@@ -26,6 +26,10 @@ pub enum DinmoError {
     #[error("{0}")]
     Config(ConfigReport),
 
+    /// A destination's `type:` has no row in the destination registry.
+    #[error("destination `{destination}`: type `{kind}` is not one dinmo can build")]
+    UnknownDestinationType { destination: String, kind: String },
+
     /// A selector matched nothing, or is malformed.
     #[error("selector `{selector}`: {message}")]
     Selector { selector: String, message: String },
@@ -72,6 +76,15 @@ pub enum DinmoError {
         message: String,
     },
 
+    /// DataFusion could not list, read or register a source.
+    #[error("source `{source_name}` ({location}): {source}")]
+    SourceRead {
+        source_name: String,
+        location: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
     /// One file of a source cannot be read.
     #[error("source `{source_name}`: file {file} {problem}")]
     SourceFile {
@@ -94,6 +107,30 @@ pub enum DinmoError {
     /// A location (local path or URL) cannot be opened as a store.
     #[error("location `{location}`: {message}")]
     Location { location: String, message: String },
+
+    /// A location is not a valid URL.
+    #[error("location `{location}`: not a valid URL: {source}")]
+    LocationUrl {
+        location: String,
+        #[source]
+        source: url::ParseError,
+    },
+
+    /// A location's path cannot name an object.
+    #[error("location `{location}`: {source}")]
+    LocationPath {
+        location: String,
+        #[source]
+        source: object_store::path::Error,
+    },
+
+    /// The store behind a location cannot be built (its settings or credentials).
+    #[error("location `{location}`: {source}")]
+    LocationStore {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
 
     // ---- the state store ----
     /// The state's history is damaged; sending now could resend history.
@@ -166,8 +203,20 @@ pub enum DinmoError {
     LockLost { sync: String, reason: String },
 
     /// A manifest could not be read.
-    #[error("state store {location}: cannot read run manifest: {message}")]
-    Manifest { location: String, message: String },
+    #[error("state store {location}: cannot read run manifest: {source}")]
+    Manifest {
+        location: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Something dinmo writes as JSON could not be serialised.
+    #[error("{what}: cannot be written as JSON: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// Rollback left records in the destination.
     #[error(
@@ -178,6 +227,23 @@ pub enum DinmoError {
     /// A saved plan cannot be used.
     #[error("plan {path}: {message}")]
     PlanFile { path: PathBuf, message: String },
+
+    /// A saved plan's archive, or an entry of it, cannot be read or written.
+    #[error("plan {path}: {what}: {source}")]
+    PlanArchive {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+
+    /// A saved plan's `plan.json` cannot be read or written.
+    #[error("plan {path}: {source}")]
+    PlanJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 
     /// The state moved since a saved plan was made.
     #[error("sync `{sync}`: the state moved since the plan was made ({message}); nothing was sent. Make a new plan")]

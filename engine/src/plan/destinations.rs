@@ -1,4 +1,6 @@
-//! Builds connector instances from the project's destination configs.
+//! The destination registry: every destination `type:` and how to build it, in one table.
+//! The engine builds destinations only through [`build_destination`]; a new sink adds its
+//! config variant (`project_file.rs`) and one row here.
 
 use std::sync::Arc;
 
@@ -10,24 +12,88 @@ use crate::error::{DinmoError, Result};
 use crate::project::{DestinationConfig, DestinationDef};
 use crate::storage::open_location;
 
-/// Builds the destination `def` describes.
+/// How to build one destination type from its definition.
+struct Registration {
+    /// The `type:` in `dinmo.yml`.
+    kind: &'static str,
+    /// Builds it; `None` when the definition is of another type.
+    build: fn(&DestinationDef) -> Option<Result<Arc<dyn Destination>>>,
+}
+
+/// Every destination type dinmo can send to.
+const REGISTRY: &[Registration] = &[
+    Registration {
+        kind: "zuora_file",
+        build: zuora_file,
+    },
+    Registration {
+        kind: "zuora",
+        build: zuora,
+    },
+];
+
+/// The destination types, as `type:` spells them.
+pub fn destination_types() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|r| r.kind)
+}
+
+/// Builds the destination `def` describes, through the registry row of its `type:`.
 pub fn build_destination(def: &DestinationDef) -> Result<Arc<dyn Destination>> {
-    match &def.config {
-        DestinationConfig::ZuoraFile(config) => {
-            let location = open_location(&config.path)?;
-            let output = OutputLocation {
-                store: location.store,
-                prefix: location.prefix,
-                display: location.display,
-            };
-            let destination = ZuoraFileDestination::new(def.name.clone(), config.clone(), output)
-                .map_err(DinmoError::destination(def.name.clone()))?;
-            Ok(Arc::new(destination))
-        }
-        DestinationConfig::Zuora(config) => {
-            let destination = ZuoraDestination::new(def.name.clone(), config.clone())
-                .map_err(DinmoError::destination(def.name.clone()))?;
-            Ok(Arc::new(destination))
+    let kind = def.config.kind();
+    REGISTRY
+        .iter()
+        .filter(|registration| registration.kind == kind)
+        .find_map(|registration| (registration.build)(def))
+        .unwrap_or_else(|| {
+            Err(DinmoError::UnknownDestinationType {
+                destination: def.name.clone(),
+                kind: kind.to_string(),
+            })
+        })
+}
+
+fn zuora_file(def: &DestinationDef) -> Option<Result<Arc<dyn Destination>>> {
+    let DestinationConfig::ZuoraFile(config) = &def.config else {
+        return None;
+    };
+    Some((|| {
+        let location = open_location(&config.path)?;
+        let output = OutputLocation {
+            store: location.store,
+            prefix: location.prefix,
+            display: location.display,
+        };
+        let destination = ZuoraFileDestination::new(def.name.clone(), config.clone(), output)
+            .map_err(DinmoError::destination(def.name.clone()))?;
+        Ok(Arc::new(destination) as Arc<dyn Destination>)
+    })())
+}
+
+fn zuora(def: &DestinationDef) -> Option<Result<Arc<dyn Destination>>> {
+    let DestinationConfig::Zuora(config) = &def.config else {
+        return None;
+    };
+    Some(
+        ZuoraDestination::new(def.name.clone(), config.clone())
+            .map(|destination| Arc::new(destination) as Arc<dyn Destination>)
+            .map_err(DinmoError::destination(def.name.clone())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_config_type_has_one_registry_row() {
+        let types: Vec<&str> = destination_types().collect();
+        assert_eq!(types, ["zuora_file", "zuora"]);
+        let schema = serde_json::to_string(&schemars::schema_for!(DestinationConfig)).unwrap();
+        for kind in types {
+            assert!(
+                schema.contains(&format!("\"{kind}\"")),
+                "{kind} is a `type:` of the config"
+            );
         }
     }
 }

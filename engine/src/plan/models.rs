@@ -9,12 +9,12 @@ use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
 use dinmo_connectors::{Destination, ROW_KEY_COLUMN};
 
-use crate::plan::destinations::build_destination;
 use crate::error::{DinmoError, Result};
+use crate::plan::destinations::build_destination;
+use crate::plan::sources::register_source;
+use crate::project::selection::Selection;
 use crate::project::{ConfigReport, Model, Project, Sync};
 use crate::state::row_key::check_key_type;
-use crate::project::selection::Selection;
-use crate::plan::sources::register_source;
 
 /// A model whose SQL planned and whose schema passed every check.
 #[derive(Debug)]

@@ -70,6 +70,16 @@ fn plan_error(path: &Path, message: impl Into<String>) -> DinmoError {
     }
 }
 
+fn archive_error(path: &Path, what: &str) -> impl FnOnce(zip::result::ZipError) -> DinmoError {
+    let (path, what) = (path.to_path_buf(), what.to_string());
+    move |source| DinmoError::PlanArchive { path, what, source }
+}
+
+fn json_error(path: &Path) -> impl FnOnce(serde_json::Error) -> DinmoError {
+    let path = path.to_path_buf();
+    move |source| DinmoError::PlanJson { path, source }
+}
+
 fn file_xxh3(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(DinmoError::io(path))?;
     let mut hasher = Xxh3::new();
@@ -99,35 +109,33 @@ pub fn write_plan(path: &Path, mut plan: SavedPlan, rows: &[(String, PathBuf)]) 
         };
         sync.rows_xxh3 = file_xxh3(local)?;
         zip.start_file(sync.rows_file.as_str(), options)
-            .map_err(|e| plan_error(path, e.to_string()))?;
+            .map_err(archive_error(path, &format!("`{}`", sync.rows_file)))?;
         let mut source = std::fs::File::open(local).map_err(DinmoError::io(local))?;
         std::io::copy(&mut source, &mut zip).map_err(DinmoError::io(local))?;
     }
-    let json = serde_json::to_vec_pretty(&plan).map_err(|e| plan_error(path, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&plan).map_err(json_error(path))?;
     let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     zip.start_file("plan.json", deflated)
-        .map_err(|e| plan_error(path, e.to_string()))?;
+        .map_err(archive_error(path, "`plan.json`"))?;
     zip.write_all(&json).map_err(DinmoError::io(path))?;
     zip.start_file("plan.json.xxh3", deflated)
-        .map_err(|e| plan_error(path, e.to_string()))?;
+        .map_err(archive_error(path, "`plan.json.xxh3`"))?;
     zip.write_all(format!("{:016x}", xxh3_64(&json)).as_bytes())
         .map_err(DinmoError::io(path))?;
-    zip.finish().map_err(|e| plan_error(path, e.to_string()))?;
+    zip.finish().map_err(archive_error(path, "finishing the archive"))?;
     std::fs::rename(&partial, path).map_err(DinmoError::io(path))
 }
 
 /// Reads and verifies a saved plan, extracting each sync's rows into `into`.
 pub fn read_plan(path: &Path, into: &Path) -> Result<(SavedPlan, Vec<(String, PathBuf)>)> {
     let file = std::fs::File::open(path).map_err(DinmoError::io(path))?;
-    let mut zip = ZipArchive::new(file).map_err(|e| plan_error(path, format!("not a dinmo plan: {e}")))?;
+    let mut zip = ZipArchive::new(file).map_err(archive_error(path, "not a dinmo plan"))?;
     let mut read_entry = |name: &str| -> Result<Vec<u8>> {
-        let mut entry = zip
-            .by_name(name)
-            .map_err(|e| plan_error(path, format!("`{name}`: {e}")))?;
+        let mut entry = zip.by_name(name).map_err(archive_error(path, &format!("`{name}`")))?;
         let mut bytes = Vec::new();
         entry
             .read_to_end(&mut bytes)
-            .map_err(|e| plan_error(path, format!("`{name}`: {e}")))?;
+            .map_err(|source| archive_error(path, &format!("`{name}`"))(source.into()))?;
         Ok(bytes)
     };
     let json = read_entry("plan.json")?;
@@ -140,7 +148,7 @@ pub fn read_plan(path: &Path, into: &Path) -> Result<(SavedPlan, Vec<(String, Pa
             "plan.json does not match its checksum: the plan file was altered",
         ));
     }
-    let plan: SavedPlan = serde_json::from_slice(&json).map_err(|e| plan_error(path, e.to_string()))?;
+    let plan: SavedPlan = serde_json::from_slice(&json).map_err(json_error(path))?;
     if plan.format_version != PLAN_FORMAT_VERSION {
         return Err(plan_error(
             path,
@@ -153,7 +161,7 @@ pub fn read_plan(path: &Path, into: &Path) -> Result<(SavedPlan, Vec<(String, Pa
         let local = into.join(format!("{index}.parquet"));
         let mut entry = zip
             .by_name(&sync.rows_file)
-            .map_err(|e| plan_error(path, format!("`{}`: {e}", sync.rows_file)))?;
+            .map_err(archive_error(path, &format!("`{}`", sync.rows_file)))?;
         let mut out = std::fs::File::create(&local).map_err(DinmoError::io(&local))?;
         std::io::copy(&mut entry, &mut out).map_err(|e| {
             plan_error(

@@ -8,10 +8,10 @@ use dinmo_connectors::zuora_file::ZuoraFileConfig;
 use serde_saphyr::{MessageFormatter, Spanned};
 
 use super::env::{from_process, interpolate};
-use super::model_file::ModelFile;
-use crate::error::{ConfigProblem, ConfigReport, Position};
-use super::project_file::{DestinationConfig, ProjectFile, SourceConfig, SourceFormat};
 use super::loaded::{DestinationDef, MappedField, Model, Project, Source, Sync};
+use super::model_file::ModelFile;
+use super::project_file::{DestinationConfig, ProjectFile, SourceConfig, SourceFormat};
+use crate::error::{ConfigProblem, ConfigReport, Position};
 use crate::error::{DinmoError, Result};
 use crate::storage::resolve_location;
 

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use super::project_file::{DestinationConfig, SourceFormat, SourceOptions};
 use crate::error::Position;
 
-
 /// A loaded, statically valid project.
 #[derive(Debug)]
 pub struct Project {

@@ -1,12 +1,12 @@
 //! The project: `dinmo.yml`, the model files, and everything resolved from them.
 
 mod env;
+pub mod fingerprints;
 mod load;
 mod loaded;
-pub mod fingerprints;
 pub mod model_file;
-pub mod selection;
 pub mod project_file;
+pub mod selection;
 
 pub use crate::error::{ConfigProblem, ConfigReport, Position};
 pub use load::{find_project_root, load_project};

@@ -124,9 +124,9 @@ impl StateStore {
                 .await
                 .map_err(self.store_error())?;
             let bytes = bytes.bytes().await.map_err(self.store_error())?;
-            let manifest: RunManifest = serde_json::from_slice(&bytes).map_err(|e| DinmoError::Manifest {
+            let manifest: RunManifest = serde_json::from_slice(&bytes).map_err(|source| DinmoError::Manifest {
                 location: self.url_of(&path),
-                message: e.to_string(),
+                source,
             })?;
             manifests.push(manifest);
         }
@@ -137,9 +137,9 @@ impl StateStore {
     /// Writes a run manifest.
     pub async fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
         let relative = format!("{}/runs/{}.json", manifest.sync_id, manifest.run_id);
-        let json = serde_json::to_vec_pretty(manifest).map_err(|e| DinmoError::Manifest {
-            location: self.url_of(&relative),
-            message: e.to_string(),
+        let json = serde_json::to_vec_pretty(manifest).map_err(|source| DinmoError::Json {
+            what: self.url_of(&relative),
+            source,
         })?;
         self.location
             .store

@@ -13,7 +13,9 @@ use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus};
 
 use crate::error::{DinmoError, Result};
-use crate::state::{DESTINATION_ID_COLUMN, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest, StateStore};
+use crate::state::{
+    DESTINATION_ID_COLUMN, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest, StateStore,
+};
 use crate::sync::report::{RejectionSummary, tally};
 
 /// Collects acknowledged rows into snapshot parts and refused rows into rejected parts, and

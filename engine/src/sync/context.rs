@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{DinmoError, Result};
-use crate::project::Project;
 use crate::plan::summary::SummaryOptions;
+use crate::project::Project;
 use crate::state::{RunStamp, StateStore};
 
 /// Shared by the syncs of one run.

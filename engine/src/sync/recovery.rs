@@ -108,7 +108,16 @@ async fn recover_run(
         report.add_rejections(commit.take_rejections());
         manifest.destination_ids.extend(delivered?);
     } else {
-        let settled = settle_by_lookup(&local, destination, sync_id, &original, part.rows, &mut commit, &mut manifest).await;
+        let settled = settle_by_lookup(
+            &local,
+            destination,
+            sync_id,
+            &original,
+            part.rows,
+            &mut commit,
+            &mut manifest,
+        )
+        .await;
         report.add_rejections(commit.take_rejections());
         settled?;
     }
@@ -171,7 +180,13 @@ pub async fn settle_by_lookup(
 
 /// How many rows of a local file the destination finds by its own keys, without committing
 /// anything (`dinmo state rebuild` without `--write`).
-pub async fn count_delivered(local: &Path, destination: &dyn Destination, sync_id: &str, run: &str, rows: u64) -> Result<u64> {
+pub async fn count_delivered(
+    local: &Path,
+    destination: &dyn Destination,
+    sync_id: &str,
+    run: &str,
+    rows: u64,
+) -> Result<u64> {
     let mut found = 0;
     let mut stream = read_parquet(local).await?;
     while let Some(batch) = stream.next().await {
@@ -246,6 +261,12 @@ pub async fn resolve_by_hand(
     };
     manifest.recovered_by = Some(resolver.to_string());
     let how = if sent { "sent" } else { "not sent" };
-    settle_manifest(state, &mut manifest, outcome, Some(format!("pending rows resolved by hand as {how}"))).await?;
+    settle_manifest(
+        state,
+        &mut manifest,
+        outcome,
+        Some(format!("pending rows resolved by hand as {how}")),
+    )
+    .await?;
     Ok(pending.rows)
 }

@@ -189,4 +189,3 @@ pub fn tally(rejections: &mut Vec<RejectionSummary>, code: &str, field: Option<&
         }),
     }
 }
-

@@ -185,7 +185,15 @@ pub async fn send_rows(
         run_id: run.run_id.clone(),
     };
     let progress = Progress::rows(run.show_progress, sync_id, new_count);
-    let delivered = deliver(pending_local, destination, context, progress, &mut commit, &mut manifest).await;
+    let delivered = deliver(
+        pending_local,
+        destination,
+        context,
+        progress,
+        &mut commit,
+        &mut manifest,
+    )
+    .await;
     report.add_rejections(commit.take_rejections());
     match &delivered {
         Ok(destination_ids) => {

@@ -5,15 +5,15 @@ use std::io::IsTerminal;
 
 use tracing::{error, info};
 
-use super::status::Status;
 use super::finish::finish;
-use crate::cli::{ApplyArgs, GlobalArgs};
-use crate::plan::destinations::build_destination;
-use crate::error::{DinmoError, Result};
-use crate::project::{find_project_root, load_project};
+use super::status::Status;
 use crate::cli::render::print_report;
+use crate::cli::{ApplyArgs, GlobalArgs};
+use crate::error::{DinmoError, Result};
+use crate::plan::destinations::build_destination;
 use crate::plan::saved::read_plan;
 use crate::plan::sources::register_store;
+use crate::project::{find_project_root, load_project};
 use crate::state::{SyncIdentity, state_version};
 use crate::sync::context::{RunContext, RunOptions};
 use crate::sync::report::{RunReport, SyncReport};
@@ -116,5 +116,7 @@ async fn execute(global: &GlobalArgs, args: &ApplyArgs) -> Result<RunReport> {
         info!(plan = %args.plan.display(), syncs = report.syncs.len(), "plan applied");
         Ok(report)
     };
-    run.state.while_locked(&sync_ids, &run.run_id, wait, &run.lease, work).await
+    run.state
+        .while_locked(&sync_ids, &run.run_id, wait, &run.lease, work)
+        .await
 }

@@ -6,10 +6,10 @@ mod history;
 mod init;
 mod rollback;
 mod schema;
-mod state;
-mod sync;
 mod selected;
+mod state;
 mod status;
+mod sync;
 mod validate;
 
 pub use status::{ERROR_EXIT, Status, USAGE_EXIT};
@@ -39,4 +39,3 @@ pub async fn dispatch(cli: Cli) -> Result<Status> {
         Command::Completions(_) => Ok(Status::Success),
     }
 }
-

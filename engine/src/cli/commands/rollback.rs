@@ -12,14 +12,14 @@ use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
 
+use super::selected::load_selected;
 use super::status::Status;
 use crate::cli::{GlobalArgs, RollbackArgs};
-use crate::plan::destinations::build_destination;
 use crate::error::{DinmoError, Result};
-use crate::sync::context::RunContext;
-use super::selected::load_selected;
-use crate::state::{LocalPartWriter, Rollback, StateStore};
+use crate::plan::destinations::build_destination;
 use crate::state::DESTINATION_ID_COLUMN;
+use crate::state::{LocalPartWriter, Rollback, StateStore};
+use crate::sync::context::RunContext;
 
 pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status> {
     let (project, selection) = load_selected(global, &args.selection).await?;
@@ -34,7 +34,9 @@ pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status
     }
     let work = rollback_locked(&project, &selection, &state, args);
     let run_id = crate::sync::context::new_run_id();
-    state.while_locked(&touched, &run_id, None, &Default::default(), work).await
+    state
+        .while_locked(&touched, &run_id, None, &Default::default(), work)
+        .await
 }
 
 async fn rollback_locked(

@@ -12,9 +12,9 @@ pub fn schema(args: &SchemaArgs) -> Result<Status> {
         SchemaKind::Project => schemars::schema_for!(ProjectFile),
         SchemaKind::Model => schemars::schema_for!(ModelFile),
     };
-    let json = serde_json::to_string_pretty(&schema).map_err(|e| DinmoError::Manifest {
-        location: "schema".into(),
-        message: e.to_string(),
+    let json = serde_json::to_string_pretty(&schema).map_err(|source| DinmoError::Json {
+        what: "the JSON Schema".into(),
+        source,
     })?;
     println!("{json}");
     Ok(Status::Success)

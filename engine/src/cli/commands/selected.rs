@@ -9,7 +9,6 @@ pub(super) async fn load_selected(
 ) -> Result<(crate::project::Project, crate::project::selection::Selection)> {
     let root = crate::project::find_project_root(global.project.as_deref())?;
     let project = crate::project::load_project(&root)?;
-    let selection =
-        crate::plan::modified::select(&project, &args.select, &args.exclude, args.state.as_deref()).await?;
+    let selection = crate::plan::modified::select(&project, &args.select, &args.exclude, args.state.as_deref()).await?;
     Ok((project, selection))
 }

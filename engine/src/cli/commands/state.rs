@@ -155,7 +155,10 @@ async fn resolve_pending(project: &Project, state: &StateStore, args: &ResolvePe
     } else {
         "not sent; the next run offers them again"
     };
-    println!("{}: {rows} pending row(s) of run {} recorded as {recorded}", args.sync, args.run);
+    println!(
+        "{}: {rows} pending row(s) of run {} recorded as {recorded}",
+        args.sync, args.run
+    );
     Ok(Status::Success)
 }
 
@@ -197,7 +200,18 @@ async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> R
                     let local = staging.path().join(format!("{}.rebuild.parquet", target.sync.id));
                     let context = format!("sync `{}`: rebuild", target.sync.id);
                     let rows = write_frame(frame, &local, &context).await?;
-                    rebuild_sync(state, staging.path(), &run, model, target, &local, staged.rows, rows, args.write).await?;
+                    rebuild_sync(
+                        state,
+                        staging.path(),
+                        &run,
+                        model,
+                        target,
+                        &local,
+                        staged.rows,
+                        rows,
+                        args.write,
+                    )
+                    .await?;
                 }
             }
             Ok(Status::Success)
@@ -244,7 +258,16 @@ async fn rebuild_sync(
     manifest.error = Some("rebuilt from the destination's records by `dinmo state rebuild`".into());
     let prefix = format!("{}-rebuild", run.run_id);
     let mut commit = Commit::new(state, staging, &sync.id, &run.run_id, &prefix);
-    let found = settle_by_lookup(local, destination, &sync.id, &run.run_id, rows, &mut commit, &mut manifest).await?;
+    let found = settle_by_lookup(
+        local,
+        destination,
+        &sync.id,
+        &run.run_id,
+        rows,
+        &mut commit,
+        &mut manifest,
+    )
+    .await?;
     manifest.counts.new_rows = found;
     manifest.recount();
     manifest.finished_at = RunContext::now();

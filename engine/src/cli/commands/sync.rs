@@ -5,12 +5,13 @@ use std::io::IsTerminal;
 use tracing::{Instrument, error, info, info_span};
 
 use super::finish::finish;
+use super::selected::load_selected;
 use super::status::Status;
+use crate::cli::render::{print_plan, print_report};
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
 use crate::diff::stage_model;
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{connect_destinations, destinations_used, plan_models};
-use crate::cli::render::{print_plan, print_report};
 use crate::plan::saved::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
 use crate::plan::sources::register_store;
 use crate::plan::summary::SummaryOptions;
@@ -18,7 +19,6 @@ use crate::project::fingerprints::{mapping_hash, sql_hash};
 use crate::sync::context::{RunContext, RunOptions};
 use crate::sync::report::{RunReport, SyncReport};
 use crate::sync::run::run_sync;
-use super::selected::load_selected;
 
 pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
     let summary = SummaryOptions {
@@ -159,7 +159,9 @@ async fn execute(
         Ok(report)
     }
     .instrument(span);
-    run.state.while_locked(&syncs, &run.run_id, wait, &run.lease, work).await
+    run.state
+        .while_locked(&syncs, &run.run_id, wait, &run.lease, work)
+        .await
 }
 
 /// Writes the plan's rows and state versions to `path` for `dinmo apply`.

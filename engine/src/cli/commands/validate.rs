@@ -1,11 +1,11 @@
 //! `dinmo validate`.
 
+use super::selected::load_selected;
 use super::status::Status;
 use crate::cli::{GlobalArgs, ValidateArgs};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, connect_destinations, destinations_used, plan_models};
 use crate::project::ConfigReport;
-use super::selected::load_selected;
 
 pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status> {
     let selection = &args.selection;

@@ -43,8 +43,13 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         location: source.location.clone(),
         message,
     };
+    let failed = |error: datafusion::error::DataFusionError| DinmoError::SourceRead {
+        source_name: source.name.clone(),
+        location: source.location.clone(),
+        source: Box::new(error),
+    };
     register_store(ctx, &source.location)?;
-    let url = ListingTableUrl::parse(&source.location).map_err(|e| error(e.to_string()))?;
+    let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
     let format: Arc<dyn FileFormat> = match source.format {
         SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
         SourceFormat::Csv => {
@@ -71,26 +76,20 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     let state = ctx.state();
     let partitions = match &source.options.partition_columns {
         Some(columns) => columns.clone(),
-        None => options
-            .infer_partitions(&state, &url)
-            .await
-            .map_err(|e| error(e.to_string()))?,
+        None => options.infer_partitions(&state, &url).await.map_err(failed)?,
     };
     if !partitions.is_empty() {
         debug!(source = %source.name, ?partitions, "hive partition columns");
         options = options.with_table_partition_cols(partitions.into_iter().map(|p| (p, DataType::Utf8)).collect());
     }
-    let store = state
-        .runtime_env()
-        .object_store(url.object_store())
-        .map_err(|e| error(e.to_string()))?;
+    let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
     let mut files: Vec<ObjectMeta> = url
         .list_all_files(&state, store.as_ref(), &options.file_extension)
         .await
-        .map_err(|e| error(e.to_string()))?
+        .map_err(failed)?
         .try_collect()
         .await
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(failed)?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
     for empty in files.iter().filter(|f| f.size == 0) {
         let file = file_url(&url, &empty.location);
@@ -135,9 +134,9 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(Arc::new(schema));
-    let table = ListingTable::try_new(config).map_err(|e| error(e.to_string()))?;
+    let table = ListingTable::try_new(config).map_err(failed)?;
     ctx.register_table(source.name.as_str(), Arc::new(table))
-        .map_err(|e| error(e.to_string()))?;
+        .map_err(failed)?;
     Ok(())
 }
 
