@@ -284,6 +284,9 @@ impl ZuoraWriter {
 
     /// Uploads one file and waits for it; `Some(import id)` when Completed, `None` when Zuora
     /// failed it.
+    ///
+    /// Long on purpose: the upload and the status polling share one deadline and one
+    /// idempotency key, and each answer's handling is a few lines.
     async fn import_file(
         &self,
         prepared: &PreparedBatch,

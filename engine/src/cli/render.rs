@@ -119,6 +119,9 @@ fn push_totals(out: &mut String, totals: &[crate::plan::summary::Total]) {
 
 /// The plan as a pull-request comment. Deterministic: no run id, no times, everything sorted,
 /// so the same inputs give byte-identical output and two plans diff cleanly.
+///
+/// Long on purpose: the comment is written top to bottom in the order a reviewer reads it;
+/// the tables' row formatting lives in `push_totals` and `md`.
 pub fn render_markdown(report: &RunReport) -> String {
     let mut out = String::new();
     let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();

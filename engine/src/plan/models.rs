@@ -104,6 +104,11 @@ fn reads_failed_source<'a>(ctx: &SessionContext, model: &Model, failed: &[&'a st
         .copied()
 }
 
+/// Plans one model: its SQL planned by DataFusion, the primary key and each sync's mapping
+/// checked against the planned schema, every problem collected into `report`.
+///
+/// Long on purpose: the checks read one planned schema in order and each adds its problems
+/// to the same report, so that a user sees every problem of a model at once.
 async fn plan_model<'p>(
     ctx: &SessionContext,
     model: &'p Model,

@@ -267,6 +267,9 @@ impl Loader<'_> {
         }
     }
 
+    /// Loads one model file: parse, `${VAR}`s, then each sync checked against the
+    /// destinations. Long on purpose: every problem is collected (with its position) before
+    /// the model is given up on, so a user sees them all at once.
     fn model(&mut self, path: &Path, relative: PathBuf, destinations: &[DestinationDef]) -> Option<Model> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,

@@ -46,6 +46,10 @@ pub async fn run_sync(
     (report, result)
 }
 
+/// Recovery, snapshot, diff, guard, then a plan's rule check or the send.
+///
+/// Long on purpose: the order of these steps is the exactly-once argument (pending rows
+/// settled before the diff, the guard before any send), so it reads top to bottom here.
 async fn sync_inner(
     ctx: &SessionContext,
     run: &RunContext,

@@ -32,6 +32,10 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs) -> Result<Status> {
     })
 }
 
+/// Checks every sync's state against the plan's before sending anything, then sends each
+/// sync's saved rows through `send_rows`, as a run does.
+///
+/// Long on purpose: all the checks come before the first send, in one place.
 async fn execute(global: &GlobalArgs, args: &ApplyArgs) -> Result<RunReport> {
     let root = find_project_root(global.project.as_deref())?;
     let project = load_project(&root)?;

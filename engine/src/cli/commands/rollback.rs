@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
 
 use super::selected::load_selected;
 use super::status::Status;
@@ -18,7 +19,7 @@ use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::error::{DinmoError, Result};
 use crate::plan::destinations::build_destination;
 use crate::state::DESTINATION_ID_COLUMN;
-use crate::state::{LocalPartWriter, Rollback, StateStore};
+use crate::state::{LocalPartWriter, PartInfo, Rollback, StateStore};
 use crate::sync::context::RunContext;
 
 pub async fn rollback(global: &GlobalArgs, args: &RollbackArgs) -> Result<Status> {
@@ -60,7 +61,7 @@ async fn rollback_locked(
         if !selected {
             continue;
         }
-        let Some(mut manifest) = state
+        let Some(manifest) = state
             .manifests(&sync_id)
             .await?
             .into_iter()
@@ -69,114 +70,7 @@ async fn rollback_locked(
             continue;
         };
         found = true;
-        let parts = manifest.snapshot_parts.clone();
-        if parts.is_empty() {
-            println!("{sync_id}: run {} delivered nothing", args.run);
-            continue;
-        }
-        let def = project
-            .destination(&manifest.destination)
-            .ok_or_else(|| DinmoError::RunNotFound {
-                run: args.run.clone(),
-                state: format!(
-                    "{} (destination `{}` is no longer in dinmo.yml)",
-                    state.display(),
-                    manifest.destination
-                ),
-            })?;
-        let destination = build_destination(def)?;
-
-        // The rows and ids the run delivered.
-        let context = format!("reading the snapshot parts of run {}", args.run);
-        let mut batches = Vec::new();
-        for part in &parts {
-            state.verify_part(&sync_id, part).await?;
-            batches.extend(state.read_part(part).await?);
-        }
-        let ids_of = |batch: &arrow::record_batch::RecordBatch| -> Result<Vec<Option<String>>> {
-            let column = batch.column_by_name(DESTINATION_ID_COLUMN).map(Arc::clone);
-            let Some(column) = column else {
-                return Ok(vec![None; batch.num_rows()]);
-            };
-            let strings = cast(&column, &DataType::Utf8).map_err(DinmoError::arrow(context.clone()))?;
-            Ok(strings
-                .as_string::<i32>()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect())
-        };
-        let mut ids = BTreeSet::new();
-        for batch in &batches {
-            ids.extend(ids_of(batch)?.into_iter().flatten());
-        }
-        let ids: Vec<String> = ids.into_iter().collect();
-        let results = destination
-            .delete_records(&ids)
-            .await
-            .map_err(DinmoError::destination(sync_id.clone()))?;
-        let failed: Vec<String> = results
-            .iter()
-            .filter_map(|(id, r)| r.as_ref().err().map(|why| format!("{id}: {why}")))
-            .collect();
-        let deleted: BTreeSet<&str> = results
-            .iter()
-            .filter(|(_, r)| r.is_ok())
-            .map(|(id, _)| id.as_str())
-            .collect();
-
-        // Keep the rows whose record is still in the destination.
-        let new_path = format!(
-            "{sync_id}/snapshot/{}-rollback-{}.parquet",
-            args.run,
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
-        );
-        let local = staging.path().join(format!("{sync_id}.parquet"));
-        let mut writer: Option<LocalPartWriter> = None;
-        let mut deleted_rows = 0u64;
-        for batch in &batches {
-            let keep: BooleanArray = ids_of(batch)?
-                .iter()
-                .map(|id| Some(!id.as_deref().is_some_and(|id| deleted.contains(id))))
-                .collect();
-            deleted_rows += (keep.len() - keep.true_count()) as u64;
-            let kept = filter_record_batch(batch, &keep).map_err(DinmoError::arrow(context.clone()))?;
-            if writer.is_none() {
-                writer = Some(LocalPartWriter::create(&local, kept.schema()).await?);
-            }
-            if let Some(writer) = writer.as_mut() {
-                writer.write(&kept).await?;
-            }
-        }
-        let new_part = match writer {
-            Some(writer) => {
-                let (local, rows) = writer.finish().await?;
-                if rows > 0 {
-                    Some(state.upload(&local, &new_path, rows).await?)
-                } else {
-                    None
-                }
-            }
-            None => None,
-        };
-        manifest.snapshot_parts = new_part.into_iter().collect();
-        manifest.recount();
-        manifest.rollback = Some(Rollback {
-            at: RunContext::now(),
-            deleted_rows,
-            not_deleted: failed.clone(),
-        });
-        state.write_manifest(&manifest).await?;
-        for part in &parts {
-            state.delete(&part.path).await?;
-        }
-        println!(
-            "{sync_id}: deleted {deleted_rows} row(s) of run {} in `{}`; they count as new again",
-            args.run, manifest.destination
-        );
-        for failure in &failed {
-            println!("  not deleted: {failure}");
-        }
-        not_deleted_total += failed.len();
+        not_deleted_total += rollback_sync(project, state, staging.path(), &sync_id, manifest, &args.run).await?;
     }
     if !found {
         return Err(DinmoError::RunNotFound {
@@ -191,4 +85,136 @@ async fn rollback_locked(
         });
     }
     Ok(Status::Success)
+}
+
+/// Rolls one sync back from `run`: deletes what the run delivered where the destination
+/// allows it, stores the snapshot part of the rows still delivered, then the manifest, then
+/// removes the old parts. Returns how many records could not be deleted.
+async fn rollback_sync(
+    project: &crate::project::Project,
+    state: &StateStore,
+    staging: &std::path::Path,
+    sync_id: &str,
+    mut manifest: crate::state::RunManifest,
+    run: &str,
+) -> Result<usize> {
+    let parts = manifest.snapshot_parts.clone();
+    if parts.is_empty() {
+        println!("{sync_id}: run {} delivered nothing", run);
+        return Ok(0);
+    }
+    let def = project
+        .destination(&manifest.destination)
+        .ok_or_else(|| DinmoError::RunNotFound {
+            run: run.to_string(),
+            state: format!(
+                "{} (destination `{}` is no longer in dinmo.yml)",
+                state.display(),
+                manifest.destination
+            ),
+        })?;
+    let destination = build_destination(def)?;
+
+    // The rows and ids the run delivered.
+    let context = format!("reading the snapshot parts of run {}", run);
+    let mut batches = Vec::new();
+    for part in &parts {
+        state.verify_part(sync_id, part).await?;
+        batches.extend(state.read_part(part).await?);
+    }
+    let mut ids = BTreeSet::new();
+    for batch in &batches {
+        ids.extend(destination_ids(batch, &context)?.into_iter().flatten());
+    }
+    let ids: Vec<String> = ids.into_iter().collect();
+    let results = destination
+        .delete_records(&ids)
+        .await
+        .map_err(DinmoError::destination(sync_id))?;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(id, r)| r.as_ref().err().map(|why| format!("{id}: {why}")))
+        .collect();
+    let deleted: BTreeSet<&str> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id.as_str())
+        .collect();
+
+    // Keep the rows whose record is still in the destination.
+    let new_path = format!(
+        "{sync_id}/snapshot/{run}-rollback-{}.parquet",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
+    );
+    let local = staging.join(format!("{sync_id}.parquet"));
+    let (new_part, deleted_rows) = store_kept_rows(state, &batches, &deleted, &local, &new_path, &context).await?;
+    manifest.snapshot_parts = new_part.into_iter().collect();
+    manifest.recount();
+    manifest.rollback = Some(Rollback {
+        at: RunContext::now(),
+        deleted_rows,
+        not_deleted: failed.clone(),
+    });
+    state.write_manifest(&manifest).await?;
+    for part in &parts {
+        state.delete(&part.path).await?;
+    }
+    println!(
+        "{sync_id}: deleted {deleted_rows} row(s) of run {} in `{}`; they count as new again",
+        run, manifest.destination
+    );
+    for failure in &failed {
+        println!("  not deleted: {failure}");
+    }
+    Ok(failed.len())
+}
+
+/// The destination id of each row of a snapshot part.
+fn destination_ids(batch: &RecordBatch, context: &str) -> Result<Vec<Option<String>>> {
+    let Some(column) = batch.column_by_name(DESTINATION_ID_COLUMN).map(Arc::clone) else {
+        return Ok(vec![None; batch.num_rows()]);
+    };
+    let strings = cast(&column, &DataType::Utf8).map_err(DinmoError::arrow(context))?;
+    Ok(strings
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}
+
+/// Stores the rows whose record was not deleted as one snapshot part at `path` (none when no
+/// row is left), and counts the deleted rows.
+async fn store_kept_rows(
+    state: &StateStore,
+    batches: &[RecordBatch],
+    deleted: &BTreeSet<&str>,
+    local: &std::path::Path,
+    path: &str,
+    context: &str,
+) -> Result<(Option<PartInfo>, u64)> {
+    let mut writer: Option<LocalPartWriter> = None;
+    let mut deleted_rows = 0u64;
+    for batch in batches {
+        let keep: BooleanArray = destination_ids(batch, context)?
+            .iter()
+            .map(|id| Some(!id.as_deref().is_some_and(|id| deleted.contains(id))))
+            .collect();
+        deleted_rows += (keep.len() - keep.true_count()) as u64;
+        let kept = filter_record_batch(batch, &keep).map_err(DinmoError::arrow(context))?;
+        if writer.is_none() {
+            writer = Some(LocalPartWriter::create(local, kept.schema()).await?);
+        }
+        if let Some(writer) = writer.as_mut() {
+            writer.write(&kept).await?;
+        }
+    }
+    let Some(writer) = writer else {
+        return Ok((None, deleted_rows));
+    };
+    let (local, rows) = writer.finish().await?;
+    let part = match rows {
+        0 => None,
+        _ => Some(state.upload(&local, path, rows).await?),
+    };
+    Ok((part, deleted_rows))
 }

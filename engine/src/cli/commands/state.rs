@@ -44,6 +44,10 @@ async fn unlock(state: &StateStore, args: &UnlockArgs) -> Result<Status> {
     Ok(Status::Success)
 }
 
+/// `dinmo state verify`: every sync's manifests, parts (size and checksum), unnamed files and
+/// lock, printed; exit 1 when a part or lock is damaged.
+///
+/// Long on purpose: one report printed in sync order, each check a few lines of output.
 async fn verify(state: &StateStore) -> Result<Status> {
     let mut problems = 0;
     let syncs = state.sync_ids().await?;

@@ -71,6 +71,10 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
 
 /// Loads, validates, and runs (or plans) every selected sync. A failing sync does not stop
 /// the others; its error is in its report.
+///
+/// Long on purpose: the run's one sequence (load, plan, take locks, connect destinations while
+/// the first model runs, stage each model once and run its syncs, save the plan); the steps
+/// are calls, and splitting would pass the same seven values around.
 async fn execute(
     global: &GlobalArgs,
     selection: &SelectionArgs,
