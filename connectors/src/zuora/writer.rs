@@ -285,8 +285,8 @@ impl ZuoraWriter {
     /// Uploads one file and waits for it; `Some(import id)` when Completed, `None` when Zuora
     /// failed it.
     ///
-    /// Long on purpose: the upload and the status polling share one deadline and one
-    /// idempotency key, and each answer's handling is a few lines.
+    /// Long on purpose: the upload (under its idempotency key) and the polling of its status
+    /// (until `import_timeout_secs`) are one exchange; each answer's handling is a few lines.
     async fn import_file(
         &self,
         prepared: &PreparedBatch,

@@ -12,12 +12,15 @@ use crate::error::{DinmoError, Result};
 use crate::project::{DestinationConfig, DestinationDef};
 use crate::storage::open_location;
 
+/// A built destination, or why it could not be built; `None`: the definition is of another type.
+type Built = Option<Result<Arc<dyn Destination>>>;
+
 /// How to build one destination type from its definition.
 struct Registration {
     /// The `type:` in `dinmo.yml`.
     kind: &'static str,
     /// Builds it; `None` when the definition is of another type.
-    build: fn(&DestinationDef) -> Option<Result<Arc<dyn Destination>>>,
+    build: fn(&DestinationDef) -> Built,
 }
 
 /// Every destination type dinmo can send to.
@@ -52,7 +55,7 @@ pub fn build_destination(def: &DestinationDef) -> Result<Arc<dyn Destination>> {
         })
 }
 
-fn zuora_file(def: &DestinationDef) -> Option<Result<Arc<dyn Destination>>> {
+fn zuora_file(def: &DestinationDef) -> Built {
     let DestinationConfig::ZuoraFile(config) = &def.config else {
         return None;
     };
@@ -69,7 +72,7 @@ fn zuora_file(def: &DestinationDef) -> Option<Result<Arc<dyn Destination>>> {
     })())
 }
 
-fn zuora(def: &DestinationDef) -> Option<Result<Arc<dyn Destination>>> {
+fn zuora(def: &DestinationDef) -> Built {
     let DestinationConfig::Zuora(config) = &def.config else {
         return None;
     };
