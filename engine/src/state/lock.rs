@@ -553,3 +553,57 @@ impl SyncLocks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let location = dir.path().to_string_lossy().into_owned();
+        let state = StateStore::open(&location).expect("a local state store");
+        (dir, state)
+    }
+
+    #[tokio::test]
+    async fn while_locked_releases_after_an_error() {
+        let (_dir, state) = store();
+        let syncs = vec!["usage.files".to_string()];
+        let watch = LeaseWatch::default();
+        let result: Result<()> = state
+            .while_locked(&syncs, "run-1", None, &watch, async {
+                assert!(matches!(
+                    state.lock_status("usage.files").await?,
+                    LockStatus::Held { .. }
+                ));
+                Err(DinmoError::RunNotFound {
+                    run: "x".into(),
+                    state: "y".into(),
+                })
+            })
+            .await;
+        assert!(result.is_err());
+        assert!(matches!(
+            state.lock_status("usage.files").await.unwrap(),
+            LockStatus::Free
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_run_releases_its_locks_on_drop() {
+        let (_dir, state) = store();
+        let syncs = vec!["usage.files".to_string()];
+        let watch = LeaseWatch::default();
+        let work = state.while_locked(&syncs, "run-2", None, &watch, std::future::pending::<Result<()>>());
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), work).await;
+        assert!(cancelled.is_err(), "the work never ends; the timeout drops it");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !matches!(state.lock_status("usage.files").await.unwrap(), LockStatus::Free) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock was not released after the drop"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
