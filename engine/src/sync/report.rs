@@ -126,14 +126,6 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
-    /// A report with nothing in it yet, for state commands that commit rows.
-    pub fn empty(sync_id: &str) -> Self {
-        SyncReport {
-            sync_id: sync_id.to_string(),
-            ..SyncReport::default()
-        }
-    }
-
     /// The report of a sync about to run over `model_rows` model rows.
     pub fn for_target(target: &PlannedSync<'_>, model_rows: u64) -> Self {
         SyncReport {
