@@ -94,9 +94,23 @@ pub fn open_location(location: &str) -> Result<StoreLocation> {
             url.scheme()
         ),
     };
+    const SCHEMES: &[&str] = &[
+        "file", "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https",
+    ];
     match ObjectStoreScheme::parse(&url) {
-        Ok((ObjectStoreScheme::Memory, _)) | Err(_) => return Err(unsupported()),
+        Ok((ObjectStoreScheme::Memory, _)) => return Err(unsupported()),
         Ok(_) => {}
+        Err(_) if SCHEMES.contains(&url.scheme()) => {
+            return Err(DinmoError::Location {
+                location: location.to_string(),
+                message: format!(
+                    "names no bucket, container or host after `{}://` (write {}://<bucket>/<path>)",
+                    url.scheme(),
+                    url.scheme()
+                ),
+            });
+        }
+        Err(_) => return Err(unsupported()),
     }
     let (store, prefix) = parse_url_opts(&url, store_settings()).map_err(|source| DinmoError::LocationStore {
         location: location.to_string(),
@@ -154,5 +168,12 @@ mod tests {
         assert_eq!(local.url_of(&local.prefix), "file:///tmp/dinmo-state");
         let err = open_location("ftp://host/x").unwrap_err().to_string();
         assert!(err.contains("unsupported scheme `ftp`"), "{err}");
+        let err = open_location("memory:///x").unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme `memory`"), "{err}");
+        let err = open_location("s3://").unwrap_err().to_string();
+        assert!(
+            err.contains("names no bucket, container or host after `s3://`"),
+            "{err}"
+        );
     }
 }
