@@ -26,11 +26,35 @@ pub fn check() -> Result<()> {
 /// The DataFusion session models run in, with DataFusion's own `DATAFUSION_*` settings from
 /// the environment (`DATAFUSION_EXECUTION_BATCH_SIZE`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS`,
 /// ...; DataFusion's configuration reference lists them).
-pub fn query_context() -> Result<datafusion::prelude::SessionContext> {
+///
+/// With a `memory_limit`, operators share a fair spill pool of that many bytes and spill to
+/// `spill_path` (created when first needed); without one, memory is not limited.
+pub fn query_context(
+    memory_limit: Option<u64>,
+    spill_path: &std::path::Path,
+) -> Result<datafusion::prelude::SessionContext> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+
     let config = datafusion::prelude::SessionConfig::from_env().map_err(|source| DinmoError::QuerySettings {
         source: Box::new(source),
     })?;
-    Ok(datafusion::prelude::SessionContext::new_with_config(config))
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = memory_limit {
+        std::fs::create_dir_all(spill_path).map_err(DinmoError::io(spill_path))?;
+        runtime = runtime
+            .with_memory_pool(std::sync::Arc::new(FairSpillPool::new(
+                usize::try_from(limit).unwrap_or(usize::MAX),
+            )))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill_path.to_path_buf()])),
+            );
+    }
+    let runtime = runtime
+        .build_arc()
+        .map_err(DinmoError::engine("setting up the query engine's memory pool"))?;
+    Ok(datafusion::prelude::SessionContext::new_with_config_rt(config, runtime))
 }
 
 /// The sync lock's lease, at least 1 s.

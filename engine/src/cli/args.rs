@@ -29,6 +29,14 @@ pub struct GlobalArgs {
     /// Only errors on stderr; no progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Memory the query engine may hold (`4GB`, `512MB`, `2GiB`); past it, sorts,
+    /// aggregations and the anti-join spill to disk. Overrides `execution.memory_limit`.
+    #[arg(long, global = true, env = "DINMO_MEMORY_LIMIT", value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::project::byte_size::parse_byte_size(text)
 }
 
 /// Log line format.

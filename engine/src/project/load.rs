@@ -8,9 +8,10 @@ use dinmo_connectors::zuora_file::ZuoraFileConfig;
 use serde_saphyr::{MessageFormatter, Spanned};
 
 use super::env::{from_process, interpolate};
-use super::loaded::{DestinationDef, MappedField, Model, Project, Source, Sync};
+use super::byte_size::parse_byte_size;
+use super::loaded::{DestinationDef, Execution, MappedField, Model, Project, Source, Sync};
 use super::model_file::ModelFile;
-use super::project_file::{DestinationConfig, ProjectFile, SourceConfig, SourceFormat};
+use super::project_file::{DestinationConfig, ExecutionConfig, ProjectFile, SourceConfig, SourceFormat};
 use crate::error::{ConfigProblem, ConfigReport, Position};
 use crate::error::{DinmoError, Result};
 use crate::storage::resolve_location;
@@ -116,6 +117,7 @@ impl Loader<'_> {
             .root
             .join(file.target_path.as_ref().map_or("target", |t| t.value.as_str()));
 
+        let execution = self.execution(&file.execution, &target_path);
         let sources = file
             .sources
             .iter()
@@ -159,6 +161,29 @@ impl Loader<'_> {
             sources,
             destinations,
             models,
+            execution,
+        }
+    }
+
+    fn execution(&mut self, config: &ExecutionConfig, target_path: &Path) -> Execution {
+        let project_file = Path::new(PROJECT_FILE);
+        let memory_limit = config.memory_limit.as_ref().and_then(|raw| {
+            let value = self.interpolated(project_file, raw, "execution.memory_limit");
+            match parse_byte_size(&value) {
+                Ok(bytes) => Some(bytes),
+                Err(problem) => {
+                    self.problem(project_file, position(raw), format!("execution.memory_limit: {problem}"));
+                    None
+                }
+            }
+        });
+        let spill_path = match &config.spill_path {
+            Some(raw) => self.root.join(self.interpolated(project_file, raw, "execution.spill_path")),
+            None => target_path.join("spill"),
+        };
+        Execution {
+            memory_limit,
+            spill_path,
         }
     }
 

@@ -23,6 +23,17 @@ pub struct Project {
     pub destinations: Vec<DestinationDef>,
     /// Models, in file order.
     pub models: Vec<Model>,
+    /// Memory limit and spill folder of the query engine.
+    pub execution: Execution,
+}
+
+/// Memory limit and spill folder of the query engine (`execution:` in `dinmo.yml`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// Bytes the query engine may hold at once; `None`: no limit.
+    pub memory_limit: Option<u64>,
+    /// Where operators spill (absolute).
+    pub spill_path: PathBuf,
 }
 
 impl Project {

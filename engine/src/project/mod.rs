@@ -1,5 +1,6 @@
 //! The project: `dinmo.yml`, the model files, and everything resolved from them.
 
+pub mod byte_size;
 mod env;
 pub mod fingerprints;
 mod load;
@@ -10,5 +11,5 @@ pub mod selection;
 
 pub use crate::error::{ConfigProblem, ConfigReport, Position};
 pub use load::{find_project_root, load_project};
-pub use loaded::{DestinationDef, MappedField, Model, Project, Source, Sync};
+pub use loaded::{DestinationDef, Execution, MappedField, Model, Project, Source, Sync};
 pub use project_file::{DestinationConfig, SourceFormat, SourceOptions};

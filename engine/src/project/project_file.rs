@@ -38,6 +38,30 @@ pub struct ProjectFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, DestinationConfig>")]
     pub destinations: BTreeMap<String, Spanned<DestinationConfig>>,
+    /// How queries run: the memory they may hold and where they spill. Default: no limit,
+    /// spilling under the target path.
+    #[serde(default)]
+    pub execution: ExecutionConfig,
+}
+
+/// Memory and spilling of the query engine (the model queries, the primary-key check and the
+/// anti-join against the snapshot).
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ExecutionConfig {
+    /// Memory the query engine may hold at once, shared fairly between the operators that can
+    /// spill (sorts, aggregations, the sort-merge anti-join): `4GB`, `512MB`, `2GiB`. Past it,
+    /// they spill to `spill_path`; a diff whose staged rows would not fit in half of it joins
+    /// by sorting instead of by a hash table. `--memory-limit` (or `DINMO_MEMORY_LIMIT`)
+    /// overrides it. Default: no limit.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub memory_limit: Option<Spanned<String>>,
+    /// Local folder for spill files, relative to the project root. Default
+    /// `<target-path>/spill`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub spill_path: Option<Spanned<String>>,
 }
 
 /// A table the model SQL can read.

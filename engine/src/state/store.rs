@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +14,10 @@ use crate::error::{DinmoError, Result};
 use crate::storage::{StoreLocation, open_location};
 
 const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
+
+/// State objects read at once (manifests, parts being verified): on an object store each read
+/// is a round trip, so reading them one at a time would make a run's cost grow with history.
+pub const READ_CONCURRENCY: usize = 16;
 
 /// A state location.
 #[derive(Debug, Clone)]
@@ -110,26 +114,26 @@ impl StateStore {
         Ok(ids)
     }
 
-    /// The manifests of `sync`, oldest first (run ids sort by time).
+    /// The manifests of `sync`, oldest first (run ids sort by time). They are fetched
+    /// [`READ_CONCURRENCY`] at a time: on an object store each is a round trip.
     pub async fn manifests(&self, sync: &str) -> Result<Vec<RunManifest>> {
-        let mut manifests = Vec::new();
-        for path in self.list(&format!("{sync}/runs")).await? {
-            if !path.ends_with(".json") {
-                continue;
-            }
-            let bytes = self
-                .location
-                .store
-                .get(&self.path(&path))
-                .await
-                .map_err(self.store_error())?;
-            let bytes = bytes.bytes().await.map_err(self.store_error())?;
-            let manifest: RunManifest = serde_json::from_slice(&bytes).map_err(|source| DinmoError::Manifest {
-                location: self.url_of(&path),
-                source,
-            })?;
-            manifests.push(manifest);
-        }
+        let paths: Vec<String> = self
+            .list(&format!("{sync}/runs"))
+            .await?
+            .into_iter()
+            .filter(|path| path.ends_with(".json"))
+            .collect();
+        let mut manifests: Vec<RunManifest> = futures::stream::iter(paths)
+            .map(|path| async move {
+                let bytes = self.read(&path).await?;
+                serde_json::from_slice::<RunManifest>(&bytes).map_err(|source| DinmoError::Manifest {
+                    location: self.url_of(&path),
+                    source,
+                })
+            })
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
         manifests.sort_by(|a, b| a.run_id.cmp(&b.run_id));
         Ok(manifests)
     }
@@ -287,18 +291,17 @@ impl StateStore {
     /// acknowledged rows and are kept, with a warning.
     pub async fn verified_snapshot(&self, sync: &str) -> Result<VerifiedSnapshot> {
         let manifests = self.manifests(sync).await?;
-        let mut part_urls = Vec::new();
-        let mut rows = 0;
-        let mut named = Vec::new();
-        for part in manifests.iter().flat_map(|m| &m.snapshot_parts) {
-            self.verify_part(sync, part).await?;
-            part_urls.push(self.url_of(&part.path));
-            rows += part.rows;
-            named.push(part.path.clone());
-        }
+        let parts: Vec<&PartInfo> = manifests.iter().flat_map(|m| &m.snapshot_parts).collect();
+        futures::stream::iter(parts.iter().map(|part| self.verify_part(sync, part)))
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        let mut part_urls: Vec<String> = parts.iter().map(|part| self.url_of(&part.path)).collect();
+        let rows = parts.iter().map(|part| part.rows).sum();
+        let named: std::collections::HashSet<&str> = parts.iter().map(|part| part.path.as_str()).collect();
         let mut unnamed_parts = 0;
         for path in self.list(&format!("{sync}/snapshot")).await? {
-            if path.ends_with(".parquet") && !named.contains(&path) {
+            if path.ends_with(".parquet") && !named.contains(path.as_str()) {
                 warn!(sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
                 part_urls.push(self.url_of(&path));
                 unnamed_parts += 1;

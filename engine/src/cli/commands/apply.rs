@@ -51,7 +51,7 @@ async fn execute(global: &GlobalArgs, args: &ApplyArgs) -> Result<RunReport> {
             message: format!("it was made for project `{}`, not `{}`", plan.project, project.name),
         });
     }
-    let ctx = datafusion::prelude::SessionContext::new();
+    let ctx = super::selected::query_context(global, &project)?;
     register_store(&ctx, &project.state)?;
     let sync_ids: Vec<String> = plan.syncs.iter().map(|s| s.sync_id.clone()).collect();
     let wait = args.wait.map(std::time::Duration::from_secs);

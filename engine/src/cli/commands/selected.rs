@@ -12,3 +12,13 @@ pub(super) async fn load_selected(
     let selection = crate::plan::modified::select(&project, &args.select, &args.exclude, args.state.as_deref()).await?;
     Ok((project, selection))
 }
+
+/// The query engine's session for `project`: its `execution:` settings, with `--memory-limit`
+/// (or `DINMO_MEMORY_LIMIT`) taking precedence over `execution.memory_limit`.
+pub(super) fn query_context(
+    global: &crate::cli::GlobalArgs,
+    project: &crate::project::Project,
+) -> Result<datafusion::prelude::SessionContext> {
+    let limit = global.memory_limit.or(project.execution.memory_limit);
+    crate::settings::query_context(limit, &project.execution.spill_path)
+}

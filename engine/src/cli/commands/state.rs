@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 
-use datafusion::prelude::SessionContext;
 
 use super::status::Status;
 use crate::cli::{GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand, UnlockArgs};
@@ -24,7 +23,7 @@ pub async fn state(global: &GlobalArgs, command: StateCommand) -> Result<Status>
     match command {
         StateCommand::Verify => verify(&state).await,
         StateCommand::ResolvePending(args) => resolve_pending(&project, &state, &args).await,
-        StateCommand::Rebuild(args) => rebuild(&project, &state, &args).await,
+        StateCommand::Rebuild(args) => rebuild(global, &project, &state, &args).await,
         StateCommand::Unlock(args) => unlock(&state, &args).await,
     }
 }
@@ -166,7 +165,7 @@ async fn resolve_pending(project: &Project, state: &StateStore, args: &ResolvePe
     Ok(Status::Success)
 }
 
-async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> Result<Status> {
+async fn rebuild(global: &GlobalArgs, project: &Project, state: &StateStore, args: &RebuildArgs) -> Result<Status> {
     let selection = crate::plan::modified::select(
         project,
         &args.selection.select,
@@ -174,7 +173,7 @@ async fn rebuild(project: &Project, state: &StateStore, args: &RebuildArgs) -> R
         args.selection.state.as_deref(),
     )
     .await?;
-    let ctx = SessionContext::new();
+    let ctx = super::selected::query_context(global, project)?;
     let planned = plan_models(&ctx, project, &selection).await?;
     register_store(&ctx, &project.state)?;
     let run = RunStamp {

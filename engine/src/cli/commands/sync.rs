@@ -85,7 +85,7 @@ async fn execute(
     save_plan: Option<&std::path::Path>,
 ) -> Result<RunReport> {
     let (project, selection) = load_selected(global, selection).await?;
-    let ctx = crate::settings::query_context()?;
+    let ctx = super::selected::query_context(global, &project)?;
     let planned = plan_models(&ctx, &project, &selection).await?;
 
     let options = RunOptions {

@@ -10,7 +10,7 @@ use crate::project::ConfigReport;
 pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status> {
     let selection = &args.selection;
     let (project, selection) = load_selected(global, selection).await?;
-    let ctx = crate::settings::query_context()?;
+    let ctx = super::selected::query_context(global, &project)?;
     let planned = plan_models(&ctx, &project, &selection).await?;
     let syncs: usize = planned.iter().map(|m| m.syncs.len()).sum();
     println!(

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""The diff benchmark: dinmo against a DuckDB script doing the same work on the same files.
+
+Run it through scripts/bench-diff.sh (which builds dinmo in release and checks DuckDB is
+installed). Every scenario alternates dinmo and DuckDB runs and prints medians of wall time and
+peak RSS (os.wait4's ru_maxrss of the process itself), and their ratio.
+
+Scenarios (DAYS x ROWS_PER_DAY usage events, 5 columns, a `zuora_file` destination):
+  first        every day, empty snapshot
+  incremental  every day synced, one more day new
+  noop         every day and the extra one synced, nothing new
+  history      a no-op after HISTORY_RUNS runs of HISTORY_ROWS rows each, against a no-op on a
+               state holding the same rows from one run (dinmo's ratio to itself, and
+               DuckDB's to itself on the same data)
+
+The DuckDB side is what a data engineer would write instead of dinmo: read the exports, check
+the primary key, compute a 32-hex-digit key (md5 of the sync id and the key), anti-join against
+the keys already sent (Parquet files, one per run), write the new rows as usage CSV with the
+same columns, then store the new keys.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DINMO = os.environ["DINMO_BIN"]
+WORK = os.environ.get("BENCH_DIR") or "/tmp/dinmo-bench"
+DAYS = int(os.environ.get("DAYS", "10"))
+ROWS_PER_DAY = int(os.environ.get("ROWS_PER_DAY", "1000000"))
+REPS = int(os.environ.get("REPS", "3"))
+HISTORY_RUNS = int(os.environ.get("HISTORY_RUNS", "365"))
+HISTORY_ROWS = int(os.environ.get("HISTORY_ROWS", "2000"))
+SCENARIOS = os.environ.get("SCENARIOS", "first incremental noop history").split()
+DINMO_ENV = {k: v for k, v in os.environ.items()}
+
+
+def run_measured(argv, env=None, cwd=None):
+    """Runs argv and returns (seconds, peak RSS MB, stdout), reaping with wait4 for the RSS."""
+    start = time.monotonic()
+    out_path = os.path.join(WORK, "stdout.txt")
+    err_path = os.path.join(WORK, "stderr.txt")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    text = open(out_path, encoding="utf-8", errors="replace").read()
+    if code != 0:
+        sys.stderr.write(open(err_path, encoding="utf-8", errors="replace").read()[-4000:])
+        sys.stderr.write(text[-2000:])
+        raise SystemExit(f"{' '.join(argv[:3])} failed with exit {code}")
+    return seconds, usage.ru_maxrss / 1024.0, text
+
+
+def generate(folder, days, rows, first_day=0, prefix="evt"):
+    """DAYS hive folders of ROWS events each, written by DuckDB."""
+    import duckdb
+
+    con = duckdb.connect()
+    for day in range(first_day, first_day + days):
+        date = f"DATE '2026-01-01' + INTERVAL {day} DAY"
+        out = os.path.join(folder, f"day={day:04d}")
+        os.makedirs(out, exist_ok=True)
+        con.sql(
+            f"""COPY (
+                SELECT '{prefix}-{day:04d}-' || lpad(i::VARCHAR, 8, '0') AS event_id,
+                       'A' || lpad((hash(i * 31 + {day}) % 5000)::VARCHAR, 8, '0') AS account_number,
+                       'API_CALL' AS uom,
+                       (hash(i + {day}) % 100000)::DECIMAL(18, 4) / 100 AS quantity,
+                       ({date})::TIMESTAMP + to_seconds((i % 86400)::BIGINT) AS event_ts
+                FROM range({rows}) t(i)
+            ) TO '{out}/part-0.parquet' (FORMAT parquet)"""
+        )
+
+
+def dinmo_project(folder, events):
+    os.makedirs(os.path.join(folder, "models"), exist_ok=True)
+    with open(os.path.join(folder, "dinmo.yml"), "w") as f:
+        f.write(
+            f"""name: bench
+model-paths: [models]
+state: state
+target-path: target
+sources:
+  events:
+    location: {events}/
+    format: parquet
+destinations:
+  usage:
+    type: zuora_file
+    path: out
+"""
+        )
+    with open(os.path.join(folder, "models", "usage.yml"), "w") as f:
+        f.write(
+            """model: usage
+sql: SELECT event_id, account_number, uom, quantity, event_ts FROM events
+primary_key: [event_id]
+syncs:
+  - destination: usage
+    mapping:
+      AccountNumber: account_number
+      UnitOfMeasure: uom
+      StartDateTime: event_ts
+      Quantity: quantity
+"""
+        )
+
+
+DUCKDB_SCRIPT = os.path.join(ROOT, "scripts", "bench-diff-duckdb.py")
+
+
+def dinmo_run(project):
+    seconds, rss, out = run_measured([DINMO, "run", "--project", project], env=DINMO_ENV)
+    sent = re.search(r"sent (\d+) row", out)
+    return seconds, rss, int(sent.group(1)) if sent else -1
+
+
+def duckdb_run(events, state, out):
+    seconds, rss, text = run_measured([sys.executable, DUCKDB_SCRIPT, events, state, out])
+    return seconds, rss, int(text.strip().splitlines()[-1])
+
+
+def reset(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def restore(saved, path):
+    reset(path)
+    if os.path.exists(saved):
+        shutil.copytree(saved, path)
+
+
+def median(values):
+    return statistics.median(values)
+
+
+RESULTS = []
+
+
+def report(name, d, k, expected):
+    ds, dr, dn = zip(*d)
+    ks, kr, kn = zip(*k)
+    for label, sent in (("dinmo", dn), ("duckdb", kn)):
+        if any(n != expected for n in sent):
+            raise SystemExit(f"{name}: {label} sent {sent}, expected {expected} each time")
+    row = {
+        "scenario": name,
+        "rows_sent": expected,
+        "dinmo_s": round(median(ds), 2),
+        "duckdb_s": round(median(ks), 2),
+        "ratio": round(median(ds) / median(ks), 2),
+        "dinmo_rss_mb": round(median(dr)),
+        "duckdb_rss_mb": round(median(kr)),
+        "runs": len(ds),
+    }
+    RESULTS.append(row)
+    print(
+        f"{name:12} sent {expected:>10,}  dinmo {row['dinmo_s']:7.2f} s  duckdb {row['duckdb_s']:7.2f} s  "
+        f"ratio {row['ratio']:5.2f}x  peak RSS {row['dinmo_rss_mb']:>5} / {row['duckdb_rss_mb']:>5} MB",
+        flush=True,
+    )
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    data = os.path.join(WORK, "data")
+    marker = os.path.join(data, f"generated-{DAYS}x{ROWS_PER_DAY}")
+    if not os.path.exists(marker):
+        reset(data)
+        t = time.monotonic()
+        generate(os.path.join(data, "events"), DAYS, ROWS_PER_DAY)
+        generate(os.path.join(data, "extra"), 1, ROWS_PER_DAY, first_day=DAYS)
+        open(marker, "w").close()
+        print(f"generated {DAYS} x {ROWS_PER_DAY:,} rows (+1 day) with DuckDB in {time.monotonic() - t:.1f} s")
+    events = os.path.join(data, "events")
+    total = DAYS * ROWS_PER_DAY
+    print(f"dinmo: {DINMO}\n{os.cpu_count()} cores; medians of {REPS} alternating runs", flush=True)
+
+    project = os.path.join(WORK, "dinmo")
+    dstate = os.path.join(WORK, "duckdb-state")
+    dout = os.path.join(WORK, "duckdb-out")
+    saved_d = os.path.join(WORK, "saved-dinmo-state")
+    saved_k = os.path.join(WORK, "saved-duckdb-state")
+    need = set(SCENARIOS)
+
+    # first: an empty snapshot each time.
+    d, k = [], []
+    reps = REPS if "first" in need else 1
+    for _ in range(reps):
+        reset(project)
+        dinmo_project(project, events)
+        d.append(dinmo_run(project))
+        reset(dstate)
+        reset(dout)
+        k.append(duckdb_run(events, dstate, dout))
+    if "first" in need:
+        report("first", d, k, total)
+    restore(os.path.join(project, "state"), saved_d)
+    restore(dstate, saved_k)
+
+    # incremental: the extra day appears in the source.
+    extra_src = os.path.join(data, "extra", f"day={DAYS:04d}")
+    extra_dst = os.path.join(events, f"day={DAYS:04d}")
+    shutil.rmtree(extra_dst, ignore_errors=True)
+    shutil.copytree(extra_src, extra_dst)
+    try:
+        d, k = [], []
+        for _ in range(REPS if "incremental" in need else 1):
+            restore(saved_d, os.path.join(project, "state"))
+            reset(os.path.join(project, "out"))
+            d.append(dinmo_run(project))
+            restore(saved_k, dstate)
+            reset(dout)
+            k.append(duckdb_run(events, dstate, dout))
+        if "incremental" in need:
+            report("incremental", d, k, ROWS_PER_DAY)
+
+        # noop: everything synced.
+        if "noop" in need:
+            d, k = [], []
+            for _ in range(REPS):
+                d.append(dinmo_run(project))
+                k.append(duckdb_run(events, dstate, dout))
+            report("noop", d, k, 0)
+    finally:
+        shutil.rmtree(extra_dst, ignore_errors=True)
+
+    if "history" in need:
+        history()
+    with open(os.path.join(WORK, "results.json"), "w") as f:
+        json.dump(RESULTS, f, indent=2)
+
+
+def history():
+    """HISTORY_RUNS runs of HISTORY_ROWS rows, then a no-op, against one run of them all."""
+    base = os.path.join(WORK, "history")
+    days = os.path.join(base, "days")
+    if not os.path.exists(os.path.join(base, f"generated-{HISTORY_RUNS}x{HISTORY_ROWS}")):
+        reset(base)
+        generate(days, HISTORY_RUNS, HISTORY_ROWS, prefix="h")
+        open(os.path.join(base, f"generated-{HISTORY_RUNS}x{HISTORY_ROWS}"), "w").close()
+    growing = os.path.join(base, "growing")
+    many = os.path.join(base, "many")
+    one = os.path.join(base, "one")
+    kmany, kone = os.path.join(base, "k-many"), os.path.join(base, "k-one")
+    for p in (growing, many, one, kmany, kone):
+        reset(p)
+    dinmo_project(many, growing)
+    t = time.monotonic()
+    for day in sorted(os.listdir(days)):
+        if not day.startswith("day="):
+            continue
+        shutil.copytree(os.path.join(days, day), os.path.join(growing, day))
+        dinmo_run(many)
+        duckdb_run(growing, kmany, os.path.join(base, "k-out"))
+    print(f"history: {HISTORY_RUNS} runs of {HISTORY_ROWS:,} rows built in {time.monotonic() - t:.0f} s", flush=True)
+    dinmo_project(one, growing)
+    dinmo_run(one)
+    duckdb_run(growing, kone, os.path.join(base, "k-out"))
+    objects = sum(len(files) for _, _, files in os.walk(os.path.join(many, "state")))
+    single = sum(len(files) for _, _, files in os.walk(os.path.join(one, "state")))
+    dm, do, km, ko = [], [], [], []
+    for _ in range(max(REPS, 5)):
+        dm.append(dinmo_run(many))
+        do.append(dinmo_run(one))
+        km.append(duckdb_run(growing, kmany, os.path.join(base, "k-out")))
+        ko.append(duckdb_run(growing, kone, os.path.join(base, "k-out")))
+    report("history", dm, km, 0)
+    many_s, one_s = median([x[0] for x in dm]), median([x[0] for x in do])
+    kmany_s, kone_s = median([x[0] for x in km]), median([x[0] for x in ko])
+    row = {
+        "scenario": "history-vs-one-run",
+        "state_objects_many": objects,
+        "state_objects_one": single,
+        "dinmo_many_s": round(many_s, 3),
+        "dinmo_one_s": round(one_s, 3),
+        "dinmo_ratio": round(many_s / one_s, 2),
+        "duckdb_many_s": round(kmany_s, 3),
+        "duckdb_one_s": round(kone_s, 3),
+        "duckdb_ratio": round(kmany_s / kone_s, 2),
+    }
+    RESULTS.append(row)
+    print(
+        f"history     no-op after {HISTORY_RUNS} runs {many_s:.3f} s vs one run {one_s:.3f} s: "
+        f"{row['dinmo_ratio']:.2f}x ({objects} vs {single} state objects); "
+        f"DuckDB {kmany_s:.3f} s vs {kone_s:.3f} s: {row['duckdb_ratio']:.2f}x",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
