@@ -12,7 +12,7 @@ use datafusion::common::JoinType;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, col, ident};
+use datafusion::prelude::{DataFrame, SessionContext, col, ident};
 use dinmo_connectors::ROW_KEY_COLUMN;
 use futures::StreamExt;
 
@@ -32,7 +32,7 @@ pub fn key_column(index: usize) -> String {
 pub struct StagedModel {
     /// The table name it is registered under.
     pub table: String,
-    /// Local Parquet file.
+    /// Local folder of Parquet files (one per output partition of the query).
     pub path: PathBuf,
     /// Rows the model produced.
     pub rows: u64,
@@ -71,13 +71,11 @@ fn conform(batch: &RecordBatch, planned: &Schema) -> std::result::Result<RecordB
 
 /// Runs the model's query once, adds the row keys of its syncs, writes the result to
 /// `staging_dir`, and checks the primary key is non-null and unique.
+///
+/// Each of the query's output partitions is staged by its own task into its own file, so
+/// keying and encoding use every core; the files together are the staged table.
 pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
     let model = planned.model;
-    let query_error = |source| DinmoError::ModelQuery {
-        model: model.name.clone(),
-        file: model.file.clone(),
-        source: Box::new(source),
-    };
     let key_indices: Vec<usize> = model
         .primary_key
         .iter()
@@ -88,33 +86,35 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         fields.push(Arc::new(Field::new(key_column(index), DataType::Utf8, false)));
     }
     let staged_schema: SchemaRef = Arc::new(Schema::new(fields));
-    let path = staging_dir.join(format!("{}.model.parquet", model.name));
-    let mut writer = LocalPartWriter::create(&path, Arc::clone(&staged_schema)).await?;
-    let mut stream = planned.frame.clone().execute_stream().await.map_err(query_error)?;
-    let mut null_keys = 0u64;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(query_error)?;
-        let batch =
-            conform(&batch, &planned.schema).map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
-        let nulls_here = (0..batch.num_rows())
-            .filter(|&row| key_indices.iter().any(|&i| batch.column(i).is_null(row)))
-            .count() as u64;
-        null_keys += nulls_here;
-        if null_keys > 0 {
-            continue; // keep counting; nothing with a null key is staged
-        }
-        let mut columns = batch.columns().to_vec();
-        for planned_sync in &planned.syncs {
-            columns.push(
-                row_keys(&planned_sync.sync.id, &batch, &key_indices)
-                    .map_err(DinmoError::arrow(format!("model `{}`: row keys", model.name)))?,
-            );
-        }
-        let keyed = RecordBatch::try_new(Arc::clone(&staged_schema), columns)
-            .map_err(DinmoError::arrow(format!("model `{}`: staging", model.name)))?;
-        writer.write(&keyed).await?;
+    let folder = staging_dir.join(format!("{}.model", model.name));
+    let job = Arc::new(StageJob {
+        model: model.name.clone(),
+        file: model.file.clone(),
+        planned_schema: Arc::clone(&planned.schema),
+        staged_schema: Arc::clone(&staged_schema),
+        key_indices,
+        sync_ids: planned.syncs.iter().map(|s| s.sync.id.clone()).collect(),
+    });
+    let streams = planned
+        .frame
+        .clone()
+        .execute_stream_partitioned()
+        .await
+        .map_err(|source| job.query_error(source))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (partition, stream) in streams.into_iter().enumerate() {
+        let path = folder.join(format!("part-{partition:04}.parquet"));
+        tasks.spawn(stage_partition(stream, path, Arc::clone(&job)));
     }
-    let (path, rows) = writer.finish().await?;
+    let (mut rows, mut null_keys) = (0u64, 0u64);
+    while let Some(done) = tasks.join_next().await {
+        let (staged, nulls) = done.map_err(|source| DinmoError::Interrupted {
+            task: format!("staging model `{}`", model.name),
+            source,
+        })??;
+        rows += staged;
+        null_keys += nulls;
+    }
     let key = model.primary_key.join(", ");
     if null_keys > 0 {
         return Err(DinmoError::NullPrimaryKey {
@@ -124,15 +124,78 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         });
     }
     let table = format!("__dinmo_staged_{}", model.name.replace('-', "_"));
-    let location = path.to_string_lossy().into_owned();
-    ctx.register_parquet(table.as_str(), location.as_str(), ParquetReadOptions::default())
-        .await
-        .map_err(DinmoError::engine(format!(
-            "model `{}`: reading staged output",
-            model.name
-        )))?;
+    let context = format!("model `{}`: reading staged output", model.name);
+    let url = ListingTableUrl::parse(format!("{}/", folder.display())).map_err(DinmoError::engine(context.clone()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(staged_schema);
+    let listing = ListingTable::try_new(config).map_err(DinmoError::engine(context.clone()))?;
+    ctx.register_table(table.as_str(), Arc::new(listing))
+        .map_err(DinmoError::engine(context))?;
     check_unique(ctx, &table, &model.name, &model.primary_key).await?;
-    Ok(StagedModel { table, path, rows })
+    Ok(StagedModel {
+        table,
+        path: folder,
+        rows,
+    })
+}
+
+/// What every staging task of one model shares.
+#[derive(Debug)]
+struct StageJob {
+    model: String,
+    file: PathBuf,
+    planned_schema: SchemaRef,
+    staged_schema: SchemaRef,
+    key_indices: Vec<usize>,
+    sync_ids: Vec<String>,
+}
+
+impl StageJob {
+    fn query_error(&self, source: datafusion::error::DataFusionError) -> DinmoError {
+        DinmoError::ModelQuery {
+            model: self.model.clone(),
+            file: self.file.clone(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Stages one output partition of the model into `path`: conforms each batch to the planned
+/// types, counts rows with a null key column (once one is seen, nothing more is written), and
+/// adds each sync's row key. Returns (rows staged, rows with a null key).
+async fn stage_partition(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    path: PathBuf,
+    job: Arc<StageJob>,
+) -> Result<(u64, u64)> {
+    let mut writer = LocalPartWriter::create_temporary(&path, Arc::clone(&job.staged_schema)).await?;
+    let mut null_keys = 0u64;
+    let context = || format!("model `{}`: staging", job.model);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|source| job.query_error(source))?;
+        let batch = conform(&batch, &job.planned_schema).map_err(DinmoError::arrow(context()))?;
+        null_keys += job
+            .key_indices
+            .iter()
+            .map(|&i| batch.column(i).logical_nulls())
+            .fold(None::<arrow::buffer::NullBuffer>, |all, nulls| {
+                arrow::buffer::NullBuffer::union(all.as_ref(), nulls.as_ref())
+            })
+            .map_or(0, |valid| valid.null_count() as u64);
+        if null_keys > 0 {
+            continue; // keep counting; nothing with a null key is staged
+        }
+        let mut columns = batch.columns().to_vec();
+        for sync_id in &job.sync_ids {
+            columns.push(row_keys(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?);
+        }
+        let keyed = RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
+        writer.write(&keyed).await?;
+    }
+    let (_, rows) = writer.finish().await?;
+    Ok((rows, null_keys))
 }
 
 /// Fails with up to five example keys when the primary key repeats.

@@ -11,12 +11,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::buffer::OffsetBuffer;
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampNanosecondType};
+use arrow::datatypes::{DataType, Date32Type, Int64Type, TimeUnit, TimestampNanosecondType, UInt64Type};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+#[cfg(test)]
 use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_128;
 
 /// Version of the canonical encoding, recorded in run manifests.
 pub const ROW_KEY_VERSION: u32 = 1;
@@ -42,31 +45,109 @@ pub fn check_key_type(data_type: &DataType) -> Result<(), String> {
 }
 
 /// Computes the key of every row of `batch` from the columns `key_columns`.
+///
+/// Strings and integers (nearly every primary key) are encoded straight from the Arrow
+/// buffers into one reused buffer; other types go through [`canonical_column`]. Both give the
+/// same bytes (a test holds them to it), so the key does not depend on the path taken.
 pub fn row_keys(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Result<ArrayRef, ArrowError> {
-    let parts = key_columns
+    let columns = key_columns
         .iter()
-        .map(|&i| canonical_column(batch.column(i)))
+        .map(|&i| KeyColumn::of(batch.column(i)))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut builder = StringBuilder::with_capacity(batch.num_rows(), batch.num_rows() * 32);
+    let rows = batch.num_rows();
+    let mut hex = Vec::with_capacity(rows * 32);
     let mut buffer = Vec::with_capacity(64);
-    for row in 0..batch.num_rows() {
-        buffer.clear();
-        for part in &parts {
-            match &part[row] {
-                // Nulls are refused before keys are computed; encode them distinctly anyway.
-                None => buffer.extend_from_slice(b"~;"),
-                Some(value) => {
-                    buffer.extend_from_slice(value.len().to_string().as_bytes());
-                    buffer.push(b':');
-                    buffer.extend_from_slice(value.as_bytes());
-                }
-            }
+    buffer.extend_from_slice(sync_id.as_bytes());
+    buffer.push(0);
+    let prefix = buffer.len();
+    for row in 0..rows {
+        buffer.truncate(prefix);
+        for column in &columns {
+            column.encode(row, &mut buffer);
         }
-        builder.append_value(hash_key(sync_id, &buffer));
+        push_hex(&mut hex, xxh3_128(&buffer));
     }
-    Ok(Arc::new(builder.finish()))
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(32, rows));
+    Ok(Arc::new(StringArray::try_new(offsets, hex.into(), None)?))
 }
 
+/// One primary-key column, ready to encode row by row.
+enum KeyColumn {
+    Utf8(StringArray),
+    LargeUtf8(arrow::array::LargeStringArray),
+    View(arrow::array::StringViewArray),
+    Signed(arrow::array::Int64Array),
+    Unsigned(arrow::array::UInt64Array),
+    /// Any other type, as its canonical texts (tag included).
+    Text(Vec<Option<String>>),
+}
+
+impl KeyColumn {
+    fn of(array: &ArrayRef) -> Result<Self, ArrowError> {
+        let array = match array.data_type() {
+            DataType::Dictionary(_, value) => cast(array, value)?,
+            _ => Arc::clone(array),
+        };
+        Ok(match array.data_type() {
+            DataType::Utf8 => KeyColumn::Utf8(array.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => KeyColumn::LargeUtf8(array.as_string::<i64>().clone()),
+            DataType::Utf8View => KeyColumn::View(array.as_string_view().clone()),
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+                KeyColumn::Signed(cast(&array, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                KeyColumn::Unsigned(cast(&array, &DataType::UInt64)?.as_primitive::<UInt64Type>().clone())
+            }
+            _ => KeyColumn::Text(canonical_column(&array)?),
+        })
+    }
+
+    /// Appends `<length>:<tag><value>`, or `~;` for a null.
+    fn encode(&self, row: usize, out: &mut Vec<u8>) {
+        let mut digits = itoa::Buffer::new();
+        let (tag, value): (u8, &[u8]) = match self {
+            KeyColumn::Utf8(a) if a.is_valid(row) => (b's', a.value(row).as_bytes()),
+            KeyColumn::LargeUtf8(a) if a.is_valid(row) => (b's', a.value(row).as_bytes()),
+            KeyColumn::View(a) if a.is_valid(row) => (b's', a.value(row).as_bytes()),
+            KeyColumn::Signed(a) if a.is_valid(row) => (b'i', digits.format(a.value(row)).as_bytes()),
+            KeyColumn::Unsigned(a) if a.is_valid(row) => (b'i', digits.format(a.value(row)).as_bytes()),
+            KeyColumn::Text(texts) => match &texts[row] {
+                Some(text) => {
+                    let mut length = itoa::Buffer::new();
+                    out.extend_from_slice(length.format(text.len()).as_bytes());
+                    out.push(b':');
+                    out.extend_from_slice(text.as_bytes());
+                    return;
+                }
+                None => {
+                    out.extend_from_slice(b"~;");
+                    return;
+                }
+            },
+            // Nulls are refused before keys are used; encode them distinctly anyway.
+            _ => {
+                out.extend_from_slice(b"~;");
+                return;
+            }
+        };
+        let mut length = itoa::Buffer::new();
+        out.extend_from_slice(length.format(value.len() + 1).as_bytes());
+        out.push(b':');
+        out.push(tag);
+        out.extend_from_slice(value);
+    }
+}
+
+/// Appends the 32 lower-case hex digits of `hash`, most significant first (`{:032x}`).
+fn push_hex(out: &mut Vec<u8>, hash: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in hash.to_be_bytes() {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+}
+
+#[cfg(test)]
 fn hash_key(sync_id: &str, encoded: &[u8]) -> String {
     let mut hasher = Xxh3::new();
     hasher.update(sync_id.as_bytes());
@@ -210,6 +291,57 @@ mod tests {
             keys[0],
             "length-prefixed, type-tagged parts"
         );
+    }
+
+    /// The version-1 encoding as first written: every part through [`canonical_column`].
+    fn reference_keys(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Vec<String> {
+        let parts: Vec<Vec<Option<String>>> = key_columns
+            .iter()
+            .map(|&i| canonical_column(batch.column(i)).unwrap())
+            .collect();
+        (0..batch.num_rows())
+            .map(|row| {
+                let mut buffer = Vec::new();
+                for part in &parts {
+                    match &part[row] {
+                        None => buffer.extend_from_slice(b"~;"),
+                        Some(value) => {
+                            buffer.extend_from_slice(value.len().to_string().as_bytes());
+                            buffer.push(b':');
+                            buffer.extend_from_slice(value.as_bytes());
+                        }
+                    }
+                }
+                hash_key(sync_id, &buffer)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_direct_encoding_matches_the_canonical_one() {
+        use arrow::array::{LargeStringArray, StringViewArray, UInt64Array, UInt8Array};
+        let texts = vec![Some("A001"), None, Some(""), Some("é漢字"), Some("a much longer value than twelve bytes")];
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(texts.clone())),
+            Arc::new(LargeStringArray::from(texts.clone())),
+            Arc::new(StringViewArray::from(texts)),
+            Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(-1), None, Some(0), Some(i64::MAX)])),
+            Arc::new(Int32Array::from(vec![Some(-7), Some(12), Some(0), None, Some(i32::MAX)])),
+            Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(0), Some(1), Some(10), None])),
+            Arc::new(UInt8Array::from(vec![Some(255), None, Some(0), Some(1), Some(2)])),
+            Arc::new(Date32Array::from(vec![Some(1), Some(-1), None, Some(20000), Some(0)])),
+        ];
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        for key_columns in [vec![0], vec![1], vec![2], vec![3], vec![4], vec![5], vec![6], vec![0, 3, 7], vec![7, 2, 5, 6]] {
+            let fast = row_keys("m.d", &batch, &key_columns).unwrap();
+            let fast: Vec<String> = fast.as_string::<i32>().iter().map(|k| k.unwrap().to_string()).collect();
+            assert_eq!(fast, reference_keys("m.d", &batch, &key_columns), "columns {key_columns:?}");
+        }
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn unknown_keys_name_file_line_and_column() {
     assert_eq!(
         problems(dir.path()),
         [
-            "dinmo.yml:2:1: unknown field `model_paths`, expected one of name, model-paths, state, target-path, sources, destinations"
+            "dinmo.yml:2:1: unknown field `model_paths`, expected one of name, model-paths, state, target-path, sources, destinations, execution"
         ]
     );
 }
