@@ -4,6 +4,7 @@
 mod support;
 
 mod airflow;
+mod compaction;
 mod contract;
 mod differential;
 mod drift;

@@ -143,6 +143,20 @@ pub enum StateCommand {
     /// Show a sync's lock and remove it when it cannot be read, its lease ran out or its
     /// holder process is gone from this host; `--force` removes a live-looking lock too.
     Unlock(UnlockArgs),
+    /// Write a checkpoint of each sync's state (an index of its runs and one set of key parts
+    /// for its snapshot), so a run reads a few objects however long the history. Runs do it
+    /// on their own every 32 runs; nothing is deleted but older checkpoints.
+    Compact(CompactArgs),
+}
+
+/// `dinmo state compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// The syncs (`<model>.<destination>`). Default: every sync with state.
+    pub syncs: Vec<String>,
+    /// Wait up to SECONDS (default 3600) for a run holding a sync's lock, instead of failing at once.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "3600")]
+    pub wait: Option<u64>,
 }
 
 /// `dinmo state unlock`.

@@ -191,7 +191,8 @@ async fn stage_partition(
         for sync_id in &job.sync_ids {
             columns.push(row_keys(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?);
         }
-        let keyed = RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
+        let keyed =
+            RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
         writer.write(&keyed).await?;
     }
     let (_, rows) = writer.finish().await?;

@@ -7,8 +7,8 @@ use dinmo_connectors::zuora::{Secret, ZuoraConfig};
 use dinmo_connectors::zuora_file::ZuoraFileConfig;
 use serde_saphyr::{MessageFormatter, Spanned};
 
-use super::env::{from_process, interpolate};
 use super::byte_size::parse_byte_size;
+use super::env::{from_process, interpolate};
 use super::loaded::{DestinationDef, Execution, MappedField, Model, Project, Source, Sync};
 use super::model_file::ModelFile;
 use super::project_file::{DestinationConfig, ExecutionConfig, ProjectFile, SourceConfig, SourceFormat};
@@ -172,13 +172,19 @@ impl Loader<'_> {
             match parse_byte_size(&value) {
                 Ok(bytes) => Some(bytes),
                 Err(problem) => {
-                    self.problem(project_file, position(raw), format!("execution.memory_limit: {problem}"));
+                    self.problem(
+                        project_file,
+                        position(raw),
+                        format!("execution.memory_limit: {problem}"),
+                    );
                     None
                 }
             }
         });
         let spill_path = match &config.spill_path {
-            Some(raw) => self.root.join(self.interpolated(project_file, raw, "execution.spill_path")),
+            Some(raw) => self
+                .root
+                .join(self.interpolated(project_file, raw, "execution.spill_path")),
             None => target_path.join("spill"),
         };
         Execution {

@@ -7,20 +7,24 @@
 //! <sync>/pending/<run>.parquet     rows about to be sent, with their keys
 //! <sync>/rejected/<run>.parquet    rows the destination refused, with code and message
 //! <sync>/lock                      held by the run in progress
+//! <sync>/checkpoints/<run>.json     every manifest up to <run>, and key parts of their rows
 //! ```
 
+mod checkpoint;
+mod compact;
 mod lock;
 mod manifest;
 mod parts;
 pub mod row_key;
 mod store;
 
+pub use checkpoint::{AUTO_COMPACT_RUNS, Checkpoint, Compaction};
 pub use lock::{LeaseWatch, LockHolder, LockStatus, SyncLocks, Unlocked};
 pub use manifest::{
     Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity, timestamp_now,
 };
 pub use parts::{DESTINATION_ID_COLUMN, LocalPartWriter, RUN_ID_COLUMN};
-pub use store::{StateStore, VerifiedSnapshot};
+pub use store::{READ_CONCURRENCY, StateStore, VerifiedSnapshot};
 
 /// A hash of a sync's history: the last run and every snapshot part with its checksum. Any
 /// run, commit, recovery or rollback changes it.

@@ -51,9 +51,7 @@ impl LocalPartWriter {
                 .map_err(DinmoError::io(parent))?;
         }
         let file = tokio::fs::File::create(path).await.map_err(DinmoError::io(path))?;
-        let properties = WriterProperties::builder()
-            .set_compression(compression)
-            .build();
+        let properties = WriterProperties::builder().set_compression(compression).build();
         let writer = AsyncArrowWriter::try_new(file, schema, Some(properties))
             .map_err(DinmoError::parquet(path.display().to_string()))?;
         Ok(LocalPartWriter {

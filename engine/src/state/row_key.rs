@@ -319,15 +319,39 @@ mod tests {
 
     #[test]
     fn the_direct_encoding_matches_the_canonical_one() {
-        use arrow::array::{LargeStringArray, StringViewArray, UInt64Array, UInt8Array};
-        let texts = vec![Some("A001"), None, Some(""), Some("é漢字"), Some("a much longer value than twelve bytes")];
+        use arrow::array::{LargeStringArray, StringViewArray, UInt8Array, UInt64Array};
+        let texts = vec![
+            Some("A001"),
+            None,
+            Some(""),
+            Some("é漢字"),
+            Some("a much longer value than twelve bytes"),
+        ];
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(texts.clone())),
             Arc::new(LargeStringArray::from(texts.clone())),
             Arc::new(StringViewArray::from(texts)),
-            Arc::new(Int64Array::from(vec![Some(i64::MIN), Some(-1), None, Some(0), Some(i64::MAX)])),
-            Arc::new(Int32Array::from(vec![Some(-7), Some(12), Some(0), None, Some(i32::MAX)])),
-            Arc::new(UInt64Array::from(vec![Some(u64::MAX), Some(0), Some(1), Some(10), None])),
+            Arc::new(Int64Array::from(vec![
+                Some(i64::MIN),
+                Some(-1),
+                None,
+                Some(0),
+                Some(i64::MAX),
+            ])),
+            Arc::new(Int32Array::from(vec![
+                Some(-7),
+                Some(12),
+                Some(0),
+                None,
+                Some(i32::MAX),
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                Some(u64::MAX),
+                Some(0),
+                Some(1),
+                Some(10),
+                None,
+            ])),
             Arc::new(UInt8Array::from(vec![Some(255), None, Some(0), Some(1), Some(2)])),
             Arc::new(Date32Array::from(vec![Some(1), Some(-1), None, Some(20000), Some(0)])),
         ];
@@ -337,10 +361,24 @@ mod tests {
             .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
             .collect();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-        for key_columns in [vec![0], vec![1], vec![2], vec![3], vec![4], vec![5], vec![6], vec![0, 3, 7], vec![7, 2, 5, 6]] {
+        for key_columns in [
+            vec![0],
+            vec![1],
+            vec![2],
+            vec![3],
+            vec![4],
+            vec![5],
+            vec![6],
+            vec![0, 3, 7],
+            vec![7, 2, 5, 6],
+        ] {
             let fast = row_keys("m.d", &batch, &key_columns).unwrap();
             let fast: Vec<String> = fast.as_string::<i32>().iter().map(|k| k.unwrap().to_string()).collect();
-            assert_eq!(fast, reference_keys("m.d", &batch, &key_columns), "columns {key_columns:?}");
+            assert_eq!(
+                fast,
+                reference_keys("m.d", &batch, &key_columns),
+                "columns {key_columns:?}"
+            );
         }
     }
 

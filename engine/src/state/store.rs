@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 use xxhash_rust::xxh3::Xxh3;
 
+use super::checkpoint::Checkpoint;
 use super::manifest::{PartInfo, RunManifest};
 use crate::error::{DinmoError, Result};
 use crate::storage::{StoreLocation, open_location};
@@ -36,6 +37,8 @@ pub struct VerifiedSnapshot {
     pub manifests: Vec<RunManifest>,
     /// Snapshot parts no manifest names (their rows count as synced; `rows` leaves them out).
     pub unnamed_parts: usize,
+    /// Runs the newest checkpoint does not cover.
+    pub uncovered_runs: usize,
 }
 
 impl StateStore {
@@ -56,7 +59,7 @@ impl StateStore {
         &self.location
     }
 
-    fn path(&self, relative: &str) -> ObjectPath {
+    pub(super) fn path(&self, relative: &str) -> ObjectPath {
         relative
             .split('/')
             .filter(|p| !p.is_empty())
@@ -114,43 +117,82 @@ impl StateStore {
         Ok(ids)
     }
 
-    /// The manifests of `sync`, oldest first (run ids sort by time). They are fetched
-    /// [`READ_CONCURRENCY`] at a time: on an object store each is a round trip.
+    /// The manifests of `sync`, oldest first (run ids sort by time): those the newest
+    /// checkpoint indexes, and the others fetched [`READ_CONCURRENCY`] at a time (on an object
+    /// store each is a round trip).
     pub async fn manifests(&self, sync: &str) -> Result<Vec<RunManifest>> {
-        let paths: Vec<String> = self
-            .list(&format!("{sync}/runs"))
-            .await?
+        Ok(self.manifests_and_checkpoint(sync).await?.0)
+    }
+
+    /// The manifests of `sync` (see [`StateStore::manifests`]) and its newest checkpoint.
+    pub async fn manifests_and_checkpoint(&self, sync: &str) -> Result<(Vec<RunManifest>, Option<Checkpoint>)> {
+        let runs = format!("{sync}/runs");
+        let (listed, checkpoint) = futures::try_join!(self.list(&runs), self.latest_checkpoint(sync))?;
+        let indexed = |path: &str| {
+            let run = path.rsplit('/').next().and_then(|name| name.strip_suffix(".json"));
+            matches!((run, &checkpoint), (Some(run), Some(c)) if c.covers(run))
+        };
+        let paths: Vec<String> = listed
             .into_iter()
-            .filter(|path| path.ends_with(".json"))
+            .filter(|path| path.ends_with(".json") && !indexed(path))
             .collect();
         let mut manifests: Vec<RunManifest> = futures::stream::iter(paths)
-            .map(|path| async move {
-                let bytes = self.read(&path).await?;
-                serde_json::from_slice::<RunManifest>(&bytes).map_err(|source| DinmoError::Manifest {
-                    location: self.url_of(&path),
-                    source,
-                })
-            })
+            .map(|path| async move { self.read_json::<RunManifest>(&path).await })
             .buffered(READ_CONCURRENCY)
             .try_collect()
             .await?;
+        if let Some(checkpoint) = &checkpoint {
+            manifests.extend(checkpoint.runs.iter().cloned());
+        }
         manifests.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-        Ok(manifests)
+        Ok((manifests, checkpoint))
     }
 
-    /// Writes a run manifest.
-    pub async fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
-        let relative = format!("{}/runs/{}.json", manifest.sync_id, manifest.run_id);
-        let json = serde_json::to_vec_pretty(manifest).map_err(|source| DinmoError::Json {
-            what: self.url_of(&relative),
+    /// The newest checkpoint of `sync`, if it has one.
+    pub async fn latest_checkpoint(&self, sync: &str) -> Result<Option<Checkpoint>> {
+        let newest = self
+            .list(&format!("{sync}/checkpoints"))
+            .await?
+            .into_iter()
+            .filter(|path| path.ends_with(".json"))
+            .max();
+        match newest {
+            Some(path) => Ok(Some(self.read_json::<Checkpoint>(&path).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Relative paths of every object under `<sync>/checkpoints`.
+    pub(super) async fn checkpoint_objects(&self, sync: &str) -> Result<Vec<String>> {
+        self.list(&format!("{sync}/checkpoints")).await
+    }
+
+    async fn read_json<T: serde::de::DeserializeOwned>(&self, relative: &str) -> Result<T> {
+        let bytes = self.read(relative).await?;
+        serde_json::from_slice::<T>(&bytes).map_err(|source| DinmoError::Manifest {
+            location: self.url_of(relative),
+            source,
+        })
+    }
+
+    /// Writes `value` as JSON to `relative` (one put: it appears whole or not at all).
+    pub(super) async fn write_json<T: serde::Serialize>(&self, relative: &str, value: &T) -> Result<()> {
+        let json = serde_json::to_vec_pretty(value).map_err(|source| DinmoError::Json {
+            what: self.url_of(relative),
             source,
         })?;
         self.location
             .store
-            .put(&self.path(&relative), PutPayload::from(json))
+            .put(&self.path(relative), PutPayload::from(json))
             .await
             .map_err(self.store_error())?;
         Ok(())
+    }
+
+    /// Writes a run manifest.
+    pub async fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
+        self.write_json(&format!("{}/runs/{}.json", manifest.sync_id, manifest.run_id), manifest)
+            .await
     }
 
     /// Uploads a local file to `relative`, hashing it on the way. Multipart uploads complete
@@ -199,6 +241,22 @@ impl StateStore {
             .into_iter()
             .filter(|p| p.ends_with(".parquet"))
             .collect())
+    }
+
+    /// Downloads an object to a local file chunk by chunk (it may be larger than memory).
+    pub async fn download_streaming(&self, relative: &str, local: &Path) -> Result<()> {
+        let got = self
+            .location
+            .store
+            .get(&self.path(relative))
+            .await
+            .map_err(self.store_error())?;
+        let mut stream = got.into_stream();
+        let mut file = tokio::fs::File::create(local).await.map_err(DinmoError::io(local))?;
+        while let Some(chunk) = stream.try_next().await.map_err(self.store_error())? {
+            file.write_all(&chunk).await.map_err(DinmoError::io(local))?;
+        }
+        file.flush().await.map_err(DinmoError::io(local))
     }
 
     /// Downloads an object to a local file.
@@ -286,19 +344,30 @@ impl StateStore {
         Ok(())
     }
 
-    /// Loads the manifests of `sync` and verifies every snapshot part they name. Parts that
+    /// Loads the manifests of `sync` and verifies every part the snapshot is read from: the
+    /// newest checkpoint's key parts, and the snapshot parts of the runs after it. Parts that
     /// no manifest names (a run that stopped between storing its part and its manifest) hold
     /// acknowledged rows and are kept, with a warning.
     pub async fn verified_snapshot(&self, sync: &str) -> Result<VerifiedSnapshot> {
-        let manifests = self.manifests(sync).await?;
-        let parts: Vec<&PartInfo> = manifests.iter().flat_map(|m| &m.snapshot_parts).collect();
+        let (manifests, checkpoint) = self.manifests_and_checkpoint(sync).await?;
+        let covered = |run: &str| checkpoint.as_ref().is_some_and(|c| c.covers(run));
+        let uncovered: Vec<&RunManifest> = manifests.iter().filter(|m| !covered(&m.run_id)).collect();
+        let parts: Vec<&PartInfo> = checkpoint
+            .iter()
+            .flat_map(|c| &c.key_parts)
+            .chain(uncovered.iter().flat_map(|m| &m.snapshot_parts))
+            .collect();
         futures::stream::iter(parts.iter().map(|part| self.verify_part(sync, part)))
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect::<()>()
             .await?;
         let mut part_urls: Vec<String> = parts.iter().map(|part| self.url_of(&part.path)).collect();
         let rows = parts.iter().map(|part| part.rows).sum();
-        let named: std::collections::HashSet<&str> = parts.iter().map(|part| part.path.as_str()).collect();
+        let named: std::collections::HashSet<&str> = manifests
+            .iter()
+            .flat_map(|m| &m.snapshot_parts)
+            .map(|part| part.path.as_str())
+            .collect();
         let mut unnamed_parts = 0;
         for path in self.list(&format!("{sync}/snapshot")).await? {
             if path.ends_with(".parquet") && !named.contains(path.as_str()) {
@@ -307,11 +376,13 @@ impl StateStore {
                 unnamed_parts += 1;
             }
         }
+        let uncovered_runs = uncovered.len();
         Ok(VerifiedSnapshot {
             part_urls,
             rows,
             manifests,
             unnamed_parts,
+            uncovered_runs,
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
-use crate::state::{Outcome, RunManifest, SyncIdentity};
+use crate::state::{AUTO_COMPACT_RUNS, Outcome, RunManifest, SyncIdentity};
 use crate::sync::commit::{Commit, settle_manifest};
 use crate::sync::context::RunContext;
 use crate::sync::delivery::{check_rules, deliver};
@@ -136,7 +136,7 @@ async fn sync_inner(
         return Ok(());
     }
 
-    send_rows(
+    let sent = send_rows(
         run,
         &SyncIdentity {
             sync_id: sync.id.clone(),
@@ -150,7 +150,26 @@ async fn sync_inner(
         new_count,
         report,
     )
-    .await
+    .await;
+    if sent.is_ok() && snapshot.uncovered_runs + 1 >= AUTO_COMPACT_RUNS {
+        compact_after_run(run, &sync.id).await;
+    }
+    sent
+}
+
+/// Writes a checkpoint once enough runs are uncovered, so the next run's cost does not grow
+/// with history. The rows are already committed: a failure here is logged, not the run's
+/// failure, and the next run tries again.
+async fn compact_after_run(run: &RunContext, sync_id: &str) {
+    match run.state.compact(sync_id, &run.staging_dir).await {
+        Ok(done) => info!(
+            through_run = done.through_run.as_deref().unwrap_or(""),
+            runs_covered = done.runs_covered,
+            rows = done.rows,
+            "state compacted"
+        ),
+        Err(error) => tracing::warn!(error = %error, "compacting the state failed; the next run tries again"),
+    }
 }
 
 /// Sends the rows of a local Parquet file of destination fields: records the intent, delivers

@@ -103,6 +103,9 @@ async fn rollback_sync(
         println!("{sync_id}: run {} delivered nothing", run);
         return Ok(0);
     }
+    // A checkpoint may hold this run's keys and manifest: drop it before anything changes,
+    // so no run reads a key this rollback returns to "new" (the next runs write a new one).
+    state.drop_checkpoints(sync_id).await?;
     let def = project
         .destination(&manifest.destination)
         .ok_or_else(|| DinmoError::RunNotFound {

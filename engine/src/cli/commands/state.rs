@@ -2,9 +2,8 @@
 
 use std::collections::BTreeSet;
 
-
 use super::status::Status;
-use crate::cli::{GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand, UnlockArgs};
+use crate::cli::{CompactArgs, GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand, UnlockArgs};
 use crate::diff::{new_rows, stage_model, write_frame};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync, plan_models};
@@ -25,7 +24,34 @@ pub async fn state(global: &GlobalArgs, command: StateCommand) -> Result<Status>
         StateCommand::ResolvePending(args) => resolve_pending(&project, &state, &args).await,
         StateCommand::Rebuild(args) => rebuild(global, &project, &state, &args).await,
         StateCommand::Unlock(args) => unlock(&state, &args).await,
+        StateCommand::Compact(args) => compact(&project, &state, &args).await,
     }
+}
+
+async fn compact(project: &Project, state: &StateStore, args: &CompactArgs) -> Result<Status> {
+    let syncs = match args.syncs.is_empty() {
+        true => state.sync_ids().await?,
+        false => args.syncs.clone(),
+    };
+    let holder = new_run_id();
+    let staging = create_staging(&project.target_path, "compact")?;
+    let wait = args.wait.map(std::time::Duration::from_secs);
+    state
+        .while_locked(&syncs, &holder, wait, &Default::default(), async {
+            for sync in &syncs {
+                let done = state.compact(sync, staging.path()).await?;
+                match &done.through_run {
+                    Some(through) => println!(
+                        "{sync}: checkpoint through run {through}: {} run(s) newly covered, {} row key(s) in {} part(s), {} old checkpoint object(s) removed",
+                        done.runs_covered, done.rows, done.key_parts, done.removed
+                    ),
+                    None => println!("{sync}: nothing to compact (no settled run)"),
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Status::Success)
 }
 
 async fn unlock(state: &StateStore, args: &UnlockArgs) -> Result<Status> {
@@ -98,6 +124,47 @@ async fn verify(state: &StateStore) -> Result<Status> {
                         state.url_of(&path)
                     );
                 }
+            }
+        }
+        match state.latest_checkpoint(&sync).await {
+            Ok(Some(checkpoint)) => {
+                for part in &checkpoint.key_parts {
+                    match state.verify_part(&sync, part).await {
+                        Ok(()) => parts += 1,
+                        Err(error) => {
+                            println!("{sync}: {error}");
+                            problems += 1;
+                        }
+                    }
+                }
+                let covered: u64 = checkpoint
+                    .runs
+                    .iter()
+                    .flat_map(|m| &m.snapshot_parts)
+                    .map(|p| p.rows)
+                    .sum();
+                if covered != checkpoint.rows {
+                    println!(
+                        "{sync}: checkpoint through run {} holds {} row key(s), its runs {covered}; delete {} so runs read the runs' own parts",
+                        checkpoint.through_run,
+                        checkpoint.rows,
+                        state.url_of(&format!("{sync}/checkpoints/"))
+                    );
+                    problems += 1;
+                } else {
+                    println!(
+                        "{sync}: checkpoint through run {} covers {} run(s), {} row key(s) in {} part(s)",
+                        checkpoint.through_run,
+                        checkpoint.runs.len(),
+                        checkpoint.rows,
+                        checkpoint.key_parts.len()
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                println!("{sync}: {error}");
+                problems += 1;
             }
         }
         match state.lock_status(&sync).await? {

@@ -1,0 +1,178 @@
+//! Writing checkpoints ([`super::checkpoint`]): `dinmo state compact`, and a run once
+//! [`AUTO_COMPACT_RUNS`](super::checkpoint::AUTO_COMPACT_RUNS) runs are uncovered.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use dinmo_connectors::ROW_KEY_COLUMN;
+use dinmo_connectors::failpoint::crash_point;
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::ProjectionMask;
+
+use super::checkpoint::{
+    CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, index_path, is_settled, key_part_path,
+};
+use super::manifest::{PartInfo, RunManifest, timestamp_now};
+use super::parts::LocalPartWriter;
+use super::store::{READ_CONCURRENCY, StateStore};
+use crate::error::{DinmoError, Result};
+
+impl StateStore {
+    /// Writes a checkpoint covering every settled run of `sync` up to its first unsettled
+    /// one, then removes older checkpoints. The caller holds the sync's lock. Each part the
+    /// new checkpoint reads is verified first; the rows of the key parts are checked against
+    /// the parts they came from. Stopped at any point, the state stays valid (see
+    /// [`super::checkpoint`]).
+    pub async fn compact(&self, sync: &str, staging: &Path) -> Result<Compaction> {
+        let (manifests, current) = self.manifests_and_checkpoint(sync).await?;
+        let covered = |run: &str| current.as_ref().is_some_and(|c| c.covers(run));
+        let fresh: Vec<&RunManifest> = manifests
+            .iter()
+            .take_while(|m| is_settled(m))
+            .filter(|m| !covered(&m.run_id))
+            .collect();
+        if fresh.is_empty() {
+            let removed = self.remove_stale_checkpoints(sync, current.as_ref()).await?;
+            return Ok(Compaction {
+                through_run: current.as_ref().map(|c| c.through_run.clone()),
+                runs_covered: 0,
+                rows: current.as_ref().map_or(0, |c| c.rows),
+                key_parts: current.as_ref().map_or(0, |c| c.key_parts.len()),
+                removed,
+            });
+        }
+        let mut runs: Vec<RunManifest> = current.as_ref().map(|c| c.runs.clone()).unwrap_or_default();
+        runs.extend(fresh.iter().map(|m| (*m).clone()));
+        runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        let through_run = runs.last().map(|m| m.run_id.clone()).unwrap_or_default();
+
+        let fresh_parts: Vec<PartInfo> = fresh.iter().flat_map(|m| m.snapshot_parts.iter().cloned()).collect();
+        futures::stream::iter(fresh_parts.iter().map(|part| self.verify_part(sync, part)))
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
+        let old_parts = current.map(|c| c.key_parts).unwrap_or_default();
+        let (mut key_parts, merge) = if old_parts.len() < MAX_KEY_PARTS {
+            (old_parts, fresh_parts)
+        } else {
+            // Too many key parts: merge them all (already verified by the run that read them,
+            // and again here by their row counts) with the fresh ones into one.
+            (Vec::new(), [old_parts, fresh_parts].concat())
+        };
+        let expected: u64 = merge.iter().map(|p| p.rows).sum();
+        if expected > 0 {
+            let relative = key_part_path(sync, &through_run, key_parts.len());
+            let local = staging.join(relative.replace('/', "_"));
+            let mut writer = LocalPartWriter::create(&local, key_schema()).await?;
+            for part in &merge {
+                self.copy_keys(sync, part, staging, &mut writer).await?;
+            }
+            if writer.rows() != expected {
+                return Err(DinmoError::StateIntegrity {
+                    sync: sync.to_string(),
+                    message: format!(
+                        "compacting: the parts hold {} row keys, their manifests say {expected}",
+                        writer.rows()
+                    ),
+                    remedy: "Run `dinmo state verify`; nothing was changed.".to_string(),
+                });
+            }
+            let (local, rows) = writer.finish().await?;
+            key_parts.push(self.upload(&local, &relative, rows).await?);
+            crash_point("checkpoint_keys_stored");
+        }
+        let checkpoint = Checkpoint {
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            sync_id: sync.to_string(),
+            through_run: through_run.clone(),
+            created_at: timestamp_now(),
+            rows: key_parts.iter().map(|p| p.rows).sum(),
+            key_parts,
+            runs,
+        };
+        self.write_json(&index_path(sync, &through_run), &checkpoint).await?;
+        crash_point("checkpoint_written");
+        let removed = self.remove_stale_checkpoints(sync, Some(&checkpoint)).await?;
+        Ok(Compaction {
+            through_run: Some(through_run),
+            runs_covered: fresh.len(),
+            rows: checkpoint.rows,
+            key_parts: checkpoint.key_parts.len(),
+            removed,
+        })
+    }
+
+    /// Deletes every checkpoint of `sync` (indexes first, so none ever names a missing key
+    /// part). `rollback` calls it before changing a run a checkpoint may cover.
+    pub async fn drop_checkpoints(&self, sync: &str) -> Result<usize> {
+        self.remove_stale_checkpoints(sync, None).await
+    }
+
+    /// Deletes checkpoint objects `keep` does not use: older indexes first, then key parts
+    /// no index names any more (also those of a compaction that stopped before its index).
+    async fn remove_stale_checkpoints(&self, sync: &str, keep: Option<&Checkpoint>) -> Result<usize> {
+        let objects = self.checkpoint_objects(sync).await?;
+        let kept_index = keep.map(|c| index_path(sync, &c.through_run));
+        let kept_parts: Vec<&str> = keep
+            .iter()
+            .flat_map(|c| &c.key_parts)
+            .map(|p| p.path.as_str())
+            .collect();
+        let stale_indexes: Vec<&String> = objects
+            .iter()
+            .filter(|p| p.ends_with(".json") && Some(p.as_str()) != kept_index.as_deref())
+            .collect();
+        for path in &stale_indexes {
+            self.delete(path).await?;
+        }
+        crash_point("checkpoint_indexes_removed");
+        let stale_parts: Vec<&String> = objects
+            .iter()
+            .filter(|p| !p.ends_with(".json") && !kept_parts.contains(&p.as_str()))
+            .collect();
+        for path in &stale_parts {
+            self.delete(path).await?;
+        }
+        Ok(stale_indexes.len() + stale_parts.len())
+    }
+
+    /// Appends the row keys of a stored part to `writer`, reading only the key column.
+    async fn copy_keys(&self, sync: &str, part: &PartInfo, staging: &Path, writer: &mut LocalPartWriter) -> Result<()> {
+        let context = format!("compacting {}", self.url_of(&part.path));
+        let local = staging.join(format!("compact-{}", part.path.replace('/', "_")));
+        self.download_streaming(&part.path, &local).await?;
+        let file = tokio::fs::File::open(&local).await.map_err(DinmoError::io(&local))?;
+        let builder = ParquetRecordBatchStreamBuilder::new(file)
+            .await
+            .map_err(DinmoError::parquet(context.clone()))?;
+        if builder.schema().column_with_name(ROW_KEY_COLUMN).is_none() {
+            return Err(DinmoError::StateIntegrity {
+                sync: sync.to_string(),
+                message: format!("part {} has no `{ROW_KEY_COLUMN}` column", self.url_of(&part.path)),
+                remedy: "Restore the part from a backup of the state location.".to_string(),
+            });
+        }
+        let mask = ProjectionMask::columns(builder.parquet_schema(), [ROW_KEY_COLUMN]);
+        let mut stream = builder
+            .with_projection(mask)
+            .build()
+            .map_err(DinmoError::parquet(context.clone()))?;
+        let schema = key_schema();
+        while let Some(batch) = stream.try_next().await.map_err(DinmoError::parquet(context.clone()))? {
+            let keys = cast(batch.column(0), &DataType::Utf8).map_err(DinmoError::arrow(context.clone()))?;
+            let batch =
+                RecordBatch::try_new(Arc::clone(&schema), vec![keys]).map_err(DinmoError::arrow(context.clone()))?;
+            writer.write(&batch).await?;
+        }
+        tokio::fs::remove_file(&local).await.map_err(DinmoError::io(&local))
+    }
+}
+
+/// The one column of a key part.
+fn key_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]))
+}

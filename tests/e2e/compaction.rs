@@ -1,0 +1,249 @@
+//! Checkpoints: runs compact on their own, `dinmo state compact` is safe to stop at any point,
+//! a damaged checkpoint stops the run, rollback drops checkpoints, and a state written by the
+//! release before checkpoints resends nothing.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const SYNC: &str = "usage.files";
+
+/// Every UniqueKey in the usage files, and whether any repeats.
+fn unique_keys(project: &TestProject) -> (usize, usize) {
+    let rows = project.output_rows(SYNC);
+    let mut keys: Vec<String> = rows.iter().map(|r| r.split(',').nth(6).unwrap().to_string()).collect();
+    let all = keys.len();
+    keys.sort();
+    keys.dedup();
+    (all, keys.len())
+}
+
+fn day(n: usize) -> String {
+    format!("2026-{:02}-{:02}", 1 + n / 28, 1 + n % 28)
+}
+
+fn run_ok(project: &TestProject) -> String {
+    let out = project.dinmo(&["run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    stdout(&out)
+}
+
+fn checkpoint_indexes(project: &TestProject) -> Vec<std::path::PathBuf> {
+    project
+        .state_files(SYNC, "checkpoints")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect()
+}
+
+#[test]
+fn runs_compact_on_their_own_and_stay_exactly_once() {
+    let project = TestProject::standard();
+    for n in 0..34 {
+        project.export_day(&day(n), &[("A1", n as i64 + 1), ("A2", 2)]);
+        let out = run_ok(&project);
+        assert!(out.contains("new rows: 2"), "run {n}: {out}");
+        let indexes = checkpoint_indexes(&project);
+        // The 32nd run is the first to leave 32 runs uncovered.
+        assert_eq!(indexes.len(), usize::from(n >= 31), "run {n}: {indexes:?}");
+    }
+    let out = run_ok(&project);
+    assert!(out.contains("new rows: 0"), "{out}");
+    assert_eq!(unique_keys(&project), (68, 68));
+    let verify = project.dinmo(&["state", "verify"]);
+    assert_eq!(code(&verify), 0, "{}", describe(&verify));
+    assert!(
+        stdout(&verify).contains("checkpoint through run")
+            && stdout(&verify).contains("covers 32 run(s), 64 row key(s)"),
+        "{}",
+        describe(&verify)
+    );
+    // History still lists every run: the checkpoint's index stands in for the manifests.
+    let history = project.dinmo(&["runs", "--limit", "100"]);
+    assert_eq!(code(&history), 0, "{}", describe(&history));
+    assert_eq!(stdout(&history).matches(SYNC).count(), 35, "{}", describe(&history));
+}
+
+/// A state with a checkpoint and three runs after it.
+fn compacted_project() -> TestProject {
+    let project = TestProject::standard();
+    for n in 0..3 {
+        project.export_day(&day(n), &[("A1", 1), ("A2", 2)]);
+        run_ok(&project);
+    }
+    let compact = project.dinmo(&["state", "compact"]);
+    assert_eq!(code(&compact), 0, "{}", describe(&compact));
+    assert!(
+        stdout(&compact).contains("3 run(s) newly covered, 6 row key(s)"),
+        "{}",
+        describe(&compact)
+    );
+    for n in 3..6 {
+        project.export_day(&day(n), &[("A1", 1), ("A2", 2)]);
+        run_ok(&project);
+    }
+    project
+}
+
+#[test]
+fn a_compaction_stopped_at_any_point_leaves_a_valid_state() {
+    for point in [
+        "checkpoint_keys_stored",
+        "checkpoint_written",
+        "checkpoint_indexes_removed",
+    ] {
+        let project = compacted_project();
+        let crashed = dinmo_in(project.path(), &["state", "compact"], &[("DINMO_CRASH_AT", point)]);
+        assert!(
+            crashed.status.code().is_none() || crashed.status.code() == Some(134),
+            "{point}: expected a crash: {}",
+            describe(&crashed)
+        );
+        // The lock a crash leaves behind is its own process's, gone: the next command takes it over.
+        let verify = project.dinmo(&["state", "verify"]);
+        assert_eq!(code(&verify), 0, "{point}: {}", describe(&verify));
+        let out = run_ok(&project);
+        assert!(out.contains("new rows: 0"), "{point}: {out}");
+        project.export_day(&day(6), &[("A1", 1), ("A3", 3)]);
+        let out = run_ok(&project);
+        assert!(out.contains("new rows: 2"), "{point}: {out}");
+        assert_eq!(unique_keys(&project), (14, 14), "{point}");
+        // Compacting again finishes the job and cleans up what the stopped one left.
+        let compact = project.dinmo(&["state", "compact"]);
+        assert_eq!(code(&compact), 0, "{point}: {}", describe(&compact));
+        assert_eq!(checkpoint_indexes(&project).len(), 1, "{point}");
+        let out = run_ok(&project);
+        assert!(out.contains("new rows: 0"), "{point}: {out}");
+    }
+}
+
+#[test]
+fn a_damaged_checkpoint_stops_the_run_and_deleting_it_falls_back_to_the_parts() {
+    let project = compacted_project();
+    let parts: Vec<_> = project
+        .state_files(SYNC, "checkpoints")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    let mut bytes = std::fs::read(&parts[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&parts[0], &bytes).unwrap();
+    let out = project.dinmo(&["run"]);
+    assert_ne!(code(&out), 0, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("checkpoints") && stderr(&out).contains("altered"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(unique_keys(&project), (12, 12), "nothing was sent");
+    // A checkpoint is only a faster way to read the runs' own parts, which are all still there.
+    std::fs::remove_dir_all(project.state(&format!("{SYNC}/checkpoints"))).unwrap();
+    let out = run_ok(&project);
+    assert!(out.contains("new rows: 0"), "{out}");
+}
+
+#[test]
+fn rollback_of_a_covered_run_drops_the_checkpoint_first() {
+    let project = compacted_project();
+    let first_run = project.state_files(SYNC, "runs")[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let rollback = project.dinmo(&["rollback", &first_run]);
+    assert!(matches!(code(&rollback), 0 | 1), "{}", describe(&rollback));
+    assert!(
+        checkpoint_indexes(&project).is_empty(),
+        "rollback drops the checkpoints"
+    );
+    // Usage files cannot be taken back: the rows stay delivered, and are not sent again.
+    let out = run_ok(&project);
+    assert!(out.contains("new rows: 0"), "{out}");
+    assert_eq!(unique_keys(&project), (12, 12));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn example_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let models = repository_root().join("models");
+    for name in ["dinmo.yml", "billing", "exports", "next_day"] {
+        let from = models.join(name);
+        if from.is_dir() {
+            copy_dir(&from, &dir.path().join(name));
+        } else {
+            std::fs::copy(&from, dir.path().join(name)).unwrap();
+        }
+    }
+    dir
+}
+
+/// Every data row of every usage file under `out/`, with the file's folder (the sync) first.
+fn rows_in(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, rows: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, rows);
+            } else {
+                let sync = dir.file_name().unwrap().to_string_lossy().into_owned();
+                let text = std::fs::read_to_string(&path).unwrap();
+                rows.extend(text.lines().skip(1).map(|row| format!("{sync}: {row}")));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    walk(&dir.join("out"), &mut rows);
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
+    // The example project with the state dinmo 0.1.0 (35da1b6) wrote for its first two days.
+    let old = example_project();
+    copy_dir(
+        &repository_root().join("tests/fixtures/state-0.1.0-35da1b6"),
+        &old.path().join(".dinmo/state"),
+    );
+    std::fs::remove_file(old.path().join(".dinmo/state/README.md")).unwrap();
+    let out = dinmo_in(old.path(), &["run"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("sent 0 row(s)"), "{}", describe(&out));
+    assert!(rows_in(old.path()).is_empty(), "nothing resent");
+
+    // The next day: exactly the rows a fresh project sends for it, and nothing else.
+    copy_dir(&old.path().join("next_day/events"), &old.path().join("exports/events"));
+    let out = dinmo_in(old.path(), &["run"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let upgraded = rows_in(old.path());
+
+    let fresh = example_project();
+    assert_eq!(code(&dinmo_in(fresh.path(), &["run"], &[])), 0);
+    let day_one: std::collections::HashSet<String> = rows_in(fresh.path()).into_iter().collect();
+    copy_dir(
+        &fresh.path().join("next_day/events"),
+        &fresh.path().join("exports/events"),
+    );
+    assert_eq!(code(&dinmo_in(fresh.path(), &["run"], &[])), 0);
+    let expected: Vec<String> = rows_in(fresh.path())
+        .into_iter()
+        .filter(|r| !day_one.contains(r))
+        .collect();
+    assert_eq!(expected.len(), 36, "the third day's rows of the three syncs");
+    assert_eq!(upgraded, expected);
+}
