@@ -36,6 +36,8 @@ pub struct StagedModel {
     pub path: PathBuf,
     /// Rows the model produced.
     pub rows: u64,
+    /// Uncompressed size of the staged rows.
+    pub bytes: u64,
 }
 
 /// `batch` with each column cast to the planned type where they differ. DataFusion may hand
@@ -106,14 +108,15 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         let path = folder.join(format!("part-{partition:04}.parquet"));
         tasks.spawn(stage_partition(stream, path, Arc::clone(&job)));
     }
-    let (mut rows, mut null_keys) = (0u64, 0u64);
+    let (mut rows, mut bytes, mut null_keys) = (0u64, 0u64, 0u64);
     while let Some(done) = tasks.join_next().await {
-        let (staged, nulls) = done.map_err(|source| DinmoError::Interrupted {
+        let staged = done.map_err(|source| DinmoError::Interrupted {
             task: format!("staging model `{}`", model.name),
             source,
         })??;
-        rows += staged;
-        null_keys += nulls;
+        rows += staged.rows;
+        bytes += staged.bytes;
+        null_keys += staged.null_keys;
     }
     let key = model.primary_key.join(", ");
     if null_keys > 0 {
@@ -134,10 +137,12 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     ctx.register_table(table.as_str(), Arc::new(listing))
         .map_err(DinmoError::engine(context))?;
     check_unique(ctx, &table, &model.name, &model.primary_key).await?;
+    choose_join(ctx, bytes).await?;
     Ok(StagedModel {
         table,
         path: folder,
         rows,
+        bytes,
     })
 }
 
@@ -164,12 +169,12 @@ impl StageJob {
 
 /// Stages one output partition of the model into `path`: conforms each batch to the planned
 /// types, counts rows with a null key column (once one is seen, nothing more is written), and
-/// adds each sync's row key. Returns (rows staged, rows with a null key).
+/// adds each sync's row key.
 async fn stage_partition(
     mut stream: datafusion::execution::SendableRecordBatchStream,
     path: PathBuf,
     job: Arc<StageJob>,
-) -> Result<(u64, u64)> {
+) -> Result<StagedPartition> {
     let mut writer = LocalPartWriter::create_temporary(&path, Arc::clone(&job.staged_schema)).await?;
     let mut null_keys = 0u64;
     let context = || format!("model `{}`: staging", job.model);
@@ -195,8 +200,33 @@ async fn stage_partition(
             RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
         writer.write(&keyed).await?;
     }
-    let (_, rows) = writer.finish().await?;
-    Ok((rows, null_keys))
+    let (_, rows, bytes) = writer.finish_measured().await?;
+    Ok(StagedPartition { rows, bytes, null_keys })
+}
+
+/// What one staging task wrote.
+#[derive(Debug)]
+struct StagedPartition {
+    rows: u64,
+    /// Uncompressed size.
+    bytes: u64,
+    /// Rows with a null key column (none of them staged).
+    null_keys: u64,
+}
+
+/// The anti-join's strategy for a staged model of `bytes` (uncompressed): a hash join, unless
+/// the session has a memory limit and the staged rows would take more than half of it, in
+/// which case a sort-merge join, which spills where a hash table cannot.
+async fn choose_join(ctx: &SessionContext, bytes: u64) -> Result<()> {
+    use datafusion::execution::memory_pool::MemoryLimit;
+    let prefer_hash = match ctx.runtime_env().memory_pool.memory_limit() {
+        MemoryLimit::Finite(limit) => bytes <= (limit / 2) as u64,
+        MemoryLimit::Infinite | MemoryLimit::Unknown => true,
+    };
+    ctx.sql(&format!("SET datafusion.optimizer.prefer_hash_join = {prefer_hash}"))
+        .await
+        .map_err(DinmoError::engine("choosing the anti-join's strategy"))?;
+    Ok(())
 }
 
 /// Fails with up to five example keys when the primary key repeats.
@@ -359,6 +389,7 @@ mod tests {
             table: "staged".into(),
             path: PathBuf::new(),
             rows: keys.len() as u64,
+            bytes: 0,
         }
     }
 

@@ -69,7 +69,7 @@ pub fn key_part_path(sync: &str, run: &str, sequence: usize) -> String {
 /// Whether a run can be covered: it has nothing pending and is not in progress, so nothing
 /// will change its manifest again (only `rollback` does, and it drops the checkpoints first).
 pub fn is_settled(manifest: &RunManifest) -> bool {
-    manifest.pending_part.is_none() && manifest.outcome != super::Outcome::Running
+    manifest.pending_part.is_none() && manifest.outcome != super::manifest::Outcome::Running
 }
 
 /// What `compact` did.

@@ -77,11 +77,24 @@ impl LocalPartWriter {
 
     /// Closes the file; returns its path and row count.
     pub async fn finish(self) -> Result<(PathBuf, u64)> {
+        let (path, rows, _) = self.finish_measured().await?;
+        Ok((path, rows))
+    }
+
+    /// Closes the file; returns its path, row count, and the uncompressed size of its data
+    /// (what holding its rows in memory costs, roughly).
+    pub async fn finish_measured(self) -> Result<(PathBuf, u64, u64)> {
         let path = self.path;
-        self.writer
+        let metadata = self
+            .writer
             .close()
             .await
             .map_err(DinmoError::parquet(path.display().to_string()))?;
-        Ok((path, self.rows))
+        let bytes = metadata
+            .row_groups()
+            .iter()
+            .map(|group| u64::try_from(group.total_byte_size()).unwrap_or(0))
+            .sum();
+        Ok((path, self.rows, bytes))
     }
 }
