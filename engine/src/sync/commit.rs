@@ -81,8 +81,13 @@ impl<'a> Commit<'a> {
     /// Adds an outcome's rows to the open parts.
     pub async fn record(&mut self, outcome: &BatchOutcome) -> Result<()> {
         let context = format!("sync `{}`: committing", self.sync_id);
-        let keys = key_strings(&outcome.batch, &context)?;
-        let fresh: Vec<bool> = keys.iter().map(|k| !self.skip_keys.contains(k)).collect();
+        let fresh: Vec<bool> = match self.skip_keys.is_empty() {
+            true => vec![true; outcome.statuses.len()],
+            false => {
+                let keys = key_strings(&outcome.batch, &context)?;
+                keys.iter().map(|k| !self.skip_keys.contains(k)).collect()
+            }
+        };
         let accepted_mask: BooleanArray = outcome
             .statuses
             .iter()

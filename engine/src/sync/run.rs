@@ -7,7 +7,7 @@ use dinmo_connectors::WriteContext;
 use dinmo_connectors::failpoint::crash_point;
 use tracing::{Instrument, info, info_span};
 
-use crate::diff::{StagedModel, new_rows, snapshot_frame, write_frame};
+use crate::diff::{Snapshot, StagedModel, new_rows, snapshot_frame, write_frame};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
@@ -101,7 +101,10 @@ async fn sync_inner(
     let snapshot_table = if run.full_refresh {
         None
     } else {
-        Some(snapshot_frame(ctx, &snapshot.part_urls).await?)
+        Some(Snapshot {
+            frame: snapshot_frame(ctx, &snapshot.part_urls).await?,
+            rows: snapshot.rows,
+        })
     };
     let frame = new_rows(ctx, staged, index, sync, snapshot_table).await?;
     let pending_local = run.staging_dir.join(format!("{}.pending.parquet", sync.id));
