@@ -251,27 +251,29 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
 #[test]
 fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     let project = TestProject::standard();
-    let accounts: Vec<String> = (0..20000).map(|n| format!("A{n:05}")).collect();
+    let accounts: Vec<String> = (0..40000).map(|n| format!("A{n:05}")).collect();
     let rows: Vec<(&str, i64)> = accounts.iter().map(|a| (a.as_str(), 1)).collect();
     project.export_day("2026-11-18", &rows);
     // A limit below the staged rows' size: the anti-join sorts (and may spill) instead of
     // hashing, and the run still sends each row once.
-    let tight = dinmo_in(project.path(), &["run", "--memory-limit", "16KB"], &[]);
+    let out = dinmo_in(project.path(), &["run", "--memory-limit", "8MB"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 40000"), "{}", describe(&out));
+    // 40,000 snapshot keys take over half of 4 MB: the anti-join sorts instead of hashing.
+    let out = dinmo_in(project.path(), &["run", "--memory-limit", "4MB"], &[("DINMO_LOG", "info")]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
+    assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+    let tight = dinmo_in(project.path(), &["run", "--memory-limit", "1KB"], &[]);
     assert_eq!(code(&tight), 1, "{}", describe(&tight));
     assert!(
-        stderr(&tight).contains("needs more memory than the memory limit allows") && stderr(&tight).contains("raise `--memory-limit`"),
+        stderr(&tight).contains("needs more memory than the memory limit allows")
+            && stderr(&tight).contains("raise `--memory-limit`"),
         "{}",
         describe(&tight)
     );
-    let out = dinmo_in(project.path(), &["run", "--memory-limit", "2MB"], &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert!(stdout(&out).contains("new rows: 20000"), "{}", describe(&out));
-    assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
-    let out = dinmo_in(project.path(), &["run", "--memory-limit", "2MB"], &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
     project.export_day("2026-11-19", &[("A1", 10), ("A2", 20)]);
-    let out = dinmo_in(project.path(), &["run"], &[("DINMO_MEMORY_LIMIT", "64MiB")]);
+    let out = dinmo_in(project.path(), &["run"], &[("DINMO_MEMORY_LIMIT", "64MiB"), ("DINMO_LOG", "info")]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
