@@ -260,7 +260,11 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 40000"), "{}", describe(&out));
     // 40,000 snapshot keys take over half of 4 MB: the anti-join sorts instead of hashing.
-    let out = dinmo_in(project.path(), &["run", "--memory-limit", "4MB"], &[("DINMO_LOG", "info")]);
+    let out = dinmo_in(
+        project.path(),
+        &["run", "--memory-limit", "4MB"],
+        &[("DINMO_LOG", "info")],
+    );
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
     assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
@@ -273,7 +277,11 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         describe(&tight)
     );
     project.export_day("2026-11-19", &[("A1", 10), ("A2", 20)]);
-    let out = dinmo_in(project.path(), &["run"], &[("DINMO_MEMORY_LIMIT", "64MiB"), ("DINMO_LOG", "info")]);
+    let out = dinmo_in(
+        project.path(),
+        &["run"],
+        &[("DINMO_MEMORY_LIMIT", "64MiB"), ("DINMO_LOG", "info")],
+    );
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
@@ -291,7 +299,10 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         "{}",
         describe(&bad)
     );
-    project.write("dinmo.yml", &format!("{yml}\nexecution:\n  memory_limit: 256MB\n  spill_path: scratch\n"));
+    project.write(
+        "dinmo.yml",
+        &format!("{yml}\nexecution:\n  memory_limit: 256MB\n  spill_path: scratch\n"),
+    );
     let ok = project.dinmo(&["run"]);
     assert_eq!(code(&ok), 0, "{}", describe(&ok));
     assert!(project.path().join("scratch").is_dir(), "the spill folder is made");

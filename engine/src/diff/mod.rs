@@ -324,7 +324,13 @@ pub async fn new_rows(
             choose_join(ctx, snapshot.rows.saturating_mul(KEY_BYTES_IN_MEMORY)).await?;
             snapshot
                 .frame
-                .join(staged_frame, JoinType::RightAnti, &[ROW_KEY_COLUMN], &[key.as_str()], None)
+                .join(
+                    staged_frame,
+                    JoinType::RightAnti,
+                    &[ROW_KEY_COLUMN],
+                    &[key.as_str()],
+                    None,
+                )
                 .map_err(DinmoError::engine(context.clone()))?
         }
         None => staged_frame,
