@@ -34,7 +34,33 @@ pub struct UsageFileEncoder {
     next_sequence: u32,
     current: Vec<u8>,
     current_rows: usize,
-    row_buffer: Vec<u8>,
+    /// Encodes one row at a time into its buffer, reused across rows (a writer per row cost
+    /// an 8 KB buffer allocation per row: 7 % of a 3 M-row run in the profile).
+    row_writer: csv::Writer<RowBuffer>,
+    row: RowBuffer,
+}
+
+/// The bytes of the row being encoded, shared between the encoder and its CSV writer (which
+/// owns its sink and offers no way to clear it).
+#[derive(Debug, Clone, Default)]
+struct RowBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl RowBuffer {
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let mut bytes = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut bytes)
+    }
+}
+
+impl Write for RowBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.with(|bytes| bytes.extend_from_slice(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl UsageFileEncoder {
@@ -42,6 +68,7 @@ impl UsageFileEncoder {
     /// sequence number within Zuora's 50 characters.
     pub fn new(headers: &[&str], max_bytes: u64, zip: bool, stem: &str, run_id: &str) -> Result<Self, EncodeError> {
         let header = encode_record(headers.iter().copied())?;
+        let row = RowBuffer::default();
         Ok(UsageFileEncoder {
             header,
             max_bytes,
@@ -51,7 +78,8 @@ impl UsageFileEncoder {
             next_sequence: 1,
             current: Vec::new(),
             current_rows: 0,
-            row_buffer: Vec::new(),
+            row_writer: record_writer(row.clone()),
+            row,
         })
     }
 
@@ -72,9 +100,12 @@ impl UsageFileEncoder {
         &mut self,
         fields: impl IntoIterator<Item = &'a str>,
     ) -> Result<(u32, Option<EncodedFile>), EncodeError> {
-        self.row_buffer = encode_record(fields)?;
-        let row_bytes = self.row_buffer.len();
+        self.row.with(Vec::clear);
+        self.row_writer.write_record(fields)?;
+        self.row_writer.flush()?;
+        let row_bytes = self.row.with(|row| row.len());
         if (self.header.len() + row_bytes) as u64 > self.max_bytes {
+            self.row.with(Vec::clear);
             return Err(EncodeError::RowTooLarge {
                 row_bytes,
                 max_bytes: self.max_bytes,
@@ -87,7 +118,11 @@ impl UsageFileEncoder {
         if self.current_rows == 0 {
             self.current.extend_from_slice(&self.header);
         }
-        self.current.extend_from_slice(&self.row_buffer);
+        let current = &mut self.current;
+        self.row.with(|row| {
+            current.extend_from_slice(row);
+            row.clear();
+        });
         self.current_rows += 1;
         Ok((self.next_sequence, finished))
     }
@@ -112,10 +147,15 @@ impl UsageFileEncoder {
     }
 }
 
-fn encode_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> Result<Vec<u8>, EncodeError> {
-    let mut writer = csv::WriterBuilder::new()
+fn record_writer<W: Write>(sink: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
+        .buffer_capacity(1024)
+        .from_writer(sink)
+}
+
+fn encode_record<'a>(fields: impl IntoIterator<Item = &'a str>) -> Result<Vec<u8>, EncodeError> {
+    let mut writer = record_writer(Vec::new());
     writer.write_record(fields)?;
     writer.into_inner().map_err(|e| EncodeError::Io(e.into_error()))
 }

@@ -142,6 +142,8 @@ impl DestinationWriter for ZuoraFileWriter {
         let datetime_format = self.config.datetime_format().to_string();
         let mut statuses = Vec::with_capacity(batch.num_rows());
         let mut last_file = None;
+        // The destination id of the file a row went to, built once per file, not per row.
+        let mut named: Option<(u32, String)> = None;
         for row in 0..batch.num_rows() {
             if let Some(rejection) = &prepared.rejections[row] {
                 statuses.push(RowStatus::Rejected(rejection.clone()));
@@ -152,12 +154,20 @@ impl DestinationWriter for ZuoraFileWriter {
             let before = encoder.open_sequence();
             let pushed = encoder.push(fields.iter().map(String::as_str));
             let (sequence, finished) = pushed.map_err(|e| self.encode_error("row", e))?;
-            let name = self.encoder_for(&prepared)?.file_name(sequence);
             if let Some(file) = finished {
                 self.store(file, before).await?;
             }
+            let destination_id = match &named {
+                Some((named_sequence, id)) if *named_sequence == sequence => id.clone(),
+                _ => {
+                    let name = self.encoder_for(&prepared)?.file_name(sequence);
+                    let id = self.path_of(&name).to_string();
+                    named = Some((sequence, id.clone()));
+                    id
+                }
+            };
             statuses.push(RowStatus::Accepted {
-                destination_id: Some(self.path_of(&name).to_string()),
+                destination_id: Some(destination_id),
             });
             last_file = Some(sequence);
         }
