@@ -1,5 +1,6 @@
 //! Converts a mapped batch into per-row output fields and rule verdicts.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use arrow::array::{Array, AsArray};
@@ -75,8 +76,9 @@ impl PreparedBatch {
         })
     }
 
-    /// The fields of `row` in output order, rendered as text.
-    pub fn render_row(&self, row: usize, account_column: &str, datetime_format: &str) -> Vec<String> {
+    /// The fields of `row` in output order, rendered as text (borrowed where the cell
+    /// already holds its text).
+    pub fn render_row(&self, row: usize, account_column: &str, datetime_format: &str) -> Vec<Cow<'_, str>> {
         (0..self.columns.len())
             .map(|index| self.rendered(index, row, account_column, datetime_format))
             .collect()
@@ -86,15 +88,15 @@ impl PreparedBatch {
     /// `None` when the layout has no such column.
     pub fn text_of(&self, row: usize, column: &str, account_column: &str, datetime_format: &str) -> Option<String> {
         let index = self.columns.iter().position(|(c, _)| c.spec.name == column)?;
-        Some(self.rendered(index, row, account_column, datetime_format))
+        Some(self.rendered(index, row, account_column, datetime_format).into_owned())
     }
 
-    fn rendered(&self, index: usize, row: usize, account_column: &str, datetime_format: &str) -> String {
+    fn rendered(&self, index: usize, row: usize, account_column: &str, datetime_format: &str) -> Cow<'_, str> {
         let (column, cells) = &self.columns[index];
         let value = cells.as_ref().map(|cells| render(&cells[row], datetime_format));
         match (value, column.default) {
             (Some(v), _) if !v.is_empty() => v,
-            (_, ColumnDefault::RowKey) => self.keys[row].clone(),
+            (_, ColumnDefault::RowKey) => Cow::Borrowed(self.keys[row].as_str()),
             (_, ColumnDefault::AccountTag) => {
                 let account = self
                     .columns
@@ -103,7 +105,7 @@ impl PreparedBatch {
                     .and_then(|(_, cells)| cells.as_ref())
                     .map(|cells| render(&cells[row], datetime_format))
                     .unwrap_or_default();
-                format!("AccountNumber:{account}")
+                Cow::Owned(format!("AccountNumber:{account}"))
             }
             (value, ColumnDefault::Empty) => value.unwrap_or_default(),
         }
@@ -156,10 +158,10 @@ fn combine(mut reasons: Vec<Rejection>) -> Option<Rejection> {
     }
 }
 
-fn render(cell: &Cell, datetime_format: &str) -> String {
+fn render<'a>(cell: &'a Cell, datetime_format: &str) -> Cow<'a, str> {
     match cell {
-        Cell::Null | Cell::Invalid(_) => String::new(),
-        Cell::Text(text) | Cell::Number(text) => text.clone(),
+        Cell::Null | Cell::Invalid(_) => Cow::Borrowed(""),
+        Cell::Text(text) | Cell::Number(text) => Cow::Borrowed(text.as_str()),
         Cell::DateTime(dt) => {
             let mut out = String::new();
             // The format was validated with the config; a failure leaves the cell empty,
@@ -171,7 +173,7 @@ fn render(cell: &Cell, datetime_format: &str) -> String {
             if written.is_err() {
                 out.clear();
             }
-            out
+            Cow::Owned(out)
         }
     }
 }

@@ -152,7 +152,7 @@ impl DestinationWriter for ZuoraFileWriter {
             let fields = prepared.render_row(row, account_column, &datetime_format);
             let encoder = self.encoder_for(&prepared)?;
             let before = encoder.open_sequence();
-            let pushed = encoder.push(fields.iter().map(String::as_str));
+            let pushed = encoder.push(fields.iter().map(|field| field.as_ref()));
             let (sequence, finished) = pushed.map_err(|e| self.encode_error("row", e))?;
             if let Some(file) = finished {
                 self.store(file, before).await?;
