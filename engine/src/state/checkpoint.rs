@@ -50,9 +50,9 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Whether it covers run `run_id`.
-    pub fn covers(&self, run_id: &str) -> bool {
-        self.runs.iter().any(|m| m.run_id == run_id)
+    /// The ids of the runs it covers, for checking many runs against it.
+    pub fn covered_runs(&self) -> std::collections::HashSet<&str> {
+        self.runs.iter().map(|m| m.run_id.as_str()).collect()
     }
 }
 

@@ -29,12 +29,13 @@ impl StateStore {
     /// [`super::checkpoint`]).
     pub async fn compact(&self, sync: &str, staging: &Path) -> Result<Compaction> {
         let (manifests, current) = self.manifests_and_checkpoint(sync).await?;
-        let covered = |run: &str| current.as_ref().is_some_and(|c| c.covers(run));
+        let covered = current.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let fresh: Vec<&RunManifest> = manifests
             .iter()
             .take_while(|m| is_settled(m))
-            .filter(|m| !covered(&m.run_id))
+            .filter(|m| !covered.contains(m.run_id.as_str()))
             .collect();
+        drop(covered);
         if fresh.is_empty() {
             let removed = self.remove_stale_checkpoints(sync, current.as_ref()).await?;
             return Ok(Compaction {
@@ -59,8 +60,11 @@ impl StateStore {
         let (mut key_parts, merge) = if old_parts.len() < MAX_KEY_PARTS {
             (old_parts, fresh_parts)
         } else {
-            // Too many key parts: merge them all (already verified by the run that read them,
-            // and again here by their row counts) with the fresh ones into one.
+            // Too many key parts: merge them all, verified like the fresh ones, into one.
+            futures::stream::iter(old_parts.iter().map(|part| self.verify_part(sync, part)))
+                .buffer_unordered(READ_CONCURRENCY)
+                .try_collect::<()>()
+                .await?;
             (Vec::new(), [old_parts, fresh_parts].concat())
         };
         let expected: u64 = merge.iter().map(|p| p.rows).sum();

@@ -128,9 +128,10 @@ impl StateStore {
     pub async fn manifests_and_checkpoint(&self, sync: &str) -> Result<(Vec<RunManifest>, Option<Checkpoint>)> {
         let runs = format!("{sync}/runs");
         let (listed, checkpoint) = futures::try_join!(self.list(&runs), self.latest_checkpoint(sync))?;
+        let covered = checkpoint.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let indexed = |path: &str| {
             let run = path.rsplit('/').next().and_then(|name| name.strip_suffix(".json"));
-            matches!((run, &checkpoint), (Some(run), Some(c)) if c.covers(run))
+            run.is_some_and(|run| covered.contains(run))
         };
         let paths: Vec<String> = listed
             .into_iter()
@@ -350,8 +351,11 @@ impl StateStore {
     /// acknowledged rows and are kept, with a warning.
     pub async fn verified_snapshot(&self, sync: &str) -> Result<VerifiedSnapshot> {
         let (manifests, checkpoint) = self.manifests_and_checkpoint(sync).await?;
-        let covered = |run: &str| checkpoint.as_ref().is_some_and(|c| c.covers(run));
-        let uncovered: Vec<&RunManifest> = manifests.iter().filter(|m| !covered(&m.run_id)).collect();
+        let covered = checkpoint.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
+        let uncovered: Vec<&RunManifest> = manifests
+            .iter()
+            .filter(|m| !covered.contains(m.run_id.as_str()))
+            .collect();
         let parts: Vec<&PartInfo> = checkpoint
             .iter()
             .flat_map(|c| &c.key_parts)
