@@ -286,6 +286,16 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
 
+    // So small nothing can run: the model is named, and the setting.
+    let tiny = dinmo_in(project.path(), &["run", "--memory-limit", "3"], &[]);
+    assert_eq!(code(&tiny), 1, "{}", describe(&tiny));
+    assert!(
+        stderr(&tiny).contains("model `usage`")
+            && stderr(&tiny).contains("the query needs more memory")
+            && stderr(&tiny).contains("raise `--memory-limit`"),
+        "{}",
+        describe(&tiny)
+    );
     let bad = dinmo_in(project.path(), &["run", "--memory-limit", "lots"], &[]);
     assert_eq!(code(&bad), 64, "{}", describe(&bad));
     assert!(stderr(&bad).contains("`lots` is not a size"), "{}", describe(&bad));

@@ -158,6 +158,12 @@ struct StageJob {
 
 impl StageJob {
     fn query_error(&self, source: datafusion::error::DataFusionError) -> DinmoError {
+        if matches!(
+            source.find_root(),
+            datafusion::error::DataFusionError::ResourcesExhausted(_)
+        ) {
+            return DinmoError::engine(format!("model `{}` ({})", self.model, self.file.display()))(source);
+        }
         DinmoError::ModelQuery {
             model: self.model.clone(),
             file: self.file.clone(),
