@@ -19,8 +19,8 @@ use futures::StreamExt;
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
-use crate::state::LocalPartWriter;
 use crate::state::row_key::row_keys;
+use crate::state::{LocalPartWriter, key_part_schema};
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync.
 pub fn key_column(index: usize) -> String {
@@ -289,7 +289,7 @@ async fn check_unique(ctx: &SessionContext, table: &str, model: &str, key: &[Str
 
 /// The sync's snapshot as a one-column table of row keys.
 pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Result<DataFrame> {
-    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
+    let schema = key_part_schema();
     let context = "reading the snapshot";
     if part_urls.is_empty() {
         let empty = MemTable::try_new(schema, vec![vec![]]).map_err(DinmoError::engine(context))?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::DataType;
 use dinmo_connectors::ROW_KEY_COLUMN;
 use dinmo_connectors::failpoint::crash_point;
 use futures::{StreamExt, TryStreamExt};
@@ -17,7 +17,7 @@ use super::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, index_path, is_settled, key_part_path,
 };
 use super::manifest::{PartInfo, RunManifest, timestamp_now};
-use super::parts::LocalPartWriter;
+use super::parts::{LocalPartWriter, key_part_schema};
 use super::store::{READ_CONCURRENCY, StateStore};
 use crate::error::{DinmoError, Result};
 
@@ -52,28 +52,27 @@ impl StateStore {
         let through_run = runs.last().map(|m| m.run_id.clone()).unwrap_or_default();
 
         let fresh_parts: Vec<PartInfo> = fresh.iter().flat_map(|m| m.snapshot_parts.iter().cloned()).collect();
-        futures::stream::iter(fresh_parts.iter().map(|part| self.verify_part(sync, part)))
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
         let old_parts = current.map(|c| c.key_parts).unwrap_or_default();
         let (mut key_parts, merge) = if old_parts.len() < MAX_KEY_PARTS {
             (old_parts, fresh_parts)
         } else {
-            // Too many key parts: merge them all, verified like the fresh ones, into one.
-            futures::stream::iter(old_parts.iter().map(|part| self.verify_part(sync, part)))
-                .buffer_unordered(READ_CONCURRENCY)
-                .try_collect::<()>()
-                .await?;
+            // Too many key parts: merge them all with the fresh ones into one.
             (Vec::new(), [old_parts, fresh_parts].concat())
         };
         let expected: u64 = merge.iter().map(|p| p.rows).sum();
         if expected > 0 {
             let relative = key_part_path(sync, &through_run, key_parts.len());
             let local = staging.join(relative.replace('/', "_"));
-            let mut writer = LocalPartWriter::create(&local, key_schema()).await?;
-            for part in &merge {
-                self.copy_keys(sync, part, staging, &mut writer).await?;
+            let mut writer = LocalPartWriter::create(&local, key_part_schema()).await?;
+            // Every part is downloaded and verified (size, checksum) before its keys are read,
+            // READ_CONCURRENCY at a time, in order.
+            let mut downloads = futures::stream::iter(merge.iter().map(|part| async move {
+                let local = staging.join(format!("compact-{}", part.path.replace('/', "_")));
+                self.download_verified(sync, part, &local).await.map(|()| (part, local))
+            }))
+            .buffered(READ_CONCURRENCY);
+            while let Some((part, downloaded)) = downloads.try_next().await? {
+                self.copy_keys(sync, part, &downloaded, &mut writer).await?;
             }
             if writer.rows() != expected {
                 return Err(DinmoError::StateIntegrity {
@@ -144,12 +143,11 @@ impl StateStore {
         Ok(stale_indexes.len() + stale_parts.len())
     }
 
-    /// Appends the row keys of a stored part to `writer`, reading only the key column.
-    async fn copy_keys(&self, sync: &str, part: &PartInfo, staging: &Path, writer: &mut LocalPartWriter) -> Result<()> {
+    /// Appends the row keys of a part, downloaded to `local`, to `writer`, reading only the key
+    /// column; then removes the download.
+    async fn copy_keys(&self, sync: &str, part: &PartInfo, local: &Path, writer: &mut LocalPartWriter) -> Result<()> {
         let context = format!("compacting {}", self.url_of(&part.path));
-        let local = staging.join(format!("compact-{}", part.path.replace('/', "_")));
-        self.download_streaming(&part.path, &local).await?;
-        let file = tokio::fs::File::open(&local).await.map_err(DinmoError::io(&local))?;
+        let file = tokio::fs::File::open(local).await.map_err(DinmoError::io(local))?;
         let builder = ParquetRecordBatchStreamBuilder::new(file)
             .await
             .map_err(DinmoError::parquet(context.clone()))?;
@@ -165,18 +163,13 @@ impl StateStore {
             .with_projection(mask)
             .build()
             .map_err(DinmoError::parquet(context.clone()))?;
-        let schema = key_schema();
+        let schema = key_part_schema();
         while let Some(batch) = stream.try_next().await.map_err(DinmoError::parquet(context.clone()))? {
             let keys = cast(batch.column(0), &DataType::Utf8).map_err(DinmoError::arrow(context.clone()))?;
             let batch =
                 RecordBatch::try_new(Arc::clone(&schema), vec![keys]).map_err(DinmoError::arrow(context.clone()))?;
             writer.write(&batch).await?;
         }
-        tokio::fs::remove_file(&local).await.map_err(DinmoError::io(&local))
+        tokio::fs::remove_file(local).await.map_err(DinmoError::io(local))
     }
-}
-
-/// The one column of a key part.
-fn key_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]))
 }

@@ -17,6 +17,15 @@ pub const DESTINATION_ID_COLUMN: &str = "_dinmo_destination_id";
 /// Column added to snapshot and rejected parts: the run that sent the row.
 pub const RUN_ID_COLUMN: &str = "_dinmo_run_id";
 
+/// The columns the snapshot is read as (and a checkpoint's key parts hold): the row key.
+pub fn key_part_schema() -> SchemaRef {
+    std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+        dinmo_connectors::ROW_KEY_COLUMN,
+        arrow::datatypes::DataType::Utf8,
+        false,
+    )]))
+}
+
 /// Streams batches into a local Parquet file.
 pub struct LocalPartWriter {
     path: PathBuf,

@@ -244,22 +244,6 @@ impl StateStore {
             .collect())
     }
 
-    /// Downloads an object to a local file chunk by chunk (it may be larger than memory).
-    pub async fn download_streaming(&self, relative: &str, local: &Path) -> Result<()> {
-        let got = self
-            .location
-            .store
-            .get(&self.path(relative))
-            .await
-            .map_err(self.store_error())?;
-        let mut stream = got.into_stream();
-        let mut file = tokio::fs::File::create(local).await.map_err(DinmoError::io(local))?;
-        while let Some(chunk) = stream.try_next().await.map_err(self.store_error())? {
-            file.write_all(&chunk).await.map_err(DinmoError::io(local))?;
-        }
-        file.flush().await.map_err(DinmoError::io(local))
-    }
-
     /// Downloads an object to a local file.
     pub async fn download(&self, relative: &str, local: &Path) -> Result<()> {
         let bytes = self.read(relative).await?;
@@ -304,6 +288,30 @@ impl StateStore {
 
     /// Reads a part and checks its size and checksum.
     pub async fn verify_part(&self, sync: &str, part: &PartInfo) -> Result<()> {
+        self.fetch_checked(sync, part, None).await
+    }
+
+    /// Downloads a part to `local` chunk by chunk (it may be larger than memory), checking
+    /// its size and checksum on the way: one read where verifying, then downloading, took two.
+    pub async fn download_verified(&self, sync: &str, part: &PartInfo, local: &Path) -> Result<()> {
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(DinmoError::io(parent))?;
+        }
+        let mut file = tokio::fs::File::create(local).await.map_err(DinmoError::io(local))?;
+        self.fetch_checked(sync, part, Some((&mut file, local))).await?;
+        file.flush().await.map_err(DinmoError::io(local))
+    }
+
+    /// Streams a part, into `sink` when given, and checks its size and checksum against its
+    /// manifest's.
+    async fn fetch_checked(
+        &self,
+        sync: &str,
+        part: &PartInfo,
+        mut sink: Option<(&mut tokio::fs::File, &Path)>,
+    ) -> Result<()> {
         let integrity = |message: String| DinmoError::StateIntegrity {
             sync: sync.to_string(),
             message,
@@ -326,6 +334,9 @@ impl StateStore {
         while let Some(chunk) = stream.try_next().await.map_err(self.store_error())? {
             hasher.update(&chunk);
             bytes += chunk.len() as u64;
+            if let Some((file, local)) = sink.as_mut() {
+                file.write_all(&chunk).await.map_err(DinmoError::io(*local))?;
+            }
         }
         if bytes != part.bytes {
             return Err(integrity(format!(
