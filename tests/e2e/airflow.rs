@@ -19,22 +19,6 @@ fn airflow() -> PathBuf {
     local
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let name = entry.file_name();
-        if [".dinmo", "out", "target"].iter().any(|skip| name == *skip) {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(&name));
-        } else {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
-    }
-}
-
 /// Runs the DAG once with `airflow dags test`; returns its output.
 fn dags_test(project: &Path, select: &str) -> std::process::Output {
     let home = tempfile::tempdir().unwrap();
@@ -65,7 +49,7 @@ fn dags_test(project: &Path, select: &str) -> std::process::Output {
 fn the_example_dag_runs_the_example_project() {
     let work = tempfile::tempdir().unwrap();
     let project = work.path().join("billing");
-    copy_dir(&repository_root().join("models"), &project);
+    copy_project(&repository_root().join("models"), &project);
     let output = dags_test(&project, "tag:billing");
     let log = describe(&output);
     assert!(output.status.success(), "{log}");

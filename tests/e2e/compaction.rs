@@ -164,50 +164,28 @@ fn rollback_of_a_covered_run_drops_the_checkpoint_first() {
     assert_eq!(unique_keys(&project), (12, 12));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 fn example_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let models = repository_root().join("models");
-    for name in ["dinmo.yml", "billing", "exports", "next_day"] {
-        let from = models.join(name);
-        if from.is_dir() {
-            copy_dir(&from, &dir.path().join(name));
-        } else {
-            std::fs::copy(&from, dir.path().join(name)).unwrap();
-        }
-    }
+    copy_project(&repository_root().join("models"), dir.path());
     dir
 }
 
 /// Every data row of every usage file under `out/`, with the file's folder (the sync) first.
 fn rows_in(dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, rows: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.map(Result::unwrap) {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, rows);
-            } else {
-                let sync = dir.file_name().unwrap().to_string_lossy().into_owned();
-                let text = std::fs::read_to_string(&path).unwrap();
-                rows.extend(text.lines().skip(1).map(|row| format!("{sync}: {row}")));
-            }
-        }
-    }
+    let mut files = Vec::new();
+    collect_files(&dir.join("out"), &mut files);
     let mut rows = Vec::new();
-    walk(&dir.join("out"), &mut rows);
+    for path in files {
+        let sync = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        rows.extend(text.lines().skip(1).map(|row| format!("{sync}: {row}")));
+    }
     rows.sort();
     rows
 }
@@ -216,7 +194,7 @@ fn rows_in(dir: &Path) -> Vec<String> {
 fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     // The example project with the state dinmo 0.1.0 (35da1b6) wrote for its first two days.
     let old = example_project();
-    copy_dir(
+    copy_project(
         &repository_root().join("tests/fixtures/state-0.1.0-35da1b6"),
         &old.path().join(".dinmo/state"),
     );
@@ -227,7 +205,7 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     assert!(rows_in(old.path()).is_empty(), "nothing resent");
 
     // The next day: exactly the rows a fresh project sends for it, and nothing else.
-    copy_dir(&old.path().join("next_day/events"), &old.path().join("exports/events"));
+    copy_project(&old.path().join("next_day/events"), &old.path().join("exports/events"));
     let out = dinmo_in(old.path(), &["run"], &[]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let upgraded = rows_in(old.path());
@@ -235,7 +213,7 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     let fresh = example_project();
     assert_eq!(code(&dinmo_in(fresh.path(), &["run"], &[])), 0);
     let day_one: std::collections::HashSet<String> = rows_in(fresh.path()).into_iter().collect();
-    copy_dir(
+    copy_project(
         &fresh.path().join("next_day/events"),
         &fresh.path().join("exports/events"),
     );

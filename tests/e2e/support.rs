@@ -136,7 +136,25 @@ pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("run dinmo")
 }
 
-fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
+/// Copies a folder tree, leaving out what runs write (`.dinmo`, `out`, `target`).
+pub fn copy_project(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let name = entry.file_name();
+        if [".dinmo", "out", "target"].iter().any(|skip| name == *skip) {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_project(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// Every file under `dir`, recursively (unsorted).
+pub fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
