@@ -45,6 +45,10 @@ pub struct WriteContext {
     pub sync_id: String,
     /// The run's id; output names carry it so a person can trace a file to its run.
     pub run_id: String,
+    /// Where the destination may keep its own durable record of what it sent (the state
+    /// store, beside the sync's snapshot): `zuora_revenue` records each upload there before
+    /// sending it. `None` where nothing is sent (tests of file destinations).
+    pub journal: Option<OutputLocation>,
 }
 
 /// The fate of one row.

@@ -81,6 +81,32 @@ pub enum ConnectorError {
         waited_secs: u64,
     },
 
+    /// An upload to Zuora Revenue may or may not have been received, and Revenue cannot be
+    /// asked (no request id was recorded). Revenue has no duplicate detection, so it is not
+    /// sent again: a person checks the Uploaded Files list.
+    #[error(
+        "destination `{destination}`: whether Zuora Revenue received `{file}` (template `{template}`, {rows} row(s)) is unknown: {reason}. \
+         It is not uploaded again, since Revenue has no duplicate detection. Look for `{file}` in Revenue's File Upload > Uploaded Files list"
+    )]
+    UploadOutcomeUnknown {
+        destination: String,
+        file: String,
+        template: String,
+        rows: u64,
+        reason: String,
+    },
+
+    /// An upload was received but neither staged nor failed in time.
+    #[error(
+        "destination `{destination}`: Zuora Revenue has not staged `{file}` (request {request_id}) after {waited_secs} s; the next run asks again"
+    )]
+    StatusTimeout {
+        destination: String,
+        file: String,
+        request_id: String,
+        waited_secs: u64,
+    },
+
     // ---- the place the destination writes to ----
     /// Writing an output object failed.
     #[error("destination `{destination}`: cannot write `{path}`: {source}")]
@@ -89,6 +115,24 @@ pub enum ConnectorError {
         path: Path,
         #[source]
         source: object_store::Error,
+    },
+
+    /// Reading the upload journal failed.
+    #[error("destination `{destination}`: cannot read the upload record `{path}`: {source}")]
+    JournalRead {
+        destination: String,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// An upload record is not what dinmo writes.
+    #[error("destination `{destination}`: the upload record `{path}` is damaged: {source}")]
+    JournalFormat {
+        destination: String,
+        path: String,
+        #[source]
+        source: serde_json::Error,
     },
 
     /// Encoding a usage file failed.

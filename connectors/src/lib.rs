@@ -15,6 +15,7 @@ pub mod rules;
 pub mod zuora;
 pub mod zuora_common;
 pub mod zuora_file;
+pub mod zuora_revenue;
 
 pub use destination::{
     BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldRoles, FieldSpec, OutputLocation,

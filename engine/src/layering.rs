@@ -23,6 +23,7 @@ const ENGINE: &[(&str, u8)] = &[
 const CONNECTORS: &[(&str, u8)] = &[
     ("zuora", 4),
     ("zuora_file", 4),
+    ("zuora_revenue", 4),
     ("zuora_common", 3),
     ("destination", 2),
     ("error", 1),

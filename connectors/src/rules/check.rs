@@ -21,6 +21,8 @@ pub enum RejectCode {
     TooLarge,
     /// A value longer than the field allows.
     TooLong,
+    /// Values that contradict each other (an amount that is not quantity × price).
+    Inconsistent,
     /// The destination refused the row with its own code.
     Destination(String),
 }
@@ -35,6 +37,7 @@ impl RejectCode {
             RejectCode::TooPrecise => "too_precise",
             RejectCode::TooLarge => "too_large",
             RejectCode::TooLong => "too_long",
+            RejectCode::Inconsistent => "inconsistent",
             RejectCode::Destination(code) => code,
         }
     }

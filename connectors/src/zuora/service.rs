@@ -16,7 +16,8 @@ use tracing::{debug, warn};
 use super::config::{Secret, ZuoraConfig};
 use super::errors::{messages, reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
-use crate::http::{Action, Attempt, RetryPolicy, RetryReason, classify};
+use crate::http::exchange::{Exchange, exchange};
+use crate::http::{Action, RetryPolicy, RetryReason, classify};
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -136,31 +137,6 @@ impl std::fmt::Debug for ZuoraService {
             .field("destination", &self.destination)
             .field("base_url", &self.base_url)
             .finish()
-    }
-}
-
-/// One attempt's result as read off the wire.
-enum Exchange {
-    Answered {
-        status: u16,
-        headers: HeaderMap,
-        body: Value,
-    },
-    NotSent(String),
-    Lost(String),
-}
-
-impl Exchange {
-    fn attempt(&self) -> Attempt<'_> {
-        match self {
-            Exchange::Answered { status, headers, body } => Attempt::Answered {
-                status: *status,
-                headers,
-                temporary: temporary(body),
-            },
-            Exchange::NotSent(why) => Attempt::NotSent(why.clone()),
-            Exchange::Lost(why) => Attempt::Lost(why.clone()),
-        }
     }
 }
 
@@ -299,7 +275,7 @@ impl ZuoraService {
             self.pace().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let exchange = send().await;
-            let action = classify(&exchange.attempt(), idempotent);
+            let action = classify(&exchange.attempt(temporary), idempotent);
             let why = match action {
                 Action::Done => {
                     return match exchange {
@@ -359,29 +335,10 @@ impl ZuoraService {
         }
     }
 
-    /// One attempt: sends and reads the whole answer.
+    /// One attempt: sends and reads the whole answer. An answer lost after Zuora may have
+    /// stored the record is safe to retry only under the Idempotency-Key.
     async fn exchange(&self, builder: reqwest::RequestBuilder) -> Exchange {
-        let response = match builder.send().await {
-            Ok(response) => response,
-            // A connection never made carried nothing; anything later may have reached Zuora.
-            Err(error) if error.is_connect() => return Exchange::NotSent(error.to_string()),
-            Err(error) if error.is_builder() => return Exchange::NotSent(format!("cannot build the request: {error}")),
-            Err(error) => return Exchange::Lost(error.to_string()),
-        };
-        crate::failpoint::crash_point("zuora_answer_received");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        match response.bytes().await {
-            // An answer that is not JSON (a proxy's HTML page) reads as Null: its status decides.
-            Ok(bytes) => Exchange::Answered {
-                status,
-                headers,
-                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            },
-            // The connection dropped after Zuora may have stored the record: the
-            // Idempotency-Key makes the retry return Zuora's stored answer.
-            Err(error) => Exchange::Lost(format!("reading the answer: {error}")),
-        }
+        exchange(builder, "zuora_answer_received").await
     }
 
     fn auth_error(&self, url: &str, status: u16, message: &str) -> ConnectorError {

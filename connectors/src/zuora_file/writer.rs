@@ -264,6 +264,7 @@ mod tests {
         WriteContext {
             sync_id: "calls.files".into(),
             run_id: "20261121T150600000Z-9f3a".into(),
+            journal: None,
         }
     }
 

@@ -397,6 +397,7 @@ mod tests {
             ],
             mapping_position: None,
             max_new_rows: None,
+            allow_billing_and_revenue: false,
             position: None,
         }
     }

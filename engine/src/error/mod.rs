@@ -162,6 +162,19 @@ pub enum DinmoError {
         reason: String,
     },
 
+    /// A `zuora_revenue` upload may or may not have reached Revenue, which has no duplicate
+    /// detection and cannot be asked without a request id.
+    #[error(
+        "sync `{sync}`, run `{run}`: {source}. Then run `dinmo state resolve-pending {sync} {run} --sent` \
+         (the file is listed) or `--not-sent` (it is not); the next run settles the run's other rows"
+    )]
+    UploadUndecided {
+        sync: String,
+        run: String,
+        #[source]
+        source: Box<dinmo_connectors::ConnectorError>,
+    },
+
     /// Another run holds the sync's lock.
     #[error("sync `{sync}` is locked by {holder}{}", locked_remedy(.waited_secs))]
     Locked {

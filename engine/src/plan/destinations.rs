@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use dinmo_connectors::zuora::ZuoraDestination;
 use dinmo_connectors::zuora_file::ZuoraFileDestination;
+use dinmo_connectors::zuora_revenue::{RevenueMode, ZuoraRevenueDestination};
 use dinmo_connectors::{Destination, OutputLocation};
 
 use crate::error::{DinmoError, Result};
@@ -32,6 +33,10 @@ const REGISTRY: &[Registration] = &[
     Registration {
         kind: "zuora",
         build: zuora,
+    },
+    Registration {
+        kind: "zuora_revenue",
+        build: zuora_revenue,
     },
 ];
 
@@ -78,6 +83,28 @@ fn zuora(def: &DestinationDef) -> Built {
     )
 }
 
+fn zuora_revenue(def: &DestinationDef) -> Built {
+    let DestinationConfig::ZuoraRevenue(config) = &def.config else {
+        return None;
+    };
+    Some((|| {
+        let output = match &config.path {
+            Some(path) if config.mode == RevenueMode::File => {
+                let location = open_location(path)?;
+                Some(OutputLocation {
+                    store: location.store,
+                    prefix: location.prefix,
+                    display: location.display,
+                })
+            }
+            _ => None,
+        };
+        let destination = ZuoraRevenueDestination::new(def.name.clone(), config.clone(), output)
+            .map_err(DinmoError::destination(def.name.clone()))?;
+        Ok(Arc::new(destination) as Arc<dyn Destination>)
+    })())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +112,7 @@ mod tests {
     #[test]
     fn every_config_type_has_one_registry_row() {
         let types: Vec<&str> = REGISTRY.iter().map(|r| r.kind).collect();
-        assert_eq!(types, ["zuora_file", "zuora"]);
+        assert_eq!(types, ["zuora_file", "zuora", "zuora_revenue"]);
         let schema = serde_json::to_string(&schemars::schema_for!(DestinationConfig)).unwrap();
         for kind in types {
             assert!(

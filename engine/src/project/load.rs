@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dinmo_connectors::zuora::{Secret, ZuoraConfig};
 use dinmo_connectors::zuora_file::ZuoraFileConfig;
+use dinmo_connectors::zuora_revenue::ZuoraRevenueConfig;
 use serde_saphyr::{MessageFormatter, Spanned};
 
 use super::byte_size::parse_byte_size;
@@ -290,6 +291,46 @@ impl Loader<'_> {
                 }
                 DestinationConfig::Zuora(config)
             }
+            DestinationConfig::ZuoraRevenue(config) => {
+                let at_destination = |value: &str| Spanned {
+                    value: value.to_string(),
+                    referenced: spanned.referenced,
+                    defined: spanned.defined,
+                };
+                let mut text = |key: &str, value: &Option<String>| {
+                    value
+                        .as_ref()
+                        .map(|v| self.interpolated(file, &at_destination(v), &format!("destination `{name}` {key}")))
+                };
+                let path = text("path", &config.path);
+                let base_url = text("base_url", &config.base_url);
+                let username = text("username", &config.username);
+                let role = text("role", &config.role);
+                let clientname = text("clientname", &config.clientname);
+                let client_id = text("client_id", &config.client_id);
+                let oauth_url = text("oauth_url", &config.oauth_url);
+                let password = text("password", &config.password.as_ref().map(|p| p.expose().to_string()));
+                let client_secret = text(
+                    "client_secret",
+                    &config.client_secret.as_ref().map(|p| p.expose().to_string()),
+                );
+                let config = ZuoraRevenueConfig {
+                    path: path.map(|p| resolve_location(self.root, &p)),
+                    base_url,
+                    username,
+                    role,
+                    clientname,
+                    client_id,
+                    oauth_url,
+                    password: password.map(Secret::new),
+                    client_secret: client_secret.map(Secret::new),
+                    ..config
+                };
+                for (key, message) in config.validate() {
+                    self.problem(file, at, format!("destination `{name}`: {key} {message}"));
+                }
+                DestinationConfig::ZuoraRevenue(config)
+            }
         };
         DestinationDef {
             name,
@@ -370,6 +411,7 @@ impl Loader<'_> {
                 })
                 .collect();
             syncs.push(Sync {
+                allow_billing_and_revenue: sync.allow_billing_and_revenue,
                 id: format!("{name}.{destination}"),
                 model: name.clone(),
                 destination,
@@ -379,6 +421,7 @@ impl Loader<'_> {
                 position: position(spanned),
             });
         }
+        self.check_double_accrual(&relative, &name, &syncs, destinations);
         Some(Model {
             name,
             file: relative,
@@ -390,6 +433,37 @@ impl Loader<'_> {
             primary_key_position: position(&file.primary_key),
             syncs,
         })
+    }
+
+    /// A model synced to Zuora Billing (`zuora`, `zuora_file`) and to `zuora_revenue` is
+    /// counted twice in Revenue when Billing–Revenue Integration carries Billing's usage over
+    /// (FACTS.md); refused unless the Revenue sync says `allow_billing_and_revenue: true`.
+    fn check_double_accrual(&mut self, file: &Path, model: &str, syncs: &[Sync], destinations: &[DestinationDef]) {
+        let kind = |sync: &Sync| {
+            destinations
+                .iter()
+                .find(|d| d.name == sync.destination)
+                .map(|d| d.config.kind())
+        };
+        let Some(billing) = syncs.iter().find(|s| matches!(kind(s), Some("zuora" | "zuora_file"))) else {
+            return;
+        };
+        for revenue in syncs
+            .iter()
+            .filter(|s| kind(s) == Some("zuora_revenue") && !s.allow_billing_and_revenue)
+        {
+            self.problem(
+                file,
+                revenue.position,
+                format!(
+                    "model `{model}` is synced to Zuora Billing (`{}`) and to Zuora Revenue (`{}`): with Billing–Revenue \
+                     Integration, Billing already carries its usage to Revenue, so Revenue would accrue it twice. Sync \
+                     usage to one of them, or set `allow_billing_and_revenue: true` on the `{}` sync if this tenant \
+                     has no Billing–Revenue Integration",
+                    billing.destination, revenue.destination, revenue.destination
+                ),
+            );
+        }
     }
 
     fn check_unique_models(&mut self, models: &[Model]) {

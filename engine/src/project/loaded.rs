@@ -114,6 +114,8 @@ pub struct Sync {
     pub mapping_position: Option<Position>,
     /// The new-row guard.
     pub max_new_rows: Option<u64>,
+    /// The model may go to Zuora Billing and to Zuora Revenue.
+    pub allow_billing_and_revenue: bool,
     /// Where the sync is declared.
     pub position: Option<Position>,
 }

@@ -52,6 +52,12 @@ pub struct SyncConfig {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub max_new_rows: Option<Spanned<u64>>,
+    /// On a `zuora_revenue` sync: let this model go to Zuora Revenue although it also goes to
+    /// Zuora Billing (`zuora` or `zuora_file`). With Billing–Revenue Integration, Billing
+    /// carries its usage to Revenue daily, so sending it to both accrues it twice; set this
+    /// only for a tenant without that integration. Default false.
+    #[serde(default)]
+    pub allow_billing_and_revenue: bool,
 }
 
 /// How a sync sends rows.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use dinmo_connectors::zuora::ZuoraConfig;
 use dinmo_connectors::zuora_file::ZuoraFileConfig;
+use dinmo_connectors::zuora_revenue::ZuoraRevenueConfig;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -156,6 +157,9 @@ pub enum DestinationConfig {
     /// Zuora Billing's REST API.
     #[serde(rename = "zuora")]
     Zuora(ZuoraConfig),
+    /// Zuora Revenue's usage upload, by file or API.
+    #[serde(rename = "zuora_revenue")]
+    ZuoraRevenue(ZuoraRevenueConfig),
 }
 
 impl DestinationConfig {
@@ -164,6 +168,7 @@ impl DestinationConfig {
         match self {
             DestinationConfig::ZuoraFile(_) => "zuora_file",
             DestinationConfig::Zuora(_) => "zuora",
+            DestinationConfig::ZuoraRevenue(_) => "zuora_revenue",
         }
     }
 }

@@ -73,6 +73,17 @@ impl StateStore {
         }
     }
 
+    /// `<sync>/uploads/`: where a destination keeps its own record of what it sent (the
+    /// `zuora_revenue` upload journal), in the same store as the snapshot.
+    pub fn journal_location(&self, sync_id: &str) -> dinmo_connectors::OutputLocation {
+        let relative = format!("{sync_id}/uploads");
+        dinmo_connectors::OutputLocation {
+            store: std::sync::Arc::clone(&self.location.store),
+            prefix: self.path(&relative),
+            display: format!("{}/{relative}", self.location.display.trim_end_matches('/')),
+        }
+    }
+
     /// The URL of a path relative to the state location.
     pub fn url_of(&self, relative: &str) -> String {
         self.location.url_of(&self.path(relative))

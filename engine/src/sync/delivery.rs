@@ -84,9 +84,17 @@ pub async fn deliver(
     manifest: &mut RunManifest,
 ) -> Result<Vec<String>> {
     let sync_id = context.sync_id.clone();
-    let to_error = |source| DinmoError::Destination {
-        sync: sync_id.clone(),
-        source: Box::new(source),
+    let run_id = context.run_id.clone();
+    let to_error = |source| match source {
+        unknown @ dinmo_connectors::ConnectorError::UploadOutcomeUnknown { .. } => DinmoError::UploadUndecided {
+            sync: sync_id.clone(),
+            run: run_id.clone(),
+            source: Box::new(unknown),
+        },
+        source => DinmoError::Destination {
+            sync: sync_id.clone(),
+            source: Box::new(source),
+        },
     };
     let mut writer = destination.open(context).await.map_err(to_error)?;
     let mut stream = read_parquet(pending).await?;

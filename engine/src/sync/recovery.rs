@@ -102,6 +102,7 @@ async fn recover_run(
         let context = WriteContext {
             sync_id: sync_id.to_string(),
             run_id: original.clone(),
+            journal: Some(run.state.journal_location(sync_id)),
         };
         let progress = Progress::rows(run.show_progress, sync_id, part.rows);
         let delivered = deliver(&local, destination, context, progress, &mut commit, &mut manifest).await;

@@ -209,6 +209,7 @@ pub async fn send_rows(
     let context = WriteContext {
         sync_id: sync_id.to_string(),
         run_id: run.run_id.clone(),
+        journal: Some(run.state.journal_location(sync_id)),
     };
     let progress = Progress::rows(run.show_progress, sync_id, new_count);
     let delivered = deliver(

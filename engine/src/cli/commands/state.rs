@@ -14,6 +14,7 @@ use crate::state::{Counts, LockStatus, Outcome, RunManifest, RunStamp, StateStor
 use crate::sync::commit::Commit;
 use crate::sync::context::{RunContext, create_staging, git_commit, new_run_id};
 use crate::sync::recovery::{count_delivered, resolve_by_hand, settle_by_lookup};
+use dinmo_connectors::zuora_revenue::journal::resolve_intents;
 
 pub async fn state(global: &GlobalArgs, command: StateCommand) -> Result<Status> {
     let root = find_project_root(global.project.as_deref())?;
@@ -201,10 +202,18 @@ async fn verify(state: &StateStore) -> Result<Status> {
     Ok(Status::Success)
 }
 
+/// What `resolve-pending` settled.
+enum Resolved {
+    /// Pending rows, committed or left to the diff.
+    Rows(u64),
+    /// Upload journal records (their rows are settled by the next run's replay).
+    Uploads(Vec<String>),
+}
+
 async fn resolve_pending(project: &Project, state: &StateStore, args: &ResolvePendingArgs) -> Result<Status> {
     let resolver = new_run_id();
     let syncs = std::slice::from_ref(&args.sync);
-    let rows = state
+    let resolved = state
         .while_locked(syncs, &resolver, None, &Default::default(), async {
             let not_found = || DinmoError::RunNotFound {
                 run: args.run.clone(),
@@ -216,10 +225,33 @@ async fn resolve_pending(project: &Project, state: &StateStore, args: &ResolvePe
                 .into_iter()
                 .find(|m| m.run_id == args.run && m.pending_part.is_some())
                 .ok_or_else(not_found)?;
+            // Uploads recorded but never answered (zuora_revenue): settle those files; the
+            // next run replays the run's rows through the journal and settles the rest.
+            let uploads = resolve_intents(state.journal_location(&args.sync), &args.run, args.sent)
+                .await
+                .map_err(DinmoError::destination(args.sync.clone()))?;
+            if !uploads.is_empty() {
+                return Ok(Resolved::Uploads(uploads));
+            }
             let staging = create_staging(&project.target_path, "resolve")?;
-            resolve_by_hand(state, staging.path(), manifest, args.sent, &resolver).await
+            resolve_by_hand(state, staging.path(), manifest, args.sent, &resolver)
+                .await
+                .map(Resolved::Rows)
         })
         .await?;
+    let rows = match resolved {
+        Resolved::Rows(rows) => rows,
+        Resolved::Uploads(files) => {
+            let how = if args.sent { "sent" } else { "not sent" };
+            println!(
+                "{}: upload(s) of run {} recorded as {how}: {}; the next run settles the run's rows through them",
+                args.sync,
+                args.run,
+                files.join(", ")
+            );
+            return Ok(Status::Success);
+        }
+    };
     let recorded = if args.sent {
         "delivered"
     } else {

@@ -1,0 +1,246 @@
+//! The upload journal: what dinmo told Revenue, recorded before and after each upload, so a
+//! run that stopped half way never uploads a file twice. Revenue has no duplicate detection
+//! and no undo (FACTS.md, "Zuora Revenue"), so this record is the only protection.
+//!
+//! One JSON object per upload, `<journal>/<run>/<file name>.json`, in the state store beside
+//! the sync's snapshot. Its `stage` moves `intent` (written before the request) → `received`
+//! (Revenue's answer named a request id) → `staged` or `failed` (the status call said so).
+//! Each write is one atomic put.
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::destination::OutputLocation;
+use crate::error::{ConnectorError, Result};
+
+/// How far an upload got, as far as dinmo knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "stage")]
+pub enum Stage {
+    /// About to be sent; whether Revenue received it is unknown until a later stage is
+    /// recorded.
+    Intent,
+    /// Revenue received it under this request id.
+    Received { request_id: String },
+    /// Revenue staged it.
+    Staged { request_id: String },
+    /// A person found it in Revenue's Uploaded Files list (`dinmo state resolve-pending
+    /// --sent`).
+    SentByHand,
+    /// Revenue refused or failed it whole, with its message.
+    Failed {
+        request_id: Option<String>,
+        message: String,
+    },
+}
+
+/// One upload's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// The file's name, as Revenue lists it under Uploaded Files.
+    pub file: String,
+    /// The template it was uploaded through.
+    pub template: String,
+    /// Data lines in the file.
+    pub rows: u64,
+    /// xxh3 of the row keys in file order: the same name must carry the same rows.
+    pub keys_hash: String,
+    /// How far it got.
+    #[serde(flatten)]
+    pub stage: Stage,
+}
+
+/// The journal of one sync, in the location the engine gave the writer.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    location: OutputLocation,
+    destination: String,
+}
+
+impl Journal {
+    /// The journal kept in `location`.
+    pub fn new(destination: &str, location: OutputLocation) -> Self {
+        Journal {
+            location,
+            destination: destination.to_string(),
+        }
+    }
+
+    fn path(&self, run: &str, file: &str) -> Path {
+        self.location.prefix.clone().join(run).join(format!("{file}.json"))
+    }
+
+    /// Where the record of `file` is kept, for messages.
+    pub fn display(&self, run: &str, file: &str) -> String {
+        format!("{}/{run}/{file}.json", self.location.display.trim_end_matches('/'))
+    }
+
+    /// The record of `file` in run `run`, if one was written.
+    pub async fn read(&self, run: &str, file: &str) -> Result<Option<UploadRecord>> {
+        let path = self.path(run, file);
+        let bytes = match self.location.store.get(&path).await {
+            Ok(found) => found.bytes().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(other) => Err(other),
+        }
+        .map_err(|source| ConnectorError::JournalRead {
+            destination: self.destination.clone(),
+            path: self.display(run, file),
+            source,
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| ConnectorError::JournalFormat {
+                destination: self.destination.clone(),
+                path: self.display(run, file),
+                source,
+            })
+    }
+
+    /// Records `record` (replacing the earlier stage).
+    pub async fn write(&self, run: &str, record: &UploadRecord) -> Result<()> {
+        let path = self.path(run, &record.file);
+        let bytes = serde_json::to_vec_pretty(record).map_err(|source| ConnectorError::JournalFormat {
+            destination: self.destination.clone(),
+            path: self.display(run, &record.file),
+            source,
+        })?;
+        self.location
+            .store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(|source| ConnectorError::Write {
+                destination: self.destination.clone(),
+                path,
+                source,
+            })?;
+        Ok(())
+    }
+}
+
+impl Journal {
+    /// Removes the record of `file`: the upload certainly never reached Revenue (the
+    /// connection was never made, or Revenue turned it away before reading it), so it may be
+    /// sent again.
+    pub async fn forget(&self, run: &str, file: &str) -> Result<()> {
+        let path = self.path(run, file);
+        match self.location.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(ConnectorError::Write {
+                destination: self.destination.clone(),
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+/// `dinmo state resolve-pending SYNC RUN --sent|--not-sent` for uploads whose outcome is
+/// unknown: every `intent` record of `run` in the journal at `location` becomes `sent_by_hand`
+/// (`sent`) or is removed (not sent, so the next run uploads it). Returns the files settled;
+/// none when the run left no such record.
+pub async fn resolve_intents(location: OutputLocation, run: &str, sent: bool) -> Result<Vec<String>> {
+    use futures::TryStreamExt;
+    let journal = Journal::new("resolve-pending", location);
+    let folder = journal.location.prefix.clone().join(run);
+    let listed: Vec<_> = journal
+        .location
+        .store
+        .list(Some(&folder))
+        .try_collect()
+        .await
+        .map_err(|source| ConnectorError::JournalRead {
+            destination: journal.destination.clone(),
+            path: format!("{}/{run}/", journal.location.display.trim_end_matches('/')),
+            source,
+        })?;
+    let mut settled = Vec::new();
+    for object in listed {
+        let Some(file) = object.location.filename().and_then(|f| f.strip_suffix(".json")) else {
+            continue;
+        };
+        let Some(mut record) = journal.read(run, file).await? else {
+            continue;
+        };
+        if record.stage != Stage::Intent {
+            continue;
+        }
+        if sent {
+            record.stage = Stage::SentByHand;
+            journal.write(run, &record).await?;
+        } else {
+            journal.forget(run, file).await?;
+        }
+        settled.push(record.file);
+    }
+    settled.sort();
+    Ok(settled)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn records_round_trip_and_a_missing_one_reads_as_none() {
+        let journal = Journal::new(
+            "rev",
+            OutputLocation {
+                store: Arc::new(InMemory::new()),
+                prefix: Path::from("state/m.rev/uploads"),
+                display: "mem://state/m.rev/uploads".into(),
+            },
+        );
+        assert_eq!(journal.read("r1", "f.csv").await.unwrap(), None);
+        let record = UploadRecord {
+            file: "f.csv".into(),
+            template: "RevPro Usage Upload".into(),
+            rows: 3,
+            keys_hash: "ab".into(),
+            stage: Stage::Received {
+                request_id: "42".into(),
+            },
+        };
+        journal.write("r1", &record).await.unwrap();
+        assert_eq!(journal.read("r1", "f.csv").await.unwrap(), Some(record));
+        assert_eq!(
+            journal.display("r1", "f.csv"),
+            "mem://state/m.rev/uploads/r1/f.csv.json"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_intents_are_resolved_by_hand() {
+        let location = OutputLocation {
+            store: Arc::new(InMemory::new()),
+            prefix: Path::from("uploads"),
+            display: "mem://uploads".into(),
+        };
+        let journal = Journal::new("rev", location.clone());
+        let record = |file: &str, stage| UploadRecord {
+            file: file.into(),
+            template: "t".into(),
+            rows: 1,
+            keys_hash: "h".into(),
+            stage,
+        };
+        journal.write("r1", &record("a.csv", Stage::Intent)).await.unwrap();
+        let staged = Stage::Staged { request_id: "7".into() };
+        journal.write("r1", &record("b.csv", staged.clone())).await.unwrap();
+        journal.write("r2", &record("c.csv", Stage::Intent)).await.unwrap();
+        assert_eq!(resolve_intents(location.clone(), "r1", true).await.unwrap(), ["a.csv"]);
+        assert_eq!(
+            journal.read("r1", "a.csv").await.unwrap().unwrap().stage,
+            Stage::SentByHand
+        );
+        assert_eq!(journal.read("r1", "b.csv").await.unwrap().unwrap().stage, staged);
+        assert_eq!(resolve_intents(location.clone(), "r2", false).await.unwrap(), ["c.csv"]);
+        assert_eq!(journal.read("r2", "c.csv").await.unwrap(), None);
+        assert!(resolve_intents(location, "r3", true).await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,278 @@
+//! The `zuora_revenue` writer: accepted rows go into files of at most `max_lines` lines; each
+//! finished file is stored (file mode) or uploaded and followed to staged or failed (api mode,
+//! at most two at a time); a batch is handed back once every row in it has a final status.
+//! A failed upload is whole: each of its rows is rejected with Revenue's message, and the
+//! next run offers them again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
+use object_store::{ObjectStoreExt, PutPayload};
+use tracing::info;
+
+use super::request::{OpenFile, ReadyFile, file_name};
+use super::template::{PreparedRows, Rules};
+use super::upload::{FileOutcome, Uploader};
+use crate::destination::{BatchOutcome, Delivery, DestinationWriter, OutputLocation, RowStatus, WriteContext};
+use crate::error::{ConnectorError, Result};
+use crate::rules::{RejectCode, Rejection};
+
+/// Where finished files go.
+#[derive(Debug)]
+pub(super) enum Sink {
+    /// A folder: `<output>/<sync>/<file>`, one atomic put each.
+    Folder(OutputLocation),
+    /// The Revenue upload API.
+    Api(Arc<Uploader>),
+}
+
+/// Files sent but not yet settled, at most this many (Revenue's per-tenant upload limit).
+const IN_FLIGHT: usize = 2;
+
+/// A batch whose rows wait for their files.
+#[derive(Debug)]
+struct Waiting {
+    batch: RecordBatch,
+    statuses: Vec<Option<RowStatus>>,
+    unsettled: usize,
+}
+
+type Settling = BoxFuture<'static, (ReadyFile, Result<FileOutcome>)>;
+
+pub(super) struct RevenueWriter {
+    destination: String,
+    rules: Rules,
+    max_lines: usize,
+    context: WriteContext,
+    sink: Sink,
+    open: Option<OpenFile>,
+    next_sequence: u32,
+    waiting: VecDeque<Waiting>,
+    first_batch: u64,
+    in_flight: FuturesOrdered<Settling>,
+    delivered: Vec<String>,
+}
+
+impl RevenueWriter {
+    pub fn new(destination: &str, rules: Rules, max_lines: usize, context: WriteContext, sink: Sink) -> Self {
+        RevenueWriter {
+            destination: destination.to_string(),
+            rules,
+            max_lines,
+            context,
+            sink,
+            open: None,
+            next_sequence: 1,
+            waiting: VecDeque::new(),
+            first_batch: 0,
+            in_flight: FuturesOrdered::new(),
+            delivered: Vec::new(),
+        }
+    }
+
+    /// Closes the open file and sends it on its way; waits for the oldest file in flight
+    /// when two already are.
+    async fn close_file(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let name = file_name(&self.context.sync_id, &self.context.run_id, open.sequence);
+        let file = open.finish(&self.destination, name)?;
+        match &self.sink {
+            Sink::Folder(output) => {
+                let outcome = store(&self.destination, output, &self.context.sync_id, &file).await;
+                self.settle(file, outcome)
+            }
+            Sink::Api(uploader) => {
+                let uploader = Arc::clone(uploader);
+                if self.in_flight.len() >= IN_FLIGHT {
+                    self.settle_next().await?;
+                }
+                self.in_flight.push_back(Box::pin(async move {
+                    let outcome = uploader.deliver(file.clone()).await;
+                    (file, outcome)
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for the oldest file in flight and applies its outcome.
+    async fn settle_next(&mut self) -> Result<()> {
+        match self.in_flight.next().await {
+            Some((file, outcome)) => self.settle(file, outcome),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every file in flight. On failure the others are still awaited and applied
+    /// (what they acknowledged must be committed); the first error is returned.
+    async fn settle_all(&mut self) -> Result<()> {
+        let mut first_error = None;
+        while let Some((file, outcome)) = self.in_flight.next().await {
+            if let Err(error) = self.settle(file, outcome) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Gives every row of `file` its final status.
+    fn settle(&mut self, file: ReadyFile, outcome: Result<FileOutcome>) -> Result<()> {
+        let status = match outcome? {
+            FileOutcome::Delivered { id } => {
+                self.delivered.push(id.clone());
+                RowStatus::Accepted {
+                    destination_id: Some(id),
+                }
+            }
+            FileOutcome::Failed { message } => RowStatus::Rejected(Rejection {
+                code: RejectCode::Destination("revenue_upload_failed".into()),
+                field: None,
+                message: format!("{}: {message}", file.name),
+            }),
+        };
+        for (batch, row) in &file.members {
+            let Some(waiting) = self.waiting.get_mut((batch - self.first_batch) as usize) else {
+                continue;
+            };
+            if let Some(slot) = waiting.statuses.get_mut(*row as usize)
+                && slot.is_none()
+            {
+                *slot = Some(status.clone());
+                waiting.unsettled -= 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The batches at the front whose rows are all final.
+    fn release(&mut self) -> Vec<BatchOutcome> {
+        let mut done = Vec::new();
+        while self.waiting.front().is_some_and(|w| w.unsettled == 0) {
+            if let Some(ready) = self.waiting.pop_front() {
+                self.first_batch += 1;
+                done.push(BatchOutcome {
+                    batch: ready.batch,
+                    statuses: ready.statuses.into_iter().flatten().collect(),
+                });
+            }
+        }
+        done
+    }
+}
+
+/// File mode: one atomic put under `<output>/<sync>/<name>`.
+async fn store(destination: &str, output: &OutputLocation, sync_id: &str, file: &ReadyFile) -> Result<FileOutcome> {
+    let path = output.prefix.clone().join(sync_id).join(file.name.as_str());
+    output
+        .store
+        .put(&path, PutPayload::from(file.bytes.clone()))
+        .await
+        .map_err(|source| ConnectorError::Write {
+            destination: destination.to_string(),
+            path: path.clone(),
+            source,
+        })?;
+    info!(destination, file = %path, rows = file.rows(), "revenue usage file stored");
+    let relative = match path.prefix_match(&output.prefix) {
+        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+        None => path.to_string(),
+    };
+    Ok(FileOutcome::Delivered {
+        id: format!("{}/{relative}", output.display.trim_end_matches('/')),
+    })
+}
+
+#[async_trait]
+impl DestinationWriter for RevenueWriter {
+    async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
+        let prepared = PreparedRows::new(&self.destination, &self.rules, &batch)?;
+        let number = self.first_batch + self.waiting.len() as u64;
+        let statuses: Vec<Option<RowStatus>> = prepared
+            .rejections
+            .iter()
+            .map(|r| r.clone().map(RowStatus::Rejected))
+            .collect();
+        let unsettled = statuses.iter().filter(|s| s.is_none()).count();
+        self.waiting.push_back(Waiting {
+            batch,
+            statuses,
+            unsettled,
+        });
+        for row in 0..prepared.rejections.len() {
+            if prepared.rejections[row].is_some() {
+                continue;
+            }
+            if self.open.is_none() {
+                let sequence = self.next_sequence;
+                self.next_sequence += 1;
+                let headers = prepared.headers.iter().map(String::as_str);
+                self.open = Some(OpenFile::new(&self.destination, sequence, headers)?);
+            }
+            if let Some(open) = self.open.as_mut() {
+                let key = prepared.keys.get(row).map_or("", String::as_str);
+                open.push(&self.destination, (number, row as u32), key, prepared.row(row))?;
+                if open.lines() >= self.max_lines {
+                    self.close_file().await?;
+                }
+            }
+        }
+        Ok(self.release())
+    }
+
+    async fn flush(&mut self) -> Result<Vec<BatchOutcome>> {
+        self.close_file().await?;
+        self.settle_all().await?;
+        Ok(self.release())
+    }
+
+    async fn stop(&mut self) -> Result<Vec<BatchOutcome>> {
+        self.settle_all().await?;
+        Ok(self.release())
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)> {
+        let outcomes = self.flush().await?;
+        Ok((
+            outcomes,
+            Delivery {
+                destination_ids: std::mem::take(&mut self.delivered),
+            },
+        ))
+    }
+
+    fn acknowledged_before_failure(&mut self) -> Vec<BatchOutcome> {
+        let mut acknowledged = self.release();
+        for waiting in self.waiting.drain(..) {
+            let final_rows: Vec<u32> = (0..waiting.statuses.len() as u32)
+                .filter(|&row| waiting.statuses[row as usize].is_some())
+                .collect();
+            if final_rows.is_empty() {
+                continue;
+            }
+            let indices = UInt32Array::from(final_rows.clone());
+            match take_record_batch(&waiting.batch, &indices) {
+                Ok(batch) => {
+                    let statuses = final_rows
+                        .iter()
+                        .filter_map(|&row| waiting.statuses[row as usize].clone())
+                        .collect();
+                    acknowledged.push(BatchOutcome { batch, statuses });
+                }
+                // Rows of this very batch cannot be out of bounds; should it happen, the rows
+                // stay pending and the upload journal settles them on the next run.
+                Err(error) => {
+                    tracing::error!(destination = %self.destination, %error, "cannot hand back acknowledged rows")
+                }
+            }
+        }
+        acknowledged
+    }
+}
