@@ -141,6 +141,13 @@ pub trait Destination: Send + Sync + Debug {
         None
     }
 
+    /// After [`connect`](Destination::connect): `Some(reason)` when the connected destination
+    /// has no field `field` (a Revenue template without that column). `None` when it has, or
+    /// cannot be told.
+    fn check_field(&self, _field: &str) -> Option<String> {
+        None
+    }
+
     /// Opens a writer for one run of one sync.
     async fn open(&self, context: WriteContext) -> Result<Box<dyn DestinationWriter>>;
 

@@ -14,6 +14,7 @@ mod hardening;
 mod incremental;
 mod integrity;
 mod object_store_s3;
+mod revenue;
 mod review;
 mod third_party_parquet;
 mod zuora;

@@ -131,24 +131,18 @@ impl Destination for ZuoraRevenueDestination {
     }
 
     fn validate_schema(&self, schema: &Schema) -> Vec<SchemaProblem> {
-        let mut problems = template::schema_problems(schema);
-        // After `connect`: every mapped label must be a column of the tenant's template.
-        if let Some(mapping) = self.mapping().filter(|m| !m.labels.is_empty()) {
-            for field in schema.fields() {
-                let label = field.name();
-                if label != crate::destination::ROW_KEY_COLUMN && !mapping.labels.iter().any(|l| l == label) {
-                    problems.push(SchemaProblem {
-                        field: label.clone(),
-                        message: format!(
-                            "`{label}` is not a column of template `{}` in this tenant; its columns: {}",
-                            self.config.template,
-                            mapping.labels.join(", ")
-                        ),
-                    });
-                }
-            }
-        }
-        problems
+        template::schema_problems(schema)
+    }
+
+    fn check_field(&self, field: &str) -> Option<String> {
+        let mapping = self.mapping().filter(|m| !m.labels.is_empty())?;
+        (!mapping.labels.iter().any(|label| label == field)).then(|| {
+            format!(
+                "`{field}` is not a column of template `{}` in this tenant; its columns: {}",
+                self.config.template,
+                mapping.labels.join(", ")
+            )
+        })
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {

@@ -133,7 +133,7 @@ mod tests {
         assert_eq!((a.bytes.clone(), a.keys_hash.clone()), (b.bytes, b.keys_hash));
         assert_eq!(a.name, "usage.revenue-20261122T000000000Z-ab12-0001.csv");
         assert_eq!(
-            String::from_utf8(a.bytes).unwrap(),
+            String::from_utf8(a.bytes.clone()).unwrap(),
             "SO Line ID,Sub Product\r\nSO-1,\"API, premium\"\r\nSO-2,Storage\r\n"
         );
         assert_eq!(a.rows(), 2);

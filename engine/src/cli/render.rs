@@ -176,6 +176,9 @@ pub fn render_markdown(report: &RunReport) -> String {
         if let (Some(first), Some(last)) = (&summary.first_start, &summary.last_start) {
             out.push_str(&format!("- {start}: {first} → {last}\n"));
         }
+        if let Some(total) = &summary.total_quantity {
+            out.push_str(&format!("- total {quantity}: {total}\n"));
+        }
         if !sync.rejections.is_empty() {
             out.push_str("\n**Refused by field rules** (not sent; kept with their reason and offered again next run)\n\n| reason | field | rows | example |\n|---|---|---:|---|\n");
             for rejection in &sync.rejections {

@@ -49,6 +49,8 @@ pub struct OtherAccounts {
 pub struct PlanSummary {
     /// The destination fields summarised: account, unit, quantity, start.
     pub fields: [String; 4],
+    /// Quantity over every row (for Revenue, the total `Usage Amount`).
+    pub total_quantity: Option<String>,
     /// Quantity by unit of measure, by unit.
     pub by_unit: Vec<Total>,
     /// Quantity by account: the top N by quantity (ties by account).
@@ -143,6 +145,10 @@ pub async fn summarise(pending: &Path, roles: FieldRoles, top: usize, sample: us
         unit = group(roles.unit)
     );
     summary.by_unit = totals(&query(&ctx, &by_unit, context).await?, context)?;
+    let total = query(&ctx, &format!("SELECT sum({quantity}) FROM plan_rows"), context).await?;
+    if let Some(batch) = total.first().filter(|b| b.num_rows() > 0) {
+        summary.total_quantity = Some(normalise_decimal(&cell(batch, 0, 0, context)?)).filter(|q| !q.is_empty());
+    }
 
     let ranked = format!(
         "WITH g AS (SELECT {account} AS k, count(*) AS n, sum({quantity}) AS q FROM plan_rows GROUP BY 1), \

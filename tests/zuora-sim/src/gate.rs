@@ -19,7 +19,7 @@ const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// A response whose body fails after the headers: the client's read of it errors, as when a
 /// connection drops.
-fn dropped() -> Response {
+pub(crate) fn dropped() -> Response {
     let stream =
         futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped")) });
     Response::new(Body::from_stream(stream))

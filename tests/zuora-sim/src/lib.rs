@@ -24,6 +24,7 @@
 pub mod config;
 mod gate;
 mod handlers;
+pub mod revenue;
 pub mod state;
 mod validation;
 pub mod zoql;
@@ -48,6 +49,8 @@ pub struct Simulator {
     pub addr: SocketAddr,
     /// Its state, for direct inspection from tests in the same process.
     pub state: Arc<SimState>,
+    /// The Zuora Revenue side (same address, `/api/integration/v1/*`).
+    pub revenue: Arc<revenue::RevenueSim>,
     task: JoinHandle<()>,
 }
 
@@ -57,13 +60,19 @@ impl Simulator {
         let state = Arc::new(SimState::new(config));
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let app = router(Arc::clone(&state));
+        let revenue = Arc::new(revenue::RevenueSim::default());
+        let app = router(Arc::clone(&state)).merge(revenue::router(Arc::clone(&revenue)));
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "simulator stopped");
             }
         });
-        Ok(Simulator { addr, state, task })
+        Ok(Simulator {
+            addr,
+            state,
+            revenue,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:<port>`.

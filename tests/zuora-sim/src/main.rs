@@ -40,6 +40,11 @@ async fn main() -> ExitCode {
     };
     println!("zuora-sim listening on {}", simulator.url());
     println!("client_id={client_id} client_secret={client_secret}");
+    let revenue = zuora_sim::revenue::RevenueConfig::default();
+    println!(
+        "revenue (same address): username={} password={} role={:?} clientname={} client_id={} client_secret={}",
+        revenue.username, revenue.password, revenue.role, revenue.clientname, revenue.client_id, revenue.client_secret
+    );
     if tokio::signal::ctrl_c().await.is_err() {
         return ExitCode::FAILURE;
     }

@@ -38,14 +38,23 @@ pub async fn validate(global: &GlobalArgs, args: &ValidateArgs) -> Result<Status
     Ok(Status::Success)
 }
 
-/// Mapped columns that are literals in the model's SQL (`'API_CALL' AS uom`) carry one value
-/// in every row; each is checked against what the connected destination accepts, with the
-/// mapping line of the model file.
+/// After connecting: every mapped field is one the connected destination has (a Revenue
+/// template's columns), and mapped columns that are literals in the model's SQL
+/// (`'API_CALL' AS uom`), which carry one value in every row, are checked against what it
+/// accepts; each problem with the mapping line of the model file.
 fn check_constants(planned: &[PlannedModel<'_>]) -> Result<()> {
     let mut report = ConfigReport::default();
     for model in planned {
         for sync in &model.syncs {
             for mapped in &sync.sync.mapping {
+                if let Some(reason) = sync.destination.check_field(&mapped.field) {
+                    report.push(
+                        &model.model.file,
+                        mapped.position,
+                        format!("sync `{}`: {reason}", sync.sync.id),
+                    );
+                    continue;
+                }
                 let Some(value) = literal_column(&model.frame, &mapped.column) else {
                     continue;
                 };

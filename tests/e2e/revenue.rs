@@ -1,0 +1,486 @@
+//! The Zuora Revenue destination through the real binary: file mode on disk, api mode against
+//! the Revenue simulator (`zuora_sim::revenue`), exactly once through faults and crashes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use zuora_sim::SimConfig;
+use zuora_sim::revenue::{RevenueConfig, RevenueFaults, Upload};
+
+use crate::support::*;
+use crate::zuora::Sim;
+
+/// One Revenue line per (account, day): amount = qty × 0.5.
+const MODEL: &str = r#"model: usage
+sql: |
+  SELECT 'SO-' || account AS so_line, qty * 0.5 AS amount, 0.5 AS price, qty,
+         'SEG-1' AS segments, CASE WHEN qty % 2 = 0 THEN 'API' ELSE 'Storage' END AS sub_product,
+         CAST(day AS DATE) AS trx_date
+  FROM events
+primary_key: [so_line, trx_date]
+syncs:
+  - destination: revenue
+    mapping:
+      SO Line ID: so_line
+      Usage Amount: amount
+      Unit Price: price
+      Quantity: qty
+      DD_Rev_Segments: segments
+      Sub Product: sub_product
+      TRX_DATE: trx_date
+"#;
+
+fn file_project(extra: &str) -> TestProject {
+    let project = format!(
+        "name: e2e\nsources:\n  events:\n    location: data/events/\ndestinations:\n  revenue:\n    type: zuora_revenue\n    path: out\n{extra}"
+    );
+    TestProject::new(&project, &[("usage.yml", MODEL)])
+}
+
+fn api_project(sim: &Sim, extra: &str) -> TestProject {
+    let project = format!(
+        "name: e2e\nsources:\n  events:\n    location: data/events/\ndestinations:\n  revenue:\n    type: zuora_revenue\n    mode: api\n    base_url: {}\n    username: ${{REVPRO_USER}}\n    password: ${{REVPRO_PASSWORD}}\n    role: Revpro API Role\n    clientname: Default\n    max_lines: 3\n{extra}",
+        sim.sim.url()
+    );
+    TestProject::new(&project, &[("usage.yml", MODEL)])
+}
+
+fn export(project: &TestProject, day: &str, accounts: std::ops::Range<usize>) {
+    let names: Vec<String> = accounts.clone().map(|i| format!("A{i:04}")).collect();
+    let rows: Vec<(&str, i64)> = names
+        .iter()
+        .zip(accounts)
+        .map(|(n, i)| (n.as_str(), 1 + i as i64))
+        .collect();
+    project.export_day(day, &rows);
+}
+
+fn run(project: &TestProject, args: &[&str], extra: &[(&str, &str)]) -> std::process::Output {
+    let defaults = RevenueConfig::default();
+    let mut env = vec![
+        ("REVPRO_USER", defaults.username.as_str()),
+        ("REVPRO_PASSWORD", defaults.password.as_str()),
+        ("DINMO_DELIVERY_BATCH_ROWS", "4"),
+    ];
+    env.extend_from_slice(extra);
+    dinmo_in(project.path(), args, &env)
+}
+
+fn uploads(sim: &Sim) -> Vec<Upload> {
+    sim.sim.revenue.uploads()
+}
+
+fn set_faults(sim: &Sim, faults: RevenueFaults) {
+    sim.sim.revenue.set_faults(faults);
+}
+
+/// (SO Line ID, TRX_DATE) → how many times it was staged.
+fn staged_counts(sim: &Sim) -> BTreeMap<(String, String), usize> {
+    let mut counts = BTreeMap::new();
+    for row in sim.sim.revenue.staged() {
+        *counts
+            .entry((row["SO Line ID"].clone(), row["TRX_DATE"].clone()))
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Lines per file name over every upload Revenue received: each file at most once.
+fn received_once(sim: &Sim) -> usize {
+    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut lines = 0;
+    for upload in uploads(sim) {
+        *names.entry(upload.file_name.clone()).or_insert(0) += 1;
+        lines += upload.lines;
+    }
+    let twice: Vec<_> = names.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "uploaded more than once: {twice:?}");
+    lines
+}
+
+#[test]
+fn file_mode_writes_template_files_once_and_only_new_rows_after() {
+    let project = file_project("    max_lines: 3\n");
+    export(&project, "2026-11-18", 0..5);
+    let first = project.dinmo(&["run"]);
+    assert_eq!(code(&first), 0, "{}", describe(&first));
+    let files = files_in(&project.path().join("out/usage.revenue"));
+    assert_eq!(files.len(), 2, "5 rows at 3 lines a file: {files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("usage.revenue-") && name.ends_with("-0001.csv"),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("SO Line ID,Usage Amount,Unit Price,Quantity,DD_Rev_Segments,Sub Product,TRX_DATE")
+    );
+    assert_eq!(lines.next(), Some("SO-A0000,0.5,0.5,1,SEG-1,Storage,18-NOV-2026"));
+
+    let second = project.dinmo(&["run"]);
+    assert_eq!(code(&second), 0, "{}", describe(&second));
+    assert_eq!(
+        files_in(&project.path().join("out/usage.revenue")).len(),
+        2,
+        "nothing new"
+    );
+
+    export(&project, "2026-11-19", 3..6);
+    let third = project.dinmo(&["run"]);
+    assert_eq!(code(&third), 0, "{}", describe(&third));
+    let files = files_in(&project.path().join("out/usage.revenue"));
+    assert_eq!(files.len(), 3);
+    let newest = std::fs::read_to_string(
+        files
+            .iter()
+            .max_by_key(|f| f.metadata().unwrap().modified().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(newest.lines().count(), 1 + 3, "only the new day's 3 rows: {newest}");
+    assert!(newest.lines().skip(1).all(|l| l.ends_with("19-NOV-2026")), "{newest}");
+}
+
+#[test]
+fn field_rules_refuse_rows_before_anything_is_written() {
+    let project = file_project("    amount_tolerance: 0.001\n    date_format: MM/DD/YYYY\n");
+    project.write(
+        "models/usage.yml",
+        &MODEL.replace(
+            "qty * 0.5 AS amount",
+            "CASE WHEN qty = 2 THEN 99.0 ELSE qty * 0.5 END AS amount",
+        ),
+    );
+    export(&project, "2026-11-18", 0..4);
+    let output = project.dinmo(&["run"]);
+    assert_eq!(code(&output), 3, "a refused row: {}", describe(&output));
+    let rows: Vec<String> = files_in(&project.path().join("out/usage.revenue"))
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.ends_with("11/18/2026") && !r.contains("99")),
+        "{rows:?}"
+    );
+    assert!(
+        stdout(&output).contains("inconsistent") || stderr(&output).contains("inconsistent"),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn api_mode_uploads_each_file_once_two_at_a_time() {
+    let sim = Sim::start(SimConfig::default());
+    sim.sim.revenue.configure(RevenueConfig {
+        upload_delay_ms: 300,
+        polls_before_status: 2,
+        ..RevenueConfig::default()
+    });
+    let project = api_project(&sim, "");
+    export(&project, "2026-11-18", 0..14);
+    let first = run(&project, &["run"], &[]);
+    assert_eq!(code(&first), 0, "{}", describe(&first));
+    let staged = staged_counts(&sim);
+    assert_eq!(staged.len(), 14);
+    assert!(staged.values().all(|n| *n == 1), "{staged:?}");
+    assert_eq!(received_once(&sim), 14);
+    let counters = sim.sim.revenue.counters();
+    assert_eq!(counters.uploads, 5, "14 rows at 3 lines a file");
+    assert_eq!(counters.max_parallel_uploads, 2, "two uploads overlap, never three");
+    assert_eq!(counters.refused_for_concurrency, 0);
+    assert_eq!(counters.authentications, 1, "one token for the run");
+
+    let second = run(&project, &["run"], &[]);
+    assert_eq!(code(&second), 0, "{}", describe(&second));
+    assert_eq!(sim.sim.revenue.counters().uploads, 5, "the second run sends nothing");
+
+    export(&project, "2026-11-19", 10..12);
+    let third = run(&project, &["run"], &[]);
+    assert_eq!(code(&third), 0, "{}", describe(&third));
+    assert_eq!(staged_counts(&sim).len(), 16);
+    assert_eq!(received_once(&sim), 16);
+}
+
+#[test]
+fn oauth_tokens_and_expired_tokens_are_renewed() {
+    let sim = Sim::start(SimConfig::default());
+    sim.sim.revenue.configure(RevenueConfig {
+        token_ttl_secs: 1,
+        polls_before_status: 6,
+        ..RevenueConfig::default()
+    });
+    let defaults = RevenueConfig::default();
+    let oauth = format!(
+        "name: e2e\nsources:\n  events:\n    location: data/events/\ndestinations:\n  revenue:\n    type: zuora_revenue\n    mode: api\n    auth: oauth\n    base_url: {url}\n    oauth_url: {url}/oauth2/token\n    client_id: {}\n    client_secret: ${{REVPRO_SECRET}}\n",
+        defaults.client_id,
+        url = sim.sim.url()
+    );
+    let project = TestProject::new(&oauth, &[("usage.yml", MODEL)]);
+    export(&project, "2026-11-18", 0..3);
+    let output = run(&project, &["run"], &[("REVPRO_SECRET", &defaults.client_secret)]);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(staged_counts(&sim).len(), 3);
+    let counters = sim.sim.revenue.counters();
+    assert!(
+        counters.authentications >= 2,
+        "a 1 s token is renewed while polling: {counters:?}"
+    );
+    assert!(
+        !describe(&output).contains(&defaults.client_secret),
+        "the secret never shows"
+    );
+}
+
+#[test]
+fn a_failed_batch_is_rejected_whole_and_sent_again_next_run() {
+    let sim = Sim::start(SimConfig::default());
+    let project = api_project(&sim, "");
+    export(&project, "2026-11-18", 0..6);
+    set_faults(
+        &sim,
+        RevenueFaults {
+            fail_batches: 1,
+            ..RevenueFaults::default()
+        },
+    );
+    let first = run(&project, &["run"], &[]);
+    assert_eq!(code(&first), 3, "rows refused by Revenue: {}", describe(&first));
+    assert!(
+        describe(&first).contains("revenue_upload_failed"),
+        "{}",
+        describe(&first)
+    );
+    assert_eq!(staged_counts(&sim).len(), 3, "the other file staged");
+    let second = run(&project, &["run"], &[]);
+    assert_eq!(code(&second), 0, "{}", describe(&second));
+    let staged = staged_counts(&sim);
+    assert_eq!(staged.len(), 6);
+    assert!(staged.values().all(|n| *n == 1), "{staged:?}");
+}
+
+/// An upload whose answer was lost (or a 5xx to it) is never sent again by dinmo: the run
+/// stops naming the file and the command; the person's answer settles it.
+fn undecided_then_resolved(faults: RevenueFaults, listed: bool) {
+    let sim = Sim::start(SimConfig::default());
+    let project = api_project(&sim, "");
+    export(&project, "2026-11-18", 0..6);
+    set_faults(&sim, faults);
+    let first = run(&project, &["run"], &[]);
+    assert_eq!(code(&first), 1, "{}", describe(&first));
+    let message = stderr(&first);
+    assert!(
+        message.contains("Uploaded Files") && message.contains("dinmo state resolve-pending usage.revenue"),
+        "{message}"
+    );
+    let file = message
+        .split('`')
+        .find(|part| part.starts_with("usage.revenue-") && part.ends_with(".csv"))
+        .unwrap_or_else(|| panic!("the file is named: {message}"))
+        .to_string();
+    assert_eq!(
+        uploads(&sim).iter().any(|u| u.file_name == file),
+        listed,
+        "what Revenue's Uploaded Files list shows"
+    );
+    let again = run(&project, &["run"], &[]);
+    assert_eq!(
+        code(&again),
+        1,
+        "still undecided, nothing uploaded again: {}",
+        describe(&again)
+    );
+    let run_id = file
+        .trim_start_matches("usage.revenue-")
+        .rsplit_once('-')
+        .unwrap()
+        .0
+        .to_string();
+    let answer = if listed { "--sent" } else { "--not-sent" };
+    let resolved = run(
+        &project,
+        &["state", "resolve-pending", "usage.revenue", &run_id, answer],
+        &[],
+    );
+    assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
+    assert!(stdout(&resolved).contains(&file), "{}", describe(&resolved));
+    let last = run(&project, &["run"], &[]);
+    assert_eq!(code(&last), 0, "{}", describe(&last));
+    assert_eq!(received_once(&sim), 6, "every row received exactly once");
+    let plan = run(&project, &["plan", "--detailed-exitcode"], &[]);
+    assert_eq!(code(&plan), 0, "nothing left: {}", describe(&plan));
+}
+
+#[test]
+fn a_dropped_answer_after_receipt_stops_and_is_resolved_as_sent() {
+    undecided_then_resolved(
+        RevenueFaults {
+            drop_after_receipt: 1,
+            ..RevenueFaults::default()
+        },
+        true,
+    );
+}
+
+#[test]
+fn a_5xx_to_an_upload_stops_and_is_resolved_as_not_sent() {
+    undecided_then_resolved(
+        RevenueFaults {
+            upload_unavailable: 1,
+            ..RevenueFaults::default()
+        },
+        false,
+    );
+}
+
+/// Crash at `point`; settle as a person would; each row received exactly once.
+#[cfg(feature = "failpoints")]
+fn crash_then_settle(point: &str, resolve: Option<&str>) {
+    let sim = Sim::start(SimConfig::default());
+    let project = api_project(&sim, "");
+    export(&project, "2026-11-18", 0..7);
+    let crashed = run(&project, &["run"], &[("DINMO_CRASH_AT", point)]);
+    assert!(
+        stderr(&crashed).contains("crash point"),
+        "{point}: {}",
+        describe(&crashed)
+    );
+    let mut next = run(&project, &["run"], &[]);
+    if let Some(answer) = resolve {
+        assert_eq!(code(&next), 1, "{point}: undecided: {}", describe(&next));
+        let message = stderr(&next);
+        let run_id = message
+            .split("run `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or_else(|| panic!("{point}: names the run: {message}"))
+            .to_string();
+        let resolved = run(
+            &project,
+            &["state", "resolve-pending", "usage.revenue", &run_id, answer],
+            &[],
+        );
+        assert_eq!(code(&resolved), 0, "{point}: {}", describe(&resolved));
+        next = run(&project, &["run"], &[]);
+    }
+    assert_eq!(code(&next), 0, "{point}: {}", describe(&next));
+    assert_eq!(received_once(&sim), 7, "{point}: every row received exactly once");
+    let plan = run(&project, &["plan", "--detailed-exitcode"], &[]);
+    assert_eq!(code(&plan), 0, "{point}: nothing left: {}", describe(&plan));
+    assert!(
+        project.state_files("usage.revenue", "pending").is_empty(),
+        "{point}: pending settled"
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn crashes_at_every_point_upload_each_row_once() {
+    // Before the upload: the intent is recorded, Revenue never saw it.
+    crash_then_settle("revenue_intent_recorded", Some("--not-sent"));
+    // Revenue received it, the answer was never recorded.
+    crash_then_settle("revenue_upload_answered", Some("--sent"));
+    // The request id is recorded: the status endpoint settles it.
+    crash_then_settle("revenue_request_recorded", None);
+    // Staged and recorded, not yet committed: the journal settles it.
+    crash_then_settle("revenue_outcome_recorded", None);
+    // The engine's own points around the writer.
+    for point in [
+        "intent_recorded",
+        "before_batch_sent",
+        "batch_answered",
+        "all_committed",
+    ] {
+        crash_then_settle(point, None);
+    }
+}
+
+#[test]
+fn a_model_sent_to_billing_and_revenue_is_refused_unless_allowed() {
+    let project_file = "name: e2e\nsources:\n  events:\n    location: data/events/\ndestinations:\n  files:\n    type: zuora_file\n    path: out/billing\n  revenue:\n    type: zuora_revenue\n    path: out/revenue\n";
+    let both = format!(
+        "{MODEL}  - destination: files\n    mapping:\n      AccountNumber: so_line\n      UnitOfMeasure: sub_product\n      StartDateTime: trx_date\n      Quantity: qty\n"
+    );
+    let project = TestProject::new(project_file, &[("usage.yml", &both)]);
+    export(&project, "2026-11-18", 0..2);
+    let refused = project.dinmo(&["validate"]);
+    assert_eq!(code(&refused), 1, "{}", describe(&refused));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("models/usage.yml")
+            && message.contains("Billing–Revenue")
+            && message.contains("allow_billing_and_revenue: true"),
+        "{message}"
+    );
+    let allowed = both.replace(
+        "  - destination: revenue\n",
+        "  - destination: revenue\n    allow_billing_and_revenue: true\n",
+    );
+    project.write("models/usage.yml", &allowed);
+    let ok = project.dinmo(&["validate"]);
+    assert_eq!(code(&ok), 0, "{}", describe(&ok));
+}
+
+#[test]
+fn plan_markdown_summarises_revenue_rows() {
+    let project = file_project("");
+    export(&project, "2026-11-18", 0..4);
+    export(&project, "2026-11-20", 4..6);
+    let plan = project.dinmo(&["plan", "--format", "markdown"]);
+    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    let text = stdout(&plan);
+    // qty 1..=6 × 0.5: API (even qty 2, 4, 6) = 6, Storage (1, 3, 5) = 4.5, total 10.5.
+    for needle in [
+        "**Usage Amount by Sub Product**",
+        "| API | 3 | 6 |",
+        "| Storage | 3 | 4.5 |",
+        "- total Usage Amount: 10.5",
+        "- TRX_DATE: 2026-11-18",
+        "→ 2026-11-20",
+    ] {
+        assert!(text.contains(needle), "`{needle}` in:\n{text}");
+    }
+}
+
+#[test]
+fn validate_connect_checks_the_mapping_against_the_tenants_template() {
+    let sim = Sim::start(SimConfig::default());
+    let project = api_project(&sim, "");
+    export(&project, "2026-11-18", 0..2);
+    let ok = run(&project, &["validate", "--connect"], &[]);
+    assert_eq!(code(&ok), 0, "{}", describe(&ok));
+    assert!(describe(&ok).contains("RevPro Usage Upload"), "{}", describe(&ok));
+
+    let extra = MODEL.replace(
+        "      TRX_DATE: trx_date\n",
+        "      TRX_DATE: trx_date\n      Region: segments\n",
+    );
+    project.write("models/usage.yml", &extra);
+    let unknown = run(&project, &["validate", "--connect"], &[]);
+    assert_eq!(code(&unknown), 1, "{}", describe(&unknown));
+    assert!(
+        describe(&unknown).contains("`Region` is not a column of template"),
+        "{}",
+        describe(&unknown)
+    );
+
+    project.write("models/usage.yml", MODEL);
+    let dated = api_project(&sim, "    date_format: YYYY-MM-DD\n");
+    export(&dated, "2026-11-18", 0..2);
+    let mismatch = run(&dated, &["validate", "--connect"], &[]);
+    assert_eq!(code(&mismatch), 1, "{}", describe(&mismatch));
+    assert!(
+        describe(&mismatch).contains("expects `DD-MON-YYYY`"),
+        "{}",
+        describe(&mismatch)
+    );
+}
