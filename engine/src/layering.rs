@@ -21,14 +21,14 @@ const ENGINE: &[(&str, u8)] = &[
 
 /// The connectors' top-level modules, top first.
 const CONNECTORS: &[(&str, u8)] = &[
-    ("zuora", 4),
-    ("zuora_file", 4),
-    ("zuora_revenue", 4),
-    ("zuora_common", 3),
-    ("destination", 2),
-    ("error", 1),
-    ("http", 0),
-    ("rules", 0),
+    ("zuora", 5),
+    ("zuora_file", 5),
+    ("zuora_revenue", 5),
+    ("zuora_common", 4),
+    ("destination", 3),
+    ("error", 2),
+    ("http", 1),
+    ("rules", 1),
     ("failpoint", 0),
 ];
 

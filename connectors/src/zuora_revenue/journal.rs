@@ -136,11 +136,26 @@ impl Journal {
     }
 }
 
-/// `dinmo state resolve-pending SYNC RUN --sent|--not-sent` for uploads whose outcome is
-/// unknown: every `intent` record of `run` in the journal at `location` becomes `sent_by_hand`
-/// (`sent`) or is removed (not sent, so the next run uploads it). Returns the files settled;
-/// none when the run left no such record.
-pub async fn resolve_intents(location: OutputLocation, run: &str, sent: bool) -> Result<Vec<String>> {
+/// What [`resolve_intents`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// These files were settled (none: the run left no undecided upload).
+    Settled(Vec<String>),
+    /// Several uploads are undecided and no file was named: each needs its own answer.
+    Ambiguous(Vec<String>),
+    /// The named file has no undecided record; the undecided ones are listed.
+    NotUndecided { file: String, undecided: Vec<String> },
+}
+
+/// `dinmo state resolve-pending SYNC RUN [--file NAME] --sent|--not-sent` for uploads whose
+/// outcome is unknown: the `intent` record of `file` (or the only one of the run) becomes
+/// `sent_by_hand` (`sent`) or is removed (not sent, so the next run uploads it).
+pub async fn resolve_intents(
+    location: OutputLocation,
+    run: &str,
+    file: Option<&str>,
+    sent: bool,
+) -> Result<Resolution> {
     use futures::TryStreamExt;
     let journal = Journal::new("resolve-pending", location);
     let folder = journal.location.prefix.clone().join(run);
@@ -155,27 +170,43 @@ pub async fn resolve_intents(location: OutputLocation, run: &str, sent: bool) ->
             path: format!("{}/{run}/", journal.location.display.trim_end_matches('/')),
             source,
         })?;
-    let mut settled = Vec::new();
+    let mut undecided = Vec::new();
     for object in listed {
-        let Some(file) = object.location.filename().and_then(|f| f.strip_suffix(".json")) else {
+        let Some(name) = object.location.filename().and_then(|f| f.strip_suffix(".json")) else {
             continue;
         };
-        let Some(mut record) = journal.read(run, file).await? else {
-            continue;
-        };
-        if record.stage != Stage::Intent {
-            continue;
+        if let Some(record) = journal.read(run, name).await?
+            && record.stage == Stage::Intent
+        {
+            undecided.push(record);
         }
-        if sent {
-            record.stage = Stage::SentByHand;
-            journal.write(run, &record).await?;
-        } else {
-            journal.forget(run, file).await?;
-        }
-        settled.push(record.file);
     }
-    settled.sort();
-    Ok(settled)
+    undecided.sort_by(|a, b| a.file.cmp(&b.file));
+    let names = || undecided.iter().map(|r| r.file.clone()).collect::<Vec<_>>();
+    let chosen = match file {
+        Some(file) => match undecided.iter().find(|r| r.file == file) {
+            Some(record) => record.clone(),
+            None => {
+                return Ok(Resolution::NotUndecided {
+                    file: file.to_string(),
+                    undecided: names(),
+                });
+            }
+        },
+        None if undecided.len() > 1 => return Ok(Resolution::Ambiguous(names())),
+        None => match undecided.first() {
+            Some(record) => record.clone(),
+            None => return Ok(Resolution::Settled(Vec::new())),
+        },
+    };
+    if sent {
+        let mut record = chosen.clone();
+        record.stage = Stage::SentByHand;
+        journal.write(run, &record).await?;
+    } else {
+        journal.forget(run, &chosen.file).await?;
+    }
+    Ok(Resolution::Settled(vec![chosen.file]))
 }
 
 #[cfg(test)]
@@ -233,14 +264,29 @@ mod tests {
         let staged = Stage::Staged { request_id: "7".into() };
         journal.write("r1", &record("b.csv", staged.clone())).await.unwrap();
         journal.write("r2", &record("c.csv", Stage::Intent)).await.unwrap();
-        assert_eq!(resolve_intents(location.clone(), "r1", true).await.unwrap(), ["a.csv"]);
+        journal.write("r2", &record("d.csv", Stage::Intent)).await.unwrap();
+        let settled = |files: &[&str]| Resolution::Settled(files.iter().map(|f| f.to_string()).collect());
+        let resolve = |run: &'static str, file: Option<&'static str>, sent: bool| {
+            let location = location.clone();
+            async move { resolve_intents(location, run, file, sent).await.unwrap() }
+        };
+        assert_eq!(resolve("r1", None, true).await, settled(&["a.csv"]));
         assert_eq!(
             journal.read("r1", "a.csv").await.unwrap().unwrap().stage,
             Stage::SentByHand
         );
         assert_eq!(journal.read("r1", "b.csv").await.unwrap().unwrap().stage, staged);
-        assert_eq!(resolve_intents(location.clone(), "r2", false).await.unwrap(), ["c.csv"]);
+        assert_eq!(
+            resolve("r2", None, false).await,
+            Resolution::Ambiguous(vec!["c.csv".into(), "d.csv".into()])
+        );
+        assert!(matches!(
+            resolve("r2", Some("b.csv"), false).await,
+            Resolution::NotUndecided { .. }
+        ));
+        assert_eq!(resolve("r2", Some("c.csv"), false).await, settled(&["c.csv"]));
         assert_eq!(journal.read("r2", "c.csv").await.unwrap(), None);
-        assert!(resolve_intents(location, "r3", true).await.unwrap().is_empty());
+        assert_eq!(journal.read("r2", "d.csv").await.unwrap().unwrap().stage, Stage::Intent);
+        assert_eq!(resolve("r3", None, true).await, settled(&[]));
     }
 }

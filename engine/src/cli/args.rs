@@ -183,6 +183,10 @@ pub struct ResolvePendingArgs {
     /// The rows did not reach the destination: the next run sends them.
     #[arg(long)]
     pub not_sent: bool,
+    /// `zuora_revenue`: the upload this answer is about, as named in the error and in
+    /// Revenue's Uploaded Files list; needed when a run left several undecided.
+    #[arg(long, value_name = "NAME")]
+    pub file: Option<String>,
 }
 
 /// `dinmo state rebuild`.

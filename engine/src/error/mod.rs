@@ -165,14 +165,27 @@ pub enum DinmoError {
     /// A `zuora_revenue` upload may or may not have reached Revenue, which has no duplicate
     /// detection and cannot be asked without a request id.
     #[error(
-        "sync `{sync}`, run `{run}`: {source}. Then run `dinmo state resolve-pending {sync} {run} --sent` \
-         (the file is listed) or `--not-sent` (it is not); the next run settles the run's other rows"
+        "sync `{sync}`, run `{run}`: {source}. Then run `dinmo state resolve-pending {sync} {run} --file {file} --sent` \
+         (it is listed) or `--not-sent` (it is not); the next run settles the run's other rows"
     )]
     UploadUndecided {
         sync: String,
         run: String,
+        file: String,
         #[source]
         source: Box<dinmo_connectors::ConnectorError>,
+    },
+
+    /// `resolve-pending` cannot tell which undecided upload an answer is about.
+    #[error(
+        "sync `{sync}`, run `{run}`: {problem}; undecided uploads: {undecided}. Answer for each on its own: \
+         `dinmo state resolve-pending {sync} {run} --file NAME --sent|--not-sent`"
+    )]
+    UploadsToResolve {
+        sync: String,
+        run: String,
+        problem: String,
+        undecided: String,
     },
 
     /// Another run holds the sync's lock.

@@ -86,10 +86,11 @@ pub async fn deliver(
     let sync_id = context.sync_id.clone();
     let run_id = context.run_id.clone();
     let to_error = |source| match source {
-        unknown @ dinmo_connectors::ConnectorError::UploadOutcomeUnknown { .. } => DinmoError::UploadUndecided {
+        dinmo_connectors::ConnectorError::UploadOutcomeUnknown { ref file, .. } => DinmoError::UploadUndecided {
             sync: sync_id.clone(),
             run: run_id.clone(),
-            source: Box::new(unknown),
+            file: file.clone(),
+            source: Box::new(source),
         },
         source => DinmoError::Destination {
             sync: sync_id.clone(),

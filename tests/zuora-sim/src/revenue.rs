@@ -228,7 +228,7 @@ fn failure(status: StatusCode, message: &str) -> Response {
 }
 
 /// The token of a request: the `token` header, or a bearer token. `Err` is the 401.
-fn authorised(sim: &RevenueSim, headers: &HeaderMap) -> Result<(), Response> {
+fn authorised(sim: &RevenueSim, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
     let mut inner = sim.lock();
@@ -243,7 +243,7 @@ fn authorised(sim: &RevenueSim, headers: &HeaderMap) -> Result<(), Response> {
     }
     inner.counters.unauthorized += 1;
     // FACTS: "Valid 30 minutes by default; 401 when expired."
-    Err(failure(StatusCode::UNAUTHORIZED, "Invalid or expired token"))
+    Err(Box::new(failure(StatusCode::UNAUTHORIZED, "Invalid or expired token")))
 }
 
 fn issue_token(inner: &mut Inner) -> (String, u64) {
@@ -308,7 +308,7 @@ async fn mapping(
     Query(query): Query<MappingQuery>,
 ) -> Response {
     if let Err(refused) = authorised(&sim, &headers) {
-        return refused;
+        return *refused;
     }
     let inner = sim.lock();
     let Some(template) = inner.config.templates.get(&query.templatename) else {
@@ -337,7 +337,7 @@ impl Drop for Slot {
 
 async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipart: Multipart) -> Response {
     if let Err(refused) = authorised(&sim, &headers) {
-        return refused;
+        return *refused;
     }
     let (delay, unavailable) = {
         let mut inner = sim.lock();
@@ -493,7 +493,7 @@ fn date_matches(format: &str, value: &str) -> bool {
 
 async fn status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
     if let Err(refused) = authorised(&sim, &headers) {
-        return refused;
+        return *refused;
     }
     let mut inner = sim.lock();
     inner.counters.status_calls += 1;

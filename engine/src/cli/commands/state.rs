@@ -14,7 +14,7 @@ use crate::state::{Counts, LockStatus, Outcome, RunManifest, RunStamp, StateStor
 use crate::sync::commit::Commit;
 use crate::sync::context::{RunContext, create_staging, git_commit, new_run_id};
 use crate::sync::recovery::{count_delivered, resolve_by_hand, settle_by_lookup};
-use dinmo_connectors::zuora_revenue::journal::resolve_intents;
+use dinmo_connectors::zuora_revenue::journal::{Resolution, resolve_intents};
 
 pub async fn state(global: &GlobalArgs, command: StateCommand) -> Result<Status> {
     let root = find_project_root(global.project.as_deref())?;
@@ -227,11 +227,36 @@ async fn resolve_pending(project: &Project, state: &StateStore, args: &ResolvePe
                 .ok_or_else(not_found)?;
             // Uploads recorded but never answered (zuora_revenue): settle those files; the
             // next run replays the run's rows through the journal and settles the rest.
-            let uploads = resolve_intents(state.journal_location(&args.sync), &args.run, args.sent)
-                .await
-                .map_err(DinmoError::destination(args.sync.clone()))?;
-            if !uploads.is_empty() {
-                return Ok(Resolved::Uploads(uploads));
+            let resolution = resolve_intents(
+                state.journal_location(&args.sync),
+                &args.run,
+                args.file.as_deref(),
+                args.sent,
+            )
+            .await
+            .map_err(DinmoError::destination(args.sync.clone()))?;
+            let to_resolve = |problem: String, undecided: Vec<String>| DinmoError::UploadsToResolve {
+                sync: args.sync.clone(),
+                run: args.run.clone(),
+                problem,
+                undecided: if undecided.is_empty() {
+                    "none".into()
+                } else {
+                    undecided.join(", ")
+                },
+            };
+            match resolution {
+                Resolution::Settled(uploads) if !uploads.is_empty() => return Ok(Resolved::Uploads(uploads)),
+                Resolution::Settled(_) if args.file.is_some() => {
+                    return Err(to_resolve("--file names no undecided upload".into(), Vec::new()));
+                }
+                Resolution::Settled(_) => {}
+                Resolution::Ambiguous(undecided) => {
+                    return Err(to_resolve("several uploads are undecided".into(), undecided));
+                }
+                Resolution::NotUndecided { file, undecided } => {
+                    return Err(to_resolve(format!("`{file}` is not an undecided upload"), undecided));
+                }
             }
             let staging = create_staging(&project.target_path, "resolve")?;
             resolve_by_hand(state, staging.path(), manifest, args.sent, &resolver)
