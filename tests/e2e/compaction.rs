@@ -199,25 +199,27 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
         &old.path().join(".dinmo/state"),
     );
     std::fs::remove_file(old.path().join(".dinmo/state/README.md")).unwrap();
-    let out = dinmo_in(old.path(), &["run"], &[]);
+    // The Revenue model came later than that state: its sync starts fresh, so it is left out.
+    let run = ["run", "--exclude", "tag:revenue"];
+    let out = dinmo_in(old.path(), &run, &[]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("sent 0 row(s)"), "{}", describe(&out));
     assert!(rows_in(old.path()).is_empty(), "nothing resent");
 
     // The next day: exactly the rows a fresh project sends for it, and nothing else.
     copy_project(&old.path().join("next_day/events"), &old.path().join("exports/events"));
-    let out = dinmo_in(old.path(), &["run"], &[]);
+    let out = dinmo_in(old.path(), &run, &[]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let upgraded = rows_in(old.path());
 
     let fresh = example_project();
-    assert_eq!(code(&dinmo_in(fresh.path(), &["run"], &[])), 0);
+    assert_eq!(code(&dinmo_in(fresh.path(), &run, &[])), 0);
     let day_one: std::collections::HashSet<String> = rows_in(fresh.path()).into_iter().collect();
     copy_project(
         &fresh.path().join("next_day/events"),
         &fresh.path().join("exports/events"),
     );
-    assert_eq!(code(&dinmo_in(fresh.path(), &["run"], &[])), 0);
+    assert_eq!(code(&dinmo_in(fresh.path(), &run, &[])), 0);
     let expected: Vec<String> = rows_in(fresh.path())
         .into_iter()
         .filter(|r| !day_one.contains(r))
