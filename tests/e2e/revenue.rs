@@ -242,6 +242,31 @@ fn oauth_tokens_and_expired_tokens_are_renewed() {
 }
 
 #[test]
+fn a_token_refused_mid_run_is_renewed_once_and_the_run_goes_on() {
+    let sim = Sim::start(SimConfig::default());
+    let project = api_project(&sim, "");
+    export(&project, "2026-11-18", 0..3);
+    // Revenue forgets the token while the upload is read: the status call gets a 401, dinmo
+    // authenticates again and asks again.
+    set_faults(
+        &sim,
+        RevenueFaults {
+            expire_tokens_after_upload: 1,
+            ..RevenueFaults::default()
+        },
+    );
+    let output = run(&project, &["run"], &[]);
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let counters = sim.sim.revenue.counters();
+    assert!(
+        counters.unauthorized >= 1 && counters.authentications >= 2,
+        "{counters:?}"
+    );
+    assert_eq!(counters.uploads, 1, "the upload itself is not repeated");
+    assert_eq!(staged_counts(&sim).len(), 3);
+}
+
+#[test]
 fn a_failed_batch_is_rejected_whole_and_sent_again_next_run() {
     let sim = Sim::start(SimConfig::default());
     let project = api_project(&sim, "");

@@ -27,7 +27,8 @@
 //!
 //! Faults: 503 before the upload is read (`upload_unavailable`), the connection dropped after
 //! the upload was received and stored (`drop_after_receipt`), batches failed on purpose
-//! (`fail_batches`). `/sim/revenue/*`: `GET uploads`, `GET staged`, `GET counters`,
+//! (`fail_batches`), tokens expired while an upload was read (`expire_tokens_after_upload`).
+//! `/sim/revenue/*`: `GET uploads`, `GET staged`, `GET counters`,
 //! `PUT config`, `PUT faults`, `POST expire-tokens`.
 
 use std::collections::HashMap;
@@ -144,6 +145,9 @@ pub struct RevenueFaults {
     pub drop_after_receipt: u32,
     /// Fail the batch whole at staging.
     pub fail_batches: u32,
+    /// Expire every token once the upload is received (as a 30-minute token does during a
+    /// long upload): the next call is answered 401.
+    pub expire_tokens_after_upload: u32,
 }
 
 /// One received upload.
@@ -215,6 +219,11 @@ impl RevenueSim {
     /// Replaces the tenant's configuration.
     pub fn configure(&self, config: RevenueConfig) {
         self.lock().config = config;
+    }
+
+    /// Expires every token now (the next call with one is answered 401).
+    pub fn expire_tokens(&self) {
+        self.lock().tokens.clear();
     }
 
     /// Replaces the injected faults.
@@ -398,6 +407,10 @@ async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipar
         verdict,
         rows,
     });
+    if inner.faults.expire_tokens_after_upload > 0 {
+        inner.faults.expire_tokens_after_upload -= 1;
+        inner.tokens.clear();
+    }
     if inner.faults.drop_after_receipt > 0 {
         inner.faults.drop_after_receipt -= 1;
         return crate::gate::dropped();
