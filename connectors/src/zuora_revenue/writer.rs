@@ -91,8 +91,15 @@ impl RevenueWriter {
             }
             Sink::Api(uploader) => {
                 let uploader = Arc::clone(uploader);
-                if self.in_flight.len() >= IN_FLIGHT {
-                    self.settle_next().await?;
+                if self.in_flight.len() >= IN_FLIGHT
+                    && let Err(error) = self.settle_next().await
+                {
+                    // The other upload still in flight finishes first: dropped half way, it
+                    // would leave Revenue holding a file nobody recorded an answer for.
+                    if let Err(later) = self.settle_all().await {
+                        tracing::warn!(destination = %self.destination, error = %later, "another upload failed too");
+                    }
+                    return Err(error);
                 }
                 self.in_flight.push_back(Box::pin(async move {
                     let outcome = uploader.deliver(file.clone()).await;
