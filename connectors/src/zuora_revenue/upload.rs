@@ -72,11 +72,11 @@ impl Uploader {
     }
 
     /// Delivers `file`, or learns what became of it when an earlier attempt recorded it.
-    pub async fn deliver(&self, file: ReadyFile) -> Result<FileOutcome> {
+    pub async fn deliver(&self, file: &ReadyFile) -> Result<FileOutcome> {
         if let Some(earlier) = self.journal.read(&self.run, &file.name).await? {
             if earlier.keys_hash != file.keys_hash || earlier.rows != file.rows() {
                 return Err(self.unknown(
-                    &file,
+                    file,
                     format!(
                         "it was recorded at {} with {} other row(s) than this replay builds",
                         self.journal.display(&self.run, &file.name),
@@ -85,12 +85,12 @@ impl Uploader {
                 ));
             }
             return match earlier.stage {
-                Stage::Staged { request_id } => Ok(delivered(&file, &request_id)),
-                Stage::SentByHand => Ok(delivered(&file, "by-hand")),
+                Stage::Staged { request_id } => Ok(delivered(file, &request_id)),
+                Stage::SentByHand => Ok(delivered(file, "by-hand")),
                 Stage::Failed { message, .. } => Ok(FileOutcome::Failed { message }),
-                Stage::Received { request_id } => self.follow(&file, request_id).await,
+                Stage::Received { request_id } => self.follow(file, request_id).await,
                 Stage::Intent => Err(self.unknown(
-                    &file,
+                    file,
                     format!(
                         "an earlier attempt recorded it ({}) and stopped before Revenue's answer was recorded",
                         self.journal.display(&self.run, &file.name)
@@ -98,9 +98,7 @@ impl Uploader {
                 )),
             };
         }
-        self.journal
-            .write(&self.run, &self.record(&file, Stage::Intent))
-            .await?;
+        self.journal.write(&self.run, &self.record(file, Stage::Intent)).await?;
         crash_point("revenue_intent_recorded");
         let call = RevenueCall::Upload {
             template: self.template.clone(),
@@ -120,7 +118,7 @@ impl Uploader {
                 return Err(error);
             }
             Err(ConnectorError::RetriesExhausted { last, .. }) => {
-                return Err(self.unknown(&file, format!("the upload got no usable answer ({last})")));
+                return Err(self.unknown(file, format!("the upload got no usable answer ({last})")));
             }
             Err(other) => return Err(other),
         };
@@ -136,12 +134,12 @@ impl Uploader {
                 request_id: None,
                 message: message.clone(),
             };
-            self.journal.write(&self.run, &self.record(&file, stage)).await?;
+            self.journal.write(&self.run, &self.record(file, stage)).await?;
             return Ok(FileOutcome::Failed { message });
         }
         let Some(request_id) = request_id(&answer.body) else {
             return Err(self.unknown(
-                &file,
+                file,
                 format!(
                     "Revenue answered `{}` but named no request id, so its staging cannot be followed",
                     answer.message()
@@ -151,10 +149,10 @@ impl Uploader {
         let received = Stage::Received {
             request_id: request_id.clone(),
         };
-        self.journal.write(&self.run, &self.record(&file, received)).await?;
+        self.journal.write(&self.run, &self.record(file, received)).await?;
         crash_point("revenue_request_recorded");
         info!(destination = %self.destination, file = %file.name, request_id, rows = file.rows(), "upload received by Revenue");
-        self.follow(&file, request_id).await
+        self.follow(file, request_id).await
     }
 
     /// Polls the status of a received upload until it is staged or failed, and records it.

@@ -102,7 +102,7 @@ impl RevenueWriter {
                     return Err(error);
                 }
                 self.in_flight.push_back(Box::pin(async move {
-                    let outcome = uploader.deliver(file.clone()).await;
+                    let outcome = uploader.deliver(&file).await;
                     (file, outcome)
                 }));
                 Ok(())
