@@ -1,9 +1,11 @@
-//! What every HTTP destination shares: the retry policy that classifies each answer, and
-//! credentials that never print.
+//! What every HTTP destination shares: the retry policy that classifies each answer,
+//! credentials that never print, and the token cache.
 
 pub mod credentials;
 pub mod exchange;
 pub mod retry;
+pub mod token;
 
 pub use credentials::{Secret, check_base_url};
 pub use retry::{Action, Attempt, Delay, RetryPolicy, RetryReason, Retrying, classify};
+pub use token::{Token, TokenCache};

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::config::{Secret, ZuoraConfig};
 use super::errors::{messages, reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
 use crate::http::exchange::{Exchange, exchange};
-use crate::http::{Action, RetryPolicy, RetryReason, classify};
+use crate::http::{Action, RetryPolicy, RetryReason, Token, TokenCache, classify};
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -104,14 +104,7 @@ pub struct RequestStats {
 }
 
 /// A token shared by every service of one destination, so `connect` and each writer reuse it.
-pub type TokenSlot = Arc<Mutex<Option<Token>>>;
-
-/// A cached OAuth token.
-#[derive(Debug)]
-pub struct Token {
-    value: String,
-    refresh_at: Instant,
-}
+pub type TokenSlot = Arc<TokenCache>;
 
 /// The HTTP side of the Zuora connector.
 pub struct ZuoraService {
@@ -196,23 +189,7 @@ impl ZuoraService {
 
     /// A valid bearer token, fetched or refreshed as needed.
     pub async fn token(&self) -> Result<String> {
-        let mut slot = self.token.lock().await;
-        if let Some(token) = slot.as_ref()
-            && token.refresh_at > Instant::now()
-        {
-            return Ok(token.value.clone());
-        }
-        let token = self.fetch_token().await?;
-        let value = token.value.clone();
-        *slot = Some(token);
-        Ok(value)
-    }
-
-    async fn invalidate(&self, stale: &str) {
-        let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.value == stale) {
-            *slot = None;
-        }
+        self.token.get(|| self.fetch_token()).await
     }
 
     async fn fetch_token(&self) -> Result<Token> {
@@ -253,8 +230,8 @@ impl ZuoraService {
             .max(1.0);
         // Refresh a little before Zuora would refuse it.
         let lead = (expires_in * 0.1).clamp(1.0, 60.0);
-        let refresh_at = Instant::now() + Duration::from_secs_f64((expires_in - lead).max(0.5));
-        Ok(Token { value, refresh_at })
+        let renew_at = Instant::now() + Duration::from_secs_f64((expires_in - lead).max(0.5));
+        Ok(Token { value, renew_at })
     }
 
     /// Sends with `send` until the retry policy calls the answer final. `Ok((status, body))`:
@@ -396,7 +373,7 @@ impl ZuoraService {
                 Ok((status, body)) => return Ok(ApiResponse { status, body }),
                 Err(Ended::Failed(error)) => return Err(error),
                 Err(Ended::Unauthorized(message)) => {
-                    self.invalidate(&token).await;
+                    self.token.forget(&token).await;
                     if reauthenticated {
                         return Err(self.auth_error(&url, 401, &message));
                     }

@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::config::{RevenueAuth, ZuoraRevenueConfig};
 use crate::error::{ConnectorError, Result};
 use crate::http::exchange::{Exchange, exchange};
-use crate::http::{Action, RetryPolicy, RetryReason, classify};
+use crate::http::{Action, RetryPolicy, RetryReason, Token, TokenCache, classify};
 
 /// Revenue's documented token lifetime.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -118,11 +118,6 @@ impl Answer {
     }
 }
 
-struct Token {
-    value: String,
-    renew_at: Instant,
-}
-
 /// A request that ended without a final answer.
 enum Ended {
     Unauthorized(String),
@@ -136,7 +131,7 @@ pub struct RevenueService {
     base_url: String,
     client: reqwest::Client,
     policy: RetryPolicy,
-    token: Mutex<Option<Token>>,
+    token: TokenCache,
 }
 
 impl std::fmt::Debug for RevenueService {
@@ -167,7 +162,7 @@ impl RevenueService {
             base_url: config.base_url().unwrap_or_default(),
             client,
             policy: RetryPolicy::zuora(config.max_attempts),
-            token: Mutex::new(None),
+            token: TokenCache::default(),
         })
     }
 
@@ -178,23 +173,7 @@ impl RevenueService {
 
     /// A valid token, fetched or renewed as needed.
     pub async fn token(&self) -> Result<String> {
-        let mut slot = self.token.lock().await;
-        if let Some(token) = slot.as_ref()
-            && token.renew_at > Instant::now()
-        {
-            return Ok(token.value.clone());
-        }
-        let token = self.authenticate().await?;
-        let value = token.value.clone();
-        *slot = Some(token);
-        Ok(value)
-    }
-
-    async fn forget_token(&self, stale: &str) {
-        let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.value == stale) {
-            *slot = None;
-        }
+        self.token.get(|| self.authenticate()).await
     }
 
     async fn authenticate(&self) -> Result<Token> {
@@ -400,7 +379,7 @@ impl RevenueService {
                 Ok((status, _, body)) => return Ok(Answer { status, body }),
                 Err(Ended::Failed(error)) => return Err(error),
                 Err(Ended::Unauthorized(message)) => {
-                    self.forget_token(&token).await;
+                    self.token.forget(&token).await;
                     if renewed {
                         return Err(ConnectorError::Auth {
                             destination: self.destination.clone(),

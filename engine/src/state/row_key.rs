@@ -265,13 +265,18 @@ mod tests {
 
     use super::*;
 
-    fn keys_of(columns: Vec<ArrayRef>) -> Vec<String> {
+    /// A batch of `columns`, named `c0`, `c1`, ….
+    fn batch_of(columns: Vec<ArrayRef>) -> RecordBatch {
         let fields: Vec<Field> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
             .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    fn keys_of(columns: Vec<ArrayRef>) -> Vec<String> {
+        let batch = batch_of(columns);
         let indices: Vec<usize> = (0..batch.num_columns()).collect();
         let keys = row_keys("m.d", &batch, &indices).unwrap();
         keys.as_string::<i32>().iter().map(|k| k.unwrap().to_string()).collect()
@@ -355,12 +360,7 @@ mod tests {
             Arc::new(UInt8Array::from(vec![Some(255), None, Some(0), Some(1), Some(2)])),
             Arc::new(Date32Array::from(vec![Some(1), Some(-1), None, Some(20000), Some(0)])),
         ];
-        let fields: Vec<Field> = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
-            .collect();
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let batch = batch_of(columns);
         for key_columns in [
             vec![0],
             vec![1],
