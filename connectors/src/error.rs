@@ -154,6 +154,9 @@ pub enum EncodeError {
     /// The CSV writer failed.
     #[error("{0}")]
     Csv(#[from] csv::Error),
+    /// The date-time format does not parse (the config's validation refuses such formats).
+    #[error("the date-time format `{format}` is not a valid strftime format")]
+    DateTimeFormat { format: String },
     /// The ZIP writer failed.
     #[error("{0}")]
     Zip(#[from] zip::result::ZipError),

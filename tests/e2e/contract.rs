@@ -235,6 +235,11 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
     );
     assert_eq!(code(&bad), 1, "{}", describe(&bad));
     assert!(stderr(&bad).contains("HTTP 422"), "{}", describe(&bad));
+    // Prism writes its log asynchronously: under load the line lands after dinmo has exited.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !violations(&prism).iter().any(|l| l.contains("UNPROCESSABLE")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(
         violations(&prism).iter().any(|l| l.contains("UNPROCESSABLE")),
         "Prism logged the violation"

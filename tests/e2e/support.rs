@@ -128,6 +128,9 @@ pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir(dir)
         .args(args)
         .env("DINMO_LOG", "warn")
+        // A commit after every batch, so tests see each one (the default waits 1 s between
+        // commits; `exactly_once.rs` covers a crash between commits at a longer interval).
+        .env("DINMO_COMMIT_INTERVAL_MS", "0")
         .env_remove("RUST_LOG")
         .timeout(std::time::Duration::from_secs(120));
     for (key, value) in env {

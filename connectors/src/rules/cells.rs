@@ -1,7 +1,10 @@
 //! Turning Arrow columns into the values a destination writes: text, normalised decimal
 //! numbers and date-times, with a reason for every value that cannot be converted.
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Date64Type, Float64Type, TimeUnit, TimestampMicrosecondType};
 use arrow::error::ArrowError;
@@ -9,23 +12,77 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 use super::fields::FieldKind;
 
-/// One cell, converted for a destination.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+/// One cell of a [`CellColumn`], converted for a destination (borrowed from the column).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
     /// No value.
     Null,
     /// Text as it will be written.
-    Text(String),
+    Text(&'a str),
     /// A decimal number in plain notation (no exponent), as it will be written.
-    Number(String),
+    Number(&'a str),
     /// A date-time in UTC (time-zone-aware inputs are converted; naive ones are kept).
     DateTime(NaiveDateTime),
     /// A value that cannot become the field's kind, with the reason.
-    Invalid(String),
+    Invalid(&'a str),
+}
+
+/// A whole column converted to one field kind, held column-wise: text and numbers in one
+/// Arrow string array (no allocation per value), date-times as values, and the reason for
+/// each value that cannot be converted.
+#[derive(Debug, Clone)]
+pub struct CellColumn {
+    values: Values,
+    /// Rows whose value cannot become the field's kind (null in `values`), with the reason.
+    invalid: HashMap<usize, String>,
+}
+
+#[derive(Debug, Clone)]
+enum Values {
+    Text(StringArray),
+    Number(StringArray),
+    DateTime(Vec<Option<NaiveDateTime>>),
+}
+
+impl CellColumn {
+    /// The cell of `row`.
+    pub fn get(&self, row: usize) -> Cell<'_> {
+        let value = match &self.values {
+            Values::Text(strings) if strings.is_valid(row) => Some(Cell::Text(strings.value(row))),
+            Values::Number(strings) if strings.is_valid(row) => Some(Cell::Number(strings.value(row))),
+            Values::DateTime(values) => values[row].map(Cell::DateTime),
+            Values::Text(_) | Values::Number(_) => None,
+        };
+        match value {
+            Some(cell) => cell,
+            None => self
+                .invalid
+                .get(&row)
+                .map_or(Cell::Null, |reason| Cell::Invalid(reason)),
+        }
+    }
+
+    /// Rows in the column.
+    pub fn len(&self) -> usize {
+        match &self.values {
+            Values::Text(strings) | Values::Number(strings) => strings.len(),
+            Values::DateTime(values) => values.len(),
+        }
+    }
+
+    /// Whether the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every cell, in row order.
+    pub fn iter(&self) -> impl Iterator<Item = Cell<'_>> {
+        (0..self.len()).map(|row| self.get(row))
+    }
 }
 
 /// Converts a whole column to cells of `kind`.
-pub fn convert_column(kind: FieldKind, array: &ArrayRef) -> Result<Vec<Cell>, ArrowError> {
+pub fn convert_column(kind: FieldKind, array: &ArrayRef) -> Result<CellColumn, ArrowError> {
     match kind {
         FieldKind::Text => text_cells(array),
         FieldKind::Number => number_cells(array),
@@ -33,49 +90,74 @@ pub fn convert_column(kind: FieldKind, array: &ArrayRef) -> Result<Vec<Cell>, Ar
     }
 }
 
-fn text_cells(array: &ArrayRef) -> Result<Vec<Cell>, ArrowError> {
+fn text_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
+    // A string column is taken as it is; anything else is rendered once, column-wise.
     let strings = cast(array, &DataType::Utf8)?;
-    let strings = strings.as_string::<i32>();
-    Ok(strings
-        .iter()
-        .map(|v| v.map_or(Cell::Null, |s| Cell::Text(s.to_string())))
-        .collect())
+    Ok(CellColumn {
+        values: Values::Text(strings.as_string::<i32>().clone()),
+        invalid: HashMap::new(),
+    })
 }
 
-fn number_cells(array: &ArrayRef) -> Result<Vec<Cell>, ArrowError> {
+fn number_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
     let data_type = match array.data_type() {
         DataType::Dictionary(_, value) => value.as_ref().clone(),
         other => other.clone(),
     };
+    let mut invalid = HashMap::new();
     if data_type.is_floating() {
         let floats = cast(array, &DataType::Float64)?;
-        return Ok(floats
-            .as_primitive::<Float64Type>()
-            .iter()
-            .map(|v| match v {
-                None => Cell::Null,
-                Some(f) if !f.is_finite() => Cell::Invalid(format!("`{f}` is not a finite number")),
-                // `Display` for f64 never uses an exponent; +0.0 avoids writing "-0".
-                Some(f) => Cell::Number(format!("{}", f + 0.0)),
-            })
-            .collect());
+        let floats = floats.as_primitive::<Float64Type>();
+        let mut out = StringBuilder::with_capacity(floats.len(), floats.len() * 8);
+        for (row, value) in floats.iter().enumerate() {
+            match value {
+                None => out.append_null(),
+                Some(f) if !f.is_finite() => {
+                    invalid.insert(row, format!("`{f}` is not a finite number"));
+                    out.append_null();
+                }
+                Some(f) => {
+                    // `Display` for f64 never uses an exponent; +0.0 avoids writing "-0".
+                    // Writing into the builder cannot fail.
+                    let _ = write!(out, "{}", f + 0.0);
+                    out.append_value("");
+                }
+            }
+        }
+        return Ok(CellColumn {
+            values: Values::Number(out.finish()),
+            invalid,
+        });
     }
     // Integers and decimals render exactly through a string cast; strings are checked.
     let strings = cast(array, &DataType::Utf8)?;
-    let from_text = matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-    Ok(strings
-        .as_string::<i32>()
-        .iter()
-        .map(|v| match v {
-            None => Cell::Null,
-            Some(s) if from_text => parse_decimal_text(s),
-            Some(s) => Cell::Number(s.to_string()),
-        })
-        .collect())
+    let strings = strings.as_string::<i32>();
+    if !matches!(data_type, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        return Ok(CellColumn {
+            values: Values::Number(strings.clone()),
+            invalid,
+        });
+    }
+    let mut out = StringBuilder::with_capacity(strings.len(), strings.value_data().len());
+    for (row, value) in strings.iter().enumerate() {
+        match value.map(parse_decimal_text) {
+            None => out.append_null(),
+            Some(Ok(number)) => out.append_value(number),
+            Some(Err(reason)) => {
+                invalid.insert(row, reason);
+                out.append_null();
+            }
+        }
+    }
+    Ok(CellColumn {
+        values: Values::Number(out.finish()),
+        invalid,
+    })
 }
 
-/// Accepts a plain decimal number (`12`, `-3.5`, `+0.25`, ` 7 `); anything else is invalid.
-fn parse_decimal_text(raw: &str) -> Cell {
+/// Accepts a plain decimal number (`12`, `-3.5`, `+0.25`, ` 7 `) and returns it as written
+/// (trimmed, without a leading `+`); anything else is invalid.
+fn parse_decimal_text(raw: &str) -> Result<&str, String> {
     let s = raw.trim();
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
     let (int_part, frac_part) = unsigned.split_once('.').unwrap_or((unsigned, ""));
@@ -84,76 +166,96 @@ fn parse_decimal_text(raw: &str) -> Cell {
         && frac_part.bytes().all(|b| b.is_ascii_digit())
         && !(unsigned.contains('.') && frac_part.is_empty());
     if !digits_ok {
-        return Cell::Invalid(format!("`{raw}` is not a decimal number"));
+        return Err(format!("`{raw}` is not a decimal number"));
     }
-    Cell::Number(s.strip_prefix('+').unwrap_or(s).to_string())
+    Ok(s.strip_prefix('+').unwrap_or(s))
 }
 
-fn datetime_cells(array: &ArrayRef) -> Result<Vec<Cell>, ArrowError> {
-    match array.data_type() {
+fn datetime_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
+    let mut invalid = HashMap::new();
+    let mut refuse = |row: usize, reason: String| {
+        invalid.insert(row, reason);
+        None
+    };
+    let values: Vec<Option<NaiveDateTime>> = match array.data_type() {
         DataType::Timestamp(_, tz) => {
             // The stored i64 is UTC for zone-aware timestamps and wall-clock for naive ones;
             // only the unit changes here, so the instant is preserved either way.
             let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
-            Ok(micros
+            micros
                 .as_primitive::<TimestampMicrosecondType>()
                 .iter()
-                .map(|v| match v.and_then(DateTime::from_timestamp_micros) {
-                    Some(dt) => Cell::DateTime(dt.naive_utc()),
-                    None if v.is_none() => Cell::Null,
-                    None => Cell::Invalid("timestamp out of range".to_string()),
+                .enumerate()
+                .map(|(row, v)| match v {
+                    None => None,
+                    Some(v) => match DateTime::from_timestamp_micros(v) {
+                        Some(dt) => Some(dt.naive_utc()),
+                        None => refuse(row, "timestamp out of range".to_string()),
+                    },
                 })
-                .collect())
+                .collect()
         }
-        DataType::Date32 => Ok(array
+        DataType::Date32 => array
             .as_primitive::<Date32Type>()
             .iter()
-            .map(|v| match v {
-                None => Cell::Null,
-                Some(days) => Date32Type::to_naive_date_opt(days)
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map_or_else(|| Cell::Invalid("date out of range".into()), Cell::DateTime),
+            .enumerate()
+            .map(|(row, v)| match v {
+                None => None,
+                Some(days) => match Date32Type::to_naive_date_opt(days).and_then(|d| d.and_hms_opt(0, 0, 0)) {
+                    Some(dt) => Some(dt),
+                    None => refuse(row, "date out of range".to_string()),
+                },
             })
-            .collect()),
-        DataType::Date64 => Ok(array
+            .collect(),
+        DataType::Date64 => array
             .as_primitive::<Date64Type>()
             .iter()
-            .map(|v| match v {
-                None => Cell::Null,
-                Some(ms) => DateTime::from_timestamp_millis(ms).map_or_else(
-                    || Cell::Invalid("date out of range".into()),
-                    |d| Cell::DateTime(d.naive_utc()),
-                ),
+            .enumerate()
+            .map(|(row, v)| match v {
+                None => None,
+                Some(ms) => match DateTime::from_timestamp_millis(ms) {
+                    Some(dt) => Some(dt.naive_utc()),
+                    None => refuse(row, "date out of range".to_string()),
+                },
             })
-            .collect()),
+            .collect(),
         _ => {
             let strings = cast(array, &DataType::Utf8)?;
-            Ok(strings
+            strings
                 .as_string::<i32>()
                 .iter()
-                .map(|v| v.map_or(Cell::Null, parse_datetime_text))
-                .collect())
+                .enumerate()
+                .map(|(row, v)| match v.map(parse_datetime_text) {
+                    None => None,
+                    Some(Ok(dt)) => Some(dt),
+                    Some(Err(reason)) => refuse(row, reason),
+                })
+                .collect()
         }
-    }
+    };
+    Ok(CellColumn {
+        values: Values::DateTime(values),
+        invalid,
+    })
 }
 
 /// Accepts RFC 3339 (converted to UTC), `YYYY-MM-DD[ T]HH:MM:SS[.f]` and `YYYY-MM-DD`.
-fn parse_datetime_text(raw: &str) -> Cell {
+fn parse_datetime_text(raw: &str) -> Result<NaiveDateTime, String> {
     let s = raw.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        return Cell::DateTime(dt.naive_utc());
+        return Ok(dt.naive_utc());
     }
     for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, format) {
-            return Cell::DateTime(dt);
+            return Ok(dt);
         }
     }
     if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d")
         && let Some(dt) = date.and_hms_opt(0, 0, 0)
     {
-        return Cell::DateTime(dt);
+        return Ok(dt);
     }
-    Cell::Invalid(format!(
+    Err(format!(
         "`{raw}` is not a date-time (expected ISO 8601, e.g. 2026-11-21T13:45:00Z)"
     ))
 }
@@ -168,12 +270,16 @@ mod tests {
 
     use super::*;
 
+    fn convert(kind: FieldKind, array: &ArrayRef) -> CellColumn {
+        convert_column(kind, array).unwrap()
+    }
+
     #[test]
     fn numbers_render_exactly() {
         let ints: ArrayRef = Arc::new(Int64Array::from(vec![Some(3), None, Some(-2)]));
         assert_eq!(
-            convert_column(FieldKind::Number, &ints).unwrap(),
-            vec![Cell::Number("3".into()), Cell::Null, Cell::Number("-2".into())]
+            convert(FieldKind::Number, &ints).iter().collect::<Vec<_>>(),
+            vec![Cell::Number("3"), Cell::Null, Cell::Number("-2")]
         );
         let decimals: ArrayRef = Arc::new(
             Decimal128Array::from(vec![1250, -5])
@@ -181,34 +287,34 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(
-            convert_column(FieldKind::Number, &decimals).unwrap(),
-            vec![Cell::Number("12.50".into()), Cell::Number("-0.05".into())]
+            convert(FieldKind::Number, &decimals).iter().collect::<Vec<_>>(),
+            vec![Cell::Number("12.50"), Cell::Number("-0.05")]
         );
         let floats: ArrayRef = Arc::new(Float64Array::from(vec![1e21, f64::NAN, -0.0]));
-        let cells = convert_column(FieldKind::Number, &floats).unwrap();
-        assert_eq!(cells[0], Cell::Number("1000000000000000000000".into()));
-        assert!(matches!(cells[1], Cell::Invalid(_)));
-        assert_eq!(cells[2], Cell::Number("0".into()));
+        let cells = convert(FieldKind::Number, &floats);
+        assert_eq!(cells.get(0), Cell::Number("1000000000000000000000"));
+        assert!(matches!(cells.get(1), Cell::Invalid(_)));
+        assert_eq!(cells.get(2), Cell::Number("0"));
     }
 
     #[test]
     fn numeric_strings_are_checked() {
         let text: ArrayRef = Arc::new(StringArray::from(vec!["+1.5", "1.", "abc", " 42 ", "1e3"]));
-        let cells = convert_column(FieldKind::Number, &text).unwrap();
-        assert_eq!(cells[0], Cell::Number("1.5".into()));
-        assert!(matches!(cells[1], Cell::Invalid(_)));
-        assert!(matches!(cells[2], Cell::Invalid(_)));
-        assert_eq!(cells[3], Cell::Number("42".into()));
-        assert!(matches!(cells[4], Cell::Invalid(_)));
+        let cells = convert(FieldKind::Number, &text);
+        assert_eq!(cells.get(0), Cell::Number("1.5"));
+        assert!(matches!(cells.get(1), Cell::Invalid(_)));
+        assert!(matches!(cells.get(2), Cell::Invalid(_)));
+        assert_eq!(cells.get(3), Cell::Number("42"));
+        assert!(matches!(cells.get(4), Cell::Invalid(_)));
     }
 
     #[test]
     fn zone_aware_timestamps_become_utc() {
         // 2026-11-21T10:00:00Z stored as UTC millis with a +02:00 zone label.
         let ts: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![1_763_719_200_000]).with_timezone("+02:00"));
-        let cells = convert_column(FieldKind::DateTime, &ts).unwrap();
+        let cells = convert(FieldKind::DateTime, &ts);
         assert_eq!(
-            cells[0],
+            cells.get(0),
             Cell::DateTime(
                 NaiveDate::from_ymd_opt(2025, 11, 21)
                     .unwrap()
@@ -218,7 +324,7 @@ mod tests {
         );
         let dates: ArrayRef = Arc::new(Date32Array::from(vec![0]));
         assert_eq!(
-            convert_column(FieldKind::DateTime, &dates).unwrap()[0],
+            convert(FieldKind::DateTime, &dates).get(0),
             Cell::DateTime(
                 NaiveDate::from_ymd_opt(1970, 1, 1)
                     .unwrap()
@@ -231,9 +337,9 @@ mod tests {
             "2026-11-21",
             "21/11/2026",
         ]));
-        let cells = convert_column(FieldKind::DateTime, &text).unwrap();
+        let cells = convert(FieldKind::DateTime, &text);
         assert_eq!(
-            cells[0],
+            cells.get(0),
             Cell::DateTime(
                 NaiveDate::from_ymd_opt(2026, 11, 21)
                     .unwrap()
@@ -242,7 +348,7 @@ mod tests {
             )
         );
         assert_eq!(
-            cells[1],
+            cells.get(1),
             Cell::DateTime(
                 NaiveDate::from_ymd_opt(2026, 11, 21)
                     .unwrap()
@@ -250,6 +356,6 @@ mod tests {
                     .unwrap()
             )
         );
-        assert!(matches!(cells[2], Cell::Invalid(_)));
+        assert!(matches!(cells.get(2), Cell::Invalid(_)));
     }
 }

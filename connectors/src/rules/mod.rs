@@ -6,6 +6,6 @@ pub mod cells;
 pub mod check;
 pub mod fields;
 
-pub use cells::{Cell, convert_column};
+pub use cells::{Cell, CellColumn, convert_column};
 pub use check::{NumberLimits, RejectCode, Rejection, check_cell};
 pub use fields::{FieldKind, FieldRoles, FieldSpec};

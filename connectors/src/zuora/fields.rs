@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use crate::destination::FieldKind::{DateTime, Number, Text};
-use crate::rules::{Cell, RejectCode, Rejection};
+use crate::rules::{Cell, CellColumn, RejectCode, Rejection};
 use crate::zuora_common::ColumnDefault::{Empty, RowKey};
 use crate::zuora_common::prepare::PreparedBatch;
 use crate::zuora_common::{ColumnSet, CustomFields, LayoutColumn};
@@ -51,7 +51,7 @@ pub(crate) fn verdicts(
             if let Some(rejection) = &prepared.rejections[row] {
                 return Some(rejection.clone());
             }
-            let present = |cells: Option<&Vec<Cell>>| cells.is_some_and(|c| matches!(&c[row], Cell::Text(t) if !t.trim().is_empty()));
+            let present = |cells: Option<&CellColumn>| cells.is_some_and(|c| matches!(c.get(row), Cell::Text(t) if !t.trim().is_empty()));
             if !present(number) && !present(id) {
                 return Some(Rejection {
                     code: RejectCode::MissingField,
@@ -59,7 +59,7 @@ pub(crate) fn verdicts(
                     message: "one of AccountNumber or AccountId is required".into(),
                 });
             }
-            if let (Some(units), Some(Cell::Text(unit))) = (units, uom.map(|c| &c[row]))
+            if let (Some(units), Some(Cell::Text(unit))) = (units, uom.map(|c| c.get(row)))
                 && !units.contains(&unit.to_ascii_uppercase())
             {
                 return Some(Rejection {

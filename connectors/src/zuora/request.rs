@@ -35,13 +35,13 @@ fn write_usage_object(out: &mut Vec<u8>, prepared: &PreparedBatch, row: usize) {
     out.push(b'{');
     let mut first = true;
     for (column, cells) in &prepared.columns {
-        let cell = cells.as_ref().map(|cells| &cells[row]);
+        let cell = cells.as_ref().map(|cells| cells.get(row));
         let value = match cell {
             Some(Cell::Text(text)) if !text.is_empty() => Json::Text(text),
             Some(Cell::Number(text)) if is_json_number(text) => Json::Raw(text),
             Some(Cell::Number(text)) => Json::Text(text),
             Some(Cell::DateTime(dt)) => Json::DateTime(dt),
-            _ if column.default == ColumnDefault::RowKey => Json::Text(&prepared.keys[row]),
+            _ if column.default == ColumnDefault::RowKey => Json::Text(prepared.key(row)),
             _ => continue,
         };
         if !first {
@@ -65,7 +65,7 @@ fn write_usage_object(out: &mut Vec<u8>, prepared: &PreparedBatch, row: usize) {
 enum Json<'a> {
     Text(&'a str),
     Raw(&'a str),
-    DateTime(&'a chrono::NaiveDateTime),
+    DateTime(chrono::NaiveDateTime),
 }
 
 /// `-?digits(.digits)?`: the plain decimals `values` produces, valid JSON numbers as they are.

@@ -120,7 +120,7 @@ impl ZuoraWriter {
         prepared: Arc<PreparedBatch>,
         rows: Vec<usize>,
     ) -> Result<RowResults> {
-        let keys: Vec<&str> = rows.iter().map(|&r| prepared.keys[r].as_str()).collect();
+        let keys: Vec<&str> = rows.iter().map(|&r| prepared.key(r)).collect();
         let request = ApiRequest {
             method: reqwest::Method::POST,
             path: "/v1/action/create".into(),
@@ -185,7 +185,7 @@ impl ZuoraWriter {
                 &context.sync_id,
                 &context.run_id,
                 "object",
-                &[prepared.keys[row].as_str()],
+                &[prepared.key(row)],
             )),
             read_only: false,
         };
@@ -294,7 +294,7 @@ impl ZuoraWriter {
         bytes: Vec<u8>,
         rows: &[usize],
     ) -> Result<Option<String>> {
-        let keys: Vec<&str> = rows.iter().map(|&r| prepared.keys[r].as_str()).collect();
+        let keys: Vec<&str> = rows.iter().map(|&r| prepared.key(r)).collect();
         let request = ApiRequest {
             method: reqwest::Method::POST,
             path: "/v1/usage".into(),
@@ -380,9 +380,9 @@ fn import_fields(prepared: &PreparedBatch, row: usize) -> Vec<String> {
             .iter()
             .find(|(c, _)| c.spec.name == name)
             .and_then(|(_, cells)| cells.as_ref())
-            .map(|c| &c[row])
+            .map(|c| c.get(row))
         {
-            Some(Cell::Text(t)) | Some(Cell::Number(t)) => t.clone(),
+            Some(Cell::Text(t)) | Some(Cell::Number(t)) => t.to_string(),
             Some(Cell::DateTime(dt)) => dt.format("%Y-%m-%dT%H:%M:%S").to_string(),
             _ => String::new(),
         }
@@ -395,7 +395,7 @@ fn import_fields(prepared: &PreparedBatch, row: usize) -> Vec<String> {
         cell("Quantity"),
         cell("Description"),
         if unique.is_empty() {
-            prepared.keys[row].clone()
+            prepared.key(row).to_string()
         } else {
             unique
         },

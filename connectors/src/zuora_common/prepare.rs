@@ -3,14 +3,14 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, AsArray, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 
 use crate::destination::ROW_KEY_COLUMN;
 use crate::error::{ConnectorError, Result};
-use crate::rules::{Cell, Rejection, check_cell, convert_column};
+use crate::rules::{Cell, CellColumn, Rejection, check_cell, convert_column};
 
 use super::layout::{ColumnDefault, ColumnSet, LayoutColumn};
 
@@ -18,9 +18,9 @@ use super::layout::{ColumnDefault, ColumnSet, LayoutColumn};
 #[derive(Debug)]
 pub(crate) struct PreparedBatch {
     /// Output columns in file order, each with its cells (`None`: not mapped).
-    pub columns: Vec<(LayoutColumn, Option<Vec<Cell>>)>,
-    /// The engine's row keys.
-    pub keys: Vec<String>,
+    pub columns: Vec<(LayoutColumn, Option<CellColumn>)>,
+    /// The engine's row keys (null where a batch carries none).
+    keys: StringArray,
     /// `Some(reason)` for every row a field rule refuses.
     pub rejections: Vec<Option<Rejection>>,
 }
@@ -28,7 +28,7 @@ pub(crate) struct PreparedBatch {
 impl PreparedBatch {
     pub fn new(destination: &str, set: &ColumnSet, batch: &RecordBatch) -> Result<Self> {
         let schema = batch.schema();
-        let mut columns: Vec<(LayoutColumn, Option<Vec<Cell>>)> =
+        let mut columns: Vec<(LayoutColumn, Option<CellColumn>)> =
             set.columns.iter().map(|c| (c.clone(), None)).collect();
         for field in schema.fields() {
             if field.name() == ROW_KEY_COLUMN {
@@ -62,7 +62,7 @@ impl PreparedBatch {
                 let reasons: Vec<Rejection> = columns
                     .iter()
                     .filter_map(|(column, cells)| match cells {
-                        Some(cells) => check_cell(&column.spec, column.limits, &cells[row]),
+                        Some(cells) => check_cell(&column.spec, column.limits, cells.get(row)),
                         None => None,
                     })
                     .collect();
@@ -76,38 +76,57 @@ impl PreparedBatch {
         })
     }
 
+    /// The engine's row key of `row` (empty when the batch carries none).
+    pub fn key(&self, row: usize) -> &str {
+        if self.keys.is_valid(row) {
+            self.keys.value(row)
+        } else {
+            ""
+        }
+    }
+
     /// The fields of `row` in output order, rendered as text (borrowed where the cell
     /// already holds its text).
+    #[cfg(test)]
     pub fn render_row(&self, row: usize, account_column: &str, datetime_format: &str) -> Vec<Cow<'_, str>> {
+        let account = self.index_of(account_column);
         (0..self.columns.len())
-            .map(|index| self.rendered(index, row, account_column, datetime_format))
+            .map(|index| self.field(index, row, account).render(datetime_format))
             .collect()
     }
 
     /// The text sent for `column` of `row` (the mapped value, else the column's default), or
     /// `None` when the layout has no such column.
     pub fn text_of(&self, row: usize, column: &str, account_column: &str, datetime_format: &str) -> Option<String> {
-        let index = self.columns.iter().position(|(c, _)| c.spec.name == column)?;
-        Some(self.rendered(index, row, account_column, datetime_format).into_owned())
+        let index = self.index_of(column)?;
+        let account = self.index_of(account_column);
+        Some(self.field(index, row, account).render(datetime_format).into_owned())
     }
 
-    fn rendered(&self, index: usize, row: usize, account_column: &str, datetime_format: &str) -> Cow<'_, str> {
+    /// The position of output column `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|(c, _)| c.spec.name == name)
+    }
+
+    /// What is written for output column `index` of `row`: the mapped value, else the
+    /// column's default (`account` is the position of the account column, which a defaulted
+    /// tag names).
+    pub fn field(&self, index: usize, row: usize, account: Option<usize>) -> Field<'_> {
         let (column, cells) = &self.columns[index];
-        let value = cells.as_ref().map(|cells| render(&cells[row], datetime_format));
+        let value = cells.as_ref().map(|cells| Field::of(cells.get(row)));
         match (value, column.default) {
-            (Some(v), _) if !v.is_empty() => v,
-            (_, ColumnDefault::RowKey) => Cow::Borrowed(self.keys[row].as_str()),
+            (Some(value), _) if !value.is_empty() => value,
+            (_, ColumnDefault::RowKey) => Field::Text(self.key(row)),
             (_, ColumnDefault::AccountTag) => {
-                let account = self
-                    .columns
-                    .iter()
-                    .find(|(c, _)| c.spec.name == account_column)
-                    .and_then(|(_, cells)| cells.as_ref())
-                    .map(|cells| render(&cells[row], datetime_format))
-                    .unwrap_or_default();
-                Cow::Owned(format!("AccountNumber:{account}"))
+                let account = account
+                    .and_then(|index| self.columns[index].1.as_ref())
+                    .map_or(Field::Text(""), |cells| Field::of(cells.get(row)));
+                match account {
+                    Field::Text(text) => Field::Prefixed("AccountNumber:", text),
+                    other => other,
+                }
             }
-            (value, ColumnDefault::Empty) => value.unwrap_or_default(),
+            (value, ColumnDefault::Empty) => value.unwrap_or(Field::Text("")),
         }
     }
 
@@ -117,7 +136,7 @@ impl PreparedBatch {
     }
 }
 
-fn row_keys(destination: &str, batch: &RecordBatch) -> Result<Vec<String>> {
+fn row_keys(destination: &str, batch: &RecordBatch) -> Result<StringArray> {
     let array = batch
         .column_by_name(ROW_KEY_COLUMN)
         .ok_or_else(|| ConnectorError::MissingColumn {
@@ -129,16 +148,7 @@ fn row_keys(destination: &str, batch: &RecordBatch) -> Result<Vec<String>> {
         column: ROW_KEY_COLUMN.to_string(),
         source,
     })?;
-    let strings = strings.as_string::<i32>();
-    Ok((0..strings.len())
-        .map(|i| {
-            if strings.is_null(i) {
-                String::new()
-            } else {
-                strings.value(i).to_string()
-            }
-        })
-        .collect())
+    Ok(strings.as_string::<i32>().clone())
 }
 
 /// One rejection per row: the first reason's code, every reason's message.
@@ -158,22 +168,48 @@ fn combine(mut reasons: Vec<Rejection>) -> Option<Rejection> {
     }
 }
 
-fn render<'a>(cell: &'a Cell, datetime_format: &str) -> Cow<'a, str> {
-    match cell {
-        Cell::Null | Cell::Invalid(_) => Cow::Borrowed(""),
-        Cell::Text(text) | Cell::Number(text) => Cow::Borrowed(text.as_str()),
-        Cell::DateTime(dt) => {
-            let mut out = String::new();
-            // The format was validated with the config; a failure leaves the cell empty,
-            // which the required-field rule then reports instead of panicking here.
-            let written = with_parsed_format(datetime_format, |items| match items {
-                Some(items) => write!(out, "{}", dt.format_with_items(items.iter())),
-                None => Err(std::fmt::Error),
-            });
-            if written.is_err() {
-                out.clear();
+/// One output field of a row, before it is written.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Field<'a> {
+    /// Text as written (numbers included; empty for no value).
+    Text(&'a str),
+    /// Text after a fixed prefix (a defaulted tag: `AccountNumber:<account>`).
+    Prefixed(&'static str, &'a str),
+    /// A date-time, written in the destination's format.
+    DateTime(chrono::NaiveDateTime),
+}
+
+impl<'a> Field<'a> {
+    fn of(cell: Cell<'a>) -> Self {
+        match cell {
+            Cell::Null | Cell::Invalid(_) => Field::Text(""),
+            Cell::Text(text) | Cell::Number(text) => Field::Text(text),
+            Cell::DateTime(dt) => Field::DateTime(dt),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Field::Text(""))
+    }
+
+    /// The field as text, date-times in `datetime_format`.
+    pub fn render(self, datetime_format: &str) -> Cow<'a, str> {
+        match self {
+            Field::Text(text) => Cow::Borrowed(text),
+            Field::Prefixed(prefix, text) => Cow::Owned(format!("{prefix}{text}")),
+            Field::DateTime(dt) => {
+                let mut out = String::new();
+                // The format was validated with the config; a failure leaves the cell empty,
+                // which the required-field rule then reports instead of panicking here.
+                let written = with_parsed_format(datetime_format, |items| match items {
+                    Some(items) => write!(out, "{}", dt.format_with_items(items.iter())),
+                    None => Err(std::fmt::Error),
+                });
+                if written.is_err() {
+                    out.clear();
+                }
+                Cow::Owned(out)
             }
-            Cow::Owned(out)
         }
     }
 }

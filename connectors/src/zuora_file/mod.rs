@@ -6,6 +6,7 @@
 //! A row counts as delivered once the file that carries it is stored.
 
 mod config;
+mod request;
 mod writer;
 
 use std::fmt;

@@ -273,8 +273,8 @@ impl PreparedRows {
                     numbers[slot][row] = text.parse::<f64>().ok();
                 }
                 texts.push(match cell {
-                    Cell::Text(text) | Cell::Number(text) => text.clone(),
-                    Cell::DateTime(value) => rules.date_format.render(value),
+                    Cell::Text(text) | Cell::Number(text) => text.to_string(),
+                    Cell::DateTime(value) => rules.date_format.render(&value),
                     Cell::Null | Cell::Invalid(_) => String::new(),
                 });
             }
@@ -290,9 +290,9 @@ impl PreparedRows {
                     column: ROW_KEY_COLUMN.into(),
                     source,
                 })?
-                .into_iter()
+                .iter()
                 .map(|cell| match cell {
-                    Cell::Text(key) => key,
+                    Cell::Text(key) => key.to_string(),
                     _ => String::new(),
                 })
                 .collect(),

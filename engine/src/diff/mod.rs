@@ -346,11 +346,11 @@ pub async fn new_rows(
     new.select(projection).map_err(DinmoError::engine(context))
 }
 
-/// Streams `frame` into a local Parquet file; returns the row count.
+/// Streams `frame` into a local pending file; returns the row count.
 pub async fn write_frame(frame: DataFrame, path: &Path, context: &str) -> Result<u64> {
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let mut stream = frame.execute_stream().await.map_err(DinmoError::engine(context))?;
-    let mut writer = LocalPartWriter::create(path, schema).await?;
+    let mut writer = LocalPartWriter::create_pending(path, schema).await?;
     while let Some(batch) = stream.next().await {
         writer.write(&batch.map_err(DinmoError::engine(context))?).await?;
     }

@@ -37,6 +37,10 @@ pub struct Commit<'a> {
     pub(crate) lease: LeaseWatch,
     /// Refusals committed so far, by reason.
     rejections: Vec<RejectionSummary>,
+    /// The least time between two commits by [`Commit::checkpoint_if_due`].
+    interval: std::time::Duration,
+    /// When the last commit was stored.
+    last: std::time::Instant,
 }
 
 impl std::fmt::Debug for Commit<'_> {
@@ -63,7 +67,15 @@ impl<'a> Commit<'a> {
             rejected: None,
             lease: LeaseWatch::default(),
             rejections: Vec::new(),
+            interval: std::time::Duration::ZERO,
+            last: std::time::Instant::now(),
         }
+    }
+
+    /// [`Commit::checkpoint_if_due`] commits at most once per `interval`.
+    pub fn committing_every(mut self, interval: std::time::Duration) -> Self {
+        self.interval = interval;
+        self
     }
 
     /// Sending stops once `lease` reports the sync lock lost.
@@ -164,9 +176,18 @@ impl<'a> Commit<'a> {
         std::mem::take(&mut self.rejections)
     }
 
+    /// [`Commit::checkpoint`], unless the last one was less than the commit interval ago.
+    pub async fn checkpoint_if_due(&mut self, manifest: &mut RunManifest) -> Result<()> {
+        if self.last.elapsed() < self.interval {
+            return Ok(());
+        }
+        self.checkpoint(manifest).await
+    }
+
     /// Stores the open parts (the snapshot part first: it is what prevents a resend) and
     /// rewrites the manifest to name them.
     pub async fn checkpoint(&mut self, manifest: &mut RunManifest) -> Result<()> {
+        self.last = std::time::Instant::now();
         let mut stored = false;
         for (slot, folder) in [(self.accepted.take(), "snapshot"), (self.rejected.take(), "rejected")] {
             let Some(writer) = slot else { continue };

@@ -1,9 +1,11 @@
 //! Sending a pending file through a destination and committing what it acknowledges, batch by
-//! batch: after every batch, the acknowledged rows become a snapshot part and the refused rows
-//! a rejected part, and the run manifest is rewritten to name them. A crash loses at most the
-//! rows in flight (a destination may keep requests under way across batches, see
-//! `DestinationWriter::write`), and the next run replays them from the pending file (see
-//! [`crate::sync::recovery`]).
+//! batch: the acknowledged rows become a snapshot part and the refused rows a rejected part,
+//! and the run manifest is rewritten to name them, after a batch once the commit interval has
+//! passed (`DINMO_COMMIT_INTERVAL_MS`, 1 s by default; 0 commits after every batch), and
+//! always at the end, on a failure and when the lock is lost. A crash loses at most the rows
+//! in flight and those acknowledged since the last commit (a destination may keep requests
+//! under way across batches, see `DestinationWriter::write`), and the next run settles them
+//! from the pending file (see [`crate::sync::recovery`]).
 
 use std::path::Path;
 
@@ -117,11 +119,12 @@ pub async fn deliver(
         let answer = writer.write(batch).await;
         crash_point("batch_answered");
         let failure = record_answer(answer, writer.as_mut(), commit).await?;
-        commit.checkpoint(manifest).await?;
         if let Some(error) = failure {
+            commit.checkpoint(manifest).await?;
             progress.finish();
             return Err(to_error(error));
         }
+        commit.checkpoint_if_due(manifest).await?;
         progress.advance(rows);
     }
     let answer = writer.flush().await;

@@ -204,8 +204,9 @@ pub async fn send_rows(
     run.state.write_manifest(&manifest).await?;
     crash_point("intent_recorded");
 
-    let mut commit =
-        Commit::new(&run.state, &run.staging_dir, sync_id, &run.run_id, &run.run_id).guarded_by(&run.lease);
+    let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &run.run_id, &run.run_id)
+        .guarded_by(&run.lease)
+        .committing_every(crate::settings::commit_interval()?);
     let context = WriteContext {
         sync_id: sync_id.to_string(),
         run_id: run.run_id.clone(),

@@ -1,0 +1,215 @@
+//! Encoding a batch into CSV records, apart from the files they land in: batches encode on
+//! blocking threads, several at a time, while the writer places their records into files in
+//! order (a file's content and name do not depend on how the work was spread).
+
+use arrow::record_batch::RecordBatch;
+use chrono::format::{Item, StrftimeItems};
+
+use crate::error::{ConnectorError, EncodeError, Result};
+use crate::rules::Rejection;
+use crate::zuora_common::Layout;
+use crate::zuora_common::encoder::{CSV_TERMINATOR, write_csv_field};
+use crate::zuora_common::prepare::{Field, PreparedBatch};
+
+/// A batch's rows as CSV records.
+#[derive(Debug)]
+pub(super) struct EncodedRows {
+    /// The records of the accepted rows, one after the other.
+    bytes: Vec<u8>,
+    /// Per row: where its record ends in `bytes`, or why it was refused.
+    rows: Vec<std::result::Result<usize, Rejection>>,
+}
+
+/// One row of an [`EncodedRows`].
+pub(super) enum EncodedRow<'a> {
+    /// The row's CSV record, terminator included.
+    Accepted(&'a [u8]),
+    /// A field rule refused the row.
+    Refused(&'a Rejection),
+}
+
+impl EncodedRows {
+    /// The rows in batch order.
+    pub fn rows(&self) -> impl Iterator<Item = EncodedRow<'_>> {
+        let mut start = 0;
+        self.rows.iter().map(move |row| match row {
+            Ok(end) => {
+                let record = &self.bytes[start..*end];
+                start = *end;
+                EncodedRow::Accepted(record)
+            }
+            Err(rejection) => EncodedRow::Refused(rejection),
+        })
+    }
+}
+
+/// What every encoding of one writer shares.
+#[derive(Debug, Clone)]
+pub(super) struct RowEncoder {
+    destination: String,
+    layout: Layout,
+    datetime_format: String,
+}
+
+impl RowEncoder {
+    pub fn new(destination: &str, layout: Layout, datetime_format: &str) -> Self {
+        RowEncoder {
+            destination: destination.to_string(),
+            layout,
+            datetime_format: datetime_format.to_string(),
+        }
+    }
+
+    /// The file header, in output order, for rows of `batch`'s columns.
+    pub fn headers(&self, batch: &RecordBatch) -> Result<Vec<String>> {
+        let prepared = PreparedBatch::new(&self.destination, &self.layout.column_set(), &batch.slice(0, 0))?;
+        Ok(prepared.headers().into_iter().map(str::to_string).collect())
+    }
+
+    /// Checks every row of `batch` against the field rules and encodes the accepted ones,
+    /// column values straight into one buffer (no text allocated per value).
+    pub fn encode(&self, batch: &RecordBatch) -> Result<EncodedRows> {
+        let prepared = PreparedBatch::new(&self.destination, &self.layout.column_set(), batch)?;
+        let items = StrftimeItems::new(&self.datetime_format)
+            .parse_to_owned()
+            .map_err(|_| ConnectorError::Encode {
+                destination: self.destination.clone(),
+                file: "row".into(),
+                source: EncodeError::DateTimeFormat {
+                    format: self.datetime_format.clone(),
+                },
+            })?;
+        let account = prepared.index_of(self.layout.account_column());
+        let columns = prepared.columns.len();
+        let mut bytes = Vec::with_capacity(batch.num_rows() * 32 * columns.max(1));
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        let mut datetime = String::new();
+        for (row, rejection) in prepared.rejections.iter().enumerate() {
+            if let Some(rejection) = rejection {
+                rows.push(Err(rejection.clone()));
+                continue;
+            }
+            for index in 0..columns {
+                if index > 0 {
+                    bytes.push(b',');
+                }
+                match prepared.field(index, row, account) {
+                    Field::Text(text) => write_csv_field(&mut bytes, "", text),
+                    Field::Prefixed(prefix, text) => write_csv_field(&mut bytes, prefix, text),
+                    Field::DateTime(dt) => {
+                        datetime.clear();
+                        write_datetime(&mut datetime, dt, &items);
+                        write_csv_field(&mut bytes, "", &datetime);
+                    }
+                }
+            }
+            bytes.extend_from_slice(CSV_TERMINATOR);
+            rows.push(Ok(bytes.len()));
+        }
+        Ok(EncodedRows { bytes, rows })
+    }
+}
+
+fn write_datetime(out: &mut String, dt: chrono::NaiveDateTime, items: &[Item<'static>]) {
+    use std::fmt::Write as _;
+    // Writing into a String fails only when a format item cannot apply to a naive date-time
+    // (a time zone), which the config's validation refuses.
+    if write!(out, "{}", dt.format_with_items(items.iter())).is_err() {
+        out.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field as ArrowField, Schema, TimeUnit};
+
+    use super::*;
+    use crate::destination::ROW_KEY_COLUMN;
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            ArrowField::new("AccountNumber", DataType::Utf8, true),
+            ArrowField::new("UnitOfMeasure", DataType::Utf8, true),
+            ArrowField::new("StartDateTime", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+            ArrowField::new("Quantity", DataType::Float64, true),
+            ArrowField::new("Description", DataType::Utf8, true),
+            ArrowField::new(ROW_KEY_COLUMN, DataType::Utf8, false),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec![Some("A,1"), Some("A2"), None, Some("A4")])),
+                Arc::new(StringArray::from(vec!["API", "API", "API", "GB"])),
+                Arc::new(TimestampMicrosecondArray::from(vec![
+                    1_763_719_200_000_000,
+                    1_763_719_201_500_000,
+                    0,
+                    0,
+                ])),
+                Arc::new(Float64Array::from(vec![1.5, -2.0, 3.0, 0.25])),
+                Arc::new(StringArray::from(vec![
+                    Some("says \"hi\"\nthen stops"),
+                    None,
+                    None,
+                    Some("é"),
+                ])),
+                Arc::new(StringArray::from(vec!["k1", "k2", "k3", "k4"])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn records_match_the_row_by_row_rendering_and_refusals_are_kept() {
+        let encoder = RowEncoder::new("files", Layout::Current, "%Y-%m-%dT%H:%M:%S");
+        let input = batch();
+        let encoded = encoder.encode(&input).unwrap();
+        // The independent path: render each row's fields as text, then the csv crate.
+        let prepared = PreparedBatch::new("files", &Layout::Current.column_set(), &input).unwrap();
+        let mut expected = Vec::new();
+        for row in 0..input.num_rows() {
+            if prepared.rejections[row].is_none() {
+                let fields = prepared.render_row(row, "AccountNumber", "%Y-%m-%dT%H:%M:%S");
+                let mut writer = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(Vec::new());
+                writer.write_record(fields.iter().map(|f| f.as_ref())).unwrap();
+                expected.push(Some(writer.into_inner().unwrap()));
+            } else {
+                expected.push(None);
+            }
+        }
+        let got: Vec<Option<Vec<u8>>> = encoded
+            .rows()
+            .map(|row| match row {
+                EncodedRow::Accepted(record) => Some(record.to_vec()),
+                EncodedRow::Refused(_) => None,
+            })
+            .collect();
+        assert_eq!(got, expected);
+        assert_eq!(
+            String::from_utf8(got[0].clone().unwrap()).unwrap(),
+            "\"A,1\",\"AccountNumber:A,1\",API,2025-11-21T10:00:00,1.5,\"says \"\"hi\"\"\nthen stops\",k1,\r\n"
+        );
+        assert!(
+            got[1].is_none() && got[2].is_none(),
+            "negative quantity, missing account"
+        );
+        assert_eq!(
+            encoder.headers(&input).unwrap(),
+            [
+                "AccountNumber",
+                "Tag",
+                "UnitOfMeasure",
+                "StartDateTime",
+                "Quantity",
+                "Description",
+                "UniqueKey",
+                "GroupId"
+            ]
+        );
+    }
+}
