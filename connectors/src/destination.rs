@@ -55,8 +55,11 @@ pub struct WriteContext {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowStatus {
     /// The destination acknowledged the row; `destination_id` names where it went (a record
-    /// id, or the file that carries it).
-    Accepted { destination_id: Option<String> },
+    /// id, or the file that carries it). Shared: the rows of one usage file or import carry
+    /// the same id (tens of thousands of rows, one string).
+    Accepted {
+        destination_id: Option<std::sync::Arc<str>>,
+    },
     /// The destination, or a field rule checked before sending, refused the row.
     Rejected(Rejection),
 }

@@ -153,7 +153,7 @@ impl ZuoraWriter {
                             .get("Id")
                             .or_else(|| result.get("id"))
                             .and_then(Value::as_str)
-                            .map(str::to_string),
+                            .map(Arc::from),
                     }
                 } else {
                     let reason = reasons(result).into_iter().next();
@@ -196,7 +196,7 @@ impl ZuoraWriter {
                 .get("Id")
                 .or_else(|| response.body.get("id"))
                 .and_then(Value::as_str)
-                .map(str::to_string);
+                .map(Arc::from);
             return Ok(vec![(row, RowStatus::Accepted { destination_id: id })]);
         }
         Ok(Self::refuse_all(&rows, &response.body, response.status))
@@ -223,8 +223,9 @@ impl ZuoraWriter {
                 Some(import_id) => {
                     let id = format!("import:{import_id}");
                     self.delivered.push(id.clone());
+                    let id: Arc<str> = Arc::from(id);
                     let accepted = file_rows.iter().map(|&r| {
-                        let destination_id = Some(id.clone());
+                        let destination_id = Some(Arc::clone(&id));
                         (r, RowStatus::Accepted { destination_id })
                     });
                     outcomes.push(outcome(batch, accepted.collect())?);

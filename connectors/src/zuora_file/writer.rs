@@ -145,7 +145,7 @@ impl ZuoraFileWriter {
         let mut statuses = Vec::with_capacity(batch.num_rows());
         let mut last_file = None;
         // The destination id of the file a row went to, built once per file, not per row.
-        let mut named: Option<(u32, String)> = None;
+        let mut named: Option<(u32, std::sync::Arc<str>)> = None;
         for row in encoded.rows() {
             let record = match row {
                 EncodedRow::Refused(rejection) => {
@@ -162,11 +162,11 @@ impl ZuoraFileWriter {
                 self.store(file, before).await?;
             }
             let destination_id = match &named {
-                Some((named_sequence, id)) if *named_sequence == sequence => id.clone(),
+                Some((named_sequence, id)) if *named_sequence == sequence => std::sync::Arc::clone(id),
                 _ => {
                     let name = self.encoder_for(&batch)?.file_name(sequence);
-                    let id = self.path_of(&name).to_string();
-                    named = Some((sequence, id.clone()));
+                    let id: std::sync::Arc<str> = self.path_of(&name).to_string().into();
+                    named = Some((sequence, std::sync::Arc::clone(&id)));
                     id
                 }
             };
@@ -331,7 +331,7 @@ mod tests {
                     else {
                         panic!("{status:?}")
                     };
-                    store.head(&Path::from(id.as_str())).await.unwrap();
+                    store.head(&Path::from(id.as_ref())).await.unwrap();
                 }
             }
             acknowledged.extend(outcomes);

@@ -136,7 +136,7 @@ impl RevenueWriter {
             FileOutcome::Delivered { id } => {
                 self.delivered.push(id.clone());
                 RowStatus::Accepted {
-                    destination_id: Some(id),
+                    destination_id: Some(id.into()),
                 }
             }
             FileOutcome::Failed { message } => RowStatus::Rejected(Rejection {

@@ -117,7 +117,7 @@ impl<'a> Commit<'a> {
 
         if accepted_mask.true_count() > 0 {
             let ids: ArrayRef = Arc::new(StringArray::from_iter(outcome.statuses.iter().map(|s| match s {
-                RowStatus::Accepted { destination_id } => destination_id.clone(),
+                RowStatus::Accepted { destination_id } => destination_id.as_deref(),
                 RowStatus::Rejected(_) => None,
             })));
             let batch = extend(

@@ -168,7 +168,7 @@ pub async fn settle_by_lookup(
         let statuses = accepted
             .iter()
             .map(|&i| RowStatus::Accepted {
-                destination_id: found[i as usize].clone(),
+                destination_id: found[i as usize].as_deref().map(Into::into),
             })
             .collect();
         let indices = arrow::array::UInt32Array::from(accepted);
