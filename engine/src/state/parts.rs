@@ -34,8 +34,8 @@ pub struct LocalPartWriter {
     path: PathBuf,
     /// `None` once the file is being finished.
     batches: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
-    /// The encoding thread: the uncompressed size of the data it wrote.
-    encoder: tokio::task::JoinHandle<Result<u64>>,
+    /// The encoding thread: the uncompressed size of the data it wrote. `None` once joined.
+    encoder: Option<tokio::task::JoinHandle<Result<u64>>>,
     rows: u64,
 }
 
@@ -104,7 +104,7 @@ impl LocalPartWriter {
         Ok(LocalPartWriter {
             path: path.to_path_buf(),
             batches: Some(batches),
-            encoder,
+            encoder: Some(encoder),
             rows: 0,
         })
     }
@@ -121,9 +121,20 @@ impl LocalPartWriter {
         }
         // The encoder stopped taking batches: it failed, and says why when joined.
         self.batches = None;
-        match (&mut self.encoder).await {
-            Ok(Err(error)) => Err(error),
-            joined => Err(self.stopped(joined.err())),
+        match self.join().await {
+            Ok(_) => Err(self.stopped(None)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Waits for the encoding thread (once; later calls find it gone).
+    async fn join(&mut self) -> Result<u64> {
+        match self.encoder.take() {
+            Some(encoder) => match encoder.await {
+                Ok(written) => written,
+                Err(source) => Err(self.stopped(Some(source))),
+            },
+            None => Err(self.stopped(None)),
         }
     }
 
@@ -157,10 +168,7 @@ impl LocalPartWriter {
     pub async fn finish_measured(mut self) -> Result<(PathBuf, u64, u64)> {
         // Closing the queue tells the encoder to write the footer.
         self.batches = None;
-        let bytes = match (&mut self.encoder).await {
-            Ok(written) => written?,
-            Err(source) => return Err(self.stopped(Some(source))),
-        };
+        let bytes = self.join().await?;
         Ok((self.path, self.rows, bytes))
     }
 }
@@ -181,4 +189,72 @@ fn encode(
         .iter()
         .map(|group| u64::try_from(group.total_byte_size()).unwrap_or(0))
         .sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::StringArray;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+
+    fn keys(range: std::ops::Range<usize>) -> RecordBatch {
+        let values: Vec<String> = range.map(|i| format!("{i:032x}")).collect();
+        RecordBatch::try_new(key_part_schema(), vec![Arc::new(StringArray::from(values))]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn batches_written_on_the_encoding_thread_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/part.parquet");
+        let mut writer = LocalPartWriter::create(&path, key_part_schema()).await.unwrap();
+        // More batches than the queue holds, so the writer waits for the encoder.
+        for start in (0..10_000).step_by(1_000) {
+            writer.write(&keys(start..start + 1_000)).await.unwrap();
+        }
+        assert_eq!(writer.rows(), 10_000);
+        let (written, rows, bytes) = writer.finish_measured().await.unwrap();
+        assert_eq!((written.as_path(), rows), (path.as_path(), 10_000));
+        assert!(bytes >= 10_000 * 32, "uncompressed size {bytes}");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let read: Vec<String> = reader.flat_map(|batch| crate::diff::keys_of(&batch.unwrap())).collect();
+        let expected: Vec<String> = (0..10_000).map(|i| format!("{i:032x}")).collect();
+        assert_eq!(read, expected);
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_file_cannot_take_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LocalPartWriter::create(&dir.path().join("p.parquet"), key_part_schema())
+            .await
+            .unwrap();
+        // A batch of another schema: the encoder refuses it and stops; the error comes back on
+        // a later write or at the finish, never a panic or a wait without end.
+        let other = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+                "x",
+                arrow::datatypes::DataType::Int64,
+                false,
+            )])),
+            vec![Arc::new(arrow::array::Int64Array::from(vec![1]))],
+        )
+        .unwrap();
+        let mut failed = false;
+        for _ in 0..(QUEUED_BATCHES + 2) {
+            if writer.write(&other).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        let finished = writer.finish().await;
+        assert!(
+            failed || finished.is_err(),
+            "the refused batch must surface as an error"
+        );
+    }
 }
