@@ -173,70 +173,63 @@ fn parse_decimal_text(raw: &str) -> Result<&str, String> {
 
 fn datetime_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
     let mut invalid = HashMap::new();
-    let mut refuse = |row: usize, reason: String| {
-        invalid.insert(row, reason);
-        None
-    };
-    let values: Vec<Option<NaiveDateTime>> = match array.data_type() {
+    let out_of_range = |what: &str| Err(format!("{what} out of range"));
+    let values = match array.data_type() {
         DataType::Timestamp(_, tz) => {
             // The stored i64 is UTC for zone-aware timestamps and wall-clock for naive ones;
             // only the unit changes here, so the instant is preserved either way.
             let micros = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))?;
-            micros
-                .as_primitive::<TimestampMicrosecondType>()
-                .iter()
-                .enumerate()
-                .map(|(row, v)| match v {
-                    None => None,
-                    Some(v) => match DateTime::from_timestamp_micros(v) {
-                        Some(dt) => Some(dt.naive_utc()),
-                        None => refuse(row, "timestamp out of range".to_string()),
-                    },
-                })
-                .collect()
+            let values = micros.as_primitive::<TimestampMicrosecondType>().iter();
+            each_datetime(values, &mut invalid, |v| match DateTime::from_timestamp_micros(v) {
+                Some(dt) => Ok(dt.naive_utc()),
+                None => out_of_range("timestamp"),
+            })
         }
-        DataType::Date32 => array
-            .as_primitive::<Date32Type>()
-            .iter()
-            .enumerate()
-            .map(|(row, v)| match v {
-                None => None,
-                Some(days) => match Date32Type::to_naive_date_opt(days).and_then(|d| d.and_hms_opt(0, 0, 0)) {
-                    Some(dt) => Some(dt),
-                    None => refuse(row, "date out of range".to_string()),
-                },
+        DataType::Date32 => {
+            let values = array.as_primitive::<Date32Type>().iter();
+            each_datetime(values, &mut invalid, |days| {
+                match Date32Type::to_naive_date_opt(days).and_then(|d| d.and_hms_opt(0, 0, 0)) {
+                    Some(dt) => Ok(dt),
+                    None => out_of_range("date"),
+                }
             })
-            .collect(),
-        DataType::Date64 => array
-            .as_primitive::<Date64Type>()
-            .iter()
-            .enumerate()
-            .map(|(row, v)| match v {
-                None => None,
-                Some(ms) => match DateTime::from_timestamp_millis(ms) {
-                    Some(dt) => Some(dt.naive_utc()),
-                    None => refuse(row, "date out of range".to_string()),
-                },
+        }
+        DataType::Date64 => {
+            let values = array.as_primitive::<Date64Type>().iter();
+            each_datetime(values, &mut invalid, |ms| match DateTime::from_timestamp_millis(ms) {
+                Some(dt) => Ok(dt.naive_utc()),
+                None => out_of_range("date"),
             })
-            .collect(),
+        }
         _ => {
             let strings = cast(array, &DataType::Utf8)?;
-            strings
-                .as_string::<i32>()
-                .iter()
-                .enumerate()
-                .map(|(row, v)| match v.map(parse_datetime_text) {
-                    None => None,
-                    Some(Ok(dt)) => Some(dt),
-                    Some(Err(reason)) => refuse(row, reason),
-                })
-                .collect()
+            each_datetime(strings.as_string::<i32>().iter(), &mut invalid, parse_datetime_text)
         }
     };
     Ok(CellColumn {
         values: Values::DateTime(values),
         invalid,
     })
+}
+
+/// Converts each present value with `convert`; a value it refuses becomes null, its reason
+/// recorded under its row in `invalid`.
+fn each_datetime<T>(
+    values: impl Iterator<Item = Option<T>>,
+    invalid: &mut HashMap<usize, String>,
+    convert: impl Fn(T) -> Result<NaiveDateTime, String>,
+) -> Vec<Option<NaiveDateTime>> {
+    values
+        .enumerate()
+        .map(|(row, value)| match value.map(&convert) {
+            None => None,
+            Some(Ok(dt)) => Some(dt),
+            Some(Err(reason)) => {
+                invalid.insert(row, reason);
+                None
+            }
+        })
+        .collect()
 }
 
 /// Accepts RFC 3339 (converted to UTC), `YYYY-MM-DD[ T]HH:MM:SS[.f]` and `YYYY-MM-DD`.
