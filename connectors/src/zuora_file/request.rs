@@ -3,13 +3,13 @@
 //! order (a file's content and name do not depend on how the work was spread).
 
 use arrow::record_batch::RecordBatch;
-use chrono::format::{Item, StrftimeItems};
+use chrono::format::Item;
 
 use crate::error::{ConnectorError, EncodeError, Result};
 use crate::rules::Rejection;
 use crate::zuora_common::Layout;
 use crate::zuora_common::encoder::{CSV_TERMINATOR, write_csv_field};
-use crate::zuora_common::prepare::{Field, PreparedBatch};
+use crate::zuora_common::prepare::{Field, PreparedBatch, with_parsed_format, write_datetime};
 
 /// A batch's rows as CSV records.
 #[derive(Debug)]
@@ -70,19 +70,24 @@ impl RowEncoder {
     /// column values straight into one buffer (no text allocated per value).
     pub fn encode(&self, batch: &RecordBatch) -> Result<EncodedRows> {
         let prepared = PreparedBatch::new(&self.destination, &self.layout.column_set(), batch)?;
-        let items = StrftimeItems::new(&self.datetime_format)
-            .parse_to_owned()
-            .map_err(|_| ConnectorError::Encode {
+        with_parsed_format(&self.datetime_format, |items| {
+            let items = items.ok_or_else(|| ConnectorError::Encode {
                 destination: self.destination.clone(),
                 file: "row".into(),
                 source: EncodeError::DateTimeFormat {
                     format: self.datetime_format.clone(),
                 },
             })?;
+            Ok(self.encode_rows(&prepared, items))
+        })
+    }
+
+    fn encode_rows(&self, prepared: &PreparedBatch, items: &[Item<'static>]) -> EncodedRows {
         let account = prepared.index_of(self.layout.account_column());
         let columns = prepared.columns.len();
-        let mut bytes = Vec::with_capacity(batch.num_rows() * 32 * columns.max(1));
-        let mut rows = Vec::with_capacity(batch.num_rows());
+        let count = prepared.rejections.len();
+        let mut bytes = Vec::with_capacity(count * 32 * columns.max(1));
+        let mut rows = Vec::with_capacity(count);
         let mut datetime = String::new();
         for (row, rejection) in prepared.rejections.iter().enumerate() {
             if let Some(rejection) = rejection {
@@ -98,7 +103,7 @@ impl RowEncoder {
                     Field::Prefixed(prefix, text) => write_csv_field(&mut bytes, prefix, text),
                     Field::DateTime(dt) => {
                         datetime.clear();
-                        write_datetime(&mut datetime, dt, &items);
+                        write_datetime(&mut datetime, dt, items);
                         write_csv_field(&mut bytes, "", &datetime);
                     }
                 }
@@ -106,16 +111,7 @@ impl RowEncoder {
             bytes.extend_from_slice(CSV_TERMINATOR);
             rows.push(Ok(bytes.len()));
         }
-        Ok(EncodedRows { bytes, rows })
-    }
-}
-
-fn write_datetime(out: &mut String, dt: chrono::NaiveDateTime, items: &[Item<'static>]) {
-    use std::fmt::Write as _;
-    // Writing into a String fails only when a format item cannot apply to a naive date-time
-    // (a time zone), which the config's validation refuses.
-    if write!(out, "{}", dt.format_with_items(items.iter())).is_err() {
-        out.clear();
+        EncodedRows { bytes, rows }
     }
 }
 
