@@ -151,9 +151,6 @@ pub enum EncodeError {
     /// A single row is larger than the whole size budget of a file.
     #[error("a row of {row_bytes} bytes does not fit in a file of at most {max_bytes} bytes")]
     RowTooLarge { row_bytes: usize, max_bytes: u64 },
-    /// The CSV writer failed.
-    #[error("{0}")]
-    Csv(#[from] csv::Error),
     /// The date-time format does not parse (the config's validation refuses such formats).
     #[error("the date-time format `{format}` is not a valid strftime format")]
     DateTimeFormat { format: String },

@@ -4,7 +4,7 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::error::{ConnectorError, EncodeError, Result};
+use crate::zuora_common::encoder::write_csv_record;
 
 /// The name of part `sequence` of a run: `<sync>-<run>-<NNNN>.csv`. Revenue lists uploads by
 /// file name under Uploaded Files, so a person can find any file dinmo sent.
@@ -16,7 +16,7 @@ pub fn file_name(sync_id: &str, run_id: &str, sequence: u32) -> String {
 pub struct OpenFile {
     /// Its part number in the run, from 1.
     pub sequence: u32,
-    writer: csv::Writer<Vec<u8>>,
+    bytes: Vec<u8>,
     keys: Xxh3,
     /// The rows it carries: (batch number in the run, row in the batch).
     pub members: Vec<(u64, u32)>,
@@ -54,37 +54,24 @@ impl std::fmt::Debug for OpenFile {
 }
 
 impl OpenFile {
-    /// A file whose first line is `headers`.
-    pub fn new<'a>(destination: &str, sequence: u32, headers: impl IntoIterator<Item = &'a str>) -> Result<Self> {
-        let mut writer = csv::WriterBuilder::new()
-            .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::with_capacity(1 << 20));
-        writer
-            .write_record(headers)
-            .map_err(|e| encode_error(destination, "header", e))?;
-        Ok(OpenFile {
+    /// A file whose first line is `headers` (CSV as the usage files write it).
+    pub fn new<'a>(sequence: u32, headers: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut bytes = Vec::with_capacity(1 << 20);
+        write_csv_record(&mut bytes, headers);
+        OpenFile {
             sequence,
-            writer,
+            bytes,
             keys: Xxh3::new(),
             members: Vec::new(),
-        })
+        }
     }
 
     /// Appends one row (`key` is its row key).
-    pub fn push<'a>(
-        &mut self,
-        destination: &str,
-        member: (u64, u32),
-        key: &str,
-        cells: impl IntoIterator<Item = &'a str>,
-    ) -> Result<()> {
-        self.writer
-            .write_record(cells)
-            .map_err(|e| encode_error(destination, "row", e))?;
+    pub fn push<'a>(&mut self, member: (u64, u32), key: &str, cells: impl IntoIterator<Item = &'a str>) {
+        write_csv_record(&mut self.bytes, cells);
         self.keys.update(key.as_bytes());
         self.keys.update(b"\n");
         self.members.push(member);
-        Ok(())
     }
 
     /// Data lines so far.
@@ -93,26 +80,14 @@ impl OpenFile {
     }
 
     /// Closes the file under its name.
-    pub fn finish(self, destination: &str, name: String) -> Result<ReadyFile> {
-        let bytes = self
-            .writer
-            .into_inner()
-            .map_err(|e| encode_error(destination, &name, EncodeError::Io(e.into_error())))?;
-        Ok(ReadyFile {
+    pub fn finish(self, name: String) -> ReadyFile {
+        ReadyFile {
             sequence: self.sequence,
             name,
-            bytes,
+            bytes: self.bytes,
             keys_hash: format!("{:032x}", self.keys.digest128()),
             members: self.members,
-        })
-    }
-}
-
-fn encode_error(destination: &str, file: &str, source: impl Into<EncodeError>) -> ConnectorError {
-    ConnectorError::Encode {
-        destination: destination.to_string(),
-        file: file.to_string(),
-        source: source.into(),
+        }
     }
 }
 
@@ -123,11 +98,10 @@ mod tests {
     #[test]
     fn the_same_rows_make_the_same_file() {
         let build = || {
-            let mut file = OpenFile::new("rev", 1, ["SO Line ID", "Sub Product"]).unwrap();
-            file.push("rev", (0, 0), "k1", ["SO-1", "API, premium"]).unwrap();
-            file.push("rev", (0, 1), "k2", ["SO-2", "Storage"]).unwrap();
-            file.finish("rev", file_name("usage.revenue", "20261122T000000000Z-ab12", 1))
-                .unwrap()
+            let mut file = OpenFile::new(1, ["SO Line ID", "Sub Product"]);
+            file.push((0, 0), "k1", ["SO-1", "API, premium"]);
+            file.push((0, 1), "k2", ["SO-2", "Storage"]);
+            file.finish(file_name("usage.revenue", "20261122T000000000Z-ab12", 1))
         };
         let (a, b) = (build(), build());
         assert_eq!((a.bytes.clone(), a.keys_hash.clone()), (b.bytes, b.keys_hash));

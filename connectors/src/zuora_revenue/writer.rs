@@ -83,7 +83,7 @@ impl RevenueWriter {
             return Ok(());
         };
         let name = file_name(&self.context.sync_id, &self.context.run_id, open.sequence);
-        let file = open.finish(&self.destination, name)?;
+        let file = open.finish(name);
         match &self.sink {
             Sink::Folder(output) => {
                 let outcome = store(&self.destination, output, &self.context.sync_id, &file).await;
@@ -221,11 +221,11 @@ impl DestinationWriter for RevenueWriter {
                 let sequence = self.next_sequence;
                 self.next_sequence += 1;
                 let headers = prepared.headers.iter().map(String::as_str);
-                self.open = Some(OpenFile::new(&self.destination, sequence, headers)?);
+                self.open = Some(OpenFile::new(sequence, headers));
             }
             if let Some(open) = self.open.as_mut() {
                 let key = prepared.keys.get(row).map_or("", String::as_str);
-                open.push(&self.destination, (number, row as u32), key, prepared.row(row))?;
+                open.push((number, row as u32), key, prepared.row(row));
                 if open.lines() >= self.max_lines {
                     self.close_file().await?;
                 }
