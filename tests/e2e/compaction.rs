@@ -239,7 +239,8 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     let out = dinmo_in(project.path(), &["run", "--memory-limit", "8MB"], &[]);
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 40000"), "{}", describe(&out));
-    // 40,000 snapshot keys take over half of 4 MB: the anti-join sorts instead of hashing.
+    // 40,000 snapshot keys take 800 KB as a key set: within half of 4 MB, so the anti-join
+    // looks them up there.
     let out = dinmo_in(
         project.path(),
         &["run", "--memory-limit", "4MB"],
@@ -247,7 +248,22 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     );
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
+    assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+    // Over half of 1.5 MB: DataFusion joins instead, and sorts (a hash table would not fit
+    // either). At the default batch size its sorts need more than that, and the error says so
+    // and names the sorter, which shows the sort-merge join really ran.
+    let out = dinmo_in(
+        project.path(),
+        &["run", "--memory-limit", "1500KB"],
+        &[("DINMO_LOG", "info")],
+    );
     assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("ExternalSorter") && stderr(&out).contains("raise `--memory-limit`"),
+        "{}",
+        describe(&out)
+    );
     let tight = dinmo_in(project.path(), &["run", "--memory-limit", "1KB"], &[]);
     assert_eq!(code(&tight), 1, "{}", describe(&tight));
     assert!(

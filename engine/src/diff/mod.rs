@@ -1,6 +1,14 @@
 //! The diff: run the model once into a local staging file (with each sync's row key added),
-//! check the primary key, then anti-join the staged rows against each sync's snapshot inside
-//! DataFusion. Batches stream throughout; neither side is collected into memory.
+//! check the primary key, then anti-join the staged rows against each sync's snapshot.
+//! Batches stream throughout; the staged rows are never collected into memory.
+//!
+//! Both checks hold row keys as 128-bit hashes in a [`KeySet`] (the primary-key check while
+//! staging, the snapshot's keys for the anti-join), with its memory accounted to the session's
+//! pool. When the pool cannot hold a set, DataFusion does the job instead (a GROUP BY, a hash
+//! or sort-merge join), spilling where it must.
+
+mod anti_join;
+mod key_set;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,11 +23,12 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::{DataFrame, SessionContext, col, ident};
 use dinmo_connectors::ROW_KEY_COLUMN;
 use futures::StreamExt;
+use key_set::{KeySet, OutOfMemory};
 
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
-use crate::state::row_key::row_keys;
+use crate::state::row_key::{hex_keys, row_hashes};
 use crate::state::{LocalPartWriter, key_part_schema};
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync.
@@ -78,6 +87,7 @@ fn conform(batch: &RecordBatch, planned: &Schema) -> std::result::Result<RecordB
 /// keying and encoding use every core; the files together are the staged table.
 pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
     let model = planned.model;
+    let started = std::time::Instant::now();
     let key_indices: Vec<usize> = model
         .primary_key
         .iter()
@@ -89,6 +99,10 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     }
     let staged_schema: SchemaRef = Arc::new(Schema::new(fields));
     let folder = staging_dir.join(format!("{}.model", model.name));
+    let seen = KeySet::empty(
+        &ctx.runtime_env().memory_pool,
+        format!("model `{}`: primary key check", model.name),
+    );
     let job = Arc::new(StageJob {
         model: model.name.clone(),
         file: model.file.clone(),
@@ -96,6 +110,8 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         staged_schema: Arc::clone(&staged_schema),
         key_indices,
         sync_ids: planned.syncs.iter().map(|s| s.sync.id.clone()).collect(),
+        seen,
+        seen_overflowed: std::sync::atomic::AtomicBool::new(false),
     });
     let streams = planned
         .frame
@@ -108,7 +124,7 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         let path = folder.join(format!("part-{partition:04}.parquet"));
         tasks.spawn(stage_partition(stream, path, Arc::clone(&job)));
     }
-    let (mut rows, mut bytes, mut null_keys) = (0u64, 0u64, 0u64);
+    let (mut rows, mut bytes, mut null_keys, mut repeated) = (0u64, 0u64, 0u64, 0u64);
     while let Some(done) = tasks.join_next().await {
         let staged = done.map_err(|source| DinmoError::Interrupted {
             task: format!("staging model `{}`", model.name),
@@ -117,7 +133,11 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         rows += staged.rows;
         bytes += staged.bytes;
         null_keys += staged.null_keys;
+        repeated += staged.repeated_keys;
     }
+    // Every task is done: this is the last reference, and the set's memory goes back.
+    let checked_in_memory = !job.seen_overflowed.load(std::sync::atomic::Ordering::Relaxed);
+    drop(job);
     let key = model.primary_key.join(", ");
     if null_keys > 0 {
         return Err(DinmoError::NullPrimaryKey {
@@ -136,7 +156,28 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     let listing = ListingTable::try_new(config).map_err(DinmoError::engine(context.clone()))?;
     ctx.register_table(table.as_str(), Arc::new(listing))
         .map_err(DinmoError::engine(context))?;
-    check_unique(ctx, &table, &model.name, &model.primary_key).await?;
+    let staged_at = started.elapsed();
+    if !checked_in_memory || repeated > 0 {
+        // The set did not fit, or a key repeated: the query finds (and names) the repeats.
+        check_unique(ctx, &table, &model.name, &model.primary_key).await?;
+        if checked_in_memory {
+            return Err(DinmoError::DuplicatePrimaryKey {
+                model: model.name.clone(),
+                key: model.primary_key.join(", "),
+                examples: format!(
+                    "{repeated} row(s) have the row key of another row with a different primary key (an \
+                     xxh3-128 collision); nothing was sent"
+                ),
+            });
+        }
+    }
+    tracing::debug!(
+        model = %model.name,
+        rows,
+        staging_ms = staged_at.as_millis() as u64,
+        key_check_ms = (started.elapsed() - staged_at).as_millis() as u64,
+        "model staged and its primary key checked"
+    );
     Ok(StagedModel {
         table,
         path: folder,
@@ -154,9 +195,32 @@ struct StageJob {
     staged_schema: SchemaRef,
     key_indices: Vec<usize>,
     sync_ids: Vec<String>,
+    /// Row keys seen so far (the first sync's, or the key of an unnamed sync), to find a
+    /// primary key that repeats.
+    seen: KeySet,
+    /// The pool could not hold `seen`: it was emptied, and the query checks the key instead.
+    seen_overflowed: std::sync::atomic::AtomicBool,
 }
 
 impl StageJob {
+    /// Adds row keys to the primary-key check; returns how many were seen before. When the
+    /// pool cannot hold them, the set is emptied and the query will check instead.
+    fn remember(&self, hashes: &[u128]) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.seen_overflowed.load(Relaxed) {
+            return 0;
+        }
+        match self.seen.insert(hashes) {
+            Ok(repeated) => repeated,
+            Err(OutOfMemory) => {
+                tracing::info!(model = %self.model, "the primary key check does not fit the memory limit: a query checks it instead");
+                self.seen_overflowed.store(true, Relaxed);
+                self.seen.clear();
+                0
+            }
+        }
+    }
+
     fn query_error(&self, source: datafusion::error::DataFusionError) -> DinmoError {
         if matches!(
             source.find_root(),
@@ -181,7 +245,7 @@ async fn stage_partition(
     job: Arc<StageJob>,
 ) -> Result<StagedPartition> {
     let mut writer = LocalPartWriter::create_temporary(&path, Arc::clone(&job.staged_schema)).await?;
-    let mut null_keys = 0u64;
+    let (mut null_keys, mut repeated_keys) = (0u64, 0u64);
     let context = || format!("model `{}`: staging", job.model);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|source| job.query_error(source))?;
@@ -198,15 +262,28 @@ async fn stage_partition(
             continue; // keep counting; nothing with a null key is staged
         }
         let mut columns = batch.columns().to_vec();
-        for sync_id in &job.sync_ids {
-            columns.push(row_keys(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?);
+        for (index, sync_id) in job.sync_ids.iter().enumerate() {
+            let hashes = row_hashes(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
+            if index == 0 {
+                repeated_keys += job.remember(&hashes);
+            }
+            columns.push(hex_keys(&hashes).map_err(DinmoError::arrow(context()))?);
+        }
+        if job.sync_ids.is_empty() {
+            let hashes = row_hashes("", &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
+            repeated_keys += job.remember(&hashes);
         }
         let keyed =
             RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
         writer.write(&keyed).await?;
     }
     let (_, rows, bytes) = writer.finish_measured().await?;
-    Ok(StagedPartition { rows, bytes, null_keys })
+    Ok(StagedPartition {
+        rows,
+        bytes,
+        null_keys,
+        repeated_keys,
+    })
 }
 
 /// What one staging task wrote.
@@ -217,6 +294,8 @@ struct StagedPartition {
     bytes: u64,
     /// Rows with a null key column (none of them staged).
     null_keys: u64,
+    /// Rows whose key was seen before.
+    repeated_keys: u64,
 }
 
 /// What a 32-hex-digit key costs in a hash table: the string, its offset, and the table's
@@ -318,6 +397,11 @@ pub async fn new_rows(
     snapshot: Option<Snapshot>,
 ) -> Result<DataFrame> {
     let context = format!("sync `{}`: diff", sync.id);
+    if let Some(snapshot) = &snapshot {
+        choose_join(ctx, snapshot.rows.saturating_mul(KEY_BYTES_IN_MEMORY)).await?;
+    }
+    // Frames plan with the session's settings of when they were made: both sides are made (or
+    // made again) after the join's strategy is set, or the setting would not reach the join.
     let staged_frame = ctx
         .table(staged.table.as_str())
         .await
@@ -326,24 +410,65 @@ pub async fn new_rows(
     // The snapshot's keys are the hash table (one narrow column) and the staged rows stream
     // past it: memory follows the snapshot's key count, not the width of the model's rows.
     let new = match snapshot {
-        Some(snapshot) => {
-            choose_join(ctx, snapshot.rows.saturating_mul(KEY_BYTES_IN_MEMORY)).await?;
-            snapshot
-                .frame
-                .join(
-                    staged_frame,
-                    JoinType::RightAnti,
-                    &[ROW_KEY_COLUMN],
-                    &[key.as_str()],
-                    None,
-                )
-                .map_err(DinmoError::engine(context.clone()))?
-        }
+        Some(snapshot) => DataFrame::new(ctx.state(), snapshot.frame.into_unoptimized_plan())
+            .join(
+                staged_frame,
+                JoinType::RightAnti,
+                &[ROW_KEY_COLUMN],
+                &[key.as_str()],
+                None,
+            )
+            .map_err(DinmoError::engine(context.clone()))?,
         None => staged_frame,
     };
     let mut projection: Vec<_> = sync.mapping.iter().map(|m| ident(&m.column).alias(&m.field)).collect();
     projection.push(col(key.as_str()).alias(ROW_KEY_COLUMN));
     new.select(projection).map_err(DinmoError::engine(context))
+}
+
+/// Writes the new rows of one sync (see [`new_rows`]) to a local pending file at `path`;
+/// returns how many there are.
+///
+/// The snapshot's keys go into a [`KeySet`] when the session's pool can hold it in half its
+/// size (as a hash join's table would), and the staged rows stream past it; otherwise
+/// DataFusion joins, sorting and spilling when the keys would not fit a hash table.
+pub async fn write_new_rows(
+    ctx: &SessionContext,
+    staged: &StagedModel,
+    sync_index: usize,
+    sync: &Sync,
+    snapshot: Option<Snapshot>,
+    path: &Path,
+) -> Result<u64> {
+    use datafusion::execution::memory_pool::MemoryLimit;
+    let context = format!("sync `{}`: new rows", sync.id);
+    let Some(snapshot) = snapshot else {
+        let frame = new_rows(ctx, staged, sync_index, sync, None).await?;
+        return write_frame(frame, path, &context).await;
+    };
+    let pool = &ctx.runtime_env().memory_pool;
+    let fits = match pool.memory_limit() {
+        MemoryLimit::Finite(limit) => key_set::bytes_for(snapshot.rows) <= (limit / 2) as u64,
+        MemoryLimit::Infinite | MemoryLimit::Unknown => true,
+    };
+    let set = match fits {
+        true => KeySet::with_capacity(pool, format!("sync `{}`: snapshot keys", sync.id), snapshot.rows).ok(),
+        false => None,
+    };
+    let filled = match set {
+        Some(set) => anti_join::fill(set, snapshot.frame.clone(), &context).await?,
+        None => None,
+    };
+    match filled {
+        Some(keys) => {
+            let rows = new_rows(ctx, staged, sync_index, sync, None).await?;
+            anti_join::write_unseen(rows, keys, path, &context).await
+        }
+        None => {
+            let frame = new_rows(ctx, staged, sync_index, sync, Some(snapshot)).await?;
+            write_frame(frame, path, &context).await
+        }
+    }
 }
 
 /// Streams `frame` into a local pending file; returns the row count.

@@ -50,25 +50,66 @@ pub fn check_key_type(data_type: &DataType) -> Result<(), String> {
 /// buffers into one reused buffer; other types go through [`canonical_column`]. Both give the
 /// same bytes (a test holds them to it), so the key does not depend on the path taken.
 pub fn row_keys(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Result<ArrayRef, ArrowError> {
+    hex_keys(&row_hashes(sync_id, batch, key_columns)?)
+}
+
+/// The 128-bit hash behind the key of every row of `batch`; [`hex_keys`] writes them as keys.
+pub fn row_hashes(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Result<Vec<u128>, ArrowError> {
     let columns = key_columns
         .iter()
         .map(|&i| KeyColumn::of(batch.column(i)))
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = batch.num_rows();
-    let mut hex = Vec::with_capacity(rows * 32);
     let mut buffer = Vec::with_capacity(64);
     buffer.extend_from_slice(sync_id.as_bytes());
     buffer.push(0);
     let prefix = buffer.len();
-    for row in 0..rows {
-        buffer.truncate(prefix);
-        for column in &columns {
-            column.encode(row, &mut buffer);
-        }
-        push_hex(&mut hex, xxh3_128(&buffer));
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            buffer.truncate(prefix);
+            for column in &columns {
+                column.encode(row, &mut buffer);
+            }
+            xxh3_128(&buffer)
+        })
+        .collect())
+}
+
+/// Row keys (32 lower-case hex digits each) of `hashes`.
+pub fn hex_keys(hashes: &[u128]) -> Result<ArrayRef, ArrowError> {
+    let mut hex = Vec::with_capacity(hashes.len() * 32);
+    for &hash in hashes {
+        push_hex(&mut hex, hash);
     }
-    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(32, rows));
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(32, hashes.len()));
     Ok(Arc::new(StringArray::try_new(offsets, hex.into(), None)?))
+}
+
+/// The hash a row key spells, or `None` when `key` is not 32 lower-case hex digits.
+pub fn parse_key(key: &[u8]) -> Option<u128> {
+    /// Each byte's value as a hex digit, or 16 when it is not one.
+    const DIGIT: [u8; 256] = {
+        let mut table = [16u8; 256];
+        let mut i = 0;
+        while i < 10 {
+            table[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            table[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        table
+    };
+    let key: &[u8; 32] = key.try_into().ok()?;
+    let mut bytes = [0u8; 16];
+    let mut invalid = 0u8;
+    for (byte, pair) in bytes.iter_mut().zip(key.chunks_exact(2)) {
+        let (high, low) = (DIGIT[usize::from(pair[0])], DIGIT[usize::from(pair[1])]);
+        invalid |= high | low;
+        *byte = (high << 4) | (low & 0x0f);
+    }
+    (invalid & 0x10 == 0).then(|| u128::from_be_bytes(bytes))
 }
 
 /// One primary-key column, ready to encode row by row.
@@ -280,6 +321,27 @@ mod tests {
         let indices: Vec<usize> = (0..batch.num_columns()).collect();
         let keys = row_keys("m.d", &batch, &indices).unwrap();
         keys.as_string::<i32>().iter().map(|k| k.unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn a_key_parses_back_to_its_hash_and_nothing_else_parses() {
+        for hash in [0u128, 1, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210] {
+            let keys = hex_keys(&[hash]).unwrap();
+            let key = keys.as_string::<i32>().value(0);
+            assert_eq!(key, format!("{hash:032x}"));
+            assert_eq!(parse_key(key.as_bytes()), Some(hash));
+        }
+        let good = "0123456789abcdef0123456789abcdef";
+        assert!(parse_key(good.as_bytes()).is_some());
+        for bad in [
+            &good[1..],
+            "0123456789ABCDEF0123456789abcdef",
+            "0123456789abcdef0123456789abcdeg",
+            "",
+        ] {
+            assert_eq!(parse_key(bad.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(parse_key(format!("{good}0").as_bytes()), None);
     }
 
     #[test]

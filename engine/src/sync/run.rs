@@ -7,7 +7,7 @@ use dinmo_connectors::WriteContext;
 use dinmo_connectors::failpoint::crash_point;
 use tracing::{Instrument, info, info_span};
 
-use crate::diff::{Snapshot, StagedModel, new_rows, snapshot_frame, write_frame};
+use crate::diff::{Snapshot, StagedModel, snapshot_frame, write_new_rows};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
@@ -73,7 +73,9 @@ async fn sync_inner(
         ));
     }
 
+    let started = std::time::Instant::now();
     let snapshot = run.state.verified_snapshot(&sync.id).await?;
+    let verified_at = started.elapsed();
     report.state_version = crate::state::state_version(&snapshot.manifests);
     report.first_run = snapshot.manifests.is_empty() && snapshot.unnamed_parts == 0;
     if snapshot.unnamed_parts > 0 {
@@ -98,7 +100,8 @@ async fn sync_inner(
                 .push("mapping or primary key changed since the last run".to_string());
         }
     }
-    let snapshot_table = if run.full_refresh {
+    // Without a part there is nothing to join against (a first run).
+    let snapshot_table = if run.full_refresh || snapshot.part_urls.is_empty() {
         None
     } else {
         Some(Snapshot {
@@ -106,14 +109,15 @@ async fn sync_inner(
             rows: snapshot.rows,
         })
     };
-    let frame = new_rows(ctx, staged, index, sync, snapshot_table).await?;
     let pending_local = run.staging_dir.join(format!("{}.pending.parquet", sync.id));
-    let new_count = write_frame(frame, &pending_local, &format!("sync `{}`: new rows", sync.id)).await?;
+    let new_count = write_new_rows(ctx, staged, index, sync, snapshot_table, &pending_local).await?;
     report.counts.new_rows = new_count;
     info!(
         model_rows = staged.rows,
         new_rows = new_count,
         snapshot_rows = snapshot.rows,
+        snapshot_check_ms = verified_at.as_millis() as u64,
+        join_ms = (started.elapsed() - verified_at).as_millis() as u64,
         "diff computed"
     );
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::status::Status;
 use crate::cli::{CompactArgs, GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand, UnlockArgs};
-use crate::diff::{new_rows, stage_model, write_frame};
+use crate::diff::{stage_model, write_new_rows};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync, plan_models};
 use crate::plan::sources::register_store;
@@ -323,10 +323,8 @@ async fn rebuild(global: &GlobalArgs, project: &Project, state: &StateStore, arg
                         );
                         continue;
                     }
-                    let frame = new_rows(&ctx, &staged, index, target.sync, None).await?;
                     let local = staging.path().join(format!("{}.rebuild.parquet", target.sync.id));
-                    let context = format!("sync `{}`: rebuild", target.sync.id);
-                    let rows = write_frame(frame, &local, &context).await?;
+                    let rows = write_new_rows(&ctx, &staged, index, target.sync, None, &local).await?;
                     rebuild_sync(
                         state,
                         staging.path(),
