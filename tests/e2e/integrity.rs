@@ -100,6 +100,24 @@ fn a_duplicate_primary_key_is_named_and_nothing_is_sent() {
 }
 
 #[test]
+fn a_primary_key_repeated_across_files_is_found() {
+    // Two export files, each staged by its own task into its own file: the keys they share
+    // are found all the same (the tasks fill one key set), and named by the query.
+    let model = MODEL.replace("primary_key: [account, usage_day]", "primary_key: [account]");
+    let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
+    project.export_day("2026-11-19", &[("A4", 1), ("A2", 2)]);
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 1, "{}", describe(&run));
+    assert!(
+        stderr(&run).contains("primary key (account) is not unique: (account=A2) ×2"),
+        "{}",
+        describe(&run)
+    );
+    assert!(project.output_files("usage.files").is_empty());
+}
+
+#[test]
 fn a_null_primary_key_is_refused() {
     let model = MODEL.replace(
         "SELECT account,",

@@ -1,6 +1,6 @@
 //! The anti-join on a [`FrozenKeySet`]: the snapshot's keys are read into the set (every
 //! part at once, one task per partition of the scan), then the staged rows stream past it and
-//! those whose key is not in it go to the pending file.
+//! those whose key is not in it go to the pending file, their keys written out as hex.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use super::key_set::{FrozenKeySet, KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::state::LocalPartWriter;
-use crate::state::row_key::parse_key;
+use crate::state::row_key::{binary_key, hex_keys, parse_key};
 
 /// Batches waiting for the pending file's writer.
 const QUEUED_BATCHES: usize = 4;
@@ -70,23 +70,35 @@ pub(super) async fn fill(set: KeySet, snapshot: DataFrame, context: &str) -> Res
     Ok(fitted.then(|| set.freeze()))
 }
 
-/// Streams `rows` (the staged rows, projected, their key in the last column) into a pending
-/// file at `path`, keeping those whose key is not in `snapshot`; returns how many it kept.
-pub(super) async fn write_unseen(rows: DataFrame, snapshot: FrozenKeySet, path: &Path, context: &str) -> Result<u64> {
-    let schema: SchemaRef = Arc::new(rows.schema().as_arrow().clone());
+/// Streams `rows` (the staged rows, projected, their key's 16 bytes in the last column) into
+/// a pending file at `path`, keeping those whose key is not in `snapshot` (all of them
+/// without one) with the key as hex; returns how many it kept.
+pub(super) async fn write_unseen(
+    rows: DataFrame,
+    snapshot: Option<FrozenKeySet>,
+    path: &Path,
+    context: &str,
+) -> Result<u64> {
+    let mut fields: Vec<Arc<Field>> = rows.schema().as_arrow().fields().iter().cloned().collect();
+    if let Some(key) = fields.last_mut() {
+        *key = Arc::new(Field::new(key.name(), DataType::Utf8, false));
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
     let streams = rows
         .execute_stream_partitioned()
         .await
         .map_err(DinmoError::engine(context))?;
-    let snapshot = Arc::new(snapshot);
+    let snapshot = snapshot.map(Arc::new);
     let (sender, mut receiver) = mpsc::channel::<RecordBatch>(QUEUED_BATCHES);
     let mut tasks = JoinSet::new();
     for mut stream in streams {
-        let (snapshot, sender, context) = (Arc::clone(&snapshot), sender.clone(), context.to_string());
+        let (snapshot, sender, context) = (snapshot.clone(), sender.clone(), context.to_string());
+        let schema = Arc::clone(&schema);
         tasks.spawn(async move {
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(DinmoError::engine(context.as_str()))?;
-                let unseen = unseen(&batch, &snapshot).map_err(DinmoError::arrow(context.as_str()))?;
+                let unseen =
+                    unseen(&batch, snapshot.as_deref(), &schema).map_err(DinmoError::arrow(context.as_str()))?;
                 if unseen.num_rows() > 0 && sender.send(unseen).await.is_err() {
                     break; // the writer stopped; its error is the one reported
                 }
@@ -121,28 +133,49 @@ pub(super) async fn write_unseen(rows: DataFrame, snapshot: FrozenKeySet, path: 
     Ok(writer.finish().await?.1)
 }
 
-/// The rows of `batch` whose key (its last column) is not in `snapshot`.
+/// The rows of `batch` whose key (the 16 bytes in its last column) is not in `snapshot`,
+/// as `schema` (the key as hex).
 ///
-/// The keys are parsed first and looked up after, in a loop of lookups alone: the lookups
-/// miss the cache, and only a short loop lets the processor have many of them under way at
-/// once. Parsing and looking up in one loop took five times as long (measured on 11 M keys).
-fn unseen(batch: &RecordBatch, snapshot: &FrozenKeySet) -> std::result::Result<RecordBatch, ArrowError> {
-    let keys = batch.column(batch.num_columns() - 1);
-    let mut hashes = Vec::with_capacity(batch.num_rows());
-    let mut malformed = None;
-    each_key(keys, |key| match key.and_then(parse_key) {
-        Some(hash) => hashes.push(hash),
-        None => {
-            malformed.get_or_insert_with(|| String::from_utf8_lossy(key.unwrap_or_default()).into_owned());
+/// The keys are read first and looked up after, in a loop of lookups alone: the lookups miss
+/// the cache, and only a short loop lets the processor have many of them under way at once.
+/// Parsing and looking up in one loop took five times as long (measured on 11 M keys).
+fn unseen(
+    batch: &RecordBatch,
+    snapshot: Option<&FrozenKeySet>,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, ArrowError> {
+    let last = batch.num_columns() - 1;
+    let keys = batch
+        .column(last)
+        .as_fixed_size_binary_opt()
+        .filter(|keys| keys.value_length() == 16 && keys.null_count() == 0)
+        .ok_or_else(|| {
+            ArrowError::InvalidArgumentError(format!(
+                "the staged row keys are {}, not 16 bytes each",
+                batch.column(last).data_type()
+            ))
+        })?;
+    let hashes: Vec<u128> = keys.iter().filter_map(|key| key.and_then(binary_key)).collect();
+    let (kept, hashes) = match snapshot {
+        Some(snapshot) => {
+            let keep = BooleanArray::new(
+                BooleanBuffer::collect_bool(hashes.len(), |row| !snapshot.contains(hashes[row])),
+                None,
+            );
+            let kept = filter_record_batch(batch, &keep)?;
+            let hashes: Vec<u128> = hashes
+                .iter()
+                .zip(keep.values().iter())
+                .filter(|(_, k)| *k)
+                .map(|(h, _)| *h)
+                .collect();
+            (kept, hashes)
         }
-    })?;
-    if let Some(key) = malformed {
-        return Err(ArrowError::InvalidArgumentError(format!(
-            "staged row key {key:?} is not 32 hex digits"
-        )));
-    }
-    let keep = BooleanBuffer::collect_bool(hashes.len(), |row| !snapshot.contains(hashes[row]));
-    filter_record_batch(batch, &BooleanArray::new(keep, None))
+        None => (batch.clone(), hashes),
+    };
+    let mut columns = kept.columns().to_vec();
+    columns[last] = hex_keys(&hashes)?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
 /// Calls `each` with every value of a string column, as bytes (`None` for a null).

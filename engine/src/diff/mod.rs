@@ -28,10 +28,12 @@ use key_set::{KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
-use crate::state::row_key::{hex_keys, row_hashes};
+use crate::state::row_key::{binary_keys, row_hashes};
 use crate::state::{LocalPartWriter, key_part_schema};
 
-/// The column of the staged file holding the key of the model's `index`-th selected sync.
+/// The column of the staged file holding the key of the model's `index`-th selected sync,
+/// as the 16 bytes of its hash ([`crate::state::row_key::binary_keys`]): written as hex only
+/// for the rows that are new.
 pub fn key_column(index: usize) -> String {
     format!("_dinmo_key_{index}")
 }
@@ -95,7 +97,11 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         .collect();
     let mut fields: Vec<Arc<Field>> = planned.schema.fields().iter().cloned().collect();
     for index in 0..planned.syncs.len() {
-        fields.push(Arc::new(Field::new(key_column(index), DataType::Utf8, false)));
+        fields.push(Arc::new(Field::new(
+            key_column(index),
+            DataType::FixedSizeBinary(16),
+            false,
+        )));
     }
     let staged_schema: SchemaRef = Arc::new(Schema::new(fields));
     let folder = staging_dir.join(format!("{}.model", model.name));
@@ -267,7 +273,7 @@ async fn stage_partition(
             if index == 0 {
                 repeated_keys += job.remember(&hashes);
             }
-            columns.push(hex_keys(&hashes).map_err(DinmoError::arrow(context()))?);
+            columns.push(binary_keys(&hashes).map_err(DinmoError::arrow(context()))?);
         }
         if job.sync_ids.is_empty() {
             let hashes = row_hashes("", &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
@@ -387,8 +393,14 @@ pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Resul
     ctx.read_table(Arc::new(table)).map_err(DinmoError::engine(context))
 }
 
-/// New rows of one sync: staged rows whose key is not in the snapshot, projected to the
-/// destination's fields plus [`ROW_KEY_COLUMN`].
+/// The staged key column as row keys (32 hex digits), in DataFusion.
+fn hex_key(key: &str) -> datafusion::prelude::Expr {
+    datafusion::functions::expr_fn::encode(col(key), datafusion::prelude::lit("hex"))
+}
+
+/// New rows of one sync, in DataFusion: staged rows whose key is not in the snapshot,
+/// projected to the destination's fields plus [`ROW_KEY_COLUMN`]. The way when a key set
+/// does not fit the memory limit (see [`write_new_rows`]).
 pub async fn new_rows(
     ctx: &SessionContext,
     staged: &StagedModel,
@@ -402,11 +414,13 @@ pub async fn new_rows(
     }
     // Frames plan with the session's settings of when they were made: both sides are made (or
     // made again) after the join's strategy is set, or the setting would not reach the join.
+    let key = key_column(sync_index);
+    let hex = format!("{key}_hex");
     let staged_frame = ctx
         .table(staged.table.as_str())
         .await
+        .and_then(|frame| frame.with_column(&hex, hex_key(&key)))
         .map_err(DinmoError::engine(context.clone()))?;
-    let key = key_column(sync_index);
     // The snapshot's keys are the hash table (one narrow column) and the staged rows stream
     // past it: memory follows the snapshot's key count, not the width of the model's rows.
     let new = match snapshot {
@@ -415,23 +429,30 @@ pub async fn new_rows(
                 staged_frame,
                 JoinType::RightAnti,
                 &[ROW_KEY_COLUMN],
-                &[key.as_str()],
+                &[hex.as_str()],
                 None,
             )
             .map_err(DinmoError::engine(context.clone()))?,
         None => staged_frame,
     };
-    let mut projection: Vec<_> = sync.mapping.iter().map(|m| ident(&m.column).alias(&m.field)).collect();
-    projection.push(col(key.as_str()).alias(ROW_KEY_COLUMN));
-    new.select(projection).map_err(DinmoError::engine(context))
+    new.select(projection(sync, col(hex.as_str())))
+        .map_err(DinmoError::engine(context))
 }
 
-/// Writes the new rows of one sync (see [`new_rows`]) to a local pending file at `path`;
-/// returns how many there are.
+/// The destination's fields, then `key` as [`ROW_KEY_COLUMN`].
+fn projection(sync: &Sync, key: datafusion::prelude::Expr) -> Vec<datafusion::prelude::Expr> {
+    let mut projection: Vec<_> = sync.mapping.iter().map(|m| ident(&m.column).alias(&m.field)).collect();
+    projection.push(key.alias(ROW_KEY_COLUMN));
+    projection
+}
+
+/// Writes the new rows of one sync to a local pending file at `path`; returns how many there
+/// are. Without a snapshot, every staged row is new.
 ///
 /// The snapshot's keys go into a [`KeySet`] when the session's pool can hold it in half its
 /// size (as a hash join's table would), and the staged rows stream past it; otherwise
-/// DataFusion joins, sorting and spilling when the keys would not fit a hash table.
+/// DataFusion joins ([`new_rows`]), sorting and spilling when the keys would not fit a hash
+/// table.
 pub async fn write_new_rows(
     ctx: &SessionContext,
     staged: &StagedModel,
@@ -442,29 +463,35 @@ pub async fn write_new_rows(
 ) -> Result<u64> {
     use datafusion::execution::memory_pool::MemoryLimit;
     let context = format!("sync `{}`: new rows", sync.id);
-    let Some(snapshot) = snapshot else {
-        let frame = new_rows(ctx, staged, sync_index, sync, None).await?;
-        return write_frame(frame, path, &context).await;
-    };
-    let pool = &ctx.runtime_env().memory_pool;
-    let fits = match pool.memory_limit() {
-        MemoryLimit::Finite(limit) => key_set::bytes_for(snapshot.rows) <= (limit / 2) as u64,
-        MemoryLimit::Infinite | MemoryLimit::Unknown => true,
-    };
-    let set = match fits {
-        true => KeySet::with_capacity(pool, format!("sync `{}`: snapshot keys", sync.id), snapshot.rows).ok(),
-        false => None,
-    };
-    let filled = match set {
-        Some(set) => anti_join::fill(set, snapshot.frame.clone(), &context).await?,
-        None => None,
+    let filled = match snapshot {
+        None => Ok(None),
+        Some(snapshot) => {
+            let pool = &ctx.runtime_env().memory_pool;
+            let fits = match pool.memory_limit() {
+                MemoryLimit::Finite(limit) => key_set::bytes_for(snapshot.rows) <= (limit / 2) as u64,
+                MemoryLimit::Infinite | MemoryLimit::Unknown => true,
+            };
+            let set = match fits {
+                true => KeySet::with_capacity(pool, format!("sync `{}`: snapshot keys", sync.id), snapshot.rows).ok(),
+                false => None,
+            };
+            let filled = match set {
+                Some(set) => anti_join::fill(set, snapshot.frame.clone(), &context).await?,
+                None => None,
+            };
+            filled.map(Some).ok_or(snapshot)
+        }
     };
     match filled {
-        Some(keys) => {
-            let rows = new_rows(ctx, staged, sync_index, sync, None).await?;
+        Ok(keys) => {
+            let rows = ctx
+                .table(staged.table.as_str())
+                .await
+                .and_then(|frame| frame.select(projection(sync, col(key_column(sync_index)))))
+                .map_err(DinmoError::engine(context.clone()))?;
             anti_join::write_unseen(rows, keys, path, &context).await
         }
-        None => {
+        Err(snapshot) => {
             let frame = new_rows(ctx, staged, sync_index, sync, Some(snapshot)).await?;
             write_frame(frame, path, &context).await
         }
@@ -527,11 +554,16 @@ mod tests {
         }
     }
 
-    async fn staged_with(ctx: &SessionContext, keys: &[&str]) -> StagedModel {
+    fn hex(keys: &[u128]) -> Vec<String> {
+        keys.iter().map(|k| format!("{k:032x}")).collect()
+    }
+
+    /// A staged table whose rows have the keys of hashes `keys`.
+    async fn staged_with(ctx: &SessionContext, keys: &[u128]) -> StagedModel {
         let schema = Arc::new(Schema::new(vec![
             Field::new("account", DataType::Utf8, false),
             Field::new("qty", DataType::Int64, false),
-            Field::new(key_column(0), DataType::Utf8, false),
+            Field::new(key_column(0), DataType::FixedSizeBinary(16), false),
         ]));
         let accounts: Vec<String> = keys.iter().map(|k| format!("acct-{k}")).collect();
         let batch = RecordBatch::try_new(
@@ -539,7 +571,7 @@ mod tests {
             vec![
                 Arc::new(StringArray::from(accounts)),
                 Arc::new(Int64Array::from_iter_values(0..keys.len() as i64)),
-                Arc::new(StringArray::from(keys.to_vec())),
+                binary_keys(keys).unwrap(),
             ],
         )
         .unwrap();
@@ -555,50 +587,79 @@ mod tests {
         }
     }
 
-    async fn snapshot_of(ctx: &SessionContext, keys: &[&str]) -> DataFrame {
+    /// A snapshot holding the row keys of hashes `keys`.
+    fn snapshot_of(ctx: &SessionContext, keys: &[u128]) -> Snapshot {
         let schema = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
-        let batch =
-            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(keys.to_vec()))]).unwrap();
-        ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
-            .unwrap()
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(hex(keys)))]).unwrap();
+        let frame = ctx
+            .read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
+            .unwrap();
+        Snapshot {
+            frame,
+            rows: keys.len() as u64,
+        }
     }
 
+    /// The new rows' keys and columns, found both ways: in DataFusion and with a key set
+    /// (which must agree).
     async fn new_keys(
         ctx: &SessionContext,
         staged: &StagedModel,
-        snapshot: Option<DataFrame>,
+        snapshot: impl Fn() -> Option<Snapshot>,
     ) -> (Vec<String>, Vec<String>) {
-        let snapshot = snapshot.map(|frame| Snapshot { frame, rows: 3 });
-        let frame = new_rows(ctx, staged, 0, &sync(), snapshot).await.unwrap();
+        let frame = new_rows(ctx, staged, 0, &sync(), snapshot()).await.unwrap();
         let batches = frame.collect().await.unwrap();
         let mut keys: Vec<String> = batches.iter().flat_map(keys_of).collect();
         keys.sort();
-        let columns = batches
+        let columns: Vec<String> = batches
             .first()
             .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
             .unwrap_or_default();
+
+        let folder = tempfile::tempdir().unwrap();
+        let pending = folder.path().join("pending.parquet");
+        let written = write_new_rows(ctx, staged, 0, &sync(), snapshot(), &pending)
+            .await
+            .unwrap();
+        let file = std::fs::File::open(&pending).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        let mut from_set: Vec<String> = batches.iter().flat_map(keys_of).collect();
+        from_set.sort();
+        assert_eq!(from_set, keys, "the key set and DataFusion disagree");
+        assert_eq!(written, keys.len() as u64);
+        if let Some(batch) = batches.first() {
+            let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+            assert_eq!(names, columns);
+        }
         (keys, columns)
     }
 
     #[tokio::test]
     async fn keeps_only_rows_whose_key_is_not_in_the_snapshot() {
         let ctx = SessionContext::new();
-        let staged = staged_with(&ctx, &["k1", "k2", "k3", "k4"]).await;
-        let snapshot = snapshot_of(&ctx, &["k2", "k4", "k9"]).await;
-        let (keys, columns) = new_keys(&ctx, &staged, Some(snapshot)).await;
-        assert_eq!(keys, ["k1", "k3"]);
+        let staged = staged_with(&ctx, &[1, 2, 3, u128::MAX]).await;
+        let (keys, columns) = new_keys(&ctx, &staged, || Some(snapshot_of(&ctx, &[2, u128::MAX, 9]))).await;
+        assert_eq!(keys, hex(&[1, 3]));
         assert_eq!(columns, ["AccountNumber", "Quantity", ROW_KEY_COLUMN]);
     }
 
     #[tokio::test]
     async fn an_empty_snapshot_keeps_everything_and_a_full_one_nothing() {
         let ctx = SessionContext::new();
-        let staged = staged_with(&ctx, &["k1", "k2", "k3"]).await;
-        let empty = snapshot_frame(&ctx, &[]).await.unwrap();
-        assert_eq!(new_keys(&ctx, &staged, Some(empty)).await.0, ["k1", "k2", "k3"]);
-        let full = snapshot_of(&ctx, &["k1", "k2", "k3"]).await;
-        assert!(new_keys(&ctx, &staged, Some(full)).await.0.is_empty());
+        let staged = staged_with(&ctx, &[1, 2, 3]).await;
+        let empty = || {
+            let frame = futures::executor::block_on(snapshot_frame(&ctx, &[])).unwrap();
+            Some(Snapshot { frame, rows: 0 })
+        };
+        assert_eq!(new_keys(&ctx, &staged, empty).await.0, hex(&[1, 2, 3]));
+        assert!(
+            new_keys(&ctx, &staged, || Some(snapshot_of(&ctx, &[1, 2, 3])))
+                .await
+                .0
+                .is_empty()
+        );
         // --full-refresh: no snapshot at all.
-        assert_eq!(new_keys(&ctx, &staged, None).await.0, ["k1", "k2", "k3"]);
+        assert_eq!(new_keys(&ctx, &staged, || None).await.0, hex(&[1, 2, 3]));
     }
 }

@@ -84,6 +84,22 @@ pub fn hex_keys(hashes: &[u128]) -> Result<ArrayRef, ArrowError> {
     Ok(Arc::new(StringArray::try_new(offsets, hex.into(), None)?))
 }
 
+/// The same hashes as 16 big-endian bytes each (the bytes the hex of [`hex_keys`] spells):
+/// half the size, and read back without parsing (the staged model output holds these).
+pub fn binary_keys(hashes: &[u128]) -> Result<ArrayRef, ArrowError> {
+    let bytes: Vec<u8> = hashes.iter().flat_map(|hash| hash.to_be_bytes()).collect();
+    Ok(Arc::new(arrow::array::FixedSizeBinaryArray::try_new(
+        16,
+        bytes.into(),
+        None,
+    )?))
+}
+
+/// The hash behind 16 bytes of [`binary_keys`], or `None` when they are not 16.
+pub fn binary_key(bytes: &[u8]) -> Option<u128> {
+    bytes.try_into().ok().map(u128::from_be_bytes)
+}
+
 /// The hash a row key spells, or `None` when `key` is not 32 lower-case hex digits.
 pub fn parse_key(key: &[u8]) -> Option<u128> {
     /// Each byte's value as a hex digit, or 16 when it is not one.
@@ -342,6 +358,15 @@ mod tests {
             assert_eq!(parse_key(bad.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(parse_key(format!("{good}0").as_bytes()), None);
+        let hashes = [7u128, u128::MAX - 3];
+        let binary = binary_keys(&hashes).unwrap();
+        let binary = binary.as_fixed_size_binary();
+        let hex = hex_keys(&hashes).unwrap();
+        for (row, &hash) in hashes.iter().enumerate() {
+            assert_eq!(binary_key(binary.value(row)), Some(hash));
+            assert_eq!(hex.as_string::<i32>().value(row), format!("{hash:032x}"));
+        }
+        assert_eq!(binary_key(&[0; 15]), None);
     }
 
     #[test]
