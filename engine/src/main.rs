@@ -7,12 +7,6 @@ use dinmo::cli::Cli;
 use dinmo::cli::commands::{ERROR_EXIT, USAGE_EXIT, dispatch};
 use dinmo::cli::logging;
 
-/// mimalloc instead of the system allocator: a run allocates many small, short-lived values
-/// from several threads (request bodies, Arrow arrays), where glibc's malloc spent a third of
-/// the CPU time in `malloc`/`free` (perf, `docs/performance.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
