@@ -3,10 +3,10 @@
 //!
 //! It does the two hash-table jobs of the diff: finding repeated primary keys while the model
 //! is staged, and holding the snapshot's keys while the staged rows stream past them. The
-//! no-op profile (10 M rows, `docs/performance.md`) showed DataFusion's GROUP BY and hash join
+//! no-op profile (11 M rows, `docs/performance.md`) showed DataFusion's GROUP BY and hash join
 //! on 32-character Utf8 keys taking over a third of the CPU, the table inserts alone 18 %;
 //! here a key is 16 bytes and is its own hash (row keys are xxh3-128 digests, uniformly
-//! spread: the low 64 bits index the table, the top byte picks the shard).
+//! spread: the low 64 bits index the table, the top six bits pick the shard).
 //!
 //! When the pool refuses the memory, the set says so ([`OutOfMemory`]) and the caller falls
 //! back to DataFusion, whose operators can spill.
@@ -31,7 +31,7 @@ pub struct OutOfMemory;
 
 /// Hashes a `u128` row-key hash by taking its low 64 bits: it is already a digest.
 #[derive(Debug, Default)]
-pub struct LowBits(u64);
+struct LowBits(u64);
 
 impl Hasher for LowBits {
     fn finish(&self) -> u64 {
