@@ -249,13 +249,24 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
-    // Over half of 1.5 MB: DataFusion joins instead, and sorts (a hash table would not fit
-    // either). At the default batch size its sorts need more than that, and the error says so
-    // and names the sorter, which shows the sort-merge join really ran.
+    // The old export gone and a small day new: the model's keys fit, but the snapshot's
+    // 40,000 (800 KB as a key set) take over half of 1.5 MB, so DataFusion joins instead, and
+    // sorts (a hash table would not fit either). At the default batch size its sorts need more
+    // than that: the error says so and names the sorter, which shows the sort-merge join
+    // really ran. A plan, so nothing is sent either way.
+    let old = project.path().join("data/events/day=2026-11-18");
+    let aside = project.path().join("aside");
+    std::fs::rename(&old, &aside).unwrap();
+    project.export_day("2026-11-20", &[("B1", 1), ("B2", 2)]);
     let out = dinmo_in(
         project.path(),
-        &["run", "--memory-limit", "1500KB"],
+        &["plan", "--memory-limit", "1500KB"],
         &[("DINMO_LOG", "info")],
+    );
+    assert!(
+        !stderr(&out).contains("primary key check does not fit"),
+        "{}",
+        describe(&out)
     );
     assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
     assert_eq!(code(&out), 1, "{}", describe(&out));
@@ -264,6 +275,8 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         "{}",
         describe(&out)
     );
+    std::fs::remove_dir_all(project.path().join("data/events/day=2026-11-20")).unwrap();
+    std::fs::rename(&aside, &old).unwrap();
     let tight = dinmo_in(project.path(), &["run", "--memory-limit", "1KB"], &[]);
     assert_eq!(code(&tight), 1, "{}", describe(&tight));
     assert!(

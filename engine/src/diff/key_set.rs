@@ -8,8 +8,10 @@
 //! here a key is 16 bytes and is its own hash (row keys are xxh3-128 digests, uniformly
 //! spread: the low 64 bits index the table, the top six bits pick the shard).
 //!
-//! When the pool refuses the memory, the set says so ([`OutOfMemory`]) and the caller falls
-//! back to DataFusion, whose operators can spill.
+//! A set takes at most half of a limited pool, leaving the rest to the query's operators (the
+//! model's own sorts and joins run while the primary-key set fills). When it would need more,
+//! or the pool refuses, the set says so ([`OutOfMemory`]) and the caller falls back to
+//! DataFusion, whose operators can spill.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -56,16 +58,22 @@ fn shard_of(key: u128) -> usize {
     (key >> 122) as usize // the top six bits: SHARDS = 64
 }
 
-/// Bytes a set able to hold `keys` keys takes.
-pub fn bytes_for(keys: u64) -> u64 {
-    keys.saturating_mul(BYTES_PER_KEY as u64)
-}
-
 /// A set being filled by several tasks.
 #[derive(Debug)]
 pub struct KeySet {
     shards: Vec<Mutex<Shard>>,
     memory: Mutex<MemoryReservation>,
+    /// The most the set may take: half the pool's limit.
+    max_bytes: usize,
+}
+
+/// Half of `pool`'s limit, or no bound without one.
+fn half_of(pool: &Arc<dyn MemoryPool>) -> usize {
+    use datafusion::execution::memory_pool::MemoryLimit;
+    match pool.memory_limit() {
+        MemoryLimit::Finite(limit) => limit / 2,
+        MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
+    }
 }
 
 impl KeySet {
@@ -74,17 +82,21 @@ impl KeySet {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             memory: Mutex::new(MemoryConsumer::new(name).register(pool)),
+            max_bytes: half_of(pool),
         }
     }
 
     /// An empty set with room for `expected` keys, reserved from `pool` under `name`.
     pub fn with_capacity(pool: &Arc<dyn MemoryPool>, name: String, expected: u64) -> Result<Self, OutOfMemory> {
         let memory = MemoryConsumer::new(name).register(pool);
+        let max_bytes = half_of(pool);
         let per_shard = usize::try_from(expected.div_ceil(SHARDS as u64)).map_err(|_| OutOfMemory)?;
+        let wanted = per_shard.saturating_mul(SHARDS).saturating_mul(BYTES_PER_KEY);
+        if wanted > max_bytes {
+            return Err(OutOfMemory);
+        }
         // Reserve before allocating: a refusal then costs nothing.
-        memory
-            .try_grow(per_shard.saturating_mul(SHARDS).saturating_mul(BYTES_PER_KEY))
-            .map_err(|_| OutOfMemory)?;
+        memory.try_grow(wanted).map_err(|_| OutOfMemory)?;
         let shards: Vec<Mutex<Shard>> = (0..SHARDS)
             .map(|_| Mutex::new(Shard::with_capacity_and_hasher(per_shard, Default::default())))
             .collect();
@@ -93,6 +105,7 @@ impl KeySet {
         Ok(Self {
             shards,
             memory: Mutex::new(memory),
+            max_bytes,
         })
     }
 
@@ -118,9 +131,11 @@ impl KeySet {
             grown += set.capacity() - before;
         }
         if grown > 0 {
-            lock(&self.memory)
-                .try_grow(grown * BYTES_PER_KEY)
-                .map_err(|_| OutOfMemory)?;
+            let memory = lock(&self.memory);
+            if memory.size().saturating_add(grown * BYTES_PER_KEY) > self.max_bytes {
+                return Err(OutOfMemory);
+            }
+            memory.try_grow(grown * BYTES_PER_KEY).map_err(|_| OutOfMemory)?;
         }
         Ok(repeated)
     }
@@ -217,6 +232,19 @@ mod tests {
         assert!(pool.reserved() >= 10_011 * BYTES_PER_KEY, "its memory is accounted");
         drop(frozen);
         assert_eq!(pool.reserved(), 0, "and given back");
+    }
+
+    #[test]
+    fn a_set_takes_at_most_half_a_limited_pool() {
+        let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1_000_000));
+        // 30,000 keys fit the pool (600 KB) but not half of it.
+        let big = KeySet::with_capacity(&pool, "big".into(), 30_000);
+        assert_eq!(big.map(|_| ()), Err(OutOfMemory));
+        assert!(KeySet::with_capacity(&pool, "small".into(), 20_000).is_ok());
+        let set = KeySet::empty(&pool, "growing".into());
+        let keys: Vec<u128> = (0..30_000).map(spread).collect();
+        assert_eq!(set.insert(&keys), Err(OutOfMemory));
+        assert!(pool.reserved() <= 500_000, "{}", pool.reserved());
     }
 
     #[test]

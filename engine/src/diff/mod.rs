@@ -461,20 +461,12 @@ pub async fn write_new_rows(
     snapshot: Option<Snapshot>,
     path: &Path,
 ) -> Result<u64> {
-    use datafusion::execution::memory_pool::MemoryLimit;
     let context = format!("sync `{}`: new rows", sync.id);
     let filled = match snapshot {
         None => Ok(None),
         Some(snapshot) => {
             let pool = &ctx.runtime_env().memory_pool;
-            let fits = match pool.memory_limit() {
-                MemoryLimit::Finite(limit) => key_set::bytes_for(snapshot.rows) <= (limit / 2) as u64,
-                MemoryLimit::Infinite | MemoryLimit::Unknown => true,
-            };
-            let set = match fits {
-                true => KeySet::with_capacity(pool, format!("sync `{}`: snapshot keys", sync.id), snapshot.rows).ok(),
-                false => None,
-            };
+            let set = KeySet::with_capacity(pool, format!("sync `{}`: snapshot keys", sync.id), snapshot.rows).ok();
             let filled = match set {
                 Some(set) => anti_join::fill(set, snapshot.frame.clone(), &context).await?,
                 None => None,
