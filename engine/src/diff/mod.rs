@@ -148,7 +148,7 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     if null_keys > 0 {
         return Err(DinmoError::NullPrimaryKey {
             model: model.name.clone(),
-            key,
+            key: key.clone(),
             rows: null_keys,
         });
     }
@@ -169,7 +169,7 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         if checked_in_memory {
             return Err(DinmoError::DuplicatePrimaryKey {
                 model: model.name.clone(),
-                key: model.primary_key.join(", "),
+                key,
                 examples: format!(
                     "{repeated} row(s) have the row key of another row with a different primary key (an \
                      xxh3-128 collision); nothing was sent"

@@ -44,16 +44,19 @@ pub fn check_key_type(data_type: &DataType) -> Result<(), String> {
     }
 }
 
-/// Computes the key of every row of `batch` from the columns `key_columns`.
-///
-/// Strings and integers (nearly every primary key) are encoded straight from the Arrow
-/// buffers into one reused buffer; other types go through [`canonical_column`]. Both give the
-/// same bytes (a test holds them to it), so the key does not depend on the path taken.
+/// The key of every row of `batch`, as text: what the tests compare with the reference
+/// encoding (the diff keeps the hashes, [`row_hashes`], and writes text only for new rows).
+#[cfg(test)]
 pub fn row_keys(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Result<ArrayRef, ArrowError> {
     hex_keys(&row_hashes(sync_id, batch, key_columns)?)
 }
 
-/// The 128-bit hash behind the key of every row of `batch`; [`hex_keys`] writes them as keys.
+/// The 128-bit hash behind the key of every row of `batch`, from the columns `key_columns`;
+/// [`hex_keys`] writes them as keys.
+///
+/// Strings and integers (nearly every primary key) are encoded straight from the Arrow
+/// buffers into one reused buffer; other types go through [`canonical_column`]. Both give the
+/// same bytes (a test holds them to it), so the key does not depend on the path taken.
 pub fn row_hashes(sync_id: &str, batch: &RecordBatch, key_columns: &[usize]) -> Result<Vec<u128>, ArrowError> {
     let columns = key_columns
         .iter()
