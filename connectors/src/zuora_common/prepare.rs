@@ -1,7 +1,6 @@
 //! Converts a mapped batch into per-row output fields and rule verdicts.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use arrow::array::{Array, AsArray, StringArray};
 use arrow::compute::cast;
@@ -214,11 +213,56 @@ impl<'a> Field<'a> {
 
 /// Appends `dt` written with the format `items` to `out`. An item a naive date-time cannot
 /// fill (a time zone, which the config's validation refuses) leaves nothing appended.
+///
+/// Formats made of zero-padded years, months, days, hours, minutes and seconds between
+/// literals (every default, and most formats people write) are written digit by digit;
+/// anything else goes through chrono, straight into `out`. Through chrono's `Display`, which
+/// renders into a fresh `String` first, the date-times were 13 % of a 10 M-row first run.
 pub(crate) fn write_datetime(out: &mut String, dt: chrono::NaiveDateTime, items: &[chrono::format::Item<'static>]) {
     let start = out.len();
-    if write!(out, "{}", dt.format_with_items(items.iter())).is_err() {
+    if write_plain_datetime(out, dt, items) {
+        return;
+    }
+    out.truncate(start);
+    if dt.format_with_items(items.iter()).write_to(out).is_err() {
         out.truncate(start);
     }
+}
+
+/// [`write_datetime`] for the common items only; `false` (with `out` partly written) when an
+/// item or value needs chrono: another item or padding, a year outside 0–9999, a leap second.
+fn write_plain_datetime(out: &mut String, dt: chrono::NaiveDateTime, items: &[chrono::format::Item<'static>]) -> bool {
+    use chrono::format::{Item, Numeric, Pad};
+    use chrono::{Datelike, Timelike};
+    for item in items {
+        let (value, width) = match item {
+            Item::Literal(text) | Item::Space(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Item::OwnedLiteral(text) | Item::OwnedSpace(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Item::Numeric(Numeric::Year, Pad::Zero) => (dt.year(), 4),
+            Item::Numeric(Numeric::Month, Pad::Zero) => (dt.month() as i32, 2),
+            Item::Numeric(Numeric::Day, Pad::Zero) => (dt.day() as i32, 2),
+            Item::Numeric(Numeric::Hour, Pad::Zero) => (dt.hour() as i32, 2),
+            Item::Numeric(Numeric::Minute, Pad::Zero) => (dt.minute() as i32, 2),
+            // chrono writes a leap second as 60.
+            Item::Numeric(Numeric::Second, Pad::Zero) if dt.nanosecond() < 1_000_000_000 => (dt.second() as i32, 2),
+            _ => return false,
+        };
+        if !(0..10_i32.pow(width)).contains(&value) {
+            return false;
+        }
+        let mut divisor = 10_i32.pow(width - 1);
+        while divisor > 0 {
+            out.push(char::from(b'0' + (value / divisor % 10) as u8));
+            divisor /= 10;
+        }
+    }
+    true
 }
 
 /// Runs `f` with `format` parsed into chrono's items, parsed once per thread and format
@@ -257,6 +301,50 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         RecordBatch::try_new(Arc::new(schema), fields.into_iter().map(|(_, a)| a).collect()).unwrap()
+    }
+
+    #[test]
+    fn date_times_written_digit_by_digit_match_chrono() {
+        use chrono::{NaiveDate, NaiveTime};
+        let formats = [
+            "%Y-%m-%dT%H:%M:%S",
+            "%m/%d/%Y",
+            "%Y-%m-%d %H:%M:%S",
+            "%d.%m.%Y %H:%M",
+            "%Y%m%d",
+            "%Y-%m-%dT%H:%M:%S%.3f",
+            "%b %e %Y %I:%M %p",
+            "%-m/%-d/%Y",
+        ];
+        let mut times: Vec<chrono::NaiveDateTime> = Vec::new();
+        for (y, m, d) in [
+            (2026, 11, 21),
+            (1, 1, 1),
+            (999, 12, 31),
+            (9999, 12, 31),
+            (12_000, 1, 2),
+            (-44, 3, 15),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            for (h, min, sec, nano) in [(0, 0, 0, 0), (9, 5, 7, 123_456_789), (23, 59, 59, 1_500_000_000)] {
+                times.push(date.and_time(NaiveTime::from_hms_nano_opt(h, min, sec, nano).unwrap()));
+            }
+        }
+        for format in ["%Y-%m-%dT%H:%M:%S", "%m/%d/%Y"] {
+            let items = chrono::format::StrftimeItems::new(format).parse_to_owned().unwrap();
+            assert!(
+                write_plain_datetime(&mut String::new(), times[1], &items),
+                "the defaults take the short way"
+            );
+        }
+        for format in formats {
+            let items = chrono::format::StrftimeItems::new(format).parse_to_owned().unwrap();
+            for dt in &times {
+                let mut ours = String::from("x");
+                write_datetime(&mut ours, *dt, &items);
+                assert_eq!(ours, format!("x{}", dt.format(format)), "{format} of {dt:?}");
+            }
+        }
     }
 
     #[test]

@@ -15,31 +15,30 @@ use crate::zuora_common::prepare::{Field, PreparedBatch, with_parsed_format, wri
 #[derive(Debug)]
 pub(super) struct EncodedRows {
     /// The records of the accepted rows, one after the other.
-    bytes: Vec<u8>,
-    /// Per row: where its record ends in `bytes`, or why it was refused.
-    rows: Vec<std::result::Result<usize, Rejection>>,
+    pub bytes: Vec<u8>,
+    /// Where each accepted row's record ends in `bytes`, in row order.
+    pub ends: Vec<usize>,
+    /// Per row: why a field rule refused it, or `None` when it is accepted (its record is the
+    /// next one in `ends`).
+    pub refusals: Vec<Option<Rejection>>,
 }
 
-/// One row of an [`EncodedRows`].
-pub(super) enum EncodedRow<'a> {
-    /// The row's CSV record, terminator included.
-    Accepted(&'a [u8]),
-    /// A field rule refused the row.
-    Refused(&'a Rejection),
-}
-
+#[cfg(test)]
 impl EncodedRows {
-    /// The rows in batch order.
-    pub fn rows(&self) -> impl Iterator<Item = EncodedRow<'_>> {
-        let mut start = 0;
-        self.rows.iter().map(move |row| match row {
-            Ok(end) => {
-                let record = &self.bytes[start..*end];
-                start = *end;
-                EncodedRow::Accepted(record)
-            }
-            Err(rejection) => EncodedRow::Refused(rejection),
-        })
+    /// Each row's CSV record (terminator included), `None` for a refused row, in batch order.
+    pub fn records(&self) -> Vec<Option<&[u8]>> {
+        let (mut start, mut accepted) = (0, 0);
+        self.refusals
+            .iter()
+            .map(|refusal| {
+                refusal.is_none().then(|| {
+                    let end = self.ends[accepted];
+                    let record = &self.bytes[start..end];
+                    (start, accepted) = (end, accepted + 1);
+                    record
+                })
+            })
+            .collect()
     }
 }
 
@@ -87,11 +86,10 @@ impl RowEncoder {
         let columns = prepared.columns.len();
         let count = prepared.rejections.len();
         let mut bytes = Vec::with_capacity(count * 32 * columns.max(1));
-        let mut rows = Vec::with_capacity(count);
+        let mut ends = Vec::with_capacity(count);
         let mut datetime = String::new();
         for (row, rejection) in prepared.rejections.iter().enumerate() {
-            if let Some(rejection) = rejection {
-                rows.push(Err(rejection.clone()));
+            if rejection.is_some() {
                 continue;
             }
             for index in 0..columns {
@@ -109,9 +107,13 @@ impl RowEncoder {
                 }
             }
             bytes.extend_from_slice(CSV_TERMINATOR);
-            rows.push(Ok(bytes.len()));
+            ends.push(bytes.len());
         }
-        EncodedRows { bytes, rows }
+        EncodedRows {
+            bytes,
+            ends,
+            refusals: prepared.rejections.clone(),
+        }
     }
 }
 
@@ -178,13 +180,7 @@ mod tests {
                 expected.push(None);
             }
         }
-        let got: Vec<Option<Vec<u8>>> = encoded
-            .rows()
-            .map(|row| match row {
-                EncodedRow::Accepted(record) => Some(record.to_vec()),
-                EncodedRow::Refused(_) => None,
-            })
-            .collect();
+        let got: Vec<Option<Vec<u8>>> = encoded.records().into_iter().map(|r| r.map(<[u8]>::to_vec)).collect();
         assert_eq!(got, expected);
         assert_eq!(
             String::from_utf8(got[0].clone().unwrap()).unwrap(),

@@ -7,20 +7,25 @@
 //! spread, and a replay rewrites the same files.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{Instrument, info};
 
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, OutputLocation, RowStatus, WriteContext};
 use crate::error::{ConnectorError, Result};
 
 use super::config::ZuoraFileConfig;
-use super::request::{EncodedRow, EncodedRows, RowEncoder};
+use super::request::{EncodedRows, RowEncoder};
 use crate::zuora_common::encoder::{EncodedFile, UsageFileEncoder};
+
+/// Files stored at once: enough to keep placing rows while a file is written, few enough
+/// that finished files waiting for the store do not pile up in memory.
+const STORES_UNDER_WAY: usize = 2;
 
 /// A batch whose accepted rows wait for their file to be stored.
 #[derive(Debug)]
@@ -51,6 +56,9 @@ pub(super) struct ZuoraFileWriter {
     parallelism: usize,
     encoder: Option<UsageFileEncoder>,
     waiting: VecDeque<Waiting>,
+    /// Files being stored, oldest first, with their sequence numbers.
+    storing: VecDeque<(u32, JoinHandle<Result<Path>>)>,
+    /// Every file up to this sequence is stored.
     stored_through: u32,
     delivered: Vec<String>,
 }
@@ -74,6 +82,7 @@ impl ZuoraFileWriter {
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
             encoder: None,
             waiting: VecDeque::new(),
+            storing: VecDeque::new(),
             stored_through: 0,
             delivered: Vec::new(),
         })
@@ -111,19 +120,53 @@ impl ZuoraFileWriter {
         self.folder.clone().join(name)
     }
 
+    /// Starts storing a finished file on a task of its own, so the rows after it are placed
+    /// meanwhile (stored in line, the writes held the writer's task for 0.7 s of a 10 M-row
+    /// run). At most [`STORES_UNDER_WAY`] at once; a batch is acknowledged only once every
+    /// file before its last one is stored ([`ZuoraFileWriter::reap_stores`]).
     async fn store(&mut self, file: EncodedFile, sequence: u32) -> Result<()> {
         let path = self.path_of(&file.name);
-        let bytes = file.bytes.len();
-        self.output
-            .store
-            .put(&path, PutPayload::from(file.bytes))
-            .await
-            .map_err(|source| ConnectorError::Write {
-                destination: self.destination.clone(),
-                path: path.clone(),
-                source,
-            })?;
-        info!(destination = %self.destination, file = %path, rows = file.rows, bytes, "usage file stored");
+        let (store, destination) = (Arc::clone(&self.output.store), self.destination.clone());
+        let task = async move {
+            let bytes = file.bytes.len();
+            store
+                .put(&path, PutPayload::from(file.bytes))
+                .await
+                .map_err(|source| ConnectorError::Write {
+                    destination: destination.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            info!(destination = %destination, file = %path, rows = file.rows, bytes, "usage file stored");
+            Ok(path)
+        };
+        self.storing.push_back((sequence, tokio::spawn(task.in_current_span())));
+        while self.storing.len() > STORES_UNDER_WAY {
+            self.reap_oldest_store().await?;
+        }
+        Ok(())
+    }
+
+    /// Records the stores that are done, oldest first, stopping at the first still under way;
+    /// with `all`, waits for every one.
+    async fn reap_stores(&mut self, all: bool) -> Result<()> {
+        while let Some((_, task)) = self.storing.front() {
+            if !all && !task.is_finished() {
+                break;
+            }
+            self.reap_oldest_store().await?;
+        }
+        Ok(())
+    }
+
+    async fn reap_oldest_store(&mut self) -> Result<()> {
+        let Some((sequence, task)) = self.storing.pop_front() else {
+            return Ok(());
+        };
+        let path = task.await.map_err(|source| ConnectorError::Interrupted {
+            destination: self.destination.clone(),
+            source,
+        })??;
         self.stored_through = sequence;
         self.delivered.push(format!(
             "{}/{}",
@@ -133,7 +176,8 @@ impl ZuoraFileWriter {
         Ok(())
     }
 
-    /// Waits for the oldest batch being encoded and places its records into files.
+    /// Waits for the oldest batch being encoded and places its records into files, a file's
+    /// worth at a time.
     async fn place_oldest(&mut self) -> Result<()> {
         let Some(Encoding { batch, rows }) = self.encoding.pop_front() else {
             return Ok(());
@@ -142,38 +186,46 @@ impl ZuoraFileWriter {
             destination: self.destination.clone(),
             source,
         })??;
-        let mut statuses = Vec::with_capacity(batch.num_rows());
-        let mut last_file = None;
-        // The destination id of the file a row went to, built once per file, not per row.
-        let mut named: Option<(u32, std::sync::Arc<str>)> = None;
-        for row in encoded.rows() {
-            let record = match row {
-                EncodedRow::Refused(rejection) => {
-                    statuses.push(RowStatus::Rejected(rejection.clone()));
-                    continue;
-                }
-                EncodedRow::Accepted(record) => record,
-            };
+        // The accepted records, in row order: how many went to which file.
+        let mut placed: Vec<(usize, u32)> = Vec::new();
+        let (mut taken, mut start) = (0, 0);
+        while taken < encoded.ends.len() {
             let encoder = self.encoder_for(&batch)?;
             let before = encoder.open_sequence();
-            let pushed = encoder.push_encoded(record);
-            let (sequence, finished) = pushed.map_err(|e| self.encode_error("row", e))?;
+            let pushed = encoder.push_encoded_many(&encoded.bytes, start, &encoded.ends[taken..]);
+            let (count, sequence, finished) = pushed.map_err(|e| self.encode_error("row", e))?;
             if let Some(file) = finished {
                 self.store(file, before).await?;
             }
-            let destination_id = match &named {
-                Some((named_sequence, id)) if *named_sequence == sequence => std::sync::Arc::clone(id),
-                _ => {
-                    let name = self.encoder_for(&batch)?.file_name(sequence);
-                    let id: std::sync::Arc<str> = self.path_of(&name).to_string().into();
-                    named = Some((sequence, std::sync::Arc::clone(&id)));
-                    id
-                }
-            };
-            statuses.push(RowStatus::Accepted {
-                destination_id: Some(destination_id),
-            });
-            last_file = Some(sequence);
+            placed.push((count, sequence));
+            taken += count;
+            start = encoded.ends[taken - 1];
+        }
+        let mut statuses = Vec::with_capacity(batch.num_rows());
+        let mut files = placed.into_iter();
+        // The file of the accepted rows now being given statuses, its id, and rows left in it.
+        let mut current: Option<(Arc<str>, usize)> = None;
+        let mut last_file = None;
+        for refusal in encoded.refusals {
+            if let Some(rejection) = refusal {
+                statuses.push(RowStatus::Rejected(rejection));
+                continue;
+            }
+            if current.as_ref().is_none_or(|(_, left)| *left == 0) {
+                // There are as many accepted rows as placed records.
+                let Some((count, sequence)) = files.next() else {
+                    break;
+                };
+                let name = self.encoder_for(&batch)?.file_name(sequence);
+                current = Some((self.path_of(&name).to_string().into(), count));
+                last_file = Some(sequence);
+            }
+            if let Some((id, left)) = current.as_mut() {
+                *left -= 1;
+                statuses.push(RowStatus::Accepted {
+                    destination_id: Some(Arc::clone(id)),
+                });
+            }
         }
         self.waiting.push_back(Waiting {
             batch,
@@ -219,6 +271,7 @@ impl DestinationWriter for ZuoraFileWriter {
         while self.encoding.len() > self.parallelism {
             self.place_oldest().await?;
         }
+        self.reap_stores(false).await?;
         Ok(self.release())
     }
 
@@ -233,6 +286,7 @@ impl DestinationWriter for ZuoraFileWriter {
                 self.store(file, sequence).await?;
             }
         }
+        self.reap_stores(true).await?;
         let outcomes = self.release();
         debug_assert!(self.waiting.is_empty(), "every file is stored, so every batch is final");
         Ok((

@@ -74,11 +74,15 @@ impl LocalPartWriter {
     /// Creates `path` for a run's pending rows: stored until the run settles, then deleted.
     /// LZ4 rather than zstd: written on one thread while the diff waits, zstd took a quarter
     /// of the diff's time in a 10 M-row first run (3.3 s with zstd, 2.5 s with LZ4), for a
-    /// file that lives minutes.
+    /// file that lives minutes. The row keys are not compressed at all: LZ4 has no entropy
+    /// coding, so 32 hex digits lose only 4.5 % (pyarrow, 1 M random keys), and compressing
+    /// them took the pending file of a 10 M-row first run from 0.8 s to 1.2 s.
     pub async fn create_pending(path: &Path, schema: SchemaRef) -> Result<Self> {
+        let key = ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN);
         let properties = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
-            .set_column_dictionary_enabled(ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN), false)
+            .set_column_dictionary_enabled(key.clone(), false)
+            .set_column_compression(key, Compression::UNCOMPRESSED)
             .build();
         Self::create_with(path, schema, properties).await
     }
