@@ -2,10 +2,12 @@
 //! uploaded to the state store whole.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowLeafColumn, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
@@ -30,6 +32,7 @@ pub fn key_part_schema() -> SchemaRef {
 /// thread of their own, fed through a short channel, so the task handing batches over (the
 /// diff, delivery's commits) keeps working meanwhile: written in the caller's task, the
 /// Parquet encoder held one core while the other waited (profile of a 10 M-row first run).
+/// That thread hands each column to an encoder thread of its own (see [`encode`]).
 pub struct LocalPartWriter {
     path: PathBuf,
     /// `None` once the file is being finished.
@@ -107,11 +110,15 @@ impl LocalPartWriter {
         }
         let file = tokio::fs::File::create(path).await.map_err(DinmoError::io(path))?;
         let file = file.into_std().await;
-        let writer = ArrowWriter::try_new(file, schema, Some(properties))
+        let group_rows = properties
+            .max_row_group_row_count()
+            .unwrap_or(parquet::file::properties::DEFAULT_MAX_ROW_GROUP_ROW_COUNT)
+            .max(1);
+        let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties))
             .map_err(DinmoError::parquet(path.display().to_string()))?;
         let (batches, queue) = tokio::sync::mpsc::channel(QUEUED_BATCHES);
         let context = path.display().to_string();
-        let encoder = tokio::task::spawn_blocking(move || encode(writer, queue, context));
+        let encoder = tokio::task::spawn_blocking(move || encode(writer, schema, group_rows, queue, context));
         Ok(LocalPartWriter {
             path: path.to_path_buf(),
             batches: Some(batches),
@@ -185,21 +192,125 @@ impl LocalPartWriter {
 }
 
 /// The encoding thread: writes every queued batch, then the footer once the queue closes.
+///
+/// The columns of a row group are encoded in parallel, one thread each (parquet's
+/// `ArrowColumnWriter`s), and appended to the file in order when the row group is full. One
+/// thread encoding a file column after column was the 10 M-row first run's bottleneck while
+/// it wrote the pending file (1.3 cores busy of 2).
 fn encode(
-    mut writer: ArrowWriter<std::fs::File>,
+    writer: ArrowWriter<std::fs::File>,
+    schema: SchemaRef,
+    group_rows: usize,
     mut queue: tokio::sync::mpsc::Receiver<RecordBatch>,
     context: String,
 ) -> Result<u64> {
-    while let Some(batch) = queue.blocking_recv() {
-        writer.write(&batch).map_err(DinmoError::parquet(context.clone()))?;
+    let failed = |source| DinmoError::parquet(context.clone())(source);
+    let (mut file, columns) = writer.into_serialized_writer().map_err(&failed)?;
+    let mut carried: Option<RecordBatch> = None;
+    let mut more = true;
+    for index in 0.. {
+        if !more && carried.is_none() {
+            break;
+        }
+        let writers = columns.create_column_writers(index).map_err(&failed)?;
+        let mut rows = 0;
+        let chunks = std::thread::scope(|scope| {
+            let workers: Vec<_> = writers
+                .into_iter()
+                .map(|mut column| {
+                    let (sender, leaves) = std::sync::mpsc::sync_channel::<ArrowLeafColumn>(QUEUED_BATCHES);
+                    let worker = scope.spawn(move || {
+                        for leaf in leaves {
+                            column.write(&leaf)?;
+                        }
+                        column.close()
+                    });
+                    (sender, worker)
+                })
+                .collect();
+            let mut sent = Ok(true);
+            while rows < group_rows && matches!(sent, Ok(true)) {
+                let batch = match carried.take() {
+                    Some(batch) => batch,
+                    None => match queue.blocking_recv() {
+                        Some(batch) => batch,
+                        None => {
+                            more = false;
+                            break;
+                        }
+                    },
+                };
+                // A batch that would overfill the row group is split; the rest starts the next.
+                let room = group_rows - rows;
+                let batch = if batch.num_rows() > room {
+                    carried = Some(batch.slice(room, batch.num_rows() - room));
+                    batch.slice(0, room)
+                } else {
+                    batch
+                };
+                rows += batch.num_rows();
+                // `Ok(false)`: an encoder failed, and joining it says why.
+                sent = send_leaves(&batch, &schema, &workers);
+            }
+            let mut chunks = Vec::with_capacity(workers.len());
+            for (sender, worker) in workers {
+                drop(sender);
+                chunks.push(match worker.join() {
+                    Ok(chunk) => chunk,
+                    Err(_) => Err(parquet::errors::ParquetError::General(
+                        "a column's encoder stopped unexpectedly".into(),
+                    )),
+                });
+            }
+            sent.and_then(|_| chunks.into_iter().collect::<parquet::errors::Result<Vec<_>>>())
+        })
+        .map_err(&failed)?;
+        if rows == 0 {
+            break;
+        }
+        let mut group = file.next_row_group().map_err(&failed)?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group).map_err(&failed)?;
+        }
+        group.close().map_err(&failed)?;
     }
     // Writes the footer and flushes the file.
-    let metadata = writer.close().map_err(DinmoError::parquet(context))?;
+    let metadata = file.close().map_err(&failed)?;
     Ok(metadata
         .row_groups()
         .iter()
         .map(|group| u64::try_from(group.total_byte_size()).unwrap_or(0))
         .sum())
+}
+
+/// Hands each column of `batch` to its encoder thread; `false` when one has stopped (it
+/// failed, and its error comes out when it is joined).
+fn send_leaves(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    workers: &[(
+        std::sync::mpsc::SyncSender<ArrowLeafColumn>,
+        std::thread::ScopedJoinHandle<'_, parquet::errors::Result<ArrowColumnChunk>>,
+    )],
+) -> parquet::errors::Result<bool> {
+    let types = |s: &arrow::datatypes::Schema| s.fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>();
+    if types(&batch.schema()) != types(schema) {
+        return Err(parquet::errors::ParquetError::ArrowError(format!(
+            "a batch of other columns ({}) than the file's ({})",
+            batch.schema(),
+            schema
+        )));
+    }
+    let mut workers = workers.iter();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        for leaf in compute_leaves(field, column)? {
+            match workers.next() {
+                Some((sender, _)) if sender.send(leaf).is_ok() => {}
+                _ => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -236,6 +347,75 @@ mod tests {
         let read: Vec<String> = reader.flat_map(|batch| crate::diff::keys_of(&batch.unwrap())).collect();
         let expected: Vec<String> = (0..10_000).map(|i| format!("{i:032x}")).collect();
         assert_eq!(read, expected);
+    }
+
+    #[tokio::test]
+    async fn columns_encoded_in_parallel_read_back_as_written_in_full_row_groups() {
+        use arrow::array::{Float64Array, TimestampMicrosecondArray};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("account", DataType::Utf8, true),
+            Field::new(
+                "at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("quantity", DataType::Float64, true),
+            Field::new(dinmo_connectors::ROW_KEY_COLUMN, DataType::Utf8, false),
+        ]));
+        let batch = |start: usize| {
+            let rows = start..start + 750;
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(StringArray::from_iter(
+                        rows.clone().map(|i| (i % 7 != 0).then(|| format!("A{}", i % 13))),
+                    )),
+                    Arc::new(
+                        TimestampMicrosecondArray::from_iter_values(rows.clone().map(|i| i as i64 * 1_000_000))
+                            .with_timezone("UTC"),
+                    ),
+                    Arc::new(Float64Array::from_iter(
+                        rows.clone().map(|i| (i % 5 != 0).then_some(i as f64 / 4.0)),
+                    )),
+                    Arc::new(StringArray::from_iter_values(rows.map(|i| format!("{i:032x}")))),
+                ],
+            )
+            .unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.parquet");
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1000))
+            .set_compression(Compression::LZ4_RAW)
+            .build();
+        let mut writer = LocalPartWriter::create_with(&path, Arc::clone(&schema), properties)
+            .await
+            .unwrap();
+        let written: Vec<RecordBatch> = (0..10).map(|i| batch(i * 750)).collect();
+        for batch in &written {
+            writer.write(batch).await.unwrap();
+        }
+        assert_eq!(writer.finish().await.unwrap().1, 7_500);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+        let groups: Vec<i64> = reader.metadata().row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(groups, [1000, 1000, 1000, 1000, 1000, 1000, 1000, 500]);
+        assert_eq!(
+            reader.schema(),
+            &schema,
+            "the Arrow types come back, time zone included"
+        );
+        let read: Vec<RecordBatch> = reader.build().unwrap().map(Result::unwrap).collect();
+        assert_eq!(
+            arrow::compute::concat_batches(&schema, &read).unwrap(),
+            arrow::compute::concat_batches(&schema, &written).unwrap()
+        );
+
+        let empty = dir.path().join("empty.parquet");
+        let writer = LocalPartWriter::create(&empty, Arc::clone(&schema)).await.unwrap();
+        assert_eq!(writer.finish().await.unwrap().1, 0);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&empty).unwrap()).unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
     }
 
     #[tokio::test]
