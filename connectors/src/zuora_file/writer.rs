@@ -275,6 +275,14 @@ impl DestinationWriter for ZuoraFileWriter {
         Ok(self.release())
     }
 
+    /// Places nothing more (batches still being encoded stay pending) and waits for the files
+    /// being stored, so no write outlives a run that lost its lock; returns the batches whose
+    /// files are all stored.
+    async fn stop(&mut self) -> Result<Vec<BatchOutcome>> {
+        self.reap_stores(true).await?;
+        Ok(self.release())
+    }
+
     async fn finish(mut self: Box<Self>) -> Result<(Vec<BatchOutcome>, Delivery)> {
         while !self.encoding.is_empty() {
             self.place_oldest().await?;
@@ -417,6 +425,41 @@ mod tests {
         rows.sort();
         rows.dedup();
         assert_eq!(rows.len(), 2000, "every row in exactly one file");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_waits_for_its_files_and_acknowledges_only_stored_rows() {
+        let store = Arc::new(InMemory::new());
+        let destination = destination(Arc::clone(&store));
+        let mut writer = destination.open(context()).await.unwrap();
+        let mut acknowledged = Vec::new();
+        for i in 0..6 {
+            acknowledged.extend(writer.write(batch(i * 200, 200, None)).await.unwrap());
+        }
+        acknowledged.extend(writer.stop().await.unwrap());
+        let rows: usize = acknowledged.iter().map(BatchOutcome::accepted).sum();
+        assert!(rows < 1200, "the open file and the batches being encoded are not sent");
+        for outcome in &acknowledged {
+            for status in &outcome.statuses {
+                let RowStatus::Accepted {
+                    destination_id: Some(id),
+                } = status
+                else {
+                    panic!("{status:?}")
+                };
+                store.head(&Path::from(id.as_ref())).await.unwrap();
+            }
+        }
+        let files: Vec<_> = store.list(None).try_collect().await.unwrap();
+        let stored_rows: usize = {
+            let mut n = 0;
+            for file in &files {
+                let text = store.get(&file.location).await.unwrap().bytes().await.unwrap();
+                n += String::from_utf8(text.to_vec()).unwrap().lines().count() - 1;
+            }
+            n
+        };
+        assert!(stored_rows >= rows, "{stored_rows} stored, {rows} acknowledged");
     }
 
     #[tokio::test]

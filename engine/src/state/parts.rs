@@ -351,7 +351,8 @@ mod tests {
 
     #[tokio::test]
     async fn columns_encoded_in_parallel_read_back_as_written_in_full_row_groups() {
-        use arrow::array::{Float64Array, TimestampMicrosecondArray};
+        use arrow::array::{Float64Array, ListArray, TimestampMicrosecondArray};
+        use arrow::datatypes::Int64Type;
         use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         let schema = Arc::new(Schema::new(vec![
             Field::new("account", DataType::Utf8, true),
@@ -361,6 +362,8 @@ mod tests {
                 false,
             ),
             Field::new("quantity", DataType::Float64, true),
+            // A nested column has leaves of its own, each with its own encoder.
+            Field::new_list("tags", Field::new_list_field(DataType::Int64, true), true),
             Field::new(dinmo_connectors::ROW_KEY_COLUMN, DataType::Utf8, false),
         ]));
         let batch = |start: usize| {
@@ -378,6 +381,15 @@ mod tests {
                     Arc::new(Float64Array::from_iter(
                         rows.clone().map(|i| (i % 5 != 0).then_some(i as f64 / 4.0)),
                     )),
+                    Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(rows.clone().map(
+                        |i| {
+                            (i % 3 != 0).then(|| {
+                                (0..i % 4)
+                                    .map(|j| (j != 2).then_some((i * j) as i64))
+                                    .collect::<Vec<_>>()
+                            })
+                        },
+                    ))),
                     Arc::new(StringArray::from_iter_values(rows.map(|i| format!("{i:032x}")))),
                 ],
             )
