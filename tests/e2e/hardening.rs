@@ -220,3 +220,50 @@ fn a_deleted_run_manifest_is_reported_not_taken_for_a_first_run() {
         describe(&verify)
     );
 }
+
+#[test]
+fn a_usage_file_that_cannot_be_stored_fails_the_run_and_the_next_run_sends_every_row_once() {
+    let project = TestProject::new(
+        &PROJECT.replace("    path: out\n", "    path: out\n    max_file_bytes: 65536\n"),
+        &[("usage.yml", MODEL)],
+    );
+    let accounts: Vec<String> = (0..3000).map(|i| format!("A{i:05}")).collect();
+    let rows: Vec<(&str, i64)> = accounts.iter().zip(0..).map(|(a, q)| (a.as_str(), q)).collect();
+    project.export_day("2026-11-18", &rows);
+    // The sync's folder is a file: every usage file fails to be stored, while later batches
+    // are still being placed (several files, several batches).
+    project.write("out/usage.files", "not a folder");
+    let env = [("DINMO_DELIVERY_BATCH_ROWS", "500"), ("DINMO_COMMIT_INTERVAL_MS", "0")];
+    let failed = dinmo_in(project.path(), &["run"], &env);
+    assert_eq!(code(&failed), 1, "{}", describe(&failed));
+    let text = describe(&failed);
+    assert!(
+        text.contains("cannot write `") && text.contains("out/usage.files/usage_") && text.contains("Not a directory"),
+        "the error names the file and why: {text}"
+    );
+    assert!(
+        project.state_files("usage.files", "snapshot").is_empty(),
+        "nothing was stored, so nothing is acknowledged or committed"
+    );
+    assert_eq!(
+        project.state_files("usage.files", "pending").len(),
+        1,
+        "the rows stay pending"
+    );
+
+    std::fs::remove_file(project.path().join("out/usage.files")).unwrap();
+    let second = dinmo_in(project.path(), &["run"], &env);
+    assert_eq!(code(&second), 0, "{}", describe(&second));
+    assert!(project.output_files("usage.files").len() > 2, "several files");
+    let mut keys: Vec<String> = project
+        .output_rows("usage.files")
+        .iter()
+        .map(|r| r.split(',').nth(6).unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 3000);
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 3000, "every row once");
+    let third = project.dinmo(&["run"]);
+    assert!(stdout(&third).contains("new rows: 0"), "{}", describe(&third));
+}
