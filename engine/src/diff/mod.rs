@@ -29,7 +29,7 @@ use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
 use crate::state::row_key::{binary_keys, row_hashes};
-use crate::state::{LocalPartWriter, key_part_schema};
+use crate::state::{LocalPartWriter, key_part_schema, remove_local_folder};
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync,
 /// as the 16 bytes of its hash ([`crate::state::row_key::binary_keys`]): written as hex only
@@ -49,6 +49,38 @@ pub struct StagedModel {
     pub rows: u64,
     /// Uncompressed size of the staged rows.
     pub bytes: u64,
+    /// The removal of the staged files, once started ([`StagedModel::discard`]).
+    pub discarding: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl StagedModel {
+    /// Starts removing the staged files (on blocking threads) once no sync needs them any
+    /// more, after the model's last diff: the removal then overlaps the delivery rather than
+    /// ending the run (0.23 s, one core, for the 10 M-row runs' staged files). Once only.
+    pub fn discard(&self) {
+        let mut discarding = self
+            .discarding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if discarding.is_none() {
+            *discarding = Some(tokio::spawn(remove_local_folder(self.path.clone())));
+        }
+    }
+
+    /// Starts the removal if it has not started, and waits for it.
+    pub async fn discarded(&self) {
+        self.discard();
+        let removal = self
+            .discarding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(removal) = removal
+            && let Err(error) = removal.await
+        {
+            tracing::warn!(folder = %self.path.display(), %error, "removing the staged files stopped");
+        }
+    }
 }
 
 /// `batch` with each column cast to the planned type where they differ. DataFusion may hand
@@ -189,6 +221,7 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         path: folder,
         rows,
         bytes,
+        discarding: Default::default(),
     })
 }
 
@@ -576,6 +609,7 @@ mod tests {
             path: PathBuf::new(),
             rows: keys.len() as u64,
             bytes: 0,
+            discarding: Default::default(),
         }
     }
 

@@ -191,6 +191,66 @@ impl LocalPartWriter {
     }
 }
 
+/// Removes `folder` with everything in it, each file on a blocking thread of its own. Removing
+/// a file also drops its pages from the page cache: about 0.11 s for each of the 10 M-row
+/// run's 400 MB staged files, and one after the other the staging folder's files were the
+/// last half second of the run, on one core. A file or folder that cannot be removed is
+/// logged and left behind (a run's staging folder is removed once more when the run ends).
+pub async fn remove_local_folder(folder: PathBuf) {
+    let listed = folder.clone();
+    let files = match tokio::task::spawn_blocking(move || files_under(&listed)).await {
+        Ok(Ok(files)) => files,
+        Ok(Err(error)) => {
+            tracing::warn!(folder = %folder.display(), %error, "could not list a local folder to remove it");
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::warn!(folder = %folder.display(), %error, "listing a local folder to remove it stopped");
+            Vec::new()
+        }
+    };
+    let removals: Vec<_> = files
+        .into_iter()
+        .map(|file| tokio::task::spawn_blocking(move || std::fs::remove_file(&file).map_err(|e| (file, e))))
+        .collect();
+    for removal in removals {
+        match removal.await {
+            Ok(Ok(())) => {}
+            Ok(Err((file, error))) => tracing::warn!(file = %file.display(), %error, "could not remove a local file"),
+            Err(error) => tracing::warn!(%error, "removing a local file stopped"),
+        }
+    }
+    let removed = folder.clone();
+    match tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&removed)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(Err(error)) => tracing::warn!(folder = %folder.display(), %error, "could not remove a local folder"),
+        Err(error) => tracing::warn!(folder = %folder.display(), %error, "removing a local folder stopped"),
+    }
+}
+
+/// Every file under `folder`, in its subfolders too; none when it does not exist.
+fn files_under(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut folders = vec![folder.to_path_buf()];
+    while let Some(next) = folders.pop() {
+        let entries = match std::fs::read_dir(&next) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                folders.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// The encoding thread: writes every queued batch, then the footer once the queue closes.
 ///
 /// The columns of a row group are encoded in parallel, one thread each (parquet's
@@ -428,6 +488,28 @@ mod tests {
         assert_eq!(writer.finish().await.unwrap().1, 0);
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&empty).unwrap()).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_local_folder_is_removed_with_its_files_and_subfolders() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("staging");
+        for file in [
+            "a.parquet",
+            "model/part-0000.parquet",
+            "model/part-0001.parquet",
+            "model/deeper/x",
+        ] {
+            let path = folder.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"rows").unwrap();
+        }
+        remove_local_folder(folder.clone()).await;
+        assert!(!folder.exists());
+        // Removing it again, or one that never was, is quiet.
+        remove_local_folder(folder).await;
+        remove_local_folder(dir.path().join("never")).await;
+        assert!(dir.path().exists());
     }
 
     #[tokio::test]

@@ -111,6 +111,9 @@ async fn sync_inner(
     };
     let pending_local = run.staging_dir.join(format!("{}.pending.parquet", sync.id));
     let new_count = write_new_rows(ctx, staged, index, sync, snapshot_table, &pending_local).await?;
+    if index + 1 == planned.syncs.len() {
+        staged.discard(); // the model's last diff: the staged rows are no longer needed
+    }
     report.counts.new_rows = new_count;
     info!(
         model_rows = staged.rows,

@@ -16,6 +16,7 @@ use crate::plan::saved::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
 use crate::plan::sources::register_store;
 use crate::plan::summary::SummaryOptions;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
+use crate::state::remove_local_folder;
 use crate::sync::context::{RunContext, RunOptions};
 use crate::sync::report::{RunReport, SyncReport};
 use crate::sync::run::run_sync;
@@ -154,6 +155,7 @@ async fn execute(
                 }
                 report.syncs.push(sync_report);
             }
+            staged.discarded().await;
         }
         report.finished_at = RunContext::now();
         if let Some(path) = save_plan {
@@ -163,9 +165,14 @@ async fn execute(
         Ok(report)
     }
     .instrument(span);
-    run.state
+    let report = run
+        .state
         .while_locked(&syncs, &run.run_id, wait, &run.lease, work)
-        .await
+        .await;
+    // The run's local files (pending, sendable), removed together rather than one by one as
+    // the staging folder is dropped (each drops its pages from the page cache).
+    remove_local_folder(run.staging_dir.clone()).await;
+    report
 }
 
 /// Writes the plan's rows and state versions to `path` for `dinmo apply`.
