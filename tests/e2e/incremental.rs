@@ -12,6 +12,11 @@ fn first_run_sends_everything_then_nothing_then_only_new_rows() {
     assert_eq!(code(&first), 0, "{}", describe(&first));
     let rows = project.output_rows("usage.files");
     assert_eq!(rows.len(), 3, "{rows:#?}");
+    let staging: Vec<_> = std::fs::read_dir(project.path().join("target/staging"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(staging.is_empty(), "the run's local files are gone: {staging:?}");
     assert!(
         rows.iter()
             .any(|r| r.starts_with("A1,AccountNumber:A1,API_CALL,2026-11-18T00:00:00,10,,")),
