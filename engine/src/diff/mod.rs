@@ -50,7 +50,7 @@ pub struct StagedModel {
     /// Uncompressed size of the staged rows.
     pub bytes: u64,
     /// The removal of the staged files, once started ([`StagedModel::discard`]).
-    pub discarding: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    discarding: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl StagedModel {
