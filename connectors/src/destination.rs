@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::Result;
 use crate::rules::Rejection;
@@ -36,6 +36,32 @@ pub struct OutputLocation {
     pub prefix: Path,
     /// The location as the user wrote it, for messages.
     pub display: String,
+}
+
+impl OutputLocation {
+    /// Stores `bytes` at `path` in one put (a whole object, never a partial one, on every
+    /// store); `destination` names the destination in the error.
+    pub async fn put(&self, destination: &str, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(path, object_store::PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|source| crate::error::ConnectorError::Write {
+                destination: destination.to_string(),
+                path: path.clone(),
+                source,
+            })
+    }
+
+    /// `path` as the user would find it: the location as configured, then the path below its
+    /// prefix (the id a written file is reported and committed under).
+    pub fn display_of(&self, path: &Path) -> String {
+        let below = match path.prefix_match(&self.prefix) {
+            Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+            None => path.to_string(),
+        };
+        format!("{}/{below}", self.display.trim_end_matches('/'))
+    }
 }
 
 /// What a writer needs to know about the run it serves.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info};
 
@@ -126,17 +125,10 @@ impl ZuoraFileWriter {
     /// file before its last one is stored ([`ZuoraFileWriter::reap_stores`]).
     async fn store(&mut self, file: EncodedFile, sequence: u32) -> Result<()> {
         let path = self.path_of(&file.name);
-        let (store, destination) = (Arc::clone(&self.output.store), self.destination.clone());
+        let (output, destination) = (self.output.clone(), self.destination.clone());
         let task = async move {
             let bytes = file.bytes.len();
-            store
-                .put(&path, PutPayload::from(file.bytes))
-                .await
-                .map_err(|source| ConnectorError::Write {
-                    destination: destination.clone(),
-                    path: path.clone(),
-                    source,
-                })?;
+            output.put(&destination, &path, file.bytes).await?;
             info!(destination = %destination, file = %path, rows = file.rows, bytes, "usage file stored");
             Ok(path)
         };
@@ -168,11 +160,7 @@ impl ZuoraFileWriter {
             source,
         })??;
         self.stored_through = sequence;
-        self.delivered.push(format!(
-            "{}/{}",
-            self.output.display.trim_end_matches('/'),
-            relative(&self.output.prefix, &path)
-        ));
+        self.delivered.push(self.output.display_of(&path));
         Ok(())
     }
 
@@ -252,13 +240,6 @@ impl ZuoraFileWriter {
     }
 }
 
-fn relative(prefix: &Path, path: &Path) -> String {
-    match path.prefix_match(prefix) {
-        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
-        None => path.to_string(),
-    }
-}
-
 #[async_trait]
 impl DestinationWriter for ZuoraFileWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
@@ -313,7 +294,7 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use futures::TryStreamExt;
-    use object_store::ObjectStore;
+    use object_store::{ObjectStore, ObjectStoreExt};
     use object_store::memory::InMemory;
 
     use super::*;
@@ -376,6 +357,21 @@ mod tests {
         }
     }
 
+    /// Every row of the handed-back batches is accepted and sits in a file already stored.
+    async fn assert_every_row_stored(store: &InMemory, outcomes: &[BatchOutcome]) {
+        for outcome in outcomes {
+            for status in &outcome.statuses {
+                let RowStatus::Accepted {
+                    destination_id: Some(id),
+                } = status
+                else {
+                    panic!("{status:?}")
+                };
+                store.head(&Path::from(id.as_ref())).await.unwrap();
+            }
+        }
+    }
+
     #[tokio::test]
     async fn batches_are_acknowledged_only_once_their_files_are_stored() {
         let store = Arc::new(InMemory::new());
@@ -384,18 +380,7 @@ mod tests {
         let mut acknowledged = Vec::new();
         for i in 0..10 {
             let outcomes = writer.write(batch(i * 200, 200, None)).await.unwrap();
-            for outcome in &outcomes {
-                // Every row of a handed-back batch sits in a file that is already stored.
-                for status in &outcome.statuses {
-                    let RowStatus::Accepted {
-                        destination_id: Some(id),
-                    } = status
-                    else {
-                        panic!("{status:?}")
-                    };
-                    store.head(&Path::from(id.as_ref())).await.unwrap();
-                }
-            }
+            assert_every_row_stored(&store, &outcomes).await;
             acknowledged.extend(outcomes);
         }
         assert!(acknowledged.len() < 10, "the last batches wait for the open file");
@@ -439,17 +424,7 @@ mod tests {
         acknowledged.extend(writer.stop().await.unwrap());
         let rows: usize = acknowledged.iter().map(BatchOutcome::accepted).sum();
         assert!(rows < 1200, "the open file and the batches being encoded are not sent");
-        for outcome in &acknowledged {
-            for status in &outcome.statuses {
-                let RowStatus::Accepted {
-                    destination_id: Some(id),
-                } = status
-                else {
-                    panic!("{status:?}")
-                };
-                store.head(&Path::from(id.as_ref())).await.unwrap();
-            }
-        }
+        assert_every_row_stored(&store, &acknowledged).await;
         let files: Vec<_> = store.list(None).try_collect().await.unwrap();
         let stored_rows: usize = {
             let mut n = 0;

@@ -13,14 +13,13 @@ use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
-use object_store::{ObjectStoreExt, PutPayload};
 use tracing::info;
 
 use super::request::{OpenFile, ReadyFile, file_name};
 use super::template::{PreparedRows, Rules};
 use super::upload::{FileOutcome, Uploader};
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, OutputLocation, RowStatus, WriteContext};
-use crate::error::{ConnectorError, Result};
+use crate::error::Result;
 use crate::rules::{RejectCode, Rejection};
 
 /// Where finished files go.
@@ -178,22 +177,10 @@ impl RevenueWriter {
 /// File mode: one atomic put under `<output>/<sync>/<name>`.
 async fn store(destination: &str, output: &OutputLocation, sync_id: &str, file: &ReadyFile) -> Result<FileOutcome> {
     let path = output.prefix.clone().join(sync_id).join(file.name.as_str());
-    output
-        .store
-        .put(&path, PutPayload::from(file.bytes.clone()))
-        .await
-        .map_err(|source| ConnectorError::Write {
-            destination: destination.to_string(),
-            path: path.clone(),
-            source,
-        })?;
+    output.put(destination, &path, file.bytes.clone()).await?;
     info!(destination, file = %path, rows = file.rows(), "revenue usage file stored");
-    let relative = match path.prefix_match(&output.prefix) {
-        Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
-        None => path.to_string(),
-    };
     Ok(FileOutcome::Delivered {
-        id: format!("{}/{relative}", output.display.trim_end_matches('/')),
+        id: output.display_of(&path),
     })
 }
 
