@@ -216,7 +216,10 @@ fn oauth_tokens_and_expired_tokens_are_renewed() {
     let sim = Sim::start(SimConfig::default());
     sim.sim.revenue.configure(RevenueConfig {
         token_ttl_secs: 1,
-        polls_before_status: 6,
+        polls_before_status: 2,
+        // The staging outlasts the 1 s token whatever dinmo's jittered backoff draws (six
+        // polls alone summed under 0.83 s in about one run in fifty).
+        staged_after_ms: 2_500,
         ..RevenueConfig::default()
     });
     let defaults = RevenueConfig::default();

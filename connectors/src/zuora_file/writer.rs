@@ -294,8 +294,8 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
     use futures::TryStreamExt;
-    use object_store::{ObjectStore, ObjectStoreExt};
     use object_store::memory::InMemory;
+    use object_store::{ObjectStore, ObjectStoreExt};
 
     use super::*;
     use crate::destination::{Destination, ROW_KEY_COLUMN};

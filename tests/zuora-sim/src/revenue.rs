@@ -15,8 +15,9 @@
 //!   "status": "Success"}` (the documented sample) plus `result.file_request_id` (*unconfirmed*:
 //!   where the id comes back; the SDK models show `result.file_request_id`);
 //! - **status** (FACTS: "Status"): `GET /api/integration/v1/fileupload/status/{id}` → 204 while
-//!   no status exists (`polls_before_status` polls), then `Result[{file_log,
-//!   file_request_id}]`, `message` "Data Staged Successfully", `status` "Success"; a failed
+//!   no status exists (`polls_before_status` polls, and `staged_after_ms` after the upload),
+//!   then `Result[{file_log, file_request_id}]`, `message` "Data Staged Successfully",
+//!   `status` "Success"; a failed
 //!   batch answers `status` "Failure" with the reason (*unconfirmed* wording);
 //! - **whole batches** (FACTS: "a batch is accepted or failed whole"): one bad line fails the
 //!   whole upload, nothing of it is staged;
@@ -114,6 +115,9 @@ pub struct RevenueConfig {
     pub templates: HashMap<String, Template>,
     /// Status polls answered 204 before the outcome.
     pub polls_before_status: u32,
+    /// And for at least this long after the upload was received (a slow tenant; lets a test
+    /// make polling outlast a short token whatever the client's backoff draws).
+    pub staged_after_ms: u64,
     /// How long an upload request takes (so concurrency can be observed).
     pub upload_delay_ms: u64,
 }
@@ -130,6 +134,7 @@ impl Default for RevenueConfig {
             token_ttl_secs: 30 * 60,
             templates: HashMap::from([("RevPro Usage Upload".to_string(), Template::usage(&["Customer Name"]))]),
             polls_before_status: 1,
+            staged_after_ms: 0,
             upload_delay_ms: 0,
         }
     }
@@ -162,6 +167,8 @@ pub struct Upload {
     pub message: String,
     #[serde(skip)]
     polls: u32,
+    #[serde(skip)]
+    received_at: Instant,
     #[serde(skip)]
     verdict: Result<(), String>,
     #[serde(skip)]
@@ -404,6 +411,7 @@ async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipar
         status: "received".into(),
         message: String::new(),
         polls: 0,
+        received_at: Instant::now(),
         verdict,
         rows,
     });
@@ -511,13 +519,14 @@ async fn status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Path(id)
     let mut inner = sim.lock();
     inner.counters.status_calls += 1;
     let wait = inner.config.polls_before_status;
+    let slow = Duration::from_millis(inner.config.staged_after_ms);
     let Some(index) = inner.uploads.iter().position(|u| u.file_request_id == id) else {
         // FACTS: 204 when the status cannot be retrieved for the id.
         return StatusCode::NO_CONTENT.into_response();
     };
     let upload = &mut inner.uploads[index];
     upload.polls += 1;
-    if upload.polls <= wait {
+    if upload.polls <= wait || upload.received_at.elapsed() < slow {
         return StatusCode::NO_CONTENT.into_response();
     }
     if upload.status == "received" {
