@@ -228,6 +228,67 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     assert_eq!(upgraded, expected);
 }
 
+/// The ways around memory that does not hold a key set, each sending every row once: a primary
+/// key check too large for memory stages the model's rows and checks them with a query (which
+/// still stops a repeated key before anything is sent), and a snapshot too large for memory is
+/// joined in DataFusion. A small batch size keeps DataFusion's sorts within these small limits.
+#[test]
+fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
+    let project = TestProject::standard();
+    let accounts: Vec<String> = (0..40000).map(|n| format!("A{n:05}")).collect();
+    let rows: Vec<(&str, i64)> = accounts.iter().map(|a| (a.as_str(), 1)).collect();
+    project.export_day("2026-11-18", &rows);
+    project.export_day("2026-11-19", &[("D1", 1), ("D1", 2)]);
+    let small = |limit: &str| {
+        dinmo_in(
+            project.path(),
+            &["run", "--memory-limit", limit],
+            &[("DATAFUSION_EXECUTION_BATCH_SIZE", "512"), ("DINMO_LOG", "info")],
+        )
+    };
+    // 40,002 keys do not fit half of 1.5 MB: the rows are staged and a query finds the repeat.
+    let before = project.state_digest();
+    let out = small("1500KB");
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("staging the model's rows for the primary key check")
+            && stderr(&out).contains("(account=D1, usage_day=2026-11-19T00:00:00) ×2"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(project.state_digest(), before, "nothing sent, nothing committed");
+
+    std::fs::remove_dir_all(project.path().join("data/events/day=2026-11-19")).unwrap();
+    let out = small("1500KB");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 40000"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("staging the model's rows for the primary key check"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(unique_keys(&project), (40000, 40000));
+
+    // The old export aside and a small day new: the snapshot's 40,000 keys do not fit half of
+    // 1 MB, so the staged rows are joined with them (a sorting join).
+    let old = project.path().join("data/events/day=2026-11-18");
+    let aside = project.path().join("aside");
+    std::fs::rename(&old, &aside).unwrap();
+    project.export_day("2026-11-20", &[("B1", 1), ("B2", 2)]);
+    let out = small("1MB");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
+    assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+    assert_eq!(unique_keys(&project), (40002, 40002));
+
+    // Everything back, no limit: nothing is new.
+    std::fs::rename(&aside, &old).unwrap();
+    let out = project.dinmo(&["run"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
+    assert_eq!(unique_keys(&project), (40002, 40002));
+}
+
 #[test]
 fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     let project = TestProject::standard();

@@ -256,3 +256,46 @@ fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
         "ANSI escape in a log written to a pipe: {err:?}"
     );
 }
+
+/// A destination that cannot be reached fails its own syncs only: the model's other sync sends
+/// its rows, and the report keeps the syncs in their order. (Port 9 on loopback: nothing
+/// listens, every attempt is refused, and the connection's retries run out in seconds.)
+#[test]
+fn an_unreachable_destination_fails_only_its_own_syncs() {
+    let project = TestProject::new(
+        &format!(
+            "{PROJECT}  zuora:\n    type: zuora\n    base_url: http://127.0.0.1:9\n    client_id: id\n    \
+             client_secret: ${{ZUORA_CLIENT_SECRET}}\n"
+        ),
+        &[(
+            "usage.yml",
+            "model: usage
+sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account, usage_day]
+syncs:
+  - destination: zuora
+    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty }
+  - destination: files
+    mapping: { AccountNumber: account, UnitOfMeasure: uom, StartDateTime: usage_day, Quantity: qty }
+",
+        )],
+    );
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    let out = dinmo_in(project.path(), &["run"], &[("ZUORA_CLIENT_SECRET", "not-shown")]);
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    let report = stdout(&out);
+    let (zuora, files) = (report.find("usage.zuora"), report.find("usage.files"));
+    assert!(
+        zuora.is_some() && files.is_some() && zuora < files,
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        report.contains("POST http://127.0.0.1:9/oauth/token still failing"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(project.output_rows("usage.files").len(), 2, "the other sync sends");
+    assert!(project.state_files("usage.zuora", "snapshot").is_empty());
+    assert!(!describe(&out).contains("not-shown"), "the secret never shows");
+}

@@ -177,3 +177,45 @@ fn a_changed_model_or_mapping_is_flagged_in_plan_and_run() {
         describe(&run)
     );
 }
+
+/// A damaged snapshot stops its own sync only: the model's other sync still sends its new
+/// rows, from the same run of the model, and the report keeps the syncs in their order.
+#[test]
+fn a_damaged_snapshot_stops_only_its_own_sync() {
+    let project = TestProject::new(
+        &format!("{PROJECT}  more:\n    type: zuora_file\n    path: out\n"),
+        &[(
+            "usage.yml",
+            &format!(
+                "{MODEL}  - destination: more\n    mapping:\n      AccountNumber: account\n      UnitOfMeasure: uom\n      \
+                 StartDateTime: usage_day\n      Quantity: qty\n"
+            ),
+        )],
+    );
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
+    let first = project.dinmo(&["run"]);
+    assert_eq!(code(&first), 0, "{}", describe(&first));
+    assert_eq!(project.output_rows("usage.files").len(), 2);
+    assert_eq!(project.output_rows("usage.more").len(), 2);
+    project.export_day("2026-11-19", &[("A1", 11)]);
+    let parts = project.state_files("usage.more", "snapshot");
+    std::fs::remove_file(&parts[0]).unwrap();
+    let more_before = project.output_files("usage.more");
+
+    let run = project.dinmo(&["run"]);
+    assert_eq!(code(&run), 1, "{}", describe(&run));
+    assert!(stderr(&run).contains("is missing"), "{}", describe(&run));
+    assert_eq!(
+        project.output_files("usage.more"),
+        more_before,
+        "the damaged sync sends nothing"
+    );
+    assert_eq!(
+        project.output_rows("usage.files").len(),
+        3,
+        "the other sync sends its new row"
+    );
+    let out = stdout(&run);
+    let (files, more) = (out.find("usage.files"), out.find("usage.more"));
+    assert!(files.is_some() && more.is_some() && files < more, "{}", describe(&run));
+}

@@ -1,6 +1,7 @@
 //! The anti-join on a [`FrozenKeySet`]: the snapshot's keys are read into the set (every
-//! part at once, one task per partition of the scan), then the staged rows stream past it and
-//! those whose key is not in it go to the pending file, their keys written out as hex.
+//! part at once, one task per partition of the scan), then rows stream past it (as the model
+//! is staged, or from the staged file) and those whose key is not in it go to the pending
+//! file, their keys written out as hex.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,16 +13,12 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion::prelude::DataFrame;
 use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::key_set::{FrozenKeySet, KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::state::LocalPartWriter;
 use crate::state::row_key::{binary_key, hex_keys, parse_key};
-
-/// Batches waiting for the pending file's writer.
-const QUEUED_BATCHES: usize = 4;
 
 /// Reads every key of `snapshot` (a one-column frame of row keys) into `set`. `None` when the
 /// pool refused to let the set grow (the parts held more keys than their manifests say): the
@@ -75,7 +72,7 @@ pub(super) async fn fill(set: KeySet, snapshot: DataFrame, context: &str) -> Res
 /// without one) with the key as hex; returns how many it kept.
 pub(super) async fn write_unseen(
     rows: DataFrame,
-    snapshot: Option<FrozenKeySet>,
+    snapshot: Option<Arc<FrozenKeySet>>,
     path: &Path,
     context: &str,
 ) -> Result<u64> {
@@ -88,34 +85,23 @@ pub(super) async fn write_unseen(
         .execute_stream_partitioned()
         .await
         .map_err(DinmoError::engine(context))?;
-    let snapshot = snapshot.map(Arc::new);
-    let (sender, mut receiver) = mpsc::channel::<RecordBatch>(QUEUED_BATCHES);
+    let writer = LocalPartWriter::create_pending(path, Arc::clone(&schema)).await?;
     let mut tasks = JoinSet::new();
     for mut stream in streams {
-        let (snapshot, sender, context) = (snapshot.clone(), sender.clone(), context.to_string());
-        let schema = Arc::clone(&schema);
+        let Some(feed) = writer.feed() else { break };
+        let (snapshot, context, schema) = (snapshot.clone(), context.to_string(), Arc::clone(&schema));
         tasks.spawn(async move {
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(DinmoError::engine(context.as_str()))?;
                 let unseen =
                     unseen(&batch, snapshot.as_deref(), &schema).map_err(DinmoError::arrow(context.as_str()))?;
-                if unseen.num_rows() > 0 && sender.send(unseen).await.is_err() {
-                    break; // the writer stopped; its error is the one reported
+                if unseen.num_rows() > 0 && !feed.send(unseen).await {
+                    break; // the encoder stopped; finishing the file says why
                 }
             }
             Ok::<(), DinmoError>(())
         });
     }
-    drop(sender);
-    let mut writer = LocalPartWriter::create_pending(path, schema).await?;
-    let mut written = Ok(());
-    while let Some(batch) = receiver.recv().await {
-        if let Err(failure) = writer.write(&batch).await {
-            written = Err(failure);
-            break;
-        }
-    }
-    drop(receiver);
     let mut scanned = Ok(());
     while let Some(done) = tasks.join_next().await {
         let done = done
@@ -128,17 +114,14 @@ pub(super) async fn write_unseen(
             scanned = done;
         }
     }
-    written?;
+    // Every feed is gone with its task: the file can be finished.
+    let written = writer.finish().await;
     scanned?;
-    Ok(writer.finish().await?.1)
+    Ok(written?.1)
 }
 
 /// The rows of `batch` whose key (the 16 bytes in its last column) is not in `snapshot`,
 /// as `schema` (the key as hex).
-///
-/// The keys are read first and looked up after, in a loop of lookups alone: the lookups miss
-/// the cache, and only a short loop lets the processor have many of them under way at once.
-/// Parsing and looking up in one loop took five times as long (measured on 11 M keys).
 fn unseen(
     batch: &RecordBatch,
     snapshot: Option<&FrozenKeySet>,
@@ -156,25 +139,51 @@ fn unseen(
             ))
         })?;
     let hashes: Vec<u128> = keys.iter().filter_map(|key| key.and_then(binary_key)).collect();
-    let (kept, hashes) = match snapshot {
+    let columns: Vec<usize> = (0..last).collect();
+    unseen_rows(batch, &columns, &hashes, snapshot, schema)
+}
+
+/// The rows of `batch` whose key (`hashes`, one per row) is not in `snapshot` (all of them
+/// without one), as `schema`: the columns `columns` of `batch`, then the key as hex.
+///
+/// The keys are in hand before they are looked up, in a loop of lookups alone: the lookups
+/// miss the cache, and only a short loop lets the processor have many of them under way at
+/// once. Parsing and looking up in one loop took five times as long (measured on 11 M keys).
+pub(super) fn unseen_rows(
+    batch: &RecordBatch,
+    columns: &[usize],
+    hashes: &[u128],
+    snapshot: Option<&FrozenKeySet>,
+    schema: &SchemaRef,
+) -> std::result::Result<RecordBatch, ArrowError> {
+    if hashes.len() != batch.num_rows() {
+        return Err(ArrowError::InvalidArgumentError(format!(
+            "{} row keys for {} rows",
+            hashes.len(),
+            batch.num_rows()
+        )));
+    }
+    let projected = batch.project(columns)?;
+    let (mut columns, keys) = match snapshot {
         Some(snapshot) => {
             let keep = BooleanArray::new(
                 BooleanBuffer::collect_bool(hashes.len(), |row| !snapshot.contains(hashes[row])),
                 None,
             );
-            let kept = filter_record_batch(batch, &keep)?;
-            let hashes: Vec<u128> = hashes
+            let kept: Vec<u128> = hashes
                 .iter()
                 .zip(keep.values().iter())
                 .filter(|(_, k)| *k)
                 .map(|(h, _)| *h)
                 .collect();
-            (kept, hashes)
+            (
+                filter_record_batch(&projected, &keep)?.columns().to_vec(),
+                hex_keys(&kept)?,
+            )
         }
-        None => (batch.clone(), hashes),
+        None => (projected.columns().to_vec(), hex_keys(hashes)?),
     };
-    let mut columns = kept.columns().to_vec();
-    columns[last] = hex_keys(&hashes)?;
+    columns.push(keys);
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 

@@ -1,11 +1,13 @@
-//! The diff: run the model once into a local staging file (with each sync's row key added),
-//! check the primary key, then anti-join the staged rows against each sync's snapshot.
-//! Batches stream throughout; the staged rows are never collected into memory.
+//! The diff: each sync's snapshot keys are loaded ([`snapshot_keys`]), then the model runs
+//! once ([`stage_model`]): its primary key is checked, each sync's row key is added, and the
+//! rows whose key is not in a sync's snapshot go straight to that sync's pending file.
+//! Batches stream throughout; the model's rows are never collected into memory.
 //!
 //! Both checks hold row keys as 128-bit hashes in a [`KeySet`] (the primary-key check while
 //! staging, the snapshot's keys for the anti-join), with its memory accounted to the session's
-//! pool. When the pool cannot hold a set, DataFusion does the job instead (a GROUP BY, a hash
-//! or sort-merge join), spilling where it must.
+//! pool. When the pool cannot hold a set, DataFusion does the job instead (a GROUP BY over the
+//! model's query; for the snapshot, the model's rows are staged to a local file and joined, a
+//! hash or sort-merge join), spilling where it must.
 
 mod anti_join;
 mod key_set;
@@ -23,13 +25,13 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::prelude::{DataFrame, SessionContext, col, ident};
 use dinmo_connectors::ROW_KEY_COLUMN;
 use futures::StreamExt;
-use key_set::{KeySet, OutOfMemory};
+use key_set::{FrozenKeySet, KeySet, OutOfMemory};
 
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
 use crate::state::row_key::{binary_keys, row_hashes};
-use crate::state::{LocalPartWriter, key_part_schema, remove_local_folder};
+use crate::state::{LocalPartWriter, PartFeed, key_part_schema, remove_local_folder};
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync,
 /// as the 16 bytes of its hash ([`crate::state::row_key::binary_keys`]): written as hex only
@@ -38,22 +40,86 @@ pub fn key_column(index: usize) -> String {
     format!("_dinmo_key_{index}")
 }
 
-/// The model's output, staged locally with one key column per selected sync.
+/// How a sync's new rows are told from the rows already sent.
+#[derive(Debug)]
+pub enum SnapshotKeys {
+    /// No snapshot (a first run, or a full refresh): every row is new.
+    Everything,
+    /// The snapshot's keys in memory: the model's rows are filtered as they are staged.
+    InMemory(Arc<FrozenKeySet>),
+    /// More keys than the memory limit allows in a set: the model's rows are staged to a local
+    /// file and joined in DataFusion ([`write_new_rows`]).
+    Join(Snapshot),
+}
+
+impl SnapshotKeys {
+    /// Where the sync's new rows go as its model is staged (`pending`, a local file), unless
+    /// they are found by a join afterwards.
+    pub fn direct(&self, index: usize, pending: PathBuf) -> Option<DirectDiff> {
+        let keys = match self {
+            SnapshotKeys::Everything => None,
+            SnapshotKeys::InMemory(keys) => Some(Arc::clone(keys)),
+            SnapshotKeys::Join(_) => return None,
+        };
+        Some(DirectDiff { index, keys, pending })
+    }
+}
+
+/// One sync whose new rows [`stage_model`] writes as the model runs.
+#[derive(Debug)]
+pub struct DirectDiff {
+    /// The sync's position among the model's selected syncs.
+    index: usize,
+    /// Its snapshot's keys; `None` when every row is new.
+    keys: Option<Arc<FrozenKeySet>>,
+    /// The local pending file for its new rows.
+    pending: PathBuf,
+}
+
+/// Loads the keys of `snapshot` (`None`: a first run, or a full refresh) into a key set when
+/// the session's pool can hold it in half its size, as a hash join's table would.
+pub async fn snapshot_keys(ctx: &SessionContext, sync_id: &str, snapshot: Option<Snapshot>) -> Result<SnapshotKeys> {
+    let Some(snapshot) = snapshot else {
+        return Ok(SnapshotKeys::Everything);
+    };
+    let context = format!("sync `{sync_id}`: reading the snapshot's keys");
+    let pool = &ctx.runtime_env().memory_pool;
+    let Ok(set) = KeySet::with_capacity(pool, format!("sync `{sync_id}`: snapshot keys"), snapshot.rows) else {
+        return Ok(SnapshotKeys::Join(snapshot));
+    };
+    Ok(match anti_join::fill(set, snapshot.frame.clone(), &context).await? {
+        Some(keys) => SnapshotKeys::InMemory(Arc::new(keys)),
+        None => SnapshotKeys::Join(snapshot),
+    })
+}
+
+/// The model's output: the rows written straight to the pending files of the syncs diffed as
+/// it ran, and, when a sync is joined afterwards, the rows staged locally with one key column
+/// per selected sync.
 #[derive(Debug)]
 pub struct StagedModel {
-    /// The table name it is registered under.
+    /// The table name the staged rows are registered under (when they were kept).
     pub table: String,
     /// Local folder of Parquet files (one per output partition of the query).
     pub path: PathBuf,
     /// Rows the model produced.
     pub rows: u64,
-    /// Uncompressed size of the staged rows.
-    pub bytes: u64,
+    /// New rows written to each directly diffed sync's pending file, by the sync's index.
+    direct_rows: Vec<(usize, u64)>,
     /// The removal of the staged files, once started ([`StagedModel::discard`]).
     discarding: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl StagedModel {
+    /// The new rows written to the pending file of the model's `index`-th sync while the model
+    /// ran; `None` when the sync was not diffed then.
+    pub fn direct_rows(&self, index: usize) -> Option<u64> {
+        self.direct_rows
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, rows)| *rows)
+    }
+
     /// Starts removing the staged files (on blocking threads) once no sync needs them any
     /// more, after the model's last diff: the removal then overlaps the delivery rather than
     /// ending the run (0.23 s, one core, for the 10 M-row runs' staged files). Once only.
@@ -114,12 +180,22 @@ fn conform(batch: &RecordBatch, planned: &Schema) -> std::result::Result<RecordB
     RecordBatch::try_new(Arc::new(planned.clone()), columns)
 }
 
-/// Runs the model's query once, adds the row keys of its syncs, writes the result to
-/// `staging_dir`, and checks the primary key is non-null and unique.
+/// Runs the model's query once and checks the primary key is non-null and unique. The new
+/// rows of each sync in `direct` go straight to its pending file; with `keep_staged`, every
+/// row is also written to `staging_dir` with each sync's row key added, for the syncs joined
+/// afterwards ([`write_new_rows`]).
 ///
-/// Each of the query's output partitions is staged by its own task into its own file, so
-/// keying and encoding use every core; the files together are the staged table.
-pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, staging_dir: &Path) -> Result<StagedModel> {
+/// Each of the query's output partitions is staged by its own task (into its own file, when
+/// kept), so keying and encoding use every core; the files together are the staged table.
+/// Skipping the staged file when no sync needs it saves writing and reading back every row:
+/// 0.7 s of a 10 M-row first run.
+pub async fn stage_model(
+    ctx: &SessionContext,
+    planned: &PlannedModel<'_>,
+    staging_dir: &Path,
+    direct: Vec<DirectDiff>,
+    mut keep_staged: bool,
+) -> Result<StagedModel> {
     let model = planned.model;
     let started = std::time::Instant::now();
     let key_indices: Vec<usize> = model
@@ -137,45 +213,32 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     }
     let staged_schema: SchemaRef = Arc::new(Schema::new(fields));
     let folder = staging_dir.join(format!("{}.model", model.name));
-    let seen = KeySet::empty(
-        &ctx.runtime_env().memory_pool,
-        format!("model `{}`: primary key check", model.name),
-    );
-    let job = Arc::new(StageJob {
-        model: model.name.clone(),
-        file: model.file.clone(),
-        planned_schema: Arc::clone(&planned.schema),
-        staged_schema: Arc::clone(&staged_schema),
-        key_indices,
-        sync_ids: planned.syncs.iter().map(|s| s.sync.id.clone()).collect(),
-        seen,
-        seen_overflowed: std::sync::atomic::AtomicBool::new(false),
-    });
-    let streams = planned
-        .frame
-        .clone()
-        .execute_stream_partitioned()
-        .await
-        .map_err(|source| job.query_error(source))?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (partition, stream) in streams.into_iter().enumerate() {
-        let path = folder.join(format!("part-{partition:04}.parquet"));
-        tasks.spawn(stage_partition(stream, path, Arc::clone(&job)));
+    let mut pass = stage_pass(
+        ctx,
+        planned,
+        &folder,
+        &staged_schema,
+        key_indices.clone(),
+        direct,
+        keep_staged,
+    )
+    .await?;
+    if !pass.checked_in_memory && !keep_staged {
+        // The primary key check did not fit the memory limit, so a query checks it; that
+        // query must read the very rows the syncs are diffed with (an export may land
+        // meanwhile), so the model's rows are staged after all and every sync is diffed from
+        // them.
+        tracing::info!(model = %model.name, "staging the model's rows for the primary key check");
+        pass = stage_pass(ctx, planned, &folder, &staged_schema, key_indices, Vec::new(), true).await?;
+        keep_staged = true;
     }
-    let (mut rows, mut bytes, mut null_keys, mut repeated) = (0u64, 0u64, 0u64, 0u64);
-    while let Some(done) = tasks.join_next().await {
-        let staged = done.map_err(|source| DinmoError::Interrupted {
-            task: format!("staging model `{}`", model.name),
-            source,
-        })??;
-        rows += staged.rows;
-        bytes += staged.bytes;
-        null_keys += staged.null_keys;
-        repeated += staged.repeated_keys;
-    }
-    // Every task is done: this is the last reference, and the set's memory goes back.
-    let checked_in_memory = !job.seen_overflowed.load(std::sync::atomic::Ordering::Relaxed);
-    drop(job);
+    let StagePass {
+        rows,
+        null_keys,
+        repeated,
+        checked_in_memory,
+        direct_rows,
+    } = pass;
     let key = model.primary_key.join(", ");
     if null_keys > 0 {
         return Err(DinmoError::NullPrimaryKey {
@@ -186,14 +249,21 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
     }
     let table = format!("__dinmo_staged_{}", model.name.replace('-', "_"));
     let context = format!("model `{}`: reading staged output", model.name);
-    let url = ListingTableUrl::parse(format!("{}/", folder.display())).map_err(DinmoError::engine(context.clone()))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(staged_schema);
-    let listing = ListingTable::try_new(config).map_err(DinmoError::engine(context.clone()))?;
-    ctx.register_table(table.as_str(), Arc::new(listing))
-        .map_err(DinmoError::engine(context))?;
+    if keep_staged {
+        let url =
+            ListingTableUrl::parse(format!("{}/", folder.display())).map_err(DinmoError::engine(context.clone()))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(staged_schema);
+        let listing = ListingTable::try_new(config).map_err(DinmoError::engine(context.clone()))?;
+        ctx.register_table(table.as_str(), Arc::new(listing))
+            .map_err(DinmoError::engine(context))?;
+    } else {
+        // Nothing staged: a repeated key is named by running the model's query again.
+        ctx.register_table(table.as_str(), planned.frame.clone().into_view())
+            .map_err(DinmoError::engine(context))?;
+    }
     let staged_at = started.elapsed();
     if !checked_in_memory || repeated > 0 {
         // The set did not fit, or a key repeated: the query finds (and names) the repeats.
@@ -220,9 +290,157 @@ pub async fn stage_model(ctx: &SessionContext, planned: &PlannedModel<'_>, stagi
         table,
         path: folder,
         rows,
-        bytes,
+        direct_rows,
         discarding: Default::default(),
     })
+}
+
+/// What one run of the model's query found and wrote.
+#[derive(Debug)]
+struct StagePass {
+    rows: u64,
+    null_keys: u64,
+    repeated: u64,
+    /// The primary key check's set fit the memory limit.
+    checked_in_memory: bool,
+    /// New rows written to each directly diffed sync's pending file, by the sync's index.
+    direct_rows: Vec<(usize, u64)>,
+}
+
+/// Runs the model's query once for [`stage_model`]: one task per output partition.
+async fn stage_pass(
+    ctx: &SessionContext,
+    planned: &PlannedModel<'_>,
+    folder: &Path,
+    staged_schema: &SchemaRef,
+    key_indices: Vec<usize>,
+    direct: Vec<DirectDiff>,
+    keep_staged: bool,
+) -> Result<StagePass> {
+    let model = planned.model;
+    let seen = KeySet::empty(
+        &ctx.runtime_env().memory_pool,
+        format!("model `{}`: primary key check", model.name),
+    );
+    let mut writers = Vec::new();
+    let mut outputs = Vec::new();
+    for diff in direct {
+        let Some(target) = planned.syncs.get(diff.index) else {
+            continue;
+        };
+        let (columns, schema) = pending_columns(&planned.schema, target.sync)?;
+        let writer = LocalPartWriter::create_pending(&diff.pending, Arc::clone(&schema)).await?;
+        if let Some(feed) = writer.feed() {
+            outputs.push(DirectOutput {
+                index: diff.index,
+                columns,
+                keys: diff.keys,
+                schema,
+                pending: diff.pending.clone(),
+                feed,
+            });
+        }
+        writers.push((diff.index, writer));
+    }
+    let job = Arc::new(StageJob {
+        model: model.name.clone(),
+        file: model.file.clone(),
+        planned_schema: Arc::clone(&planned.schema),
+        staged_schema: Arc::clone(staged_schema),
+        key_indices,
+        sync_ids: planned.syncs.iter().map(|s| s.sync.id.clone()).collect(),
+        seen,
+        seen_overflowed: std::sync::atomic::AtomicBool::new(false),
+        outputs,
+    });
+    let streams = planned
+        .frame
+        .clone()
+        .execute_stream_partitioned()
+        .await
+        .map_err(|source| job.query_error(source))?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (partition, stream) in streams.into_iter().enumerate() {
+        let path = keep_staged.then(|| folder.join(format!("part-{partition:04}.parquet")));
+        tasks.spawn(stage_partition(stream, path, Arc::clone(&job)));
+    }
+    let (mut rows, mut null_keys, mut repeated) = (0u64, 0u64, 0u64);
+    let mut failed = None;
+    while let Some(done) = tasks.join_next().await {
+        let done = done
+            .map_err(|source| DinmoError::Interrupted {
+                task: format!("staging model `{}`", model.name),
+                source,
+            })
+            .and_then(|staged| staged);
+        match done {
+            Ok(staged) => {
+                rows += staged.rows;
+                null_keys += staged.null_keys;
+                repeated += staged.repeated_keys;
+            }
+            Err(failure) => {
+                // The other partitions' work is wasted: stop them.
+                tasks.abort_all();
+                failed.get_or_insert(failure);
+            }
+        }
+    }
+    // Every task is done: this is the last reference, the pending files' feeds are gone, and
+    // the key set's memory goes back.
+    let checked_in_memory = !job.seen_overflowed.load(std::sync::atomic::Ordering::Relaxed);
+    drop(job);
+    let mut direct_rows = Vec::new();
+    for (index, writer) in writers {
+        // An encoder that failed is why a task stopped: its error comes first.
+        let (_, written) = writer.finish().await?;
+        direct_rows.push((index, written));
+    }
+    if let Some(failure) = failed {
+        return Err(failure);
+    }
+    Ok(StagePass {
+        rows,
+        null_keys,
+        repeated,
+        checked_in_memory,
+        direct_rows,
+    })
+}
+
+/// The columns of the model's rows that become `sync`'s destination fields, and the pending
+/// file's schema: those fields in the model's types, then the row key as text (what
+/// [`new_rows`] gives for a joined sync).
+fn pending_columns(schema: &SchemaRef, sync: &Sync) -> Result<(Vec<usize>, SchemaRef)> {
+    let mut columns = Vec::with_capacity(sync.mapping.len());
+    let mut fields = Vec::with_capacity(sync.mapping.len() + 1);
+    for mapped in &sync.mapping {
+        let index = schema.index_of(&mapped.column).map_err(|source| DinmoError::Arrow {
+            context: format!("sync `{}`: mapping the field `{}`", sync.id, mapped.field),
+            source,
+        })?;
+        let column = schema.field(index);
+        columns.push(index);
+        fields.push(Field::new(
+            mapped.field.as_str(),
+            column.data_type().clone(),
+            column.is_nullable(),
+        ));
+    }
+    fields.push(Field::new(ROW_KEY_COLUMN, DataType::Utf8, false));
+    Ok((columns, Arc::new(Schema::new(fields))))
+}
+
+/// Where one staging task sends a directly diffed sync's new rows.
+#[derive(Debug)]
+struct DirectOutput {
+    index: usize,
+    /// The model's columns that are the destination's fields, in the pending file's order.
+    columns: Vec<usize>,
+    keys: Option<Arc<FrozenKeySet>>,
+    schema: SchemaRef,
+    pending: PathBuf,
+    feed: PartFeed,
 }
 
 /// What every staging task of one model shares.
@@ -239,6 +457,8 @@ struct StageJob {
     seen: KeySet,
     /// The pool could not hold `seen`: it was emptied, and the query checks the key instead.
     seen_overflowed: std::sync::atomic::AtomicBool,
+    /// The syncs whose new rows are written as the model runs.
+    outputs: Vec<DirectOutput>,
 }
 
 impl StageJob {
@@ -275,16 +495,20 @@ impl StageJob {
     }
 }
 
-/// Stages one output partition of the model into `path`: conforms each batch to the planned
-/// types, counts rows with a null key column (once one is seen, nothing more is written), and
-/// adds each sync's row key.
+/// Stages one output partition of the model: conforms each batch to the planned types, counts
+/// rows with a null key column (once one is seen, nothing more is written), computes each
+/// sync's row key, sends the new rows of each directly diffed sync to its pending file, and
+/// (with a `path`) writes the rows with their keys there.
 async fn stage_partition(
     mut stream: datafusion::execution::SendableRecordBatchStream,
-    path: PathBuf,
+    path: Option<PathBuf>,
     job: Arc<StageJob>,
 ) -> Result<StagedPartition> {
-    let mut writer = LocalPartWriter::create_temporary(&path, Arc::clone(&job.staged_schema)).await?;
-    let (mut null_keys, mut repeated_keys) = (0u64, 0u64);
+    let mut writer = match &path {
+        Some(path) => Some(LocalPartWriter::create_temporary(path, Arc::clone(&job.staged_schema)).await?),
+        None => None,
+    };
+    let (mut rows, mut null_keys, mut repeated_keys) = (0u64, 0u64, 0u64);
     let context = || format!("model `{}`: staging", job.model);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|source| job.query_error(source))?;
@@ -300,37 +524,54 @@ async fn stage_partition(
         if null_keys > 0 {
             continue; // keep counting; nothing with a null key is staged
         }
+        rows += batch.num_rows() as u64;
         let mut columns = batch.columns().to_vec();
         for (index, sync_id) in job.sync_ids.iter().enumerate() {
             let hashes = row_hashes(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
             if index == 0 {
                 repeated_keys += job.remember(&hashes);
             }
-            columns.push(binary_keys(&hashes).map_err(DinmoError::arrow(context()))?);
+            for output in job.outputs.iter().filter(|o| o.index == index) {
+                let new =
+                    anti_join::unseen_rows(&batch, &output.columns, &hashes, output.keys.as_deref(), &output.schema)
+                        .map_err(DinmoError::arrow(context()))?;
+                if new.num_rows() > 0 && !output.feed.send(new).await {
+                    // The pending file's encoder stopped; finishing it says why.
+                    return Err(DinmoError::Io {
+                        path: output.pending.clone(),
+                        source: std::io::Error::other("the pending file's encoder stopped"),
+                    });
+                }
+            }
+            if writer.is_some() {
+                columns.push(binary_keys(&hashes).map_err(DinmoError::arrow(context()))?);
+            }
         }
         if job.sync_ids.is_empty() {
             let hashes = row_hashes("", &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
             repeated_keys += job.remember(&hashes);
         }
-        let keyed =
-            RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
-        writer.write(&keyed).await?;
+        if let Some(writer) = writer.as_mut() {
+            let keyed =
+                RecordBatch::try_new(Arc::clone(&job.staged_schema), columns).map_err(DinmoError::arrow(context()))?;
+            writer.write(&keyed).await?;
+        }
     }
-    let (_, rows, bytes) = writer.finish_measured().await?;
+    if let Some(writer) = writer {
+        writer.finish().await?;
+    }
     Ok(StagedPartition {
         rows,
-        bytes,
         null_keys,
         repeated_keys,
     })
 }
 
-/// What one staging task wrote.
+/// What one staging task did.
 #[derive(Debug)]
 struct StagedPartition {
+    /// Rows the partition produced (with no null key column).
     rows: u64,
-    /// Uncompressed size.
-    bytes: u64,
     /// Rows with a null key column (none of them staged).
     null_keys: u64,
     /// Rows whose key was seen before.
@@ -479,48 +720,34 @@ fn projection(sync: &Sync, key: datafusion::prelude::Expr) -> Vec<datafusion::pr
     projection
 }
 
-/// Writes the new rows of one sync to a local pending file at `path`; returns how many there
-/// are. Without a snapshot, every staged row is new.
+/// Writes the new rows of one sync from the staged rows (staged with `keep_staged`) to a
+/// local pending file at `path`; returns how many there are.
 ///
-/// The snapshot's keys go into a [`KeySet`] when the session's pool can hold it in half its
-/// size (as a hash join's table would), and the staged rows stream past it; otherwise
-/// DataFusion joins ([`new_rows`]), sorting and spilling when the keys would not fit a hash
-/// table.
+/// With the snapshot's keys in memory, the staged rows stream past them; otherwise DataFusion
+/// joins ([`new_rows`]), sorting and spilling when the keys would not fit a hash table.
 pub async fn write_new_rows(
     ctx: &SessionContext,
     staged: &StagedModel,
     sync_index: usize,
     sync: &Sync,
-    snapshot: Option<Snapshot>,
+    keys: SnapshotKeys,
     path: &Path,
 ) -> Result<u64> {
     let context = format!("sync `{}`: new rows", sync.id);
-    let filled = match snapshot {
-        None => Ok(None),
-        Some(snapshot) => {
-            let pool = &ctx.runtime_env().memory_pool;
-            let set = KeySet::with_capacity(pool, format!("sync `{}`: snapshot keys", sync.id), snapshot.rows).ok();
-            let filled = match set {
-                Some(set) => anti_join::fill(set, snapshot.frame.clone(), &context).await?,
-                None => None,
-            };
-            filled.map(Some).ok_or(snapshot)
+    let keys = match keys {
+        SnapshotKeys::Everything => None,
+        SnapshotKeys::InMemory(keys) => Some(keys),
+        SnapshotKeys::Join(snapshot) => {
+            let frame = new_rows(ctx, staged, sync_index, sync, Some(snapshot)).await?;
+            return write_frame(frame, path, &context).await;
         }
     };
-    match filled {
-        Ok(keys) => {
-            let rows = ctx
-                .table(staged.table.as_str())
-                .await
-                .and_then(|frame| frame.select(projection(sync, col(key_column(sync_index)))))
-                .map_err(DinmoError::engine(context.clone()))?;
-            anti_join::write_unseen(rows, keys, path, &context).await
-        }
-        Err(snapshot) => {
-            let frame = new_rows(ctx, staged, sync_index, sync, Some(snapshot)).await?;
-            write_frame(frame, path, &context).await
-        }
-    }
+    let rows = ctx
+        .table(staged.table.as_str())
+        .await
+        .and_then(|frame| frame.select(projection(sync, col(key_column(sync_index)))))
+        .map_err(DinmoError::engine(context.clone()))?;
+    anti_join::write_unseen(rows, keys, path, &context).await
 }
 
 /// Streams `frame` into a local pending file; returns the row count.
@@ -608,7 +835,7 @@ mod tests {
             table: "staged".into(),
             path: PathBuf::new(),
             rows: keys.len() as u64,
-            bytes: 0,
+            direct_rows: Vec::new(),
             discarding: Default::default(),
         }
     }
@@ -644,9 +871,8 @@ mod tests {
 
         let folder = tempfile::tempdir().unwrap();
         let pending = folder.path().join("pending.parquet");
-        let written = write_new_rows(ctx, staged, 0, &sync(), snapshot(), &pending)
-            .await
-            .unwrap();
+        let loaded = snapshot_keys(ctx, "m.d", snapshot()).await.unwrap();
+        let written = write_new_rows(ctx, staged, 0, &sync(), loaded, &pending).await.unwrap();
         let file = std::fs::File::open(&pending).unwrap();
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();

@@ -288,6 +288,10 @@ pub enum DinmoError {
         source: Box<dinmo_connectors::ConnectorError>,
     },
 
+    /// A destination could not be reached when the run connected to it (`message` says why).
+    #[error("{message}")]
+    Unreachable { destination: String, message: String },
+
     /// Some models or syncs failed; each is in the run's report.
     #[error("{failed} of {total} sync(s) or model(s) failed; first: {first}")]
     RunFailed { failed: usize, total: usize, first: String },

@@ -23,7 +23,9 @@ pub use lock::{LeaseWatch, LockHolder, LockStatus, SyncLocks, Unlocked};
 pub use manifest::{
     Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity, timestamp_now,
 };
-pub use parts::{DESTINATION_ID_COLUMN, LocalPartWriter, RUN_ID_COLUMN, key_part_schema, remove_local_folder};
+pub use parts::{
+    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, remove_local_folder,
+};
 pub use store::{READ_CONCURRENCY, StateStore, VerifiedSnapshot};
 
 /// A hash of a sync's history: the last run and every snapshot part with its checksum. Any

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -39,7 +40,30 @@ pub struct LocalPartWriter {
     batches: Option<tokio::sync::mpsc::Sender<RecordBatch>>,
     /// The encoding thread: the uncompressed size of the data it wrote. `None` once joined.
     encoder: Option<tokio::task::JoinHandle<Result<u64>>>,
-    rows: u64,
+    /// Rows handed over, by [`LocalPartWriter::write`] and by every [`PartFeed`].
+    rows: Arc<AtomicU64>,
+}
+
+/// A handle through which other tasks append batches to a [`LocalPartWriter`]'s file, straight
+/// into its encoder's queue: several tasks write one file without a queue of their own in
+/// front. The file is finished by the writer, once every feed is dropped.
+#[derive(Debug, Clone)]
+pub struct PartFeed {
+    batches: tokio::sync::mpsc::Sender<RecordBatch>,
+    rows: Arc<AtomicU64>,
+}
+
+impl PartFeed {
+    /// Appends a batch; `false` when the encoder has stopped (it failed: finishing the writer
+    /// says why).
+    pub async fn send(&self, batch: RecordBatch) -> bool {
+        let rows = batch.num_rows() as u64;
+        let sent = self.batches.send(batch).await.is_ok();
+        if sent {
+            self.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+        sent
+    }
 }
 
 /// Rows of a row group in the staged files. A writer holds a whole row group in memory
@@ -55,7 +79,7 @@ impl std::fmt::Debug for LocalPartWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalPartWriter")
             .field("path", &self.path)
-            .field("rows", &self.rows)
+            .field("rows", &self.rows())
             .finish()
     }
 }
@@ -123,13 +147,13 @@ impl LocalPartWriter {
             path: path.to_path_buf(),
             batches: Some(batches),
             encoder: Some(encoder),
-            rows: 0,
+            rows: Arc::default(),
         })
     }
 
     /// Appends a batch.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.rows += batch.num_rows() as u64;
+        self.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
         let sent = match &self.batches {
             Some(batches) => batches.send(batch.clone()).await.is_ok(),
             None => false,
@@ -172,7 +196,16 @@ impl LocalPartWriter {
 
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.rows.load(Ordering::Relaxed)
+    }
+
+    /// A handle for other tasks to append batches through; `None` once the file is being
+    /// finished.
+    pub fn feed(&self) -> Option<PartFeed> {
+        self.batches.as_ref().map(|batches| PartFeed {
+            batches: batches.clone(),
+            rows: Arc::clone(&self.rows),
+        })
     }
 
     /// Closes the file; returns its path and row count.
@@ -182,12 +215,14 @@ impl LocalPartWriter {
     }
 
     /// Closes the file; returns its path, row count, and the uncompressed size of its data
-    /// (what holding its rows in memory costs, roughly).
+    /// (what holding its rows in memory costs, roughly). Every [`PartFeed`] must be dropped
+    /// first: the encoder writes the footer once the last sender of its queue is gone.
     pub async fn finish_measured(mut self) -> Result<(PathBuf, u64, u64)> {
         // Closing the queue tells the encoder to write the footer.
         self.batches = None;
         let bytes = self.join().await?;
-        Ok((self.path, self.rows, bytes))
+        let rows = self.rows.load(Ordering::Relaxed);
+        Ok((self.path, rows, bytes))
     }
 }
 

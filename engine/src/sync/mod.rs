@@ -1,9 +1,10 @@
 //! One sync of a run ([`run`]): settle what earlier runs left pending ([`recovery`]), diff,
 //! then send the new rows through the destination ([`delivery`]) and commit what it
 //! acknowledged ([`commit`]), batch by batch. [`context`] holds what the syncs of one run
-//! share, [`report`] what they did.
+//! share, [`connections`] their destinations' connections, [`report`] what they did.
 
 pub mod commit;
+pub mod connections;
 pub mod context;
 pub mod delivery;
 pub mod progress;

@@ -1,69 +1,152 @@
-//! One sync in one run: settle what earlier runs left pending, diff against the snapshot,
-//! guard, then (unless planning) record the intent, send, and commit what the destination
+//! One sync in one run, in two halves around its model's run: [`prepare_sync`] settles what
+//! earlier runs left pending and loads the snapshot's keys; the model then runs once for all
+//! its syncs (`diff::stage_model`), writing each sync's new rows as it goes; [`finish_sync`]
+//! guards, then (unless planning) records the intent, sends, and commits what the destination
 //! acknowledged, batch by batch.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use dinmo_connectors::WriteContext;
 use dinmo_connectors::failpoint::crash_point;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, Span, info, info_span};
 
-use crate::diff::{Snapshot, StagedModel, snapshot_frame, write_new_rows};
+use crate::diff::{DirectDiff, Snapshot, SnapshotKeys, StagedModel, snapshot_frame, snapshot_keys, write_new_rows};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
 use crate::state::{AUTO_COMPACT_RUNS, Outcome, RunManifest, SyncIdentity};
 use crate::sync::commit::{Commit, settle_manifest};
+use crate::sync::connections::Connections;
 use crate::sync::context::RunContext;
 use crate::sync::delivery::{check_rules, deliver};
 use crate::sync::progress::Progress;
 use crate::sync::recovery::recover_pending;
 use crate::sync::report::SyncReport;
 
-/// Plans, and unless `run.dry_run`, sends one sync. The report is returned even when the
-/// sync fails, with the error in it.
-pub async fn run_sync(
-    ctx: &SessionContext,
-    run: &RunContext,
-    planned: &PlannedModel<'_>,
-    staged: &StagedModel,
-    index: usize,
-    target: &PlannedSync<'_>,
-) -> (SyncReport, Result<()>) {
-    let sync = target.sync;
-    let span = info_span!("sync", sync = %sync.id, run_id = %run.run_id);
-    let mut report = SyncReport::for_target(target, staged.rows);
-    report.started_at = RunContext::now();
-    let clock = std::time::Instant::now();
-    let result = sync_inner(ctx, run, planned, staged, index, target, &mut report)
-        .instrument(span)
-        .await;
-    if let Err(error) = &result {
-        report.error = Some(error.to_string());
-    }
-    report.finished_at = RunContext::now();
-    report.seconds = (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    (report, result)
+/// A sync ready for its model to run: what earlier runs left pending is settled, and its
+/// snapshot is verified and its keys loaded.
+#[derive(Debug)]
+pub struct PreparedSync {
+    /// The sync's position among its model's selected syncs.
+    pub index: usize,
+    report: SyncReport,
+    span: Span,
+    clock: Instant,
+    keys: Option<SnapshotKeys>,
+    /// Where its new rows are written.
+    pending: PathBuf,
+    /// New rows found from the staged model output, after the model ran.
+    joined: Option<Result<u64>>,
+    sql_hash: String,
+    mapping_hash: String,
+    snapshot_rows: u64,
+    uncovered_runs: usize,
+    verified_in: Duration,
+    loaded_in: Duration,
 }
 
-/// Recovery, snapshot, diff, guard, then a plan's rule check or the send.
-///
-/// Long on purpose: the order of these steps is the exactly-once argument (pending rows
-/// settled before the diff, the guard before any send), so it reads top to bottom here.
-async fn sync_inner(
+impl PreparedSync {
+    /// Where the model's run writes this sync's new rows, unless they are found by a join
+    /// after it ([`PreparedSync::diff_staged`]).
+    pub fn direct(&self) -> Option<DirectDiff> {
+        self.keys.as_ref()?.direct(self.index, self.pending.clone())
+    }
+
+    /// Whether the new rows are found by a join over the staged model output.
+    pub fn joins(&self) -> bool {
+        matches!(self.keys, Some(SnapshotKeys::Join(_)))
+    }
+
+    /// Once the model ran: lets go of the snapshot's keys (their memory goes back before the
+    /// rows are sent) when the new rows were written as the model ran; otherwise (the keys did
+    /// not fit in memory, or the model's rows were staged for its primary key check) writes
+    /// them from the staged model output. The outcome is the sync's, reported by
+    /// [`finish_sync`].
+    pub async fn diff_staged(&mut self, ctx: &SessionContext, planned: &PlannedModel<'_>, staged: &StagedModel) {
+        let (Some(keys), Some(target)) = (self.keys.take(), planned.syncs.get(self.index)) else {
+            return;
+        };
+        if staged.direct_rows(self.index).is_some() {
+            return;
+        }
+        let written = write_new_rows(ctx, staged, self.index, target.sync, keys, &self.pending)
+            .instrument(self.span.clone())
+            .await;
+        self.joined = Some(written);
+    }
+}
+
+/// The first half of a sync, before its model runs: recovery, then the snapshot verified and
+/// its keys loaded. A failure is the sync's alone: its report, with the error in it, comes
+/// back instead.
+pub async fn prepare_sync(
     ctx: &SessionContext,
     run: &RunContext,
+    connections: &Connections,
     planned: &PlannedModel<'_>,
-    staged: &StagedModel,
     index: usize,
     target: &PlannedSync<'_>,
-    report: &mut SyncReport,
-) -> Result<()> {
-    let sync = target.sync;
-    let destination = target.destination.as_ref();
+) -> std::result::Result<PreparedSync, SyncReport> {
+    let span = info_span!("sync", sync = %target.sync.id, run_id = %run.run_id);
+    let mut report = SyncReport::for_target(target, 0);
+    report.started_at = RunContext::now();
+    let clock = Instant::now();
+    let prepared = prepare_inner(ctx, run, connections, planned, target, &mut report)
+        .instrument(span.clone())
+        .await;
+    match prepared {
+        Ok((keys, snapshot, verified_in, loaded_in)) => Ok(PreparedSync {
+            index,
+            report,
+            span,
+            clock,
+            keys: Some(keys),
+            pending: run.staging_dir.join(format!("{}.pending.parquet", target.sync.id)),
+            joined: None,
+            sql_hash: sql_hash(&planned.model.sql),
+            mapping_hash: mapping_hash(planned.model, target.sync),
+            snapshot_rows: snapshot.rows,
+            uncovered_runs: snapshot.uncovered_runs,
+            verified_in,
+            loaded_in,
+        }),
+        Err(error) => Err(failed(report, clock, &span, error)),
+    }
+}
 
-    // Recovery first: what an earlier run left pending is settled before anything new.
-    let recovered = recover_pending(run, &sync.id, destination, report).await?;
+/// What the prepared snapshot was.
+#[derive(Debug)]
+struct SnapshotFacts {
+    rows: u64,
+    uncovered_runs: usize,
+}
+
+/// Recovery first: what an earlier run left pending is settled before anything new. Then the
+/// snapshot, verified, and its keys.
+async fn prepare_inner(
+    ctx: &SessionContext,
+    run: &RunContext,
+    connections: &Connections,
+    planned: &PlannedModel<'_>,
+    target: &PlannedSync<'_>,
+    report: &mut SyncReport,
+) -> Result<(SnapshotKeys, SnapshotFacts, Duration, Duration)> {
+    let sync = target.sync;
+    // Rows a stopped run left pending are replayed to the destination: it must be reachable.
+    let earlier = |path: &String| !path.ends_with(&format!("/{}.parquet", run.run_id));
+    if !run.dry_run
+        && run.state.pending_files(&sync.id).await?.iter().any(earlier)
+        && let Some(message) = connections.failure(&sync.destination).await?
+    {
+        return Err(DinmoError::Unreachable {
+            destination: sync.destination.clone(),
+            message,
+        });
+    }
+    let recovered = recover_pending(run, &sync.id, target.destination.as_ref(), report).await?;
     report.recovered_runs = recovered.runs;
     report.pending_from_earlier_runs = recovered.pending_rows;
     if run.dry_run && recovered.pending_rows > 0 {
@@ -73,9 +156,9 @@ async fn sync_inner(
         ));
     }
 
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let snapshot = run.state.verified_snapshot(&sync.id).await?;
-    let verified_at = started.elapsed();
+    let verified_in = started.elapsed();
     report.state_version = crate::state::state_version(&snapshot.manifests);
     report.first_run = snapshot.manifests.is_empty() && snapshot.unnamed_parts == 0;
     if snapshot.unnamed_parts > 0 {
@@ -86,22 +169,20 @@ async fn sync_inner(
         ));
     }
     report.snapshot_rows = snapshot.rows;
-    let sql_hash = sql_hash(&planned.model.sql);
-    let mapping_hash = mapping_hash(planned.model, sync);
     if let Some(last) = snapshot.manifests.last() {
-        if last.model_sql_hash != sql_hash {
+        if last.model_sql_hash != sql_hash(&planned.model.sql) {
             report
                 .changed_since_last_run
                 .push("model SQL changed since the last run".to_string());
         }
-        if last.mapping_hash != mapping_hash {
+        if last.mapping_hash != mapping_hash(planned.model, sync) {
             report
                 .changed_since_last_run
                 .push("mapping or primary key changed since the last run".to_string());
         }
     }
     // Without a part there is nothing to join against (a first run).
-    let snapshot_table = if run.full_refresh || snapshot.part_urls.is_empty() {
+    let table = if run.full_refresh || snapshot.part_urls.is_empty() {
         None
     } else {
         Some(Snapshot {
@@ -109,18 +190,79 @@ async fn sync_inner(
             rows: snapshot.rows,
         })
     };
-    let pending_local = run.staging_dir.join(format!("{}.pending.parquet", sync.id));
-    let new_count = write_new_rows(ctx, staged, index, sync, snapshot_table, &pending_local).await?;
-    if index + 1 == planned.syncs.len() {
-        staged.discard(); // the model's last diff: the staged rows are no longer needed
+    let keys = snapshot_keys(ctx, &sync.id, table).await?;
+    let facts = SnapshotFacts {
+        rows: snapshot.rows,
+        uncovered_runs: snapshot.uncovered_runs,
+    };
+    Ok((keys, facts, verified_in, started.elapsed() - verified_in))
+}
+
+/// The report of a sync that stopped at `error`, logged.
+fn failed(mut report: SyncReport, clock: Instant, span: &Span, error: DinmoError) -> SyncReport {
+    span.in_scope(|| tracing::error!(error = %error, "sync failed"));
+    report.error = Some(error.to_string());
+    report.finished_at = RunContext::now();
+    report.seconds = (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    report
+}
+
+/// The second half of a sync, once its model ran: the guard, then a plan's rule check or the
+/// send. A failure is in the report (and logged).
+pub async fn finish_sync(
+    run: &RunContext,
+    planned: &PlannedModel<'_>,
+    staged: &StagedModel,
+    mut prepared: PreparedSync,
+) -> SyncReport {
+    let span = prepared.span.clone();
+    prepared.report.counts.model_rows = staged.rows;
+    let result = finish_inner(run, planned, staged, &mut prepared)
+        .instrument(span.clone())
+        .await;
+    let PreparedSync { mut report, clock, .. } = prepared;
+    match result {
+        Ok(()) => {
+            report.finished_at = RunContext::now();
+            report.seconds = (clock.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+            report
+        }
+        Err(error) => failed(report, clock, &span, error),
     }
+}
+
+/// The guard, then a plan's rule check or the send.
+///
+/// Long on purpose: the order of these steps is the exactly-once argument (the guard before
+/// any send, the intent before the first request), so it reads top to bottom here.
+async fn finish_inner(
+    run: &RunContext,
+    planned: &PlannedModel<'_>,
+    staged: &StagedModel,
+    prepared: &mut PreparedSync,
+) -> Result<()> {
+    let Some(target) = planned.syncs.get(prepared.index) else {
+        return Ok(());
+    };
+    let sync = target.sync;
+    let destination = target.destination.as_ref();
+    let new_count = match prepared.joined.take() {
+        Some(joined) => joined?,
+        // Every sync is diffed during the model's run or after it: the other case is a bug,
+        // and sends nothing rather than guess.
+        None => staged.direct_rows(prepared.index).ok_or_else(|| DinmoError::Io {
+            path: prepared.pending.clone(),
+            source: std::io::Error::other("the sync's new rows were never written"),
+        })?,
+    };
+    let report = &mut prepared.report;
     report.counts.new_rows = new_count;
     info!(
         model_rows = staged.rows,
         new_rows = new_count,
-        snapshot_rows = snapshot.rows,
-        snapshot_check_ms = verified_at.as_millis() as u64,
-        join_ms = (started.elapsed() - verified_at).as_millis() as u64,
+        snapshot_rows = prepared.snapshot_rows,
+        snapshot_check_ms = prepared.verified_in.as_millis() as u64,
+        keys_ms = prepared.loaded_in.as_millis() as u64,
         "diff computed"
     );
 
@@ -135,9 +277,10 @@ async fn sync_inner(
         });
     }
 
+    let pending_local = &prepared.pending;
     if run.dry_run {
         let sendable = run.staging_dir.join(format!("{}.sendable.parquet", sync.id));
-        check_rules(&pending_local, destination, report, &sendable).await?;
+        check_rules(pending_local, destination, report, &sendable).await?;
         if let Some(options) = run.summary
             && sendable.exists()
         {
@@ -152,16 +295,16 @@ async fn sync_inner(
             sync_id: sync.id.clone(),
             model: sync.model.clone(),
             destination: sync.destination.clone(),
-            sql_hash,
-            mapping_hash,
+            sql_hash: prepared.sql_hash.clone(),
+            mapping_hash: prepared.mapping_hash.clone(),
         },
         destination,
-        &pending_local,
+        pending_local,
         new_count,
         report,
     )
     .await;
-    if sent.is_ok() && snapshot.uncovered_runs + 1 >= AUTO_COMPACT_RUNS {
+    if sent.is_ok() && prepared.uncovered_runs + 1 >= AUTO_COMPACT_RUNS {
         compact_after_run(run, &sync.id).await;
     }
     sent

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use super::status::Status;
 use crate::cli::{CompactArgs, GlobalArgs, RebuildArgs, ResolvePendingArgs, StateCommand, UnlockArgs};
-use crate::diff::{stage_model, write_new_rows};
+use crate::diff::{SnapshotKeys, stage_model};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync, plan_models};
 use crate::plan::sources::register_store;
@@ -314,7 +314,7 @@ async fn rebuild(global: &GlobalArgs, project: &Project, state: &StateStore, arg
     state
         .while_locked(&syncs, &run.run_id, None, &Default::default(), async {
             for model in &planned {
-                let staged = stage_model(&ctx, model, staging.path()).await?;
+                let mut rebuilt = Vec::new();
                 for (index, target) in model.syncs.iter().enumerate() {
                     if !state.manifests(&target.sync.id).await?.is_empty() {
                         println!(
@@ -324,7 +324,19 @@ async fn rebuild(global: &GlobalArgs, project: &Project, state: &StateStore, arg
                         continue;
                     }
                     let local = staging.path().join(format!("{}.rebuild.parquet", target.sync.id));
-                    let rows = write_new_rows(&ctx, &staged, index, target.sync, None, &local).await?;
+                    rebuilt.push((index, target, local));
+                }
+                if rebuilt.is_empty() {
+                    continue;
+                }
+                // Every row of the model is a row of the rebuilt snapshot.
+                let direct = rebuilt
+                    .iter()
+                    .filter_map(|(index, _, local)| SnapshotKeys::Everything.direct(*index, local.clone()))
+                    .collect();
+                let staged = stage_model(&ctx, model, staging.path(), direct, false).await?;
+                for (index, target, local) in rebuilt {
+                    let rows = staged.direct_rows(index).unwrap_or_default();
                     rebuild_sync(
                         state,
                         staging.path(),

@@ -11,15 +11,16 @@ use crate::cli::render::{print_plan, print_report};
 use crate::cli::{GlobalArgs, PlanArgs, RunArgs, SelectionArgs};
 use crate::diff::stage_model;
 use crate::error::{DinmoError, Result};
-use crate::plan::models::{connect_destinations, destinations_used, plan_models};
+use crate::plan::models::{destinations_used, plan_models};
 use crate::plan::saved::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
 use crate::plan::sources::register_store;
 use crate::plan::summary::SummaryOptions;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
 use crate::state::remove_local_folder;
+use crate::sync::connections::Connections;
 use crate::sync::context::{RunContext, RunOptions};
 use crate::sync::report::{RunReport, SyncReport};
-use crate::sync::run::run_sync;
+use crate::sync::run::{PreparedSync, finish_sync, prepare_sync};
 
 pub async fn plan(global: &GlobalArgs, args: PlanArgs) -> Result<Status> {
     let summary = SummaryOptions {
@@ -73,8 +74,8 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<Status> {
 /// Loads, validates, and runs (or plans) every selected sync. A failing sync does not stop
 /// the others; its error is in its report.
 ///
-/// Long on purpose: the run's one sequence (load, plan, take locks, connect destinations while
-/// the first model runs, stage each model once and run its syncs, save the plan); the steps
+/// Long on purpose: the run's one sequence (load, plan, take locks, connect destinations,
+/// prepare each model's syncs, run the model once, finish its syncs, save the plan); the steps
 /// are calls, and splitting would pass the same seven values around.
 async fn execute(
     global: &GlobalArgs,
@@ -110,13 +111,25 @@ async fn execute(
         info!(models = planned.len(), "run started");
         let mut report = RunReport::new(&project.name, &run, &project.state);
         // Authenticate and load what the field rules need (units of measure) once per
-        // destination, while the first model runs; a destination that cannot be reached
-        // fails only its own syncs.
-        let mut connecting =
-            (!dry_run).then(|| tokio::spawn(connect_destinations(destinations_used(&planned)).in_current_span()));
-        let mut unreachable = Vec::new();
+        // destination, while the first model runs.
+        let connections = match dry_run {
+            true => Connections::none(),
+            false => Connections::start(destinations_used(&planned)),
+        };
         for model in &planned {
-            let staged = match stage_model(&ctx, model, &run.staging_dir).await {
+            // Each sync's earlier runs settled and its snapshot's keys loaded, then the model
+            // runs once, writing each sync's new rows as it goes.
+            let mut ready = Vec::new();
+            let mut stopped = Vec::new();
+            for (index, target) in model.syncs.iter().enumerate() {
+                match prepare_sync(&ctx, &run, &connections, model, index, target).await {
+                    Ok(prepared) => ready.push(prepared),
+                    Err(failed) => stopped.push((index, failed)),
+                }
+            }
+            let direct = ready.iter().filter_map(PreparedSync::direct).collect();
+            let keep_staged = ready.iter().any(PreparedSync::joins);
+            let staged = match stage_model(&ctx, model, &run.staging_dir, direct, keep_staged).await {
                 Ok(staged) => staged,
                 Err(failure) => {
                     // A query that failed reading its data: name the file at fault if one is.
@@ -126,33 +139,30 @@ async fn execute(
                     };
                     error!(model = %model.model.name, error = %failure, "model failed");
                     report.model_errors.push(failure.to_string());
+                    report.syncs.extend(stopped.into_iter().map(|(_, failed)| failed));
                     continue;
                 }
             };
-            if let Some(connected) = connecting.take() {
-                let connected = connected.await.map_err(|source| DinmoError::Interrupted {
-                    task: "connecting the destinations".into(),
-                    source,
-                })?;
-                for (destination, found) in connected {
-                    if let Err(failure) = found {
-                        error!(destination = %destination, error = %failure, "destination unreachable");
-                        unreachable.push((destination, failure.to_string()));
-                    }
-                }
+            for prepared in &mut ready {
+                prepared.diff_staged(&ctx, model, &staged).await;
             }
-            for (index, target) in model.syncs.iter().enumerate() {
-                if let Some((_, failure)) = unreachable.iter().find(|(d, _)| *d == target.sync.destination) {
-                    report
-                        .syncs
-                        .push(SyncReport::failed(target, staged.rows, failure.clone()));
+            staged.discard(); // the last diff is done: the staged rows are no longer needed
+            let mut finished = stopped;
+            for prepared in ready {
+                let index = prepared.index;
+                let Some(target) = model.syncs.get(index) else {
                     continue;
-                }
-                let (sync_report, result): (SyncReport, Result<()>) =
-                    run_sync(&ctx, &run, model, &staged, index, target).await;
-                if let Err(failure) = &result {
-                    error!(sync = %target.sync.id, error = %failure, "sync failed");
-                }
+                };
+                // A destination that cannot be reached fails only its own syncs.
+                let report = match connections.failure(&target.sync.destination).await? {
+                    Some(failure) => SyncReport::failed(target, staged.rows, failure),
+                    None => finish_sync(&run, model, &staged, prepared).await,
+                };
+                finished.push((index, report));
+            }
+            finished.sort_by_key(|(index, _)| *index);
+            for (_, mut sync_report) in finished {
+                sync_report.counts.model_rows = staged.rows;
                 report.syncs.push(sync_report);
             }
             staged.discarded().await;
