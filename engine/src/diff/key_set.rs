@@ -76,6 +76,11 @@ fn half_of(pool: &Arc<dyn MemoryPool>) -> usize {
     }
 }
 
+/// What a set of `expected` keys takes in memory, as accounted to the pool.
+pub fn bytes_for(expected: u64) -> u64 {
+    expected.saturating_mul(BYTES_PER_KEY as u64)
+}
+
 impl KeySet {
     /// An empty set that grows as keys come, accounted to `pool` under `name`.
     pub fn empty(pool: &Arc<dyn MemoryPool>, name: String) -> Self {

@@ -47,6 +47,10 @@ pub enum SnapshotKeys {
     Everything,
     /// The snapshot's keys in memory: the model's rows are filtered as they are staged.
     InMemory(Arc<FrozenKeySet>),
+    /// Keys that would take over a quarter of the memory limit: loaded only once the model
+    /// ran and its primary key was checked, so the two sets (and the query that checks the
+    /// key when its set does not fit) never hold memory at once ([`write_new_rows`]).
+    Later(Snapshot),
     /// More keys than the memory limit allows in a set: the model's rows are staged to a local
     /// file and joined in DataFusion ([`write_new_rows`]).
     Join(Snapshot),
@@ -59,7 +63,7 @@ impl SnapshotKeys {
         let keys = match self {
             SnapshotKeys::Everything => None,
             SnapshotKeys::InMemory(keys) => Some(Arc::clone(keys)),
-            SnapshotKeys::Join(_) => return None,
+            SnapshotKeys::Later(_) | SnapshotKeys::Join(_) => return None,
         };
         Some(DirectDiff { index, keys, pending })
     }
@@ -77,13 +81,27 @@ pub struct DirectDiff {
 }
 
 /// Loads the keys of `snapshot` (`None`: a first run, or a full refresh) into a key set when
-/// the session's pool can hold it in half its size, as a hash join's table would.
-pub async fn snapshot_keys(ctx: &SessionContext, sync_id: &str, snapshot: Option<Snapshot>) -> Result<SnapshotKeys> {
+/// the session's pool can hold it in half its size, as a hash join's table would. With
+/// `before_the_model`, keys that would take over a quarter of the pool are left for later
+/// ([`SnapshotKeys::Later`]): the model's primary key check needs its own set meanwhile.
+pub async fn snapshot_keys(
+    ctx: &SessionContext,
+    sync_id: &str,
+    snapshot: Option<Snapshot>,
+    before_the_model: bool,
+) -> Result<SnapshotKeys> {
+    use datafusion::execution::memory_pool::MemoryLimit;
     let Some(snapshot) = snapshot else {
         return Ok(SnapshotKeys::Everything);
     };
     let context = format!("sync `{sync_id}`: reading the snapshot's keys");
     let pool = &ctx.runtime_env().memory_pool;
+    if let MemoryLimit::Finite(limit) = pool.memory_limit()
+        && before_the_model
+        && key_set::bytes_for(snapshot.rows) > (limit / 4) as u64
+    {
+        return Ok(SnapshotKeys::Later(snapshot));
+    }
     let Ok(set) = KeySet::with_capacity(pool, format!("sync `{sync_id}`: snapshot keys"), snapshot.rows) else {
         return Ok(SnapshotKeys::Join(snapshot));
     };
@@ -221,6 +239,7 @@ pub async fn stage_model(
         key_indices.clone(),
         direct,
         keep_staged,
+        true,
     )
     .await?;
     if !pass.checked_in_memory && !keep_staged {
@@ -229,7 +248,17 @@ pub async fn stage_model(
         // meanwhile), so the model's rows are staged after all and every sync is diffed from
         // them.
         tracing::info!(model = %model.name, "staging the model's rows for the primary key check");
-        pass = stage_pass(ctx, planned, &folder, &staged_schema, key_indices, Vec::new(), true).await?;
+        pass = stage_pass(
+            ctx,
+            planned,
+            &folder,
+            &staged_schema,
+            key_indices,
+            Vec::new(),
+            true,
+            false,
+        )
+        .await?;
         keep_staged = true;
     }
     let StagePass {
@@ -307,7 +336,9 @@ struct StagePass {
     direct_rows: Vec<(usize, u64)>,
 }
 
-/// Runs the model's query once for [`stage_model`]: one task per output partition.
+/// Runs the model's query once for [`stage_model`]: one task per output partition. Without
+/// `check_in_memory` (a set that did not fit before), the primary key is left to the query.
+#[allow(clippy::too_many_arguments)] // the pass's inputs, each used once; a struct would only name them again
 async fn stage_pass(
     ctx: &SessionContext,
     planned: &PlannedModel<'_>,
@@ -316,6 +347,7 @@ async fn stage_pass(
     key_indices: Vec<usize>,
     direct: Vec<DirectDiff>,
     keep_staged: bool,
+    check_in_memory: bool,
 ) -> Result<StagePass> {
     let model = planned.model;
     let seen = KeySet::empty(
@@ -350,7 +382,7 @@ async fn stage_pass(
         key_indices,
         sync_ids: planned.syncs.iter().map(|s| s.sync.id.clone()).collect(),
         seen,
-        seen_overflowed: std::sync::atomic::AtomicBool::new(false),
+        seen_overflowed: std::sync::atomic::AtomicBool::new(!check_in_memory),
         outputs,
     });
     let streams = planned
@@ -735,9 +767,13 @@ pub async fn write_new_rows(
 ) -> Result<u64> {
     let context = format!("sync `{}`: new rows", sync.id);
     let keys = match keys {
+        SnapshotKeys::Later(snapshot) => snapshot_keys(ctx, &sync.id, Some(snapshot), false).await?,
+        keys => keys,
+    };
+    let keys = match keys {
         SnapshotKeys::Everything => None,
         SnapshotKeys::InMemory(keys) => Some(keys),
-        SnapshotKeys::Join(snapshot) => {
+        SnapshotKeys::Later(snapshot) | SnapshotKeys::Join(snapshot) => {
             let frame = new_rows(ctx, staged, sync_index, sync, Some(snapshot)).await?;
             return write_frame(frame, path, &context).await;
         }
@@ -871,7 +907,7 @@ mod tests {
 
         let folder = tempfile::tempdir().unwrap();
         let pending = folder.path().join("pending.parquet");
-        let loaded = snapshot_keys(ctx, "m.d", snapshot()).await.unwrap();
+        let loaded = snapshot_keys(ctx, "m.d", snapshot(), false).await.unwrap();
         let written = write_new_rows(ctx, staged, 0, &sync(), loaded, &pending).await.unwrap();
         let file = std::fs::File::open(&pending).unwrap();
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();

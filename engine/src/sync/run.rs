@@ -55,9 +55,9 @@ impl PreparedSync {
         self.keys.as_ref()?.direct(self.index, self.pending.clone())
     }
 
-    /// Whether the new rows are found by a join over the staged model output.
-    pub fn joins(&self) -> bool {
-        matches!(self.keys, Some(SnapshotKeys::Join(_)))
+    /// Whether the new rows are found from the staged model output, after the model ran.
+    pub fn needs_staged_rows(&self) -> bool {
+        matches!(self.keys, Some(SnapshotKeys::Later(_) | SnapshotKeys::Join(_)))
     }
 
     /// Once the model ran: lets go of the snapshot's keys (their memory goes back before the
@@ -190,7 +190,7 @@ async fn prepare_inner(
             rows: snapshot.rows,
         })
     };
-    let keys = snapshot_keys(ctx, &sync.id, table).await?;
+    let keys = snapshot_keys(ctx, &sync.id, table, true).await?;
     let facts = SnapshotFacts {
         rows: snapshot.rows,
         uncovered_runs: snapshot.uncovered_runs,

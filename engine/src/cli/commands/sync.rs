@@ -128,7 +128,7 @@ async fn execute(
                 }
             }
             let direct = ready.iter().filter_map(PreparedSync::direct).collect();
-            let keep_staged = ready.iter().any(PreparedSync::joins);
+            let keep_staged = ready.iter().any(PreparedSync::needs_staged_rows);
             let staged = match stage_model(&ctx, model, &run.staging_dir, direct, keep_staged).await {
                 Ok(staged) => staged,
                 Err(failure) => {
