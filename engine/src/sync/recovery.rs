@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::error::{DinmoError, Result};
 use crate::state::{Outcome, RunManifest, StateStore};
 use crate::sync::commit::{Commit, keys_in_parts, settle_manifest};
+use crate::sync::connections::Connections;
 use crate::sync::context::RunContext;
 use crate::sync::delivery::{deliver, read_parquet};
 use crate::sync::progress::Progress;
@@ -33,11 +34,14 @@ pub struct Recovered {
     pub pending_rows: u64,
 }
 
-/// Settles the pending files of `sync` left by earlier runs.
+/// Settles the pending files of `sync` left by earlier runs, through `destination` (named
+/// `destination_name`), which must be reachable when there is something to replay.
 pub async fn recover_pending(
     run: &RunContext,
     sync_id: &str,
+    destination_name: &str,
     destination: &dyn Destination,
+    connections: &Connections,
     report: &mut SyncReport,
 ) -> Result<Recovered> {
     let mut recovered = Recovered::default();
@@ -67,6 +71,12 @@ pub async fn recover_pending(
         recovered.pending_rows += manifest.pending_part.as_ref().map_or(0, |p| p.rows);
         if run.dry_run {
             continue;
+        }
+        if let Some(message) = connections.failure(destination_name).await? {
+            return Err(DinmoError::Unreachable {
+                destination: destination_name.to_string(),
+                message,
+            });
         }
         recover_run(run, sync_id, destination, manifest, report).await?;
         recovered.runs.push(original);

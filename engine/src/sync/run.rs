@@ -40,12 +40,7 @@ pub struct PreparedSync {
     pending: PathBuf,
     /// New rows found from the staged model output, after the model ran.
     joined: Option<Result<u64>>,
-    sql_hash: String,
-    mapping_hash: String,
-    snapshot_rows: u64,
-    uncovered_runs: usize,
-    verified_in: Duration,
-    loaded_in: Duration,
+    facts: SyncFacts,
 }
 
 impl PreparedSync {
@@ -98,7 +93,7 @@ pub async fn prepare_sync(
         .instrument(span.clone())
         .await;
     match prepared {
-        Ok((keys, snapshot, verified_in, loaded_in)) => Ok(PreparedSync {
+        Ok((keys, facts)) => Ok(PreparedSync {
             index,
             report,
             span,
@@ -106,22 +101,21 @@ pub async fn prepare_sync(
             keys: Some(keys),
             pending: run.staging_dir.join(format!("{}.pending.parquet", target.sync.id)),
             joined: None,
-            sql_hash: sql_hash(&planned.model.sql),
-            mapping_hash: mapping_hash(planned.model, target.sync),
-            snapshot_rows: snapshot.rows,
-            uncovered_runs: snapshot.uncovered_runs,
-            verified_in,
-            loaded_in,
+            facts,
         }),
         Err(error) => Err(failed(report, clock, &span, error)),
     }
 }
 
-/// What the prepared snapshot was.
+/// What preparing a sync found, for its second half.
 #[derive(Debug)]
-struct SnapshotFacts {
-    rows: u64,
+struct SyncFacts {
+    sql_hash: String,
+    mapping_hash: String,
+    snapshot_rows: u64,
     uncovered_runs: usize,
+    verified_in: Duration,
+    loaded_in: Duration,
 }
 
 /// Recovery first: what an earlier run left pending is settled before anything new. Then the
@@ -133,20 +127,17 @@ async fn prepare_inner(
     planned: &PlannedModel<'_>,
     target: &PlannedSync<'_>,
     report: &mut SyncReport,
-) -> Result<(SnapshotKeys, SnapshotFacts, Duration, Duration)> {
+) -> Result<(SnapshotKeys, SyncFacts)> {
     let sync = target.sync;
-    // Rows a stopped run left pending are replayed to the destination: it must be reachable.
-    let earlier = |path: &String| !path.ends_with(&format!("/{}.parquet", run.run_id));
-    if !run.dry_run
-        && run.state.pending_files(&sync.id).await?.iter().any(earlier)
-        && let Some(message) = connections.failure(&sync.destination).await?
-    {
-        return Err(DinmoError::Unreachable {
-            destination: sync.destination.clone(),
-            message,
-        });
-    }
-    let recovered = recover_pending(run, &sync.id, target.destination.as_ref(), report).await?;
+    let recovered = recover_pending(
+        run,
+        &sync.id,
+        &sync.destination,
+        target.destination.as_ref(),
+        connections,
+        report,
+    )
+    .await?;
     report.recovered_runs = recovered.runs;
     report.pending_from_earlier_runs = recovered.pending_rows;
     if run.dry_run && recovered.pending_rows > 0 {
@@ -169,13 +160,14 @@ async fn prepare_inner(
         ));
     }
     report.snapshot_rows = snapshot.rows;
+    let (sql_hash, mapping_hash) = (sql_hash(&planned.model.sql), mapping_hash(planned.model, sync));
     if let Some(last) = snapshot.manifests.last() {
-        if last.model_sql_hash != sql_hash(&planned.model.sql) {
+        if last.model_sql_hash != sql_hash {
             report
                 .changed_since_last_run
                 .push("model SQL changed since the last run".to_string());
         }
-        if last.mapping_hash != mapping_hash(planned.model, sync) {
+        if last.mapping_hash != mapping_hash {
             report
                 .changed_since_last_run
                 .push("mapping or primary key changed since the last run".to_string());
@@ -191,11 +183,15 @@ async fn prepare_inner(
         })
     };
     let keys = snapshot_keys(ctx, &sync.id, table, true).await?;
-    let facts = SnapshotFacts {
-        rows: snapshot.rows,
+    let facts = SyncFacts {
+        sql_hash,
+        mapping_hash,
+        snapshot_rows: snapshot.rows,
         uncovered_runs: snapshot.uncovered_runs,
+        verified_in,
+        loaded_in: started.elapsed() - verified_in,
     };
-    Ok((keys, facts, verified_in, started.elapsed() - verified_in))
+    Ok((keys, facts))
 }
 
 /// The report of a sync that stopped at `error`, logged.
@@ -260,9 +256,9 @@ async fn finish_inner(
     info!(
         model_rows = staged.rows,
         new_rows = new_count,
-        snapshot_rows = prepared.snapshot_rows,
-        snapshot_check_ms = prepared.verified_in.as_millis() as u64,
-        keys_ms = prepared.loaded_in.as_millis() as u64,
+        snapshot_rows = prepared.facts.snapshot_rows,
+        snapshot_check_ms = prepared.facts.verified_in.as_millis() as u64,
+        keys_ms = prepared.facts.loaded_in.as_millis() as u64,
         "diff computed"
     );
 
@@ -295,8 +291,8 @@ async fn finish_inner(
             sync_id: sync.id.clone(),
             model: sync.model.clone(),
             destination: sync.destination.clone(),
-            sql_hash: prepared.sql_hash.clone(),
-            mapping_hash: prepared.mapping_hash.clone(),
+            sql_hash: prepared.facts.sql_hash.clone(),
+            mapping_hash: prepared.facts.mapping_hash.clone(),
         },
         destination,
         pending_local,
@@ -304,7 +300,7 @@ async fn finish_inner(
         report,
     )
     .await;
-    if sent.is_ok() && prepared.uncovered_runs + 1 >= AUTO_COMPACT_RUNS {
+    if sent.is_ok() && prepared.facts.uncovered_runs + 1 >= AUTO_COMPACT_RUNS {
         compact_after_run(run, &sync.id).await;
     }
     sent
