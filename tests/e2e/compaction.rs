@@ -228,6 +228,97 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     assert_eq!(upgraded, expected);
 }
 
+/// The `row_keys` of every part a sync's newest manifest or checkpoint names, by kind.
+fn key_encodings(state: &Path, sync: &str, folder: &str, parts: &str) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(state.join(sync).join(folder))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let newest: serde_json::Value = serde_json::from_slice(&std::fs::read(files.last().unwrap()).unwrap()).unwrap();
+    newest[parts]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| part["row_keys"].as_str().unwrap_or("(absent: hex)").to_string())
+        .collect()
+}
+
+#[test]
+fn a_state_written_before_binary_row_keys_resends_nothing_and_compacts_into_them() {
+    // The example project with the state dinmo 0.1.0 (0d17e0c) wrote: a checkpoint over the
+    // first day's run and the second day's run after it, every key as hex text.
+    let old = example_project();
+    let state = old.path().join(".dinmo/state");
+    copy_project(&repository_root().join("tests/fixtures/state-0.1.0-0d17e0c"), &state);
+    std::fs::remove_file(state.join("README.md")).unwrap();
+    let syncs = [
+        "api_calls_daily.usage_files",
+        "api_calls_revenue.revenue_files",
+        "storage_gb_daily.legacy_usage_files",
+        "storage_gb_daily.usage_files",
+    ];
+    let run = |project: &Path| {
+        let out = dinmo_in(project, &["run"], &[]);
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        stdout(&out)
+    };
+    let out = run(old.path());
+    assert!(out.contains("sent 0 row(s)"), "{out}");
+    assert!(rows_in(old.path()).is_empty(), "nothing resent");
+
+    // The next day: exactly the rows a fresh project sends for it, stored with binary keys
+    // beside the old hex ones.
+    copy_project(&old.path().join("next_day/events"), &old.path().join("exports/events"));
+    run(old.path());
+    let upgraded = rows_in(old.path());
+    let fresh = example_project();
+    run(fresh.path());
+    let days_before: std::collections::HashSet<String> = rows_in(fresh.path()).into_iter().collect();
+    copy_project(
+        &fresh.path().join("next_day/events"),
+        &fresh.path().join("exports/events"),
+    );
+    run(fresh.path());
+    let expected: Vec<String> = rows_in(fresh.path())
+        .into_iter()
+        .filter(|r| !days_before.contains(r))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(upgraded, expected);
+    for sync in syncs {
+        assert_eq!(
+            key_encodings(&state, sync, "runs", "snapshot_parts"),
+            ["binary"],
+            "{sync}"
+        );
+    }
+
+    // Hex and binary parts read together: nothing is new.
+    let resent_before = rows_in(old.path()).len();
+    assert!(run(old.path()).contains("sent 0 row(s)"));
+    // A compaction keeps the old hex key part and adds a binary one for the new run.
+    let out = dinmo_in(old.path(), &["state", "compact"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    for sync in syncs {
+        assert_eq!(
+            key_encodings(&state, sync, "checkpoints", "key_parts"),
+            ["(absent: hex)", "binary"],
+            "{sync}"
+        );
+    }
+    assert!(run(old.path()).contains("sent 0 row(s)"));
+    let out = dinmo_in(old.path(), &["state", "verify"], &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        rows_in(old.path()).len(),
+        resent_before,
+        "nothing resent after the compaction"
+    );
+}
+
 /// The ways around memory that does not hold a key set, each sending every row once: a primary
 /// key check too large for memory stages the model's rows and checks them with a query (which
 /// still stops a repeated key before anything is sent), and a snapshot too large for memory is

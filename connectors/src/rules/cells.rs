@@ -109,6 +109,7 @@ fn number_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
         let floats = cast(array, &DataType::Float64)?;
         let floats = floats.as_primitive::<Float64Type>();
         let mut out = StringBuilder::with_capacity(floats.len(), floats.len() * 8);
+        let mut shortest = ryu::Buffer::new();
         for (row, value) in floats.iter().enumerate() {
             match value {
                 None => out.append_null(),
@@ -116,12 +117,7 @@ fn number_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
                     invalid.insert(row, format!("`{f}` is not a finite number"));
                     out.append_null();
                 }
-                Some(f) => {
-                    // `Display` for f64 never uses an exponent; +0.0 avoids writing "-0".
-                    // Writing into the builder cannot fail.
-                    let _ = write!(out, "{}", f + 0.0);
-                    out.append_value("");
-                }
+                Some(f) => append_plain(&mut out, &mut shortest, f),
             }
         }
         return Ok(CellColumn {
@@ -153,6 +149,31 @@ fn number_cells(array: &ArrayRef) -> Result<CellColumn, ArrowError> {
         values: Values::Number(out.finish()),
         invalid,
     })
+}
+
+/// Appends finite `value` in plain notation: the shortest digits that read back as `value`,
+/// never an exponent, no sign on zero (what `Display` writes for `value + 0.0`). Through
+/// `Display`, floats were 6 % of a 10 M-row first run's CPU. `ryu` finds the same digits in
+/// a third of the time, and its text is taken as it is (less a trailing `.0`) when it has no
+/// exponent (values from 1e-5 to 1e16) and at most 15 significant digits: with 16 or 17,
+/// two spellings of the same length can both read back as `value`, and `ryu` and `Display`
+/// do not always pick the same one (-221138436506831.62 and .63), so `Display` writes those.
+fn append_plain(out: &mut StringBuilder, shortest: &mut ryu::Buffer, value: f64) {
+    let value = value + 0.0;
+    let text = shortest.format_finite(value);
+    let text = text.strip_suffix(".0").unwrap_or(text);
+    let significant = text
+        .bytes()
+        .skip_while(|b| matches!(b, b'-' | b'0' | b'.'))
+        .filter(u8::is_ascii_digit)
+        .count();
+    if significant <= 15 && !text.contains('e') {
+        out.append_value(text);
+    } else {
+        // Writing into the builder cannot fail.
+        let _ = write!(out, "{value}");
+        out.append_value("");
+    }
 }
 
 /// Accepts a plain decimal number (`12`, `-3.5`, `+0.25`, ` 7 `) and returns it as written
@@ -288,6 +309,41 @@ mod tests {
         assert_eq!(cells.get(0), Cell::Number("1000000000000000000000"));
         assert!(matches!(cells.get(1), Cell::Invalid(_)));
         assert_eq!(cells.get(2), Cell::Number("0"));
+    }
+
+    #[test]
+    fn floats_are_written_as_display_writes_them() {
+        // Random bit patterns (every magnitude), cents and ten-thousandths (what usage
+        // quantities look like), integers, and the edges of ryu's plain notation.
+        let mut rng = fastrand::Rng::with_seed(13);
+        let mut values: Vec<f64> = (0..200_000)
+            .map(|_| f64::from_bits(rng.u64(..)))
+            .filter(|f| f.is_finite())
+            .collect();
+        values.extend((0..100_000).map(|i| f64::from(rng.i32(..)) / 100.0 + f64::from(i % 3)));
+        values.extend((0..100_000).map(|_| f64::from(rng.u32(..100_000)) / 10_000.0));
+        values.extend((0..100_000).map(|_| rng.u64(..10u64.pow(16)) as f64 / 10f64.powi(rng.i32(0..16))));
+        values.extend((-1000..1000).map(f64::from));
+        values.extend([
+            0.0,
+            -0.0,
+            1e-5,
+            9.9999e-6,
+            1e-6,
+            1e15,
+            1e16,
+            9.999999999999998e15,
+            1e17,
+            0.1 + 0.2,
+        ]);
+        values.extend([f64::MIN_POSITIVE, f64::MAX, f64::MIN, 5e-324, -5e-324]);
+        let cells = convert(
+            FieldKind::Number,
+            &(Arc::new(Float64Array::from(values.clone())) as ArrayRef),
+        );
+        for (row, value) in values.iter().enumerate() {
+            assert_eq!(cells.get(row), Cell::Number(&format!("{}", value + 0.0)), "{value:e}");
+        }
     }
 
     #[test]

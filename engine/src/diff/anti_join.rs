@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -18,17 +18,23 @@ use tokio::task::JoinSet;
 use super::key_set::{FrozenKeySet, KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::state::LocalPartWriter;
-use crate::state::row_key::{binary_key, hex_keys, parse_key};
+use crate::state::row_key::{binary_key, each_hash, hex_keys};
 
-/// Reads every key of `snapshot` (a one-column frame of row keys) into `set`. `None` when the
-/// pool refused to let the set grow (the parts held more keys than their manifests say): the
-/// caller joins in DataFusion instead.
-pub(super) async fn fill(set: KeySet, snapshot: DataFrame, context: &str) -> Result<Option<FrozenKeySet>> {
+/// Reads every key of `snapshot` (one-column frames of row keys, as text or bytes) into
+/// `set`. `None` when the pool refused to let the set grow (the parts held more keys than
+/// their manifests say): the caller joins in DataFusion instead.
+pub(super) async fn fill(set: KeySet, snapshot: &[DataFrame], context: &str) -> Result<Option<FrozenKeySet>> {
     let set = Arc::new(set);
-    let streams = snapshot
-        .execute_stream_partitioned()
-        .await
-        .map_err(DinmoError::engine(context))?;
+    let mut streams = Vec::new();
+    for frame in snapshot {
+        streams.extend(
+            frame
+                .clone()
+                .execute_stream_partitioned()
+                .await
+                .map_err(DinmoError::engine(context))?,
+        );
+    }
     let mut tasks = JoinSet::new();
     for mut stream in streams {
         let set = Arc::clone(&set);
@@ -38,14 +44,9 @@ pub(super) async fn fill(set: KeySet, snapshot: DataFrame, context: &str) -> Res
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(DinmoError::engine(context.as_str()))?;
                 hashes.clear();
-                // A stored key that is not 32 hex digits matches no staged key (they all are),
+                // A stored key that is not 32 hex digits (or 16 bytes) matches no staged key,
                 // exactly as in a join on the text: it is left out.
-                each_key(batch.column(0), |key| {
-                    if let Some(hash) = key.and_then(parse_key) {
-                        hashes.push(hash);
-                    }
-                })
-                .map_err(DinmoError::arrow(context.as_str()))?;
+                each_hash(batch.column(0), |hash| hashes.extend(hash)).map_err(DinmoError::arrow(context.as_str()))?;
                 if set.insert(&hashes) == Err(OutOfMemory) {
                     return Ok(false);
                 }
@@ -185,19 +186,4 @@ pub(super) fn unseen_rows(
     };
     columns.push(keys);
     RecordBatch::try_new(Arc::clone(schema), columns)
-}
-
-/// Calls `each` with every value of a string column, as bytes (`None` for a null).
-fn each_key(keys: &ArrayRef, mut each: impl FnMut(Option<&[u8]>)) -> std::result::Result<(), ArrowError> {
-    match keys.data_type() {
-        DataType::Utf8 => keys.as_string::<i32>().iter().for_each(|k| each(k.map(str::as_bytes))),
-        DataType::LargeUtf8 => keys.as_string::<i64>().iter().for_each(|k| each(k.map(str::as_bytes))),
-        DataType::Utf8View => keys.as_string_view().iter().for_each(|k| each(k.map(str::as_bytes))),
-        other => {
-            return Err(ArrowError::InvalidArgumentError(format!(
-                "a row key column is {other}, not text"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -31,7 +31,7 @@ use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
 use crate::state::row_key::{binary_keys, row_hashes};
-use crate::state::{LocalPartWriter, PartFeed, key_part_schema, remove_local_folder};
+use crate::state::{KeyEncoding, LocalPartWriter, PartFeed, SnapshotPart, key_part_schema, remove_local_folder};
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync,
 /// as the 16 bytes of its hash ([`crate::state::row_key::binary_keys`]): written as hex only
@@ -105,7 +105,7 @@ pub async fn snapshot_keys(
     let Ok(set) = KeySet::with_capacity(pool, format!("sync `{sync_id}`: snapshot keys"), snapshot.rows) else {
         return Ok(SnapshotKeys::Join(snapshot));
     };
-    Ok(match anti_join::fill(set, snapshot.frame.clone(), &context).await? {
+    Ok(match anti_join::fill(set, &snapshot.frames, &context).await? {
         Some(keys) => SnapshotKeys::InMemory(Arc::new(keys)),
         None => SnapshotKeys::Join(snapshot),
     })
@@ -617,10 +617,54 @@ const KEY_BYTES_IN_MEMORY: u64 = 56;
 /// A sync's snapshot, ready to join.
 #[derive(Debug)]
 pub struct Snapshot {
-    /// One column of row keys.
-    pub frame: DataFrame,
+    /// One column of row keys ([`ROW_KEY_COLUMN`]) per way the parts store them: text for
+    /// parts stored before manifest version 3, 16 bytes after.
+    pub frames: Vec<DataFrame>,
     /// Keys in it (the rows of its parts).
     pub rows: u64,
+}
+
+impl Snapshot {
+    /// The snapshot read from `parts` (`rows` keys in all).
+    pub fn read(ctx: &SessionContext, parts: &[SnapshotPart], rows: u64) -> Result<Snapshot> {
+        let mut frames = Vec::new();
+        for encoding in [KeyEncoding::Hex, KeyEncoding::Binary] {
+            let urls: Vec<&str> = parts
+                .iter()
+                .filter(|part| part.row_keys == encoding)
+                .map(|part| part.url.as_str())
+                .collect();
+            if !urls.is_empty() {
+                frames.push(key_frame(ctx, &urls, encoding)?);
+            }
+        }
+        Ok(Snapshot { frames, rows })
+    }
+
+    /// Every key as hex text, in one frame (what the staged rows are joined with).
+    fn hex_frame(&self, ctx: &SessionContext) -> Result<DataFrame> {
+        let context = "reading the snapshot";
+        let mut hex = Vec::with_capacity(self.frames.len());
+        for frame in &self.frames {
+            let key = match frame.schema().field(0).data_type() {
+                DataType::FixedSizeBinary(_) => hex_key(ROW_KEY_COLUMN),
+                _ => col(ROW_KEY_COLUMN),
+            };
+            let frame = DataFrame::new(ctx.state(), frame.clone().into_unoptimized_plan())
+                .select(vec![key.alias(ROW_KEY_COLUMN)])
+                .map_err(DinmoError::engine(context))?;
+            hex.push(frame);
+        }
+        let mut frames = hex.into_iter();
+        let Some(first) = frames.next() else {
+            let schema = key_part_schema(KeyEncoding::Hex);
+            let empty = MemTable::try_new(schema, vec![vec![]]).map_err(DinmoError::engine(context))?;
+            return ctx.read_table(Arc::new(empty)).map_err(DinmoError::engine(context));
+        };
+        frames.try_fold(first, |all, frame| {
+            all.union(frame).map_err(DinmoError::engine(context))
+        })
+    }
 }
 
 /// The anti-join's strategy for a hash table of `bytes`: a hash join, unless the session has a
@@ -678,14 +722,9 @@ async fn check_unique(ctx: &SessionContext, table: &str, model: &str, key: &[Str
     })
 }
 
-/// The sync's snapshot as a one-column table of row keys.
-pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Result<DataFrame> {
-    let schema = key_part_schema();
+/// Parts that store their row keys as `encoding` says, as a one-column table of them.
+fn key_frame(ctx: &SessionContext, part_urls: &[&str], encoding: KeyEncoding) -> Result<DataFrame> {
     let context = "reading the snapshot";
-    if part_urls.is_empty() {
-        let empty = MemTable::try_new(schema, vec![vec![]]).map_err(DinmoError::engine(context))?;
-        return ctx.read_table(Arc::new(empty)).map_err(DinmoError::engine(context));
-    }
     let urls = part_urls
         .iter()
         .map(ListingTableUrl::parse)
@@ -694,12 +733,13 @@ pub async fn snapshot_frame(ctx: &SessionContext, part_urls: &[String]) -> Resul
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .with_schema(schema);
+        .with_schema(key_part_schema(encoding));
     let table = ListingTable::try_new(config).map_err(DinmoError::engine(context))?;
     ctx.read_table(Arc::new(table)).map_err(DinmoError::engine(context))
 }
 
-/// The staged key column as row keys (32 hex digits), in DataFusion.
+/// A key column of 16 bytes (staged, or in a snapshot part) as row keys (32 hex digits), in
+/// DataFusion.
 fn hex_key(key: &str) -> datafusion::prelude::Expr {
     datafusion::functions::expr_fn::encode(col(key), datafusion::prelude::lit("hex"))
 }
@@ -730,7 +770,8 @@ pub async fn new_rows(
     // The snapshot's keys are the hash table (one narrow column) and the staged rows stream
     // past it: memory follows the snapshot's key count, not the width of the model's rows.
     let new = match snapshot {
-        Some(snapshot) => DataFrame::new(ctx.state(), snapshot.frame.into_unoptimized_plan())
+        Some(snapshot) => snapshot
+            .hex_frame(ctx)?
             .join(
                 staged_frame,
                 JoinType::RightAnti,
@@ -876,15 +917,21 @@ mod tests {
         }
     }
 
-    /// A snapshot holding the row keys of hashes `keys`.
+    /// A snapshot holding the row keys of hashes `keys`: the first as hex text (a part stored
+    /// before manifest version 3), the rest as 16 bytes, so both are read side by side.
     fn snapshot_of(ctx: &SessionContext, keys: &[u128]) -> Snapshot {
-        let schema = Arc::new(Schema::new(vec![Field::new(ROW_KEY_COLUMN, DataType::Utf8, false)]));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(StringArray::from(hex(keys)))]).unwrap();
-        let frame = ctx
-            .read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
-            .unwrap();
+        let (old, new) = keys.split_at(keys.len().min(1));
+        let frame = |encoding: KeyEncoding, column: arrow::array::ArrayRef| {
+            let schema = key_part_schema(encoding);
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![column]).unwrap();
+            ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
+                .unwrap()
+        };
         Snapshot {
-            frame,
+            frames: vec![
+                frame(KeyEncoding::Hex, Arc::new(StringArray::from(hex(old)))),
+                frame(KeyEncoding::Binary, binary_keys(new).unwrap()),
+            ],
             rows: keys.len() as u64,
         }
     }
@@ -937,8 +984,10 @@ mod tests {
         let ctx = SessionContext::new();
         let staged = staged_with(&ctx, &[1, 2, 3]).await;
         let empty = || {
-            let frame = futures::executor::block_on(snapshot_frame(&ctx, &[])).unwrap();
-            Some(Snapshot { frame, rows: 0 })
+            Some(Snapshot {
+                frames: Vec::new(),
+                rows: 0,
+            })
         };
         assert_eq!(new_keys(&ctx, &staged, empty).await.0, hex(&[1, 2, 3]));
         assert!(

@@ -4,7 +4,7 @@
 //! ```text
 //! <sync>/checkpoints/<run>.json            the index: every manifest up to run <run>, and the
 //!                                          key parts holding every row key of their snapshot parts
-//! <sync>/checkpoints/<run>-NNNNN.parquet   a key part (one column, the row key)
+//! <sync>/checkpoints/<run>-NNNNN.parquet   a key part (one column, the row key's 16 bytes)
 //! ```
 //!
 //! A run reads the newest checkpoint (one object), the manifests written after it, and the
@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{PartInfo, RunManifest};
 
-/// Version of the checkpoint layout.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint layout. 2: key parts hold the row keys as 16 bytes (each key
+/// part says so, [`PartInfo::row_keys`]); a version 1 checkpoint's hex key parts are read as
+/// they are, and merged into binary ones by a later compaction.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 
 /// A run compacts its sync's state once this many runs are not covered by a checkpoint.
 pub const AUTO_COMPACT_RUNS: usize = 32;

@@ -5,8 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
 use dinmo_connectors::ROW_KEY_COLUMN;
 use dinmo_connectors::failpoint::crash_point;
 use futures::{StreamExt, TryStreamExt};
@@ -16,8 +14,9 @@ use parquet::arrow::ProjectionMask;
 use super::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, index_path, is_settled, key_part_path,
 };
-use super::manifest::{PartInfo, RunManifest, timestamp_now};
+use super::manifest::{KeyEncoding, PartInfo, RunManifest, timestamp_now};
 use super::parts::{LocalPartWriter, key_part_schema};
+use super::row_key::{binary_keys, hashes_of};
 use super::store::{READ_CONCURRENCY, StateStore};
 use crate::error::{DinmoError, Result};
 
@@ -63,7 +62,7 @@ impl StateStore {
         if expected > 0 {
             let relative = key_part_path(sync, &through_run, key_parts.len());
             let local = staging.join(relative.replace('/', "_"));
-            let mut writer = LocalPartWriter::create(&local, key_part_schema()).await?;
+            let mut writer = LocalPartWriter::create(&local, key_part_schema(KeyEncoding::Binary)).await?;
             // Every part is downloaded and verified (size, checksum) before its keys are read,
             // READ_CONCURRENCY at a time, in order.
             let mut downloads = futures::stream::iter(merge.iter().map(|part| async move {
@@ -85,7 +84,9 @@ impl StateStore {
                 });
             }
             let (local, rows) = writer.finish().await?;
-            key_parts.push(self.upload(&local, &relative, rows).await?);
+            let mut part = self.upload(&local, &relative, rows).await?;
+            part.row_keys = KeyEncoding::Binary;
+            key_parts.push(part);
             crash_point("checkpoint_keys_stored");
         }
         let checkpoint = Checkpoint {
@@ -163,9 +164,16 @@ impl StateStore {
             .with_projection(mask)
             .build()
             .map_err(DinmoError::parquet(context.clone()))?;
-        let schema = key_part_schema();
+        // Hex keys (parts stored before manifest version 3) become their 16 bytes here: a
+        // compaction is what moves an old state to the new layout.
+        let schema = key_part_schema(KeyEncoding::Binary);
         while let Some(batch) = stream.try_next().await.map_err(DinmoError::parquet(context.clone()))? {
-            let keys = cast(batch.column(0), &DataType::Utf8).map_err(DinmoError::arrow(context.clone()))?;
+            let hashes = hashes_of(batch.column(0)).map_err(|source| DinmoError::StateIntegrity {
+                sync: sync.to_string(),
+                message: format!("part {}: {source}", self.url_of(&part.path)),
+                remedy: "Restore the part from a backup of the state location.".to_string(),
+            })?;
+            let keys = binary_keys(&hashes).map_err(DinmoError::arrow(context.clone()))?;
             let batch =
                 RecordBatch::try_new(Arc::clone(&schema), vec![keys]).map_err(DinmoError::arrow(context.clone()))?;
             writer.write(&batch).await?;

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the manifest layout; bumped on incompatible change.
-pub const MANIFEST_FORMAT_VERSION: u32 = 2;
+/// Version of the manifest layout; bumped on incompatible change. 3: a part says how it
+/// stores its row keys ([`PartInfo::row_keys`]); snapshot parts hold them as 16 bytes.
+pub const MANIFEST_FORMAT_VERSION: u32 = 3;
 
 /// What one run did for one sync.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +98,32 @@ pub struct PartInfo {
     pub bytes: u64,
     /// xxh3-64 of the file's bytes, hex.
     pub xxh3: String,
+    /// How the part stores its row keys (`_dinmo_key`). Absent in manifests written before
+    /// version 3, whose parts all hold them as hex text.
+    #[serde(default, skip_serializing_if = "KeyEncoding::is_hex")]
+    pub row_keys: KeyEncoding,
+}
+
+/// How a part stores its row keys. The key is the same either way (the row's xxh3-128
+/// digest, [`super::row_key::ROW_KEY_VERSION`]); only its spelling differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyEncoding {
+    /// 32 lower-case hex digits, as text: the pending and rejected parts (what destinations
+    /// are handed), and every part stored before manifest version 3.
+    #[default]
+    Hex,
+    /// The digest's 16 bytes, big-endian (`FixedSizeBinary(16)`): snapshot parts and
+    /// checkpoint key parts from manifest version 3 on. Half the size of the hex, stored
+    /// uncompressed (random bytes do not compress), and read without parsing.
+    Binary,
+}
+
+impl KeyEncoding {
+    /// Whether this is [`KeyEncoding::Hex`] (left out of the JSON, as before version 3).
+    pub fn is_hex(&self) -> bool {
+        *self == KeyEncoding::Hex
+    }
 }
 
 /// How a sync's run ended.

@@ -21,12 +21,13 @@ mod store;
 pub use checkpoint::{AUTO_COMPACT_RUNS, Checkpoint, Compaction};
 pub use lock::{LeaseWatch, LockHolder, LockStatus, SyncLocks, Unlocked};
 pub use manifest::{
-    Counts, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity, timestamp_now,
+    Counts, KeyEncoding, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity,
+    timestamp_now,
 };
 pub use parts::{
-    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, remove_local_folder,
+    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, key_type, remove_local_folder,
 };
-pub use store::{READ_CONCURRENCY, StateStore, VerifiedSnapshot};
+pub use store::{READ_CONCURRENCY, SnapshotPart, StateStore, VerifiedSnapshot};
 
 /// A hash of a sync's history: the last run and every snapshot part with its checksum. Any
 /// run, commit, recovery or rollback changes it.

@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowLeafColumn, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use super::manifest::KeyEncoding;
 use crate::error::{DinmoError, Result};
 
 /// Column added to snapshot parts: where the destination put the row.
@@ -20,13 +21,22 @@ pub const DESTINATION_ID_COLUMN: &str = "_dinmo_destination_id";
 /// Column added to snapshot and rejected parts: the run that sent the row.
 pub const RUN_ID_COLUMN: &str = "_dinmo_run_id";
 
-/// The columns the snapshot is read as (and a checkpoint's key parts hold): the row key.
-pub fn key_part_schema() -> SchemaRef {
+/// The columns the snapshot is read as (and a checkpoint's key parts hold): the row key,
+/// stored as `encoding` says.
+pub fn key_part_schema(encoding: KeyEncoding) -> SchemaRef {
     std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
         dinmo_connectors::ROW_KEY_COLUMN,
-        arrow::datatypes::DataType::Utf8,
+        key_type(encoding),
         false,
     )]))
+}
+
+/// The Arrow type of a row key stored as `encoding` says.
+pub fn key_type(encoding: KeyEncoding) -> DataType {
+    match encoding {
+        KeyEncoding::Hex => DataType::Utf8,
+        KeyEncoding::Binary => DataType::FixedSizeBinary(16),
+    }
 }
 
 /// Streams batches into a local Parquet file. The encoding and compression run on a blocking
@@ -95,6 +105,22 @@ impl LocalPartWriter {
         // back to plain encoding.
         properties =
             properties.set_column_dictionary_enabled(ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN), false);
+        // Nothing prunes on dinmo's own columns, and their minimum and maximum cost two
+        // comparisons a value (about 4 % of a 10 M-row first run's CPU, most of it on the
+        // destination id and run id, one long value repeated). The destination's fields keep
+        // theirs, for whoever queries the parts.
+        for column in [dinmo_connectors::ROW_KEY_COLUMN, DESTINATION_ID_COLUMN, RUN_ID_COLUMN] {
+            properties = properties.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+        }
+        // Keys stored as their 16 bytes are random: zstd cannot shrink them, only spend time
+        // trying (hex keys through zstd were 6 % of a 10 M-row first run's CPU).
+        let key = schema.field_with_name(dinmo_connectors::ROW_KEY_COLUMN).ok();
+        if key.is_some_and(|key| key.data_type() == &key_type(KeyEncoding::Binary)) {
+            properties = properties.set_column_compression(
+                ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN),
+                Compression::UNCOMPRESSED,
+            );
+        }
         Self::create_with(path, schema, properties.build()).await
     }
 
@@ -103,11 +129,13 @@ impl LocalPartWriter {
     /// of the diff's time in a 10 M-row first run (3.3 s with zstd, 2.5 s with LZ4), for a
     /// file that lives minutes. The row keys are not compressed at all: LZ4 has no entropy
     /// coding, so 32 hex digits lose only 4.5 % (pyarrow, 1 M random keys), and compressing
-    /// them took the pending file of a 10 M-row first run from 0.8 s to 1.2 s.
+    /// them took the pending file of a 10 M-row first run from 0.8 s to 1.2 s. No statistics:
+    /// the file is read whole, once or twice, and nothing prunes on it.
     pub async fn create_pending(path: &Path, schema: SchemaRef) -> Result<Self> {
         let key = ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN);
         let properties = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
+            .set_statistics_enabled(EnabledStatistics::None)
             .set_column_dictionary_enabled(key.clone(), false)
             .set_column_compression(key, Compression::UNCOMPRESSED)
             .build();
@@ -116,12 +144,14 @@ impl LocalPartWriter {
 
     /// Creates `path` for a file that never leaves this machine and is read back once or
     /// twice (the staged model output): neither compressed nor dictionary-encoded, which in
-    /// the profile of a no-op run cost a fifth of its time to produce files read once.
+    /// the profile of a no-op run cost a fifth of its time to produce files read once, and
+    /// without statistics (its reads filter nothing).
     pub async fn create_temporary(path: &Path, schema: SchemaRef) -> Result<Self> {
         let properties = WriterProperties::builder()
             .set_max_row_group_row_count(Some(LOCAL_ROW_GROUP_ROWS))
             .set_compression(Compression::UNCOMPRESSED)
             .set_dictionary_enabled(false)
+            .set_statistics_enabled(EnabledStatistics::None)
             .build();
         Self::create_with(path, schema, properties).await
     }
@@ -419,14 +449,20 @@ mod tests {
 
     fn keys(range: std::ops::Range<usize>) -> RecordBatch {
         let values: Vec<String> = range.map(|i| format!("{i:032x}")).collect();
-        RecordBatch::try_new(key_part_schema(), vec![Arc::new(StringArray::from(values))]).unwrap()
+        RecordBatch::try_new(
+            key_part_schema(KeyEncoding::Hex),
+            vec![Arc::new(StringArray::from(values))],
+        )
+        .unwrap()
     }
 
     #[tokio::test]
     async fn batches_written_on_the_encoding_thread_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/part.parquet");
-        let mut writer = LocalPartWriter::create(&path, key_part_schema()).await.unwrap();
+        let mut writer = LocalPartWriter::create(&path, key_part_schema(KeyEncoding::Hex))
+            .await
+            .unwrap();
         // More batches than the queue holds, so the writer waits for the encoder.
         for start in (0..10_000).step_by(1_000) {
             writer.write(&keys(start..start + 1_000)).await.unwrap();
@@ -550,7 +586,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_the_file_cannot_take_is_an_error_not_a_hang() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = LocalPartWriter::create(&dir.path().join("p.parquet"), key_part_schema())
+        let mut writer = LocalPartWriter::create(&dir.path().join("p.parquet"), key_part_schema(KeyEncoding::Hex))
             .await
             .unwrap();
         // A batch of another schema: the encoder refuses it and stops; the error comes back on

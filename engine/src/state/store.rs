@@ -9,8 +9,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 use xxhash_rust::xxh3::Xxh3;
 
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use dinmo_connectors::ROW_KEY_COLUMN;
+
 use super::checkpoint::Checkpoint;
-use super::manifest::{PartInfo, RunManifest};
+use super::manifest::{KeyEncoding, PartInfo, RunManifest};
+use super::row_key::{hashes_of, hex_keys};
 use crate::error::{DinmoError, Result};
 use crate::storage::{StoreLocation, open_location};
 
@@ -29,8 +35,8 @@ pub struct StateStore {
 /// The snapshot of a sync after its parts were checked against the manifests.
 #[derive(Debug, Clone, Default)]
 pub struct VerifiedSnapshot {
-    /// URLs of every part, for DataFusion.
-    pub part_urls: Vec<String>,
+    /// Every part the snapshot is read from, for DataFusion.
+    pub parts: Vec<SnapshotPart>,
     /// Rows across the parts.
     pub rows: u64,
     /// Manifests of the sync, oldest first.
@@ -39,6 +45,15 @@ pub struct VerifiedSnapshot {
     pub unnamed_parts: usize,
     /// Runs the newest checkpoint does not cover.
     pub uncovered_runs: usize,
+}
+
+/// A part the snapshot is read from: a snapshot part or a checkpoint's key part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPart {
+    /// Its URL.
+    pub url: String,
+    /// How it stores its row keys.
+    pub row_keys: KeyEncoding,
 }
 
 impl StateStore {
@@ -237,6 +252,7 @@ impl StateStore {
             rows,
             bytes,
             xxh3: format!("{:016x}", hasher.digest()),
+            row_keys: KeyEncoding::Hex,
         })
     }
 
@@ -266,16 +282,42 @@ impl StateStore {
         tokio::fs::write(local, &bytes).await.map_err(DinmoError::io(local))
     }
 
-    /// The batches of a stored Parquet part (parts are one committed batch each: small).
-    pub async fn read_part(&self, part: &PartInfo) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+    /// The batches of a stored Parquet part (parts are one committed batch each: small), with
+    /// the row keys as hex text however the part stores them (what `history` exports, and
+    /// what a replay compares with the pending file's keys).
+    pub async fn read_part(&self, part: &PartInfo) -> Result<Vec<RecordBatch>> {
         let bytes = self.read(&part.path).await?;
         let context = format!("reading {}", self.url_of(&part.path));
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
             .map_err(DinmoError::parquet(context.clone()))?
             .build()
             .map_err(DinmoError::parquet(context.clone()))?
+            .map(|batch| batch.and_then(keys_as_hex))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(DinmoError::arrow(context))
+    }
+
+    /// How a part no manifest names stores its row keys, from its schema (a rare part: a run
+    /// stopped between storing it and its manifest).
+    async fn row_keys_of(&self, sync: &str, relative: &str) -> Result<KeyEncoding> {
+        let bytes = self.read(relative).await?;
+        let context = format!("reading {}", self.url_of(relative));
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(DinmoError::parquet(context))?;
+        match builder.schema().field_with_name(ROW_KEY_COLUMN).map(|f| f.data_type()) {
+            Ok(DataType::FixedSizeBinary(16)) => Ok(KeyEncoding::Binary),
+            Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Ok(KeyEncoding::Hex),
+            Ok(other) => Err(DinmoError::StateIntegrity {
+                sync: sync.to_string(),
+                message: format!("part {} stores its row keys as {other}", self.url_of(relative)),
+                remedy: "Restore the part from a backup of the state location.".to_string(),
+            }),
+            Err(_) => Err(DinmoError::StateIntegrity {
+                sync: sync.to_string(),
+                message: format!("part {} has no `{ROW_KEY_COLUMN}` column", self.url_of(relative)),
+                remedy: "Restore the part from a backup of the state location.".to_string(),
+            }),
+        }
     }
 
     /// Reads a whole object (a verified part, for rollback).
@@ -387,7 +429,13 @@ impl StateStore {
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect::<()>()
             .await?;
-        let mut part_urls: Vec<String> = parts.iter().map(|part| self.url_of(&part.path)).collect();
+        let mut snapshot_parts: Vec<SnapshotPart> = parts
+            .iter()
+            .map(|part| SnapshotPart {
+                url: self.url_of(&part.path),
+                row_keys: part.row_keys,
+            })
+            .collect();
         let rows = parts.iter().map(|part| part.rows).sum();
         let named: std::collections::HashSet<&str> = manifests
             .iter()
@@ -398,17 +446,35 @@ impl StateStore {
         for path in self.list(&format!("{sync}/snapshot")).await? {
             if path.ends_with(".parquet") && !named.contains(path.as_str()) {
                 warn!(sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
-                part_urls.push(self.url_of(&path));
+                snapshot_parts.push(SnapshotPart {
+                    url: self.url_of(&path),
+                    row_keys: self.row_keys_of(sync, &path).await?,
+                });
                 unnamed_parts += 1;
             }
         }
         let uncovered_runs = uncovered.len();
         Ok(VerifiedSnapshot {
-            part_urls,
+            parts: snapshot_parts,
             rows,
             manifests,
             unnamed_parts,
             uncovered_runs,
         })
     }
+}
+
+/// `batch` with its row keys as hex text, when it stores them as bytes.
+fn keys_as_hex(batch: RecordBatch) -> std::result::Result<RecordBatch, ArrowError> {
+    let Ok(index) = batch.schema().index_of(ROW_KEY_COLUMN) else {
+        return Ok(batch);
+    };
+    if !matches!(batch.column(index).data_type(), DataType::FixedSizeBinary(_)) {
+        return Ok(batch);
+    }
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[index] = Field::new(ROW_KEY_COLUMN, DataType::Utf8, fields[index].is_nullable());
+    let mut columns = batch.columns().to_vec();
+    columns[index] = hex_keys(&hashes_of(batch.column(index))?)?;
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }

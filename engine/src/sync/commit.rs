@@ -13,8 +13,10 @@ use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus};
 
 use crate::error::{DinmoError, Result};
+use crate::state::row_key::{binary_keys, hashes_of};
 use crate::state::{
-    DESTINATION_ID_COLUMN, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest, StateStore,
+    DESTINATION_ID_COLUMN, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest, StateStore,
+    key_type,
 };
 use crate::sync::report::{RejectionSummary, tally};
 
@@ -126,6 +128,7 @@ impl<'a> Commit<'a> {
                 &context,
             )?;
             let batch = filter_record_batch(&batch, &accepted_mask).map_err(DinmoError::arrow(context.clone()))?;
+            let batch = keys_as_bytes(batch).map_err(DinmoError::arrow(context.clone()))?;
             let path = self
                 .staging_dir
                 .join(format!("{}.{}.snapshot.parquet", self.sync_id, self.part_prefix));
@@ -188,6 +191,7 @@ impl<'a> Commit<'a> {
     /// rewrites the manifest to name them.
     pub async fn checkpoint(&mut self, manifest: &mut RunManifest) -> Result<()> {
         self.last = std::time::Instant::now();
+        let started = self.last;
         let mut stored = false;
         for (slot, folder) in [(self.accepted.take(), "snapshot"), (self.rejected.take(), "rejected")] {
             let Some(writer) = slot else { continue };
@@ -196,7 +200,10 @@ impl<'a> Commit<'a> {
                 "{}/{folder}/{}-{:05}.parquet",
                 self.sync_id, self.part_prefix, self.sequence
             );
-            let part = self.state.upload(&local, &relative, rows).await?;
+            let mut part = self.state.upload(&local, &relative, rows).await?;
+            if folder == "snapshot" {
+                part.row_keys = KeyEncoding::Binary;
+            }
             crash_point("part_stored");
             match folder {
                 "snapshot" => manifest.snapshot_parts.push(part),
@@ -209,6 +216,12 @@ impl<'a> Commit<'a> {
             manifest.recount();
             self.state.write_manifest(manifest).await?;
             crash_point("checkpoint_committed");
+            tracing::debug!(
+                sync = %self.sync_id,
+                accepted = manifest.counts.accepted,
+                ms = started.elapsed().as_millis() as u64,
+                "checkpoint committed"
+            );
         }
         Ok(())
     }
@@ -225,6 +238,18 @@ fn key_strings(batch: &RecordBatch, context: &str) -> Result<Vec<String>> {
         .iter()
         .map(|k| k.unwrap_or_default().to_string())
         .collect())
+}
+
+/// `batch` with its row keys (hex text, as the pending file holds them) as their 16 bytes:
+/// how snapshot parts store them ([`KeyEncoding::Binary`]). Rows without keys cannot be
+/// committed: nothing would keep them from being sent again.
+fn keys_as_bytes(batch: RecordBatch) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
+    let index = batch.schema().index_of(ROW_KEY_COLUMN)?;
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[index] = Field::new(ROW_KEY_COLUMN, key_type(KeyEncoding::Binary), false);
+    let mut columns = batch.columns().to_vec();
+    columns[index] = binary_keys(&hashes_of(batch.column(index))?)?;
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 pub(crate) async fn write_lazily(writer: &mut Option<LocalPartWriter>, path: &Path, batch: &RecordBatch) -> Result<()> {

@@ -12,7 +12,7 @@ use dinmo_connectors::WriteContext;
 use dinmo_connectors::failpoint::crash_point;
 use tracing::{Instrument, Span, info, info_span};
 
-use crate::diff::{DirectDiff, Snapshot, SnapshotKeys, StagedModel, snapshot_frame, snapshot_keys, write_new_rows};
+use crate::diff::{DirectDiff, Snapshot, SnapshotKeys, StagedModel, snapshot_keys, write_new_rows};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
@@ -174,13 +174,10 @@ async fn prepare_inner(
         }
     }
     // Without a part there is nothing to join against (a first run).
-    let table = if run.full_refresh || snapshot.part_urls.is_empty() {
+    let table = if run.full_refresh || snapshot.parts.is_empty() {
         None
     } else {
-        Some(Snapshot {
-            frame: snapshot_frame(ctx, &snapshot.part_urls).await?,
-            rows: snapshot.rows,
-        })
+        Some(Snapshot::read(ctx, &snapshot.parts, snapshot.rows)?)
     };
     let keys = snapshot_keys(ctx, &sync.id, table, true).await?;
     let facts = SyncFacts {
