@@ -238,3 +238,27 @@ pub struct SyncIdentity {
     /// xxh3 of the mapping the rows were projected with.
     pub mapping_hash: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_part_says_how_it_stores_its_keys_and_older_parts_read_as_hex() {
+        // A part entry as manifest version 2 wrote it.
+        let old: PartInfo =
+            serde_json::from_str(r#"{"path":"s/snapshot/r-00000.parquet","rows":3,"bytes":10,"xxh3":"00"}"#).unwrap();
+        assert_eq!(old.row_keys, KeyEncoding::Hex);
+        assert!(
+            !serde_json::to_string(&old).unwrap().contains("row_keys"),
+            "hex is left out, as before"
+        );
+        let new = PartInfo {
+            row_keys: KeyEncoding::Binary,
+            ..old
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""row_keys":"binary""#), "{text}");
+        assert_eq!(serde_json::from_str::<PartInfo>(&text).unwrap(), new);
+    }
+}

@@ -429,6 +429,30 @@ mod tests {
     }
 
     #[test]
+    fn keys_read_the_same_stored_either_way_and_damage_is_refused() {
+        let hashes = [0u128, 7, u128::MAX, 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210];
+        let (hex, binary) = (hex_keys(&hashes).unwrap(), binary_keys(&hashes).unwrap());
+        assert_eq!(hashes_of(&hex).unwrap(), hashes);
+        assert_eq!(hashes_of(&binary).unwrap(), hashes);
+        let mut seen = Vec::new();
+        each_hash(&binary, |hash| seen.push(hash)).unwrap();
+        assert_eq!(seen, hashes.map(Some));
+        // A key that is not one: `each_hash` says so row by row, `hashes_of` refuses the batch.
+        let damaged: ArrayRef = Arc::new(StringArray::from(vec![
+            Some(format!("{:032x}", 7u128)),
+            Some("xyz".into()),
+            None,
+        ]));
+        let mut seen = Vec::new();
+        each_hash(&damaged, |hash| seen.push(hash)).unwrap();
+        assert_eq!(seen, [Some(7), None, None]);
+        let refused = hashes_of(&damaged).unwrap_err().to_string();
+        assert!(refused.contains("row key 1 "), "{refused}");
+        let numbers: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        assert!(each_hash(&numbers, |_| {}).is_err());
+    }
+
+    #[test]
     fn keys_are_stable_across_releases() {
         // A changed value here means every sync would resend its whole history: never
         // update this expectation without a state migration.
