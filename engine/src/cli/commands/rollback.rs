@@ -215,6 +215,8 @@ async fn store_kept_rows(
         return Ok((None, deleted_rows));
     };
     let (local, rows) = writer.finish().await?;
+    // The rows were read with their keys spelled as hex (`read_part`), so the part is stored
+    // so, and its entry says so (`upload`'s default).
     let part = match rows {
         0 => None,
         _ => Some(state.upload(&local, path, rows).await?),
