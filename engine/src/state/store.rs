@@ -283,7 +283,7 @@ impl StateStore {
     }
 
     /// The batches of a stored Parquet part (parts are one committed batch each: small), with
-    /// the row keys as hex text however the part stores them (what `history` exports, and
+    /// the row keys as hex text however the part stores them (what `show --rows` exports, and
     /// what a replay compares with the pending file's keys).
     pub async fn read_part(&self, part: &PartInfo) -> Result<Vec<RecordBatch>> {
         let bytes = self.read(&part.path).await?;
