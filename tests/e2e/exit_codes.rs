@@ -299,3 +299,44 @@ syncs:
     assert!(project.state_files("usage.zuora", "snapshot").is_empty());
     assert!(!describe(&out).contains("not-shown"), "the secret never shows");
 }
+
+#[test]
+fn a_destination_that_cannot_be_reached_holds_back_no_other_destinations_sync() {
+    // The file sync comes first: it sends while the Zuora destination's connection is still
+    // being retried (seconds), rather than waiting for it.
+    let project = TestProject::new(
+        &format!(
+            "{PROJECT}  zuora:\n    type: zuora\n    base_url: http://127.0.0.1:9\n    client_id: id\n    \
+             client_secret: ${{ZUORA_CLIENT_SECRET}}\n"
+        ),
+        &[(
+            "usage.yml",
+            "model: usage
+sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account, usage_day]
+syncs:
+  - destination: files
+    mapping: { AccountNumber: account, UnitOfMeasure: uom, StartDateTime: usage_day, Quantity: qty }
+  - destination: zuora
+    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty }
+",
+        )],
+    );
+    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    let out = dinmo_in(
+        project.path(),
+        &["run"],
+        &[("ZUORA_CLIENT_SECRET", "not-shown"), ("DINMO_LOG", "info")],
+    );
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    assert_eq!(project.output_rows("usage.files").len(), 2, "the other sync sends");
+    let logs = stderr(&out);
+    let committed = logs.find("sync committed");
+    let unreachable = logs.find("destination unreachable");
+    assert!(
+        committed.is_some() && unreachable.is_some() && committed < unreachable,
+        "the file sync committed before the Zuora connection gave up: {}",
+        describe(&out)
+    );
+    assert!(!describe(&out).contains("not-shown"), "the secret never shows");
+}
