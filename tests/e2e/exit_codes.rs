@@ -257,11 +257,18 @@ fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
     );
 }
 
-/// A destination that cannot be reached fails its own syncs only: the model's other sync sends
-/// its rows, and the report keeps the syncs in their order. (Port 9 on loopback: nothing
-/// listens, every attempt is refused, and the connection's retries run out in seconds.)
-#[test]
-fn an_unreachable_destination_fails_only_its_own_syncs() {
+/// A project whose model `usage` syncs to a Zuora destination nobody answers (port 9 on
+/// loopback: every attempt is refused, and the connection's retries run out in seconds) and to
+/// usage files, in the order of `syncs`, with one day of two rows exported.
+fn unreachable_zuora_beside_files(syncs: &[&str; 2]) -> TestProject {
+    let mapping = |destination: &str| match destination {
+        "zuora" => "{ AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty }",
+        _ => "{ AccountNumber: account, UnitOfMeasure: uom, StartDateTime: usage_day, Quantity: qty }",
+    };
+    let syncs: String = syncs
+        .iter()
+        .map(|d| format!("  - destination: {d}\n    mapping: {}\n", mapping(d)))
+        .collect();
     let project = TestProject::new(
         &format!(
             "{PROJECT}  zuora:\n    type: zuora\n    base_url: http://127.0.0.1:9\n    client_id: id\n    \
@@ -269,18 +276,24 @@ fn an_unreachable_destination_fails_only_its_own_syncs() {
         ),
         &[(
             "usage.yml",
-            "model: usage
+            &format!(
+                "model: usage
 sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
 primary_key: [account, usage_day]
 syncs:
-  - destination: zuora
-    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty }
-  - destination: files
-    mapping: { AccountNumber: account, UnitOfMeasure: uom, StartDateTime: usage_day, Quantity: qty }
-",
+{syncs}"
+            ),
         )],
     );
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    project
+}
+
+/// A destination that cannot be reached fails its own syncs only: the model's other sync sends
+/// its rows, and the report keeps the syncs in their order.
+#[test]
+fn an_unreachable_destination_fails_only_its_own_syncs() {
+    let project = unreachable_zuora_beside_files(&["zuora", "files"]);
     let out = dinmo_in(project.path(), &["run"], &[("ZUORA_CLIENT_SECRET", "not-shown")]);
     assert_eq!(code(&out), 1, "{}", describe(&out));
     let report = stdout(&out);
@@ -304,25 +317,7 @@ syncs:
 fn a_destination_that_cannot_be_reached_holds_back_no_other_destinations_sync() {
     // The file sync comes first: it sends while the Zuora destination's connection is still
     // being retried (seconds), rather than waiting for it.
-    let project = TestProject::new(
-        &format!(
-            "{PROJECT}  zuora:\n    type: zuora\n    base_url: http://127.0.0.1:9\n    client_id: id\n    \
-             client_secret: ${{ZUORA_CLIENT_SECRET}}\n"
-        ),
-        &[(
-            "usage.yml",
-            "model: usage
-sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
-primary_key: [account, usage_day]
-syncs:
-  - destination: files
-    mapping: { AccountNumber: account, UnitOfMeasure: uom, StartDateTime: usage_day, Quantity: qty }
-  - destination: zuora
-    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_day, Quantity: qty }
-",
-        )],
-    );
-    project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
+    let project = unreachable_zuora_beside_files(&["files", "zuora"]);
     let out = dinmo_in(
         project.path(),
         &["run"],
