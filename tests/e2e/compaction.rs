@@ -319,6 +319,13 @@ fn a_state_written_before_binary_row_keys_resends_nothing_and_compacts_into_them
     );
 }
 
+/// Exports `day` with one row (quantity 1) for each of `count` accounts `A00000`, `A00001`, ….
+fn export_accounts(project: &TestProject, day: &str, count: usize) {
+    let accounts: Vec<String> = (0..count).map(|n| format!("A{n:05}")).collect();
+    let rows: Vec<(&str, i64)> = accounts.iter().map(|a| (a.as_str(), 1)).collect();
+    project.export_day(day, &rows);
+}
+
 /// The ways around memory that does not hold a key set, each sending every row once: a primary
 /// key check too large for memory stages the model's rows and checks them with a query (which
 /// still stops a repeated key before anything is sent), and a snapshot too large for memory is
@@ -326,9 +333,7 @@ fn a_state_written_before_binary_row_keys_resends_nothing_and_compacts_into_them
 #[test]
 fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
     let project = TestProject::standard();
-    let accounts: Vec<String> = (0..40000).map(|n| format!("A{n:05}")).collect();
-    let rows: Vec<(&str, i64)> = accounts.iter().map(|a| (a.as_str(), 1)).collect();
-    project.export_day("2026-11-18", &rows);
+    export_accounts(&project, "2026-11-18", 40_000);
     project.export_day("2026-11-19", &[("D1", 1), ("D1", 2)]);
     let small = |limit: &str| {
         dinmo_in(
@@ -383,9 +388,7 @@ fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
 #[test]
 fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     let project = TestProject::standard();
-    let accounts: Vec<String> = (0..40000).map(|n| format!("A{n:05}")).collect();
-    let rows: Vec<(&str, i64)> = accounts.iter().map(|a| (a.as_str(), 1)).collect();
-    project.export_day("2026-11-18", &rows);
+    export_accounts(&project, "2026-11-18", 40_000);
     // A limit below the staged rows' size: the anti-join sorts (and may spill) instead of
     // hashing, and the run still sends each row once.
     let out = dinmo_in(project.path(), &["run", "--memory-limit", "8MB"], &[]);
