@@ -233,11 +233,14 @@ pub async fn connect_destinations(
     destinations: Vec<(String, Arc<dyn Destination>)>,
 ) -> Vec<(String, Result<Vec<String>>)> {
     let connecting = destinations.into_iter().map(|(name, destination)| async move {
-        let found = destination
-            .connect()
-            .await
-            .map_err(DinmoError::destination(name.clone()));
+        let found = connect_destination(&name, destination.as_ref()).await;
         (name, found)
     });
     futures::future::join_all(connecting).await
+}
+
+/// Connects to the destination named `name` (what [`Destination::connect`] found, or why it
+/// could not).
+pub async fn connect_destination(name: &str, destination: &dyn Destination) -> Result<Vec<String>> {
+    destination.connect().await.map_err(DinmoError::destination(name))
 }

@@ -25,7 +25,7 @@ pub use manifest::{
     timestamp_now,
 };
 pub use parts::{
-    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, key_type, remove_local_folder,
+    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, remove_local_folder, with_keys_as,
 };
 pub use store::{READ_CONCURRENCY, SnapshotPart, StateStore, VerifiedSnapshot};
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowLeafColumn, compute_leaves};
@@ -14,6 +15,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::manifest::KeyEncoding;
+use super::row_key::{binary_keys, hashes_of, hex_keys};
 use crate::error::{DinmoError, Result};
 
 /// Column added to snapshot parts: where the destination put the row.
@@ -37,6 +39,47 @@ pub fn key_type(encoding: KeyEncoding) -> DataType {
         KeyEncoding::Hex => DataType::Utf8,
         KeyEncoding::Binary => DataType::FixedSizeBinary(16),
     }
+}
+
+/// How a column of `data_type` stores row keys; `None` when it cannot hold them.
+pub fn encoding_of(data_type: &DataType) -> Option<KeyEncoding> {
+    match data_type {
+        DataType::FixedSizeBinary(16) => Some(KeyEncoding::Binary),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(KeyEncoding::Hex),
+        _ => None,
+    }
+}
+
+/// `batch` with its row keys ([`ROW_KEY_COLUMN`](dinmo_connectors::ROW_KEY_COLUMN)) stored as
+/// `encoding` says: as 16 bytes for a snapshot part, as hex text for whoever reads a part's
+/// rows. A batch without the column, or whose keys are stored so already, comes back as it
+/// is; keys that are not row keys are an error.
+pub fn with_keys_as(batch: RecordBatch, encoding: KeyEncoding) -> Result<RecordBatch, ArrowError> {
+    let Ok(index) = batch.schema().index_of(dinmo_connectors::ROW_KEY_COLUMN) else {
+        return Ok(batch);
+    };
+    let stored = batch.column(index).data_type();
+    let other_way = match encoding {
+        KeyEncoding::Hex => matches!(stored, DataType::FixedSizeBinary(_)),
+        KeyEncoding::Binary => stored != &key_type(KeyEncoding::Binary),
+    };
+    if !other_way {
+        return Ok(batch);
+    }
+    let hashes = hashes_of(batch.column(index))?;
+    let keys = match encoding {
+        KeyEncoding::Hex => hex_keys(&hashes)?,
+        KeyEncoding::Binary => binary_keys(&hashes)?,
+    };
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[index] = Field::new(
+        dinmo_connectors::ROW_KEY_COLUMN,
+        key_type(encoding),
+        fields[index].is_nullable(),
+    );
+    let mut columns = batch.columns().to_vec();
+    columns[index] = keys;
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// Streams batches into a local Parquet file. The encoding and compression run on a blocking
@@ -115,7 +158,7 @@ impl LocalPartWriter {
         // Keys stored as their 16 bytes are random: zstd cannot shrink them, only spend time
         // trying (hex keys through zstd were 6 % of a 10 M-row first run's CPU).
         let key = schema.field_with_name(dinmo_connectors::ROW_KEY_COLUMN).ok();
-        if key.is_some_and(|key| key.data_type() == &key_type(KeyEncoding::Binary)) {
+        if key.and_then(|key| encoding_of(key.data_type())) == Some(KeyEncoding::Binary) {
             properties = properties.set_column_compression(
                 ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN),
                 Compression::UNCOMPRESSED,

@@ -9,14 +9,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 use xxhash_rust::xxh3::Xxh3;
 
-use arrow::datatypes::{DataType, Field, Schema};
-use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use dinmo_connectors::ROW_KEY_COLUMN;
 
 use super::checkpoint::Checkpoint;
 use super::manifest::{KeyEncoding, PartInfo, RunManifest};
-use super::row_key::{hashes_of, hex_keys};
+use super::parts::{encoding_of, with_keys_as};
 use crate::error::{DinmoError, Result};
 use crate::storage::{StoreLocation, open_location};
 
@@ -292,7 +290,7 @@ impl StateStore {
             .map_err(DinmoError::parquet(context.clone()))?
             .build()
             .map_err(DinmoError::parquet(context.clone()))?
-            .map(|batch| batch.and_then(keys_as_hex))
+            .map(|batch| batch.and_then(|batch| with_keys_as(batch, KeyEncoding::Hex)))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(DinmoError::arrow(context))
     }
@@ -305,11 +303,9 @@ impl StateStore {
         let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
             .map_err(DinmoError::parquet(context))?;
         match builder.schema().field_with_name(ROW_KEY_COLUMN).map(|f| f.data_type()) {
-            Ok(DataType::FixedSizeBinary(16)) => Ok(KeyEncoding::Binary),
-            Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => Ok(KeyEncoding::Hex),
-            Ok(other) => Err(DinmoError::StateIntegrity {
+            Ok(stored) => encoding_of(stored).ok_or_else(|| DinmoError::StateIntegrity {
                 sync: sync.to_string(),
-                message: format!("part {} stores its row keys as {other}", self.url_of(relative)),
+                message: format!("part {} stores its row keys as {stored}", self.url_of(relative)),
                 remedy: "Restore the part from a backup of the state location.".to_string(),
             }),
             Err(_) => Err(DinmoError::StateIntegrity {
@@ -462,19 +458,4 @@ impl StateStore {
             uncovered_runs,
         })
     }
-}
-
-/// `batch` with its row keys as hex text, when it stores them as bytes.
-fn keys_as_hex(batch: RecordBatch) -> std::result::Result<RecordBatch, ArrowError> {
-    let Ok(index) = batch.schema().index_of(ROW_KEY_COLUMN) else {
-        return Ok(batch);
-    };
-    if !matches!(batch.column(index).data_type(), DataType::FixedSizeBinary(_)) {
-        return Ok(batch);
-    }
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[index] = Field::new(ROW_KEY_COLUMN, DataType::Utf8, fields[index].is_nullable());
-    let mut columns = batch.columns().to_vec();
-    columns[index] = hex_keys(&hashes_of(batch.column(index))?)?;
-    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
 }

@@ -13,10 +13,9 @@ use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus};
 
 use crate::error::{DinmoError, Result};
-use crate::state::row_key::{binary_keys, hashes_of};
 use crate::state::{
     DESTINATION_ID_COLUMN, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest, StateStore,
-    key_type,
+    with_keys_as,
 };
 use crate::sync::report::{RejectionSummary, tally};
 
@@ -128,7 +127,13 @@ impl<'a> Commit<'a> {
                 &context,
             )?;
             let batch = filter_record_batch(&batch, &accepted_mask).map_err(DinmoError::arrow(context.clone()))?;
-            let batch = keys_as_bytes(batch).map_err(DinmoError::arrow(context.clone()))?;
+            // Rows without keys cannot be committed: nothing would keep them from being sent
+            // again.
+            let batch = batch
+                .schema()
+                .index_of(ROW_KEY_COLUMN)
+                .and_then(|_| with_keys_as(batch, KeyEncoding::Binary))
+                .map_err(DinmoError::arrow(context.clone()))?;
             let path = self
                 .staging_dir
                 .join(format!("{}.{}.snapshot.parquet", self.sync_id, self.part_prefix));
@@ -238,18 +243,6 @@ fn key_strings(batch: &RecordBatch, context: &str) -> Result<Vec<String>> {
         .iter()
         .map(|k| k.unwrap_or_default().to_string())
         .collect())
-}
-
-/// `batch` with its row keys (hex text, as the pending file holds them) as their 16 bytes:
-/// how snapshot parts store them ([`KeyEncoding::Binary`]). Rows without keys cannot be
-/// committed: nothing would keep them from being sent again.
-fn keys_as_bytes(batch: RecordBatch) -> std::result::Result<RecordBatch, arrow::error::ArrowError> {
-    let index = batch.schema().index_of(ROW_KEY_COLUMN)?;
-    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields[index] = Field::new(ROW_KEY_COLUMN, key_type(KeyEncoding::Binary), false);
-    let mut columns = batch.columns().to_vec();
-    columns[index] = binary_keys(&hashes_of(batch.column(index))?)?;
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 pub(crate) async fn write_lazily(writer: &mut Option<LocalPartWriter>, path: &Path, batch: &RecordBatch) -> Result<()> {

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, error};
 
 use crate::error::{DinmoError, Result};
+use crate::plan::models::connect_destination;
 
 /// The run's connections to its destinations.
 #[derive(Debug, Default)]
@@ -37,7 +38,7 @@ impl Connections {
             .map(|(name, destination)| {
                 let connecting = {
                     let name = name.clone();
-                    async move { destination.connect().await.map_err(DinmoError::destination(name)) }
+                    async move { connect_destination(&name, destination.as_ref()).await }
                 };
                 Connection {
                     destination: name,
