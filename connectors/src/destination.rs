@@ -1,5 +1,6 @@
 //! The contract between the engine and a destination.
 
+use crate::ids::{RunId, SyncId};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -64,13 +65,24 @@ impl OutputLocation {
     }
 }
 
+/// What [`Destination::resolve_undecided`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// These sends were settled (none: the run left no undecided send).
+    Settled(Vec<String>),
+    /// Several sends are undecided and none was named: each needs its own answer.
+    Ambiguous(Vec<String>),
+    /// The named send has no undecided record; the undecided ones are listed.
+    NotUndecided { file: String, undecided: Vec<String> },
+}
+
 /// What a writer needs to know about the run it serves.
 #[derive(Debug, Clone)]
 pub struct WriteContext {
     /// `<model>.<destination>`.
-    pub sync_id: String,
+    pub sync_id: SyncId,
     /// The run's id; output names carry it so a person can trace a file to its run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Where the destination may keep its own durable record of what it sent (the state
     /// store, beside the sync's snapshot): `zuora_revenue` records each upload there before
     /// sending it. `None` where nothing is sent (tests of file destinations).
@@ -198,6 +210,21 @@ pub trait Destination: Send + Sync + Debug {
     /// The key [`Destination::find_delivered`] searches by, for messages (`UniqueKey`).
     fn delivered_key(&self) -> &'static str {
         "the row key"
+    }
+
+    /// `dinmo state resolve-pending`: settles by hand the sends of `run` whose outcome the
+    /// destination could not learn, for a destination that records each send in `journal`
+    /// before making it (`zuora_revenue`'s uploads): `file` names one (or the run has only
+    /// one), and `sent` says whether it arrived. The default journals nothing, so nothing is
+    /// undecided.
+    async fn resolve_undecided(
+        &self,
+        _journal: OutputLocation,
+        _run: &RunId,
+        _file: Option<&str>,
+        _sent: bool,
+    ) -> Result<Resolution> {
+        Ok(Resolution::Settled(Vec::new()))
     }
 
     /// Deletes delivered records by destination id (for rollback): one result per id,

@@ -11,6 +11,7 @@ pub mod destination;
 pub mod error;
 pub mod failpoint;
 pub mod http;
+pub mod ids;
 pub mod rules;
 pub mod zuora;
 pub mod zuora_common;
@@ -19,7 +20,8 @@ pub mod zuora_revenue;
 
 pub use destination::{
     BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldRoles, FieldSpec, OutputLocation,
-    ROW_KEY_COLUMN, RowStatus, SchemaProblem, WriteContext,
+    ROW_KEY_COLUMN, Resolution, RowStatus, SchemaProblem, WriteContext,
 };
 pub use error::{ConnectorError, Result};
+pub use ids::{RunId, SyncId, Timestamp};
 pub use rules::{RejectCode, Rejection};

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// The engine's top-level modules, top first: a module may use only those of a lower rank.
 const ENGINE: &[(&str, u8)] = &[
-    ("cli", 6),
+    ("cli", 7),
+    ("ops", 6),
     ("sync", 5),
     ("diff", 4),
     ("plan", 3),
@@ -30,6 +31,7 @@ const CONNECTORS: &[(&str, u8)] = &[
     ("http", 1),
     ("rules", 1),
     ("failpoint", 0),
+    ("ids", 0),
 ];
 
 /// Module path (`sync::commit`; the crate root is empty) → the file's source before its tests.
@@ -238,6 +240,45 @@ fn only_the_cli_knows_clap() {
         }
         assert!(!code.contains("clap"), "`{}` uses clap", module.join("::"));
     }
+}
+
+/// What `cli/` may name: it parses arguments into the library's operations and renders what
+/// they return, so the work of a command lives below it.
+const CLI_MAY_USE: &[&str] = &["cli", "ops", "error", "settings"];
+
+#[test]
+fn the_cli_uses_only_the_operations() {
+    let modules = modules(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let edges = edges(&modules);
+    let mut wrong = Vec::new();
+    for (from, targets) in &edges {
+        if from.first().map(String::as_str) != Some("cli") {
+            continue;
+        }
+        for to in targets {
+            let top = to.first().map(String::as_str).unwrap_or_default();
+            if !CLI_MAY_USE.contains(&top) {
+                wrong.push(format!("{} -> {}", from.join("::"), to.join("::")));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "cli/ reaches past the operations (give `ops` what it needs):\n{}",
+        wrong.join("\n")
+    );
+    let from_below: Vec<String> = edges
+        .iter()
+        .filter(|(from, _)| !matches!(from.first().map(String::as_str), Some("cli" | "main") | None))
+        .flat_map(|(from, targets)| targets.iter().map(move |to| (from, to)))
+        .filter(|(_, to)| to.first().map(String::as_str) == Some("cli"))
+        .map(|(from, to)| format!("{} -> {}", from.join("::"), to.join("::")))
+        .collect();
+    assert!(
+        from_below.is_empty(),
+        "the library depends on cli/:\n{}",
+        from_below.join("\n")
+    );
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //!
 //! The folders follow a run, top to bottom, and each depends only on those below it:
 //!
-//! - [`cli`]: arguments, the commands, rendering reports, `run_results.json`, logging;
+//! - [`cli`]: arguments parsed into operations, reports rendered, `run_results.json`,
+//!   logging;
+//! - [`ops`]: every command as a library operation, built and awaited
+//!   (`RunOp::new(&project).dry_run(true).await`);
 //! - [`sync`]: one sync of a run: settle what earlier runs left pending, send the new rows
 //!   through a destination, commit what it acknowledged, report;
 //! - [`diff`]: stage each model's output once with its row keys and anti-join it against each
@@ -18,6 +21,7 @@
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod ops;
 pub mod plan;
 pub mod project;
 pub mod settings;

@@ -20,10 +20,15 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if let Err(error) = dinmo::settings::check().and_then(|()| logging::init(cli.global.log_format, cli.global.quiet)) {
-        eprintln!("error: {error}");
-        return ExitCode::from(ERROR_EXIT);
-    }
+    let settings = match dinmo::settings::Settings::from_env()
+        .and_then(|settings| logging::init(cli.global.log_format, cli.global.quiet).map(|()| settings))
+    {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(ERROR_EXIT);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -31,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(ERROR_EXIT);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, settings)) {
         Ok(status) => status.exit_code(),
         Err(error) => {
             eprintln!("error: {error}");

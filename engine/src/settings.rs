@@ -1,6 +1,7 @@
 //! The `DINMO_*` environment settings: each read in one place, and a malformed value is an
-//! error naming the variable (never silently replaced by the default). [`check`] reads them all
-//! when a command starts, so a typo stops the command before it touches anything.
+//! error naming the variable (never silently replaced by the default). [`Settings::from_env`]
+//! reads them all when a command starts, so a typo stops the command before it touches
+//! anything, and the command carries the [`Settings`] down.
 
 use std::time::Duration;
 
@@ -20,12 +21,49 @@ const DEFAULT_LEASE_SECS: u64 = 120;
 const DEFAULT_DELIVERY_BATCH_ROWS: usize = 8192;
 const DEFAULT_COMMIT_INTERVAL_MS: usize = 1000;
 
-/// Reads every setting; the first malformed one is the error.
-pub fn check() -> Result<()> {
-    lock_lease()?;
-    delivery_batch_rows()?;
-    commit_interval()?;
-    Ok(())
+/// The settings a command runs with: read once when it starts ([`Settings::from_env`]) and
+/// carried in the run's context, so nothing below reads the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a sync lock holds without renewal.
+    pub lock_lease: Duration,
+    /// Rows per batch handed to a destination.
+    pub delivery_batch_rows: usize,
+    /// The least time between two commits of acknowledged rows during a delivery: a crash
+    /// between commits loses nothing, since the next run settles acknowledged but uncommitted
+    /// rows like any rows in flight.
+    pub commit_interval: Duration,
+    /// Memory the query engine may hold (`--memory-limit`, `DINMO_MEMORY_LIMIT`); overrides
+    /// the project's `execution.memory_limit`.
+    pub memory_limit: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lock_lease: Duration::from_secs(DEFAULT_LEASE_SECS),
+            delivery_batch_rows: DEFAULT_DELIVERY_BATCH_ROWS,
+            commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS as u64),
+            memory_limit: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Every `DINMO_*` setting from the environment; the first malformed one is the error.
+    pub fn from_env() -> Result<Settings> {
+        Ok(Settings {
+            lock_lease: lock_lease()?,
+            delivery_batch_rows: delivery_batch_rows()?,
+            commit_interval: commit_interval()?,
+            memory_limit: None,
+        })
+    }
+
+    /// With `--memory-limit`.
+    pub fn with_memory_limit(self, memory_limit: Option<u64>) -> Self {
+        Settings { memory_limit, ..self }
+    }
 }
 
 /// The DataFusion session models run in, with DataFusion's own `DATAFUSION_*` settings from
@@ -69,7 +107,7 @@ pub fn query_context(
 }
 
 /// The sync lock's lease, at least 1 s.
-pub fn lock_lease() -> Result<Duration> {
+fn lock_lease() -> Result<Duration> {
     positive(
         LOCK_LEASE_SECS,
         DEFAULT_LEASE_SECS as usize,
@@ -79,7 +117,7 @@ pub fn lock_lease() -> Result<Duration> {
 }
 
 /// Rows per delivery batch, at least 1.
-pub fn delivery_batch_rows() -> Result<usize> {
+fn delivery_batch_rows() -> Result<usize> {
     positive(
         DELIVERY_BATCH_ROWS,
         DEFAULT_DELIVERY_BATCH_ROWS,
@@ -87,11 +125,8 @@ pub fn delivery_batch_rows() -> Result<usize> {
     )
 }
 
-/// The least time between two commits during a delivery. Committing after every batch made a
-/// usage-file run wait for each snapshot part to be finished and stored (a third of the
-/// delivery of 10 M rows, 265 commits); a crash between commits loses nothing, since the next
-/// run settles acknowledged but uncommitted rows like any rows in flight.
-pub fn commit_interval() -> Result<Duration> {
+/// The least time between two commits during a delivery.
+fn commit_interval() -> Result<Duration> {
     whole_number(
         COMMIT_INTERVAL_MS,
         DEFAULT_COMMIT_INTERVAL_MS,
@@ -143,8 +178,9 @@ mod tests {
     #[test]
     fn defaults_apply_only_when_unset() {
         // The variables are not set in unit tests.
-        assert_eq!(delivery_batch_rows().unwrap(), 8192);
-        assert_eq!(lock_lease().unwrap(), Duration::from_secs(120));
-        assert_eq!(commit_interval().unwrap(), Duration::from_secs(1));
+        assert_eq!(Settings::from_env().unwrap(), Settings::default());
+        assert_eq!(Settings::default().delivery_batch_rows, 8192);
+        assert_eq!(Settings::default().lock_lease, Duration::from_secs(120));
+        assert_eq!(Settings::default().commit_interval, Duration::from_secs(1));
     }
 }

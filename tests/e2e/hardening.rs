@@ -1,4 +1,4 @@
-//! Bad input, as a new user would give it (issue 10): each case stops with exit 1, a message
+//! Bad input, as a new user would give it: each case stops with exit 1, a message
 //! naming what to fix, and the state folder and destination output byte-identical.
 
 use crate::support::*;

@@ -1,4 +1,4 @@
-//! dinmo against Zuora as documented (`shared/zuora/FACTS.md`): the simulator refuses what
+//! dinmo against Zuora as documented (`docs/zuora.md`): the simulator refuses what
 //! Zuora refuses, and dinmo's queries, paging, limits and retries hold up against it.
 
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ fn raw_query(sim: &Sim, query: &str) -> (u16, Value) {
 #[test]
 fn the_simulator_refuses_the_unit_query_zuora_refuses() {
     let sim = Sim::start(SimConfig::default());
-    // The query dinmo used to send: UnitOfMeasure has no `Name` field.
+    // A query naming a field the object lacks: UnitOfMeasure has no `Name` field.
     let (status, body) = raw_query(&sim, "select Name from UnitOfMeasure where Active = true");
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["FaultMessage"], "invalid field for query: UnitOfMeasure.Name");

@@ -4,7 +4,7 @@
 //! backon supplying the exponential delays. Nothing else in the connectors decides when to
 //! retry.
 //!
-//! The rules follow Zuora's documentation (`shared/zuora/FACTS.md`, "Rate and concurrency
+//! The rules follow Zuora's documentation (`docs/zuora.md`, "Rate and concurrency
 //! limits"):
 //! - `RateLimit-Limit`, `-Remaining` and `-Reset` come on every response; `RateLimit-Reset`
 //!   is a retry hint only for a 429 whose `RateLimit-Remaining` is 0 (the window is spent);
@@ -328,7 +328,7 @@ mod tests {
         }
     }
 
-    /// Every response carries RateLimit-* (FACTS.md): on a success they mean nothing to retries.
+    /// Every response carries RateLimit-* (docs/zuora.md): on a success they mean nothing to retries.
     const WINDOW_OPEN: [(&str, &str); 3] = [
         ("RateLimit-Limit", "1000;w=60"),
         ("RateLimit-Remaining", "998"),

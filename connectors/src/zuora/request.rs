@@ -1,5 +1,6 @@
 //! Usage records as Zuora JSON, and the deterministic Idempotency-Keys of each request.
 
+use crate::ids::{RunId, SyncId};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::rules::Cell;
@@ -97,7 +98,7 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
 /// a retry (or a replay of that run's pending batches) gets Zuora's stored answer instead of a
 /// second insert, while a later run (after a rollback deleted the records) sends afresh rather
 /// than receiving the answer for records that no longer exist.
-pub fn idempotency_key(sync_id: &str, run_id: &str, method: &str, row_keys: &[&str]) -> String {
+pub fn idempotency_key(sync_id: &SyncId, run_id: &RunId, method: &str, row_keys: &[&str]) -> String {
     let mut hasher = Xxh3::new();
     hasher.update(sync_id.as_bytes());
     hasher.update(&[0]);
@@ -196,14 +197,23 @@ mod tests {
 
     #[test]
     fn keys_depend_on_sync_run_method_and_rows_only() {
-        let a = idempotency_key("m.z", "r1", "actions", &["k1", "k2"]);
-        assert_eq!(a, idempotency_key("m.z", "r1", "actions", &["k1", "k2"]));
-        assert_ne!(a, idempotency_key("m.z", "r1", "actions", &["k2", "k1"]));
-        assert_ne!(a, idempotency_key("m.z", "r1", "object", &["k1", "k2"]));
-        assert_ne!(a, idempotency_key("m.y", "r1", "actions", &["k1", "k2"]));
+        let a = idempotency_key(&"m.z".into(), &"r1".into(), "actions", &["k1", "k2"]);
+        assert_eq!(
+            a,
+            idempotency_key(&"m.z".into(), &"r1".into(), "actions", &["k1", "k2"])
+        );
         assert_ne!(
             a,
-            idempotency_key("m.z", "r2", "actions", &["k1", "k2"]),
+            idempotency_key(&"m.z".into(), &"r1".into(), "actions", &["k2", "k1"])
+        );
+        assert_ne!(a, idempotency_key(&"m.z".into(), &"r1".into(), "object", &["k1", "k2"]));
+        assert_ne!(
+            a,
+            idempotency_key(&"m.y".into(), &"r1".into(), "actions", &["k1", "k2"])
+        );
+        assert_ne!(
+            a,
+            idempotency_key(&"m.z".into(), &"r2".into(), "actions", &["k1", "k2"]),
             "a new run sends afresh"
         );
         assert!(a.len() <= 255 && a.starts_with("dinmo-"));

@@ -285,9 +285,8 @@ impl ZuoraWriter {
 
     /// Uploads one file and waits for it; `Some(import id)` when Completed, `None` when Zuora
     /// failed it.
-    ///
-    /// Long on purpose: the upload (under its idempotency key) and the polling of its status
-    /// (until `import_timeout_secs`) are one exchange; each answer's handling is a few lines.
+    /// The upload (under its idempotency key) and the polling of its status (until
+    /// `import_timeout_secs`) are one exchange.
     async fn import_file(
         &self,
         prepared: &PreparedBatch,
@@ -428,8 +427,8 @@ impl ZuoraWriter {
     ///
     /// `actions` and `object` return before the batch's last requests are answered: up to
     /// twice `concurrency` requests stay in flight while the engine commits what came back and
-    /// reads the next batch, and their answers come with the next `write` or `flush`. Without
-    /// this the connection idled at every batch boundary (44 % of the latency-bound ceiling).
+    /// reads the next batch, and their answers come with the next `write` or `flush`, so the
+    /// connection does not idle at every batch boundary.
     async fn send_batch(&mut self, batch: RecordBatch, last: bool) -> Result<Vec<BatchOutcome>> {
         let prepared = Arc::new(PreparedBatch::new(&self.destination, &REST_COLUMNS, &batch)?);
         let verdicts = verdicts(&prepared, batch.num_rows(), self.units.as_ref());

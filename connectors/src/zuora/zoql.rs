@@ -1,6 +1,6 @@
 //! ZOQL queries (`POST /v1/action/query`, then `POST /v1/action/queryMore` until `done`), and
 //! every query string dinmo sends, built in one place so a test can check each against the
-//! field lists Zuora documents (`shared/zuora/FACTS.md`, "ZOQL").
+//! field lists Zuora documents (`docs/zuora.md`, "ZOQL").
 //!
 //! What Zuora documents and this module follows: field names spelled as documented
 //! (`UnitOfMeasure.UomName`; there is no `Name`), keywords in lower case, at most 200
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn every_query_dinmo_sends_is_valid_against_zuoras_documented_objects() {
-        // The simulator's ZOQL holds Zuora's documented field lists (FACTS.md, "ZOQL"); a
+        // The simulator's ZOQL holds Zuora's documented field lists (docs/zuora.md, "ZOQL"); a
         // query string is opaque to the Prism contract test, so it is checked here.
         let full = zuora_sim::zoql::Schema { usage_unique_key: true };
         for query in every_query() {

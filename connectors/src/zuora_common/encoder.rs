@@ -1,6 +1,7 @@
 //! Encodes usage rows into CSV files that respect Zuora's limits: a size bound per file,
 //! names of at most 50 characters, and optionally one CSV per ZIP.
 
+use crate::ids::RunId;
 use std::io::{Cursor, Write};
 
 use zip::write::SimpleFileOptions;
@@ -44,7 +45,7 @@ pub struct UsageFileEncoder {
 impl UsageFileEncoder {
     /// `stem` names the files (usually the model), shortened as needed to fit the run id and
     /// sequence number within Zuora's 50 characters.
-    pub fn new(headers: &[&str], max_bytes: u64, zip: bool, stem: &str, run_id: &str) -> Result<Self, EncodeError> {
+    pub fn new(headers: &[&str], max_bytes: u64, zip: bool, stem: &str, run_id: &RunId) -> Result<Self, EncodeError> {
         let mut header = Vec::new();
         write_csv_record(&mut header, headers.iter().copied());
         Ok(UsageFileEncoder {
@@ -115,8 +116,7 @@ impl UsageFileEncoder {
     /// `bytes[start..ends[0]]`, then `bytes[ends[0]..ends[1]]`, and so on. Takes as many leading
     /// records as the open file has room for (finishing it first when not even the first
     /// fits) and copies them in one piece. Returns how many it took, the sequence of the file
-    /// holding them, and the file it finished, if any. Placing rows one call each held the
-    /// writer's task for 1.2 s of a 10 M-row run.
+    /// holding them, and the file it finished, if any.
     pub fn push_encoded_many(
         &mut self,
         bytes: &[u8],
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn splits_before_a_file_would_exceed_the_bound() {
         let headers = ["AccountNumber", "UnitOfMeasure", "StartDateTime", "Quantity"];
-        let mut encoder = UsageFileEncoder::new(&headers, 200, false, "calls", RUN).unwrap();
+        let mut encoder = UsageFileEncoder::new(&headers, 200, false, "calls", &RunId::from(RUN)).unwrap();
         let mut files = Vec::new();
         for i in 0..20 {
             let fields = row(i);
@@ -297,7 +297,7 @@ mod tests {
             write_csv_record(&mut bytes, fields.iter().map(String::as_str));
             ends.push(bytes.len());
         }
-        let mut one = UsageFileEncoder::new(&headers, 300, false, "calls", RUN).unwrap();
+        let mut one = UsageFileEncoder::new(&headers, 300, false, "calls", &RunId::from(RUN)).unwrap();
         let mut one_files = Vec::new();
         let mut start = 0;
         for &end in &ends {
@@ -306,7 +306,7 @@ mod tests {
         }
         one_files.extend(one.finish_file().unwrap());
 
-        let mut many = UsageFileEncoder::new(&headers, 300, false, "calls", RUN).unwrap();
+        let mut many = UsageFileEncoder::new(&headers, 300, false, "calls", &RunId::from(RUN)).unwrap();
         let mut many_files = Vec::new();
         let (mut taken, mut start, mut calls) = (0, 0, 0);
         while taken < ends.len() {
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(many_files, one_files);
         assert_eq!(calls, many_files.len(), "one call per file");
 
-        let mut small = UsageFileEncoder::new(&headers, 60, false, "calls", RUN).unwrap();
+        let mut small = UsageFileEncoder::new(&headers, 60, false, "calls", &RunId::from(RUN)).unwrap();
         assert!(
             matches!(
                 small.push_encoded_many(&bytes, 0, &ends),
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn quotes_fields_that_need_it() {
-        let mut encoder = UsageFileEncoder::new(&["Description"], 1000, false, "m", RUN).unwrap();
+        let mut encoder = UsageFileEncoder::new(&["Description"], 1000, false, "m", &RunId::from(RUN)).unwrap();
         encoder.push(["says \"hi\", twice\nthen stops"]).unwrap();
         let file = encoder.finish_file().unwrap().unwrap();
         assert_eq!(
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn refuses_a_row_that_cannot_fit_anywhere() {
-        let mut encoder = UsageFileEncoder::new(&["Description"], 20, false, "m", RUN).unwrap();
+        let mut encoder = UsageFileEncoder::new(&["Description"], 20, false, "m", &RunId::from(RUN)).unwrap();
         let err = encoder.push(["x".repeat(40).as_str()]).unwrap_err();
         assert!(matches!(
             err,
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn zips_one_csv_per_archive() {
-        let mut encoder = UsageFileEncoder::new(&["AccountNumber"], 1000, true, "calls", RUN).unwrap();
+        let mut encoder = UsageFileEncoder::new(&["AccountNumber"], 1000, true, "calls", &RunId::from(RUN)).unwrap();
         encoder.push(["A1"]).unwrap();
         let file = encoder.finish_file().unwrap().unwrap();
         assert!(file.name.ends_with(".zip"));

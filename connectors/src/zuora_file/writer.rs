@@ -1,8 +1,7 @@
 //! The `zuora_file` writer: encodes accepted rows into files and acknowledges a batch once
 //! every file carrying its rows is stored.
 //!
-//! Batches are encoded on blocking threads, up to one per core at a time (the encoding was one
-//! core's work while the other idled: profile of a 10 M-row first run); their records are
+//! Batches are encoded on blocking threads, up to one per core at a time; their records are
 //! placed into files in batch order, so names and contents are the same however the work was
 //! spread, and a replay rewrites the same files.
 
@@ -120,8 +119,7 @@ impl ZuoraFileWriter {
     }
 
     /// Starts storing a finished file on a task of its own, so the rows after it are placed
-    /// meanwhile (stored in line, the writes held the writer's task for 0.7 s of a 10 M-row
-    /// run). At most [`STORES_UNDER_WAY`] at once; a batch is acknowledged only once every
+    /// meanwhile. At most [`STORES_UNDER_WAY`] at once; a batch is acknowledged only once every
     /// file before its last one is stored ([`ZuoraFileWriter::reap_stores`]).
     async fn store(&mut self, file: EncodedFile, sequence: u32) -> Result<()> {
         let path = self.path_of(&file.name);

@@ -5,13 +5,13 @@ use serde::Deserialize;
 use super::template::DateFormat;
 use crate::http::{Secret, check_base_url};
 
-/// Revenue recommends 40k–60k lines per upload (FACTS.md, "Zuora Revenue").
+/// Revenue recommends 40k–60k lines per upload (docs/zuora.md, "Zuora Revenue").
 pub const DEFAULT_MAX_LINES: usize = 50_000;
 /// The most lines dinmo puts in one file: the top of Revenue's recommended range.
 pub const MAX_LINES_LIMIT: usize = 60_000;
 /// The template usage goes through in File Upload > Consumption.
 pub const DEFAULT_TEMPLATE: &str = "RevPro Usage Upload";
-/// OneID's token endpoint (FACTS.md: `POST https://one.zuora.com/oauth2/token`).
+/// OneID's token endpoint (docs/zuora.md: `POST https://one.zuora.com/oauth2/token`).
 pub const DEFAULT_OAUTH_URL: &str = "https://one.zuora.com/oauth2/token";
 
 /// How rows reach Revenue.

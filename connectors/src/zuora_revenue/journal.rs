@@ -1,12 +1,13 @@
 //! The upload journal: what dinmo told Revenue, recorded before and after each upload, so a
 //! run that stopped half way never uploads a file twice. Revenue has no duplicate detection
-//! and no undo (FACTS.md, "Zuora Revenue"), so this record is the only protection.
+//! and no undo (docs/zuora.md, "Zuora Revenue"), so this record is the only protection.
 //!
 //! One JSON object per upload, `<journal>/<run>/<file name>.json`, in the state store beside
 //! the sync's snapshot. Its `stage` moves `intent` (written before the request) → `received`
 //! (Revenue's answer named a request id) → `staged` or `failed` (the status call said so).
 //! Each write is one atomic put.
 
+use crate::ids::RunId;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -67,17 +68,21 @@ impl Journal {
         }
     }
 
-    fn path(&self, run: &str, file: &str) -> Path {
-        self.location.prefix.clone().join(run).join(format!("{file}.json"))
+    fn path(&self, run: &RunId, file: &str) -> Path {
+        self.location
+            .prefix
+            .clone()
+            .join(run.as_str())
+            .join(format!("{file}.json"))
     }
 
     /// Where the record of `file` is kept, for messages.
-    pub fn display(&self, run: &str, file: &str) -> String {
+    pub fn display(&self, run: &RunId, file: &str) -> String {
         format!("{}/{run}/{file}.json", self.location.display.trim_end_matches('/'))
     }
 
     /// The record of `file` in run `run`, if one was written.
-    pub async fn read(&self, run: &str, file: &str) -> Result<Option<UploadRecord>> {
+    pub async fn read(&self, run: &RunId, file: &str) -> Result<Option<UploadRecord>> {
         let path = self.path(run, file);
         let bytes = match self.location.store.get(&path).await {
             Ok(found) => found.bytes().await,
@@ -99,7 +104,7 @@ impl Journal {
     }
 
     /// Records `record` (replacing the earlier stage).
-    pub async fn write(&self, run: &str, record: &UploadRecord) -> Result<()> {
+    pub async fn write(&self, run: &RunId, record: &UploadRecord) -> Result<()> {
         let path = self.path(run, &record.file);
         let bytes = serde_json::to_vec_pretty(record).map_err(|source| ConnectorError::JournalFormat {
             destination: self.destination.clone(),
@@ -123,7 +128,7 @@ impl Journal {
     /// Removes the record of `file`: the upload certainly never reached Revenue (the
     /// connection was never made, or Revenue turned it away before reading it), so it may be
     /// sent again.
-    pub async fn forget(&self, run: &str, file: &str) -> Result<()> {
+    pub async fn forget(&self, run: &RunId, file: &str) -> Result<()> {
         let path = self.path(run, file);
         match self.location.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -136,29 +141,20 @@ impl Journal {
     }
 }
 
-/// What [`resolve_intents`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resolution {
-    /// These files were settled (none: the run left no undecided upload).
-    Settled(Vec<String>),
-    /// Several uploads are undecided and no file was named: each needs its own answer.
-    Ambiguous(Vec<String>),
-    /// The named file has no undecided record; the undecided ones are listed.
-    NotUndecided { file: String, undecided: Vec<String> },
-}
+pub use crate::destination::Resolution;
 
 /// `dinmo state resolve-pending SYNC RUN [--file NAME] --sent|--not-sent` for uploads whose
 /// outcome is unknown: the `intent` record of `file` (or the only one of the run) becomes
 /// `sent_by_hand` (`sent`) or is removed (not sent, so the next run uploads it).
 pub async fn resolve_intents(
     location: OutputLocation,
-    run: &str,
+    run: &RunId,
     file: Option<&str>,
     sent: bool,
 ) -> Result<Resolution> {
     use futures::TryStreamExt;
     let journal = Journal::new("resolve-pending", location);
-    let folder = journal.location.prefix.clone().join(run);
+    let folder = journal.location.prefix.clone().join(run.as_str());
     let listed: Vec<_> = journal
         .location
         .store
@@ -227,7 +223,7 @@ mod tests {
                 display: "mem://state/m.rev/uploads".into(),
             },
         );
-        assert_eq!(journal.read("r1", "f.csv").await.unwrap(), None);
+        assert_eq!(journal.read(&"r1".into(), "f.csv").await.unwrap(), None);
         let record = UploadRecord {
             file: "f.csv".into(),
             template: "RevPro Usage Upload".into(),
@@ -237,10 +233,10 @@ mod tests {
                 request_id: "42".into(),
             },
         };
-        journal.write("r1", &record).await.unwrap();
-        assert_eq!(journal.read("r1", "f.csv").await.unwrap(), Some(record));
+        journal.write(&"r1".into(), &record).await.unwrap();
+        assert_eq!(journal.read(&"r1".into(), "f.csv").await.unwrap(), Some(record));
         assert_eq!(
-            journal.display("r1", "f.csv"),
+            journal.display(&"r1".into(), "f.csv"),
             "mem://state/m.rev/uploads/r1/f.csv.json"
         );
     }
@@ -260,22 +256,37 @@ mod tests {
             keys_hash: "h".into(),
             stage,
         };
-        journal.write("r1", &record("a.csv", Stage::Intent)).await.unwrap();
+        journal
+            .write(&"r1".into(), &record("a.csv", Stage::Intent))
+            .await
+            .unwrap();
         let staged = Stage::Staged { request_id: "7".into() };
-        journal.write("r1", &record("b.csv", staged.clone())).await.unwrap();
-        journal.write("r2", &record("c.csv", Stage::Intent)).await.unwrap();
-        journal.write("r2", &record("d.csv", Stage::Intent)).await.unwrap();
+        journal
+            .write(&"r1".into(), &record("b.csv", staged.clone()))
+            .await
+            .unwrap();
+        journal
+            .write(&"r2".into(), &record("c.csv", Stage::Intent))
+            .await
+            .unwrap();
+        journal
+            .write(&"r2".into(), &record("d.csv", Stage::Intent))
+            .await
+            .unwrap();
         let settled = |files: &[&str]| Resolution::Settled(files.iter().map(|f| f.to_string()).collect());
         let resolve = |run: &'static str, file: Option<&'static str>, sent: bool| {
             let location = location.clone();
-            async move { resolve_intents(location, run, file, sent).await.unwrap() }
+            async move { resolve_intents(location, &RunId::from(run), file, sent).await.unwrap() }
         };
         assert_eq!(resolve("r1", None, true).await, settled(&["a.csv"]));
         assert_eq!(
-            journal.read("r1", "a.csv").await.unwrap().unwrap().stage,
+            journal.read(&"r1".into(), "a.csv").await.unwrap().unwrap().stage,
             Stage::SentByHand
         );
-        assert_eq!(journal.read("r1", "b.csv").await.unwrap().unwrap().stage, staged);
+        assert_eq!(
+            journal.read(&"r1".into(), "b.csv").await.unwrap().unwrap().stage,
+            staged
+        );
         assert_eq!(
             resolve("r2", None, false).await,
             Resolution::Ambiguous(vec!["c.csv".into(), "d.csv".into()])
@@ -285,8 +296,11 @@ mod tests {
             Resolution::NotUndecided { .. }
         ));
         assert_eq!(resolve("r2", Some("c.csv"), false).await, settled(&["c.csv"]));
-        assert_eq!(journal.read("r2", "c.csv").await.unwrap(), None);
-        assert_eq!(journal.read("r2", "d.csv").await.unwrap().unwrap().stage, Stage::Intent);
+        assert_eq!(journal.read(&"r2".into(), "c.csv").await.unwrap(), None);
+        assert_eq!(
+            journal.read(&"r2".into(), "d.csv").await.unwrap().unwrap().stage,
+            Stage::Intent
+        );
         assert_eq!(resolve("r3", None, true).await, settled(&[]));
     }
 }

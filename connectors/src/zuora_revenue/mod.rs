@@ -7,7 +7,7 @@
 //! (HTTP: tokens, upload, status, mapping), [`journal`] and [`upload`] (exactly once without
 //! help from Revenue), and the writer.
 //!
-//! Revenue has no duplicate detection and no undo (FACTS.md): an upload is recorded before it
+//! Revenue has no duplicate detection and no undo (docs/zuora.md): an upload is recorded before it
 //! is sent, never repeated once it may have reached Revenue, and a replay of a stopped run
 //! asks the journal (and Revenue's status endpoint) before sending anything.
 
@@ -110,6 +110,18 @@ impl ZuoraRevenueDestination {
 impl Destination for ZuoraRevenueDestination {
     fn kind(&self) -> &'static str {
         "zuora_revenue"
+    }
+
+    /// Each upload is journalled before it is sent; one whose answer never came is settled by
+    /// hand through its journal record.
+    async fn resolve_undecided(
+        &self,
+        journal: crate::destination::OutputLocation,
+        run: &crate::ids::RunId,
+        file: Option<&str>,
+        sent: bool,
+    ) -> Result<crate::destination::Resolution> {
+        journal::resolve_intents(journal, run, file, sent).await
     }
 
     fn fields(&self) -> &[FieldSpec] {

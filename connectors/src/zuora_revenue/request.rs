@@ -2,13 +2,14 @@
 //! then one line per row) and its name, both deterministic for a sync, run and part, so a
 //! replay produces the very same file and the journal can tell it is the same.
 
+use crate::ids::{RunId, SyncId};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::zuora_common::encoder::write_csv_record;
 
 /// The name of part `sequence` of a run: `<sync>-<run>-<NNNN>.csv`. Revenue lists uploads by
 /// file name under Uploaded Files, so a person can find any file dinmo sent.
-pub fn file_name(sync_id: &str, run_id: &str, sequence: u32) -> String {
+pub fn file_name(sync_id: &SyncId, run_id: &RunId, sequence: u32) -> String {
     format!("{sync_id}-{run_id}-{sequence:04}.csv")
 }
 
@@ -101,7 +102,11 @@ mod tests {
             let mut file = OpenFile::new(1, ["SO Line ID", "Sub Product"]);
             file.push((0, 0), "k1", ["SO-1", "API, premium"]);
             file.push((0, 1), "k2", ["SO-2", "Storage"]);
-            file.finish(file_name("usage.revenue", "20261122T000000000Z-ab12", 1))
+            file.finish(file_name(
+                &"usage.revenue".into(),
+                &"20261122T000000000Z-ab12".into(),
+                1,
+            ))
         };
         let (a, b) = (build(), build());
         assert_eq!((a.bytes.clone(), a.keys_hash.clone()), (b.bytes, b.keys_hash));

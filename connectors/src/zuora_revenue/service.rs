@@ -1,7 +1,7 @@
 //! HTTP to Zuora Revenue: the token (legacy authenticate or OneID OAuth), the upload, status
 //! and mapping calls, each through the one retry policy of [`crate::http::retry`].
 //!
-//! What FACTS.md ("Zuora Revenue") documents and this follows:
+//! What docs/zuora.md ("Zuora Revenue") documents and this follows:
 //! - legacy: `POST /api/integration/v1/authenticate`, `Authorization: Basic`, headers `role`
 //!   and `clientname`; the token comes back in a response header and goes out in `token`;
 //!   valid 30 minutes, 401 once expired. The header's name is *unconfirmed* by Zuora's docs:

@@ -1,7 +1,7 @@
 //! The "RevPro Usage Upload" template: its columns, its date format, and a mapped batch
 //! turned into the text of each cell plus a verdict for each row.
 //!
-//! FACTS.md ("Zuora Revenue"): the mandatory columns are `SO Line ID`, `Usage Amount`,
+//! docs/zuora.md ("Zuora Revenue"): the mandatory columns are `SO Line ID`, `Usage Amount`,
 //! `Unit Price`, `Quantity`, `DD_Rev_Segments`, `Sub Product` and `TRX_DATE`; a tenant's
 //! template may have more (its full list and date format come from the mapping call), so any
 //! other label is accepted and written as is.

@@ -9,6 +9,7 @@
 //! - `received`: ask Revenue's status endpoint;
 //! - `staged` / `failed`: the answer is known; nothing is sent.
 
+use crate::ids::RunId;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,7 @@ pub struct Uploader {
     /// The template uploads go through.
     pub template: String,
     /// The run whose files these are (the original run when replaying).
-    pub run: String,
+    pub run: RunId,
     /// HTTP.
     pub service: Arc<RevenueService>,
     /// The upload journal.

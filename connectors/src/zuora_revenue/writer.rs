@@ -4,6 +4,7 @@
 //! A failed upload is whole: each of its rows is rejected with Revenue's message, and the
 //! next run offers them again.
 
+use crate::ids::SyncId;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -175,8 +176,8 @@ impl RevenueWriter {
 }
 
 /// File mode: one atomic put under `<output>/<sync>/<name>`.
-async fn store(destination: &str, output: &OutputLocation, sync_id: &str, file: &ReadyFile) -> Result<FileOutcome> {
-    let path = output.prefix.clone().join(sync_id).join(file.name.as_str());
+async fn store(destination: &str, output: &OutputLocation, sync_id: &SyncId, file: &ReadyFile) -> Result<FileOutcome> {
+    let path = output.prefix.clone().join(sync_id.as_str()).join(file.name.as_str());
     output.put(destination, &path, file.bytes.clone()).await?;
     info!(destination, file = %path, rows = file.rows(), "revenue usage file stored");
     Ok(FileOutcome::Delivered {

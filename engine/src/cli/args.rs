@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::ops::{RunId, SyncId};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// dinmo: warehouse-native reverse ETL for usage-based billing.
@@ -36,7 +37,7 @@ pub struct GlobalArgs {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    crate::project::byte_size::parse_byte_size(text)
+    crate::ops::parse_byte_size(text)
 }
 
 /// Log line format.
@@ -153,7 +154,7 @@ pub enum StateCommand {
 #[derive(Debug, Args)]
 pub struct CompactArgs {
     /// The syncs (`<model>.<destination>`). Default: every sync with state.
-    pub syncs: Vec<String>,
+    pub syncs: Vec<SyncId>,
     /// Wait up to SECONDS (default 3600) for a run holding a sync's lock, instead of failing at once.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "3600")]
     pub wait: Option<u64>,
@@ -163,7 +164,7 @@ pub struct CompactArgs {
 #[derive(Debug, Args)]
 pub struct UnlockArgs {
     /// The sync (`<model>.<destination>`).
-    pub sync: String,
+    pub sync: SyncId,
     /// Remove the lock even though its holder's lease has not run out (only when you know
     /// that run is gone: two runs sending the same sync risk double billing).
     #[arg(long)]
@@ -174,9 +175,9 @@ pub struct UnlockArgs {
 #[derive(Debug, Args)]
 pub struct ResolvePendingArgs {
     /// The sync (`<model>.<destination>`).
-    pub sync: String,
+    pub sync: SyncId,
     /// The run whose rows are pending.
-    pub run: String,
+    pub run: RunId,
     /// The rows reached the destination: record them as delivered.
     #[arg(long, conflicts_with = "not_sent", required_unless_present = "not_sent")]
     pub sent: bool,
@@ -207,7 +208,7 @@ pub struct RebuildArgs {
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
     /// The run id (from `dinmo runs`).
-    pub run: String,
+    pub run: RunId,
     /// Only these syncs of the run (model names, `tag:`, `sync:`).
     #[command(flatten)]
     pub selection: SelectionArgs,
@@ -329,7 +330,7 @@ pub struct RunsArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// The run id (from `dinmo runs`).
-    pub run: String,
+    pub run: RunId,
     /// Also export the run's rows to DIR: `<sync>.sent`, `<sync>.rejected` (with each
     /// reason) and `<sync>.pending`.
     #[arg(long, value_name = "DIR")]

@@ -1,7 +1,7 @@
 //! The report of a plan or run, on stdout as text or JSON.
 
 use crate::cli::{OutputFormat, PlanFormat};
-use crate::sync::report::{RunReport, SyncReport};
+use crate::ops::{RunReport, SyncReport};
 
 /// Prints the report on stdout.
 pub fn print_report(report: &RunReport, format: OutputFormat, is_plan: bool) {
@@ -106,7 +106,7 @@ fn md(value: &str) -> String {
 }
 
 /// One markdown table row per total: key, rows, quantity.
-fn push_totals(out: &mut String, totals: &[crate::plan::summary::Total]) {
+fn push_totals(out: &mut String, totals: &[crate::ops::Total]) {
     for total in totals {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
@@ -119,9 +119,8 @@ fn push_totals(out: &mut String, totals: &[crate::plan::summary::Total]) {
 
 /// The plan as a pull-request comment. Deterministic: no run id, no times, everything sorted,
 /// so the same inputs give byte-identical output and two plans diff cleanly.
-///
-/// Long on purpose: the comment is written top to bottom in the order a reviewer reads it;
-/// the tables' row formatting lives in `push_totals` and `md`.
+/// Written top to bottom in the order a reviewer reads it; `push_totals` and `md` format the
+/// tables' rows.
 pub fn render_markdown(report: &RunReport) -> String {
     let mut out = String::new();
     let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();

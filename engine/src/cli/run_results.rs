@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::sync::report::{RejectionSummary, RunReport, SyncReport};
+use crate::ops::{RejectionSummary, RunId, RunReport, SyncReport, Timestamp};
 
 /// Version of the `run_results.json` layout.
 pub const RUN_RESULTS_SCHEMA_VERSION: u32 = 1;
@@ -28,8 +28,9 @@ struct RunResults<'a> {
     exit_code: u8,
     run_id: Option<&'a str>,
     project: Option<&'a str>,
-    started_at: Option<&'a str>,
-    finished_at: Option<&'a str>,
+    started_at: Option<String>,
+    /// `""` while unfinished.
+    finished_at: Option<String>,
     results: Vec<SyncResult<'a>>,
     /// Errors that stopped the command or a model before its syncs ran.
     errors: Vec<String>,
@@ -43,19 +44,21 @@ struct SyncResult<'a> {
     destination_type: &'a str,
     /// `planned`, `succeeded`, `nothing_to_send`, `partially_rejected`, `failed`, `error`.
     status: &'a str,
-    counts: &'a crate::state::Counts,
-    recovered_runs: &'a [String],
+    counts: &'a crate::ops::Counts,
+    recovered_runs: &'a [RunId],
     destination_ids: &'a [String],
     rejections: &'a [RejectionSummary],
     changed_since_last_run: &'a [String],
-    timing: Timing<'a>,
+    timing: Timing,
     error: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
-struct Timing<'a> {
-    started_at: &'a str,
-    finished_at: &'a str,
+struct Timing {
+    #[serde(with = "crate::ops::optional_timestamp")]
+    started_at: Option<Timestamp>,
+    #[serde(with = "crate::ops::optional_timestamp")]
+    finished_at: Option<Timestamp>,
     seconds: f64,
 }
 
@@ -85,8 +88,8 @@ pub fn write_run_results(target: &Path, command: &str, report: Option<&RunReport
         exit_code,
         run_id: report.map(|r| r.run_id.as_str()),
         project: report.map(|r| r.project.as_str()),
-        started_at: report.map(|r| r.started_at.as_str()),
-        finished_at: report.map(|r| r.finished_at.as_str()),
+        started_at: report.map(|r| r.started_at.to_string()),
+        finished_at: report.map(|r| r.finished_at.map(|t| t.to_string()).unwrap_or_default()),
         results: report
             .map(|r| {
                 r.syncs
@@ -103,8 +106,8 @@ pub fn write_run_results(target: &Path, command: &str, report: Option<&RunReport
                         rejections: &s.rejections,
                         changed_since_last_run: &s.changed_since_last_run,
                         timing: Timing {
-                            started_at: &s.started_at,
-                            finished_at: &s.finished_at,
+                            started_at: s.started_at,
+                            finished_at: s.finished_at,
                             seconds: s.seconds,
                         },
                         error: s.error.as_deref(),

@@ -2,10 +2,9 @@
 //! once, with its memory accounted to the session's pool.
 //!
 //! It does the two hash-table jobs of the diff: finding repeated primary keys while the model
-//! is staged, and holding the snapshot's keys while the staged rows stream past them. The
-//! no-op profile (11 M rows, `docs/performance.md`) showed DataFusion's GROUP BY and hash join
-//! on 32-character Utf8 keys taking over a third of the CPU, the table inserts alone 18 %;
-//! here a key is 16 bytes and is its own hash (row keys are xxh3-128 digests, uniformly
+//! is staged, and holding the snapshot's keys while the staged rows stream past them, which
+//! DataFusion's GROUP BY and hash join on 32-character text keys did at a far higher cost
+//! (`docs/performance.md`). Here a key is 16 bytes and is its own hash (row keys are xxh3-128 digests, uniformly
 //! spread: the low 64 bits index the table, the top six bits pick the shard).
 //!
 //! A set takes at most half of a limited pool, leaving the rest to the query's operators (the

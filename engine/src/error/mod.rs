@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use dinmo_connectors::{RunId, SyncId};
+
 mod problems;
 
 pub use problems::{ConfigProblem, ConfigReport, Position, SchemaProblem};
@@ -62,7 +64,7 @@ pub enum DinmoError {
          Raise max_new_rows in {file} if this volume is expected"
     )]
     TooManyNewRows {
-        sync: String,
+        sync: SyncId,
         new_rows: u64,
         limit: u64,
         file: PathBuf,
@@ -136,7 +138,7 @@ pub enum DinmoError {
     /// The state's history is damaged; sending now could resend history.
     #[error("sync `{sync}`: state is damaged: {message}. Nothing was sent. {remedy}")]
     StateIntegrity {
-        sync: String,
+        sync: SyncId,
         message: String,
         remedy: String,
     },
@@ -156,8 +158,8 @@ pub enum DinmoError {
          (they were delivered) or `--not-sent` (they were not)"
     )]
     PendingUndecidable {
-        sync: String,
-        run: String,
+        sync: SyncId,
+        run: RunId,
         rows: u64,
         reason: String,
     },
@@ -169,8 +171,8 @@ pub enum DinmoError {
          (it is listed) or `--not-sent` (it is not); the next run settles the run's other rows"
     )]
     UploadUndecided {
-        sync: String,
-        run: String,
+        sync: SyncId,
+        run: RunId,
         file: String,
         #[source]
         source: Box<dinmo_connectors::ConnectorError>,
@@ -182,8 +184,8 @@ pub enum DinmoError {
          `dinmo state resolve-pending {sync} {run} --file NAME --sent|--not-sent`"
     )]
     UploadsToResolve {
-        sync: String,
-        run: String,
+        sync: SyncId,
+        run: RunId,
         problem: String,
         undecided: String,
     },
@@ -191,7 +193,7 @@ pub enum DinmoError {
     /// Another run holds the sync's lock.
     #[error("sync `{sync}` is locked by {holder}{}", locked_remedy(.waited_secs))]
     Locked {
-        sync: String,
+        sync: SyncId,
         /// `run R (host pid P, since S, lease until L)`.
         holder: String,
         /// How long this run waited (`--wait`), if it did.
@@ -203,7 +205,7 @@ pub enum DinmoError {
         "sync `{sync}`: the lock {lock} cannot be read: {problem}. dinmo cannot tell whether another run holds it, so it sends nothing. If no run of this sync is going on, remove it with `dinmo state unlock {sync}`"
     )]
     LockUnreadable {
-        sync: String,
+        sync: SyncId,
         lock: String,
         problem: String,
     },
@@ -211,7 +213,7 @@ pub enum DinmoError {
     /// A sync's lock kept appearing and disappearing until the deadline.
     #[error("sync `{sync}`: the lock {lock} kept changing for {waited_secs} s; try again, or pass --wait")]
     LockContended {
-        sync: String,
+        sync: SyncId,
         lock: String,
         waited_secs: u64,
     },
@@ -220,13 +222,13 @@ pub enum DinmoError {
     #[error(
         "sync `{sync}` is locked by {holder}, whose lease has not run out; if you are sure that run is gone, pass --force"
     )]
-    LockHeld { sync: String, holder: String },
+    LockHeld { sync: SyncId, holder: String },
 
     /// This run lost a sync's lock while sending.
     #[error(
         "sync `{sync}`: this run lost its lock ({reason}); it stopped sending at a batch boundary and committed what the destination acknowledged. The next run reconciles the rest"
     )]
-    LockLost { sync: String, reason: String },
+    LockLost { sync: SyncId, reason: String },
 
     /// A manifest could not be read.
     #[error("state store {location}: cannot read run manifest: {source}")]
@@ -248,7 +250,7 @@ pub enum DinmoError {
     #[error(
         "rollback of run `{run}`: {not_deleted} record(s) could not be deleted (listed above); they stay in the snapshot"
     )]
-    RollbackIncomplete { run: String, not_deleted: usize },
+    RollbackIncomplete { run: RunId, not_deleted: usize },
 
     /// A saved plan cannot be used.
     #[error("plan {path}: {message}")]
@@ -273,17 +275,24 @@ pub enum DinmoError {
 
     /// The state moved since a saved plan was made.
     #[error("sync `{sync}`: the state moved since the plan was made ({message}); nothing was sent. Make a new plan")]
-    StalePlan { sync: String, message: String },
+    StalePlan { sync: SyncId, message: String },
 
     /// No run with this id.
     #[error("no run `{run}` in {state}")]
-    RunNotFound { run: String, state: String },
+    RunNotFound { run: RunId, state: String },
 
     // ---- a destination ----
     /// A destination failed while writing; acknowledged rows were committed first.
     #[error("sync `{sync}`: {source}")]
     Destination {
-        sync: String,
+        sync: SyncId,
+        #[source]
+        source: Box<dinmo_connectors::ConnectorError>,
+    },
+    /// A destination could not be built or reached.
+    #[error("destination `{destination}`: {source}")]
+    DestinationSetup {
+        destination: String,
         #[source]
         source: Box<dinmo_connectors::ConnectorError>,
     },
@@ -380,11 +389,20 @@ impl DinmoError {
         }
     }
 
-    /// Wraps a connector error of `sync` (or destination).
-    pub fn destination(sync: impl Into<String>) -> impl FnOnce(dinmo_connectors::ConnectorError) -> Self {
+    /// Wraps a connector error of `sync`.
+    pub fn destination(sync: impl Into<SyncId>) -> impl FnOnce(dinmo_connectors::ConnectorError) -> Self {
         let sync = sync.into();
         move |source| DinmoError::Destination {
             sync,
+            source: Box::new(source),
+        }
+    }
+
+    /// Wraps a connector error of the destination `name` (building or connecting it).
+    pub fn destination_named(name: &str) -> impl FnOnce(dinmo_connectors::ConnectorError) -> Self {
+        let destination = name.to_string();
+        move |source| DinmoError::DestinationSetup {
+            destination,
             source: Box::new(source),
         }
     }

@@ -67,7 +67,7 @@ fn zuora_file(def: &DestinationDef) -> Built {
             display: location.display,
         };
         let destination = ZuoraFileDestination::new(def.name.clone(), config.clone(), output)
-            .map_err(DinmoError::destination(def.name.clone()))?;
+            .map_err(DinmoError::destination_named(&def.name))?;
         Ok(Arc::new(destination) as Arc<dyn Destination>)
     })())
 }
@@ -79,7 +79,7 @@ fn zuora(def: &DestinationDef) -> Built {
     Some(
         ZuoraDestination::new(def.name.clone(), config.clone())
             .map(|destination| Arc::new(destination) as Arc<dyn Destination>)
-            .map_err(DinmoError::destination(def.name.clone())),
+            .map_err(DinmoError::destination_named(&def.name)),
     )
 }
 
@@ -100,7 +100,7 @@ fn zuora_revenue(def: &DestinationDef) -> Built {
             _ => None,
         };
         let destination = ZuoraRevenueDestination::new(def.name.clone(), config.clone(), output)
-            .map_err(DinmoError::destination(def.name.clone()))?;
+            .map_err(DinmoError::destination_named(&def.name))?;
         Ok(Arc::new(destination) as Arc<dyn Destination>)
     })())
 }

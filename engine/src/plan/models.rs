@@ -106,9 +106,8 @@ fn reads_failed_source<'a>(ctx: &SessionContext, model: &Model, failed: &[&'a st
 
 /// Plans one model: its SQL planned by DataFusion, the primary key and each sync's mapping
 /// checked against the planned schema, every problem collected into `report`.
-///
-/// Long on purpose: the checks read one planned schema in order and each adds its problems
-/// to the same report, so that a user sees every problem of a model at once.
+/// Every check adds its problems to the same report, so a user sees every problem of a model
+/// at once.
 async fn plan_model<'p>(
     ctx: &SessionContext,
     model: &'p Model,
@@ -242,5 +241,5 @@ pub async fn connect_destinations(
 /// Connects to the destination named `name` (what [`Destination::connect`] found, or why it
 /// could not).
 pub async fn connect_destination(name: &str, destination: &dyn Destination) -> Result<Vec<String>> {
-    destination.connect().await.map_err(DinmoError::destination(name))
+    destination.connect().await.map_err(DinmoError::destination_named(name))
 }

@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+use dinmo_connectors::SyncId;
+
 use crate::error::Result;
 use crate::project::Project;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
@@ -28,7 +30,7 @@ pub async fn select(
 
 /// The syncs whose last manifest in `state` has other SQL or mapping fingerprints (or that
 /// have none).
-pub async fn modified_syncs(project: &Project, state: &StateStore) -> Result<HashSet<String>> {
+pub async fn modified_syncs(project: &Project, state: &StateStore) -> Result<HashSet<SyncId>> {
     let mut modified = HashSet::new();
     for model in &project.models {
         for sync in &model.syncs {

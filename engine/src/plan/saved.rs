@@ -9,6 +9,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use dinmo_connectors::{RunId, SyncId, Timestamp};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 use zip::write::SimpleFileOptions;
@@ -29,11 +30,11 @@ pub struct SavedPlan {
     /// Project name.
     pub project: String,
     /// RFC 3339.
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// The project's git commit when planned.
     pub git_commit: Option<String>,
     /// The plan's run id.
-    pub plan_run_id: String,
+    pub plan_run_id: RunId,
     /// One entry per sync with rows to send.
     pub syncs: Vec<SavedSync>,
 }
@@ -42,7 +43,7 @@ pub struct SavedPlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedSync {
     /// `<model>.<destination>`.
-    pub sync_id: String,
+    pub sync_id: SyncId,
     /// Model name.
     pub model: String,
     /// Destination name.
@@ -61,6 +62,19 @@ pub struct SavedSync {
     pub rows_file: String,
     /// xxh3 of that entry.
     pub rows_xxh3: String,
+}
+
+impl SavedSync {
+    /// Who the sync was when planned, for the manifests of the run that applies it.
+    pub fn identity(&self) -> crate::state::SyncIdentity {
+        crate::state::SyncIdentity {
+            sync_id: self.sync_id.clone(),
+            model: self.model.clone(),
+            destination: self.destination.clone(),
+            sql_hash: self.model_sql_hash.clone(),
+            mapping_hash: self.mapping_hash.clone(),
+        }
+    }
 }
 
 fn plan_error(path: &Path, message: impl Into<String>) -> DinmoError {
@@ -95,7 +109,7 @@ fn file_xxh3(path: &Path) -> Result<String> {
 }
 
 /// Writes `plan` with its rows (`sync id → local Parquet file`) to `path`, atomically.
-pub fn write_plan(path: &Path, mut plan: SavedPlan, rows: &[(String, PathBuf)]) -> Result<()> {
+pub fn write_plan(path: &Path, mut plan: SavedPlan, rows: &[(SyncId, PathBuf)]) -> Result<()> {
     let partial = path.with_extension("dinmo.partial");
     let file = std::fs::File::create(&partial).map_err(DinmoError::io(&partial))?;
     let mut zip = ZipWriter::new(file);
@@ -127,7 +141,7 @@ pub fn write_plan(path: &Path, mut plan: SavedPlan, rows: &[(String, PathBuf)]) 
 }
 
 /// Reads and verifies a saved plan, extracting each sync's rows into `into`.
-pub fn read_plan(path: &Path, into: &Path) -> Result<(SavedPlan, Vec<(String, PathBuf)>)> {
+pub fn read_plan(path: &Path, into: &Path) -> Result<(SavedPlan, Vec<(SyncId, PathBuf)>)> {
     let file = std::fs::File::open(path).map_err(DinmoError::io(path))?;
     let mut zip = ZipArchive::new(file).map_err(archive_error(path, "not a dinmo plan"))?;
     let mut read_entry = |name: &str| -> Result<Vec<u8>> {

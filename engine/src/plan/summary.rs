@@ -104,10 +104,8 @@ fn totals(batches: &[RecordBatch], context: &str) -> Result<Vec<Total>> {
 }
 
 /// Summarises the new rows in `pending` (a local Parquet file of destination fields).
-///
-/// Long on purpose: one straight sequence of small SQL queries (totals, units, accounts, time
-/// range, sample), each read into its field of the summary; split, the pieces would share
-/// only the session and the summary being filled.
+/// A sequence of small SQL queries (totals, units, accounts, time range, sample), each read
+/// into its field of the summary.
 pub async fn summarise(pending: &Path, roles: FieldRoles, top: usize, sample: usize) -> Result<PlanSummary> {
     let context = "summarising the plan";
     let ctx = SessionContext::new();

@@ -1,5 +1,6 @@
 //! Finding and loading a project, collecting every static problem before failing.
 
+use dinmo_connectors::SyncId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -340,8 +341,8 @@ impl Loader<'_> {
     }
 
     /// Loads one model file: parse, `${VAR}`s, then each sync checked against the
-    /// destinations. Long on purpose: every problem is collected (with its position) before
-    /// the model is given up on, so a user sees them all at once.
+    /// destinations. Every problem is collected (with its position) before the model is
+    /// given up on, so a user sees them all at once.
     fn model(&mut self, path: &Path, relative: PathBuf, destinations: &[DestinationDef]) -> Option<Model> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
@@ -412,7 +413,7 @@ impl Loader<'_> {
                 .collect();
             syncs.push(Sync {
                 allow_billing_and_revenue: sync.allow_billing_and_revenue,
-                id: format!("{name}.{destination}"),
+                id: SyncId::from(format!("{name}.{destination}")),
                 model: name.clone(),
                 destination,
                 mapping,
@@ -437,7 +438,7 @@ impl Loader<'_> {
 
     /// A model synced to Zuora Billing (`zuora`, `zuora_file`) and to `zuora_revenue` is
     /// counted twice in Revenue when Billing–Revenue Integration carries Billing's usage over
-    /// (FACTS.md); refused unless the Revenue sync says `allow_billing_and_revenue: true`.
+    /// (docs/zuora.md); refused unless the Revenue sync says `allow_billing_and_revenue: true`.
     fn check_double_accrual(&mut self, file: &Path, model: &str, syncs: &[Sync], destinations: &[DestinationDef]) {
         let kind = |sync: &Sync| {
             destinations

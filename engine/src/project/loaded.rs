@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use dinmo_connectors::SyncId;
+
 use super::project_file::{DestinationConfig, SourceFormat, SourceOptions};
 use crate::error::Position;
 
@@ -103,7 +105,7 @@ pub struct Model {
 #[derive(Debug, Clone)]
 pub struct Sync {
     /// `<model>.<destination>`.
-    pub id: String,
+    pub id: SyncId,
     /// The model's name.
     pub model: String,
     /// The destination's name.

@@ -3,6 +3,7 @@
 //! several times) are a union; parts joined by commas are an intersection
 //! (`tag:billing,state:modified`).
 
+use dinmo_connectors::SyncId;
 use std::collections::HashSet;
 
 use crate::error::{DinmoError, Result};
@@ -45,7 +46,7 @@ impl Atom {
         }
     }
 
-    fn matches(&self, model: &Model, sync: Option<&Sync>, modified: &HashSet<String>) -> bool {
+    fn matches(&self, model: &Model, sync: Option<&Sync>, modified: &HashSet<SyncId>) -> bool {
         let syncs: Vec<&Sync> = match sync {
             Some(sync) => vec![sync],
             None => model.syncs.iter().collect(),
@@ -78,7 +79,7 @@ impl Selector {
         })
     }
 
-    fn matches(&self, model: &Model, sync: Option<&Sync>, modified: &HashSet<String>) -> bool {
+    fn matches(&self, model: &Model, sync: Option<&Sync>, modified: &HashSet<SyncId>) -> bool {
         self.atoms.iter().all(|atom| atom.matches(model, sync, modified))
     }
 
@@ -93,7 +94,7 @@ pub struct Selection {
     select: Vec<Selector>,
     exclude: Vec<Selector>,
     /// Syncs whose SQL or mapping differ from the compared state.
-    modified: HashSet<String>,
+    modified: HashSet<SyncId>,
 }
 
 fn parse_all(raw: &[String]) -> Result<Vec<Selector>> {
@@ -120,7 +121,7 @@ impl Selection {
     }
 
     /// The syncs whose SQL or mapping differ from the compared state.
-    pub fn with_modified(mut self, modified: HashSet<String>) -> Self {
+    pub fn with_modified(mut self, modified: HashSet<SyncId>) -> Self {
         self.modified = modified;
         self
     }

@@ -16,6 +16,7 @@
 //! index (one atomic put, which is what makes the checkpoint count), then the clean-up of
 //! older checkpoints.
 
+use dinmo_connectors::{RunId, SyncId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{PartInfo, RunManifest};
@@ -37,11 +38,11 @@ pub struct Checkpoint {
     /// [`CHECKPOINT_FORMAT_VERSION`].
     pub format_version: u32,
     /// The sync.
-    pub sync_id: String,
+    pub sync_id: SyncId,
     /// The newest run it covers; it covers every run up to this one.
-    pub through_run: String,
+    pub through_run: RunId,
     /// RFC 3339.
-    pub created_at: String,
+    pub created_at: Timestamp,
     /// The manifests of the runs it covers, oldest first, as they were when it was written
     /// (every one settled: no pending rows).
     pub runs: Vec<RunManifest>,
@@ -58,16 +59,6 @@ impl Checkpoint {
     }
 }
 
-/// Relative path of the index of a checkpoint through `run`.
-pub fn index_path(sync: &str, run: &str) -> String {
-    format!("{sync}/checkpoints/{run}.json")
-}
-
-/// Relative path of the `sequence`-th key part of a checkpoint through `run`.
-pub fn key_part_path(sync: &str, run: &str, sequence: usize) -> String {
-    format!("{sync}/checkpoints/{run}-{sequence:05}.parquet")
-}
-
 /// Whether a run can be covered: it has nothing pending and is not in progress, so nothing
 /// will change its manifest again (only `rollback` does, and it drops the checkpoints first).
 pub fn is_settled(manifest: &RunManifest) -> bool {
@@ -78,7 +69,7 @@ pub fn is_settled(manifest: &RunManifest) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Compaction {
     /// The run the newest checkpoint covers through, if there is one.
-    pub through_run: Option<String>,
+    pub through_run: Option<RunId>,
     /// Runs newly covered.
     pub runs_covered: usize,
     /// Row keys in the checkpoint.

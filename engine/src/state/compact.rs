@@ -11,14 +11,14 @@ use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use parquet::arrow::ProjectionMask;
 
-use super::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, index_path, is_settled, key_part_path,
-};
-use super::manifest::{KeyEncoding, PartInfo, RunManifest, timestamp_now};
+use super::checkpoint::{CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, is_settled};
+use super::manifest::{KeyEncoding, PartInfo, RunManifest};
 use super::parts::{LocalPartWriter, key_part_schema};
+use super::paths::SyncPaths;
 use super::row_key::{binary_keys, hashes_of};
 use super::store::{READ_CONCURRENCY, StateStore};
 use crate::error::{DinmoError, Result};
+use dinmo_connectors::SyncId;
 
 impl StateStore {
     /// Writes a checkpoint covering every settled run of `sync` up to its first unsettled
@@ -26,7 +26,7 @@ impl StateStore {
     /// new checkpoint reads is verified first; the rows of the key parts are checked against
     /// the parts they came from. Stopped at any point, the state stays valid (see
     /// [`super::checkpoint`]).
-    pub async fn compact(&self, sync: &str, staging: &Path) -> Result<Compaction> {
+    pub async fn compact(&self, sync: &SyncId, staging: &Path) -> Result<Compaction> {
         let (manifests, current) = self.manifests_and_checkpoint(sync).await?;
         let covered = current.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let fresh: Vec<&RunManifest> = manifests
@@ -60,7 +60,7 @@ impl StateStore {
         };
         let expected: u64 = merge.iter().map(|p| p.rows).sum();
         if expected > 0 {
-            let relative = key_part_path(sync, &through_run, key_parts.len());
+            let relative = SyncPaths::of(sync).checkpoint_keys(&through_run, key_parts.len());
             let local = staging.join(relative.replace('/', "_"));
             let mut writer = LocalPartWriter::create(&local, key_part_schema(KeyEncoding::Binary)).await?;
             // Every part is downloaded and verified (size, checksum) before its keys are read,
@@ -75,7 +75,7 @@ impl StateStore {
             }
             if writer.rows() != expected {
                 return Err(DinmoError::StateIntegrity {
-                    sync: sync.to_string(),
+                    sync: sync.clone(),
                     message: format!(
                         "compacting: the parts hold {} row keys, their manifests say {expected}",
                         writer.rows()
@@ -91,14 +91,15 @@ impl StateStore {
         }
         let checkpoint = Checkpoint {
             format_version: CHECKPOINT_FORMAT_VERSION,
-            sync_id: sync.to_string(),
+            sync_id: sync.clone(),
             through_run: through_run.clone(),
-            created_at: timestamp_now(),
+            created_at: dinmo_connectors::Timestamp::now(),
             rows: key_parts.iter().map(|p| p.rows).sum(),
             key_parts,
             runs,
         };
-        self.write_json(&index_path(sync, &through_run), &checkpoint).await?;
+        self.write_json(&SyncPaths::of(sync).checkpoint_index(&through_run), &checkpoint)
+            .await?;
         crash_point("checkpoint_written");
         let removed = self.remove_stale_checkpoints(sync, Some(&checkpoint)).await?;
         Ok(Compaction {
@@ -112,15 +113,15 @@ impl StateStore {
 
     /// Deletes every checkpoint of `sync` (indexes first, so none ever names a missing key
     /// part). `rollback` calls it before changing a run a checkpoint may cover.
-    pub async fn drop_checkpoints(&self, sync: &str) -> Result<usize> {
+    pub async fn drop_checkpoints(&self, sync: &SyncId) -> Result<usize> {
         self.remove_stale_checkpoints(sync, None).await
     }
 
     /// Deletes checkpoint objects `keep` does not use: older indexes first, then key parts
     /// no index names any more (also those of a compaction that stopped before its index).
-    async fn remove_stale_checkpoints(&self, sync: &str, keep: Option<&Checkpoint>) -> Result<usize> {
+    async fn remove_stale_checkpoints(&self, sync: &SyncId, keep: Option<&Checkpoint>) -> Result<usize> {
         let objects = self.checkpoint_objects(sync).await?;
-        let kept_index = keep.map(|c| index_path(sync, &c.through_run));
+        let kept_index = keep.map(|c| SyncPaths::of(sync).checkpoint_index(&c.through_run));
         let kept_parts: Vec<&str> = keep
             .iter()
             .flat_map(|c| &c.key_parts)
@@ -146,7 +147,13 @@ impl StateStore {
 
     /// Appends the row keys of a part, downloaded to `local`, to `writer`, reading only the key
     /// column; then removes the download.
-    async fn copy_keys(&self, sync: &str, part: &PartInfo, local: &Path, writer: &mut LocalPartWriter) -> Result<()> {
+    async fn copy_keys(
+        &self,
+        sync: &SyncId,
+        part: &PartInfo,
+        local: &Path,
+        writer: &mut LocalPartWriter,
+    ) -> Result<()> {
         let context = format!("compacting {}", self.url_of(&part.path));
         let file = tokio::fs::File::open(local).await.map_err(DinmoError::io(local))?;
         let builder = ParquetRecordBatchStreamBuilder::new(file)
@@ -154,7 +161,7 @@ impl StateStore {
             .map_err(DinmoError::parquet(context.clone()))?;
         if builder.schema().column_with_name(ROW_KEY_COLUMN).is_none() {
             return Err(DinmoError::StateIntegrity {
-                sync: sync.to_string(),
+                sync: sync.clone(),
                 message: format!("part {} has no `{ROW_KEY_COLUMN}` column", self.url_of(&part.path)),
                 remedy: "Restore the part from a backup of the state location.".to_string(),
             });
@@ -169,7 +176,7 @@ impl StateStore {
         let schema = key_part_schema(KeyEncoding::Binary);
         while let Some(batch) = stream.try_next().await.map_err(DinmoError::parquet(context.clone()))? {
             let hashes = hashes_of(batch.column(0)).map_err(|source| DinmoError::StateIntegrity {
-                sync: sync.to_string(),
+                sync: sync.clone(),
                 message: format!("part {}: {source}", self.url_of(&part.path)),
                 remedy: "Restore the part from a backup of the state location.".to_string(),
             })?;

@@ -17,11 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use dinmo_connectors::{RunId, SyncId};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tracing::{error, warn};
 
+use super::paths::SyncPaths;
 use super::store::StateStore;
 use crate::error::{DinmoError, Result};
 
@@ -35,7 +37,7 @@ const POLL: Duration = Duration::from_millis(250);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
     /// The holding run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Host name of the holder.
     pub host: String,
     /// Process id of the holder.
@@ -92,10 +94,10 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "unknown-host".into())
 }
 
-fn holder(run_id: &str, since: &str, lease: Duration) -> LockHolder {
+fn holder(run_id: &RunId, since: &str, lease: Duration) -> LockHolder {
     let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::seconds(120));
     LockHolder {
-        run_id: run_id.to_string(),
+        run_id: run_id.clone(),
         host: host_name(),
         pid: std::process::id(),
         since: since.to_string(),
@@ -108,6 +110,25 @@ fn encode(holder: &LockHolder) -> PutPayload {
     PutPayload::from(serde_json::to_vec(holder).unwrap_or_default())
 }
 
+/// How a command takes its sync locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockTerms {
+    /// How long a lock holds without renewal (`DINMO_LOCK_LEASE_SECS`).
+    pub lease: Duration,
+    /// How long to wait for another run's locks (`--wait`); `None` fails at once.
+    pub wait: Option<Duration>,
+}
+
+impl LockTerms {
+    /// The lease of `settings`, waiting `wait`.
+    pub fn new(settings: &crate::settings::Settings, wait: Option<Duration>) -> Self {
+        LockTerms {
+            lease: settings.lock_lease,
+            wait,
+        }
+    }
+}
+
 /// Whether this run still holds its locks, shared between the renewal task and the sender.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseWatch(Arc<Mutex<LeaseState>>);
@@ -115,9 +136,9 @@ pub struct LeaseWatch(Arc<Mutex<LeaseState>>);
 #[derive(Debug, Default)]
 struct LeaseState {
     /// The first lock lost, and why.
-    lost: Option<(String, String)>,
+    lost: Option<(SyncId, String)>,
     /// Each held lock's lease end, by sync.
-    until: Vec<(String, DateTime<Utc>)>,
+    until: Vec<(SyncId, DateTime<Utc>)>,
 }
 
 impl LeaseWatch {
@@ -128,17 +149,17 @@ impl LeaseWatch {
         }
     }
 
-    fn renewed(&self, sync: &str, until: DateTime<Utc>) {
+    fn renewed(&self, sync: &SyncId, until: DateTime<Utc>) {
         self.with(|state| match state.until.iter_mut().find(|(s, _)| s == sync) {
             Some(slot) => slot.1 = until,
-            None => state.until.push((sync.to_string(), until)),
+            None => state.until.push((sync.clone(), until)),
         });
     }
 
-    fn lose(&self, sync: &str, reason: String) {
-        error!(sync, reason = %reason, "this run lost its sync lock; it stops sending at the next batch boundary");
+    fn lose(&self, sync: &SyncId, reason: String) {
+        error!(sync = %sync, reason = %reason, "this run lost its sync lock; it stops sending at the next batch boundary");
         self.with(|state| {
-            state.lost.get_or_insert((sync.to_string(), reason));
+            state.lost.get_or_insert((sync.clone(), reason));
         });
     }
 
@@ -166,7 +187,7 @@ impl LeaseWatch {
 /// One lock this run holds: what it last wrote, and the version to match on the next write.
 #[derive(Debug, Clone)]
 struct Held {
-    sync: String,
+    sync: SyncId,
     written: LockHolder,
     version: UpdateVersion,
 }
@@ -181,7 +202,7 @@ pub struct SyncLocks {
 }
 
 /// What `dinmo state unlock` did.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Unlocked {
     /// There was no lock.
     NotLocked,
@@ -190,20 +211,20 @@ pub enum Unlocked {
 }
 
 impl StateStore {
-    fn lock_path(&self, sync: &str) -> object_store::path::Path {
-        self.location().prefix.clone().join(sync).join("lock")
+    fn lock_path(&self, sync: &SyncId) -> object_store::path::Path {
+        self.path(&SyncPaths::of(sync).lock())
     }
 
     /// The `url` of a sync's lock object, for messages.
-    pub fn lock_url(&self, sync: &str) -> String {
-        self.url_of(&format!("{sync}/lock"))
+    pub fn lock_url(&self, sync: &SyncId) -> String {
+        self.url_of(&SyncPaths::of(sync).lock())
     }
 
     /// Writes `written` to `sync`'s lock with `mode` (create, conditional update, overwrite):
     /// the lock as held now, with the version its next conditional write must match.
     async fn put_lock(
         &self,
-        sync: &str,
+        sync: &SyncId,
         mode: PutMode,
         written: LockHolder,
     ) -> std::result::Result<Held, object_store::Error> {
@@ -217,7 +238,7 @@ impl StateStore {
             .put_opts(&self.lock_path(sync), encode(&written), options)
             .await?;
         Ok(Held {
-            sync: sync.to_string(),
+            sync: sync.clone(),
             written,
             version: UpdateVersion {
                 e_tag: put.e_tag,
@@ -227,7 +248,7 @@ impl StateStore {
     }
 
     /// A sync's lock as it is now.
-    pub async fn lock_status(&self, sync: &str) -> Result<LockStatus> {
+    pub async fn lock_status(&self, sync: &SyncId) -> Result<LockStatus> {
         let got = match self.location().store.get(&self.lock_path(sync)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(LockStatus::Free),
@@ -260,15 +281,15 @@ impl StateStore {
     /// `watch` learns when one is lost.
     pub async fn lock_syncs(
         &self,
-        syncs: &[String],
-        run_id: &str,
-        wait: Option<Duration>,
+        syncs: &[SyncId],
+        run_id: &RunId,
+        terms: LockTerms,
         watch: &LeaseWatch,
     ) -> Result<SyncLocks> {
         let mut sorted = syncs.to_vec();
         sorted.sort();
         sorted.dedup();
-        let lease = crate::settings::lock_lease()?;
+        let LockTerms { lease, wait } = terms;
         let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut locks = SyncLocks {
             state: self.clone(),
@@ -292,7 +313,7 @@ impl StateStore {
         locks.renewal = Some(spawn_renewal(
             self.clone(),
             Arc::clone(&locks.held),
-            run_id.to_string(),
+            run_id.clone(),
             since,
             lease,
             watch.clone(),
@@ -302,8 +323,8 @@ impl StateStore {
 
     async fn lock_one(
         &self,
-        sync: &str,
-        run_id: &str,
+        sync: &SyncId,
+        run_id: &RunId,
         since: &str,
         lease: Duration,
         wait: Option<Duration>,
@@ -321,7 +342,7 @@ impl StateStore {
                 LockStatus::Free => {}
                 LockStatus::Unreadable { problem } => {
                     return Err(DinmoError::LockUnreadable {
-                        sync: sync.to_string(),
+                        sync: sync.clone(),
                         lock: self.lock_url(sync),
                         problem,
                     });
@@ -330,7 +351,7 @@ impl StateStore {
                     holder: current,
                     version,
                 } if current.expired() || current.dead_here() => {
-                    warn!(sync, holder = %current.describe(), "taking over a lock whose holder is gone");
+                    warn!(sync = %sync, holder = %current.describe(), "taking over a lock whose holder is gone");
                     if let Some(held) = self.take_over(sync, &current, version, run_id, since, lease).await? {
                         return Ok(held);
                     }
@@ -338,7 +359,7 @@ impl StateStore {
                 LockStatus::Held { holder: current, .. } => {
                     if wait.is_none() || tokio::time::Instant::now() >= deadline {
                         return Err(DinmoError::Locked {
-                            sync: sync.to_string(),
+                            sync: sync.clone(),
                             holder: current.describe(),
                             waited_secs: wait.map(|_| started.elapsed().as_secs()),
                         });
@@ -348,7 +369,7 @@ impl StateStore {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Err(DinmoError::LockContended {
-                    sync: sync.to_string(),
+                    sync: sync.clone(),
                     lock: self.lock_url(sync),
                     waited_secs: started.elapsed().as_secs(),
                 });
@@ -361,10 +382,10 @@ impl StateStore {
     /// deleting it when it still says the same and creating afresh (the caller's next turn).
     async fn take_over(
         &self,
-        sync: &str,
+        sync: &SyncId,
         stale: &LockHolder,
         version: UpdateVersion,
-        run_id: &str,
+        run_id: &RunId,
         since: &str,
         lease: Duration,
     ) -> Result<Option<Held>> {
@@ -377,7 +398,7 @@ impl StateStore {
             Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(None),
             Err(object_store::Error::NotImplemented { .. }) => {
                 if matches!(self.lock_status(sync).await?, LockStatus::Held { holder, .. } if holder == *stale) {
-                    self.delete(&format!("{sync}/lock")).await?;
+                    self.delete(&SyncPaths::of(sync).lock()).await?;
                 }
                 Ok(None)
             }
@@ -387,19 +408,19 @@ impl StateStore {
 
     /// Removes a sync's lock when it cannot be read, its lease ran out, its holder is gone
     /// from this host, or `force` is given; otherwise fails naming the holder.
-    pub async fn unlock(&self, sync: &str, force: bool) -> Result<Unlocked> {
+    pub async fn unlock(&self, sync: &SyncId, force: bool) -> Result<Unlocked> {
         let status = self.lock_status(sync).await?;
         match &status {
             LockStatus::Free => return Ok(Unlocked::NotLocked),
             LockStatus::Held { holder, .. } if !force && !holder.expired() && !holder.dead_here() => {
                 return Err(DinmoError::LockHeld {
-                    sync: sync.to_string(),
+                    sync: sync.clone(),
                     holder: holder.describe(),
                 });
             }
             _ => {}
         }
-        self.delete(&format!("{sync}/lock")).await?;
+        self.delete(&SyncPaths::of(sync).lock()).await?;
         Ok(Unlocked::Removed(status))
     }
 }
@@ -409,7 +430,7 @@ impl StateStore {
 fn spawn_renewal(
     state: StateStore,
     held: Arc<tokio::sync::Mutex<Vec<Held>>>,
-    run_id: String,
+    run_id: RunId,
     since: String,
     lease: Duration,
     watch: LeaseWatch,
@@ -450,7 +471,7 @@ enum Renewal {
     Lost(String),
 }
 
-async fn renew(state: &StateStore, lock: &Held, run_id: &str, since: &str, lease: Duration) -> Renewal {
+async fn renew(state: &StateStore, lock: &Held, run_id: &RunId, since: &str, lease: Duration) -> Renewal {
     if lock.written.expired() {
         return Renewal::Lost(format!(
             "its lease ran out at {} before it was renewed",
@@ -482,7 +503,7 @@ async fn renew(state: &StateStore, lock: &Held, run_id: &str, since: &str, lease
 }
 
 /// Why a lock is no longer this run's, from what it holds now.
-async fn changed_hands(state: &StateStore, sync: &str) -> String {
+async fn changed_hands(state: &StateStore, sync: &SyncId) -> String {
     match state.lock_status(sync).await {
         Ok(LockStatus::Free) => format!("{} was removed", state.lock_url(sync)),
         Ok(LockStatus::Held { holder, .. }) => format!("{} is now held by {}", state.lock_url(sync), holder.describe()),
@@ -497,16 +518,16 @@ impl StateStore {
     /// locks are released by [`SyncLocks`]'s `Drop`. With no syncs, runs `work` without a lock.
     pub async fn while_locked<T>(
         &self,
-        syncs: &[String],
-        run_id: &str,
-        wait: Option<Duration>,
+        syncs: &[SyncId],
+        run_id: &RunId,
+        terms: LockTerms,
         watch: &LeaseWatch,
         work: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         if syncs.is_empty() {
             return work.await;
         }
-        let mut locks = self.lock_syncs(syncs, run_id, wait, watch).await?;
+        let mut locks = self.lock_syncs(syncs, run_id, terms, watch).await?;
         let result = work.await;
         locks.release().await;
         result
@@ -543,7 +564,7 @@ impl SyncLocks {
         for lock in held {
             match self.state.lock_status(&lock.sync).await {
                 Ok(LockStatus::Held { holder, .. }) if holder.run_id == lock.written.run_id => {
-                    if let Err(e) = self.state.delete(&format!("{}/lock", lock.sync)).await {
+                    if let Err(e) = self.state.delete(&SyncPaths::of(&lock.sync).lock()).await {
                         error!(sync = %lock.sync, error = %e, "cannot release the sync lock; it expires with its lease");
                     }
                 }
@@ -568,14 +589,12 @@ mod tests {
     #[tokio::test]
     async fn while_locked_releases_after_an_error() {
         let (_dir, state) = store();
-        let syncs = vec!["usage.files".to_string()];
+        let syncs = vec![SyncId::from("usage.files")];
+        let terms = LockTerms::new(&crate::settings::Settings::default(), None);
         let watch = LeaseWatch::default();
         let result: Result<()> = state
-            .while_locked(&syncs, "run-1", None, &watch, async {
-                assert!(matches!(
-                    state.lock_status("usage.files").await?,
-                    LockStatus::Held { .. }
-                ));
+            .while_locked(&syncs, &"run-1".into(), terms, &watch, async {
+                assert!(matches!(state.lock_status(&syncs[0]).await?, LockStatus::Held { .. }));
                 Err(DinmoError::RunNotFound {
                     run: "x".into(),
                     state: "y".into(),
@@ -583,22 +602,21 @@ mod tests {
             })
             .await;
         assert!(result.is_err());
-        assert!(matches!(
-            state.lock_status("usage.files").await.unwrap(),
-            LockStatus::Free
-        ));
+        assert!(matches!(state.lock_status(&syncs[0]).await.unwrap(), LockStatus::Free));
     }
 
     #[tokio::test]
     async fn a_cancelled_run_releases_its_locks_on_drop() {
         let (_dir, state) = store();
-        let syncs = vec!["usage.files".to_string()];
+        let syncs = vec![SyncId::from("usage.files")];
+        let terms = LockTerms::new(&crate::settings::Settings::default(), None);
         let watch = LeaseWatch::default();
-        let work = state.while_locked(&syncs, "run-2", None, &watch, std::future::pending::<Result<()>>());
+        let run = RunId::from("run-2");
+        let work = state.while_locked(&syncs, &run, terms, &watch, std::future::pending::<Result<()>>());
         let cancelled = tokio::time::timeout(Duration::from_millis(300), work).await;
         assert!(cancelled.is_err(), "the work never ends; the timeout drops it");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !matches!(state.lock_status("usage.files").await.unwrap(), LockStatus::Free) {
+        while !matches!(state.lock_status(&syncs[0]).await.unwrap(), LockStatus::Free) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the lock was not released after the drop"

@@ -1,5 +1,6 @@
 //! Run manifests: `<sync>/runs/<run>.json`.
 
+use dinmo_connectors::{RunId, SyncId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Version of the manifest layout; bumped on incompatible change. 3: a part says how it
@@ -12,9 +13,9 @@ pub struct RunManifest {
     /// [`MANIFEST_FORMAT_VERSION`].
     pub format_version: u32,
     /// The run's id (shared by every sync of one `dinmo run`).
-    pub run_id: String,
+    pub run_id: RunId,
     /// `<model>.<destination>`.
-    pub sync_id: String,
+    pub sync_id: SyncId,
     /// Model name.
     pub model: String,
     /// Destination name.
@@ -22,9 +23,10 @@ pub struct RunManifest {
     /// Destination type.
     pub destination_type: String,
     /// RFC 3339 start time.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// RFC 3339 end time.
-    pub finished_at: String,
+    #[serde(with = "dinmo_connectors::ids::optional_timestamp")]
+    pub finished_at: Option<Timestamp>,
     /// `git rev-parse HEAD` of the project, when it is in a repository.
     pub git_commit: Option<String>,
     /// xxh3-64 of the model's SQL text.
@@ -49,7 +51,7 @@ pub struct RunManifest {
     pub rejected_parts: Vec<PartInfo>,
     /// The run that finished this run's pending rows after it stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recovered_by: Option<String>,
+    pub recovered_by: Option<RunId>,
     /// Destination-side ids (files written, import ids).
     pub destination_ids: Vec<String>,
     /// How the run ended.
@@ -65,7 +67,7 @@ pub struct RunManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rollback {
     /// RFC 3339.
-    pub at: String,
+    pub at: Timestamp,
     /// Rows deleted in the destination and returned to "new".
     pub deleted_rows: u64,
     /// Destination ids the destination would not delete, with its reason.
@@ -147,18 +149,13 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunStamp {
     /// The run's id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// RFC 3339.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// The project's git commit, when it is in a repository.
     pub git_commit: Option<String>,
     /// Whether the snapshot was ignored (`--full-refresh`).
     pub full_refresh: bool,
-}
-
-/// Now, as RFC 3339 in UTC with seconds (the manifests' and reports' times).
-pub fn timestamp_now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl RunManifest {
@@ -172,8 +169,8 @@ impl RunManifest {
             model: identity.model.clone(),
             destination: identity.destination.clone(),
             destination_type: destination_type.to_string(),
-            started_at: run.started_at.clone(),
-            finished_at: String::new(),
+            started_at: run.started_at,
+            finished_at: None,
             git_commit: run.git_commit.clone(),
             model_sql_hash: identity.sql_hash.clone(),
             mapping_hash: identity.mapping_hash.clone(),
@@ -228,7 +225,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct SyncIdentity {
     /// `<model>.<destination>`.
-    pub sync_id: String,
+    pub sync_id: SyncId,
     /// Model name.
     pub model: String,
     /// Destination name.

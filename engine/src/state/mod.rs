@@ -1,32 +1,24 @@
 //! The state store: per sync, the snapshot parts of acknowledged rows, run manifests, pending
-//! intents and rejected rows, on any `object_store` backend.
-//!
-//! ```text
-//! <sync>/snapshot/<run>.parquet    rows the destination acknowledged in run <run>
-//! <sync>/runs/<run>.json           manifest
-//! <sync>/pending/<run>.parquet     rows about to be sent, with their keys
-//! <sync>/rejected/<run>.parquet    rows the destination refused, with code and message
-//! <sync>/lock                      held by the run in progress
-//! <sync>/checkpoints/<run>.json     every manifest up to <run>, and key parts of their rows
-//! ```
+//! intents and rejected rows, on any `object_store` backend. [`paths`] spells the layout.
 
 mod checkpoint;
 mod compact;
 mod lock;
 mod manifest;
 mod parts;
+pub mod paths;
 pub mod row_key;
 mod store;
 
 pub use checkpoint::{AUTO_COMPACT_RUNS, Checkpoint, Compaction};
-pub use lock::{LeaseWatch, LockHolder, LockStatus, SyncLocks, Unlocked};
+pub use lock::{LeaseWatch, LockHolder, LockStatus, LockTerms, SyncLocks, Unlocked};
 pub use manifest::{
     Counts, KeyEncoding, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity,
-    timestamp_now,
 };
 pub use parts::{
     DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, remove_local_folder, with_keys_as,
 };
+pub use paths::{Folder, SyncPaths};
 pub use store::{READ_CONCURRENCY, SnapshotPart, StateStore, VerifiedSnapshot};
 
 /// A hash of a sync's history: the last run and every snapshot part with its checksum. Any

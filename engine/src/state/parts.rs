@@ -84,9 +84,7 @@ pub fn with_keys_as(batch: RecordBatch, encoding: KeyEncoding) -> Result<RecordB
 
 /// Streams batches into a local Parquet file. The encoding and compression run on a blocking
 /// thread of their own, fed through a short channel, so the task handing batches over (the
-/// diff, delivery's commits) keeps working meanwhile: written in the caller's task, the
-/// Parquet encoder held one core while the other waited (profile of a 10 M-row first run).
-/// That thread hands each column to an encoder thread of its own (see [`encode`]).
+/// diff, delivery's commits) keeps working meanwhile. That thread hands each column to an encoder thread of its own (see [`encode`]).
 pub struct LocalPartWriter {
     path: PathBuf,
     /// `None` once the file is being finished.
@@ -120,9 +118,8 @@ impl PartFeed {
 }
 
 /// Rows of a row group in the staged files. A writer holds a whole row group in memory
-/// before writing it: at parquet's default of 1 M rows, one per staging task, the no-op's
-/// peak RSS was 800 MB for 11 M rows (650 MB at 64 Ki rows; 128 Ki rows keeps most of that
-/// without the first run slowing down, as it did at 64 Ki rows on the pending file too).
+/// before writing it, one per staging task, so the row group bounds the staging's memory
+/// (`docs/performance.md` has the measurements behind the size).
 const LOCAL_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Batches waiting for the encoder: enough to keep it busy, few enough to bound memory.
@@ -149,14 +146,13 @@ impl LocalPartWriter {
         properties =
             properties.set_column_dictionary_enabled(ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN), false);
         // Nothing prunes on dinmo's own columns, and their minimum and maximum cost two
-        // comparisons a value (about 4 % of a 10 M-row first run's CPU, most of it on the
-        // destination id and run id, one long value repeated). The destination's fields keep
-        // theirs, for whoever queries the parts.
+        // comparisons a value. The destination's fields keep theirs, for whoever queries the
+        // parts.
         for column in [dinmo_connectors::ROW_KEY_COLUMN, DESTINATION_ID_COLUMN, RUN_ID_COLUMN] {
             properties = properties.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
         }
         // Keys stored as their 16 bytes are random: zstd cannot shrink them, only spend time
-        // trying (hex keys through zstd were 6 % of a 10 M-row first run's CPU).
+        // trying.
         let key = schema.field_with_name(dinmo_connectors::ROW_KEY_COLUMN).ok();
         if key.and_then(|key| encoding_of(key.data_type())) == Some(KeyEncoding::Binary) {
             properties = properties.set_column_compression(
@@ -168,12 +164,10 @@ impl LocalPartWriter {
     }
 
     /// Creates `path` for a run's pending rows: stored until the run settles, then deleted.
-    /// LZ4 rather than zstd: written on one thread while the diff waits, zstd took a quarter
-    /// of the diff's time in a 10 M-row first run (3.3 s with zstd, 2.5 s with LZ4), for a
-    /// file that lives minutes. The row keys are not compressed at all: LZ4 has no entropy
-    /// coding, so 32 hex digits lose only 4.5 % (pyarrow, 1 M random keys), and compressing
-    /// them took the pending file of a 10 M-row first run from 0.8 s to 1.2 s. No statistics:
-    /// the file is read whole, once or twice, and nothing prunes on it.
+    /// LZ4 rather than zstd, for a file that lives minutes and is written while the diff
+    /// waits. The row keys are not compressed at all: without entropy coding, 32 hex digits
+    /// barely shrink. No statistics: the file is read whole, once or twice, and nothing prunes
+    /// on it. (`docs/performance.md` has the measurements.)
     pub async fn create_pending(path: &Path, schema: SchemaRef) -> Result<Self> {
         let key = ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN);
         let properties = WriterProperties::builder()
@@ -299,10 +293,9 @@ impl LocalPartWriter {
     }
 }
 
-/// Removes `folder` with everything in it, each file on a blocking thread of its own. Removing
-/// a file also drops its pages from the page cache: about 0.11 s for each of the 10 M-row
-/// run's 400 MB staged files, and one after the other the staging folder's files were the
-/// last half second of the run, on one core. A file or folder that cannot be removed is
+/// Removes `folder` with everything in it, each file on a blocking thread of its own: removing
+/// a large file also drops its pages from the page cache, which is slow one file after the
+/// other. A file or folder that cannot be removed is
 /// logged and left behind (a run's staging folder is removed once more when the run ends).
 pub async fn remove_local_folder(folder: PathBuf) {
     let listed = folder.clone();
@@ -362,9 +355,8 @@ fn files_under(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// The encoding thread: writes every queued batch, then the footer once the queue closes.
 ///
 /// The columns of a row group are encoded in parallel, one thread each (parquet's
-/// `ArrowColumnWriter`s), and appended to the file in order when the row group is full. One
-/// thread encoding a file column after column was the 10 M-row first run's bottleneck while
-/// it wrote the pending file (1.3 cores busy of 2).
+/// `ArrowColumnWriter`s), and appended to the file in order when the row group is full, so
+/// a wide file does not hold one core while the others wait.
 fn encode(
     writer: ArrowWriter<std::fs::File>,
     schema: SchemaRef,

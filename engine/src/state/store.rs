@@ -15,8 +15,10 @@ use dinmo_connectors::ROW_KEY_COLUMN;
 use super::checkpoint::Checkpoint;
 use super::manifest::{KeyEncoding, PartInfo, RunManifest};
 use super::parts::{encoding_of, with_keys_as};
+use super::paths::{Folder, SyncPaths};
 use crate::error::{DinmoError, Result};
 use crate::storage::{StoreLocation, open_location};
+use dinmo_connectors::SyncId;
 
 const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
 
@@ -88,8 +90,8 @@ impl StateStore {
 
     /// `<sync>/uploads/`: where a destination keeps its own record of what it sent (the
     /// `zuora_revenue` upload journal), in the same store as the snapshot.
-    pub fn journal_location(&self, sync_id: &str) -> dinmo_connectors::OutputLocation {
-        let relative = format!("{sync_id}/uploads");
+    pub fn journal_location(&self, sync_id: &SyncId) -> dinmo_connectors::OutputLocation {
+        let relative = SyncPaths::of(sync_id).folder(Folder::Uploads);
         dinmo_connectors::OutputLocation {
             store: std::sync::Arc::clone(&self.location.store),
             prefix: self.path(&relative),
@@ -125,15 +127,18 @@ impl StateStore {
     }
 
     /// Every sync id that has state: run manifests, parts, or a lock.
-    pub async fn sync_ids(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self
+    pub async fn sync_ids(&self) -> Result<Vec<SyncId>> {
+        let mut ids: Vec<SyncId> = self
             .list("")
             .await?
             .into_iter()
             .filter_map(|path| {
                 let mut parts = path.split('/');
                 let sync = parts.next()?;
-                matches!(parts.next(), Some("runs" | "lock" | "snapshot" | "pending")).then(|| sync.to_string())
+                parts
+                    .next()
+                    .is_some_and(Folder::marks_a_sync)
+                    .then(|| SyncId::from(sync))
             })
             .collect();
         ids.sort();
@@ -144,13 +149,13 @@ impl StateStore {
     /// The manifests of `sync`, oldest first (run ids sort by time): those the newest
     /// checkpoint indexes, and the others fetched [`READ_CONCURRENCY`] at a time (on an object
     /// store each is a round trip).
-    pub async fn manifests(&self, sync: &str) -> Result<Vec<RunManifest>> {
+    pub async fn manifests(&self, sync: &SyncId) -> Result<Vec<RunManifest>> {
         Ok(self.manifests_and_checkpoint(sync).await?.0)
     }
 
     /// The manifests of `sync` (see [`StateStore::manifests`]) and its newest checkpoint.
-    pub async fn manifests_and_checkpoint(&self, sync: &str) -> Result<(Vec<RunManifest>, Option<Checkpoint>)> {
-        let runs = format!("{sync}/runs");
+    pub async fn manifests_and_checkpoint(&self, sync: &SyncId) -> Result<(Vec<RunManifest>, Option<Checkpoint>)> {
+        let runs = SyncPaths::of(sync).folder(Folder::Runs);
         let (listed, checkpoint) = futures::try_join!(self.list(&runs), self.latest_checkpoint(sync))?;
         let covered = checkpoint.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let indexed = |path: &str| {
@@ -174,9 +179,9 @@ impl StateStore {
     }
 
     /// The newest checkpoint of `sync`, if it has one.
-    pub async fn latest_checkpoint(&self, sync: &str) -> Result<Option<Checkpoint>> {
+    pub async fn latest_checkpoint(&self, sync: &SyncId) -> Result<Option<Checkpoint>> {
         let newest = self
-            .list(&format!("{sync}/checkpoints"))
+            .list(&SyncPaths::of(sync).folder(Folder::Checkpoints))
             .await?
             .into_iter()
             .filter(|path| path.ends_with(".json"))
@@ -188,8 +193,8 @@ impl StateStore {
     }
 
     /// Relative paths of every object under `<sync>/checkpoints`.
-    pub(super) async fn checkpoint_objects(&self, sync: &str) -> Result<Vec<String>> {
-        self.list(&format!("{sync}/checkpoints")).await
+    pub(super) async fn checkpoint_objects(&self, sync: &SyncId) -> Result<Vec<String>> {
+        self.list(&SyncPaths::of(sync).folder(Folder::Checkpoints)).await
     }
 
     async fn read_json<T: serde::de::DeserializeOwned>(&self, relative: &str) -> Result<T> {
@@ -216,7 +221,7 @@ impl StateStore {
 
     /// Writes a run manifest.
     pub async fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
-        self.write_json(&format!("{}/runs/{}.json", manifest.sync_id, manifest.run_id), manifest)
+        self.write_json(&SyncPaths::of(&manifest.sync_id).manifest(&manifest.run_id), manifest)
             .await
     }
 
@@ -255,14 +260,14 @@ impl StateStore {
     }
 
     /// Relative paths of every object under a sync's folder (`snapshot`, `rejected`, …).
-    pub async fn files_in(&self, sync: &str, folder: &str) -> Result<Vec<String>> {
-        self.list(&format!("{sync}/{folder}")).await
+    pub async fn files_in(&self, sync: &SyncId, folder: Folder) -> Result<Vec<String>> {
+        self.list(&SyncPaths::of(sync).folder(folder)).await
     }
 
     /// Relative paths of the pending files of `sync`.
-    pub async fn pending_files(&self, sync: &str) -> Result<Vec<String>> {
+    pub async fn pending_files(&self, sync: &SyncId) -> Result<Vec<String>> {
         Ok(self
-            .list(&format!("{sync}/pending"))
+            .list(&SyncPaths::of(sync).folder(Folder::Pending))
             .await?
             .into_iter()
             .filter(|p| p.ends_with(".parquet"))
@@ -297,19 +302,19 @@ impl StateStore {
 
     /// How a part no manifest names stores its row keys, from its schema (a rare part: a run
     /// stopped between storing it and its manifest).
-    async fn row_keys_of(&self, sync: &str, relative: &str) -> Result<KeyEncoding> {
+    async fn row_keys_of(&self, sync: &SyncId, relative: &str) -> Result<KeyEncoding> {
         let bytes = self.read(relative).await?;
         let context = format!("reading {}", self.url_of(relative));
         let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
             .map_err(DinmoError::parquet(context))?;
         match builder.schema().field_with_name(ROW_KEY_COLUMN).map(|f| f.data_type()) {
             Ok(stored) => encoding_of(stored).ok_or_else(|| DinmoError::StateIntegrity {
-                sync: sync.to_string(),
+                sync: sync.clone(),
                 message: format!("part {} stores its row keys as {stored}", self.url_of(relative)),
                 remedy: "Restore the part from a backup of the state location.".to_string(),
             }),
             Err(_) => Err(DinmoError::StateIntegrity {
-                sync: sync.to_string(),
+                sync: sync.clone(),
                 message: format!("part {} has no `{ROW_KEY_COLUMN}` column", self.url_of(relative)),
                 remedy: "Restore the part from a backup of the state location.".to_string(),
             }),
@@ -336,13 +341,13 @@ impl StateStore {
     }
 
     /// Reads a part and checks its size and checksum.
-    pub async fn verify_part(&self, sync: &str, part: &PartInfo) -> Result<()> {
+    pub async fn verify_part(&self, sync: &SyncId, part: &PartInfo) -> Result<()> {
         self.fetch_checked(sync, part, None).await
     }
 
     /// Downloads a part to `local` chunk by chunk (it may be larger than memory), checking
     /// its size and checksum on the way: one read where verifying, then downloading, took two.
-    pub async fn download_verified(&self, sync: &str, part: &PartInfo, local: &Path) -> Result<()> {
+    pub async fn download_verified(&self, sync: &SyncId, part: &PartInfo, local: &Path) -> Result<()> {
         if let Some(parent) = local.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
@@ -357,12 +362,12 @@ impl StateStore {
     /// manifest's.
     async fn fetch_checked(
         &self,
-        sync: &str,
+        sync: &SyncId,
         part: &PartInfo,
         mut sink: Option<(&mut tokio::fs::File, &Path)>,
     ) -> Result<()> {
         let integrity = |message: String| DinmoError::StateIntegrity {
-            sync: sync.to_string(),
+            sync: sync.clone(),
             message,
             remedy: "Restore the part from a backup of the state location; `--full-refresh` resends every row."
                 .to_string(),
@@ -409,7 +414,7 @@ impl StateStore {
     /// newest checkpoint's key parts, and the snapshot parts of the runs after it. Parts that
     /// no manifest names (a run that stopped between storing its part and its manifest) hold
     /// acknowledged rows and are kept, with a warning.
-    pub async fn verified_snapshot(&self, sync: &str) -> Result<VerifiedSnapshot> {
+    pub async fn verified_snapshot(&self, sync: &SyncId) -> Result<VerifiedSnapshot> {
         let (manifests, checkpoint) = self.manifests_and_checkpoint(sync).await?;
         let covered = checkpoint.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let uncovered: Vec<&RunManifest> = manifests
@@ -439,9 +444,9 @@ impl StateStore {
             .map(|part| part.path.as_str())
             .collect();
         let mut unnamed_parts = 0;
-        for path in self.list(&format!("{sync}/snapshot")).await? {
+        for path in self.list(&SyncPaths::of(sync).folder(Folder::Snapshot)).await? {
             if path.ends_with(".parquet") && !named.contains(path.as_str()) {
-                warn!(sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
+                warn!(sync = %sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
                 snapshot_parts.push(SnapshotPart {
                     url: self.url_of(&path),
                     row_keys: self.row_keys_of(sync, &path).await?,

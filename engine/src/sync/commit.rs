@@ -10,12 +10,12 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
 use dinmo_connectors::failpoint::crash_point;
-use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus};
+use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus, RunId, SyncId};
 
 use crate::error::{DinmoError, Result};
 use crate::state::{
-    DESTINATION_ID_COLUMN, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest, StateStore,
-    with_keys_as,
+    DESTINATION_ID_COLUMN, Folder, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest,
+    StateStore, SyncPaths, with_keys_as,
 };
 use crate::sync::report::{RejectionSummary, tally};
 
@@ -24,12 +24,12 @@ use crate::sync::report::{RejectionSummary, tally};
 pub struct Commit<'a> {
     state: &'a StateStore,
     staging_dir: PathBuf,
-    sync_id: String,
+    sync_id: SyncId,
     /// Part names: `<part_prefix>-<sequence>.parquet`.
     part_prefix: String,
     sequence: u32,
     /// The run recorded in each committed row.
-    run_id: String,
+    run_id: RunId,
     /// Rows already committed (when replaying): not committed twice.
     skip_keys: HashSet<String>,
     accepted: Option<LocalPartWriter>,
@@ -40,6 +40,8 @@ pub struct Commit<'a> {
     rejections: Vec<RejectionSummary>,
     /// The least time between two commits by [`Commit::checkpoint_if_due`].
     interval: std::time::Duration,
+    /// Rows per batch read from the local file being delivered or settled.
+    batch_rows: usize,
     /// When the last commit was stored.
     last: std::time::Instant,
 }
@@ -54,23 +56,43 @@ impl std::fmt::Debug for Commit<'_> {
 }
 
 impl<'a> Commit<'a> {
-    /// A commit for rows of `run_id`, naming its parts after `part_prefix`.
-    pub fn new(state: &'a StateStore, staging_dir: &Path, sync_id: &str, run_id: &str, part_prefix: &str) -> Self {
+    /// A commit for rows of `run_id`, naming its parts after the run; the rows it settles are
+    /// read `settings.delivery_batch_rows` at a time.
+    pub fn new(
+        state: &'a StateStore,
+        staging_dir: &Path,
+        sync_id: &SyncId,
+        run_id: &RunId,
+        settings: &crate::settings::Settings,
+    ) -> Self {
         Commit {
             state,
             staging_dir: staging_dir.to_path_buf(),
-            sync_id: sync_id.to_string(),
-            part_prefix: part_prefix.to_string(),
+            sync_id: sync_id.clone(),
+            part_prefix: run_id.to_string(),
             sequence: 0,
-            run_id: run_id.to_string(),
+            run_id: run_id.clone(),
             skip_keys: HashSet::new(),
             accepted: None,
             rejected: None,
             lease: LeaseWatch::default(),
             rejections: Vec::new(),
             interval: std::time::Duration::ZERO,
+            batch_rows: settings.delivery_batch_rows,
             last: std::time::Instant::now(),
         }
+    }
+
+    /// Rows per batch read from the local file being delivered or settled.
+    pub fn batch_rows(&self) -> usize {
+        self.batch_rows
+    }
+
+    /// Names the parts after `prefix` rather than the run: parts a later command commits for
+    /// the run (`<run>-recovered-<by>`, `<run>-resolved-<by>`, `<run>-rebuild`).
+    pub fn naming_parts(mut self, prefix: String) -> Self {
+        self.part_prefix = prefix;
+        self
     }
 
     /// [`Commit::checkpoint_if_due`] commits at most once per `interval`.
@@ -198,21 +220,20 @@ impl<'a> Commit<'a> {
         self.last = std::time::Instant::now();
         let started = self.last;
         let mut stored = false;
-        for (slot, folder) in [(self.accepted.take(), "snapshot"), (self.rejected.take(), "rejected")] {
+        for (slot, folder) in [
+            (self.accepted.take(), Folder::Snapshot),
+            (self.rejected.take(), Folder::Rejected),
+        ] {
             let Some(writer) = slot else { continue };
             let (local, rows) = writer.finish().await?;
-            let relative = format!(
-                "{}/{folder}/{}-{:05}.parquet",
-                self.sync_id, self.part_prefix, self.sequence
-            );
+            let relative = SyncPaths::of(&self.sync_id).part(folder, &self.part_prefix, self.sequence);
             let mut part = self.state.upload(&local, &relative, rows).await?;
-            if folder == "snapshot" {
-                part.row_keys = KeyEncoding::Binary;
-            }
             crash_point("part_stored");
-            match folder {
-                "snapshot" => manifest.snapshot_parts.push(part),
-                _ => manifest.rejected_parts.push(part),
+            if folder == Folder::Snapshot {
+                part.row_keys = KeyEncoding::Binary;
+                manifest.snapshot_parts.push(part);
+            } else {
+                manifest.rejected_parts.push(part);
             }
             stored = true;
         }
@@ -291,7 +312,7 @@ pub async fn settle_manifest(
     manifest.outcome = outcome.unwrap_or_else(|| manifest.settled_outcome());
     manifest.error = error;
     let pending = manifest.pending_part.take();
-    manifest.finished_at = crate::state::timestamp_now();
+    manifest.finished_at = Some(dinmo_connectors::Timestamp::now());
     state.write_manifest(manifest).await?;
     crash_point("manifest_settled");
     if let Some(pending) = pending {

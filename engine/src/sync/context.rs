@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use dinmo_connectors::{RunId, SyncId, Timestamp};
+
 use crate::error::{DinmoError, Result};
 use crate::plan::summary::SummaryOptions;
 use crate::project::Project;
@@ -11,11 +13,10 @@ use crate::state::{RunStamp, StateStore};
 /// Shared by the syncs of one run.
 #[derive(Debug)]
 pub struct RunContext {
-    /// `YYYYMMDDTHHMMSSmmmZ-xxxx`: sorts by start time (to the millisecond); the suffix keeps
-    /// ids of runs started in the same millisecond apart (see [`new_run_id`]).
-    pub run_id: String,
-    /// RFC 3339.
-    pub started_at: String,
+    /// Sorts by start time (see [`RunId::new`]).
+    pub run_id: RunId,
+    /// When it started.
+    pub started_at: Timestamp,
     /// The project's git commit, when it is in a repository.
     pub git_commit: Option<String>,
     /// Ignore snapshots (`--full-refresh`).
@@ -32,6 +33,8 @@ pub struct RunContext {
     pub summary: Option<SummaryOptions>,
     /// Whether this run still holds its sync locks: checked before every batch is sent.
     pub lease: crate::state::LeaseWatch,
+    /// The settings it runs with.
+    pub settings: crate::settings::Settings,
     /// Owns `staging_dir`: removed when the context is dropped.
     _staging: tempfile::TempDir,
 }
@@ -47,13 +50,15 @@ pub struct RunOptions {
     pub show_progress: bool,
     /// Plans: what the summary holds.
     pub summary: Option<SummaryOptions>,
+    /// The settings it runs with.
+    pub settings: crate::settings::Settings,
 }
 
 impl RunContext {
     /// A new run of `project`: a new id, the state store opened, and a staging folder under
     /// `<target>/staging/` named after the run id and `label`.
     pub fn start(project: &Project, options: RunOptions, label: &str) -> Result<Self> {
-        let run_id = new_run_id();
+        let run_id = RunId::new();
         let staging = create_staging(&project.target_path, &format!("{run_id}{label}"))?;
         Ok(RunContext {
             started_at: RunContext::now(),
@@ -65,21 +70,33 @@ impl RunContext {
             show_progress: options.show_progress,
             summary: options.summary,
             lease: Default::default(),
+            settings: options.settings,
             run_id,
             _staging: staging,
         })
     }
 
-    /// Now, as RFC 3339 in UTC with seconds.
-    pub fn now() -> String {
-        crate::state::timestamp_now()
+    /// Now.
+    pub fn now() -> Timestamp {
+        Timestamp::now()
+    }
+
+    /// The local file a sync's new rows are written to before they are sent (or saved in a
+    /// plan).
+    pub fn local_pending(&self, sync: &SyncId) -> PathBuf {
+        self.staging_dir.join(format!("{sync}.pending.parquet"))
+    }
+
+    /// The local file of a plan's rows that the destination's field rules let through.
+    pub fn local_sendable(&self, sync: &SyncId) -> PathBuf {
+        self.staging_dir.join(format!("{sync}.sendable.parquet"))
     }
 
     /// When and how this run started, for its manifests.
     pub fn stamp(&self) -> RunStamp {
         RunStamp {
             run_id: self.run_id.clone(),
-            started_at: self.started_at.clone(),
+            started_at: self.started_at,
             git_commit: self.git_commit.clone(),
             full_refresh: self.full_refresh,
         }
@@ -96,25 +113,6 @@ pub fn create_staging(target: &Path, prefix: &str) -> Result<tempfile::TempDir> 
         .map_err(DinmoError::io(&root))
 }
 
-/// A new run id, `YYYYMMDDTHHMMSSmmmZ-xxxx`, from a UUID v7: its millisecond timestamp, and 16
-/// of its random bits as the suffix.
-///
-/// Not the bare UUID: run ids name manifests and parts, and the state orders a sync's runs by
-/// id. Every existing state holds ids of this form (`2026…`), which a UUID (`01…`) would sort
-/// before, so the newest run would look like the oldest.
-pub fn new_run_id() -> String {
-    let id = uuid::Uuid::now_v7();
-    let (secs, nanos) = id.get_timestamp().map_or((0, 0), |t| t.to_unix());
-    let time = chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or_default(), nanos).unwrap_or_default();
-    let bytes = id.as_bytes();
-    format!(
-        "{}-{:02x}{:02x}",
-        time.format("%Y%m%dT%H%M%S%3fZ"),
-        bytes[14],
-        bytes[15]
-    )
-}
-
 /// `git rev-parse HEAD` in `root`, when it is a repository.
 pub fn git_commit(root: &Path) -> Option<String> {
     let output = std::process::Command::new("git")
@@ -128,21 +126,4 @@ pub fn git_commit(root: &Path) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_ids_sort_by_time_and_fit_file_names() {
-        let id = new_run_id();
-        assert_eq!(id.len(), "20261121T150600123Z-9f3a".len(), "{id}");
-        assert!(id.as_bytes()[8] == b'T' && id.as_bytes()[18] == b'Z');
-        let later = {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            new_run_id()
-        };
-        assert!(later > id, "{later} sorts after {id}");
-    }
 }

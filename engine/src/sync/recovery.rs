@@ -11,10 +11,12 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use dinmo_connectors::{BatchOutcome, Destination, RowStatus, WriteContext};
 use futures::StreamExt;
 use tracing::{info, warn};
+
+use dinmo_connectors::{RunId, SyncId};
 
 use crate::error::{DinmoError, Result};
 use crate::state::{Outcome, RunManifest, StateStore};
@@ -29,7 +31,7 @@ use crate::sync::report::SyncReport;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Recovered {
     /// Runs whose pending rows were settled.
-    pub runs: Vec<String>,
+    pub runs: Vec<RunId>,
     /// Pending rows found (a plan only counts them).
     pub pending_rows: u64,
 }
@@ -38,7 +40,7 @@ pub struct Recovered {
 /// `destination_name`), which must be reachable when there is something to replay.
 pub async fn recover_pending(
     run: &RunContext,
-    sync_id: &str,
+    sync_id: &SyncId,
     destination_name: &str,
     destination: &dyn Destination,
     connections: &Connections,
@@ -52,7 +54,8 @@ pub async fn recover_pending(
             .next()
             .unwrap_or_default()
             .trim_end_matches(".parquet")
-            .to_string();
+            .into();
+        let original: RunId = original;
         if original == run.run_id {
             continue;
         }
@@ -63,7 +66,7 @@ pub async fn recover_pending(
             // No manifest names it as open: the run stopped before sending anything (the
             // manifest is written before the first request), or after it settled everything.
             if !run.dry_run {
-                info!(sync = sync_id, run = %original, "removing a pending file with nothing left to settle");
+                info!(sync = %sync_id, run = %original, "removing a pending file with nothing left to settle");
                 run.state.delete(&path).await?;
             }
             continue;
@@ -88,7 +91,7 @@ pub async fn recover_pending(
 /// window, looks them up past it.
 async fn recover_run(
     run: &RunContext,
-    sync_id: &str,
+    sync_id: &SyncId,
     destination: &dyn Destination,
     mut manifest: RunManifest,
     report: &mut SyncReport,
@@ -97,12 +100,13 @@ async fn recover_run(
     let Some(part) = manifest.pending_part.clone() else {
         return Ok(());
     };
-    warn!(sync = sync_id, run = %original, rows = part.rows, "run stopped before settling its rows; reconciling them first");
+    warn!(sync = %sync_id, run = %original, rows = part.rows, "run stopped before settling its rows; reconciling them first");
     run.state.verify_part(sync_id, &part).await?;
     let local = run.staging_dir.join(format!("{sync_id}.recover.{original}.parquet"));
     run.state.download(&part.path, &local).await?;
     let prefix = format!("{original}-recovered-{}", run.run_id);
-    let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &original, &prefix)
+    let mut commit = Commit::new(&run.state, &run.staging_dir, sync_id, &original, &run.settings)
+        .naming_parts(prefix)
         .skipping(committed_keys(&run.state, &manifest).await?)
         .guarded_by(&run.lease);
     let within_window = destination
@@ -110,7 +114,7 @@ async fn recover_run(
         .is_none_or(|window| age_of(&manifest).is_some_and(|age| age < window));
     if within_window {
         let context = WriteContext {
-            sync_id: sync_id.to_string(),
+            sync_id: sync_id.clone(),
             run_id: original.clone(),
             journal: Some(run.state.journal_location(sync_id)),
         };
@@ -134,7 +138,7 @@ async fn recover_run(
     }
     manifest.recovered_by = Some(run.run_id.clone());
     settle_manifest(&run.state, &mut manifest, None, None).await?;
-    info!(sync = sync_id, run = %original, accepted = manifest.counts.accepted, rejected = manifest.counts.rejected, "pending rows reconciled");
+    info!(sync = %sync_id, run = %original, accepted = manifest.counts.accepted, rejected = manifest.counts.rejected, "pending rows reconciled");
     Ok(())
 }
 
@@ -146,10 +150,7 @@ async fn committed_keys(state: &StateStore, manifest: &RunManifest) -> Result<st
 }
 
 fn age_of(manifest: &RunManifest) -> Option<std::time::Duration> {
-    let started: DateTime<Utc> = DateTime::parse_from_rfc3339(&manifest.started_at)
-        .ok()?
-        .with_timezone(&Utc);
-    (Utc::now() - started).to_std().ok()
+    (Utc::now() - manifest.started_at.time()).to_std().ok()
 }
 
 /// Past the replay window (and for `dinmo state rebuild`): rows the destination finds by its
@@ -158,14 +159,14 @@ fn age_of(manifest: &RunManifest) -> Option<std::time::Duration> {
 pub async fn settle_by_lookup(
     local: &Path,
     destination: &dyn Destination,
-    sync_id: &str,
-    original: &str,
+    sync_id: &SyncId,
+    original: &RunId,
     rows: u64,
     commit: &mut Commit<'_>,
     manifest: &mut RunManifest,
 ) -> Result<u64> {
     let mut found_rows = 0;
-    let mut stream = read_parquet(local).await?;
+    let mut stream = read_parquet(local, commit.batch_rows()).await?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(local.display().to_string()))?;
         let found = look_up(destination, &batch, sync_id, original, rows, PAST_THE_WINDOW).await?;
@@ -194,12 +195,13 @@ pub async fn settle_by_lookup(
 pub async fn count_delivered(
     local: &Path,
     destination: &dyn Destination,
-    sync_id: &str,
-    run: &str,
+    sync_id: &SyncId,
+    run: &RunId,
     rows: u64,
+    batch_rows: usize,
 ) -> Result<u64> {
     let mut found = 0;
-    let mut stream = read_parquet(local).await?;
+    let mut stream = read_parquet(local, batch_rows).await?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(DinmoError::parquet(local.display().to_string()))?;
         found += look_up(destination, &batch, sync_id, run, rows, "the destination")
@@ -216,18 +218,18 @@ pub async fn count_delivered(
 async fn look_up(
     destination: &dyn Destination,
     batch: &arrow::record_batch::RecordBatch,
-    sync_id: &str,
-    run: &str,
+    sync_id: &SyncId,
+    run: &RunId,
     rows: u64,
     why: &str,
 ) -> Result<Vec<Option<String>>> {
     destination
         .find_delivered(batch)
         .await
-        .map_err(DinmoError::destination(sync_id.to_string()))?
+        .map_err(DinmoError::destination(sync_id.clone()))?
         .ok_or_else(|| DinmoError::PendingUndecidable {
-            sync: sync_id.into(),
-            run: run.into(),
+            sync: sync_id.clone(),
+            run: run.clone(),
             rows,
             reason: format!("{why} cannot be searched by {}", destination.delivered_key()),
         })
@@ -245,7 +247,8 @@ pub async fn resolve_by_hand(
     staging_dir: &Path,
     mut manifest: RunManifest,
     sent: bool,
-    resolver: &str,
+    resolver: &RunId,
+    settings: &crate::settings::Settings,
 ) -> Result<u64> {
     let sync_id = manifest.sync_id.clone();
     let run_id = manifest.run_id.clone();
@@ -257,9 +260,10 @@ pub async fn resolve_by_hand(
         let local = staging_dir.join("pending.parquet");
         state.download(&pending.path, &local).await?;
         let prefix = format!("{run_id}-resolved-{resolver}");
-        let mut commit = Commit::new(state, staging_dir, &sync_id, &run_id, &prefix)
+        let mut commit = Commit::new(state, staging_dir, &sync_id, &run_id, settings)
+            .naming_parts(prefix)
             .skipping(committed_keys(state, &manifest).await?);
-        let mut stream = read_parquet(&local).await?;
+        let mut stream = read_parquet(&local, commit.batch_rows()).await?;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(DinmoError::parquet(local.display().to_string()))?;
             let statuses = vec![RowStatus::Accepted { destination_id: None }; batch.num_rows()];
@@ -270,7 +274,7 @@ pub async fn resolve_by_hand(
     } else {
         Some(Outcome::Failed)
     };
-    manifest.recovered_by = Some(resolver.to_string());
+    manifest.recovered_by = Some(resolver.clone());
     let how = if sent { "sent" } else { "not sent" };
     settle_manifest(
         state,

@@ -1,5 +1,6 @@
 //! What a run did (or a plan would do): one [`SyncReport`] per sync in a [`RunReport`].
 
+use dinmo_connectors::{RunId, SyncId, Timestamp};
 use serde::Serialize;
 
 use crate::error::{DinmoError, Result};
@@ -18,15 +19,16 @@ pub struct RunReport {
     /// Project name.
     pub project: String,
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Whether nothing was sent.
     pub dry_run: bool,
     /// Whether snapshots were ignored.
     pub full_refresh: bool,
     /// RFC 3339.
-    pub started_at: String,
+    pub started_at: Timestamp,
     /// RFC 3339.
-    pub finished_at: String,
+    #[serde(with = "dinmo_connectors::ids::optional_timestamp")]
+    pub finished_at: Option<Timestamp>,
     /// One entry per sync that got past its model.
     pub syncs: Vec<SyncReport>,
     /// Models that failed before their syncs could run.
@@ -35,15 +37,15 @@ pub struct RunReport {
 
 impl RunReport {
     /// An empty report for `run`.
-    pub fn new(project: &str, run: &RunContext, _state: &str) -> Self {
+    pub fn new(project: &str, run: &RunContext) -> Self {
         RunReport {
             format_version: REPORT_FORMAT_VERSION,
             project: project.to_string(),
             run_id: run.run_id.clone(),
             dry_run: run.dry_run,
             full_refresh: run.full_refresh,
-            started_at: run.started_at.clone(),
-            finished_at: String::new(),
+            started_at: run.started_at,
+            finished_at: None,
             syncs: Vec::new(),
             model_errors: Vec::new(),
         }
@@ -85,7 +87,7 @@ pub struct RejectionSummary {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
     /// `<model>.<destination>`.
-    pub sync_id: String,
+    pub sync_id: SyncId,
     /// Model name.
     pub model: String,
     /// Destination name.
@@ -103,7 +105,7 @@ pub struct SyncReport {
     /// What changed since the last run (SQL, mapping), empty when nothing did.
     pub changed_since_last_run: Vec<String>,
     /// Stopped runs whose pending rows this run settled first.
-    pub recovered_runs: Vec<String>,
+    pub recovered_runs: Vec<RunId>,
     /// Rows left pending by stopped runs (counted by a plan, settled by a run).
     pub pending_from_earlier_runs: u64,
     /// How the sync ended; `None` for a plan.
@@ -116,9 +118,11 @@ pub struct SyncReport {
     /// part's checksum); `apply` refuses a plan whose state moved.
     pub state_version: String,
     /// RFC 3339, when the sync started.
-    pub started_at: String,
+    #[serde(with = "dinmo_connectors::ids::optional_timestamp")]
+    pub started_at: Option<Timestamp>,
     /// RFC 3339, when it ended.
-    pub finished_at: String,
+    #[serde(with = "dinmo_connectors::ids::optional_timestamp")]
+    pub finished_at: Option<Timestamp>,
     /// Wall-clock seconds it took.
     pub seconds: f64,
     /// The error that stopped it.

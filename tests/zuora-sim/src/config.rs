@@ -29,7 +29,7 @@ pub struct SimConfig {
     /// Units of measure that exist but are not active (`UnitOfMeasure.Active = false`).
     #[serde(default)]
     pub inactive_units_of_measure: Vec<String>,
-    /// Requests per rate-limit window before 429 (FACTS.md, "Rate and concurrency limits":
+    /// Requests per rate-limit window before 429 (docs/zuora.md, "Rate and concurrency limits":
     /// limits are per minute).
     pub rate_limit_per_minute: u64,
     /// The rate-limit window in seconds: Zuora's is a minute; tests shorten it so that a spent
@@ -43,10 +43,10 @@ pub struct SimConfig {
     /// How long an import stays Pending/Processing, in milliseconds.
     pub import_delay_ms: u64,
     /// Whether ZOQL can query `Usage.UniqueKey`: Zuora documents the field only with the
-    /// Prepaid with Drawdown feature (FACTS.md, "ZOQL"); `false` is a tenant without it.
+    /// Prepaid with Drawdown feature (docs/zuora.md, "ZOQL"); `false` is a tenant without it.
     #[serde(default = "yes")]
     pub unique_key_queryable: bool,
-    /// How long an unused `queryLocator` lives (FACTS.md, "ZOQL": 15 minutes of inactivity).
+    /// How long an unused `queryLocator` lives (docs/zuora.md, "ZOQL": 15 minutes of inactivity).
     #[serde(default = "default_locator_ttl_secs")]
     pub query_locator_ttl_secs: u64,
 }

@@ -31,7 +31,7 @@ fn error_body(code: u32, message: &str) -> serde_json::Value {
 
 /// What the limit headers say on one answer. Zuora returns `RateLimit-Limit`,
 /// `RateLimit-Remaining` and `RateLimit-Reset` on every response, errors included, and the spec
-/// declares `Concurrency-Limit-Type/-Limit/-Remaining` beside them (FACTS.md, "Rate and
+/// declares `Concurrency-Limit-Type/-Limit/-Remaining` beside them (docs/zuora.md, "Rate and
 /// concurrency limits"; the `headers` of nearly every response in `zuora_openapi.yaml`).
 #[derive(Debug, Clone, Copy)]
 struct Limits {
@@ -58,7 +58,7 @@ impl Limits {
 
 /// A 429. From the rate limiter: `RateLimit-Remaining: 0` and `RateLimit-Reset` the seconds
 /// left in the window. From the concurrency limiter: `Concurrency-Limit-Remaining: 0` while the
-/// window still has room (FACTS.md, "Rate and concurrency limits"). Zuora's docs do not say
+/// window still has room (docs/zuora.md, "Rate and concurrency limits"). Zuora's docs do not say
 /// that either carries `Retry-After`, so the simulator sends none.
 fn throttled(message: &str) -> Response {
     (
@@ -149,7 +149,7 @@ pub async fn gate(State(sim): State<Arc<SimState>>, request: Request, next: Next
     sim.lock().in_flight += 1;
     let in_flight = InFlight(Arc::clone(&sim));
 
-    // Idempotency (FACTS.md, "Idempotency"): a stored answer is replayed for 24 hours; a
+    // Idempotency (docs/zuora.md, "Idempotency"): a stored answer is replayed for 24 hours; a
     // request with the same key still in flight is answered 409.
     let idempotency = match (request.method(), request.headers().get("Idempotency-Key")) {
         (&Method::POST, Some(key)) => Some(format!("{endpoint}#{}", String::from_utf8_lossy(key.as_bytes()))),

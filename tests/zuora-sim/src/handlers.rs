@@ -170,7 +170,7 @@ pub async fn object_usage_delete(State(sim): State<Arc<SimState>>, Path(id): Pat
 
 /// A ZOQL fault: HTTP 400 with `{FaultCode, FaultMessage}`. The shape is what a public Zuora
 /// client's tests record for `invalid field for query: …`; Zuora's spec declares only 200 and
-/// 401 for the query operations, so status and shape are *unconfirmed* (FACTS.md, "ZOQL").
+/// 401 for the query operations, so status and shape are *unconfirmed* (docs/zuora.md, "ZOQL").
 fn query_fault(fault: zoql::Fault) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -236,7 +236,7 @@ fn object_records(inner: &crate::state::Inner, object: &str) -> Vec<Map<String, 
     }
 }
 
-/// The first page of `records`; the rest kept under a new `queryLocator` (FACTS.md, "ZOQL":
+/// The first page of `records`; the rest kept under a new `queryLocator` (docs/zuora.md, "ZOQL":
 /// at most 2,000 records, then `done: false` and a locator for queryMore).
 fn page(inner: &mut crate::state::Inner, mut records: Vec<Value>) -> Response {
     if records.len() <= zoql::PAGE_SIZE {
@@ -270,7 +270,7 @@ pub async fn action_query(State(sim): State<Arc<SimState>>, Json(body): Json<Val
 }
 
 /// `POST /v1/action/queryMore` (`ProxyActionqueryMoreRequest`): the next page of a locator.
-/// Locators expire after `query_locator_ttl_secs` unused (FACTS.md: 15 minutes of
+/// Locators expire after `query_locator_ttl_secs` unused (docs/zuora.md: 15 minutes of
 /// inactivity). The code for an unknown or expired locator is *unconfirmed*.
 pub async fn action_query_more(State(sim): State<Arc<SimState>>, Json(body): Json<Value>) -> Response {
     let Some(locator) = body.get("queryLocator").and_then(Value::as_str) else {

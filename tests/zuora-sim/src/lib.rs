@@ -2,7 +2,7 @@
 //! error shapes, accounts and units of measure, rate and concurrency limits with Zuora's
 //! headers, Idempotency-Key replay, asynchronous usage imports, and injectable faults.
 //!
-//! It is written from Zuora's documentation (`shared/zuora/FACTS.md` and `zuora_openapi.yaml`),
+//! It is written from Zuora's documentation (`docs/zuora.md` and `zuora_openapi.yaml`),
 //! not from dinmo's connector: each behaviour cites what it implements. What stays
 //! **unconfirmed** by Zuora's own pages, and how the simulator reads it:
 //! - the HTTP status and body of a ZOQL fault: 400 with `{FaultCode, FaultMessage}`, as a
@@ -13,8 +13,9 @@
 //! - the value format of `RateLimit-Limit` (`<n>;w=<seconds>` here; the spec says string);
 //! - whether `POST /v1/usage` takes the current usage-file layout (`AccountNumber,
 //!   UnitOfMeasure, …`): its reference lists the legacy headings (`ACCOUNT_ID, UOM, QTY, …`)
-//!   as "the format used by the UI import tool", which FACTS.md says accepts both layouts;
-//!   the simulator takes the current one, which dinmo sends.
+//!   as "the format used by the UI import tool", which is the layout the tenant
+//!   uses (docs/zuora.md, "Usage import files"); the simulator takes the Active Rating one,
+//!   which dinmo sends.
 //!
 //! `/sim/*` endpoints configure it and expose what it stored:
 //! `GET /sim/records`, `GET /sim/imports`, `GET /sim/counters`, `PUT /sim/faults`,

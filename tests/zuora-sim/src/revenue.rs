@@ -1,29 +1,29 @@
 //! A Zuora Revenue (RevPro) usage upload simulator, beside the Billing one and written from
-//! `shared/zuora/FACTS.md` ("Zuora Revenue") and the Revenue API reference it cites, not from
+//! `docs/zuora.md` ("Zuora Revenue") and the Revenue API reference it cites, not from
 //! dinmo's connector. Each behaviour names the fact it implements:
-//! - **legacy authentication** (FACTS: "Authentication (legacy)"): `POST
+//! - **legacy authentication** (docs/zuora.md, "Zuora Revenue": Authentication (legacy)): `POST
 //!   /api/integration/v1/authenticate` with `Authorization: Basic`, `role` and `clientname`;
 //!   the body carries no token, the token comes back in the `Revpro-Token` response header
 //!   (*unconfirmed* header name: the one seen in client code) and is read from the `token`
 //!   request header; valid 30 minutes (`token_ttl_secs`), 401 once expired;
-//! - **OneID OAuth** (FACTS: "Newer tenants"): `POST /oauth2/token` client credentials, a
+//! - **OneID OAuth** (docs/zuora.md, "Zuora Revenue": Newer tenants): `POST /oauth2/token` client credentials, a
 //!   bearer token;
-//! - **template mapping** (FACTS: "Template"): `GET /api/integration/v1/upload/mapping?
+//! - **template mapping** (docs/zuora.md, "Zuora Revenue": Template): `GET /api/integration/v1/upload/mapping?
 //!   templatename=…` → `Dateformat` and `Mapping[]` (`label`, `col_name`, `data_type`, `seq`);
-//! - **upload** (FACTS: "Upload"): `POST /api/integration/v1/upload/file`, headers `token`,
+//! - **upload** (docs/zuora.md, "Zuora Revenue": Upload): `POST /api/integration/v1/upload/file`, headers `token`,
 //!   `templatename`, multipart `file`; answered `{"message": "File received successfully",
 //!   "status": "Success"}` (the documented sample) plus `result.file_request_id` (*unconfirmed*:
 //!   where the id comes back; the SDK models show `result.file_request_id`);
-//! - **status** (FACTS: "Status"): `GET /api/integration/v1/fileupload/status/{id}` → 204 while
+//! - **status** (docs/zuora.md, "Zuora Revenue": Status): `GET /api/integration/v1/fileupload/status/{id}` → 204 while
 //!   no status exists (`polls_before_status` polls, and `staged_after_ms` after the upload),
 //!   then `Result[{file_log, file_request_id}]`, `message` "Data Staged Successfully",
 //!   `status` "Success"; a failed
 //!   batch answers `status` "Failure" with the reason (*unconfirmed* wording);
-//! - **whole batches** (FACTS: "a batch is accepted or failed whole"): one bad line fails the
+//! - **whole batches** (docs/zuora.md, "Zuora Revenue": a batch is accepted or failed whole): one bad line fails the
 //!   whole upload, nothing of it is staged;
-//! - **two uploads in parallel per tenant** (FACTS: "Limits"): a third concurrent upload is
+//! - **two uploads in parallel per tenant** (docs/zuora.md, "Zuora Revenue": Limits): a third concurrent upload is
 //!   answered 429 (*unconfirmed*: the status Revenue uses) and counted;
-//! - **no duplicate detection** (FACTS): the same file uploaded twice is staged twice, which
+//! - **no duplicate detection** (docs/zuora.md, "Zuora Revenue"): the same file uploaded twice is staged twice, which
 //!   `/sim/revenue/staged` shows.
 //!
 //! Faults: 503 before the upload is read (`upload_unavailable`), the connection dropped after
@@ -45,7 +45,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-/// The mandatory columns of "RevPro Usage Upload" (FACTS.md).
+/// The mandatory columns of "RevPro Usage Upload" (docs/zuora.md).
 pub const MANDATORY: [&str; 7] = [
     "SO Line ID",
     "Usage Amount",
@@ -258,7 +258,7 @@ fn authorised(sim: &RevenueSim, headers: &HeaderMap) -> Result<(), Box<Response>
         return Ok(());
     }
     inner.counters.unauthorized += 1;
-    // FACTS: "Valid 30 minutes by default; 401 when expired."
+    // docs/zuora.md: "Valid 30 minutes by default; 401 when expired."
     Err(Box::new(failure(StatusCode::UNAUTHORIZED, "Invalid or expired token")))
 }
 
@@ -286,7 +286,7 @@ async fn authenticate(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap) ->
         return failure(StatusCode::UNAUTHORIZED, "Authentication failed");
     }
     let (token, _) = issue_token(&mut inner);
-    // FACTS: the body carries no token; it comes back in a response header.
+    // docs/zuora.md: the body carries no token; it comes back in a response header.
     (
         [("Revpro-Token", token)],
         Json(json!({ "message": "Authentication Successful", "status": "Success" })),
@@ -357,7 +357,7 @@ async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipar
     }
     let (delay, unavailable) = {
         let mut inner = sim.lock();
-        // FACTS: "at most 2 upload requests in parallel per tenant".
+        // docs/zuora.md: "at most 2 upload requests in parallel per tenant".
         if inner.in_flight >= 2 {
             inner.counters.refused_for_concurrency += 1;
             return failure(
@@ -521,7 +521,7 @@ async fn status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Path(id)
     let wait = inner.config.polls_before_status;
     let slow = Duration::from_millis(inner.config.staged_after_ms);
     let Some(index) = inner.uploads.iter().position(|u| u.file_request_id == id) else {
-        // FACTS: 204 when the status cannot be retrieved for the id.
+        // docs/zuora.md: 204 when the status cannot be retrieved for the id.
         return StatusCode::NO_CONTENT.into_response();
     };
     let upload = &mut inner.uploads[index];

@@ -1,4 +1,4 @@
-//! ZOQL as Zuora documents it (`shared/zuora/FACTS.md`, "ZOQL"; the query() and queryMore()
+//! ZOQL as Zuora documents it (`docs/zuora.md`, "ZOQL"; the query() and queryMore()
 //! pages of the SOAP API reference; `Action_POSTquery` on developer.zuora.com), over the two
 //! objects dinmo reads:
 //!
@@ -12,12 +12,12 @@
 //! - At most 2,000 records a page; then `done: false` and a `queryLocator` for queryMore.
 //!   "Fields with NULL values are not returned in the response."
 //!
-//! The field lists are the documented ones (FACTS.md: UnitOfMeasure field descriptions, Usage
+//! The field lists are the documented ones (docs/zuora.md: UnitOfMeasure field descriptions, Usage
 //! data source), not the fields dinmo happens to use.
 
 use serde_json::{Map, Value};
 
-/// `UnitOfMeasure` fields (FACTS.md, "ZOQL": …/unitofmeasure/field-descriptions). There is
+/// `UnitOfMeasure` fields (docs/zuora.md, "ZOQL": …/unitofmeasure/field-descriptions). There is
 /// no `Name`: the unit's name is `UomName`.
 pub const UNIT_OF_MEASURE_FIELDS: &[&str] = &[
     "Id",
@@ -33,7 +33,7 @@ pub const UNIT_OF_MEASURE_FIELDS: &[&str] = &[
     "UpdatedDate",
 ];
 
-/// `Usage` fields (FACTS.md, "ZOQL": …/data-source-reference/usage-data-source), `UniqueKey`
+/// `Usage` fields (docs/zuora.md, "ZOQL": …/data-source-reference/usage-data-source), `UniqueKey`
 /// included; a tenant without Prepaid with Drawdown does not have it (see [`Schema`]).
 pub const USAGE_FIELDS: &[&str] = &[
     "Id",
@@ -60,17 +60,17 @@ pub const USAGE_FIELDS: &[&str] = &[
     "UpdatedDate",
 ];
 
-/// At most this many conditions in one WHERE clause (FACTS.md, "ZOQL").
+/// At most this many conditions in one WHERE clause (docs/zuora.md, "ZOQL").
 pub const MAX_CONDITIONS: usize = 200;
 
-/// At most this many records in one answer (FACTS.md, "ZOQL"; Action_POSTquery).
+/// At most this many records in one answer (docs/zuora.md, "ZOQL"; Action_POSTquery).
 pub const PAGE_SIZE: usize = 2_000;
 
 /// The objects and fields a tenant offers to ZOQL.
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
     /// Whether `Usage.UniqueKey` can be queried: Zuora documents it "only available if you
-    /// have the Prepaid with Drawdown feature enabled" (FACTS.md, "ZOQL").
+    /// have the Prepaid with Drawdown feature enabled" (docs/zuora.md, "ZOQL").
     pub usage_unique_key: bool,
 }
 

@@ -5,8 +5,7 @@ use super::status::{ERROR_EXIT, Status};
 use crate::cli::GlobalArgs;
 use crate::cli::run_results::write_run_results;
 use crate::error::Result;
-use crate::project::{find_project_root, load_project};
-use crate::sync::report::RunReport;
+use crate::ops::{RunReport, artifact_dir};
 
 /// Prints the report, decides the status, and writes `run_results.json` whatever happened.
 pub(super) fn finish(
@@ -15,7 +14,7 @@ pub(super) fn finish(
     executed: Result<RunReport>,
     show: impl FnOnce(&RunReport) -> Status,
 ) -> Result<Status> {
-    let target = artifact_dir(global);
+    let target = artifact_dir(global.project.as_deref());
     match executed {
         Ok(report) => {
             let status = show(&report);
@@ -32,16 +31,5 @@ pub(super) fn finish(
             write_run_results(&target, command, None, Some(&error.to_string()), ERROR_EXIT);
             Err(error)
         }
-    }
-}
-
-/// Where artifacts go: the project's `target-path`, or `<project>/target` when the project
-/// cannot be loaded (the failure is recorded there too).
-fn artifact_dir(global: &GlobalArgs) -> std::path::PathBuf {
-    match find_project_root(global.project.as_deref()) {
-        Ok(root) => load_project(&root)
-            .map(|p| p.target_path)
-            .unwrap_or_else(|_| root.join("target")),
-        Err(_) => std::env::current_dir().unwrap_or_default().join("target"),
     }
 }

@@ -2,23 +2,11 @@
 
 use serde::Serialize;
 
+use super::selected::project;
 use super::status::Status;
 use crate::cli::{GlobalArgs, OutputFormat, RowsFormat, RunsArgs, ShowArgs};
-use crate::error::{DinmoError, Result};
-use crate::project::{find_project_root, load_project};
-use crate::state::{LocalPartWriter, PartInfo, RunManifest, StateStore};
-
-async fn all_manifests(global: &GlobalArgs) -> Result<(StateStore, Vec<RunManifest>)> {
-    let root = find_project_root(global.project.as_deref())?;
-    let project = load_project(&root)?;
-    let state = StateStore::open(&project.state)?;
-    let mut manifests = Vec::new();
-    for sync in state.sync_ids().await? {
-        manifests.extend(state.manifests(&sync).await?);
-    }
-    manifests.sort_by(|a, b| b.run_id.cmp(&a.run_id).then_with(|| a.sync_id.cmp(&b.sync_id)));
-    Ok((state, manifests))
-}
+use crate::error::Result;
+use crate::ops::{RunHistory, RunManifest};
 
 fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
@@ -28,19 +16,13 @@ fn print_json<T: Serialize>(value: &T) {
 }
 
 pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
-    let (state, manifests) = all_manifests(global).await?;
-    let mut run_ids: Vec<&str> = manifests.iter().map(|m| m.run_id.as_str()).collect();
-    run_ids.dedup();
-    run_ids.truncate(args.limit);
-    let shown: Vec<&RunManifest> = manifests
-        .iter()
-        .filter(|m| run_ids.contains(&m.run_id.as_str()))
-        .collect();
+    let history = RunHistory::open(&project(global)?).await?;
+    let shown: Vec<&RunManifest> = history.newest(args.limit);
     match args.format {
         OutputFormat::Json => print_json(&shown),
         OutputFormat::Text => {
             if shown.is_empty() {
-                println!("no runs yet in {}", state.display());
+                println!("no runs yet in {}", history.location());
             } else {
                 println!(
                     "{:<22}  {:<40}  {:<18}  {:>8}  {:>8}  {:>8}  {:>8}",
@@ -65,17 +47,23 @@ pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
 }
 
 pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
-    let (state, manifests) = all_manifests(global).await?;
-    let run: Vec<&RunManifest> = manifests.iter().filter(|m| m.run_id == args.run).collect();
-    if run.is_empty() {
-        return Err(DinmoError::RunNotFound {
-            run: args.run.clone(),
-            state: state.display().to_string(),
-        });
-    }
+    let history = RunHistory::open(&project(global)?).await?;
+    let run = history.run(&args.run)?;
     if let Some(dir) = &args.rows {
+        let format = match args.rows_format {
+            RowsFormat::Csv => crate::ops::RowsFormat::Csv,
+            RowsFormat::Parquet => crate::ops::RowsFormat::Parquet,
+        };
         for manifest in &run {
-            export_rows(&state, manifest, dir, args.rows_format).await?;
+            for written in history.export_rows(manifest, dir, format).await? {
+                println!(
+                    "wrote {} {} row(s) of {} to {}",
+                    written.rows,
+                    written.kind,
+                    manifest.sync_id,
+                    written.path.display()
+                );
+            }
         }
     }
     match args.format {
@@ -89,7 +77,7 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
                 println!(
                     "  started {}  finished {}  outcome {}",
                     m.started_at,
-                    m.finished_at,
+                    m.finished_at.map(|t| t.to_string()).unwrap_or_default(),
                     m.outcome.as_str()
                 );
                 if let Some(commit) = &m.git_commit {
@@ -102,7 +90,7 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
                 for part in m.pending_part.iter().chain(&m.snapshot_parts).chain(&m.rejected_parts) {
                     println!(
                         "  {} ({} rows, {} bytes, xxh3 {})",
-                        state.url_of(&part.path),
+                        history.url_of(part),
                         part.rows,
                         part.bytes,
                         part.xxh3
@@ -118,68 +106,4 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
         }
     }
     Ok(Status::Success)
-}
-
-/// Writes a run's sent, rejected and pending rows of one sync to `dir`.
-async fn export_rows(
-    state: &StateStore,
-    manifest: &RunManifest,
-    dir: &std::path::Path,
-    format: RowsFormat,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(DinmoError::io(dir))?;
-    let kinds: [(&str, Vec<&PartInfo>); 3] = [
-        ("sent", manifest.snapshot_parts.iter().collect()),
-        ("rejected", manifest.rejected_parts.iter().collect()),
-        ("pending", manifest.pending_part.iter().collect()),
-    ];
-    for (kind, parts) in kinds {
-        if parts.is_empty() {
-            continue;
-        }
-        let extension = match format {
-            RowsFormat::Csv => "csv",
-            RowsFormat::Parquet => "parquet",
-        };
-        let path = dir.join(format!("{}.{kind}.{extension}", manifest.sync_id));
-        let mut csv: Option<arrow::csv::Writer<std::fs::File>> = None;
-        let mut parquet: Option<LocalPartWriter> = None;
-        let mut rows = 0;
-        for part in parts {
-            state.verify_part(&manifest.sync_id, part).await?;
-            for batch in state.read_part(part).await? {
-                rows += batch.num_rows();
-                match format {
-                    RowsFormat::Csv => {
-                        if csv.is_none() {
-                            let file = std::fs::File::create(&path).map_err(DinmoError::io(&path))?;
-                            csv = Some(arrow::csv::WriterBuilder::new().with_header(true).build(file));
-                        }
-                        if let Some(writer) = csv.as_mut() {
-                            writer
-                                .write(&batch)
-                                .map_err(DinmoError::arrow(path.display().to_string()))?;
-                        }
-                    }
-                    RowsFormat::Parquet => {
-                        if parquet.is_none() {
-                            parquet = Some(LocalPartWriter::create(&path, batch.schema()).await?);
-                        }
-                        if let Some(writer) = parquet.as_mut() {
-                            writer.write(&batch).await?;
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(writer) = parquet {
-            writer.finish().await?;
-        }
-        println!(
-            "wrote {rows} {kind} row(s) of {} to {}",
-            manifest.sync_id,
-            path.display()
-        );
-    }
-    Ok(())
 }

@@ -3,19 +3,9 @@
 
 use super::status::Status;
 use crate::cli::{SchemaArgs, SchemaKind};
-use crate::error::{DinmoError, Result};
-use crate::project::model_file::ModelFile;
-use crate::project::project_file::ProjectFile;
+use crate::error::Result;
 
 pub fn schema(args: &SchemaArgs) -> Result<Status> {
-    let schema = match args.kind {
-        SchemaKind::Project => schemars::schema_for!(ProjectFile),
-        SchemaKind::Model => schemars::schema_for!(ModelFile),
-    };
-    let json = serde_json::to_string_pretty(&schema).map_err(|source| DinmoError::Json {
-        what: "the JSON Schema".into(),
-        source,
-    })?;
-    println!("{json}");
+    println!("{}", crate::ops::config_schema(args.kind == SchemaKind::Project)?);
     Ok(Status::Success)
 }

@@ -1,24 +1,31 @@
-//! The project and the selection most commands act on.
+//! What most commands start from: the project, the selection and the settings, from the
+//! arguments.
 
+use crate::cli::{GlobalArgs, SelectionArgs};
 use crate::error::Result;
+use crate::ops::{Project, Selector, Settings, open_project};
 
-/// Finds and loads the project, and resolves the command's selection against it.
-pub(super) async fn load_selected(
-    global: &crate::cli::GlobalArgs,
-    args: &crate::cli::SelectionArgs,
-) -> Result<(crate::project::Project, crate::project::selection::Selection)> {
-    let root = crate::project::find_project_root(global.project.as_deref())?;
-    let project = crate::project::load_project(&root)?;
-    let selection = crate::plan::modified::select(&project, &args.select, &args.exclude, args.state.as_deref()).await?;
-    Ok((project, selection))
+/// Finds and loads the project `--project` names (or the working directory's).
+pub(super) fn project(global: &GlobalArgs) -> Result<Project> {
+    open_project(global.project.as_deref())
 }
 
-/// The query engine's session for `project`: its `execution:` settings, with `--memory-limit`
-/// (or `DINMO_MEMORY_LIMIT`) taking precedence over `execution.memory_limit`.
-pub(super) fn query_context(
-    global: &crate::cli::GlobalArgs,
-    project: &crate::project::Project,
-) -> Result<datafusion::prelude::SessionContext> {
-    let limit = global.memory_limit.or(project.execution.memory_limit);
-    crate::settings::query_context(limit, &project.execution.spill_path)
+/// The selection the arguments ask for.
+pub(super) fn selector(args: &SelectionArgs) -> Selector {
+    Selector {
+        select: args.select.clone(),
+        exclude: args.exclude.clone(),
+        compare_state: args.state.clone(),
+    }
+}
+
+/// The settings resolved at start-up, with `--memory-limit`.
+pub(super) fn settings(global: &GlobalArgs, settings: Settings) -> Settings {
+    settings.with_memory_limit(global.memory_limit)
+}
+
+/// Whether to draw progress bars: not with `--quiet`, and only on a terminal.
+pub(super) fn show_progress(global: &GlobalArgs) -> bool {
+    use std::io::IsTerminal;
+    !global.quiet && std::io::stderr().is_terminal()
 }

@@ -37,10 +37,9 @@ pub fn register_store(ctx: &SessionContext, location: &str) -> Result<()> {
 }
 
 /// Registers `source` as a table named after it.
-///
-/// Long on purpose: the steps of DataFusion's listing-table set-up (format, partitions,
-/// listing, per-file schemas, resolution, registration) in the order DataFusion needs them,
-/// each with the error that names the source.
+/// The steps of DataFusion's listing-table set-up (format, partitions, listing, per-file
+/// schemas, resolution, registration) in the order DataFusion needs them, each failing with an
+/// error that names the source.
 pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()> {
     let error = |message: String| DinmoError::Source {
         source_name: source.name.clone(),

@@ -54,9 +54,8 @@ struct Column {
 /// The table schema of `files` (in the order given; callers sort by path) under `rules`.
 /// Columns keep the order of their first appearance; a column some files lack is nullable.
 /// Every column is nullable: a later file may hold nulls an earlier one did not.
-///
-/// Long on purpose: one pass over the files' columns, then one over the unified columns,
-/// each collecting problems; the rules themselves (`unify`, `fits`) live in their own functions.
+/// One pass over the files' columns, then one over the unified columns, each collecting
+/// problems; the rules are `unify` and `fits`.
 pub fn resolve(files: &[FileColumns], rules: &Rules) -> Result<Schema, Vec<SchemaProblem>> {
     let mut problems = Vec::new();
     let mut columns: Vec<Column> = Vec::new();

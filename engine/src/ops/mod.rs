@@ -1,0 +1,39 @@
+//! Every command as a library operation: a builder that names what to do, awaited for a report
+//! (`RunOp::new(&project).select(..).dry_run(true).await`). The CLI parses arguments into
+//! these and renders what they return; everything that reads or changes state, takes locks
+//! or reaches a destination happens here or below.
+//!
+//! - `plan`, `run` and `run --dry-run` are a [`RunOp`], which can save the plan;
+//! - `apply`, sending a saved plan's rows, is an [`ApplyOp`];
+//! - `rollback` is a [`RollbackOp`];
+//! - `state verify | resolve-pending | rebuild | compact | unlock` are a [`VerifyOp`],
+//!   [`ResolvePendingOp`], [`RebuildOp`], [`CompactOp`] and [`UnlockOp`];
+//! - `validate` is a [`ValidateOp`];
+//! - `runs` and `show` read a [`RunHistory`].
+
+mod apply;
+mod history;
+mod project;
+mod rollback;
+mod run;
+mod state;
+mod validate;
+
+pub use apply::ApplyOp;
+pub use history::{ExportedRows, RowsFormat, RunHistory};
+pub use project::{Selector, artifact_dir, config_schema, open_project, parse_byte_size};
+pub use rollback::{RollbackOp, RollbackReport, RolledBack};
+pub use run::RunOp;
+pub use state::{
+    CompactOp, Compacted, Finding, RebuildOp, Rebuilt, ResolvePendingOp, Resolved, UnlockOp, UnlockedLock, VerifyOp,
+    VerifyReport,
+};
+pub use validate::{ValidateOp, Validated};
+
+pub use crate::plan::summary::{PlanSummary, SummaryOptions, Total};
+pub use crate::project::Project;
+pub use crate::settings::Settings;
+pub use crate::state::{Compaction, Counts, LockStatus, Outcome, PartInfo, RunManifest, Unlocked};
+pub use crate::sync::report::{RejectionSummary, RunReport, SyncReport};
+pub use dinmo_connectors::ids::optional_timestamp;
+pub use dinmo_connectors::{RunId, SyncId, Timestamp};
