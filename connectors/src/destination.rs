@@ -65,6 +65,37 @@ impl OutputLocation {
     }
 }
 
+/// Which of Zuora's ledgers a destination feeds. Usage sent to Billing reaches Revenue by
+/// itself where the Billing–Revenue integration is on, so a model sent to both is counted
+/// twice in Revenue (docs/zuora.md, "Zuora Revenue").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ledger {
+    /// Zuora Billing.
+    Billing,
+    /// Zuora Revenue.
+    Revenue,
+}
+
+/// Opens a location (a local path, resolved against the project, or an object-store URL) as
+/// an [`OutputLocation`]; the engine provides it, since it knows the stores' settings.
+pub type OpenLocation<'a> = dyn Fn(&str) -> std::result::Result<OutputLocation, String> + 'a;
+
+/// What a connector tells the engine about its config type.
+pub trait DestinationSpec {
+    /// The config keys that hold a location (a path or URL), which the engine resolves against
+    /// the project's folder before building.
+    const LOCATIONS: &'static [&'static str] = &[];
+
+    /// The ledger it feeds.
+    const LEDGER: Ledger;
+
+    /// Every problem with the values, as `(key, message)`; none is fatal on its own.
+    fn validate(&self) -> Vec<(&'static str, String)>;
+
+    /// Builds the destination named `name`, opening its locations with `open`.
+    fn build(&self, name: &str, open: &OpenLocation<'_>) -> Result<Arc<dyn Destination>>;
+}
+
 /// What [`Destination::resolve_undecided`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {

@@ -161,3 +161,24 @@ pub enum EncodeError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+impl ConnectorError {
+    /// A request `destination` gave up on.
+    pub fn exhausted(destination: &str, request: crate::http::driver::Exhausted) -> Self {
+        ConnectorError::RetriesExhausted {
+            destination: destination.to_string(),
+            method: request.method,
+            url: request.url,
+            attempts: request.attempts,
+            last: request.last,
+        }
+    }
+
+    /// The send whose outcome is unknown, for a destination that journals its sends and cannot
+    /// be asked about one: it is settled by hand (`dinmo state resolve-pending --file`).
+    pub fn undecided_send(&self) -> Option<&str> {
+        match self {
+            ConnectorError::UploadOutcomeUnknown { file, .. } => Some(file),
+            _ => None,
+        }
+    }
+}

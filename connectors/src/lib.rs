@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod http;
 pub mod ids;
+pub mod registry;
 pub mod rules;
 pub mod zuora;
 pub mod zuora_common;
@@ -19,8 +20,8 @@ pub mod zuora_file;
 pub mod zuora_revenue;
 
 pub use destination::{
-    BatchOutcome, Delivery, Destination, DestinationWriter, FieldKind, FieldRoles, FieldSpec, OutputLocation,
-    ROW_KEY_COLUMN, Resolution, RowStatus, SchemaProblem, WriteContext,
+    BatchOutcome, Delivery, Destination, DestinationSpec, DestinationWriter, FieldKind, FieldRoles, FieldSpec, Ledger,
+    OpenLocation, OutputLocation, ROW_KEY_COLUMN, Resolution, RowStatus, SchemaProblem, WriteContext,
 };
 pub use error::{ConnectorError, Result};
 pub use ids::{RunId, SyncId, Timestamp};

@@ -22,6 +22,7 @@ const ENGINE: &[(&str, u8)] = &[
 
 /// The connectors' top-level modules, top first.
 const CONNECTORS: &[(&str, u8)] = &[
+    ("registry", 6),
     ("zuora", 5),
     ("zuora_file", 5),
     ("zuora_revenue", 5),

@@ -24,7 +24,7 @@ fn day(n: usize) -> String {
 
 fn run_ok(project: &TestProject) -> String {
     let out = project.dinmo(&["run"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     stdout(&out)
 }
 
@@ -51,7 +51,7 @@ fn runs_compact_on_their_own_and_stay_exactly_once() {
     assert!(out.contains("new rows: 0"), "{out}");
     assert_eq!(unique_keys(&project), (68, 68));
     let verify = project.dinmo(&["state", "verify"]);
-    assert_eq!(code(&verify), 0, "{}", describe(&verify));
+    exits(&verify, 0);
     assert!(
         stdout(&verify).contains("checkpoint through run")
             && stdout(&verify).contains("covers 32 run(s), 64 row key(s)"),
@@ -60,7 +60,7 @@ fn runs_compact_on_their_own_and_stay_exactly_once() {
     );
     // History still lists every run: the checkpoint's index stands in for the manifests.
     let history = project.dinmo(&["runs", "--limit", "100"]);
-    assert_eq!(code(&history), 0, "{}", describe(&history));
+    exits(&history, 0);
     assert_eq!(stdout(&history).matches(SYNC).count(), 35, "{}", describe(&history));
 }
 
@@ -72,7 +72,7 @@ fn compacted_project() -> TestProject {
         run_ok(&project);
     }
     let compact = project.dinmo(&["state", "compact"]);
-    assert_eq!(code(&compact), 0, "{}", describe(&compact));
+    exits(&compact, 0);
     assert!(
         stdout(&compact).contains("3 run(s) newly covered, 6 row key(s)"),
         "{}",
@@ -202,14 +202,14 @@ fn a_state_written_by_the_release_before_checkpoints_resends_nothing() {
     // The Revenue model came later than that state: its sync starts fresh, so it is left out.
     let run = ["run", "--exclude", "tag:revenue"];
     let out = dinmo_in(old.path(), &run, &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("sent 0 row(s)"), "{}", describe(&out));
     assert!(rows_in(old.path()).is_empty(), "nothing resent");
 
     // The next day: exactly the rows a fresh project sends for it, and nothing else.
     copy_project(&old.path().join("next_day/events"), &old.path().join("exports/events"));
     let out = dinmo_in(old.path(), &run, &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     let upgraded = rows_in(old.path());
 
     let fresh = example_project();
@@ -262,7 +262,7 @@ fn a_state_written_before_binary_row_keys_resends_nothing_and_compacts_into_them
     ];
     let run = |project: &Path| {
         let out = dinmo_in(project, &["run"], &[]);
-        assert_eq!(code(&out), 0, "{}", describe(&out));
+        exits(&out, 0);
         stdout(&out)
     };
     let out = run(old.path());
@@ -301,7 +301,7 @@ fn a_state_written_before_binary_row_keys_resends_nothing_and_compacts_into_them
     assert!(run(old.path()).contains("sent 0 row(s)"));
     // A compaction keeps the old hex key part and adds a binary one for the new run.
     let out = dinmo_in(old.path(), &["state", "compact"], &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     for sync in syncs {
         assert_eq!(
             key_encodings(&state, sync, "checkpoints", "key_parts"),
@@ -311,7 +311,7 @@ fn a_state_written_before_binary_row_keys_resends_nothing_and_compacts_into_them
     }
     assert!(run(old.path()).contains("sent 0 row(s)"));
     let out = dinmo_in(old.path(), &["state", "verify"], &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert_eq!(
         rows_in(old.path()).len(),
         resent_before,
@@ -345,7 +345,7 @@ fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
     // 40,002 keys do not fit half of 1.5 MB: the rows are staged and a query finds the repeat.
     let before = project.state_digest();
     let out = small("1500KB");
-    assert_eq!(code(&out), 1, "{}", describe(&out));
+    exits(&out, 1);
     assert!(
         stderr(&out).contains("staging the model's rows for the primary key check")
             && stderr(&out).contains("(account=D1, usage_day=2026-11-19T00:00:00) ×2"),
@@ -356,7 +356,7 @@ fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
 
     std::fs::remove_dir_all(project.path().join("data/events/day=2026-11-19")).unwrap();
     let out = small("1500KB");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("new rows: 40000"), "{}", describe(&out));
     assert!(
         stderr(&out).contains("staging the model's rows for the primary key check"),
@@ -372,7 +372,7 @@ fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
     std::fs::rename(&old, &aside).unwrap();
     project.export_day("2026-11-20", &[("B1", 1), ("B2", 2)]);
     let out = small("1MB");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
     assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
     assert_eq!(unique_keys(&project), (40002, 40002));
@@ -380,7 +380,7 @@ fn key_sets_too_large_for_memory_fall_back_and_send_every_row_once() {
     // Everything back, no limit: nothing is new.
     std::fs::rename(&aside, &old).unwrap();
     let out = project.dinmo(&["run"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
     assert_eq!(unique_keys(&project), (40002, 40002));
 }
@@ -392,7 +392,7 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     // A limit below the staged rows' size: the anti-join sorts (and may spill) instead of
     // hashing, and the run still sends each row once.
     let out = dinmo_in(project.path(), &["run", "--memory-limit", "8MB"], &[]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("new rows: 40000"), "{}", describe(&out));
     // 40,000 snapshot keys take 800 KB as a key set: within half of 4 MB, so the anti-join
     // looks them up there.
@@ -401,7 +401,7 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         &["run", "--memory-limit", "4MB"],
         &[("DINMO_LOG", "info")],
     );
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("new rows: 0"), "{}", describe(&out));
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
     // The old export gone and a small day new: the model's keys fit, but the snapshot's
@@ -424,7 +424,7 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         describe(&out)
     );
     assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
-    assert_eq!(code(&out), 1, "{}", describe(&out));
+    exits(&out, 1);
     assert!(
         stderr(&out).contains("ExternalSorter") && stderr(&out).contains("raise `--memory-limit`"),
         "{}",
@@ -433,7 +433,7 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     std::fs::remove_dir_all(project.path().join("data/events/day=2026-11-20")).unwrap();
     std::fs::rename(&aside, &old).unwrap();
     let tight = dinmo_in(project.path(), &["run", "--memory-limit", "1KB"], &[]);
-    assert_eq!(code(&tight), 1, "{}", describe(&tight));
+    exits(&tight, 1);
     assert!(
         stderr(&tight).contains("needs more memory than the memory limit allows")
             && stderr(&tight).contains("raise `--memory-limit`"),
@@ -446,13 +446,13 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         &["run"],
         &[("DINMO_MEMORY_LIMIT", "64MiB"), ("DINMO_LOG", "info")],
     );
-    assert_eq!(code(&out), 0, "{}", describe(&out));
+    exits(&out, 0);
     assert!(stdout(&out).contains("new rows: 2"), "{}", describe(&out));
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
 
     // So small nothing can run: the model is named, and the setting.
     let tiny = dinmo_in(project.path(), &["run", "--memory-limit", "3"], &[]);
-    assert_eq!(code(&tiny), 1, "{}", describe(&tiny));
+    exits(&tiny, 1);
     assert!(
         stderr(&tiny).contains("model `usage`")
             && stderr(&tiny).contains("the query needs more memory")
@@ -461,13 +461,12 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         describe(&tiny)
     );
     let bad = dinmo_in(project.path(), &["run", "--memory-limit", "lots"], &[]);
-    assert_eq!(code(&bad), 64, "{}", describe(&bad));
-    assert!(stderr(&bad).contains("`lots` is not a size"), "{}", describe(&bad));
+    fails_with(&bad, 64, &["`lots` is not a size"]);
 
     let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
     project.write("dinmo.yml", &format!("{yml}\nexecution:\n  memory_limit: 4 parsecs\n"));
     let bad = project.dinmo(&["validate"]);
-    assert_eq!(code(&bad), 1, "{}", describe(&bad));
+    exits(&bad, 1);
     assert!(
         stderr(&bad).contains("execution.memory_limit: `4 parsecs` is not a size"),
         "{}",
@@ -478,6 +477,6 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         &format!("{yml}\nexecution:\n  memory_limit: 256MB\n  spill_path: scratch\n"),
     );
     let ok = project.dinmo(&["run"]);
-    assert_eq!(code(&ok), 0, "{}", describe(&ok));
+    exits(&ok, 0);
     assert!(project.path().join("scratch").is_dir(), "the spill folder is made");
 }

@@ -45,7 +45,7 @@ fn days_written_by_duckdb_and_pyarrow_make_one_table() {
     // (dictionary strings, int64, nanoseconds, a new column).
     let project = drift_project("mixed_writers", "", DAILY);
     let run = dinmo_in(project.path(), &["run"], &[("DINMO_LOG", "info")]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let mut rows = project.output_rows("daily.files");
     rows.sort();
     // 10 events a day with n = 0..9 over accounts i % 3: A0 gets 0+3+6+9, A1 1+4+7, A2 2+5+8.
@@ -75,7 +75,7 @@ fn days_written_by_duckdb_and_pyarrow_make_one_table() {
 fn the_same_drift_reads_the_same_whatever_the_batch_size() {
     // Staging casts every batch to the planned types, so batch boundaries change nothing; the
     // model here is the CASE over a dictionary-encoded column.
-    let model = DAILY.replace(
+    let model = DAILY.edit(
         "SELECT account_number,",
         "SELECT CASE WHEN account_number = '' THEN 'none' ELSE account_number END AS account_number,",
     );
@@ -119,7 +119,7 @@ fn text_in_one_file_and_numbers_in_another_is_one_error_naming_column_types_and_
         &project_yml("    schema:\n      account_number: VARCHAR\n"),
     );
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert!(
         project
             .output_rows("daily.files")
@@ -145,7 +145,7 @@ fn a_zone_on_some_files_only_needs_naive_timestamp_zone() {
         &project_yml("    options:\n      naive_timestamp_zone: \"+01:00\"\n"),
     );
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let rows = project.output_rows("daily.files");
     assert!(
         rows.iter()
@@ -200,7 +200,7 @@ fn a_pinned_schema_names_the_file_that_breaks_it() {
 
     project.write("dinmo.yml", &project_yml("    schema:\n      n: DECIMAL(20, 0)\n"));
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
 }
 
 #[test]
@@ -247,7 +247,7 @@ destinations:
         "account_number,event_type,ts,n\nA-42,api_call,2026-11-02T00:00:00,1\n",
     );
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let rows = project.output_rows("daily.files");
     assert!(rows.iter().any(|row| row.starts_with("17,")), "{rows:?}");
     assert!(rows.iter().any(|row| row.starts_with("A-42,")), "{rows:?}");

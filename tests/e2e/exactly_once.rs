@@ -210,7 +210,7 @@ fn usage_files_are_rewritten_identically_after_a_crash() {
         describe(&crashed)
     );
     let recovered = dinmo_in(project.path(), &["run"], &[("DINMO_DELIVERY_BATCH_ROWS", "1")]);
-    assert_eq!(code(&recovered), 0, "{}", describe(&recovered));
+    exits(&recovered, 0);
     let mut rows = project.output_rows("usage.files");
     rows.sort();
     rows.dedup();
@@ -248,9 +248,8 @@ fn two_runs_at_once_only_one_sends() {
     std::thread::sleep(Duration::from_millis(300));
     let second = spawn(&[]).wait_with_output().unwrap();
     let first = first.wait_with_output().unwrap();
-    assert_eq!(code(&first), 0, "{}", describe(&first));
-    assert_eq!(code(&second), 1, "{}", describe(&second));
-    assert!(stderr(&second).contains("is locked by run"), "{}", describe(&second));
+    exits(&first, 0);
+    fails_with(&second, 1, &["is locked by run"]);
     let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&["2026-11-18".into()], 20));
     assert_eq!((stored, duplicates, missing), (expected, 0, 0));
 
@@ -418,9 +417,9 @@ syncs:
     }
     // Finish without kills, then compare row by row.
     let last = dinmo_with(&project, &sim, &["run"], &[("DINMO_DELIVERY_BATCH_ROWS", "200")]);
-    assert_eq!(code(&last), 0, "{}", describe(&last));
+    exits(&last, 0);
     let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
-    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    exits(&plan, 0);
     let (expected_rows, stored, duplicates, missing, unexpected) = compare(&sim, &expected);
     eprintln!(
         "soak (UniqueKey enforced: {enforce_unique_key}): {runs} runs, {kills} killed with SIGKILL, {completed} completed, \
@@ -488,7 +487,7 @@ fn pending_rows_past_the_replay_window_are_found_by_unique_key() {
     assert!(sim.records().len() >= 13, "{} records", sim.records().len());
     past_the_replay_window(&project, &sim, &run);
     let recovered = dinmo_with(&project, &sim, &["run"], &[]);
-    assert_eq!(code(&recovered), 0, "{}", describe(&recovered));
+    exits(&recovered, 0);
     let (expected, stored, duplicates, missing, unexpected) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
     assert_eq!((stored, duplicates, missing, unexpected), (expected, 0, 0, 0));
 }
@@ -508,8 +507,7 @@ fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
     past_the_replay_window(&project, &sim, &run);
 
     let stopped = dinmo_with(&project, &sim, &["run"], &[]);
-    assert_eq!(code(&stopped), 1, "{}", describe(&stopped));
-    let err = stderr(&stopped);
+    let err = fails_with(&stopped, 1, &[]);
     assert!(err.contains("cannot be searched by UniqueKey"), "{err}");
     assert!(
         err.contains(&format!("dinmo state resolve-pending usage.zuora {run} --sent")),
@@ -526,7 +524,7 @@ fn resolve_pending_by_hand() {
     let sim = Sim::start(SimConfig::default());
     let (project, run) = crashed_project(&sim, "all_committed");
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
-    assert_eq!(code(&verify), 0, "{}", describe(&verify));
+    exits(&verify, 0);
     assert!(
         stdout(&verify).contains("row(s) pending (running)"),
         "{}",
@@ -538,9 +536,9 @@ fn resolve_pending_by_hand() {
         &["state", "resolve-pending", "usage.zuora", &run, "--sent"],
         &[],
     );
-    assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
+    exits(&resolved, 0);
     let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
-    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    exits(&plan, 0);
     assert_eq!(sim.records().len(), 40);
 
     // Stopped before sending anything: the rows were not sent.
@@ -553,9 +551,9 @@ fn resolve_pending_by_hand() {
         &["state", "resolve-pending", "usage.zuora", &run, "--not-sent"],
         &[],
     );
-    assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
+    exits(&resolved, 0);
     let run = dinmo_with(&project, &sim, &["run"], &[]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
     assert_eq!((stored, duplicates, missing), (expected, 0, 0));
 }
@@ -567,7 +565,7 @@ fn state_verify_finds_damage() {
     export(&project, "2026-11-18", &rows_for(12));
     assert_eq!(code(&dinmo_with(&project, &sim, &["run"], &[])), 0);
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
-    assert_eq!(code(&verify), 0, "{}", describe(&verify));
+    exits(&verify, 0);
     assert!(
         // Parts: the pending file and one snapshot part per checkpoint that stored rows (how
         // many depends on when Zuora's answers came back).
@@ -581,7 +579,7 @@ fn state_verify_finds_damage() {
     bytes[10] ^= 1;
     std::fs::write(part, &bytes).unwrap();
     let verify = dinmo_with(&project, &sim, &["state", "verify"], &[]);
-    assert_eq!(code(&verify), 1, "{}", describe(&verify));
+    exits(&verify, 1);
     assert!(stdout(&verify).contains("(altered)"), "{}", describe(&verify));
 }
 
@@ -595,7 +593,7 @@ fn a_lost_state_is_rebuilt_from_zuora() {
     // A new export day lands while the state is gone: only its rows are really new.
     export(&project, "2026-11-19", &rows_for(30));
     let look = dinmo_with(&project, &sim, &["state", "rebuild", "--from-destination"], &[]);
-    assert_eq!(code(&look), 0, "{}", describe(&look));
+    exits(&look, 0);
     assert!(
         stdout(&look).contains("usage.zuora: 30 of 60 model row(s) are in `zuora`; run again with --write"),
         "{}",
@@ -611,9 +609,9 @@ fn a_lost_state_is_rebuilt_from_zuora() {
         &["state", "rebuild", "--from-destination", "--write"],
         &[],
     );
-    assert_eq!(code(&write), 0, "{}", describe(&write));
+    exits(&write, 0);
     let run = dinmo_with(&project, &sim, &["run"], &[]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert!(stdout(&run).contains("new rows: 30"), "{}", describe(&run));
     let days = ["2026-11-18".to_string(), "2026-11-19".to_string()];
     let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&days, 30));
@@ -645,14 +643,14 @@ fn an_unreadable_lock_stops_the_run_at_once_and_unlock_removes_it() {
             assert_eq!(project.state_digest(), before, "{args:?} changed the state");
         }
         let verify = project.dinmo(&["state", "verify"]);
-        assert_eq!(code(&verify), 1, "{}", describe(&verify));
+        exits(&verify, 1);
         assert!(stdout(&verify).contains("usage.files: lock"), "{}", describe(&verify));
     }
     let unlock = project.dinmo(&["state", "unlock", "usage.files"]);
-    assert_eq!(code(&unlock), 0, "{}", describe(&unlock));
+    exits(&unlock, 0);
     assert!(stdout(&unlock).contains("could not be read"), "{}", describe(&unlock));
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert_eq!(project.output_rows("usage.files").len(), 2);
     let unlock = project.dinmo(&["state", "unlock", "usage.files"]);
     assert!(stdout(&unlock).contains("not locked"), "{}", describe(&unlock));
@@ -670,7 +668,7 @@ fn unlock_refuses_a_live_lock_without_force() {
     });
     project.write(".dinmo/state/usage.files/lock", &live.to_string());
     let refused = project.dinmo(&["state", "unlock", "usage.files"]);
-    assert_eq!(code(&refused), 1, "{}", describe(&refused));
+    exits(&refused, 1);
     assert!(
         stderr(&refused).contains("locked by run 20261121T000000000Z-live (another-host pid 4242"),
         "{}",
@@ -685,7 +683,7 @@ fn unlock_refuses_a_live_lock_without_force() {
         describe(&verify)
     );
     let forced = project.dinmo(&["state", "unlock", "usage.files", "--force"]);
-    assert_eq!(code(&forced), 0, "{}", describe(&forced));
+    exits(&forced, 0);
     assert!(!project.state("usage.files/lock").exists());
 
     let mut expired = live.clone();
@@ -694,7 +692,7 @@ fn unlock_refuses_a_live_lock_without_force() {
     let verify = project.dinmo(&["state", "verify"]);
     assert!(stdout(&verify).contains("is stale"), "{}", describe(&verify));
     let unlock = project.dinmo(&["state", "unlock", "usage.files"]);
-    assert_eq!(code(&unlock), 0, "{}", describe(&unlock));
+    exits(&unlock, 0);
     assert!(!project.state("usage.files/lock").exists());
 }
 
@@ -734,9 +732,9 @@ fn a_run_that_loses_its_lock_stops_sending_and_nothing_is_doubled() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let unlock = dinmo_with(&project, &sim, &["state", "unlock", "usage.zuora", "--force"], &[]);
-    assert_eq!(code(&unlock), 0, "{}", describe(&unlock));
+    exits(&unlock, 0);
     let first = first.wait_with_output().unwrap();
-    assert_eq!(code(&first), 1, "{}", describe(&first));
+    exits(&first, 1);
     assert!(
         stderr(&first).contains("this run lost its lock"),
         "{}",
@@ -749,7 +747,7 @@ fn a_run_that_loses_its_lock_stops_sending_and_nothing_is_doubled() {
     );
 
     let second = dinmo_with(&project, &sim, &["run"], &[]);
-    assert_eq!(code(&second), 0, "{}", describe(&second));
+    exits(&second, 0);
     let (expected, stored, duplicates, missing, unexpected) = compare(&sim, &expected_rows(&["2026-11-18".into()], 40));
     assert_eq!((stored, duplicates, missing, unexpected), (expected, 0, 0, 0));
 }

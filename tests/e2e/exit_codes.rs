@@ -7,15 +7,15 @@ fn exit_0_when_everything_was_delivered() {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 1)]);
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let validate = project.dinmo(&["validate"]);
-    assert_eq!(code(&validate), 0, "{}", describe(&validate));
+    exits(&validate, 0);
     assert_eq!(stdout(&validate), "e2e: 1 model and 1 sync are valid\n");
 }
 
 #[test]
 fn exit_1_on_config_errors_with_every_location() {
-    let model = MODEL.replace("Quantity: qty", "Quantity: quantity").replace(
+    let model = MODEL.edit("Quantity: qty", "Quantity: quantity").edit(
         "primary_key: [account, usage_day]",
         "primary_key: [account, day_of_usage]",
     );
@@ -23,8 +23,7 @@ fn exit_1_on_config_errors_with_every_location() {
     project.export_day("2026-11-18", &[("A1", 1)]);
     for command in [&["validate"][..], &["plan"], &["run"]] {
         let output = project.dinmo(command);
-        assert_eq!(code(&output), 1, "{}", describe(&output));
-        let err = stderr(&output);
+        let err = fails_with(&output, 1, &[]);
         assert!(err.contains("2 problems in the project configuration"), "{err}");
         assert!(
             err.contains("models/usage.yml:3:14: primary key column `day_of_usage` is not produced by the model"),
@@ -37,11 +36,11 @@ fn exit_1_on_config_errors_with_every_location() {
 
 #[test]
 fn exit_1_on_sql_errors_naming_the_model() {
-    let model = MODEL.replace("FROM events", "FROM evnets");
+    let model = MODEL.edit("FROM events", "FROM evnets");
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["run"]);
-    assert_eq!(code(&output), 1, "{}", describe(&output));
+    exits(&output, 1);
     assert!(
         stderr(&output).contains("models/usage.yml:2:6: model `usage`: SQL does not plan"),
         "{}",
@@ -52,11 +51,11 @@ fn exit_1_on_sql_errors_naming_the_model() {
 
 #[test]
 fn exit_1_on_a_type_the_field_cannot_take() {
-    let model = MODEL.replace("StartDateTime: usage_day", "StartDateTime: qty");
+    let model = MODEL.edit("StartDateTime: usage_day", "StartDateTime: qty");
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["validate"]);
-    assert_eq!(code(&output), 1, "{}", describe(&output));
+    exits(&output, 1);
     assert!(
         stderr(&output).contains("models/usage.yml:9:22: sync `usage.files`: `StartDateTime` takes a date-time (timestamp, date or ISO 8601 string) but the column is of type Int64"),
         "{}",
@@ -66,11 +65,11 @@ fn exit_1_on_a_type_the_field_cannot_take() {
 
 #[test]
 fn exit_1_when_a_required_field_is_unmapped() {
-    let model = MODEL.replace("      UnitOfMeasure: uom\n", "");
+    let model = MODEL.edit("      UnitOfMeasure: uom\n", "");
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["validate"]);
-    assert_eq!(code(&output), 1, "{}", describe(&output));
+    exits(&output, 1);
     assert!(
         stderr(&output).contains("sync `usage.files`: required field `UnitOfMeasure` is not mapped"),
         "{}",
@@ -83,7 +82,7 @@ fn plan_detailed_exitcode_is_2_with_rows_to_send_and_0_without() {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 1)]);
     let plan = project.dinmo(&["plan", "--detailed-exitcode"]);
-    assert_eq!(code(&plan), 2, "{}", describe(&plan));
+    exits(&plan, 2);
     let plain = project.dinmo(&["plan"]);
     assert_eq!(
         code(&plain),
@@ -97,9 +96,9 @@ fn plan_detailed_exitcode_is_2_with_rows_to_send_and_0_without() {
         "plan commits nothing"
     );
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let after = project.dinmo(&["plan", "--detailed-exitcode"]);
-    assert_eq!(code(&after), 0, "{}", describe(&after));
+    exits(&after, 0);
 }
 
 #[test]
@@ -107,14 +106,14 @@ fn exit_3_when_some_rows_were_rejected() {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 1), ("A2", -1)]);
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 3, "{}", describe(&run));
+    exits(&run, 3);
     let dry = project.dinmo(&["run", "--dry-run"]);
     assert_eq!(code(&dry), 0, "a dry run refuses nothing: {}", describe(&dry));
 }
 
 #[test]
 fn selectors_pick_models_by_name_and_tag() {
-    let tagged = MODEL.replace("model: usage", "model: tagged\ntags: [nightly]");
+    let tagged = MODEL.edit("model: usage", "model: tagged\ntags: [nightly]");
     let project = TestProject::new(PROJECT, &[("usage.yml", MODEL), ("tagged.yml", &tagged)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let ids = |args: &[&str]| sync_ids(&project, args);
@@ -162,7 +161,7 @@ fn plan_and_show_reports() {
         .unwrap()
         .to_string();
     let show = project.dinmo(&["show", &run_id]);
-    assert_eq!(code(&show), 0, "{}", describe(&show));
+    exits(&show, 0);
     settings.add_filter(r"xxh3 [0-9a-f]{16}", "xxh3 [HASH]");
     settings.add_filter(r"\d+ bytes", "[N] bytes");
     settings.add_filter(r"git commit [0-9a-f]{40}\n", "");
@@ -248,8 +247,7 @@ fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 1)]);
     let run = dinmo_in(project.path(), &["run"], &[("DINMO_LOG", "info")]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
-    let err = stderr(&run);
+    let err = fails_with(&run, 0, &[]);
     assert!(err.contains("run started"), "{err}");
     assert!(
         !err.contains('\u{1b}'),
@@ -295,7 +293,7 @@ syncs:
 fn an_unreachable_destination_fails_only_its_own_syncs() {
     let project = unreachable_zuora_beside_files(&["zuora", "files"]);
     let out = dinmo_in(project.path(), &["run"], &[("ZUORA_CLIENT_SECRET", "not-shown")]);
-    assert_eq!(code(&out), 1, "{}", describe(&out));
+    exits(&out, 1);
     let report = stdout(&out);
     let (zuora, files) = (report.find("usage.zuora"), report.find("usage.files"));
     assert!(
@@ -323,7 +321,7 @@ fn a_destination_that_cannot_be_reached_holds_back_no_other_destinations_sync() 
         &["run"],
         &[("ZUORA_CLIENT_SECRET", "not-shown"), ("DINMO_LOG", "info")],
     );
-    assert_eq!(code(&out), 1, "{}", describe(&out));
+    exits(&out, 1);
     assert_eq!(project.output_rows("usage.files").len(), 2, "the other sync sends");
     let logs = stderr(&out);
     let committed = logs.find("sync committed");

@@ -9,7 +9,7 @@ fn first_run_sends_everything_then_nothing_then_only_new_rows() {
     project.export_day("2026-11-19", &[("A1", 11)]);
 
     let first = project.dinmo(&["run"]);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     let rows = project.output_rows("usage.files");
     assert_eq!(rows.len(), 3, "{rows:#?}");
     let staging: Vec<_> = std::fs::read_dir(project.path().join("target/staging"))
@@ -24,7 +24,7 @@ fn first_run_sends_everything_then_nothing_then_only_new_rows() {
     );
 
     let second = project.dinmo(&["run"]);
-    assert_eq!(code(&second), 0, "{}", describe(&second));
+    exits(&second, 0);
     assert!(stdout(&second).contains("new rows: 0"), "{}", describe(&second));
     assert_eq!(
         project.output_files("usage.files").len(),
@@ -34,7 +34,7 @@ fn first_run_sends_everything_then_nothing_then_only_new_rows() {
 
     project.export_day("2026-11-20", &[("A1", 12), ("A3", 30)]);
     let third = project.dinmo(&["run"]);
-    assert_eq!(code(&third), 0, "{}", describe(&third));
+    exits(&third, 0);
     let files = project.output_files("usage.files");
     assert_eq!(files.len(), 2);
     let newest = std::fs::read_to_string(&files[1]).unwrap();
@@ -58,7 +58,7 @@ fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
     project.export_day("2026-11-18", &[("A1", 10), ("A2", -5)]);
 
     let first = project.dinmo(&["run"]);
-    assert_eq!(code(&first), 3, "{}", describe(&first));
+    exits(&first, 3);
     assert!(
         stdout(&first).contains("1 × negative_quantity (Quantity): Quantity is -5; it must be zero or more"),
         "{}",
@@ -69,13 +69,13 @@ fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
 
     // Not in the snapshot, so the next run offers it again, and refuses it again.
     let second = project.dinmo(&["run"]);
-    assert_eq!(code(&second), 3, "{}", describe(&second));
+    exits(&second, 3);
     assert!(stdout(&second).contains("new rows: 1"), "{}", describe(&second));
 
     // Fixed upstream: now it is sent, once.
     project.export_day("2026-11-18", &[("A1", 10), ("A2", 5)]);
     let third = project.dinmo(&["run"]);
-    assert_eq!(code(&third), 0, "{}", describe(&third));
+    exits(&third, 0);
     let rows = project.output_rows("usage.files");
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert!(
@@ -84,7 +84,7 @@ fn rejected_rows_are_kept_with_their_reason_and_offered_again() {
     );
 
     let show = project.dinmo(&["runs", "--format", "json"]);
-    assert_eq!(code(&show), 0, "{}", describe(&show));
+    exits(&show, 0);
     let runs: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
     let outcomes: Vec<&str> = runs
         .as_array()
@@ -133,7 +133,7 @@ syncs:
         "{\"account\":\"J1\",\"qty\":3,\"day\":\"2026-11-02\"}\n",
     );
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let mut accounts: Vec<String> = project
         .output_rows("both.files")
         .iter()

@@ -6,7 +6,7 @@ fn synced_project() -> TestProject {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
     let first = project.dinmo(&["run"]);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     project.export_day("2026-11-19", &[("A1", 11)]);
     project
 }
@@ -15,7 +15,7 @@ fn assert_stopped_and_nothing_written(project: &TestProject, expect: &str) {
     let files_before = project.output_files("usage.files");
     let runs_before = project.state_files("usage.files", "runs");
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 1, "{}", describe(&run));
+    exits(&run, 1);
     assert!(
         stderr(&run).contains(expect),
         "expected `{expect}` in:\n{}",
@@ -73,7 +73,7 @@ fn max_new_rows_stops_the_run_before_sending() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &format!("{MODEL}    max_new_rows: 2\n"))]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 1, "{}", describe(&run));
+    exits(&run, 1);
     assert!(
         stderr(&run).contains("3 new rows exceed max_new_rows (2); nothing was sent"),
         "{}",
@@ -86,11 +86,11 @@ fn max_new_rows_stops_the_run_before_sending() {
 
 #[test]
 fn a_duplicate_primary_key_is_named_and_nothing_is_sent() {
-    let model = MODEL.replace("primary_key: [account, usage_day]", "primary_key: [usage_day]");
+    let model = MODEL.edit("primary_key: [account, usage_day]", "primary_key: [usage_day]");
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 1, "{}", describe(&run));
+    exits(&run, 1);
     assert!(
         stderr(&run).contains("primary key (usage_day) is not unique: (usage_day=2026-11-18T00:00:00) ×2"),
         "{}",
@@ -103,12 +103,12 @@ fn a_duplicate_primary_key_is_named_and_nothing_is_sent() {
 fn a_primary_key_repeated_across_files_is_found() {
     // Two export files, each staged by its own task into its own file: the keys they share
     // are found all the same (the tasks fill one key set), and named by the query.
-    let model = MODEL.replace("primary_key: [account, usage_day]", "primary_key: [account]");
+    let model = MODEL.edit("primary_key: [account, usage_day]", "primary_key: [account]");
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
     project.export_day("2026-11-19", &[("A4", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 1, "{}", describe(&run));
+    exits(&run, 1);
     assert!(
         stderr(&run).contains("primary key (account) is not unique: (account=A2) ×2"),
         "{}",
@@ -119,14 +119,14 @@ fn a_primary_key_repeated_across_files_is_found() {
 
 #[test]
 fn a_null_primary_key_is_refused() {
-    let model = MODEL.replace(
+    let model = MODEL.edit(
         "SELECT account,",
         "SELECT CASE WHEN qty > 1 THEN account END AS account,",
     );
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 1, "{}", describe(&run));
+    exits(&run, 1);
     assert!(
         stderr(&run).contains("primary key (account, usage_day) is null in 1 row(s)"),
         "{}",
@@ -155,7 +155,7 @@ fn a_changed_model_or_mapping_is_flagged_in_plan_and_run() {
     assert!(!stdout(&unchanged).contains("warning:"), "{}", describe(&unchanged));
     project.write(
         "models/usage.yml",
-        &MODEL.replace("FROM events", "FROM events WHERE qty >= 0"),
+        &MODEL.edit("FROM events", "FROM events WHERE qty >= 0"),
     );
     let plan = project.dinmo(&["plan"]);
     assert!(
@@ -165,7 +165,7 @@ fn a_changed_model_or_mapping_is_flagged_in_plan_and_run() {
     );
     project.write(
         "models/usage.yml",
-        &MODEL.replace(
+        &MODEL.edit(
             "primary_key: [account, usage_day]",
             "primary_key: [account, uom, usage_day]",
         ),
@@ -194,7 +194,7 @@ fn a_damaged_snapshot_stops_only_its_own_sync() {
     );
     project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
     let first = project.dinmo(&["run"]);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     assert_eq!(project.output_rows("usage.files").len(), 2);
     assert_eq!(project.output_rows("usage.more").len(), 2);
     project.export_day("2026-11-19", &[("A1", 11)]);
@@ -203,8 +203,7 @@ fn a_damaged_snapshot_stops_only_its_own_sync() {
     let more_before = project.output_files("usage.more");
 
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 1, "{}", describe(&run));
-    assert!(stderr(&run).contains("is missing"), "{}", describe(&run));
+    fails_with(&run, 1, &["is missing"]);
     assert_eq!(
         project.output_files("usage.more"),
         more_before,

@@ -132,22 +132,22 @@ fn sources_state_and_files_on_s3() {
 
     let project = TestProject::new(
         &PROJECT
-            .replace("location: data/events/", "location: s3://warehouse/exports/events/")
-            .replace("path: out", "path: s3://warehouse/out")
-            .replace("name: e2e", "name: e2e\nstate: s3://warehouse/state"),
+            .edit("location: data/events/", "location: s3://warehouse/exports/events/")
+            .edit("path: out", "path: s3://warehouse/out")
+            .edit("name: e2e", "name: e2e\nstate: s3://warehouse/state"),
         &[("usage.yml", MODEL)],
     );
     let mut env: Vec<(&str, &str)> = ENV.to_vec();
     env.push(("AWS_ENDPOINT", &moto.endpoint));
 
     let first = dinmo_in(project.path(), &["run"], &env);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     let second = dinmo_in(project.path(), &["run"], &env);
-    assert_eq!(code(&second), 0, "{}", describe(&second));
+    exits(&second, 0);
     assert!(stdout(&second).contains("new rows: 0"), "{}", describe(&second));
     put("exports/events/day=2026-11-19/part.parquet", &[("A1", 3)]);
     let third = dinmo_in(project.path(), &["run"], &env);
-    assert_eq!(code(&third), 0, "{}", describe(&third));
+    exits(&third, 0);
     assert!(stdout(&third).contains("new rows: 1"), "{}", describe(&third));
 
     runtime.block_on(async {

@@ -102,7 +102,7 @@ fn file_mode_writes_template_files_once_and_only_new_rows_after() {
     let project = file_project("    max_lines: 3\n");
     export(&project, "2026-11-18", 0..5);
     let first = project.dinmo(&["run"]);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     let files = files_in(&project.path().join("out/usage.revenue"));
     assert_eq!(files.len(), 2, "5 rows at 3 lines a file: {files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
@@ -119,7 +119,7 @@ fn file_mode_writes_template_files_once_and_only_new_rows_after() {
     assert_eq!(lines.next(), Some("SO-A0000,0.5,0.5,1,SEG-1,Storage,18-NOV-2026"));
 
     let second = project.dinmo(&["run"]);
-    assert_eq!(code(&second), 0, "{}", describe(&second));
+    exits(&second, 0);
     assert_eq!(
         files_in(&project.path().join("out/usage.revenue")).len(),
         2,
@@ -128,7 +128,7 @@ fn file_mode_writes_template_files_once_and_only_new_rows_after() {
 
     export(&project, "2026-11-19", 3..6);
     let third = project.dinmo(&["run"]);
-    assert_eq!(code(&third), 0, "{}", describe(&third));
+    exits(&third, 0);
     let files = files_in(&project.path().join("out/usage.revenue"));
     assert_eq!(files.len(), 3);
     let newest = std::fs::read_to_string(
@@ -147,7 +147,7 @@ fn field_rules_refuse_rows_before_anything_is_written() {
     let project = file_project("    amount_tolerance: 0.001\n    date_format: MM/DD/YYYY\n");
     project.write(
         "models/usage.yml",
-        &MODEL.replace(
+        &MODEL.edit(
             "qty * 0.5 AS amount",
             "CASE WHEN qty = 2 THEN 99.0 ELSE qty * 0.5 END AS amount",
         ),
@@ -189,7 +189,7 @@ fn api_mode_uploads_each_file_once_two_at_a_time() {
     let project = api_project(&sim, "");
     export(&project, "2026-11-18", 0..14);
     let first = run(&project, &["run"], &[]);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     let staged = staged_counts(&sim);
     assert_eq!(staged.len(), 14);
     assert!(staged.values().all(|n| *n == 1), "{staged:?}");
@@ -201,12 +201,12 @@ fn api_mode_uploads_each_file_once_two_at_a_time() {
     assert_eq!(counters.authentications, 1, "one token for the run");
 
     let second = run(&project, &["run"], &[]);
-    assert_eq!(code(&second), 0, "{}", describe(&second));
+    exits(&second, 0);
     assert_eq!(sim.sim.revenue.counters().uploads, 5, "the second run sends nothing");
 
     export(&project, "2026-11-19", 10..12);
     let third = run(&project, &["run"], &[]);
-    assert_eq!(code(&third), 0, "{}", describe(&third));
+    exits(&third, 0);
     assert_eq!(staged_counts(&sim).len(), 16);
     assert_eq!(received_once(&sim), 16);
 }
@@ -231,7 +231,7 @@ fn oauth_tokens_and_expired_tokens_are_renewed() {
     let project = TestProject::new(&oauth, &[("usage.yml", MODEL)]);
     export(&project, "2026-11-18", 0..3);
     let output = run(&project, &["run"], &[("REVPRO_SECRET", &defaults.client_secret)]);
-    assert_eq!(code(&output), 0, "{}", describe(&output));
+    exits(&output, 0);
     assert_eq!(staged_counts(&sim).len(), 3);
     let counters = sim.sim.revenue.counters();
     assert!(
@@ -259,7 +259,7 @@ fn a_token_refused_mid_run_is_renewed_once_and_the_run_goes_on() {
         },
     );
     let output = run(&project, &["run"], &[]);
-    assert_eq!(code(&output), 0, "{}", describe(&output));
+    exits(&output, 0);
     let counters = sim.sim.revenue.counters();
     assert!(
         counters.unauthorized >= 1 && counters.authentications >= 2,
@@ -290,7 +290,7 @@ fn a_failed_batch_is_rejected_whole_and_sent_again_next_run() {
     );
     assert_eq!(staged_counts(&sim).len(), 3, "the other file staged");
     let second = run(&project, &["run"], &[]);
-    assert_eq!(code(&second), 0, "{}", describe(&second));
+    exits(&second, 0);
     let staged = staged_counts(&sim);
     assert_eq!(staged.len(), 6);
     assert!(staged.values().all(|n| *n == 1), "{staged:?}");
@@ -304,8 +304,7 @@ fn undecided_then_resolved(faults: RevenueFaults, listed: bool) {
     export(&project, "2026-11-18", 0..6);
     set_faults(&sim, faults);
     let first = run(&project, &["run"], &[]);
-    assert_eq!(code(&first), 1, "{}", describe(&first));
-    let message = stderr(&first);
+    let message = fails_with(&first, 1, &[]);
     assert!(message.contains("Uploaded Files"), "{message}");
     let (_, file) = undecided_upload(&message);
     assert_eq!(
@@ -323,7 +322,7 @@ fn undecided_then_resolved(faults: RevenueFaults, listed: bool) {
     assert_eq!(undecided_upload(&stderr(&again)).1, file);
     assert!(settle_like_a_person(&project, &sim, &again));
     let last = run(&project, &["run"], &[]);
-    assert_eq!(code(&last), 0, "{}", describe(&last));
+    exits(&last, 0);
     assert_eq!(received_once(&sim), 6, "every row received exactly once");
     let plan = run(&project, &["plan", "--detailed-exitcode"], &[]);
     assert_eq!(code(&plan), 0, "nothing left: {}", describe(&plan));
@@ -375,7 +374,7 @@ fn settle_like_a_person(project: &TestProject, sim: &Sim, output: &std::process:
         ],
         &[],
     );
-    assert_eq!(code(&resolved), 0, "{}", describe(&resolved));
+    exits(&resolved, 0);
     assert!(stdout(&resolved).contains(&file), "{}", describe(&resolved));
     true
 }
@@ -460,21 +459,20 @@ fn a_model_sent_to_billing_and_revenue_is_refused_unless_allowed() {
     let project = TestProject::new(project_file, &[("usage.yml", &both)]);
     export(&project, "2026-11-18", 0..2);
     let refused = project.dinmo(&["validate"]);
-    assert_eq!(code(&refused), 1, "{}", describe(&refused));
-    let message = stderr(&refused);
+    let message = fails_with(&refused, 1, &[]);
     assert!(
         message.contains("models/usage.yml")
             && message.contains("Billing–Revenue")
             && message.contains("allow_billing_and_revenue: true"),
         "{message}"
     );
-    let allowed = both.replace(
+    let allowed = both.edit(
         "  - destination: revenue\n",
         "  - destination: revenue\n    allow_billing_and_revenue: true\n",
     );
     project.write("models/usage.yml", &allowed);
     let ok = project.dinmo(&["validate"]);
-    assert_eq!(code(&ok), 0, "{}", describe(&ok));
+    exits(&ok, 0);
 }
 
 #[test]
@@ -483,7 +481,7 @@ fn plan_markdown_summarises_revenue_rows() {
     export(&project, "2026-11-18", 0..4);
     export(&project, "2026-11-20", 4..6);
     let plan = project.dinmo(&["plan", "--format", "markdown"]);
-    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    exits(&plan, 0);
     let text = stdout(&plan);
     // qty 1..=6 × 0.5: API (even qty 2, 4, 6) = 6, Storage (1, 3, 5) = 4.5, total 10.5.
     for needle in [
@@ -504,16 +502,16 @@ fn validate_connect_checks_the_mapping_against_the_tenants_template() {
     let project = api_project(&sim, "");
     export(&project, "2026-11-18", 0..2);
     let ok = run(&project, &["validate", "--connect"], &[]);
-    assert_eq!(code(&ok), 0, "{}", describe(&ok));
+    exits(&ok, 0);
     assert!(describe(&ok).contains("RevPro Usage Upload"), "{}", describe(&ok));
 
-    let extra = MODEL.replace(
+    let extra = MODEL.edit(
         "      TRX_DATE: trx_date\n",
         "      TRX_DATE: trx_date\n      Region: segments\n",
     );
     project.write("models/usage.yml", &extra);
     let unknown = run(&project, &["validate", "--connect"], &[]);
-    assert_eq!(code(&unknown), 1, "{}", describe(&unknown));
+    exits(&unknown, 1);
     assert!(
         describe(&unknown).contains("`Region` is not a column of template"),
         "{}",
@@ -524,7 +522,7 @@ fn validate_connect_checks_the_mapping_against_the_tenants_template() {
     let dated = api_project(&sim, "    date_format: YYYY-MM-DD\n");
     export(&dated, "2026-11-18", 0..2);
     let mismatch = run(&dated, &["validate", "--connect"], &[]);
-    assert_eq!(code(&mismatch), 1, "{}", describe(&mismatch));
+    exits(&mismatch, 1);
     assert!(
         describe(&mismatch).contains("expects `DD-MON-YYYY`"),
         "{}",

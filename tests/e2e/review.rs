@@ -22,7 +22,7 @@ fn markdown_plans_are_deterministic_and_golden() {
     let project = reviewed_project();
     let args = ["plan", "--format", "markdown", "--top", "2", "--sample", "3"];
     let first = project.dinmo(&args);
-    assert_eq!(code(&first), 0, "{}", describe(&first));
+    exits(&first, 0);
     let second = project.dinmo(&args);
     assert_eq!(first.stdout, second.stdout, "same inputs, byte-identical plan");
     insta::assert_snapshot!("plan_markdown", stdout(&first));
@@ -38,7 +38,7 @@ fn markdown_plans_are_deterministic_and_golden() {
 fn json_plans_carry_the_same_content() {
     let project = reviewed_project();
     let plan = project.dinmo(&["plan", "--format", "json", "--top", "2", "--sample", "2"]);
-    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    exits(&plan, 0);
     filters().bind(|| insta::assert_snapshot!("plan_json", stdout(&plan)));
 }
 
@@ -51,7 +51,7 @@ fn run_results(project: &TestProject) -> serde_json::Value {
 fn run_results_are_written_on_success_partial_rejection_and_failure() {
     let project = reviewed_project();
     let run = project.dinmo(&["run"]);
-    assert_eq!(code(&run), 3, "{}", describe(&run));
+    exits(&run, 3);
     let results = run_results(&project);
     assert_eq!(results["metadata"]["schema_version"], 1);
     assert_eq!(results["metadata"]["command"], "run");
@@ -75,7 +75,7 @@ fn run_results_are_written_on_success_partial_rejection_and_failure() {
 
     project.export_day("2026-11-18", &[("A1", 10), ("A2", 20), ("A3", 1), ("A4", 5)]);
     let fixed = project.dinmo(&["run"]);
-    assert_eq!(code(&fixed), 0, "{}", describe(&fixed));
+    exits(&fixed, 0);
     let results = run_results(&project);
     assert_eq!(
         (results["success"].as_bool(), results["results"][0]["status"].as_str()),
@@ -87,7 +87,7 @@ fn run_results_are_written_on_success_partial_rejection_and_failure() {
         std::fs::remove_file(part).unwrap();
     }
     let failed = project.dinmo(&["run"]);
-    assert_eq!(code(&failed), 1, "{}", describe(&failed));
+    exits(&failed, 1);
     let results = run_results(&project);
     assert_eq!(results["success"], false);
     assert_eq!(results["results"][0]["status"], "error");
@@ -119,11 +119,11 @@ fn apply_sends_exactly_the_planned_rows() {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 10), ("A2", 20)]);
     let plan = project.dinmo(&["plan", "--out", "plan.dinmo"]);
-    assert_eq!(code(&plan), 0, "{}", describe(&plan));
+    exits(&plan, 0);
     // New data lands after the review: apply must not pick it up.
     project.export_day("2026-11-19", &[("A3", 30)]);
     let apply = project.dinmo(&["apply", "plan.dinmo"]);
-    assert_eq!(code(&apply), 0, "{}", describe(&apply));
+    exits(&apply, 0);
     let mut rows = project.output_rows("usage.files");
     rows.sort();
     assert_eq!(rows.len(), 2, "{rows:#?}");
@@ -131,7 +131,7 @@ fn apply_sends_exactly_the_planned_rows() {
     assert_eq!(run_results(&project)["metadata"]["command"], "apply");
     // The plan is spent: the state moved, so applying it again is refused.
     let again = project.dinmo(&["apply", "plan.dinmo"]);
-    assert_eq!(code(&again), 1, "{}", describe(&again));
+    exits(&again, 1);
     assert!(
         stderr(&again).contains("the state moved since the plan was made"),
         "{}",
@@ -156,7 +156,7 @@ fn apply_refuses_a_stale_or_altered_plan() {
     altered[middle] ^= 0x55;
     std::fs::write(project.path().join("altered.dinmo"), &altered).unwrap();
     let refused = project.dinmo(&["apply", "altered.dinmo"]);
-    assert_eq!(code(&refused), 1, "{}", describe(&refused));
+    exits(&refused, 1);
     assert!(
         stderr(&refused).contains("altered.dinmo") && stderr(&refused).contains("altered"),
         "{}",
@@ -168,7 +168,7 @@ fn apply_refuses_a_stale_or_altered_plan() {
     assert_eq!(code(&project.dinmo(&["run"])), 0);
     let files = project.output_files("usage.files").len();
     let stale = project.dinmo(&["apply", "plan.dinmo"]);
-    assert_eq!(code(&stale), 1, "{}", describe(&stale));
+    exits(&stale, 1);
     assert!(
         stderr(&stale).contains("the state moved since the plan was made"),
         "{}",
@@ -179,7 +179,7 @@ fn apply_refuses_a_stale_or_altered_plan() {
 
 #[test]
 fn state_modified_selects_what_changed_and_combines_like_dbt() {
-    let nightly = MODEL.replace("model: usage", "model: nightly\ntags: [nightly]");
+    let nightly = MODEL.edit("model: usage", "model: nightly\ntags: [nightly]");
     let project = TestProject::new(PROJECT, &[("usage.yml", MODEL), ("nightly.yml", &nightly)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     assert_eq!(code(&project.dinmo(&["run"])), 0);
@@ -202,7 +202,7 @@ fn state_modified_selects_what_changed_and_combines_like_dbt() {
     assert!(sync_ids(&project, &plan).is_empty(), "nothing changed");
     project.write(
         "models/nightly.yml",
-        &nightly.replace("FROM events", "FROM events WHERE qty > 0"),
+        &nightly.edit("FROM events", "FROM events WHERE qty > 0"),
     );
     assert_eq!(sync_ids(&project, &plan), ["nightly.files"]);
     // Union and intersection.
@@ -254,7 +254,7 @@ fn show_exports_a_runs_rows() {
     let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     let run = manifests[0]["run_id"].as_str().unwrap();
     let show = project.dinmo(&["show", run, "--rows", "exported"]);
-    assert_eq!(code(&show), 0, "{}", describe(&show));
+    exits(&show, 0);
     let sent = std::fs::read_to_string(project.path().join("exported/usage.files.sent.csv")).unwrap();
     let rejected = std::fs::read_to_string(project.path().join("exported/usage.files.rejected.csv")).unwrap();
     assert_eq!(sent.lines().count(), 1 + 5, "{sent}");
@@ -264,7 +264,7 @@ fn show_exports_a_runs_rows() {
         "{rejected}"
     );
     let parquet = project.dinmo(&["show", run, "--rows", "exported-parquet", "--rows-format", "parquet"]);
-    assert_eq!(code(&parquet), 0, "{}", describe(&parquet));
+    exits(&parquet, 0);
     assert!(
         project
             .path()
@@ -277,12 +277,12 @@ fn show_exports_a_runs_rows() {
 fn init_writes_a_project_that_validates_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let init = dinmo_in(dir.path(), &["init", "billing"], &[]);
-    assert_eq!(code(&init), 0, "{}", describe(&init));
+    exits(&init, 0);
     let project = dir.path().join("billing");
     let validate = dinmo_in(&project, &["validate"], &[]);
-    assert_eq!(code(&validate), 0, "{}", describe(&validate));
+    exits(&validate, 0);
     let run = dinmo_in(&project, &["run"], &[]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let again = dinmo_in(dir.path(), &["init", "billing"], &[]);
     assert_eq!(code(&again), 1, "init never overwrites: {}", describe(&again));
 }

@@ -190,6 +190,39 @@ pub fn write_parquet(path: &Path, batch: &RecordBatch) {
     writer.close().expect("close");
 }
 
+/// Edits a fixture (a model file, `dinmo.yml`) and fails when the text to replace is not in
+/// it: a pattern that drifted would otherwise test the unchanged fixture.
+pub trait Edit {
+    /// The text with every `from` replaced by `to`; panics when there is no `from`.
+    fn edit(&self, from: &str, to: &str) -> String;
+}
+
+impl Edit for str {
+    #[track_caller]
+    fn edit(&self, from: &str, to: &str) -> String {
+        assert!(self.contains(from), "the fixture has no {from:?} to replace:\n{self}");
+        self.replace(from, to)
+    }
+}
+
+/// Asserts `output` ended with exit `expected`, printing the whole output when it did not.
+#[track_caller]
+pub fn exits(output: &Output, expected: i32) {
+    assert_eq!(code(output), expected, "{}", describe(output));
+}
+
+/// Asserts `output` ended with exit `expected` and its stderr holds every one of `needles`;
+/// returns the stderr.
+#[track_caller]
+pub fn fails_with(output: &Output, expected: i32, needles: &[&str]) -> String {
+    exits(output, expected);
+    let err = stderr(output);
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{}", describe(output));
+    }
+    err
+}
+
 /// Exit code, stdout and stderr, for assertion messages.
 pub fn describe(output: &Output) -> String {
     format!(

@@ -227,7 +227,7 @@ fn throttling_and_server_errors_lose_and_double_nothing() {
         export(&project, day, &day_rows(24));
     }
     let run = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert_exactly_once(&sim, 72);
     let counters = sim.sim.state.lock().counters.clone();
     assert!(
@@ -271,7 +271,7 @@ fn an_expired_token_is_refreshed_mid_run() {
     let project = zuora_project(&sim, "actions", "    batch_size: 2\n    concurrency: 1\n");
     export(&project, "2026-11-18", &day_rows(12));
     let run = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert_exactly_once(&sim, 12);
     let counters = sim.sim.state.lock().counters.clone();
     assert!(counters.token_requests >= 2, "a new token after the 401: {counters:?}");
@@ -285,7 +285,7 @@ fn an_unknown_unit_of_measure_is_rejected_before_sending() {
     rows.push(("A00000001".into(), "BOGUS_UNIT".into(), 1));
     export(&project, "2026-11-18", &rows);
     let run = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&run), 3, "{}", describe(&run));
+    exits(&run, 3);
     assert!(
         stdout(&run).contains("unknown_unit_of_measure (UOM): unit of measure `BOGUS_UNIT` is not defined"),
         "{}",
@@ -294,7 +294,7 @@ fn an_unknown_unit_of_measure_is_rejected_before_sending() {
     assert_exactly_once(&sim, 4);
     assert!(sim.records().iter().all(|r| r.uom != "BOGUS_UNIT"));
     let connect = run_against(&project, &sim, &["validate", "--connect"]);
-    assert_eq!(code(&connect), 0, "{}", describe(&connect));
+    exits(&connect, 0);
     assert!(
         stdout(&connect).contains("4 active unit(s) of measure: API_CALL, EACH, GB_STORED, SEAT"),
         "{}",
@@ -319,8 +319,8 @@ destinations:
         &[(
             "usage.yml",
             MODEL
-                .replace("destination: files", "destination: zuora")
-                .replace("UnitOfMeasure", "UOM")
+                .edit("destination: files", "destination: zuora")
+                .edit("UnitOfMeasure", "UOM")
                 .as_str(),
         )],
     );
@@ -329,7 +329,7 @@ destinations:
         &["validate"],
         &[("ZUORA_CLIENT_ID", "x"), ("ZUORA_CLIENT_SECRET", "s3cr3t-value")],
     );
-    assert_eq!(code(&output), 1, "{}", describe(&output));
+    exits(&output, 1);
     assert!(
         stderr(&output).contains("uses http:// to a non-loopback host"),
         "{}",
@@ -498,9 +498,9 @@ fn rollback_of_a_pending_import_deletes_it_whole() {
     let manifests: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     let run_id = manifests[0]["run_id"].as_str().unwrap().to_string();
     let rollback = run_against(&project, &sim, &["rollback", &run_id]);
-    assert_eq!(code(&rollback), 0, "{}", describe(&rollback));
+    exits(&rollback, 0);
     assert!(sim.records().is_empty());
     let again = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&again), 0, "{}", describe(&again));
+    exits(&again, 0);
     assert_exactly_once(&sim, 6);
 }

@@ -71,7 +71,7 @@ fn validate_connect_lists_active_units_and_flags_a_literal_unit_the_tenant_lacks
     let project = zuora_project(&sim, "actions", "");
     export(&project, "2026-11-18", &usage_rows(4));
     let connected = run_against(&project, &sim, &["validate", "--connect"]);
-    assert_eq!(code(&connected), 0, "{}", describe(&connected));
+    exits(&connected, 0);
     let out = stdout(&connected);
     assert!(
         out.contains("4 active unit(s) of measure: API_CALL, EACH, GB_STORED, SEAT"),
@@ -84,8 +84,7 @@ fn validate_connect_lists_active_units_and_flags_a_literal_unit_the_tenant_lacks
         &usage_model("SELECT account, 'RETIRED_UNIT' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events"),
     );
     let flagged = run_against(&project, &sim, &["validate", "--connect"]);
-    assert_eq!(code(&flagged), 1, "{}", describe(&flagged));
-    let err = stderr(&flagged);
+    let err = fails_with(&flagged, 1, &[]);
     assert!(err.contains("usage.yml:8:"), "names the mapping line: {err}");
     assert!(
         err.contains("UOM is mapped to `uom`, the literal 'RETIRED_UNIT'")
@@ -124,13 +123,13 @@ fn rollback_of_an_import_over_2000_records_reads_every_page() {
     let sim = Sim::start(SimConfig::default());
     let project = many_rows_project(&sim, "import", 2_500, "");
     let run = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert_eq!(sim.records().len(), 2_500);
     let runs = run_against(&project, &sim, &["runs", "--format", "json"]);
     let listed: Value = serde_json::from_slice(&runs.stdout).unwrap();
     let run_id = listed[0]["run_id"].as_str().unwrap().to_string();
     let rolled = run_against(&project, &sim, &["rollback", &run_id]);
-    assert_eq!(code(&rolled), 0, "{}", describe(&rolled));
+    exits(&rolled, 0);
     assert_eq!(
         sim.records().len(),
         0,
@@ -142,7 +141,7 @@ fn rollback_of_an_import_over_2000_records_reads_every_page() {
     );
     // The rows are new again and go out once more, exactly once.
     let again = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&again), 0, "{}", describe(&again));
+    exits(&again, 0);
     assert_eq!(sim.records().len(), 2_500);
 }
 
@@ -157,7 +156,7 @@ fn a_spent_rate_window_is_waited_out_by_ratelimit_reset() {
     let project = many_rows_project(&sim, "actions", 400, "    batch_size: 10\n");
     let started = Instant::now();
     let run = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     let records = sim.records();
     assert_eq!(records.len(), 400);
     let throttled = sim.sim.state.lock().counters.throttled;
@@ -181,7 +180,7 @@ fn server_errors_and_concurrency_429s_do_not_wait_for_the_rate_window() {
     let project = many_rows_project(&sim, "object", 200, "    concurrency: 8\n");
     let started = Instant::now();
     let run = run_against(&project, &sim, &["run"]);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert_eq!(sim.records().len(), 200);
     let counters = sim.sim.state.lock().counters.clone();
     assert!(counters.server_errors > 5 && counters.throttled > 5, "{counters:?}");
@@ -205,9 +204,9 @@ fn every_create_request_but_the_last_carries_a_full_batch_across_delivery_batche
         ("DINMO_DELIVERY_BATCH_ROWS", "10"),
     ];
     let run = dinmo_in(project.path(), &["run"], &env);
-    assert_eq!(code(&run), 0, "{}", describe(&run));
+    exits(&run, 0);
     assert_eq!(sim.records().len(), 103);
     assert_eq!(endpoint_count(&sim, "POST /v1/action/create"), 5);
     let again = dinmo_in(project.path(), &["plan", "--detailed-exitcode"], &env);
-    assert_eq!(code(&again), 0, "{}", describe(&again));
+    exits(&again, 0);
 }

@@ -24,6 +24,14 @@ impl Secret {
     }
 }
 
+/// Writes the value itself: only for the config's round trip through `${VAR}` substitution
+/// ([`crate::registry::DestinationConfig::map_strings`]). Nothing else serialises a config.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("\"***\"")

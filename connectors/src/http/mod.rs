@@ -1,7 +1,8 @@
-//! What every HTTP destination shares: the retry policy that classifies each answer,
-//! credentials that never print, and the token cache.
+//! What every HTTP destination shares: the retry policy that classifies each answer, the one
+//! loop that sends through it ([`driver`]), credentials that never print, and the token cache.
 
 pub mod credentials;
+pub mod driver;
 pub mod exchange;
 pub mod retry;
 pub mod token;

@@ -1,11 +1,11 @@
 //! `type: zuora` configuration.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::http::credentials::{Secret, check_base_url};
 
 /// Zuora's named API hosts (the `servers` of Zuora's OpenAPI spec).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Environment {
     /// US Production, Cloud 2: `https://rest.na.zuora.com`.
@@ -49,7 +49,7 @@ impl Environment {
 }
 
 /// How usage records are created.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// `POST /v1/action/create`, up to 50 records a call, one result per record.
@@ -62,7 +62,7 @@ pub enum Method {
 }
 
 /// Sends usage records to Zuora Billing through its REST API.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZuoraConfig {
     /// A named Zuora environment (`us-production`, `us-api-sandbox`, `eu-production`, …);

@@ -91,6 +91,18 @@ impl ZuoraDestination {
     }
 }
 
+impl crate::destination::DestinationSpec for ZuoraConfig {
+    const LEDGER: crate::destination::Ledger = crate::destination::Ledger::Billing;
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        ZuoraConfig::validate(self)
+    }
+
+    fn build(&self, name: &str, _: &crate::destination::OpenLocation<'_>) -> Result<Arc<dyn Destination>> {
+        Ok(Arc::new(ZuoraDestination::new(name, self.clone())?))
+    }
+}
+
 /// `DELETE /v1/object/usage/{id}`: `Ok(Err(reason))` when Zuora refuses. A 404 counts as
 /// deleted: either an earlier attempt whose answer was lost deleted it, or it is gone anyway,
 /// and in both cases the usage is not in Zuora.

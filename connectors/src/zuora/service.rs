@@ -11,13 +11,14 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::config::{Secret, ZuoraConfig};
 use super::errors::{messages, reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
+use crate::http::driver::{Ended, Event, Request, Service, with_retries};
 use crate::http::exchange::{Exchange, exchange};
-use crate::http::{Action, RetryPolicy, RetryReason, Token, TokenCache, classify};
+use crate::http::{RetryPolicy, Token, TokenCache};
 
 /// A request body.
 #[derive(Debug, Clone)]
@@ -133,12 +134,35 @@ impl std::fmt::Debug for ZuoraService {
     }
 }
 
-/// A request that ended without a final answer.
-enum Ended {
-    /// The credentials were refused (HTTP 401), with Zuora's message.
-    Unauthorized(String),
-    /// Retries ran out, or retrying could do harm.
-    Failed(ConnectorError),
+/// The retry loop's hooks: the configured pace, the request counters, and Zuora's temporary
+/// error codes.
+impl Service for ZuoraService {
+    fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    async fn pace(&self) {
+        if let Some(pacer) = &self.pacer {
+            pacer.until_ready().await;
+        }
+    }
+
+    fn observe(&self, event: Event) {
+        let counter = match event {
+            Event::Sent => &self.stats.requests,
+            Event::Throttled => &self.stats.throttled,
+            Event::Retrying => &self.stats.retries,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn temporary(&self, body: &Value) -> Option<String> {
+        temporary(body)
+    }
 }
 
 impl ZuoraService {
@@ -200,16 +224,14 @@ impl ZuoraService {
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.expose()),
         ];
-        // Asking for another token has no second effect, so the request counts as idempotent.
-        let sent = self
-            .with_retries("POST", &url, true, || {
-                self.exchange(self.client.post(&url).headers(self.common_headers()).form(&form))
-            })
-            .await;
+        let sent = with_retries(self, Request::token(&url), || {
+            self.exchange(self.client.post(&url).headers(self.common_headers()).form(&form))
+        })
+        .await;
         let (status, body) = match sent {
-            Ok(answer) => answer,
-            Err(Ended::Unauthorized(message)) => return Err(self.auth_error(&url, 401, &message)),
-            Err(Ended::Failed(error)) => return Err(error),
+            Ok(answer) => (answer.status, answer.body),
+            Err(Ended::Unauthorized(body)) => return Err(self.auth_error(&url, 401, &messages(&body))),
+            Err(Ended::Failed(gave_up)) => return Err(ConnectorError::exhausted(&self.destination, gave_up)),
         };
         if !(200..300).contains(&status) {
             let message = messages(&body);
@@ -234,84 +256,6 @@ impl ZuoraService {
         Ok(Token { value, renew_at })
     }
 
-    /// Sends with `send` until the retry policy calls the answer final. `Ok((status, body))`:
-    /// a final answer, 2xx or a refusal the caller reads.
-    async fn with_retries<F, Fut>(
-        &self,
-        method: &str,
-        url: &str,
-        idempotent: bool,
-        mut send: F,
-    ) -> std::result::Result<(u16, Value), Ended>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Exchange>,
-    {
-        let mut retrying = self.policy.start();
-        loop {
-            self.pace().await;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let exchange = send().await;
-            let action = classify(&exchange.attempt(temporary), idempotent);
-            let why = match action {
-                Action::Done => {
-                    return match exchange {
-                        Exchange::Answered { status, body, .. } => Ok((status, body)),
-                        // `classify` never calls a missing answer final.
-                        Exchange::NotSent(why) => Err(Ended::Failed(self.exhausted(
-                            method,
-                            url,
-                            retrying.attempts(),
-                            RetryReason::NotSent(why),
-                        ))),
-                        Exchange::Lost(why) => Err(Ended::Failed(self.exhausted(
-                            method,
-                            url,
-                            retrying.attempts(),
-                            RetryReason::Lost(why),
-                        ))),
-                    };
-                }
-                Action::Reauthenticate => {
-                    let body = match &exchange {
-                        Exchange::Answered { body, .. } => body,
-                        _ => &Value::Null,
-                    };
-                    let message = messages(body);
-                    return Err(Ended::Unauthorized(message));
-                }
-                Action::GiveUp(why) => {
-                    return Err(Ended::Failed(self.exhausted(method, url, retrying.attempts(), why)));
-                }
-                Action::Retry { delay, why } => {
-                    if let Exchange::Answered { status: 429, .. } = exchange {
-                        self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                    }
-                    match retrying.next_wait(delay) {
-                        Some(wait) => {
-                            self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                            warn!(destination = %self.destination, %method, %url, attempt = retrying.attempts() - 1, wait_ms = wait.as_millis() as u64, reason = %why, "retrying");
-                            tokio::time::sleep(wait).await;
-                            continue;
-                        }
-                        None => why,
-                    }
-                }
-            };
-            return Err(Ended::Failed(self.exhausted(method, url, retrying.attempts(), why)));
-        }
-    }
-
-    fn exhausted(&self, method: &str, url: &str, attempts: usize, last: RetryReason) -> ConnectorError {
-        ConnectorError::RetriesExhausted {
-            destination: self.destination.clone(),
-            method: method.to_string(),
-            url: url.to_string(),
-            attempts,
-            last,
-        }
-    }
-
     /// One attempt: sends and reads the whole answer. An answer lost after Zuora may have
     /// stored the record is safe to retry only under the Idempotency-Key.
     async fn exchange(&self, builder: reqwest::RequestBuilder) -> Exchange {
@@ -324,12 +268,6 @@ impl ZuoraService {
             url: url.to_string(),
             status,
             message: message.to_string(),
-        }
-    }
-
-    async fn pace(&self) {
-        if let Some(pacer) = &self.pacer {
-            pacer.until_ready().await;
         }
     }
 
@@ -361,21 +299,30 @@ impl ZuoraService {
             // A slot of `concurrency` is held only while a request is on the wire: a request
             // waiting out a backoff leaves its slot to the others (Zuora counts requests in
             // flight, not requests waiting).
-            let sent = self
-                .with_retries(&method, &url, request.idempotent(), || async {
-                    match self.permits.acquire().await {
-                        Ok(_permit) => self.exchange(self.request_builder(request, &url, &token)).await,
-                        Err(closed) => Exchange::NotSent(closed.to_string()),
-                    }
-                })
-                .await;
+            let attempt = Request {
+                method: &method,
+                url: &url,
+                idempotent: request.idempotent(),
+            };
+            let sent = with_retries(self, attempt, || async {
+                match self.permits.acquire().await {
+                    Ok(_permit) => self.exchange(self.request_builder(request, &url, &token)).await,
+                    Err(closed) => Exchange::NotSent(closed.to_string()),
+                }
+            })
+            .await;
             match sent {
-                Ok((status, body)) => return Ok(ApiResponse { status, body }),
-                Err(Ended::Failed(error)) => return Err(error),
-                Err(Ended::Unauthorized(message)) => {
+                Ok(answer) => {
+                    return Ok(ApiResponse {
+                        status: answer.status,
+                        body: answer.body,
+                    });
+                }
+                Err(Ended::Failed(gave_up)) => return Err(ConnectorError::exhausted(&self.destination, gave_up)),
+                Err(Ended::Unauthorized(body)) => {
                     self.token.forget(&token).await;
                     if reauthenticated {
-                        return Err(self.auth_error(&url, 401, &message));
+                        return Err(self.auth_error(&url, 401, &messages(&body)));
                     }
                     reauthenticated = true;
                     debug!(destination = %self.destination, "token refused; fetching a new one");

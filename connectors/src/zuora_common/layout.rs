@@ -5,10 +5,10 @@ use std::borrow::Cow;
 use crate::rules::NumberLimits;
 use crate::rules::{FieldKind, FieldSpec};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The CSV layout of a usage import file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// The current layout (Active Rating / usage with `UniqueKey`).

@@ -1,8 +1,10 @@
 //! What the two Zuora usage sinks share: the documented usage layouts and their field rules
 //! ([`layout`]), a mapped batch converted to per-row cells and verdicts ([`prepare`]), and the
 //! usage import file encoding ([`encoder`]), which `zuora_file` writes to a folder and `zuora`
-//! uploads to the usage import API.
+//! uploads to the usage import API; and the acknowledgement queue of the file writers
+//! ([`ack`]).
 
+pub mod ack;
 pub mod encoder;
 pub mod layout;
 pub(crate) mod prepare;

@@ -1,7 +1,7 @@
 //! `type: zuora_file` configuration.
 
 use chrono::format::StrftimeItems;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::zuora_common::Layout;
 
@@ -14,7 +14,7 @@ pub const MIN_FILE_BYTES: u64 = 64 * 1024;
 
 /// Writes Zuora usage import files (CSV, optionally zipped) for upload in the Zuora UI or
 /// through the usage import API.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZuoraFileConfig {
     /// Folder the files are written to: a local path (relative to the project) or an

@@ -62,6 +62,31 @@ impl ZuoraFileDestination {
     }
 }
 
+impl crate::destination::DestinationSpec for ZuoraFileConfig {
+    const LOCATIONS: &'static [&'static str] = &["path"];
+    const LEDGER: crate::destination::Ledger = crate::destination::Ledger::Billing;
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        ZuoraFileConfig::validate(self)
+    }
+
+    fn build(
+        &self,
+        name: &str,
+        open: &crate::destination::OpenLocation<'_>,
+    ) -> Result<std::sync::Arc<dyn Destination>> {
+        let output = open(&self.path).map_err(|message| ConnectorError::InvalidConfig {
+            destination: name.to_string(),
+            message,
+        })?;
+        Ok(std::sync::Arc::new(ZuoraFileDestination::new(
+            name,
+            self.clone(),
+            output,
+        )?))
+    }
+}
+
 #[async_trait]
 impl Destination for ZuoraFileDestination {
     fn kind(&self) -> &'static str {

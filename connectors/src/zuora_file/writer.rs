@@ -19,20 +19,12 @@ use crate::error::{ConnectorError, Result};
 
 use super::config::ZuoraFileConfig;
 use super::request::{EncodedRows, RowEncoder};
+use crate::zuora_common::ack::AckQueue;
 use crate::zuora_common::encoder::{EncodedFile, UsageFileEncoder};
 
 /// Files stored at once: enough to keep placing rows while a file is written, few enough
 /// that finished files waiting for the store do not pile up in memory.
 const STORES_UNDER_WAY: usize = 2;
-
-/// A batch whose accepted rows wait for their file to be stored.
-#[derive(Debug)]
-struct Waiting {
-    batch: RecordBatch,
-    statuses: Vec<RowStatus>,
-    /// The last file sequence holding one of its rows; `None` when no row was accepted.
-    last_file: Option<u32>,
-}
 
 /// A batch being encoded on a blocking thread.
 #[derive(Debug)]
@@ -53,11 +45,10 @@ pub(super) struct ZuoraFileWriter {
     /// How many batches may be encoded at once.
     parallelism: usize,
     encoder: Option<UsageFileEncoder>,
-    waiting: VecDeque<Waiting>,
+    /// Batches waiting for the files holding their rows to be stored.
+    waiting: AckQueue,
     /// Files being stored, oldest first, with their sequence numbers.
     storing: VecDeque<(u32, JoinHandle<Result<Path>>)>,
-    /// Every file up to this sequence is stored.
-    stored_through: u32,
     delivered: Vec<String>,
 }
 
@@ -79,9 +70,8 @@ impl ZuoraFileWriter {
             encoding: VecDeque::new(),
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
             encoder: None,
-            waiting: VecDeque::new(),
+            waiting: AckQueue::default(),
             storing: VecDeque::new(),
-            stored_through: 0,
             delivered: Vec::new(),
         })
     }
@@ -157,7 +147,7 @@ impl ZuoraFileWriter {
             destination: self.destination.clone(),
             source,
         })??;
-        self.stored_through = sequence;
+        self.waiting.stored_through(sequence);
         self.delivered.push(self.output.display_of(&path));
         Ok(())
     }
@@ -213,28 +203,13 @@ impl ZuoraFileWriter {
                 });
             }
         }
-        self.waiting.push_back(Waiting {
-            batch,
-            statuses,
-            last_file,
-        });
+        self.waiting
+            .push(batch, statuses.into_iter().map(Some).collect(), last_file);
         Ok(())
     }
 
     fn release(&mut self) -> Vec<BatchOutcome> {
-        let mut done = Vec::new();
-        while let Some(front) = self.waiting.front() {
-            if front.last_file.is_some_and(|seq| seq > self.stored_through) {
-                break;
-            }
-            if let Some(ready) = self.waiting.pop_front() {
-                done.push(BatchOutcome {
-                    batch: ready.batch,
-                    statuses: ready.statuses,
-                });
-            }
-        }
-        done
+        self.waiting.release()
     }
 }
 

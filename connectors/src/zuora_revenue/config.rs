@@ -1,6 +1,6 @@
 //! `type: zuora_revenue` configuration.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::template::DateFormat;
 use crate::http::{Secret, check_base_url};
@@ -15,7 +15,7 @@ pub const DEFAULT_TEMPLATE: &str = "RevPro Usage Upload";
 pub const DEFAULT_OAUTH_URL: &str = "https://one.zuora.com/oauth2/token";
 
 /// How rows reach Revenue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevenueMode {
     /// CSV files in a folder or object store, uploaded by a person in File Upload >
@@ -27,7 +27,7 @@ pub enum RevenueMode {
 }
 
 /// How `mode: api` authenticates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RevenueAuth {
     /// `POST /api/integration/v1/authenticate` with Basic credentials and the `role` and
@@ -41,7 +41,7 @@ pub enum RevenueAuth {
 /// Sends usage to Zuora Revenue (RevPro) through the "RevPro Usage Upload" template, as files
 /// for the UI or through the Revenue upload API. Revenue has no duplicate detection and no
 /// undo: dinmo records every upload before it is sent and never sends one twice.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZuoraRevenueConfig {
     /// `file` (default: CSV files for File Upload > Consumption) or `api` (the Revenue upload

@@ -106,6 +106,29 @@ impl ZuoraRevenueDestination {
     }
 }
 
+impl crate::destination::DestinationSpec for ZuoraRevenueConfig {
+    const LOCATIONS: &'static [&'static str] = &["path"];
+    const LEDGER: crate::destination::Ledger = crate::destination::Ledger::Revenue;
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        ZuoraRevenueConfig::validate(self)
+    }
+
+    /// The folder is opened only for `mode: file`; the API mode writes nowhere.
+    fn build(&self, name: &str, open: &crate::destination::OpenLocation<'_>) -> Result<Arc<dyn Destination>> {
+        let output = match &self.path {
+            Some(path) if self.mode == RevenueMode::File => {
+                Some(open(path).map_err(|message| ConnectorError::InvalidConfig {
+                    destination: name.to_string(),
+                    message,
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Arc::new(ZuoraRevenueDestination::new(name, self.clone(), output)?))
+    }
+}
+
 #[async_trait]
 impl Destination for ZuoraRevenueDestination {
     fn kind(&self) -> &'static str {

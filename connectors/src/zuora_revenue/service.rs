@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::config::{RevenueAuth, ZuoraRevenueConfig};
 use crate::error::{ConnectorError, Result};
-use crate::http::exchange::{Exchange, exchange};
-use crate::http::{Action, RetryPolicy, RetryReason, Token, TokenCache, classify};
+use crate::http::driver::{Answered, Ended, Request, Service, with_retries};
+use crate::http::exchange::exchange;
+use crate::http::{RetryPolicy, Token, TokenCache};
 
 /// Revenue's documented token lifetime.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -118,10 +119,15 @@ impl Answer {
     }
 }
 
-/// A request that ended without a final answer.
-enum Ended {
-    Unauthorized(String),
-    Failed(ConnectorError),
+/// The retry loop's hooks: Revenue documents no pacing and no temporary codes.
+impl Service for RevenueService {
+    fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
 }
 
 /// The HTTP side of one `zuora_revenue` destination.
@@ -185,17 +191,16 @@ impl RevenueService {
                 let role = self.config.role.clone().unwrap_or_default();
                 let clientname = self.config.clientname.clone().unwrap_or_default();
                 // Asking for a token has no second effect, so it may be repeated.
-                let sent = self
-                    .with_retries("POST", &url, true, || {
-                        let builder = self
-                            .client
-                            .post(&url)
-                            .basic_auth(&user, password.as_deref())
-                            .header("role", &role)
-                            .header("clientname", &clientname);
-                        exchange(builder, "revenue_token_received")
-                    })
-                    .await;
+                let sent = with_retries(self, Request::token(&url), || {
+                    let builder = self
+                        .client
+                        .post(&url)
+                        .basic_auth(&user, password.as_deref())
+                        .header("role", &role)
+                        .header("clientname", &clientname);
+                    exchange(builder, "revenue_token_received")
+                })
+                .await;
                 self.auth_answer(&url, sent)?
             }
             RevenueAuth::Oauth => {
@@ -212,11 +217,10 @@ impl RevenueService {
                     ("client_id", id.as_str()),
                     ("client_secret", secret.as_str()),
                 ];
-                let sent = self
-                    .with_retries("POST", &url, true, || {
-                        exchange(self.client.post(&url).form(&form), "revenue_token_received")
-                    })
-                    .await;
+                let sent = with_retries(self, Request::token(&url), || {
+                    exchange(self.client.post(&url).form(&form), "revenue_token_received")
+                })
+                .await;
                 self.auth_answer(&url, sent)?
             }
         };
@@ -256,19 +260,19 @@ impl RevenueService {
     fn auth_answer(
         &self,
         url: &str,
-        sent: std::result::Result<(u16, HeaderMap, Value), Ended>,
+        sent: std::result::Result<Answered, Ended>,
     ) -> Result<(String, Answer, HeaderMap)> {
-        let (status, headers, body) = match sent {
+        let Answered { status, headers, body } = match sent {
             Ok(answer) => answer,
-            Err(Ended::Unauthorized(message)) => {
+            Err(Ended::Unauthorized(body)) => {
                 return Err(ConnectorError::Auth {
                     destination: self.destination.clone(),
                     url: url.to_string(),
                     status: 401,
-                    message,
+                    message: Answer { status: 401, body }.message(),
                 });
             }
-            Err(Ended::Failed(error)) => return Err(error),
+            Err(Ended::Failed(gave_up)) => return Err(ConnectorError::exhausted(&self.destination, gave_up)),
         };
         let answer = Answer { status, body };
         if !(200..300).contains(&status) {
@@ -280,57 +284,6 @@ impl RevenueService {
             });
         }
         Ok((url.to_string(), answer, headers))
-    }
-
-    async fn with_retries<F, Fut>(
-        &self,
-        method: &str,
-        url: &str,
-        idempotent: bool,
-        mut send: F,
-    ) -> std::result::Result<(u16, HeaderMap, Value), Ended>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Exchange>,
-    {
-        let mut retrying = self.policy.start();
-        loop {
-            let attempt = send().await;
-            let why = match classify(&attempt.attempt(|_| None), idempotent) {
-                Action::Done => match attempt {
-                    Exchange::Answered { status, headers, body } => return Ok((status, headers, body)),
-                    Exchange::NotSent(why) => RetryReason::NotSent(why),
-                    Exchange::Lost(why) => RetryReason::Lost(why),
-                },
-                Action::Reauthenticate => {
-                    let message = match &attempt {
-                        Exchange::Answered { status, body, .. } => Answer {
-                            status: *status,
-                            body: body.clone(),
-                        }
-                        .message(),
-                        _ => String::new(),
-                    };
-                    return Err(Ended::Unauthorized(message));
-                }
-                Action::GiveUp(why) => why,
-                Action::Retry { delay, why } => match retrying.next_wait(delay) {
-                    Some(wait) => {
-                        warn!(destination = %self.destination, %method, %url, wait_ms = wait.as_millis() as u64, reason = %why, "retrying");
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    None => why,
-                },
-            };
-            return Err(Ended::Failed(ConnectorError::RetriesExhausted {
-                destination: self.destination.clone(),
-                method: method.to_string(),
-                url: url.to_string(),
-                attempts: retrying.attempts(),
-                last: why,
-            }));
-        }
     }
 
     fn request(&self, call: &RevenueCall, url: &str, token: &str) -> reqwest::RequestBuilder {
@@ -370,15 +323,22 @@ impl RevenueService {
                 RevenueCall::Upload { .. } => "revenue_upload_answered",
                 _ => "revenue_answer_received",
             };
-            let sent = self
-                .with_retries(call.method(), &url, call.idempotent(), || {
-                    exchange(self.request(call, &url, &token), point)
-                })
-                .await;
+            let request = Request {
+                method: call.method(),
+                url: &url,
+                idempotent: call.idempotent(),
+            };
+            let sent = with_retries(self, request, || exchange(self.request(call, &url, &token), point)).await;
             match sent {
-                Ok((status, _, body)) => return Ok(Answer { status, body }),
-                Err(Ended::Failed(error)) => return Err(error),
-                Err(Ended::Unauthorized(message)) => {
+                Ok(answer) => {
+                    return Ok(Answer {
+                        status: answer.status,
+                        body: answer.body,
+                    });
+                }
+                Err(Ended::Failed(gave_up)) => return Err(ConnectorError::exhausted(&self.destination, gave_up)),
+                Err(Ended::Unauthorized(body)) => {
+                    let message = Answer { status: 401, body }.message();
                     self.token.forget(&token).await;
                     if renewed {
                         return Err(ConnectorError::Auth {

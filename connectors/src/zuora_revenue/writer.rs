@@ -5,11 +5,8 @@
 //! next run offers them again.
 
 use crate::ids::SyncId;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
@@ -22,6 +19,7 @@ use super::upload::{FileOutcome, Uploader};
 use crate::destination::{BatchOutcome, Delivery, DestinationWriter, OutputLocation, RowStatus, WriteContext};
 use crate::error::Result;
 use crate::rules::{RejectCode, Rejection};
+use crate::zuora_common::ack::AckQueue;
 
 /// Where finished files go.
 #[derive(Debug)]
@@ -35,14 +33,6 @@ pub(super) enum Sink {
 /// Files sent but not yet settled, at most this many (Revenue's per-tenant upload limit).
 const IN_FLIGHT: usize = 2;
 
-/// A batch whose rows wait for their files.
-#[derive(Debug)]
-struct Waiting {
-    batch: RecordBatch,
-    statuses: Vec<Option<RowStatus>>,
-    unsettled: usize,
-}
-
 type Settling = BoxFuture<'static, (ReadyFile, Result<FileOutcome>)>;
 
 pub(super) struct RevenueWriter {
@@ -53,8 +43,8 @@ pub(super) struct RevenueWriter {
     sink: Sink,
     open: Option<OpenFile>,
     next_sequence: u32,
-    waiting: VecDeque<Waiting>,
-    first_batch: u64,
+    /// Batches waiting for the files holding their rows to be settled.
+    waiting: AckQueue,
     in_flight: FuturesOrdered<Settling>,
     delivered: Vec<String>,
 }
@@ -69,8 +59,7 @@ impl RevenueWriter {
             sink,
             open: None,
             next_sequence: 1,
-            waiting: VecDeque::new(),
-            first_batch: 0,
+            waiting: AckQueue::default(),
             in_flight: FuturesOrdered::new(),
             delivered: Vec::new(),
         }
@@ -145,33 +134,15 @@ impl RevenueWriter {
                 message: format!("{}: {message}", file.name),
             }),
         };
-        for (batch, row) in &file.members {
-            let Some(waiting) = self.waiting.get_mut((batch - self.first_batch) as usize) else {
-                continue;
-            };
-            if let Some(slot) = waiting.statuses.get_mut(*row as usize)
-                && slot.is_none()
-            {
-                *slot = Some(status.clone());
-                waiting.unsettled -= 1;
-            }
+        for &(batch, row) in &file.members {
+            self.waiting.settle(batch, row, &status);
         }
         Ok(())
     }
 
     /// The batches at the front whose rows are all final.
     fn release(&mut self) -> Vec<BatchOutcome> {
-        let mut done = Vec::new();
-        while self.waiting.front().is_some_and(|w| w.unsettled == 0) {
-            if let Some(ready) = self.waiting.pop_front() {
-                self.first_batch += 1;
-                done.push(BatchOutcome {
-                    batch: ready.batch,
-                    statuses: ready.statuses.into_iter().flatten().collect(),
-                });
-            }
-        }
-        done
+        self.waiting.release()
     }
 }
 
@@ -189,18 +160,12 @@ async fn store(destination: &str, output: &OutputLocation, sync_id: &SyncId, fil
 impl DestinationWriter for RevenueWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<Vec<BatchOutcome>> {
         let prepared = PreparedRows::new(&self.destination, &self.rules, &batch)?;
-        let number = self.first_batch + self.waiting.len() as u64;
         let statuses: Vec<Option<RowStatus>> = prepared
             .rejections
             .iter()
             .map(|r| r.clone().map(RowStatus::Rejected))
             .collect();
-        let unsettled = statuses.iter().filter(|s| s.is_none()).count();
-        self.waiting.push_back(Waiting {
-            batch,
-            statuses,
-            unsettled,
-        });
+        let number = self.waiting.push(batch, statuses, None);
         for row in 0..prepared.rejections.len() {
             if prepared.rejections[row].is_some() {
                 continue;
@@ -244,30 +209,6 @@ impl DestinationWriter for RevenueWriter {
     }
 
     fn acknowledged_before_failure(&mut self) -> Vec<BatchOutcome> {
-        let mut acknowledged = self.release();
-        for waiting in self.waiting.drain(..) {
-            let final_rows: Vec<u32> = (0..waiting.statuses.len() as u32)
-                .filter(|&row| waiting.statuses[row as usize].is_some())
-                .collect();
-            if final_rows.is_empty() {
-                continue;
-            }
-            let indices = UInt32Array::from(final_rows.clone());
-            match take_record_batch(&waiting.batch, &indices) {
-                Ok(batch) => {
-                    let statuses = final_rows
-                        .iter()
-                        .filter_map(|&row| waiting.statuses[row as usize].clone())
-                        .collect();
-                    acknowledged.push(BatchOutcome { batch, statuses });
-                }
-                // Rows of this very batch cannot be out of bounds; should it happen, the rows
-                // stay pending and the upload journal settles them on the next run.
-                Err(error) => {
-                    tracing::error!(destination = %self.destination, %error, "cannot hand back acknowledged rows")
-                }
-            }
-        }
-        acknowledged
+        self.waiting.drain_final()
     }
 }

@@ -28,10 +28,6 @@ pub enum DinmoError {
     #[error("{0}")]
     Config(ConfigReport),
 
-    /// A destination's `type:` has no row in the destination registry.
-    #[error("destination `{destination}`: type `{kind}` is not one dinmo can build")]
-    UnknownDestinationType { destination: String, kind: String },
-
     /// A selector matched nothing, or is malformed.
     #[error("selector `{selector}`: {message}")]
     Selector { selector: String, message: String },
@@ -164,13 +160,13 @@ pub enum DinmoError {
         reason: String,
     },
 
-    /// A `zuora_revenue` upload may or may not have reached Revenue, which has no duplicate
-    /// detection and cannot be asked without a request id.
+    /// A send may or may not have reached a destination that journals its sends and cannot be
+    /// asked about one (Zuora Revenue: no duplicate detection, nothing to look up).
     #[error(
         "sync `{sync}`, run `{run}`: {source}. Then run `dinmo state resolve-pending {sync} {run} --file {file} --sent` \
          (it is listed) or `--not-sent` (it is not); the next run settles the run's other rows"
     )]
-    UploadUndecided {
+    SendUndecided {
         sync: SyncId,
         run: RunId,
         file: String,
@@ -178,12 +174,12 @@ pub enum DinmoError {
         source: Box<dinmo_connectors::ConnectorError>,
     },
 
-    /// `resolve-pending` cannot tell which undecided upload an answer is about.
+    /// `resolve-pending` cannot tell which undecided send an answer is about.
     #[error(
         "sync `{sync}`, run `{run}`: {problem}; undecided uploads: {undecided}. Answer for each on its own: \
          `dinmo state resolve-pending {sync} {run} --file NAME --sent|--not-sent`"
     )]
-    UploadsToResolve {
+    SendsToResolve {
         sync: SyncId,
         run: RunId,
         problem: String,
@@ -289,8 +285,8 @@ pub enum DinmoError {
         #[source]
         source: Box<dinmo_connectors::ConnectorError>,
     },
-    /// A destination could not be built or reached.
-    #[error("destination `{destination}`: {source}")]
+    /// A destination could not be built or reached; the connector's message names it.
+    #[error("{source}")]
     DestinationSetup {
         destination: String,
         #[source]

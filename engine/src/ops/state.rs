@@ -413,7 +413,7 @@ impl<'p> ResolvePendingOp<'p> {
                 .map_err(DinmoError::destination(self.sync.clone()))?,
             None => Resolution::Settled(Vec::new()),
         };
-        let to_resolve = |problem: String, undecided: Vec<String>| DinmoError::UploadsToResolve {
+        let to_resolve = |problem: String, undecided: Vec<String>| DinmoError::SendsToResolve {
             sync: self.sync.clone(),
             run: self.run.clone(),
             problem,

@@ -1,12 +1,9 @@
 //! Finding and loading a project, collecting every static problem before failing.
 
-use dinmo_connectors::SyncId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dinmo_connectors::zuora::{Secret, ZuoraConfig};
-use dinmo_connectors::zuora_file::ZuoraFileConfig;
-use dinmo_connectors::zuora_revenue::ZuoraRevenueConfig;
+use dinmo_connectors::{Ledger, SyncId};
 use serde_saphyr::{MessageFormatter, Spanned};
 
 use super::byte_size::parse_byte_size;
@@ -242,97 +239,34 @@ impl Loader<'_> {
                 format!("destination name `{name}` may hold only letters, digits, `_` and `-`"),
             );
         }
-        let config = match spanned.value {
-            DestinationConfig::ZuoraFile(config) => {
-                let raw = Spanned {
-                    value: config.path.clone(),
-                    referenced: spanned.referenced,
-                    defined: spanned.defined,
-                };
-                let path = self.interpolated(file, &raw, &format!("destination `{name}` path"));
-                let config = ZuoraFileConfig {
-                    path: resolve_location(self.root, &path),
-                    ..config
-                };
-                for (key, message) in config.validate() {
-                    self.problem(file, at, format!("destination `{name}`: {key} {message}"));
+        // Every string of the config through `${VAR}` substitution, each problem at the
+        // destination's position; then each location resolved against the project.
+        let mut problems = Vec::new();
+        let root = self.root;
+        let lookup = self.lookup;
+        let mapped = spanned.value.map_strings(
+            |key, text| match interpolate(text, lookup) {
+                Ok(value) => value,
+                Err(found) => {
+                    problems.extend(found.into_iter().map(|p| format!("destination `{name}` {key}: {p}")));
+                    String::new()
                 }
-                DestinationConfig::ZuoraFile(config)
-            }
-            DestinationConfig::Zuora(config) => {
-                let at_destination = |value: &str| Spanned {
-                    value: value.to_string(),
-                    referenced: spanned.referenced,
-                    defined: spanned.defined,
-                };
-                let what = |key: &str| format!("destination `{name}` {key}");
-                let client_id = self.interpolated(file, &at_destination(&config.client_id), &what("client_id"));
-                let secret = self.interpolated(
-                    file,
-                    &at_destination(config.client_secret.expose()),
-                    &what("client_secret"),
-                );
-                let base_url = config
-                    .base_url
-                    .as_ref()
-                    .map(|u| self.interpolated(file, &at_destination(u), &what("base_url")));
-                let entity_id = config
-                    .entity_id
-                    .as_ref()
-                    .map(|e| self.interpolated(file, &at_destination(e), &what("entity_id")));
-                let config = ZuoraConfig {
-                    client_id,
-                    client_secret: Secret::new(secret),
-                    base_url,
-                    entity_id,
-                    ..config
-                };
-                for (key, message) in config.validate() {
-                    self.problem(file, at, format!("destination `{name}`: {key} {message}"));
-                }
-                DestinationConfig::Zuora(config)
-            }
-            DestinationConfig::ZuoraRevenue(config) => {
-                let at_destination = |value: &str| Spanned {
-                    value: value.to_string(),
-                    referenced: spanned.referenced,
-                    defined: spanned.defined,
-                };
-                let mut text = |key: &str, value: &Option<String>| {
-                    value
-                        .as_ref()
-                        .map(|v| self.interpolated(file, &at_destination(v), &format!("destination `{name}` {key}")))
-                };
-                let path = text("path", &config.path);
-                let base_url = text("base_url", &config.base_url);
-                let username = text("username", &config.username);
-                let role = text("role", &config.role);
-                let clientname = text("clientname", &config.clientname);
-                let client_id = text("client_id", &config.client_id);
-                let oauth_url = text("oauth_url", &config.oauth_url);
-                let password = text("password", &config.password.as_ref().map(|p| p.expose().to_string()));
-                let client_secret = text(
-                    "client_secret",
-                    &config.client_secret.as_ref().map(|p| p.expose().to_string()),
-                );
-                let config = ZuoraRevenueConfig {
-                    path: path.map(|p| resolve_location(self.root, &p)),
-                    base_url,
-                    username,
-                    role,
-                    clientname,
-                    client_id,
-                    oauth_url,
-                    password: password.map(Secret::new),
-                    client_secret: client_secret.map(Secret::new),
-                    ..config
-                };
-                for (key, message) in config.validate() {
-                    self.problem(file, at, format!("destination `{name}`: {key} {message}"));
-                }
-                DestinationConfig::ZuoraRevenue(config)
+            },
+            |location| resolve_location(root, location),
+        );
+        for problem in problems {
+            self.problem(file, at, problem);
+        }
+        let config = match mapped {
+            Ok(config) => config,
+            Err(message) => {
+                self.problem(file, at, format!("destination `{name}`: {message}"));
+                spanned.value
             }
         };
+        for (key, message) in config.validate() {
+            self.problem(file, at, format!("destination `{name}`: {key} {message}"));
+        }
         DestinationDef {
             name,
             config,
@@ -436,22 +370,22 @@ impl Loader<'_> {
         })
     }
 
-    /// A model synced to Zuora Billing (`zuora`, `zuora_file`) and to `zuora_revenue` is
+    /// A model synced to Zuora Billing (`zuora`, `zuora_file`) and to Zuora Revenue is
     /// counted twice in Revenue when Billing–Revenue Integration carries Billing's usage over
     /// (docs/zuora.md); refused unless the Revenue sync says `allow_billing_and_revenue: true`.
     fn check_double_accrual(&mut self, file: &Path, model: &str, syncs: &[Sync], destinations: &[DestinationDef]) {
-        let kind = |sync: &Sync| {
+        let ledger = |sync: &Sync| {
             destinations
                 .iter()
                 .find(|d| d.name == sync.destination)
-                .map(|d| d.config.kind())
+                .map(|d| d.config.ledger())
         };
-        let Some(billing) = syncs.iter().find(|s| matches!(kind(s), Some("zuora" | "zuora_file"))) else {
+        let Some(billing) = syncs.iter().find(|s| ledger(s) == Some(Ledger::Billing)) else {
             return;
         };
         for revenue in syncs
             .iter()
-            .filter(|s| kind(s) == Some("zuora_revenue") && !s.allow_billing_and_revenue)
+            .filter(|s| ledger(s) == Some(Ledger::Revenue) && !s.allow_billing_and_revenue)
         {
             self.problem(
                 file,

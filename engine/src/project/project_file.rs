@@ -3,9 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use dinmo_connectors::zuora::ZuoraConfig;
-use dinmo_connectors::zuora_file::ZuoraFileConfig;
-use dinmo_connectors::zuora_revenue::ZuoraRevenueConfig;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -147,28 +144,4 @@ pub struct SourceOptions {
     pub naive_timestamp_zone: Option<String>,
 }
 
-/// A destination, by its `type`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(tag = "type", deny_unknown_fields)]
-pub enum DestinationConfig {
-    /// Zuora usage import files.
-    #[serde(rename = "zuora_file")]
-    ZuoraFile(ZuoraFileConfig),
-    /// Zuora Billing's REST API.
-    #[serde(rename = "zuora")]
-    Zuora(ZuoraConfig),
-    /// Zuora Revenue's usage upload, by file or API.
-    #[serde(rename = "zuora_revenue")]
-    ZuoraRevenue(ZuoraRevenueConfig),
-}
-
-impl DestinationConfig {
-    /// The `type:` value.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            DestinationConfig::ZuoraFile(_) => "zuora_file",
-            DestinationConfig::Zuora(_) => "zuora",
-            DestinationConfig::ZuoraRevenue(_) => "zuora_revenue",
-        }
-    }
-}
+pub use dinmo_connectors::registry::DestinationConfig;

@@ -89,14 +89,14 @@ pub async fn deliver(
 ) -> Result<Vec<String>> {
     let sync_id = context.sync_id.clone();
     let run_id = context.run_id.clone();
-    let to_error = |source| match source {
-        dinmo_connectors::ConnectorError::UploadOutcomeUnknown { ref file, .. } => DinmoError::UploadUndecided {
+    let to_error = |source: dinmo_connectors::ConnectorError| match source.undecided_send().map(str::to_string) {
+        Some(file) => DinmoError::SendUndecided {
             sync: sync_id.clone(),
             run: run_id.clone(),
-            file: file.clone(),
+            file,
             source: Box::new(source),
         },
-        source => DinmoError::Destination {
+        None => DinmoError::Destination {
             sync: sync_id.clone(),
             source: Box::new(source),
         },
