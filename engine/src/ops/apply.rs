@@ -1,9 +1,7 @@
 //! `apply`: sends exactly the rows of a saved plan, without running any model, if no sync's
 //! state moved since the plan was made.
 
-use std::future::{Future, IntoFuture};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::time::Duration;
 
 use tracing::{error, info};
@@ -40,24 +38,6 @@ impl<'p> ApplyOp<'p> {
             show_progress: false,
             settings: Settings::default(),
         }
-    }
-
-    /// Wait up to `wait` for another run's locks (`--wait`).
-    pub fn wait(mut self, wait: Option<Duration>) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// Draw progress bars on stderr.
-    pub fn show_progress(mut self, show: bool) -> Self {
-        self.show_progress = show;
-        self
-    }
-
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
     }
 
     async fn execute(self) -> Result<RunReport> {
@@ -140,11 +120,9 @@ impl<'p> ApplyOp<'p> {
     }
 }
 
-impl<'p> IntoFuture for ApplyOp<'p> {
-    type Output = Result<RunReport>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + 'p>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.execute())
-    }
-}
+awaitable!(ApplyOp => RunReport);
+options!(ApplyOp {
+    wait,
+    show_progress,
+    settings
+});

@@ -11,6 +11,57 @@
 //! - `validate` is a [`ValidateOp`];
 //! - `runs` and `show` read a [`RunHistory`].
 
+/// Makes an operation awaitable: `Op::new(..).option(..).await` runs its `execute`.
+macro_rules! awaitable {
+    ($op:ident => $output:ty) => {
+        impl<'p> std::future::IntoFuture for $op<'p> {
+            type Output = $crate::error::Result<$output>;
+            type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + 'p>>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                Box::pin(self.execute())
+            }
+        }
+    };
+}
+
+/// The options most operations share, each a builder method setting the field of that name.
+macro_rules! options {
+    ($op:ident { $($field:ident),* }) => {
+        impl $op<'_> {
+            $(options!(@one $field);)*
+        }
+    };
+    (@one select) => {
+        /// Only the models and syncs `selector` selects.
+        pub fn select(mut self, selector: $crate::ops::Selector) -> Self {
+            self.selector = selector;
+            self
+        }
+    };
+    (@one wait) => {
+        /// Wait up to `wait` for another run's locks rather than failing at once (`--wait`).
+        pub fn wait(mut self, wait: Option<std::time::Duration>) -> Self {
+            self.wait = wait;
+            self
+        }
+    };
+    (@one show_progress) => {
+        /// Draw progress bars on stderr.
+        pub fn show_progress(mut self, show: bool) -> Self {
+            self.show_progress = show;
+            self
+        }
+    };
+    (@one settings) => {
+        /// The settings to run with (`Settings::from_env` in the CLI; the defaults otherwise).
+        pub fn settings(mut self, settings: $crate::settings::Settings) -> Self {
+            self.settings = settings;
+            self
+        }
+    };
+}
+
 mod apply;
 mod history;
 mod project;

@@ -6,8 +6,6 @@
 //! the rollback to be run again.
 
 use std::collections::BTreeSet;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, BooleanArray};
@@ -88,18 +86,6 @@ impl<'p> RollbackOp<'p> {
         }
     }
 
-    /// Only the syncs `selector` selects.
-    pub fn select(mut self, selector: Selector) -> Self {
-        self.selector = selector;
-        self
-    }
-
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
     async fn execute(self) -> Result<RollbackReport> {
         let project = self.project;
         let selection = self.selector.resolve(project).await?;
@@ -149,14 +135,8 @@ impl<'p> RollbackOp<'p> {
     }
 }
 
-impl<'p> IntoFuture for RollbackOp<'p> {
-    type Output = Result<RollbackReport>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + 'p>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.execute())
-    }
-}
+awaitable!(RollbackOp => RollbackReport);
+options!(RollbackOp { select, settings });
 
 /// Rolls one sync back from its run: deletes what the run delivered where the destination
 /// allows it, stores the snapshot part of the rows still delivered, then the manifest, then

@@ -1,9 +1,7 @@
 //! `plan` and `run`: every selected model runs once; each of its syncs is prepared, diffed and
 //! finished ([`SyncRun`]), under the syncs' locks when rows are sent.
 
-use std::future::{Future, IntoFuture};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::time::Duration;
 
 use datafusion::prelude::SessionContext;
@@ -55,12 +53,6 @@ impl<'p> RunOp<'p> {
         }
     }
 
-    /// Only the models and syncs `selector` selects.
-    pub fn select(mut self, selector: Selector) -> Self {
-        self.selector = selector;
-        self
-    }
-
     /// Compute only: nothing is sent and no lock is taken (`plan`, `run --dry-run`).
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
@@ -70,12 +62,6 @@ impl<'p> RunOp<'p> {
     /// Ignore the snapshots: every row of the model is new (`--full-refresh`).
     pub fn full_refresh(mut self, full_refresh: bool) -> Self {
         self.full_refresh = full_refresh;
-        self
-    }
-
-    /// Wait up to `wait` for another run's locks rather than failing at once (`--wait`).
-    pub fn wait(mut self, wait: Option<Duration>) -> Self {
-        self.wait = wait;
         self
     }
 
@@ -89,18 +75,6 @@ impl<'p> RunOp<'p> {
     /// Save the plan's rows and state versions to `path`, for `apply` (`plan --out`).
     pub fn save_plan(mut self, path: Option<PathBuf>) -> Self {
         self.save_plan = path;
-        self
-    }
-
-    /// Draw progress bars on stderr.
-    pub fn show_progress(mut self, show: bool) -> Self {
-        self.show_progress = show;
-        self
-    }
-
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
         self
     }
 
@@ -159,14 +133,13 @@ impl<'p> RunOp<'p> {
     }
 }
 
-impl<'p> IntoFuture for RunOp<'p> {
-    type Output = Result<RunReport>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + 'p>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.execute())
-    }
-}
+awaitable!(RunOp => RunReport);
+options!(RunOp {
+    select,
+    wait,
+    show_progress,
+    settings
+});
 
 /// One model: each sync prepared (earlier runs settled, its snapshot's keys loaded), the model
 /// run once, each sync diffed and finished. The reports keep the syncs' order.

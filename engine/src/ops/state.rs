@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::time::Duration;
 
 use dinmo_connectors::zuora_revenue::journal::Resolution;
@@ -24,22 +22,6 @@ use crate::sync::commit::Commit;
 use crate::sync::context::{RunContext, create_staging, git_commit};
 use crate::sync::recovery::{count_delivered, resolve_by_hand, settle_by_lookup};
 use crate::sync::run::identity_of;
-
-/// The boxed future every operation here is awaited as.
-type OpFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + 'a>>;
-
-macro_rules! awaitable {
-    ($op:ident => $output:ty) => {
-        impl<'p> IntoFuture for $op<'p> {
-            type Output = Result<$output>;
-            type IntoFuture = OpFuture<'p, $output>;
-
-            fn into_future(self) -> Self::IntoFuture {
-                Box::pin(self.execute())
-            }
-        }
-    };
-}
 
 /// Checks every sync's manifests, parts (size and checksum), unnamed files, checkpoint and
 /// lock.
@@ -368,12 +350,6 @@ impl<'p> ResolvePendingOp<'p> {
         self
     }
 
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
     async fn execute(self) -> Result<Resolved> {
         let state = StateStore::open(&self.project.state)?;
         let resolver = RunId::new();
@@ -444,6 +420,7 @@ impl<'p> ResolvePendingOp<'p> {
 }
 
 awaitable!(ResolvePendingOp => Resolved);
+options!(ResolvePendingOp { settings });
 
 /// Rebuilds the state of syncs whose state is gone, from what their destination holds: every
 /// row of the model that the destination finds by its own keys is recorded as delivered
@@ -488,21 +465,9 @@ impl<'p> RebuildOp<'p> {
         }
     }
 
-    /// Only the syncs `selector` selects.
-    pub fn select(mut self, selector: Selector) -> Self {
-        self.selector = selector;
-        self
-    }
-
     /// Record what was found (`--write`), rather than only count it.
     pub fn write(mut self, write: bool) -> Self {
         self.write = write;
-        self
-    }
-
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
         self
     }
 
@@ -607,6 +572,7 @@ impl<'p> RebuildOp<'p> {
 }
 
 awaitable!(RebuildOp => Vec<Rebuilt>);
+options!(RebuildOp { select, settings });
 
 /// Writes a checkpoint of every settled run of each sync, so later runs read one index and
 /// its key parts rather than every manifest.
@@ -638,18 +604,6 @@ impl<'p> CompactOp<'p> {
         }
     }
 
-    /// Wait up to `wait` for another run's locks (`--wait`).
-    pub fn wait(mut self, wait: Option<Duration>) -> Self {
-        self.wait = wait;
-        self
-    }
-
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
-        self
-    }
-
     async fn execute(self) -> Result<Vec<Compacted>> {
         let state = StateStore::open(&self.project.state)?;
         let syncs = match self.syncs.is_empty() {
@@ -675,6 +629,7 @@ impl<'p> CompactOp<'p> {
 }
 
 awaitable!(CompactOp => Vec<Compacted>);
+options!(CompactOp { wait, settings });
 
 /// Removes a sync's lock: one whose holder is gone, or (with `force`) any.
 #[derive(Debug)]

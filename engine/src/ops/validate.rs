@@ -1,9 +1,6 @@
 //! `validate`: every selected model plans and passes its checks; with `connect`, every
 //! destination it uses is reached and the mapped literals are checked against what it accepts.
 
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
-
 use super::project::{Selector, query_context};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, connect_destinations, destinations_used, plan_models};
@@ -46,21 +43,9 @@ impl<'p> ValidateOp<'p> {
         }
     }
 
-    /// Only the models and syncs `selector` selects.
-    pub fn select(mut self, selector: Selector) -> Self {
-        self.selector = selector;
-        self
-    }
-
     /// Also reach every destination (`--connect`).
     pub fn connect(mut self, connect: bool) -> Self {
         self.connect = connect;
-        self
-    }
-
-    /// The settings to run with.
-    pub fn settings(mut self, settings: Settings) -> Self {
-        self.settings = settings;
         self
     }
 
@@ -85,14 +70,8 @@ impl<'p> ValidateOp<'p> {
     }
 }
 
-impl<'p> IntoFuture for ValidateOp<'p> {
-    type Output = Result<Validated>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + 'p>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.execute())
-    }
-}
+awaitable!(ValidateOp => Validated);
+options!(ValidateOp { select, settings });
 
 /// After connecting: every mapped field is one the connected destination has (a Revenue
 /// template's columns), and mapped columns that are literals in the model's SQL

@@ -258,4 +258,23 @@ mod tests {
         assert!(text.contains(r#""row_keys":"binary""#), "{text}");
         assert_eq!(serde_json::from_str::<PartInfo>(&text).unwrap(), new);
     }
+
+    /// Manifests exactly as the last release writes them (times as text, `""` for a run not
+    /// finished, ids as text) read into the typed fields and write back byte for byte.
+    #[test]
+    fn manifests_of_the_last_release_read_and_write_back_unchanged() {
+        let running = r#"{"format_version":3,"run_id":"20261121T150600123Z-9f3a","sync_id":"usage.files","model":"usage","destination":"files","destination_type":"zuora_file","started_at":"2026-11-21T15:06:00Z","finished_at":"","git_commit":null,"model_sql_hash":"a1","mapping_hash":"b2","row_key_version":1,"full_refresh":false,"counts":{"model_rows":24,"new_rows":24,"accepted":0,"rejected":0,"pending":24},"pending_part":{"path":"usage.files/pending/20261121T150600123Z-9f3a.parquet","rows":24,"bytes":900,"xxh3":"00ff"},"snapshot_parts":[],"rejected_parts":[],"destination_ids":[],"outcome":"running","error":null}"#;
+        let manifest: RunManifest = serde_json::from_str(running).unwrap();
+        assert_eq!(manifest.finished_at, None);
+        assert_eq!(manifest.run_id, "20261121T150600123Z-9f3a");
+        assert_eq!(serde_json::to_string(&manifest).unwrap(), running);
+
+        let rolled_back = r#"{"format_version":3,"run_id":"20261121T150600123Z-9f3a","sync_id":"usage.files","model":"usage","destination":"files","destination_type":"zuora_file","started_at":"2026-11-21T15:06:00Z","finished_at":"2026-11-21T15:06:02Z","git_commit":"abc","model_sql_hash":"a1","mapping_hash":"b2","row_key_version":1,"full_refresh":true,"counts":{"model_rows":24,"new_rows":24,"accepted":24,"rejected":0,"pending":0},"pending_part":null,"snapshot_parts":[],"rejected_parts":[],"recovered_by":"20261121T160000000Z-0001","destination_ids":["out/usage.files/a.csv"],"outcome":"succeeded","error":null,"rollback":{"at":"2026-11-22T09:00:00Z","deleted_rows":24,"not_deleted":[]}}"#;
+        let manifest: RunManifest = serde_json::from_str(rolled_back).unwrap();
+        assert_eq!(
+            manifest.recovered_by.as_ref().map(|r| r.as_str()),
+            Some("20261121T160000000Z-0001")
+        );
+        assert_eq!(serde_json::to_string(&manifest).unwrap(), rolled_back);
+    }
 }
