@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use dinmo_connectors::zuora_revenue::journal::Resolution;
+use dinmo_connectors::Resolution;
 use dinmo_connectors::{RunId, SyncId};
 
 use super::project::{Selector, query_context};

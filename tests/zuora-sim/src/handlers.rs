@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::state::{Import, SimState, UsageRecord};
-use crate::validation::usage_from_json;
+use crate::validation::{modify_usage, usage_from_json};
 use crate::zoql;
 
 fn track_id(headers: &HeaderMap) -> Option<String> {
@@ -147,6 +147,41 @@ pub async fn object_usage_get(State(sim): State<Arc<SimState>>, Path(id): Path<S
         None => (
             StatusCode::NOT_FOUND,
             Json(json!({ "success": false, "reasons": [{ "code": "53100040", "message": "usage not found" }] })),
+        )
+            .into_response(),
+    }
+}
+
+/// `PUT /v1/object/usage/{id}`: a Pending record changes; a Processed one is refused, as it is
+/// part of an invoice (docs/zuora.md, "Usage records"). The refusal's code and wording for a
+/// Processed record are not documented (*unconfirmed*): the delete's are used.
+pub async fn object_usage_update(
+    State(sim): State<Arc<SimState>>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let empty = Map::new();
+    let object = body.as_object().unwrap_or(&empty);
+    let mut inner = sim.lock();
+    let Some(index) = inner.records.iter().position(|r| r.id == id) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "success": false, "reasons": [{ "code": "53100040", "message": "usage not found" }] })),
+        )
+            .into_response();
+    };
+    if inner.records[index].status != "Pending" {
+        return bad_request("53100030", "Only usage records in Pending status can be updated");
+    }
+    let mut record = inner.records[index].clone();
+    match modify_usage(&mut record, object) {
+        Ok(()) => {
+            inner.records[index] = record;
+            Json(json!({ "Success": true, "Id": id })).into_response()
+        }
+        Err(refusal) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "success": false, "reasons": [{ "code": refusal.rest_code.to_string(), "message": refusal.message }] })),
         )
             .into_response(),
     }

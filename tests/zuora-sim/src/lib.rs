@@ -15,7 +15,10 @@
 //!   UnitOfMeasure, …`): its reference lists the legacy headings (`ACCOUNT_ID, UOM, QTY, …`)
 //!   as "the format used by the UI import tool", which is the layout the tenant
 //!   uses (docs/zuora.md, "Usage import files"); the simulator takes the Active Rating one,
-//!   which dinmo sends.
+//!   which dinmo sends;
+//! - the code and wording Zuora answers an update of a Processed usage record with, and an
+//!   update naming a field `ProxyModifyUsage` lacks (both refused with 400 here, the first
+//!   with the delete's code `53100030`).
 //!
 //! `/sim/*` endpoints configure it and expose what it stored:
 //! `GET /sim/records`, `GET /sim/imports`, `GET /sim/counters`, `PUT /sim/faults`,
@@ -98,7 +101,9 @@ pub fn router(state: Arc<SimState>) -> Router {
         .route("/v1/object/usage", post(handlers::object_usage_create))
         .route(
             "/v1/object/usage/{id}",
-            get(handlers::object_usage_get).delete(handlers::object_usage_delete),
+            get(handlers::object_usage_get)
+                .put(handlers::object_usage_update)
+                .delete(handlers::object_usage_delete),
         )
         .route("/v1/usage", post(handlers::usage_import))
         .route("/v1/usage/{id}/status", get(handlers::usage_import_status))

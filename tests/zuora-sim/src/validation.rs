@@ -38,6 +38,55 @@ fn text(object: &Map<String, Value>, name: &str) -> Option<String> {
     })
 }
 
+/// `PUT /v1/object/usage/{id}` (`Object_PUTUsage`, body `ProxyModifyUsage`): the fields a
+/// change may carry (`Quantity`, `StartDateTime`, `EndDateTime`, `UOM`) checked as on create
+/// and applied to `record`. Only a Pending record may change (docs/zuora.md, "Usage records");
+/// the caller checks that. What Zuora answers for another field (`AccountNumber`) is not
+/// documented (*unconfirmed*): it is refused here, so a connector never relies on it.
+pub fn modify_usage(record: &mut UsageRecord, object: &Map<String, Value>) -> Result<(), Refusal> {
+    const CHANGEABLE: [&str; 5] = ["Quantity", "StartDateTime", "EndDateTime", "UOM", "RbeStatus"];
+    if let Some(other) = object
+        .keys()
+        .find(|key| !CHANGEABLE.iter().any(|c| c.eq_ignore_ascii_case(key)) && !key.ends_with("__c"))
+    {
+        return Err(refuse("INVALID_FIELD", 20, format!("{other} cannot be updated")));
+    }
+    if let Some(raw) = field(object, "Quantity") {
+        let quantity = match raw {
+            Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+            Value::String(s) => s.trim().parse::<f64>().unwrap_or(f64::NAN),
+            _ => f64::NAN,
+        };
+        if !quantity.is_finite() {
+            return Err(refuse("INVALID_VALUE", 20, "Quantity is not a number"));
+        }
+        if quantity < 0.0 {
+            return Err(refuse("INVALID_VALUE", 20, "Quantity must not be negative"));
+        }
+        record.quantity = quantity;
+    }
+    for (name, slot) in [("StartDateTime", true), ("EndDateTime", false)] {
+        if let Some(value) = text(object, name) {
+            if !valid_datetime(&value) {
+                return Err(refuse(
+                    "INVALID_VALUE",
+                    20,
+                    format!("{name} {value} is not a valid date-time"),
+                ));
+            }
+            match slot {
+                true => record.start_date_time = value,
+                false => record.end_date_time = Some(value),
+            }
+        }
+    }
+    // As on create, a unit no charge uses is stored (and never billed), not refused.
+    if let Some(uom) = text(object, "UOM") {
+        record.uom = uom;
+    }
+    Ok(())
+}
+
 fn valid_datetime(raw: &str) -> bool {
     DateTime::parse_from_rfc3339(raw).is_ok()
         || NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S").is_ok()
