@@ -142,3 +142,54 @@ syncs:
     accounts.sort();
     assert_eq!(accounts, ["C1", "C2", "J1"]);
 }
+
+/// A restatement that removes rows already sent (bot traffic taken out of a day) is counted as
+/// gone in every report, and nothing is sent for it.
+#[test]
+fn rows_removed_after_they_were_sent_are_reported_as_gone() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20), ("A3", 30)]);
+    project.export_day("2026-11-19", &[("A1", 11)]);
+    exits(&project.dinmo(&["run"]), 0);
+
+    // The day is restated without A2 and A3.
+    project.export_day("2026-11-18", &[("A1", 10)]);
+    let plan = project.dinmo(&["plan"]);
+    exits(&plan, 0);
+    assert!(
+        stdout(&plan).contains("gone: 2 row(s) synced earlier are no longer in the model; nothing is sent for them"),
+        "{}",
+        describe(&plan)
+    );
+    let json = project.dinmo(&["plan", "--format", "json"]);
+    exits(&json, 0);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(report["syncs"][0]["gone_rows"], 2, "{report:#}");
+    assert_eq!(report["syncs"][0]["counts"]["new_rows"], 0, "{report:#}");
+    let markdown = project.dinmo(&["plan", "--format", "markdown"]);
+    assert!(
+        stdout(&markdown).contains("- gone: **2** row(s)"),
+        "{}",
+        describe(&markdown)
+    );
+
+    let files_before = project.output_files("usage.files").len();
+    let run = project.dinmo(&["run"]);
+    exits(&run, 0);
+    assert!(stdout(&run).contains("gone: 2 row(s)"), "{}", describe(&run));
+    assert_eq!(
+        project.output_files("usage.files").len(),
+        files_before,
+        "nothing is sent"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("target/run_results.json")).unwrap())
+            .unwrap();
+    assert_eq!(results["results"][0]["gone_rows"], 2, "{results:#}");
+
+    // With every row back, nothing is gone.
+    project.export_day("2026-11-18", &[("A1", 10), ("A2", 20), ("A3", 30)]);
+    let plan = project.dinmo(&["plan", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    assert_eq!(report["syncs"][0]["gone_rows"], 0, "{report:#}");
+}

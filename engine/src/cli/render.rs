@@ -42,6 +42,12 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
         for change in &sync.changed_since_last_run {
             out.push_str(&format!("    warning: {change}\n"));
         }
+        if sync.gone_rows > 0 {
+            out.push_str(&format!(
+                "    gone: {} row(s) synced earlier are no longer in the model; nothing is sent for them\n",
+                sync.gone_rows
+            ));
+        }
         if is_plan {
             if sync.counts.rejected > 0 {
                 out.push_str(&format!("    field rules would refuse: {}\n", sync.counts.rejected));
@@ -170,6 +176,12 @@ pub fn render_markdown(report: &RunReport) -> String {
             sync.counts.new_rows,
             sync.counts.new_rows.saturating_sub(sync.counts.rejected)
         ));
+        if sync.gone_rows > 0 {
+            out.push_str(&format!(
+                "- gone: **{}** row(s) synced earlier are no longer in the model; nothing is sent for them, and the destination still holds them\n",
+                sync.gone_rows
+            ));
+        }
         let Some(summary) = &sync.summary else { continue };
         let [account, unit, quantity, start] = &summary.fields;
         if let (Some(first), Some(last)) = (&summary.first_start, &summary.last_start) {

@@ -45,6 +45,8 @@ struct SyncResult<'a> {
     /// `planned`, `succeeded`, `nothing_to_send`, `partially_rejected`, `failed`, `error`.
     status: &'a str,
     counts: &'a crate::ops::Counts,
+    /// Rows synced earlier that the model no longer produces.
+    gone_rows: u64,
     recovered_runs: &'a [RunId],
     destination_ids: &'a [String],
     rejections: &'a [RejectionSummary],
@@ -101,6 +103,7 @@ pub fn write_run_results(target: &Path, command: &str, report: Option<&RunReport
                         destination_type: &s.destination_type,
                         status: status(s, planned),
                         counts: &s.counts,
+                        gone_rows: s.gone_rows,
                         recovered_runs: &s.recovered_runs,
                         destination_ids: &s.destination_ids,
                         rejections: &s.rejections,

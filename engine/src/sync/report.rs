@@ -98,6 +98,10 @@ pub struct SyncReport {
     pub first_run: bool,
     /// Rows in the snapshot before this run.
     pub snapshot_rows: u64,
+    /// Rows synced earlier whose key the model no longer produces (a restatement removed
+    /// them): nothing is sent for them, and the destination still holds them. 0 on a first
+    /// run and with `--full-refresh`.
+    pub gone_rows: u64,
     /// Counts.
     pub counts: Counts,
     /// Refusals by reason (field rules when planning; every refusal when running).

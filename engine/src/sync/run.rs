@@ -307,6 +307,11 @@ async fn finish_inner(
     let destination = target.destination.as_ref();
     let report = &mut sync.report;
     report.counts.new_rows = new_rows;
+    // Keys are unique in the model (checked) and in the snapshot, so the snapshot's keys the
+    // model did not produce are those not matched by one of its rows.
+    if !run.full_refresh {
+        report.gone_rows = facts.snapshot_rows.saturating_sub(model_rows.saturating_sub(new_rows));
+    }
     info!(
         model_rows,
         new_rows,
