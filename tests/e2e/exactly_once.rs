@@ -249,7 +249,7 @@ fn two_runs_at_once_only_one_sends() {
     let second = spawn(&[]).wait_with_output().unwrap();
     let first = first.wait_with_output().unwrap();
     exits(&first, 0);
-    fails_with(&second, 1, &["is locked by run"]);
+    exits_with(&second, 1, &["is locked by run"]);
     let (expected, stored, duplicates, missing, _) = compare(&sim, &expected_rows(&["2026-11-18".into()], 20));
     assert_eq!((stored, duplicates, missing), (expected, 0, 0));
 
@@ -507,7 +507,7 @@ fn a_tenant_without_unique_key_search_stops_with_the_resolve_pending_remedy() {
     past_the_replay_window(&project, &sim, &run);
 
     let stopped = dinmo_with(&project, &sim, &["run"], &[]);
-    let err = fails_with(&stopped, 1, &[]);
+    let err = exits_with(&stopped, 1, &[]);
     assert!(err.contains("cannot be searched by UniqueKey"), "{err}");
     assert!(
         err.contains(&format!("dinmo state resolve-pending usage.zuora {run} --sent")),
@@ -668,11 +668,10 @@ fn unlock_refuses_a_live_lock_without_force() {
     });
     project.write(".dinmo/state/usage.files/lock", &live.to_string());
     let refused = project.dinmo(&["state", "unlock", "usage.files"]);
-    exits(&refused, 1);
-    assert!(
-        stderr(&refused).contains("locked by run 20261121T000000000Z-live (another-host pid 4242"),
-        "{}",
-        describe(&refused)
+    exits_with(
+        &refused,
+        1,
+        &["locked by run 20261121T000000000Z-live (another-host pid 4242"],
     );
     assert!(stderr(&refused).contains("--force"), "{}", describe(&refused));
     assert!(project.state("usage.files/lock").exists());
@@ -734,12 +733,7 @@ fn a_run_that_loses_its_lock_stops_sending_and_nothing_is_doubled() {
     let unlock = dinmo_with(&project, &sim, &["state", "unlock", "usage.zuora", "--force"], &[]);
     exits(&unlock, 0);
     let first = first.wait_with_output().unwrap();
-    exits(&first, 1);
-    assert!(
-        stderr(&first).contains("this run lost its lock"),
-        "{}",
-        describe(&first)
-    );
+    exits_with(&first, 1, &["this run lost its lock"]);
     let sent_by_first = sim.records().len();
     assert!(
         sent_by_first < 40,

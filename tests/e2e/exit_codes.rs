@@ -23,7 +23,7 @@ fn exit_1_on_config_errors_with_every_location() {
     project.export_day("2026-11-18", &[("A1", 1)]);
     for command in [&["validate"][..], &["plan"], &["run"]] {
         let output = project.dinmo(command);
-        let err = fails_with(&output, 1, &[]);
+        let err = exits_with(&output, 1, &[]);
         assert!(err.contains("2 problems in the project configuration"), "{err}");
         assert!(
             err.contains("models/usage.yml:3:14: primary key column `day_of_usage` is not produced by the model"),
@@ -40,12 +40,7 @@ fn exit_1_on_sql_errors_naming_the_model() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["run"]);
-    exits(&output, 1);
-    assert!(
-        stderr(&output).contains("models/usage.yml:2:6: model `usage`: SQL does not plan"),
-        "{}",
-        describe(&output)
-    );
+    exits_with(&output, 1, &["models/usage.yml:2:6: model `usage`: SQL does not plan"]);
     assert!(stderr(&output).contains("evnets"), "{}", describe(&output));
 }
 
@@ -55,11 +50,12 @@ fn exit_1_on_a_type_the_field_cannot_take() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["validate"]);
-    exits(&output, 1);
-    assert!(
-        stderr(&output).contains("models/usage.yml:9:22: sync `usage.files`: `StartDateTime` takes a date-time (timestamp, date or ISO 8601 string) but the column is of type Int64"),
-        "{}",
-        describe(&output)
+    exits_with(
+        &output,
+        1,
+        &[
+            "models/usage.yml:9:22: sync `usage.files`: `StartDateTime` takes a date-time (timestamp, date or ISO 8601 string) but the column is of type Int64",
+        ],
     );
 }
 
@@ -69,11 +65,10 @@ fn exit_1_when_a_required_field_is_unmapped() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1)]);
     let output = project.dinmo(&["validate"]);
-    exits(&output, 1);
-    assert!(
-        stderr(&output).contains("sync `usage.files`: required field `UnitOfMeasure` is not mapped"),
-        "{}",
-        describe(&output)
+    exits_with(
+        &output,
+        1,
+        &["sync `usage.files`: required field `UnitOfMeasure` is not mapped"],
     );
 }
 
@@ -247,7 +242,7 @@ fn logs_carry_no_colour_when_stderr_is_not_a_terminal() {
     let project = TestProject::standard();
     project.export_day("2026-11-18", &[("A1", 1)]);
     let run = dinmo_in(project.path(), &["run"], &[("DINMO_LOG", "info")]);
-    let err = fails_with(&run, 0, &[]);
+    let err = exits_with(&run, 0, &[]);
     assert!(err.contains("run started"), "{err}");
     assert!(
         !err.contains('\u{1b}'),

@@ -127,7 +127,7 @@ fn an_empty_source_file_is_an_error_naming_it_unless_skipping_is_asked_for() {
     );
     project.write("dinmo.yml", &skipping);
     let run = project.dinmo(&["run"]);
-    fails_with(&run, 0, &["skipping an empty file"]);
+    exits_with(&run, 0, &["skipping an empty file"]);
     assert_eq!(project.output_rows("usage.files").len(), 1);
 }
 

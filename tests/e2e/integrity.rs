@@ -73,12 +73,7 @@ fn max_new_rows_stops_the_run_before_sending() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &format!("{MODEL}    max_new_rows: 2\n"))]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
     let run = project.dinmo(&["run"]);
-    exits(&run, 1);
-    assert!(
-        stderr(&run).contains("3 new rows exceed max_new_rows (2); nothing was sent"),
-        "{}",
-        describe(&run)
-    );
+    exits_with(&run, 1, &["3 new rows exceed max_new_rows (2); nothing was sent"]);
     assert!(project.output_files("usage.files").is_empty());
     assert!(project.state_files("usage.files", "runs").is_empty());
     assert!(project.state_files("usage.files", "snapshot").is_empty());
@@ -90,11 +85,10 @@ fn a_duplicate_primary_key_is_named_and_nothing_is_sent() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
-    exits(&run, 1);
-    assert!(
-        stderr(&run).contains("primary key (usage_day) is not unique: (usage_day=2026-11-18T00:00:00) ×2"),
-        "{}",
-        describe(&run)
+    exits_with(
+        &run,
+        1,
+        &["primary key (usage_day) is not unique: (usage_day=2026-11-18T00:00:00) ×2"],
     );
     assert!(project.output_files("usage.files").is_empty());
 }
@@ -108,12 +102,7 @@ fn a_primary_key_repeated_across_files_is_found() {
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2), ("A3", 3)]);
     project.export_day("2026-11-19", &[("A4", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
-    exits(&run, 1);
-    assert!(
-        stderr(&run).contains("primary key (account) is not unique: (account=A2) ×2"),
-        "{}",
-        describe(&run)
-    );
+    exits_with(&run, 1, &["primary key (account) is not unique: (account=A2) ×2"]);
     assert!(project.output_files("usage.files").is_empty());
 }
 
@@ -126,12 +115,7 @@ fn a_null_primary_key_is_refused() {
     let project = TestProject::new(PROJECT, &[("usage.yml", &model)]);
     project.export_day("2026-11-18", &[("A1", 1), ("A2", 2)]);
     let run = project.dinmo(&["run"]);
-    exits(&run, 1);
-    assert!(
-        stderr(&run).contains("primary key (account, usage_day) is null in 1 row(s)"),
-        "{}",
-        describe(&run)
-    );
+    exits_with(&run, 1, &["primary key (account, usage_day) is null in 1 row(s)"]);
     assert!(project.output_files("usage.files").is_empty());
 }
 
@@ -203,7 +187,7 @@ fn a_damaged_snapshot_stops_only_its_own_sync() {
     let more_before = project.output_files("usage.more");
 
     let run = project.dinmo(&["run"]);
-    fails_with(&run, 1, &["is missing"]);
+    exits_with(&run, 1, &["is missing"]);
     assert_eq!(
         project.output_files("usage.more"),
         more_before,

@@ -304,7 +304,7 @@ fn undecided_then_resolved(faults: RevenueFaults, listed: bool) {
     export(&project, "2026-11-18", 0..6);
     set_faults(&sim, faults);
     let first = run(&project, &["run"], &[]);
-    let message = fails_with(&first, 1, &[]);
+    let message = exits_with(&first, 1, &[]);
     assert!(message.contains("Uploaded Files"), "{message}");
     let (_, file) = undecided_upload(&message);
     assert_eq!(
@@ -459,7 +459,7 @@ fn a_model_sent_to_billing_and_revenue_is_refused_unless_allowed() {
     let project = TestProject::new(project_file, &[("usage.yml", &both)]);
     export(&project, "2026-11-18", 0..2);
     let refused = project.dinmo(&["validate"]);
-    let message = fails_with(&refused, 1, &[]);
+    let message = exits_with(&refused, 1, &[]);
     assert!(
         message.contains("models/usage.yml")
             && message.contains("Billing–Revenue")

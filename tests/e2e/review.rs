@@ -131,12 +131,7 @@ fn apply_sends_exactly_the_planned_rows() {
     assert_eq!(run_results(&project)["metadata"]["command"], "apply");
     // The plan is spent: the state moved, so applying it again is refused.
     let again = project.dinmo(&["apply", "plan.dinmo"]);
-    exits(&again, 1);
-    assert!(
-        stderr(&again).contains("the state moved since the plan was made"),
-        "{}",
-        describe(&again)
-    );
+    exits_with(&again, 1, &["the state moved since the plan was made"]);
     assert_eq!(project.output_rows("usage.files").len(), 2, "nothing sent twice");
     let next = project.dinmo(&["plan", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_slice(&next.stdout).unwrap();
@@ -168,12 +163,7 @@ fn apply_refuses_a_stale_or_altered_plan() {
     assert_eq!(code(&project.dinmo(&["run"])), 0);
     let files = project.output_files("usage.files").len();
     let stale = project.dinmo(&["apply", "plan.dinmo"]);
-    exits(&stale, 1);
-    assert!(
-        stderr(&stale).contains("the state moved since the plan was made"),
-        "{}",
-        describe(&stale)
-    );
+    exits_with(&stale, 1, &["the state moved since the plan was made"]);
     assert_eq!(project.output_files("usage.files").len(), files, "nothing sent");
 }
 

@@ -211,10 +211,10 @@ pub fn exits(output: &Output, expected: i32) {
     assert_eq!(code(output), expected, "{}", describe(output));
 }
 
-/// Asserts `output` ended with exit `expected` and its stderr holds every one of `needles`;
-/// returns the stderr.
+/// Asserts `output` ended with exit `expected` (a failure's code, or 0) and its stderr holds
+/// every one of `needles`; returns the stderr.
 #[track_caller]
-pub fn fails_with(output: &Output, expected: i32, needles: &[&str]) -> String {
+pub fn exits_with(output: &Output, expected: i32, needles: &[&str]) -> String {
     exits(output, expected);
     let err = stderr(output);
     for needle in needles {

@@ -84,7 +84,7 @@ fn validate_connect_lists_active_units_and_flags_a_literal_unit_the_tenant_lacks
         &usage_model("SELECT account, 'RETIRED_UNIT' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events"),
     );
     let flagged = run_against(&project, &sim, &["validate", "--connect"]);
-    let err = fails_with(&flagged, 1, &[]);
+    let err = exits_with(&flagged, 1, &[]);
     assert!(err.contains("usage.yml:8:"), "names the mapping line: {err}");
     assert!(
         err.contains("UOM is mapped to `uom`, the literal 'RETIRED_UNIT'")
