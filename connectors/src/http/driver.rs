@@ -1,7 +1,8 @@
 //! The one retry loop every HTTP destination sends through: each attempt's outcome is
 //! classified by [`classify`] (the documented rules, `retry.rs`) and retried, given up on, or
-//! handed back. A service supplies only what is its own ([`Service`]): pacing before each
-//! attempt, counters, and what in a refusal's body marks it temporary.
+//! handed back ([`with_retries`]); a refused bearer token is renewed once ([`with_token`]). A
+//! service supplies only what is its own ([`Service`], [`Authenticated`]): pacing before each
+//! attempt, counters, what in a refusal's body marks it temporary, and how it fetches a token.
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -9,6 +10,7 @@ use tracing::warn;
 
 use super::exchange::Exchange;
 use super::retry::{Action, RetryPolicy, RetryReason, classify};
+use super::token::{Token, TokenCache};
 
 /// What a service adds to the loop.
 pub trait Service {
@@ -97,6 +99,61 @@ impl<'a> Request<'a> {
             method: "POST",
             url,
             idempotent: true,
+        }
+    }
+}
+
+/// A service that sends a bearer token, fetched by itself and kept in a [`TokenCache`].
+pub trait Authenticated: Service {
+    /// Why no token could be had.
+    type Error;
+
+    /// Where the service keeps its token.
+    fn tokens(&self) -> &TokenCache;
+
+    /// Fetches a new token.
+    fn fetch_token(&self) -> impl std::future::Future<Output = Result<Token, Self::Error>> + Send;
+}
+
+/// How an authenticated request ended without a final answer.
+#[derive(Debug)]
+pub enum Refused<E> {
+    /// No token could be had.
+    Token(E),
+    /// The request ended without an answer; `Unauthorized` once a renewed token was refused
+    /// too.
+    Ended(Ended),
+}
+
+/// [`with_retries`] with the service's token, which `send` is given: a refused token is
+/// forgotten and the request sent once more with a new one.
+pub async fn with_token<S, F, Fut>(
+    service: &S,
+    request: Request<'_>,
+    mut send: F,
+) -> Result<Answered, Refused<S::Error>>
+where
+    S: Authenticated + ?Sized,
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Exchange>,
+{
+    let mut renewed = false;
+    loop {
+        let token = service
+            .tokens()
+            .get(|| service.fetch_token())
+            .await
+            .map_err(Refused::Token)?;
+        match with_retries(service, request, || send(token.clone())).await {
+            Err(Ended::Unauthorized(body)) => {
+                service.tokens().forget(&token).await;
+                if renewed {
+                    return Err(Refused::Ended(Ended::Unauthorized(body)));
+                }
+                renewed = true;
+                tracing::debug!(destination = %service.destination(), "token refused; fetching a new one");
+            }
+            done => return done.map_err(Refused::Ended),
         }
     }
 }

@@ -11,12 +11,11 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use tracing::debug;
 
 use super::config::{Secret, ZuoraConfig};
 use super::errors::{messages, reasons, success_flag, temporary};
 use crate::error::{ConnectorError, Result};
-use crate::http::driver::{Ended, Event, Request, Service, with_retries};
+use crate::http::driver::{Authenticated, Ended, Event, Refused, Request, Service, with_retries, with_token};
 use crate::http::exchange::{Exchange, exchange};
 use crate::http::{RetryPolicy, Token, TokenCache};
 
@@ -134,6 +133,20 @@ impl std::fmt::Debug for ZuoraService {
     }
 }
 
+/// The token the requests carry: an OAuth client-credentials token, shared by the
+/// destination's services.
+impl Authenticated for ZuoraService {
+    type Error = ConnectorError;
+
+    fn tokens(&self) -> &TokenCache {
+        &self.token
+    }
+
+    async fn fetch_token(&self) -> Result<Token> {
+        self.request_token().await
+    }
+}
+
 /// The retry loop's hooks: the configured pace, the request counters, and Zuora's temporary
 /// error codes.
 impl Service for ZuoraService {
@@ -213,10 +226,10 @@ impl ZuoraService {
 
     /// A valid bearer token, fetched or refreshed as needed.
     pub async fn token(&self) -> Result<String> {
-        self.token.get(|| self.fetch_token()).await
+        self.token.get(|| self.request_token()).await
     }
 
-    async fn fetch_token(&self) -> Result<Token> {
+    async fn request_token(&self) -> Result<Token> {
         let url = format!("{}/oauth/token", self.base_url);
         self.stats.tokens.fetch_add(1, Ordering::Relaxed);
         let form = [
@@ -293,41 +306,32 @@ impl ZuoraService {
     pub async fn call(&self, request: &ApiRequest) -> Result<ApiResponse> {
         let url = format!("{}{}", self.base_url, request.path);
         let method = request.method.to_string();
-        let mut reauthenticated = false;
-        loop {
-            let token = self.token().await?;
-            // A slot of `concurrency` is held only while a request is on the wire: a request
-            // waiting out a backoff leaves its slot to the others (Zuora counts requests in
-            // flight, not requests waiting).
-            let attempt = Request {
-                method: &method,
-                url: &url,
-                idempotent: request.idempotent(),
-            };
-            let sent = with_retries(self, attempt, || async {
+        let attempt = Request {
+            method: &method,
+            url: &url,
+            idempotent: request.idempotent(),
+        };
+        // A slot of `concurrency` is held only while a request is on the wire: a request
+        // waiting out a backoff leaves its slot to the others (Zuora counts requests in
+        // flight, not requests waiting).
+        let sent = with_token(self, attempt, |token| {
+            let url = &url;
+            async move {
                 match self.permits.acquire().await {
-                    Ok(_permit) => self.exchange(self.request_builder(request, &url, &token)).await,
+                    Ok(_permit) => self.exchange(self.request_builder(request, url, &token)).await,
                     Err(closed) => Exchange::NotSent(closed.to_string()),
                 }
-            })
-            .await;
-            match sent {
-                Ok(answer) => {
-                    return Ok(ApiResponse {
-                        status: answer.status,
-                        body: answer.body,
-                    });
-                }
-                Err(Ended::Failed(gave_up)) => return Err(ConnectorError::exhausted(&self.destination, gave_up)),
-                Err(Ended::Unauthorized(body)) => {
-                    self.token.forget(&token).await;
-                    if reauthenticated {
-                        return Err(self.auth_error(&url, 401, &messages(&body)));
-                    }
-                    reauthenticated = true;
-                    debug!(destination = %self.destination, "token refused; fetching a new one");
-                }
             }
+        })
+        .await;
+        match sent {
+            Ok(answer) => Ok(ApiResponse {
+                status: answer.status,
+                body: answer.body,
+            }),
+            Err(Refused::Token(error)) => Err(error),
+            Err(Refused::Ended(Ended::Failed(gave_up))) => Err(ConnectorError::exhausted(&self.destination, gave_up)),
+            Err(Refused::Ended(Ended::Unauthorized(body))) => Err(self.auth_error(&url, 401, &messages(&body))),
         }
     }
 

@@ -28,7 +28,7 @@ use tracing::debug;
 
 use super::config::{RevenueAuth, ZuoraRevenueConfig};
 use crate::error::{ConnectorError, Result};
-use crate::http::driver::{Answered, Ended, Request, Service, with_retries};
+use crate::http::driver::{Answered, Authenticated, Ended, Refused, Request, Service, with_retries, with_token};
 use crate::http::exchange::exchange;
 use crate::http::{RetryPolicy, Token, TokenCache};
 
@@ -116,6 +116,19 @@ impl Answer {
             (None, None) if self.body.is_null() => format!("HTTP {} with no body", self.status),
             (None, None) => self.body.to_string(),
         }
+    }
+}
+
+/// The token the requests carry: Revenue's legacy token or a OneID bearer token.
+impl Authenticated for RevenueService {
+    type Error = ConnectorError;
+
+    fn tokens(&self) -> &TokenCache {
+        &self.token
+    }
+
+    async fn fetch_token(&self) -> Result<Token> {
+        self.authenticate().await
     }
 }
 
@@ -316,42 +329,29 @@ impl RevenueService {
     /// final answer, 2xx or a refusal the caller reads.
     pub async fn call(&self, call: &RevenueCall) -> Result<Answer> {
         let url = format!("{}{}", self.base_url, call.path());
-        let mut renewed = false;
-        loop {
-            let token = self.token().await?;
-            let point = match call {
-                RevenueCall::Upload { .. } => "revenue_upload_answered",
-                _ => "revenue_answer_received",
-            };
-            let request = Request {
-                method: call.method(),
-                url: &url,
-                idempotent: call.idempotent(),
-            };
-            let sent = with_retries(self, request, || exchange(self.request(call, &url, &token), point)).await;
-            match sent {
-                Ok(answer) => {
-                    return Ok(Answer {
-                        status: answer.status,
-                        body: answer.body,
-                    });
-                }
-                Err(Ended::Failed(gave_up)) => return Err(ConnectorError::exhausted(&self.destination, gave_up)),
-                Err(Ended::Unauthorized(body)) => {
-                    let message = Answer { status: 401, body }.message();
-                    self.token.forget(&token).await;
-                    if renewed {
-                        return Err(ConnectorError::Auth {
-                            destination: self.destination.clone(),
-                            url,
-                            status: 401,
-                            message,
-                        });
-                    }
-                    renewed = true;
-                    debug!(destination = %self.destination, "token refused; authenticating again");
-                }
-            }
+        let point = match call {
+            RevenueCall::Upload { .. } => "revenue_upload_answered",
+            _ => "revenue_answer_received",
+        };
+        let request = Request {
+            method: call.method(),
+            url: &url,
+            idempotent: call.idempotent(),
+        };
+        let sent = with_token(self, request, |token| exchange(self.request(call, &url, &token), point)).await;
+        match sent {
+            Ok(answer) => Ok(Answer {
+                status: answer.status,
+                body: answer.body,
+            }),
+            Err(Refused::Token(error)) => Err(error),
+            Err(Refused::Ended(Ended::Failed(gave_up))) => Err(ConnectorError::exhausted(&self.destination, gave_up)),
+            Err(Refused::Ended(Ended::Unauthorized(body))) => Err(ConnectorError::Auth {
+                destination: self.destination.clone(),
+                url,
+                status: 401,
+                message: Answer { status: 401, body }.message(),
+            }),
         }
     }
 
