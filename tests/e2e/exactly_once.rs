@@ -618,6 +618,38 @@ fn a_lost_state_is_rebuilt_from_zuora() {
     assert_eq!((stored, duplicates, missing), (expected, 0, 0));
 }
 
+/// A rebuild whose primary key check does not fit the memory limit (the model's rows are
+/// staged for a query instead) still counts every row Zuora holds, from the staged rows.
+#[test]
+fn a_rebuild_that_stages_the_models_rows_still_counts_them() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-11-18", &rows_for(30));
+    exits(&dinmo_with(&project, &sim, &["run"], &[]), 0);
+    std::fs::remove_dir_all(project.path().join(".dinmo")).unwrap();
+    let look = dinmo_with(
+        &project,
+        &sim,
+        &["state", "rebuild", "--from-destination", "--memory-limit", "3KB"],
+        &[
+            ("DINMO_LOG", "info"),
+            ("DATAFUSION_EXECUTION_BATCH_SIZE", "8"),
+            ("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "1"),
+        ],
+    );
+    exits(&look, 0);
+    assert!(
+        stderr(&look).contains("staging the model's rows for the primary key check"),
+        "{}",
+        describe(&look)
+    );
+    assert!(
+        stdout(&look).contains("usage.zuora: 30 of 30 model row(s) are in `zuora`"),
+        "{}",
+        describe(&look)
+    );
+}
+
 /// A lock object that is not a lock (empty, garbage) stops `run` at once, with or without
 /// `--wait`, naming the object and the remedy; `state verify` reports it; `state unlock`
 /// removes it, and the next run sends.

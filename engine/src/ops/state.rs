@@ -9,7 +9,7 @@ use dinmo_connectors::Resolution;
 use dinmo_connectors::{RunId, SyncId};
 
 use super::project::{Selector, query_context};
-use crate::diff::{SnapshotKeys, StagedRows, stage_model};
+use crate::diff::{SnapshotKeys, StagedRows, stage_model, write_new_rows};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::plan_models;
 use crate::plan::sources::register_store;
@@ -516,7 +516,15 @@ impl<'p> RebuildOp<'p> {
                     .collect();
                 let staged = stage_model(&ctx, model, staging.path(), direct, StagedRows::Skip).await?;
                 for (position, target, local) in rebuilt {
-                    let rows = staged.direct_rows(position).unwrap_or_default();
+                    // Written as the model ran, or (when the primary key check had the rows
+                    // staged after all) from the staged rows, as a run's diff does.
+                    let rows = match staged.direct_rows(position) {
+                        Some(rows) => rows,
+                        None => {
+                            write_new_rows(&ctx, &staged, position, target.sync, SnapshotKeys::Everything, &local)
+                                .await?
+                        }
+                    };
                     let sync = target.sync;
                     let destination = target.destination.as_ref();
                     if !self.write {
