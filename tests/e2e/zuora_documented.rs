@@ -11,35 +11,16 @@ use crate::zuora::{Sim, export, run_against, usage_model, usage_rows, zuora_proj
 
 /// `POST /v1/action/query` straight to the simulator with a fresh token.
 fn raw_query(sim: &Sim, query: &str) -> (u16, Value) {
-    let url = sim.sim.url();
-    let (id, secret) = (sim.client_id(), sim.secret());
-    sim.block_on(async move {
-        let client = reqwest::Client::new();
-        let token: Value = client
-            .post(format!("{url}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id.as_str()),
-                ("client_secret", secret.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let answer = client
-            .post(format!("{url}/v1/action/query"))
-            .bearer_auth(token["access_token"].as_str().unwrap())
-            .json(&json!({ "queryString": query }))
-            .send()
-            .await
-            .unwrap();
-        for header in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
-            assert!(answer.headers().contains_key(header), "{header} on every answer");
-        }
-        (answer.status().as_u16(), answer.json().await.unwrap())
-    })
+    let (status, headers, body) = raw_request(
+        sim,
+        reqwest::Method::POST,
+        "/v1/action/query",
+        Some(json!({ "queryString": query })),
+    );
+    for header in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+        assert!(headers.contains_key(header), "{header} on every answer");
+    }
+    (status, body)
 }
 
 #[test]
@@ -211,8 +192,13 @@ fn every_create_request_but_the_last_carries_a_full_batch_across_delivery_batche
     exits(&again, 0);
 }
 
-/// A request straight to the simulator with a fresh token: `(status, body)`.
-fn raw_request(sim: &Sim, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+/// A request straight to the simulator with a fresh token: `(status, headers, body)`.
+fn raw_request(
+    sim: &Sim,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let url = sim.sim.url();
     let (id, secret) = (sim.client_id(), sim.secret());
     let path = path.to_string();
@@ -238,8 +224,8 @@ fn raw_request(sim: &Sim, method: reqwest::Method, path: &str, body: Option<Valu
             request = request.json(&body);
         }
         let answer = request.send().await.unwrap();
-        let status = answer.status().as_u16();
-        (status, answer.json().await.unwrap_or(Value::Null))
+        let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
+        (status, headers, answer.json().await.unwrap_or(Value::Null))
     })
 }
 
@@ -249,7 +235,7 @@ fn raw_request(sim: &Sim, method: reqwest::Method, path: &str, body: Option<Valu
 #[test]
 fn the_simulator_updates_pending_usage_and_refuses_processed_usage() {
     let sim = Sim::start(SimConfig::default());
-    let (status, created) = raw_request(
+    let (status, _, created) = raw_request(
         &sim,
         reqwest::Method::POST,
         "/v1/object/usage",
@@ -261,20 +247,20 @@ fn the_simulator_updates_pending_usage_and_refuses_processed_usage() {
     let id = created["Id"].as_str().unwrap().to_string();
     let path = format!("/v1/object/usage/{id}");
 
-    let (status, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": 12})));
+    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": 12})));
     assert_eq!((status, &body["Success"]), (200, &json!(true)), "{body}");
     assert_eq!(sim.records()[0].quantity, 12.0);
-    let (status, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": -1})));
+    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": -1})));
     assert_eq!(status, 400, "a quantity is never negative: {body}");
-    let (status, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"AccountNumber": "A-2"})));
+    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"AccountNumber": "A-2"})));
     assert_eq!(status, 400, "only the documented fields change: {body}");
     assert_eq!(sim.records()[0].quantity, 12.0, "a refused change changes nothing");
 
-    let (status, _) = raw_request(&sim, reqwest::Method::POST, "/sim/process", None);
+    let (status, _, _) = raw_request(&sim, reqwest::Method::POST, "/sim/process", None);
     assert_eq!(status, 200);
-    let (status, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": 15})));
+    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": 15})));
     assert_eq!(status, 400, "processed usage is part of an invoice: {body}");
-    let (status, body) = raw_request(&sim, reqwest::Method::DELETE, &path, None);
+    let (status, _, body) = raw_request(&sim, reqwest::Method::DELETE, &path, None);
     assert_eq!(status, 400, "{body}");
     assert_eq!(sim.records()[0].quantity, 12.0);
     assert_eq!(sim.records()[0].status, "Processed");

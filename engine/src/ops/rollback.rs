@@ -195,7 +195,7 @@ async fn rollback_sync(
 
     // Keep the rows whose record is still in the destination.
     let at = RunContext::now();
-    let new_path = SyncPaths::of(&sync_id).rollback_part(&run, dinmo_connectors::Timestamp::from(chrono::Utc::now()));
+    let new_path = SyncPaths::of(&sync_id).rollback_part(&run, at);
     let local = staging.join(format!("{sync_id}.parquet"));
     let (new_part, deleted_rows) = store_kept_rows(state, &batches, &deleted, &local, &new_path, &context).await?;
     manifest.snapshot_parts = new_part.into_iter().collect();
