@@ -19,6 +19,55 @@ pub use crate::rules::{FieldKind, FieldRoles, FieldSpec};
 /// the row (for Zuora, the `UniqueKey` unless the mapping sets one).
 pub const ROW_KEY_COLUMN: &str = "_dinmo_key";
 
+/// Whether a column of a batch is one the engine added (its name starts with `_dinmo_`: the
+/// row key, and on rows that correct an earlier one, what they correct) rather than a
+/// destination field. Destinations send the fields only.
+pub fn is_engine_column(name: &str) -> bool {
+    name.starts_with("_dinmo_")
+}
+
+/// How a destination brings a delivered row to new values (`on_change: correct`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Correcting {
+    /// It cannot; the reason, for the configuration error.
+    Not(&'static str),
+    /// Only by delivering a row for a positive difference in quantity (files cannot change
+    /// what they delivered).
+    Differences,
+    /// A record still pending is updated in place; otherwise a positive difference is
+    /// delivered as a row of its own.
+    InPlaceOrDifferences,
+}
+
+/// A delivered row to look up ([`Destination::locate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locate {
+    /// The destination ids recorded for the row and for the corrections of it, oldest first.
+    pub destination_ids: Vec<String>,
+    /// The row key it was first sent with (Zuora: its `UniqueKey`).
+    pub row_key: String,
+}
+
+/// Where a delivered row stands in the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// The records carrying it, found.
+    Records(Vec<RecordState>),
+    /// It cannot be told; why.
+    Unknown(String),
+}
+
+/// One record as the destination holds it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordState {
+    /// Its id.
+    pub id: String,
+    /// Whether it can still change (Zuora: `RbeStatus` is `Pending`, no bill run processed it).
+    pub pending: bool,
+    /// Its quantity, as the destination reports it.
+    pub quantity: Option<String>,
+}
+
 /// A problem with a mapped schema, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaProblem {
@@ -258,6 +307,37 @@ pub trait Destination: Send + Sync + Debug {
         Ok(Resolution::Settled(Vec::new()))
     }
 
+    /// What `on_change: correct` can do here: how a row whose values changed after it was
+    /// delivered is brought to its new values.
+    fn correcting(&self) -> Correcting {
+        Correcting::Not("this destination cannot correct what it delivered")
+    }
+
+    /// The fields an update in place can change ([`Correcting::InPlaceOrDifferences`]).
+    fn updatable_fields(&self, _field: &str) -> bool {
+        false
+    }
+
+    /// For [`Correcting::InPlaceOrDifferences`]: the records that carry each row now, found by
+    /// the destination ids it was delivered with (and its corrections) or by the key it was
+    /// sent with, each with whether it is still pending and the quantity it holds. Reads only.
+    async fn locate(&self, rows: &[Locate]) -> Result<Vec<Located>> {
+        Ok(rows
+            .iter()
+            .map(|_| Located::Unknown(format!("a `{}` destination cannot look its records up", self.kind())))
+            .collect())
+    }
+
+    /// Updates the record `record` in place to the values of the one row of `batch` (mapped
+    /// fields, as in a delivered batch); `Ok(Err(reason))` when the destination refuses.
+    /// Setting values is idempotent: sending the same update twice leaves the same record.
+    async fn update_record(&self, record: &str, _batch: &RecordBatch) -> Result<std::result::Result<(), String>> {
+        Ok(Err(format!(
+            "a `{}` destination cannot update record {record} in place",
+            self.kind()
+        )))
+    }
+
     /// Deletes delivered records by destination id (for rollback): one result per id,
     /// `Err(reason)` for those the destination would not delete.
     async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {
@@ -282,7 +362,7 @@ pub fn default_schema_problems<D: Destination + ?Sized>(destination: &D, schema:
     let mut problems = Vec::new();
     for arrow_field in schema.fields() {
         let name = arrow_field.name();
-        if name == ROW_KEY_COLUMN {
+        if is_engine_column(name) {
             continue;
         }
         match destination.field(name) {

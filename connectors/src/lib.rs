@@ -20,8 +20,9 @@ pub mod zuora_file;
 pub mod zuora_revenue;
 
 pub use destination::{
-    BatchOutcome, Delivery, Destination, DestinationSpec, DestinationWriter, FieldKind, FieldRoles, FieldSpec, Ledger,
-    OpenLocation, OutputLocation, ROW_KEY_COLUMN, Resolution, RowStatus, SchemaProblem, WriteContext,
+    BatchOutcome, Correcting, Delivery, Destination, DestinationSpec, DestinationWriter, FieldKind, FieldRoles, FieldSpec,
+    Ledger, Locate, Located, OpenLocation, OutputLocation, ROW_KEY_COLUMN, RecordState, Resolution, RowStatus,
+    SchemaProblem, WriteContext, is_engine_column,
 };
 pub use error::{ConnectorError, Result};
 pub use ids::{RunId, SyncId, Timestamp};

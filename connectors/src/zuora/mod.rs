@@ -135,6 +135,99 @@ async fn records_of_import(service: &ZuoraService, import_id: &str) -> Result<Ve
         .collect())
 }
 
+/// Where each row stands in Zuora: a row delivered as a record (its id recorded) is read by
+/// `Id`; one delivered in an import (only the import's id recorded) by the `UniqueKey` it was
+/// sent with, which a tenant without that field cannot search (its rows come back unknown).
+async fn locate_usage(
+    service: &ZuoraService,
+    destination: &str,
+    rows: &[crate::destination::Locate],
+) -> Result<Vec<crate::destination::Located>> {
+    use crate::destination::{Located, RecordState};
+    let state = |record: &Value| {
+        Some(RecordState {
+            id: record.get("Id").and_then(Value::as_str)?.to_string(),
+            pending: record.get("RbeStatus").and_then(Value::as_str) == Some("Pending"),
+            quantity: record.get("Quantity").map(|q| match q {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            }),
+        })
+    };
+    let ids: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.destination_ids.iter())
+        .filter(|id| !id.starts_with("import:"))
+        .cloned()
+        .collect();
+    let keys: Vec<String> = rows
+        .iter()
+        .filter(|r| r.destination_ids.iter().any(|id| id.starts_with("import:")))
+        .map(|r| r.row_key.clone())
+        .collect();
+    let mut by_id = std::collections::HashMap::new();
+    let mut by_key = std::collections::HashMap::new();
+    let mut keys_unsearchable = None;
+    for query in zoql::usage_by_id(&ids) {
+        let records = match zoql::query(service, &query).await? {
+            zoql::Answer::Records(records) => records,
+            zoql::Answer::InvalidField(_) => {
+                let mut found = Vec::new();
+                for query in zoql::usage_by_id_without_unique_key(&ids) {
+                    found.extend(zoql::records(service, &query).await?);
+                }
+                found
+            }
+        };
+        for record in &records {
+            if let Some(found) = state(record) {
+                by_id.insert(found.id.clone(), found);
+            }
+        }
+    }
+    for query in zoql::usage_by_unique_key(&keys) {
+        match zoql::query(service, &query).await? {
+            zoql::Answer::Records(records) => {
+                for record in &records {
+                    if let (Some(found), Some(key)) = (state(record), record.get("UniqueKey").and_then(Value::as_str)) {
+                        by_key.entry(key.to_string()).or_insert_with(Vec::new).push(found);
+                    }
+                }
+            }
+            zoql::Answer::InvalidField(field) => {
+                tracing::warn!(%destination, %field, "this Zuora tenant cannot search usage by UniqueKey (Zuora documents the field only with Prepaid with Drawdown)");
+                keys_unsearchable = Some(field);
+                break;
+            }
+        }
+    }
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let mut records = Vec::new();
+            for id in &row.destination_ids {
+                if id.starts_with("import:") {
+                    if let Some(field) = &keys_unsearchable {
+                        return Located::Unknown(format!(
+                            "delivered in {id}, and this tenant cannot search usage by `{field}`"
+                        ));
+                    }
+                    match by_key.get(&row.row_key) {
+                        Some(found) => records.extend(found.iter().cloned()),
+                        None => return Located::Unknown(format!("no usage record of {id} has UniqueKey {}", row.row_key)),
+                    }
+                } else {
+                    match by_id.get(id) {
+                        Some(found) => records.push(found.clone()),
+                        None => return Located::Unknown(format!("usage record {id} is no longer in Zuora")),
+                    }
+                }
+            }
+            Located::Records(records)
+        })
+        .collect())
+}
+
 #[async_trait]
 impl Destination for ZuoraDestination {
     fn kind(&self) -> &'static str {
@@ -270,6 +363,39 @@ impl Destination for ZuoraDestination {
 
     fn delivered_key(&self) -> &'static str {
         "UniqueKey"
+    }
+
+    fn correcting(&self) -> crate::destination::Correcting {
+        crate::destination::Correcting::InPlaceOrDifferences
+    }
+
+    fn updatable_fields(&self, field: &str) -> bool {
+        // `ProxyModifyUsage` (`PUT /v1/object/usage/{id}`): docs/zuora.md, "Usage records".
+        matches!(field, "Quantity" | "StartDateTime" | "EndDateTime" | "UOM") || field.ends_with("__c")
+    }
+
+    async fn locate(&self, rows: &[crate::destination::Locate]) -> Result<Vec<crate::destination::Located>> {
+        locate_usage(&self.service("dinmo-correct")?, &self.name, rows).await
+    }
+
+    async fn update_record(&self, record: &str, batch: &RecordBatch) -> Result<std::result::Result<(), String>> {
+        let prepared = PreparedBatch::new(&self.name, &REST_COLUMNS, batch)?;
+        let body = request::update_usage_json(&prepared, 0, |field| self.updatable_fields(field));
+        let service = self.service("dinmo-correct")?;
+        let mut request = ApiRequest::new(reqwest::Method::PUT, format!("/v1/object/usage/{record}"));
+        request.body = service::RequestBody::Json(body.into());
+        let response = service.call(&request).await?;
+        if response.succeeded() {
+            return Ok(Ok(()));
+        }
+        if response.status >= 500 {
+            return Err(service.api_error(&request, &response));
+        }
+        Ok(Err(errors::reasons(&response.body)
+            .into_iter()
+            .map(|r| format!("{} {}", r.code, r.message))
+            .collect::<Vec<_>>()
+            .join("; ")))
     }
 
     async fn delete_records(&self, ids: &[String]) -> Result<Vec<(String, std::result::Result<(), String>)>> {

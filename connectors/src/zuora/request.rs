@@ -63,6 +63,42 @@ fn write_usage_object(out: &mut Vec<u8>, prepared: &PreparedBatch, row: usize) {
     out.push(b'}');
 }
 
+/// The body of `PUT /v1/object/usage/{id}` for `row`: the fields `updatable` lets through
+/// (`ProxyModifyUsage` takes Quantity, StartDateTime, EndDateTime, UOM and custom fields).
+pub(crate) fn update_usage_json(prepared: &PreparedBatch, row: usize, updatable: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(b'{');
+    let mut first = true;
+    for (column, cells) in &prepared.columns {
+        if !updatable(&column.spec.name) {
+            continue;
+        }
+        let value = match cells.as_ref().map(|cells| cells.get(row)) {
+            Some(Cell::Text(text)) if !text.is_empty() => Json::Text(text),
+            Some(Cell::Number(text)) if is_json_number(text) => Json::Raw(text),
+            Some(Cell::Number(text)) => Json::Text(text),
+            Some(Cell::DateTime(dt)) => Json::DateTime(dt),
+            _ => continue,
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_string(&mut out, &column.spec.name);
+        out.push(b':');
+        match value {
+            Json::Text(text) => write_string(&mut out, text),
+            Json::Raw(text) => out.extend_from_slice(text.as_bytes()),
+            Json::DateTime(dt) => {
+                let text = format!("{}+00:00", dt.format("%Y-%m-%dT%H:%M:%S"));
+                write_string(&mut out, &text);
+            }
+        }
+    }
+    out.push(b'}');
+    out
+}
+
 enum Json<'a> {
     Text(&'a str),
     Raw(&'a str),

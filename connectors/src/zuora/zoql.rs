@@ -29,17 +29,43 @@ pub fn records_of_import(import_id: &str) -> String {
     )
 }
 
-/// `select Id, UniqueKey from Usage where UniqueKey = '…' or …`, one query per at most
-/// [`MAX_CONDITIONS`] keys.
+/// `select Id, UniqueKey, RbeStatus, Quantity from Usage where UniqueKey = '…' or …`, one
+/// query per at most [`MAX_CONDITIONS`] keys.
 pub fn usage_by_unique_key(keys: &[String]) -> Vec<String> {
-    keys.chunks(MAX_CONDITIONS)
+    usage_where("UniqueKey", keys)
+}
+
+/// `select Id, UniqueKey, RbeStatus, Quantity from Usage where Id = '…' or …`, one query per
+/// at most [`MAX_CONDITIONS`] ids.
+pub fn usage_by_id(ids: &[String]) -> Vec<String> {
+    usage_where("Id", ids)
+}
+
+fn usage_where(field: &str, values: &[String]) -> Vec<String> {
+    values
+        .chunks(MAX_CONDITIONS)
         .map(|chunk| {
             let conditions = chunk
                 .iter()
-                .map(|k| format!("UniqueKey = {}", literal(k)))
+                .map(|k| format!("{field} = {}", literal(k)))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            format!("select Id, UniqueKey from Usage where {conditions}")
+            format!("select Id, UniqueKey, RbeStatus, Quantity from Usage where {conditions}")
+        })
+        .collect()
+}
+
+/// `select Id, RbeStatus, Quantity from Usage where Id = '…' or …`: for a tenant without
+/// `UniqueKey` on Usage.
+pub fn usage_by_id_without_unique_key(ids: &[String]) -> Vec<String> {
+    ids.chunks(MAX_CONDITIONS)
+        .map(|chunk| {
+            let conditions = chunk
+                .iter()
+                .map(|k| format!("Id = {}", literal(k)))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            format!("select Id, RbeStatus, Quantity from Usage where {conditions}")
         })
         .collect()
 }
@@ -134,6 +160,8 @@ pub fn every_query() -> Vec<String> {
     let keys: Vec<String> = (0..450).map(|i| format!("dinmo-key-{i}'\\")).collect();
     let mut all = vec![ACTIVE_UNITS.to_string(), records_of_import("8a8aa0ff7c1d")];
     all.extend(usage_by_unique_key(&keys));
+    all.extend(usage_by_id(&keys));
+    all.extend(usage_by_id_without_unique_key(&keys));
     all
 }
 
@@ -149,7 +177,10 @@ mod tests {
         for query in &queries {
             assert!(query.matches("UniqueKey = ").count() <= MAX_CONDITIONS, "{query}");
         }
-        assert_eq!(queries[2], "select Id, UniqueKey from Usage where UniqueKey = 'k400'");
+        assert_eq!(
+            queries[2],
+            "select Id, UniqueKey, RbeStatus, Quantity from Usage where UniqueKey = 'k400'"
+        );
     }
 
     #[test]

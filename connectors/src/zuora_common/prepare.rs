@@ -30,7 +30,7 @@ impl PreparedBatch {
         let mut columns: Vec<(LayoutColumn, Option<CellColumn>)> =
             set.columns.iter().map(|c| (c.clone(), None)).collect();
         for field in schema.fields() {
-            if field.name() == ROW_KEY_COLUMN {
+            if crate::destination::is_engine_column(field.name()) {
                 continue;
             }
             let Some(spec) = set.column(field.name()) else {

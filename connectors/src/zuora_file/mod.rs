@@ -89,6 +89,11 @@ impl crate::destination::DestinationSpec for ZuoraFileConfig {
 
 #[async_trait]
 impl Destination for ZuoraFileDestination {
+    fn correcting(&self) -> crate::destination::Correcting {
+        // A file cannot change what an earlier file delivered: only a row for the difference.
+        crate::destination::Correcting::Differences
+    }
+
     fn kind(&self) -> &'static str {
         "zuora_file"
     }

@@ -131,6 +131,14 @@ impl crate::destination::DestinationSpec for ZuoraRevenueConfig {
 
 #[async_trait]
 impl Destination for ZuoraRevenueDestination {
+    fn correcting(&self) -> crate::destination::Correcting {
+        crate::destination::Correcting::Not(
+            "Zuora Revenue corrects usage only through its edit-usage operation, by usage record id and revenue contract id \
+             (https://developer.zuora.com/other-api/revenue-api-3/usage), which a usage upload does not return, and an upload \
+             cannot be undone; use `on_change: hold` (or `ignore`) and correct Revenue there",
+        )
+    }
+
     fn kind(&self) -> &'static str {
         "zuora_revenue"
     }

@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, NaiveDateTime};
 
-use crate::destination::{ROW_KEY_COLUMN, SchemaProblem};
+use crate::destination::{ROW_KEY_COLUMN, SchemaProblem, is_engine_column};
 use crate::error::{ConnectorError, Result};
 use crate::rules::{Cell, FieldKind, FieldSpec, NumberLimits, RejectCode, Rejection, check_cell, convert_column};
 
@@ -64,7 +64,7 @@ fn kind_of(data_type: &DataType) -> FieldKind {
 /// its kind, or an extra column Arrow cannot write as text.
 pub fn schema_problems(schema: &Schema) -> Vec<SchemaProblem> {
     let mut problems = Vec::new();
-    for field in schema.fields().iter().filter(|f| f.name() != ROW_KEY_COLUMN) {
+    for field in schema.fields().iter().filter(|f| !is_engine_column(f.name())) {
         let spec = spec(field.name(), Some(field.data_type()));
         let writable = spec.kind.accepts(field.data_type()) || matches!(field.data_type(), DataType::Boolean);
         if !writable {
@@ -234,7 +234,7 @@ impl PreparedRows {
             .fields()
             .iter()
             .map(|f| f.name().clone())
-            .filter(|name| name != ROW_KEY_COLUMN && !MANDATORY.iter().any(|(m, _)| m == name))
+            .filter(|name| !is_engine_column(name) && !MANDATORY.iter().any(|(m, _)| m == name))
             .collect();
         extra.sort();
         labels.extend(extra);

@@ -36,12 +36,13 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
             format!("{} rows already synced", sync.snapshot_rows)
         };
         out.push_str(&format!(
-            "    model rows: {}  new rows: {}  ({history})\n",
-            sync.counts.model_rows, sync.counts.new_rows
+            "    model rows: {}  new rows: {}  changed: {}  ({history})\n",
+            sync.counts.model_rows, sync.counts.new_rows, sync.changed_rows
         ));
         for change in &sync.changed_since_last_run {
             out.push_str(&format!("    warning: {change}\n"));
         }
+        push_changes_text(&mut out, sync, is_plan);
         if sync.gone_rows > 0 {
             out.push_str(&format!(
                 "    gone: {} row(s) synced earlier are no longer in the model; nothing is sent for them\n",
@@ -97,6 +98,90 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
     out
 }
 
+/// What became of a sync's changed rows, in the text report.
+fn push_changes_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
+    if sync.changed_rows == 0 {
+        return;
+    }
+    let what = match sync.on_change.as_str() {
+        "ignore" => "left as they are (on_change: ignore)".to_string(),
+        "correct" => format!(
+            "{} {} of them (on_change: correct){}",
+            if is_plan { "would correct" } else { "corrected" },
+            sync.corrected_rows,
+            if sync.held_rows > 0 {
+                format!(
+                    "; {} {} ({} newly), settle them with `dinmo state resolve-held {}`",
+                    if is_plan { "would hold" } else { "held" },
+                    sync.held_rows,
+                    sync.newly_held_rows,
+                    sync.sync_id
+                )
+            } else {
+                String::new()
+            }
+        ),
+        _ if sync.held_rows > 0 => format!(
+            "{} {} of them, nothing sent ({} newly; on_change: {}). Settle them with `dinmo state resolve-held {}`",
+            if is_plan { "would hold" } else { "held" },
+            sync.held_rows,
+            sync.newly_held_rows,
+            sync.on_change,
+            sync.sync_id
+        ),
+        _ => String::new(),
+    };
+    out.push_str(&format!(
+        "    changed: {} row(s) synced earlier have other values now; {what}\n",
+        sync.changed_rows
+    ));
+    let Some(changes) = &sync.changes else { return };
+    let [_, _, quantity, _] = &changes.fields;
+    out.push_str(&format!(
+        "      {quantity} difference (now − sent): {}\n",
+        signed(&changes.quantity_difference)
+    ));
+    for (reason, rows) in &changes.reasons {
+        out.push_str(&format!("      {rows} × {reason}\n"));
+    }
+    for sample in &changes.sample {
+        let what: Vec<String> = sample
+            .changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} → {}",
+                    c.field,
+                    c.before.as_deref().unwrap_or("?"),
+                    c.after.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "      {} {} {}: {}\n",
+            sample.account.as_deref().unwrap_or(""),
+            sample.unit.as_deref().unwrap_or(""),
+            sample.start.as_deref().unwrap_or(""),
+            what.join(", ")
+        ));
+    }
+    if sync.changed_rows as usize > changes.sample.len() {
+        out.push_str(&format!(
+            "      … and {} more\n",
+            sync.changed_rows as usize - changes.sample.len()
+        ));
+    }
+}
+
+/// A difference with its sign (`+12`, `-3`, `0`).
+fn signed(difference: &str) -> String {
+    if difference.starts_with('-') || difference == "0" {
+        difference.to_string()
+    } else {
+        format!("+{difference}")
+    }
+}
+
 /// Prints a plan on stdout.
 pub fn print_plan(report: &RunReport, format: PlanFormat) {
     match format {
@@ -123,6 +208,80 @@ fn push_totals(out: &mut String, totals: &[crate::ops::Total]) {
     }
 }
 
+/// A sync's changed rows in the markdown plan: counts, the quantity difference by account and
+/// unit, and rows before → after.
+fn push_changes_markdown(out: &mut String, sync: &SyncReport) {
+    if sync.changed_rows == 0 {
+        return;
+    }
+    let fate = match sync.on_change.as_str() {
+        "ignore" => "left as they are (`on_change: ignore`)".to_string(),
+        "correct" => format!(
+            "**{}** would be corrected, **{}** held",
+            sync.corrected_rows, sync.held_rows
+        ),
+        _ => format!(
+            "**held**, nothing sent (`on_change: hold`; {} newly)",
+            sync.newly_held_rows
+        ),
+    };
+    out.push_str(&format!(
+        "- changed: **{}** row(s) synced earlier have other values now; {fate}\n",
+        sync.changed_rows
+    ));
+    let Some(changes) = &sync.changes else { return };
+    let [account, unit, quantity, start] = &changes.fields;
+    out.push_str(&format!(
+        "- {quantity} difference (now − sent): **{}**\n",
+        signed(&changes.quantity_difference)
+    ));
+    if !changes.by_account_unit.is_empty() {
+        out.push_str(&format!(
+            "\n**Changed {quantity} by {account} and {unit}**\n\n| {account} | {unit} | rows | sent | now | difference |\n|---|---|---:|---:|---:|---:|\n"
+        ));
+        for total in &changes.by_account_unit {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                md(&total.account),
+                md(&total.unit),
+                total.rows,
+                total.before,
+                total.after,
+                signed(&total.difference)
+            ));
+        }
+    }
+    if !changes.sample.is_empty() {
+        out.push_str(&format!(
+            "\n<details><summary>{} changed row(s), before → after</summary>\n\n| {account} | {unit} | {start} | change | reason |\n|---|---|---|---|---|\n",
+            changes.sample.len()
+        ));
+        for sample in &changes.sample {
+            let what: Vec<String> = sample
+                .changes
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}: {} → {}",
+                        c.field,
+                        c.before.as_deref().unwrap_or("?"),
+                        c.after.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | `{}` |\n",
+                md(sample.account.as_deref().unwrap_or("")),
+                md(sample.unit.as_deref().unwrap_or("")),
+                md(sample.start.as_deref().unwrap_or("")),
+                md(&what.join("; ")),
+                sample.reason.as_deref().unwrap_or("")
+            ));
+        }
+        out.push_str("\n</details>\n");
+    }
+}
+
 /// The plan as a pull-request comment. Deterministic: no run id, no times, everything sorted,
 /// so the same inputs give byte-identical output and two plans diff cleanly.
 /// Written top to bottom in the order a reviewer reads it; `push_totals` and `md` format the
@@ -135,20 +294,29 @@ pub fn render_markdown(report: &RunReport) -> String {
     if report.full_refresh {
         out.push_str("> [!WARNING]\n> **Full refresh**: snapshots are ignored and every model row counts as new.\n\n");
     }
+    let corrections: u64 = report.syncs.iter().map(|s| s.counts.corrections).sum();
+    let held: u64 = report.syncs.iter().map(|s| s.held_rows).sum();
     out.push_str(&format!(
         "**{new}** new row(s) to send across {} sync(s); {refused} would be refused by field rules.\n\n",
         report.syncs.len()
     ));
+    if corrections + held > 0 {
+        out.push_str(&format!(
+            "**{corrections}** correction(s) of rows whose values changed after they were sent; **{held}** changed row(s) would be held.\n\n"
+        ));
+    }
     let mut syncs: Vec<&SyncReport> = report.syncs.iter().collect();
     syncs.sort_by(|a, b| a.sync_id.cmp(&b.sync_id));
-    out.push_str("| sync | destination | new rows | refused by rules | already synced | changed since last run |\n|---|---|---:|---:|---:|---|\n");
+    out.push_str("| sync | destination | new rows | changed rows | gone rows | refused by rules | already synced | changed since last run |\n|---|---|---:|---:|---:|---:|---:|---|\n");
     for sync in &syncs {
         out.push_str(&format!(
-            "| `{}` | `{}` ({}) | {} | {} | {} | {} |\n",
+            "| `{}` | `{}` ({}) | {} | {} | {} | {} | {} | {} |\n",
             sync.sync_id,
             sync.destination,
             sync.destination_type,
             sync.counts.new_rows,
+            sync.changed_rows,
+            sync.gone_rows,
             sync.counts.rejected,
             if sync.first_run {
                 "first run".to_string()
@@ -182,6 +350,7 @@ pub fn render_markdown(report: &RunReport) -> String {
                 sync.gone_rows
             ));
         }
+        push_changes_markdown(&mut out, sync);
         let Some(summary) = &sync.summary else { continue };
         let [account, unit, quantity, start] = &summary.fields;
         if let (Some(first), Some(last)) = (&summary.first_start, &summary.last_start) {

@@ -47,12 +47,29 @@ struct SyncResult<'a> {
     counts: &'a crate::ops::Counts,
     /// Rows synced earlier that the model no longer produces.
     gone_rows: u64,
+    /// Rows synced earlier whose values differ now, and what became of them.
+    changes: Changes<'a>,
     recovered_runs: &'a [RunId],
     destination_ids: &'a [String],
     rejections: &'a [RejectionSummary],
     changed_since_last_run: &'a [String],
     timing: Timing,
     error: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Changes<'a> {
+    /// `hold`, `correct` or `ignore`.
+    on_change: &'a str,
+    changed_rows: u64,
+    held_rows: u64,
+    newly_held_rows: u64,
+    corrected_rows: u64,
+    ignored_changes: u64,
+    /// `after - before` over the changed rows, when they were described.
+    quantity_difference: Option<&'a str>,
+    /// Held rows by reason.
+    held_reasons: Option<&'a std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +121,16 @@ pub fn write_run_results(target: &Path, command: &str, report: Option<&RunReport
                         status: status(s, planned),
                         counts: &s.counts,
                         gone_rows: s.gone_rows,
+                        changes: Changes {
+                            on_change: &s.on_change,
+                            changed_rows: s.changed_rows,
+                            held_rows: s.held_rows,
+                            newly_held_rows: s.newly_held_rows,
+                            corrected_rows: s.corrected_rows,
+                            ignored_changes: s.ignored_changes,
+                            quantity_difference: s.changes.as_ref().map(|c| c.quantity_difference.as_str()),
+                            held_reasons: s.changes.as_ref().map(|c| &c.reasons),
+                        },
                         recovered_runs: &s.recovered_runs,
                         destination_ids: &s.destination_ids,
                         rejections: &s.rejections,

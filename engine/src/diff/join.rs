@@ -2,20 +2,19 @@
 //! keys in memory, or by a DataFusion anti-join when they do not fit.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
 use datafusion::common::JoinType;
 use datafusion::prelude::{DataFrame, SessionContext, col, ident};
 use dinmo_connectors::ROW_KEY_COLUMN;
-use futures::StreamExt;
 
 use super::anti_join;
-use super::snapshot::{KEY_BYTES_IN_MEMORY, Snapshot, SnapshotKeys, When, hex_key, snapshot_keys};
+use super::key_set;
+use super::snapshot::{Snapshot, SnapshotKeys, When, snapshot_keys};
+use super::anti_join::{DiffCounts, DiffFiles};
 use super::staging::{StagedModel, key_column};
 use crate::error::{DinmoError, Result};
 use crate::project::Sync;
-use crate::state::LocalPartWriter;
+use crate::state::values::VALUE_COLUMN;
 
 /// The anti-join's strategy for a hash table of `bytes`: a hash join, unless the session has a
 /// memory limit and the table would take more than half of it, in which case a sort-merge
@@ -38,47 +37,49 @@ async fn choose_join(ctx: &SessionContext, bytes: u64) -> Result<()> {
     Ok(())
 }
 
-/// New rows of one sync, in DataFusion: staged rows whose key is not in the snapshot,
-/// projected to the destination's fields plus [`ROW_KEY_COLUMN`]. The way when a key set
-/// does not fit the memory limit (see [`write_new_rows`]).
-pub async fn new_rows(
+/// The staged rows of one sync projected to the destination's fields and its key (16 bytes),
+/// each with the snapshot's value for its key (null where the snapshot lacks it), joined in
+/// DataFusion: the way when the snapshot's keys do not fit the memory limit (see
+/// [`write_new_rows`]). The snapshot's keys and values are first written to a local file at
+/// `local` ([`Snapshot::key_values`]).
+async fn joined_rows(
     ctx: &SessionContext,
     staged: &StagedModel,
     sync_index: usize,
     sync: &Sync,
-    snapshot: Option<Snapshot>,
+    snapshot: Snapshot,
+    local: &Path,
 ) -> Result<DataFrame> {
     let context = format!("sync `{}`: diff", sync.id);
-    if let Some(snapshot) = &snapshot {
-        choose_join(ctx, snapshot.rows.saturating_mul(KEY_BYTES_IN_MEMORY)).await?;
-    }
+    choose_join(ctx, key_set::bytes_for::<u64>(snapshot.rows)).await?;
     // Frames plan with the session's settings of when they were made: both sides are made (or
     // made again) after the join's strategy is set, or the setting would not reach the join.
+    let known = snapshot
+        .key_values(ctx, local)
+        .await?
+        .select(vec![
+            col(ROW_KEY_COLUMN).alias(SNAPSHOT_KEY),
+            col(VALUE_COLUMN).alias(SNAPSHOT_VALUE),
+        ])
+        .map_err(DinmoError::engine(context.clone()))?;
     let key = key_column(sync_index);
-    let hex = format!("{key}_hex");
     let staged_frame = ctx
         .table(staged.table.as_str())
         .await
-        .and_then(|frame| frame.with_column(&hex, hex_key(&key)))
         .map_err(DinmoError::engine(context.clone()))?;
-    // The snapshot's keys are the hash table (one narrow column) and the staged rows stream
+    // The snapshot's keys are the hash table (two narrow columns) and the staged rows stream
     // past it: memory follows the snapshot's key count, not the width of the model's rows.
-    let new = match snapshot {
-        Some(snapshot) => snapshot
-            .hex_frame(ctx)?
-            .join(
-                staged_frame,
-                JoinType::RightAnti,
-                &[ROW_KEY_COLUMN],
-                &[hex.as_str()],
-                None,
-            )
-            .map_err(DinmoError::engine(context.clone()))?,
-        None => staged_frame,
-    };
-    new.select(projection(sync, col(hex.as_str())))
+    let mut projection = projection(sync, ident(&key));
+    projection.push(col(SNAPSHOT_VALUE));
+    known
+        .join(staged_frame, JoinType::Right, &[SNAPSHOT_KEY], &[key.as_str()], None)
+        .and_then(|joined| joined.select(projection))
         .map_err(DinmoError::engine(context))
 }
+
+/// The snapshot's columns in the join, apart from the staged rows' own.
+const SNAPSHOT_KEY: &str = "__dinmo_snapshot_key";
+const SNAPSHOT_VALUE: &str = "__dinmo_snapshot_value";
 
 /// The destination's fields, then `key` as [`ROW_KEY_COLUMN`].
 fn projection(sync: &Sync, key: datafusion::prelude::Expr) -> Vec<datafusion::prelude::Expr> {
@@ -87,19 +88,20 @@ fn projection(sync: &Sync, key: datafusion::prelude::Expr) -> Vec<datafusion::pr
     projection
 }
 
-/// Writes the new rows of one sync from the staged rows (staged with [`StagedRows::Keep`](super::StagedRows)) to a
-/// local pending file at `path`; returns how many there are.
+/// Writes the new and changed rows of one sync from the staged rows (staged with
+/// [`StagedRows::Keep`](super::StagedRows)) to the local files of `files`; returns how many
+/// of each there are.
 ///
 /// With the snapshot's keys in memory, the staged rows stream past them; otherwise DataFusion
-/// joins ([`new_rows`]), sorting and spilling when the keys would not fit a hash table.
+/// joins ([`joined_rows`]), sorting and spilling when the keys would not fit a hash table.
 pub async fn write_new_rows(
     ctx: &SessionContext,
     staged: &StagedModel,
     sync_index: usize,
     sync: &Sync,
     keys: SnapshotKeys,
-    path: &Path,
-) -> Result<u64> {
+    files: &DiffFiles,
+) -> Result<DiffCounts> {
     let context = format!("sync `{}`: new rows", sync.id);
     let keys = match keys {
         SnapshotKeys::Later(snapshot) => snapshot_keys(ctx, &sync.id, Some(snapshot), When::AfterTheModel).await?,
@@ -109,8 +111,11 @@ pub async fn write_new_rows(
         SnapshotKeys::Everything => None,
         SnapshotKeys::InMemory(keys) => Some(keys),
         SnapshotKeys::Later(snapshot) | SnapshotKeys::Join(snapshot) => {
-            let frame = new_rows(ctx, staged, sync_index, sync, Some(snapshot)).await?;
-            return write_frame(frame, path, &context).await;
+            let local = files.pending.with_extension("snapshot.parquet");
+            let frame = joined_rows(ctx, staged, sync_index, sync, snapshot, &local).await?;
+            let written = anti_join::write_split(frame, None, true, files, &context).await;
+            remove_local_file(&local).await;
+            return written;
         }
     };
     let rows = ctx
@@ -118,16 +123,15 @@ pub async fn write_new_rows(
         .await
         .and_then(|frame| frame.select(projection(sync, col(key_column(sync_index)))))
         .map_err(DinmoError::engine(context.clone()))?;
-    anti_join::write_unseen(rows, keys, path, &context).await
+    anti_join::write_split(rows, keys, false, files, &context).await
 }
 
-/// Streams `frame` into a local pending file; returns the row count.
-pub async fn write_frame(frame: DataFrame, path: &Path, context: &str) -> Result<u64> {
-    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame.execute_stream().await.map_err(DinmoError::engine(context))?;
-    let mut writer = LocalPartWriter::create_pending(path, schema).await?;
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch.map_err(DinmoError::engine(context))?).await?;
+/// Removes a local file dinmo wrote for itself; one that is already gone is fine, another
+/// failure is logged (the staging folder is emptied at the next run anyway).
+async fn remove_local_file(path: &Path) {
+    if let Err(error) = tokio::fs::remove_file(path).await
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), %error, "cannot remove a local file");
     }
-    Ok(writer.finish().await?.1)
 }

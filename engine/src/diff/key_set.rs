@@ -1,5 +1,7 @@
-//! A set of row keys held as their 128-bit hashes, sharded so several tasks can fill it at
-//! once, with its memory accounted to the session's pool.
+//! A set of row keys held as their 128-bit hashes, each with a value of its own (the row's
+//! [`value`](crate::state::values) for the snapshot, nothing for the primary-key check),
+//! sharded so several tasks can fill it at once, with its memory accounted to the session's
+//! pool.
 //!
 //! It does the two hash-table jobs of the diff: finding repeated primary keys while the model
 //! is staged, and holding the snapshot's keys while the staged rows stream past them, which
@@ -12,7 +14,7 @@
 //! or the pool refuses, the set says so ([`OutOfMemory`]) and the caller falls back to
 //! DataFusion, whose operators can spill.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -22,9 +24,11 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReser
 /// that a shard doubling its table is a small step of the whole.
 const SHARDS: usize = 64;
 
-/// Bytes one key of capacity costs: 16 for the key, 1 control byte, and the table's eighth of
-/// free buckets.
-const BYTES_PER_KEY: usize = 20;
+/// Bytes one key of capacity costs: 16 for the key, its value, 1 control byte, and the table's
+/// eighth of free buckets.
+const fn bytes_per_key<V>() -> usize {
+    (16 + std::mem::size_of::<V>()) * 9 / 8 + 2
+}
 
 /// The pool refused the memory the set needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,16 +55,16 @@ impl Hasher for LowBits {
     }
 }
 
-type Shard = HashSet<u128, BuildHasherDefault<LowBits>>;
+type Shard<V> = HashMap<u128, V, BuildHasherDefault<LowBits>>;
 
 fn shard_of(key: u128) -> usize {
     (key >> 122) as usize // the top six bits: SHARDS = 64
 }
 
-/// A set being filled by several tasks.
+/// A set being filled by several tasks; `V` is what it holds for each key.
 #[derive(Debug)]
-pub struct KeySet {
-    shards: Vec<Mutex<Shard>>,
+pub struct KeySet<V = ()> {
+    shards: Vec<Mutex<Shard<V>>>,
     memory: Mutex<MemoryReservation>,
     /// The most the set may take: half the pool's limit.
     max_bytes: usize,
@@ -75,12 +79,12 @@ fn half_of(pool: &Arc<dyn MemoryPool>) -> usize {
     }
 }
 
-/// What a set of `expected` keys takes in memory, as accounted to the pool.
-pub fn bytes_for(expected: u64) -> u64 {
-    expected.saturating_mul(BYTES_PER_KEY as u64)
+/// What a set of `expected` keys with values of `V` takes in memory, as accounted to the pool.
+pub fn bytes_for<V>(expected: u64) -> u64 {
+    expected.saturating_mul(bytes_per_key::<V>() as u64)
 }
 
-impl KeySet {
+impl<V: Copy> KeySet<V> {
     /// An empty set that grows as keys come, accounted to `pool` under `name`.
     pub fn empty(pool: &Arc<dyn MemoryPool>, name: String) -> Self {
         Self {
@@ -95,16 +99,16 @@ impl KeySet {
         let memory = MemoryConsumer::new(name).register(pool);
         let max_bytes = half_of(pool);
         let per_shard = usize::try_from(expected.div_ceil(SHARDS as u64)).map_err(|_| OutOfMemory)?;
-        let wanted = per_shard.saturating_mul(SHARDS).saturating_mul(BYTES_PER_KEY);
+        let wanted = per_shard.saturating_mul(SHARDS).saturating_mul(bytes_per_key::<V>());
         if wanted > max_bytes {
             return Err(OutOfMemory);
         }
         // Reserve before allocating: a refusal then costs nothing.
         memory.try_grow(wanted).map_err(|_| OutOfMemory)?;
-        let shards: Vec<Mutex<Shard>> = (0..SHARDS)
+        let shards: Vec<Mutex<Shard<V>>> = (0..SHARDS)
             .map(|_| Mutex::new(Shard::with_capacity_and_hasher(per_shard, Default::default())))
             .collect();
-        let held = shards.iter().map(|s| lock(s).capacity()).sum::<usize>() * BYTES_PER_KEY;
+        let held = shards.iter().map(|s| lock(s).capacity()).sum::<usize>() * bytes_per_key::<V>();
         memory.try_resize(held).map_err(|_| OutOfMemory)?;
         Ok(Self {
             shards,
@@ -113,33 +117,36 @@ impl KeySet {
         })
     }
 
-    /// Adds `keys`; returns how many of them were in the set already (counting a key that
-    /// repeats within `keys` too). A shard that grew is accounted after the fact, so the pool
-    /// may be exceeded by one shard's growth (a 64th of the set) before it refuses.
-    pub fn insert(&self, keys: &[u128]) -> Result<u64, OutOfMemory> {
+    /// Adds `keys`, each with its value (`values[i]` for `keys[i]`), a value given later
+    /// replacing one given before; returns how many of the keys were in the set already
+    /// (counting a key that repeats within `keys` too). A shard that grew is accounted after
+    /// the fact, so the pool may be exceeded by one shard's growth (a 64th of the set) before
+    /// it refuses.
+    pub fn insert_with(&self, keys: &[u128], values: &[V]) -> Result<u64, OutOfMemory> {
         let mut repeated = 0u64;
         let mut grown = 0usize;
-        let (placed, starts) = by_shard(keys);
+        let (placed, starts) = by_shard(keys, values);
         for shard in 0..SHARDS {
-            let keys = &placed[starts[shard]..starts[shard + 1]];
-            if keys.is_empty() {
+            let entries = &placed[starts[shard]..starts[shard + 1]];
+            if entries.is_empty() {
                 continue;
             }
             let mut set = lock(&self.shards[shard]);
             let before = set.capacity();
-            for &key in keys {
-                if !set.insert(key) {
+            for &(key, value) in entries {
+                if set.insert(key, value).is_some() {
                     repeated += 1;
                 }
             }
             grown += set.capacity() - before;
         }
         if grown > 0 {
+            let bytes = grown * bytes_per_key::<V>();
             let memory = lock(&self.memory);
-            if memory.size().saturating_add(grown * BYTES_PER_KEY) > self.max_bytes {
+            if memory.size().saturating_add(bytes) > self.max_bytes {
                 return Err(OutOfMemory);
             }
-            memory.try_grow(grown * BYTES_PER_KEY).map_err(|_| OutOfMemory)?;
+            memory.try_grow(bytes).map_err(|_| OutOfMemory)?;
         }
         Ok(repeated)
     }
@@ -147,13 +154,13 @@ impl KeySet {
     /// Empties the set and gives its memory back.
     pub fn clear(&self) {
         for shard in &self.shards {
-            *lock(shard) = Shard::default();
+            *lock(shard) = Shard::<V>::default();
         }
         lock(&self.memory).free();
     }
 
     /// The filled set, for lookups without locks.
-    pub fn freeze(self) -> FrozenKeySet {
+    pub fn freeze(self) -> FrozenKeySet<V> {
         FrozenKeySet {
             shards: self
                 .shards
@@ -165,21 +172,34 @@ impl KeySet {
     }
 }
 
+impl KeySet<()> {
+    /// Adds `keys`; returns how many of them were in the set already (see
+    /// [`KeySet::insert_with`]).
+    pub fn insert(&self, keys: &[u128]) -> Result<u64, OutOfMemory> {
+        self.insert_with(keys, &vec![(); keys.len()])
+    }
+}
+
 /// A filled set; its memory stays reserved until it is dropped.
 #[derive(Debug)]
-pub struct FrozenKeySet {
-    shards: Vec<Shard>,
+pub struct FrozenKeySet<V = ()> {
+    shards: Vec<Shard<V>>,
     _memory: MemoryReservation,
 }
 
-impl FrozenKeySet {
+impl<V: Copy> FrozenKeySet<V> {
+    /// The value held for `key`, when the set has it.
+    pub fn get(&self, key: u128) -> Option<V> {
+        self.shards[shard_of(key)].get(&key).copied()
+    }
+
     pub fn contains(&self, key: u128) -> bool {
-        self.shards[shard_of(key)].contains(&key)
+        self.shards[shard_of(key)].contains_key(&key)
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.shards.iter().map(Shard::len).sum()
+        self.shards.iter().map(HashMap::len).sum()
     }
 }
 
@@ -188,9 +208,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `keys` grouped by shard (a counting sort: one pass to count, one to place), and where
-/// each shard's keys start.
-fn by_shard(keys: &[u128]) -> (Vec<u128>, [usize; SHARDS + 1]) {
+/// `keys` with their values grouped by shard (a counting sort: one pass to count, one to
+/// place; a key keeps its order among its shard's), and where each shard's keys start.
+fn by_shard<V: Copy>(keys: &[u128], values: &[V]) -> (Vec<(u128, V)>, [usize; SHARDS + 1]) {
     let mut starts = [0usize; SHARDS + 1];
     for &key in keys {
         starts[shard_of(key) + 1] += 1;
@@ -198,11 +218,15 @@ fn by_shard(keys: &[u128]) -> (Vec<u128>, [usize; SHARDS + 1]) {
     for shard in 0..SHARDS {
         starts[shard + 1] += starts[shard];
     }
-    let mut placed = vec![0u128; keys.len()];
+    let mut placed: Vec<(u128, V)> = Vec::with_capacity(keys.len());
+    let Some(&first) = values.first() else {
+        return (placed, starts);
+    };
+    placed.resize(keys.len(), (0, first));
     let mut cursor = starts;
-    for &key in keys {
+    for (&key, &value) in keys.iter().zip(values) {
         let shard = shard_of(key);
-        placed[cursor[shard]] = key;
+        placed[cursor[shard]] = (key, value);
         cursor[shard] += 1;
     }
     (placed, starts)
@@ -233,7 +257,7 @@ mod tests {
         assert_eq!(frozen.len(), 10_011);
         assert!(frozen.contains(spread(0)) && frozen.contains(spread(20_000)));
         assert!(!frozen.contains(spread(30_000)));
-        assert!(pool.reserved() >= 10_011 * BYTES_PER_KEY, "its memory is accounted");
+        assert!(pool.reserved() >= 10_011 * bytes_per_key::<()>(), "its memory is accounted");
         drop(frozen);
         assert_eq!(pool.reserved(), 0, "and given back");
     }
@@ -242,9 +266,9 @@ mod tests {
     fn a_set_takes_at_most_half_a_limited_pool() {
         let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1_000_000));
         // 30,000 keys fit the pool (600 KB) but not half of it.
-        let big = KeySet::with_capacity(&pool, "big".into(), 30_000);
+        let big = KeySet::<()>::with_capacity(&pool, "big".into(), 30_000);
         assert_eq!(big.map(|_| ()), Err(OutOfMemory));
-        assert!(KeySet::with_capacity(&pool, "small".into(), 20_000).is_ok());
+        assert!(KeySet::<()>::with_capacity(&pool, "small".into(), 20_000).is_ok());
         let set = KeySet::empty(&pool, "growing".into());
         let keys: Vec<u128> = (0..30_000).map(spread).collect();
         assert_eq!(set.insert(&keys), Err(OutOfMemory));
@@ -255,7 +279,7 @@ mod tests {
     fn a_pool_too_small_refuses_up_front_or_while_growing() {
         let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(100_000));
         assert_eq!(
-            KeySet::with_capacity(&pool, "big".into(), 1_000_000).map(|_| ()),
+            KeySet::<()>::with_capacity(&pool, "big".into(), 1_000_000).map(|_| ()),
             Err(OutOfMemory)
         );
         let set = KeySet::empty(&pool, "growing".into());
@@ -266,17 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn a_value_given_later_replaces_the_one_before() {
+        let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let set = KeySet::<u64>::empty(&pool, "test".into());
+        assert_eq!(set.insert_with(&[spread(1), spread(2)], &[10, 20]), Ok(0));
+        assert_eq!(set.insert_with(&[spread(2), spread(2)], &[21, 22]), Ok(2));
+        let frozen = set.freeze();
+        assert_eq!(frozen.get(spread(1)), Some(10));
+        assert_eq!(frozen.get(spread(2)), Some(22));
+        assert_eq!(frozen.get(spread(3)), None);
+    }
+
+    #[test]
     fn grouping_by_shard_keeps_every_key() {
         let keys: Vec<u128> = (0..5_000).map(spread).collect();
-        let (placed, starts) = by_shard(&keys);
+        let (placed, starts) = by_shard(&keys, &vec![(); keys.len()]);
         assert_eq!(starts[SHARDS], keys.len());
         for shard in 0..SHARDS {
             assert!(
                 placed[starts[shard]..starts[shard + 1]]
                     .iter()
-                    .all(|&k| shard_of(k) == shard)
+                    .all(|&(k, ())| shard_of(k) == shard)
             );
         }
+        let placed: Vec<u128> = placed.into_iter().map(|(k, ())| k).collect();
         let (mut a, mut b) = (placed.clone(), keys.clone());
         a.sort_unstable();
         b.sort_unstable();

@@ -1,15 +1,18 @@
-//! The diff: each sync's snapshot keys are loaded ([`snapshot_keys`], [`snapshot`]), then the
-//! model runs once ([`stage_model`], [`staging`]): its primary key is checked, each sync's row
-//! key is added, and the rows whose key is not in a sync's snapshot go straight to that sync's
-//! pending file. A sync whose keys were left for later is diffed from the staged rows
-//! afterwards ([`write_new_rows`], [`join`]). Batches stream throughout; the model's rows are
-//! never collected into memory.
+//! The diff: each sync's snapshot keys and values are loaded ([`snapshot_keys`], [`snapshot`]),
+//! then the model runs once ([`stage_model`], [`staging`]): its primary key is checked, each
+//! sync's row key is added, and each row is *new* (its key is not in the sync's snapshot: to
+//! the pending file), *changed* (its key is there with another value, the hash of the fields
+//! it was sent with, [`crate::state::values`]: to the changed file) or *unchanged* (left out).
+//! A sync whose keys were left for later is diffed from the staged rows afterwards
+//! ([`write_new_rows`], [`join`]). Batches stream throughout; the model's rows are never
+//! collected into memory. (Snapshot keys the model no longer produces are *gone*; they are
+//! counted from the totals, `SyncRun`.)
 //!
 //! Both checks hold row keys as 128-bit hashes in a [`key_set`] (the primary-key check while
-//! staging, the snapshot's keys for the anti-join, [`anti_join`]), with its memory accounted to
-//! the session's pool. When the pool cannot hold a set, DataFusion does the job instead (a
-//! GROUP BY over the model's query; for the snapshot, the model's rows are staged to a local
-//! file and joined, a hash or sort-merge join), spilling where it must.
+//! staging, the snapshot's keys and values for the split, [`anti_join`]), with its memory
+//! accounted to the session's pool. When the pool cannot hold a set, DataFusion does the job
+//! instead (a GROUP BY over the model's query; for the snapshot, the model's rows are staged to
+//! a local file and joined, a hash or sort-merge join), spilling where it must.
 
 mod anti_join;
 mod join;
@@ -20,8 +23,9 @@ mod staging;
 use arrow::array::{AsArray, RecordBatch};
 use dinmo_connectors::ROW_KEY_COLUMN;
 
-pub use join::{new_rows, write_frame, write_new_rows};
+pub use join::write_new_rows;
 pub use snapshot::{Snapshot, SnapshotKeys, When, snapshot_keys};
+pub use anti_join::{DiffCounts, DiffFiles};
 pub use staging::{DirectDiff, StagedModel, StagedRows, key_column, stage_model};
 
 /// Reads back the keys of a batch (for tests and reports).
@@ -51,7 +55,8 @@ mod tests {
     use super::*;
     use crate::project::{MappedField, Sync};
     use crate::state::row_key::binary_keys;
-    use crate::state::{KeyEncoding, key_part_schema};
+    use crate::state::values::value_hashes;
+    use crate::state::{KeyEncoding, LocalPartWriter, SnapshotPart};
 
     fn sync() -> Sync {
         Sync {
@@ -72,6 +77,8 @@ mod tests {
             ],
             mapping_position: None,
             max_new_rows: None,
+            on_change: Default::default(),
+            on_delete: Default::default(),
             allow_billing_and_revenue: false,
             position: None,
         }
@@ -81,24 +88,30 @@ mod tests {
         keys.iter().map(|k| format!("{k:032x}")).collect()
     }
 
-    /// A staged table whose rows have the keys of hashes `keys`.
-    async fn staged_with(ctx: &SessionContext, keys: &[u128]) -> StagedModel {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("account", DataType::Utf8, false),
-            Field::new("qty", DataType::Int64, false),
-            Field::new(key_column(0), DataType::FixedSizeBinary(16), false),
-        ]));
+    /// Rows with the keys of hashes `keys`, account `acct-<key>` and quantity `qty(key)`, as
+    /// the model's columns (`account`, `qty`) or the destination's fields.
+    fn rows(keys: &[u128], qty: impl Fn(u128) -> i64, names: [&str; 2]) -> (Vec<Field>, Vec<arrow::array::ArrayRef>) {
         let accounts: Vec<String> = keys.iter().map(|k| format!("acct-{k}")).collect();
-        let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
+        (
+            vec![
+                Field::new(names[0], DataType::Utf8, false),
+                Field::new(names[1], DataType::Int64, false),
+            ],
             vec![
                 Arc::new(StringArray::from(accounts)),
-                Arc::new(Int64Array::from_iter_values(0..keys.len() as i64)),
-                binary_keys(keys).unwrap(),
+                Arc::new(Int64Array::from_iter_values(keys.iter().map(|&k| qty(k)))),
             ],
         )
-        .unwrap();
-        // Two batches, so the join sees a stream rather than one array.
+    }
+
+    /// A staged table whose rows have the keys of hashes `keys`, with quantity `key * 10`.
+    async fn staged_with(ctx: &SessionContext, keys: &[u128]) -> StagedModel {
+        let (mut fields, mut columns) = rows(keys, |k| k as i64 * 10, ["account", "qty"]);
+        fields.push(Field::new(key_column(0), DataType::FixedSizeBinary(16), false));
+        columns.push(binary_keys(keys).unwrap());
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        // Two batches, so the split sees a stream rather than one array.
         let (first, second) = (batch.slice(0, 2), batch.slice(2, batch.num_rows() - 2));
         let table = MemTable::try_new(schema, vec![vec![first, second]]).unwrap();
         ctx.register_table("staged", Arc::new(table)).unwrap();
@@ -111,88 +124,99 @@ mod tests {
         }
     }
 
-    /// A snapshot holding the row keys of hashes `keys`: the first as hex text (a part stored
-    /// before manifest version 3), the rest as 16 bytes, so both are read side by side.
-    fn snapshot_of(ctx: &SessionContext, keys: &[u128]) -> Snapshot {
-        let (old, new) = keys.split_at(keys.len().min(1));
-        let frame = |encoding: KeyEncoding, column: arrow::array::ArrayRef| {
-            let schema = key_part_schema(encoding);
-            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![column]).unwrap();
-            ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
-                .unwrap()
-        };
-        Snapshot {
-            frames: vec![
-                frame(KeyEncoding::Hex, Arc::new(StringArray::from(hex(old)))),
-                frame(KeyEncoding::Binary, binary_keys(new).unwrap()),
-            ],
-            rows: keys.len() as u64,
-        }
-    }
-
-    /// The new rows' keys and columns, found both ways: in DataFusion and with a key set
-    /// (which must agree).
-    async fn new_keys(
+    /// A snapshot holding the rows of hashes `keys` as sent, with quantity `qty(key)`: the
+    /// first in a part as an earlier release stored it (hex keys, no values: they are hashed
+    /// from its fields), the rest in a part with 16-byte keys and values.
+    async fn snapshot_of(
         ctx: &SessionContext,
-        staged: &StagedModel,
-        snapshot: impl Fn() -> Option<Snapshot>,
-    ) -> (Vec<String>, Vec<String>) {
-        let frame = new_rows(ctx, staged, 0, &sync(), snapshot()).await.unwrap();
-        let batches = frame.collect().await.unwrap();
-        let mut keys: Vec<String> = batches.iter().flat_map(keys_of).collect();
-        keys.sort();
-        let columns: Vec<String> = batches
-            .first()
-            .map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
-            .unwrap_or_default();
+        folder: &std::path::Path,
+        keys: &[u128],
+        qty: impl Fn(u128) -> i64,
+    ) -> Snapshot {
+        let (old, new) = keys.split_at(keys.len().min(1));
+        let (mut fields, mut columns) = rows(old, &qty, ["AccountNumber", "Quantity"]);
+        fields.push(Field::new(ROW_KEY_COLUMN, DataType::Utf8, false));
+        columns.push(crate::state::row_key::hex_keys(old).unwrap());
+        let old_part = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
 
-        let folder = tempfile::tempdir().unwrap();
-        let pending = folder.path().join("pending.parquet");
-        let loaded = snapshot_keys(ctx, &"m.d".into(), snapshot(), When::AfterTheModel)
-            .await
-            .unwrap();
-        let written = write_new_rows(ctx, staged, 0, &sync(), loaded, &pending).await.unwrap();
-        let file = std::fs::File::open(&pending).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
-        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-        let mut from_set: Vec<String> = batches.iter().flat_map(keys_of).collect();
-        from_set.sort();
-        assert_eq!(from_set, keys, "the key set and DataFusion disagree");
-        assert_eq!(written, keys.len() as u64);
-        if let Some(batch) = batches.first() {
-            let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-            assert_eq!(names, columns);
+        let (fields, columns) = rows(new, &qty, ["AccountNumber", "Quantity"]);
+        let fields_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let values = value_hashes(&fields_batch, &[0, 1], &["AccountNumber", "Quantity"]).unwrap();
+        let new_part = RecordBatch::try_new(
+            crate::state::key_value_part_schema(),
+            vec![binary_keys(new).unwrap(), crate::state::values::value_column(values)],
+        )
+        .unwrap();
+        let mut parts = Vec::new();
+        for (name, batch, row_keys, values) in [
+            ("old.parquet", old_part, KeyEncoding::Hex, false),
+            ("new.parquet", new_part, KeyEncoding::Binary, true),
+        ] {
+            let path = folder.join(name);
+            let mut writer = LocalPartWriter::create(&path, batch.schema()).await.unwrap();
+            writer.write(&batch).await.unwrap();
+            writer.finish().await.unwrap();
+            parts.push(SnapshotPart {
+                url: path.display().to_string(),
+                row_keys,
+                values,
+            });
         }
-        (keys, columns)
+        Snapshot::read(ctx, &parts, &[], keys.len() as u64).await.unwrap()
+    }
+
+    fn read_keys(path: &std::path::Path) -> Vec<String> {
+        let file = std::fs::File::open(path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
+        let mut keys: Vec<String> = reader.flat_map(|b| keys_of(&b.unwrap())).collect();
+        keys.sort();
+        keys
+    }
+
+    /// The new and changed rows' keys, found both ways: with the snapshot in a key set and by
+    /// a join in DataFusion (which must agree).
+    async fn split_keys(keys: &[u128], snapshot: &[u128], qty: impl Fn(u128) -> i64 + Copy) -> (Vec<String>, Vec<String>) {
+        let folder = tempfile::tempdir().unwrap();
+        let mut found = Vec::new();
+        for joined in [false, true] {
+            let ctx = SessionContext::new();
+            let staged = staged_with(&ctx, keys).await;
+            let read = snapshot_of(&ctx, folder.path(), snapshot, qty).await;
+            let loaded = if joined {
+                SnapshotKeys::Join(read)
+            } else {
+                snapshot_keys(&ctx, &"m.d".into(), Some(read), When::AfterTheModel)
+                    .await
+                    .unwrap()
+            };
+            let files = DiffFiles {
+                pending: folder.path().join(format!("pending-{joined}.parquet")),
+                changed: folder.path().join(format!("changed-{joined}.parquet")),
+            };
+            let counts = write_new_rows(&ctx, &staged, 0, &sync(), loaded, &files).await.unwrap();
+            let split = (read_keys(&files.pending), read_keys(&files.changed));
+            assert_eq!(counts.new_rows, split.0.len() as u64);
+            assert_eq!(counts.changed_rows, split.1.len() as u64);
+            found.push(split);
+        }
+        assert_eq!(found[0], found[1], "the key set and DataFusion disagree");
+        found.remove(0)
     }
 
     #[tokio::test]
-    async fn keeps_only_rows_whose_key_is_not_in_the_snapshot() {
-        let ctx = SessionContext::new();
-        let staged = staged_with(&ctx, &[1, 2, 3, u128::MAX]).await;
-        let (keys, columns) = new_keys(&ctx, &staged, || Some(snapshot_of(&ctx, &[2, u128::MAX, 9]))).await;
-        assert_eq!(keys, hex(&[1, 3]));
-        assert_eq!(columns, ["AccountNumber", "Quantity", ROW_KEY_COLUMN]);
+    async fn rows_are_new_changed_or_unchanged() {
+        // Staged quantities are key * 10; the snapshot sent key * 10, except for key 3 (and
+        // u128::MAX, in the part stored the old way) where it sent something else.
+        let sent = |k: u128| if k == 3 || k == u128::MAX { 7 } else { k as i64 * 10 };
+        let (new, changed) = split_keys(&[1, 2, 3, 4, u128::MAX], &[u128::MAX, 2, 3, 4, 9], sent).await;
+        assert_eq!(new, hex(&[1]));
+        assert_eq!(changed, hex(&[3, u128::MAX]));
     }
 
     #[tokio::test]
-    async fn an_empty_snapshot_keeps_everything_and_a_full_one_nothing() {
-        let ctx = SessionContext::new();
-        let staged = staged_with(&ctx, &[1, 2, 3]).await;
-        let empty = || {
-            Some(Snapshot {
-                frames: Vec::new(),
-                rows: 0,
-            })
-        };
-        assert_eq!(new_keys(&ctx, &staged, empty).await.0, hex(&[1, 2, 3]));
-        assert!(
-            new_keys(&ctx, &staged, || Some(snapshot_of(&ctx, &[1, 2, 3])))
-                .await
-                .0
-                .is_empty()
-        );
-        // --full-refresh: no snapshot at all.
-        assert_eq!(new_keys(&ctx, &staged, || None).await.0, hex(&[1, 2, 3]));
+    async fn an_empty_snapshot_makes_everything_new_and_a_full_one_nothing() {
+        let same = |k: u128| k as i64 * 10;
+        assert_eq!(split_keys(&[1, 2, 3], &[], same).await, (hex(&[1, 2, 3]), vec![]));
+        assert_eq!(split_keys(&[1, 2, 3], &[1, 2, 3], same).await, (vec![], vec![]));
     }
 }

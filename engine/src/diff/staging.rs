@@ -14,13 +14,13 @@ use datafusion::prelude::SessionContext;
 use dinmo_connectors::{ROW_KEY_COLUMN, SyncId};
 use futures::StreamExt;
 
-use super::anti_join;
+use super::anti_join::{self, DiffCounts, DiffFiles, Known, SplitFeeds, SplitWriters};
 use super::key_set::{FrozenKeySet, KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
 use crate::state::row_key::{binary_keys, row_hashes};
-use crate::state::{LocalPartWriter, PartFeed, remove_local_folder};
+use crate::state::{LocalPartWriter, remove_local_folder};
 
 /// The column of the staged file holding the key of the model's `index`-th selected sync,
 /// as the 16 bytes of its hash ([`crate::state::row_key::binary_keys`]): written as hex only
@@ -39,17 +39,17 @@ pub enum StagedRows {
     Skip,
 }
 
-/// One sync whose new rows [`stage_model`] writes as the model runs.
+/// One sync whose new and changed rows [`stage_model`] writes as the model runs.
 #[derive(Debug)]
 pub struct DirectDiff<'s> {
     /// The sync's position among the model's selected syncs.
     pub(super) index: usize,
     /// The sync.
     pub(super) sync: &'s Sync,
-    /// Its snapshot's keys; `None` when every row is new.
-    pub(super) keys: Option<Arc<FrozenKeySet>>,
-    /// The local pending file for its new rows.
-    pub(super) pending: PathBuf,
+    /// Its snapshot's keys and values; `None` when every row is new.
+    pub(super) keys: Option<Arc<FrozenKeySet<u64>>>,
+    /// Where its rows go.
+    pub(super) files: DiffFiles,
 }
 
 /// The model's output: the rows written straight to the pending files of the syncs diffed as
@@ -63,16 +63,16 @@ pub struct StagedModel {
     pub path: PathBuf,
     /// Rows the model produced.
     pub rows: u64,
-    /// New rows written to each directly diffed sync's pending file, by the sync's index.
-    pub(super) direct_rows: Vec<(usize, u64)>,
+    /// New and changed rows written for each directly diffed sync, by the sync's index.
+    pub(super) direct_rows: Vec<(usize, DiffCounts)>,
     /// The removal of the staged files, once started ([`StagedModel::discard`]).
     pub(super) discarding: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl StagedModel {
-    /// The new rows written to the pending file of the model's `index`-th sync while the model
-    /// ran; `None` when the sync was not diffed then.
-    pub fn direct_rows(&self, index: usize) -> Option<u64> {
+    /// The new and changed rows written for the model's `index`-th sync while the model ran;
+    /// `None` when the sync was not diffed then.
+    pub fn direct_rows(&self, index: usize) -> Option<DiffCounts> {
         self.direct_rows
             .iter()
             .find(|(i, _)| *i == index)
@@ -259,8 +259,8 @@ struct StagePass {
     repeated: u64,
     /// The primary key check's set fit the memory limit.
     checked_in_memory: bool,
-    /// New rows written to each directly diffed sync's pending file, by the sync's index.
-    direct_rows: Vec<(usize, u64)>,
+    /// New and changed rows written for each directly diffed sync, by the sync's index.
+    direct_rows: Vec<(usize, DiffCounts)>,
 }
 
 /// What every pass over one model's query shares.
@@ -307,15 +307,16 @@ async fn stage_pass(
     let mut outputs = Vec::new();
     for diff in direct {
         let (columns, schema) = pending_columns(&planned.schema, diff.sync)?;
-        let writer = LocalPartWriter::create_pending(&diff.pending, Arc::clone(&schema)).await?;
-        if let Some(feed) = writer.feed() {
+        let writer = SplitWriters::create(&diff.files, &schema).await?;
+        if let Some(feeds) = writer.feeds() {
             outputs.push(DirectOutput {
                 index: diff.index,
                 columns,
+                names: diff.sync.mapping.iter().map(|m| m.field.clone()).collect(),
                 keys: diff.keys,
                 schema,
-                pending: diff.pending.clone(),
-                feed,
+                pending: diff.files.pending.clone(),
+                feeds,
             });
         }
         writers.push((diff.index, writer));
@@ -371,8 +372,7 @@ async fn stage_pass(
     let mut direct_rows = Vec::new();
     for (index, writer) in writers {
         // An encoder that failed is why a task stopped: its error comes first.
-        let (_, written) = writer.finish().await?;
-        direct_rows.push((index, written));
+        direct_rows.push((index, writer.finish().await?));
     }
     if let Some(failure) = failed {
         return Err(failure);
@@ -409,16 +409,18 @@ fn pending_columns(schema: &SchemaRef, sync: &Sync) -> Result<(Vec<usize>, Schem
     Ok((columns, Arc::new(Schema::new(fields))))
 }
 
-/// Where one staging task sends a directly diffed sync's new rows.
+/// Where one staging task sends a directly diffed sync's new and changed rows.
 #[derive(Debug)]
 struct DirectOutput {
     index: usize,
     /// The model's columns that are the destination's fields, in the pending file's order.
     columns: Vec<usize>,
-    keys: Option<Arc<FrozenKeySet>>,
+    /// The destination's fields, in that order.
+    names: Vec<String>,
+    keys: Option<Arc<FrozenKeySet<u64>>>,
     schema: SchemaRef,
     pending: PathBuf,
-    feed: PartFeed,
+    feeds: SplitFeeds,
 }
 
 /// What every staging task of one model shares.
@@ -510,10 +512,14 @@ async fn stage_partition(
                 repeated_keys += job.remember(&hashes);
             }
             for output in job.outputs.iter().filter(|o| o.index == index) {
-                let new =
-                    anti_join::unseen_rows(&batch, &output.columns, &hashes, output.keys.as_deref(), &output.schema)
-                        .map_err(DinmoError::arrow(context()))?;
-                if new.num_rows() > 0 && !output.feed.send(new).await {
+                let known = match output.keys.as_deref() {
+                    Some(keys) => Known::InMemory(keys),
+                    None => Known::Nothing,
+                };
+                let names: Vec<&str> = output.names.iter().map(String::as_str).collect();
+                let split = anti_join::split_rows(&batch, &output.columns, &names, &hashes, known, &output.schema)
+                    .map_err(DinmoError::arrow(context()))?;
+                if !output.feeds.send(split).await {
                     // The pending file's encoder stopped; finishing it says why.
                     return Err(DinmoError::Io {
                         path: output.pending.clone(),

@@ -100,6 +100,7 @@ impl<'p> ApplyOp<'p> {
                     destination.as_ref(),
                     local,
                     saved.new_rows,
+                    None,
                     &mut sync_report,
                 )
                 .await;

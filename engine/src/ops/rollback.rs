@@ -241,7 +241,10 @@ async fn store_kept_rows(
     context: &str,
 ) -> Result<(Option<PartInfo>, u64)> {
     let mut writer: Option<LocalPartWriter> = None;
-    let mut deleted_rows = 0u64;
+    let (mut deleted_rows, mut corrections) = (0u64, 0u64);
+    let values = batches
+        .first()
+        .is_some_and(|b| b.column_by_name(crate::state::values::VALUE_COLUMN).is_some());
     for batch in batches {
         let keep: BooleanArray = destination_ids(batch, context)?
             .iter()
@@ -249,6 +252,9 @@ async fn store_kept_rows(
             .collect();
         deleted_rows += (keep.len() - keep.true_count()) as u64;
         let kept = filter_record_batch(batch, &keep).map_err(DinmoError::arrow(context))?;
+        corrections += kept
+            .column_by_name(crate::state::values::CORRECTS_COLUMN)
+            .map_or(0, |c| (c.len() - c.null_count()) as u64);
         if writer.is_none() {
             writer = Some(LocalPartWriter::create(local, kept.schema()).await?);
         }
@@ -264,7 +270,11 @@ async fn store_kept_rows(
     // so, and its entry says so (`upload`'s default).
     let part = match rows {
         0 => None,
-        _ => Some(state.upload(&local, path, rows).await?),
+        _ => Some(PartInfo {
+            values,
+            corrections,
+            ..state.upload(&local, path, rows).await?
+        }),
     };
     Ok((part, deleted_rows))
 }

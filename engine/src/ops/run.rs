@@ -209,7 +209,7 @@ fn save(
     report.failure()?;
     let mut syncs = Vec::new();
     let mut rows = Vec::new();
-    for sync in report.syncs.iter().filter(|s| s.counts.new_rows > 0) {
+    for sync in report.syncs.iter().filter(|s| s.counts.new_rows + s.counts.corrections > 0) {
         let found = planned
             .iter()
             .flat_map(|m| m.syncs.iter().map(move |t| (m, t)))
@@ -225,7 +225,7 @@ fn save(
             model_sql_hash: identity.sql_hash,
             mapping_hash: identity.mapping_hash,
             model_rows: sync.counts.model_rows,
-            new_rows: sync.counts.new_rows,
+            new_rows: sync.counts.new_rows + sync.counts.corrections,
             state_version: sync.state_version.clone(),
             rows_file: format!("rows/{}.parquet", sync.sync_id),
             rows_xxh3: String::new(),

@@ -9,7 +9,7 @@ use dinmo_connectors::Resolution;
 use dinmo_connectors::{RunId, SyncId};
 
 use super::project::{Selector, query_context};
-use crate::diff::{SnapshotKeys, StagedRows, stage_model, write_new_rows};
+use crate::diff::{DiffFiles, SnapshotKeys, StagedRows, stage_model, write_new_rows};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::plan_models;
 use crate::plan::sources::register_store;
@@ -501,7 +501,10 @@ impl<'p> RebuildOp<'p> {
                         });
                         continue;
                     }
-                    let local = staging.path().join(format!("{}.rebuild.parquet", target.sync.id));
+                    let local = DiffFiles {
+                        pending: staging.path().join(format!("{}.rebuild.parquet", target.sync.id)),
+                        changed: staging.path().join(format!("{}.rebuild-changed.parquet", target.sync.id)),
+                    };
                     rebuilt.push((position, target, local));
                 }
                 if rebuilt.is_empty() {
@@ -515,16 +518,18 @@ impl<'p> RebuildOp<'p> {
                     })
                     .collect();
                 let staged = stage_model(&ctx, model, staging.path(), direct, StagedRows::Skip).await?;
-                for (position, target, local) in rebuilt {
+                for (position, target, files) in rebuilt {
                     // Written as the model ran, or (when the primary key check had the rows
                     // staged after all) from the staged rows, as a run's diff does.
                     let rows = match staged.direct_rows(position) {
-                        Some(rows) => rows,
+                        Some(counts) => counts.new_rows,
                         None => {
-                            write_new_rows(&ctx, &staged, position, target.sync, SnapshotKeys::Everything, &local)
+                            write_new_rows(&ctx, &staged, position, target.sync, SnapshotKeys::Everything, &files)
                                 .await?
+                                .new_rows
                         }
                     };
+                    let local = files.pending;
                     let sync = target.sync;
                     let destination = target.destination.as_ref();
                     if !self.write {

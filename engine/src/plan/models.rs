@@ -7,13 +7,14 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
-use dinmo_connectors::{Destination, ROW_KEY_COLUMN};
+use dinmo_connectors::{Correcting, Destination, ROW_KEY_COLUMN};
 
 use crate::error::{DinmoError, Result};
 use crate::plan::destinations::build_destination;
 use crate::plan::sources::register_source;
+
 use crate::project::selection::Selection;
-use crate::project::{ConfigReport, Model, Project, Sync};
+use crate::project::{ConfigReport, Model, OnChange, OnDelete, Project, Sync};
 use crate::state::row_key::check_key_type;
 
 /// A model whose SQL planned and whose schema passed every check.
@@ -195,11 +196,36 @@ async fn plan_model<'p>(
                 .or(sync.mapping_position);
             report.push(&model.file, at, format!("sync `{}`: {}", sync.id, problem.message));
         }
-        if sync.mapping.iter().any(|m| m.field == ROW_KEY_COLUMN) {
+        if let Some(reserved) = sync.mapping.iter().find(|m| dinmo_connectors::is_engine_column(&m.field)) {
             report.push(
                 &model.file,
                 sync.mapping_position,
-                format!("sync `{}`: `{ROW_KEY_COLUMN}` is reserved", sync.id),
+                format!(
+                    "sync `{}`: `{}` is reserved (dinmo's own columns start with `_dinmo_`, like `{ROW_KEY_COLUMN}`)",
+                    sync.id, reserved.field
+                ),
+            );
+        }
+        if let (OnChange::Correct, Correcting::Not(why)) = (sync.on_change, destination.correcting()) {
+            report.push(
+                &model.file,
+                sync.position,
+                format!(
+                    "sync `{}`: `on_change: correct` is not possible with a `{}` destination: {why}",
+                    sync.id,
+                    destination.kind()
+                ),
+            );
+        }
+        if sync.on_delete == OnDelete::RollbackPending && destination.kind() != "zuora" {
+            report.push(
+                &model.file,
+                sync.position,
+                format!(
+                    "sync `{}`: `on_delete: rollback_pending` deletes Pending usage records, which only a `zuora` destination can; a `{}` destination takes `on_delete: report`",
+                    sync.id,
+                    destination.kind()
+                ),
             );
         }
         planned_syncs.push(PlannedSync {

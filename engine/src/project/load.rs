@@ -353,6 +353,8 @@ impl Loader<'_> {
                 mapping,
                 mapping_position: position(&sync.mapping),
                 max_new_rows: sync.max_new_rows.as_ref().map(|m| m.value),
+                on_change: sync.on_change.as_ref().map(|m| m.value).unwrap_or_default(),
+                on_delete: sync.on_delete.as_ref().map(|m| m.value).unwrap_or_default(),
                 position: position(spanned),
             });
         }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use dinmo_connectors::SyncId;
 
+use super::model_file::{OnChange, OnDelete};
 use super::project_file::{DestinationConfig, SourceFormat, SourceOptions};
 use crate::error::Position;
 
@@ -116,6 +117,10 @@ pub struct Sync {
     pub mapping_position: Option<Position>,
     /// The new-row guard.
     pub max_new_rows: Option<u64>,
+    /// What to do with rows whose values changed after they were sent.
+    pub on_change: OnChange,
+    /// What to do with rows the model no longer produces.
+    pub on_delete: OnDelete,
     /// The model may go to Zuora Billing and to Zuora Revenue.
     pub allow_billing_and_revenue: bool,
     /// Where the sync is declared.

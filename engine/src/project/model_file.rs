@@ -39,8 +39,8 @@ pub struct SyncConfig {
     /// A destination named in `dinmo.yml`.
     #[schemars(with = "String")]
     pub destination: Spanned<String>,
-    /// How rows are sent. Only `insert` (each new row once) exists: Zuora usage records are
-    /// never updated in place. Default `insert`.
+    /// How new rows are sent. Only `insert` (each new row once) exists; rows whose values
+    /// change after they were sent are governed by `on_change`. Default `insert`.
     #[serde(default)]
     #[schemars(with = "Option<SyncMode>")]
     pub mode: Option<Spanned<SyncMode>>,
@@ -52,12 +52,74 @@ pub struct SyncConfig {
     #[serde(default)]
     #[schemars(with = "Option<u64>")]
     pub max_new_rows: Option<Spanned<u64>>,
+    /// What to do with a row synced earlier whose values (the mapped fields) differ now: late
+    /// events raised a day's count, a restatement lowered it. `hold` (the default): send
+    /// nothing for it, keep it in the state as held with its values before and after, list it
+    /// in every report, and exit 3 until `dinmo state resolve-held` settles it or the values go
+    /// back. `correct`: make the destination match (see "When usage changes after it was
+    /// sent" in docs/operations.md for what each destination allows). `ignore`: never
+    /// correct; the changed rows are still counted in every report.
+    #[serde(default)]
+    #[schemars(with = "Option<OnChange>")]
+    pub on_change: Option<Spanned<OnChange>>,
+    /// What to do with a row synced earlier whose key the model no longer produces. `report`
+    /// (the default): list it in every report and send nothing. `rollback_pending` (`zuora`
+    /// only): delete its usage record while Zuora still has it Pending; a Processed one is
+    /// held with the reason `cannot_delete_billed_usage`.
+    #[serde(default)]
+    #[schemars(with = "Option<OnDelete>")]
+    pub on_delete: Option<Spanned<OnDelete>>,
     /// On a `zuora_revenue` sync: let this model go to Zuora Revenue although it also goes to
     /// Zuora Billing (`zuora` or `zuora_file`). With Billing–Revenue Integration, Billing
     /// carries its usage to Revenue daily, so sending it to both accrues it twice; set this
     /// only for a tenant without that integration. Default false.
     #[serde(default)]
     pub allow_billing_and_revenue: bool,
+}
+
+/// What a sync does with rows whose values changed after they were sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChange {
+    /// Send nothing; keep the rows held, with before and after, until resolved.
+    #[default]
+    Hold,
+    /// Make the destination match the new values.
+    Correct,
+    /// Send nothing and keep nothing; count them.
+    Ignore,
+}
+
+impl OnChange {
+    /// The name in `dinmo.yml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnChange::Hold => "hold",
+            OnChange::Correct => "correct",
+            OnChange::Ignore => "ignore",
+        }
+    }
+}
+
+/// What a sync does with rows the model no longer produces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// List them; send nothing.
+    #[default]
+    Report,
+    /// Delete their records while the destination has them pending.
+    RollbackPending,
+}
+
+impl OnDelete {
+    /// The name in `dinmo.yml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDelete::Report => "report",
+            OnDelete::RollbackPending => "rollback_pending",
+        }
+    }
 }
 
 /// How a sync sends rows.

@@ -57,6 +57,12 @@ impl Checkpoint {
     pub fn covered_runs(&self) -> std::collections::HashSet<&str> {
         self.runs.iter().map(|m| m.run_id.as_str()).collect()
     }
+
+    /// Whether its key parts hold each row's value; those written by earlier releases hold
+    /// keys only, and the state is read as if they were not there.
+    pub fn holds_values(&self) -> bool {
+        self.key_parts.iter().all(|part| part.values)
+    }
 }
 
 /// Whether a run can be covered: it has nothing pending and is not in progress, so nothing

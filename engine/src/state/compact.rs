@@ -13,7 +13,8 @@ use parquet::arrow::ProjectionMask;
 
 use super::checkpoint::{CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, is_settled};
 use super::manifest::{KeyEncoding, PartInfo, RunManifest};
-use super::parts::{LocalPartWriter, key_part_schema};
+use super::parts::{LocalPartWriter, key_value_part_schema};
+use super::values::{CORRECTS_COLUMN, VALUE_COLUMN, model_rows_of, stored_value_hashes, value_column};
 use super::paths::SyncPaths;
 use super::row_key::{binary_keys, hashes_of};
 use super::store::{READ_CONCURRENCY, StateStore};
@@ -28,6 +29,9 @@ impl StateStore {
     /// [`super::checkpoint`]).
     pub async fn compact(&self, sync: &SyncId, staging: &Path) -> Result<Compaction> {
         let (manifests, current) = self.manifests_and_checkpoint(sync).await?;
+        // A checkpoint written before key parts held values is started over: the runs' own
+        // parts hold the values, and the new checkpoint carries them.
+        let current = current.filter(Checkpoint::holds_values);
         let covered = current.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let fresh: Vec<&RunManifest> = manifests
             .iter()
@@ -58,11 +62,11 @@ impl StateStore {
             // Too many key parts: merge them all with the fresh ones into one.
             (Vec::new(), [old_parts, fresh_parts].concat())
         };
-        let expected: u64 = merge.iter().map(|p| p.rows).sum();
+        let expected: u64 = merge.iter().map(PartInfo::model_rows).sum();
         if expected > 0 {
             let relative = SyncPaths::of(sync).checkpoint_keys(&through_run, key_parts.len());
             let local = staging.join(relative.replace('/', "_"));
-            let mut writer = LocalPartWriter::create(&local, key_part_schema(KeyEncoding::Binary)).await?;
+            let mut writer = LocalPartWriter::create(&local, key_value_part_schema()).await?;
             // Every part is downloaded and verified (size, checksum) before its keys are read,
             // READ_CONCURRENCY at a time, in order.
             let mut downloads = futures::stream::iter(merge.iter().map(|part| async move {
@@ -86,6 +90,7 @@ impl StateStore {
             let (local, rows) = writer.finish().await?;
             let mut part = self.upload(&local, &relative, rows).await?;
             part.row_keys = KeyEncoding::Binary;
+            part.values = true;
             key_parts.push(part);
             crash_point("checkpoint_keys_stored");
         }
@@ -145,8 +150,10 @@ impl StateStore {
         Ok(stale_indexes.len() + stale_parts.len())
     }
 
-    /// Appends the row keys of a part, downloaded to `local`, to `writer`, reading only the key
-    /// column; then removes the download.
+    /// Appends the row keys of a part, downloaded to `local`, with each row's value, to
+    /// `writer`, reading only those two columns of a part that holds values (every column of
+    /// one stored before parts did, to hash the values from its fields); rows that correct
+    /// another row are left out (the runs' parts keep them). Then removes the download.
     async fn copy_keys(
         &self,
         sync: &SyncId,
@@ -166,23 +173,37 @@ impl StateStore {
                 remedy: "Restore the part from a backup of the state location.".to_string(),
             });
         }
-        let mask = ProjectionMask::columns(builder.parquet_schema(), [ROW_KEY_COLUMN]);
-        let mut stream = builder
-            .with_projection(mask)
-            .build()
-            .map_err(DinmoError::parquet(context.clone()))?;
+        let has_corrections = builder.schema().column_with_name(CORRECTS_COLUMN).is_some();
+        let builder = if part.values {
+            let mut columns = vec![ROW_KEY_COLUMN, VALUE_COLUMN];
+            if has_corrections {
+                columns.push(CORRECTS_COLUMN);
+            }
+            let mask = ProjectionMask::columns(builder.parquet_schema(), columns);
+            builder.with_projection(mask)
+        } else {
+            builder
+        };
+        let mut stream = builder.build().map_err(DinmoError::parquet(context.clone()))?;
         // Hex keys (parts stored before manifest version 3) become their 16 bytes here: a
         // compaction is what moves an old state to the new layout.
-        let schema = key_part_schema(KeyEncoding::Binary);
+        let schema = key_value_part_schema();
+        let damaged = |source: arrow::error::ArrowError| DinmoError::StateIntegrity {
+            sync: sync.clone(),
+            message: format!("part {}: {source}", self.url_of(&part.path)),
+            remedy: "Restore the part from a backup of the state location.".to_string(),
+        };
         while let Some(batch) = stream.try_next().await.map_err(DinmoError::parquet(context.clone()))? {
-            let hashes = hashes_of(batch.column(0)).map_err(|source| DinmoError::StateIntegrity {
-                sync: sync.clone(),
-                message: format!("part {}: {source}", self.url_of(&part.path)),
-                remedy: "Restore the part from a backup of the state location.".to_string(),
-            })?;
+            let batch = model_rows_of(batch).map_err(damaged)?;
+            let key = batch.column_by_name(ROW_KEY_COLUMN).cloned();
+            let hashes = key.as_ref().map(hashes_of).transpose().map_err(damaged)?.unwrap_or_default();
+            let values = match batch.column_by_name(VALUE_COLUMN) {
+                Some(values) => Arc::clone(values),
+                None => value_column(stored_value_hashes(&batch).map_err(damaged)?),
+            };
             let keys = binary_keys(&hashes).map_err(DinmoError::arrow(context.clone()))?;
-            let batch =
-                RecordBatch::try_new(Arc::clone(&schema), vec![keys]).map_err(DinmoError::arrow(context.clone()))?;
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![keys, values])
+                .map_err(DinmoError::arrow(context.clone()))?;
             writer.write(&batch).await?;
         }
         tokio::fs::remove_file(local).await.map_err(DinmoError::io(local))

@@ -49,6 +49,11 @@ pub struct RunManifest {
     /// Rejected-row parts of this run.
     #[serde(default)]
     pub rejected_parts: Vec<PartInfo>,
+    /// Rows synced earlier whose values differ now, held by this run (nothing sent for them),
+    /// with their values before and after (`held/<run>.parquet`). A later run that still finds
+    /// them changed holds them again, from the same first run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_part: Option<PartInfo>,
     /// The run that finished this run's pending rows after it stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_by: Option<RunId>,
@@ -81,6 +86,10 @@ pub struct Counts {
     pub model_rows: u64,
     /// Rows not in the snapshot.
     pub new_rows: u64,
+    /// Rows sent besides the new ones to correct rows whose values changed after they were
+    /// sent (`on_change: correct`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub corrections: u64,
     /// Rows the destination acknowledged.
     pub accepted: u64,
     /// Rows refused (by a field rule or the destination).
@@ -104,6 +113,26 @@ pub struct PartInfo {
     /// version 3, whose parts all hold them as hex text.
     #[serde(default, skip_serializing_if = "KeyEncoding::is_hex")]
     pub row_keys: KeyEncoding,
+    /// Whether the part holds each row's value hash
+    /// ([`VALUE_COLUMN`](super::values::VALUE_COLUMN)). Parts stored by earlier releases do
+    /// not; their values are hashed from the fields they hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub values: bool,
+    /// Rows of the part that record a correction of another row rather than a row of the
+    /// model ([`CORRECTS_COLUMN`](super::values::CORRECTS_COLUMN)).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub corrections: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl PartInfo {
+    /// Rows of the part that are rows of the model (not corrections).
+    pub fn model_rows(&self) -> u64 {
+        self.rows.saturating_sub(self.corrections)
+    }
 }
 
 /// How a part stores its row keys. The key is the same either way (the row's xxh3-128
@@ -180,6 +209,7 @@ impl RunManifest {
             pending_part: None,
             snapshot_parts: Vec::new(),
             rejected_parts: Vec::new(),
+            held_part: None,
             recovered_by: None,
             destination_ids: Vec::new(),
             outcome: Outcome::NothingToSend,
@@ -192,15 +222,13 @@ impl RunManifest {
     pub fn recount(&mut self) {
         self.counts.accepted = self.snapshot_parts.iter().map(|p| p.rows).sum();
         self.counts.rejected = self.rejected_parts.iter().map(|p| p.rows).sum();
-        self.counts.pending = self
-            .counts
-            .new_rows
+        self.counts.pending = (self.counts.new_rows + self.counts.corrections)
             .saturating_sub(self.counts.accepted + self.counts.rejected);
     }
 
     /// The final outcome from the counts.
     pub fn settled_outcome(&self) -> Outcome {
-        match (self.counts.new_rows, self.counts.rejected) {
+        match (self.counts.new_rows + self.counts.corrections, self.counts.rejected) {
             (0, _) => Outcome::NothingToSend,
             (_, 0) => Outcome::Succeeded,
             _ => Outcome::PartiallyRejected,

@@ -9,6 +9,7 @@ mod parts;
 pub mod paths;
 pub mod row_key;
 mod store;
+pub mod values;
 
 pub use checkpoint::{AUTO_COMPACT_RUNS, Checkpoint, Compaction};
 pub use lock::{LeaseWatch, LockHolder, LockStatus, LockTerms, SyncLocks, Unlocked};
@@ -16,7 +17,8 @@ pub use manifest::{
     Counts, KeyEncoding, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SyncIdentity,
 };
 pub use parts::{
-    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, remove_local_folder, with_keys_as,
+    DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, key_type, key_value_part_schema,
+    read_parquet, remove_local_folder, with_keys_as,
 };
 pub use paths::{Folder, SyncPaths};
 pub use store::{READ_CONCURRENCY, SnapshotPart, StateStore, VerifiedSnapshot};

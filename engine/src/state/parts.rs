@@ -33,6 +33,15 @@ pub fn key_part_schema(encoding: KeyEncoding) -> SchemaRef {
     )]))
 }
 
+/// The columns of a checkpoint's key parts: the row key as 16 bytes, and the row's value
+/// ([`VALUE_COLUMN`](super::values::VALUE_COLUMN)).
+pub fn key_value_part_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(dinmo_connectors::ROW_KEY_COLUMN, key_type(KeyEncoding::Binary), false),
+        Field::new(super::values::VALUE_COLUMN, DataType::UInt64, false),
+    ]))
+}
+
 /// The Arrow type of a row key stored as `encoding` says.
 pub fn key_type(encoding: KeyEncoding) -> DataType {
     match encoding {
@@ -471,6 +480,22 @@ fn send_leaves(
         }
     }
     Ok(true)
+}
+
+/// Streams the batches of a local Parquet file, `batch_rows` rows at a time
+/// (`DINMO_DELIVERY_BATCH_ROWS`; smaller batches mean more, smaller commits).
+pub async fn read_parquet(
+    path: &Path,
+    batch_rows: usize,
+) -> Result<parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>> {
+    let file = tokio::fs::File::open(path).await.map_err(DinmoError::io(path))?;
+    let context = path.display().to_string();
+    parquet::arrow::ParquetRecordBatchStreamBuilder::new(file)
+        .await
+        .map_err(DinmoError::parquet(context.clone()))?
+        .with_batch_size(batch_rows)
+        .build()
+        .map_err(DinmoError::parquet(context))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! <sync>/snapshot/<prefix>-<nnnnn>.parquet rows the destination acknowledged (keys as bytes)
 //! <sync>/snapshot/<run>-rollback-<at>.parquet  what a rollback kept of a run
 //! <sync>/rejected/<prefix>-<nnnnn>.parquet rows the destination refused, with code and message
+//! <sync>/held/<run>.parquet                rows whose values changed, held by the run
 //! <sync>/checkpoints/<run>.json            every manifest up to <run>
 //! <sync>/checkpoints/<run>-<nnnnn>.parquet the row keys of their snapshot parts
 //! <sync>/uploads/<run>/<file>.json         a destination's own journal (zuora_revenue)
@@ -29,6 +30,8 @@ pub enum Folder {
     Snapshot,
     /// Refused rows.
     Rejected,
+    /// Changed rows a run held.
+    Held,
     /// Checkpoints of settled runs.
     Checkpoints,
     /// A destination's journal.
@@ -43,6 +46,7 @@ impl Folder {
             Folder::Pending => "pending",
             Folder::Snapshot => "snapshot",
             Folder::Rejected => "rejected",
+            Folder::Held => "held",
             Folder::Checkpoints => "checkpoints",
             Folder::Uploads => "uploads",
         }
@@ -79,6 +83,11 @@ impl<'a> SyncPaths<'a> {
     /// `<sync>/pending/<run>.parquet`.
     pub fn pending(&self, run: &RunId) -> String {
         format!("{}/{run}.parquet", self.folder(Folder::Pending))
+    }
+
+    /// `<sync>/held/<run>.parquet`.
+    pub fn held(&self, run: &RunId) -> String {
+        format!("{}/{run}.parquet", self.folder(Folder::Held))
     }
 
     /// The `sequence`-th snapshot or rejected part committed under `prefix`.

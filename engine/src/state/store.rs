@@ -37,7 +37,10 @@ pub struct StateStore {
 pub struct VerifiedSnapshot {
     /// Every part the snapshot is read from, for DataFusion.
     pub parts: Vec<SnapshotPart>,
-    /// Rows across the parts.
+    /// Every part holding rows that correct another row, in the order of the runs (some of
+    /// them also in `parts`): read after `parts`, their values replace the corrected rows'.
+    pub corrections: Vec<SnapshotPart>,
+    /// Rows of the model across the parts (rows that correct another row left out).
     pub rows: u64,
     /// Manifests of the sync, oldest first.
     pub manifests: Vec<RunManifest>,
@@ -54,6 +57,8 @@ pub struct SnapshotPart {
     pub url: String,
     /// How it stores its row keys.
     pub row_keys: KeyEncoding,
+    /// Whether it holds each row's value hash; otherwise the values are hashed from its fields.
+    pub values: bool,
 }
 
 impl StateStore {
@@ -256,6 +261,8 @@ impl StateStore {
             bytes,
             xxh3: format!("{:016x}", hasher.digest()),
             row_keys: KeyEncoding::Hex,
+            values: false,
+            corrections: 0,
         })
     }
 
@@ -302,13 +309,14 @@ impl StateStore {
 
     /// How a part no manifest names stores its row keys, from its schema (a rare part: a run
     /// stopped between storing it and its manifest).
-    async fn row_keys_of(&self, sync: &SyncId, relative: &str) -> Result<KeyEncoding> {
+    async fn row_keys_of(&self, sync: &SyncId, relative: &str) -> Result<(KeyEncoding, bool)> {
         let bytes = self.read(relative).await?;
         let context = format!("reading {}", self.url_of(relative));
         let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
             .map_err(DinmoError::parquet(context))?;
+        let values = builder.schema().field_with_name(super::values::VALUE_COLUMN).is_ok();
         match builder.schema().field_with_name(ROW_KEY_COLUMN).map(|f| f.data_type()) {
-            Ok(stored) => encoding_of(stored).ok_or_else(|| DinmoError::StateIntegrity {
+            Ok(stored) => encoding_of(stored).map(|e| (e, values)).ok_or_else(|| DinmoError::StateIntegrity {
                 sync: sync.clone(),
                 message: format!("part {} stores its row keys as {stored}", self.url_of(relative)),
                 remedy: "Restore the part from a backup of the state location.".to_string(),
@@ -416,6 +424,9 @@ impl StateStore {
     /// acknowledged rows and are kept, with a warning.
     pub async fn verified_snapshot(&self, sync: &SyncId) -> Result<VerifiedSnapshot> {
         let (manifests, checkpoint) = self.manifests_and_checkpoint(sync).await?;
+        // A checkpoint whose key parts hold no values (written by an earlier release) is read
+        // around: the runs' own parts hold the values sent.
+        let checkpoint = checkpoint.filter(Checkpoint::holds_values);
         let covered = checkpoint.as_ref().map(Checkpoint::covered_runs).unwrap_or_default();
         let uncovered: Vec<&RunManifest> = manifests
             .iter()
@@ -426,18 +437,30 @@ impl StateStore {
             .flat_map(|c| &c.key_parts)
             .chain(uncovered.iter().flat_map(|m| &m.snapshot_parts))
             .collect();
-        futures::stream::iter(parts.iter().map(|part| self.verify_part(sync, part)))
+        // Rows that correct another row are read from every run, covered or not (a checkpoint
+        // holds the rows of the model only), in the order of the runs.
+        let correcting: Vec<&PartInfo> = manifests
+            .iter()
+            .flat_map(|m| &m.snapshot_parts)
+            .filter(|part| part.corrections > 0)
+            .collect();
+        let covered_correcting: Vec<&PartInfo> = correcting
+            .iter()
+            .copied()
+            .filter(|part| !parts.iter().any(|p| p.path == part.path))
+            .collect();
+        futures::stream::iter(parts.iter().chain(&covered_correcting).map(|part| self.verify_part(sync, part)))
             .buffer_unordered(READ_CONCURRENCY)
             .try_collect::<()>()
             .await?;
-        let mut snapshot_parts: Vec<SnapshotPart> = parts
-            .iter()
-            .map(|part| SnapshotPart {
-                url: self.url_of(&part.path),
-                row_keys: part.row_keys,
-            })
-            .collect();
-        let rows = parts.iter().map(|part| part.rows).sum();
+        let snapshot_part = |part: &PartInfo| SnapshotPart {
+            url: self.url_of(&part.path),
+            row_keys: part.row_keys,
+            values: part.values,
+        };
+        let mut snapshot_parts: Vec<SnapshotPart> = parts.iter().map(|part| snapshot_part(part)).collect();
+        let corrections: Vec<SnapshotPart> = correcting.iter().map(|part| snapshot_part(part)).collect();
+        let rows = parts.iter().map(|part| part.model_rows()).sum();
         let named: std::collections::HashSet<&str> = manifests
             .iter()
             .flat_map(|m| &m.snapshot_parts)
@@ -447,9 +470,11 @@ impl StateStore {
         for path in self.list(&SyncPaths::of(sync).folder(Folder::Snapshot)).await? {
             if path.ends_with(".parquet") && !named.contains(path.as_str()) {
                 warn!(sync = %sync, part = %self.url_of(&path), "snapshot part without a manifest; its rows count as synced");
+                let (row_keys, values) = self.row_keys_of(sync, &path).await?;
                 snapshot_parts.push(SnapshotPart {
                     url: self.url_of(&path),
-                    row_keys: self.row_keys_of(sync, &path).await?,
+                    row_keys,
+                    values,
                 });
                 unnamed_parts += 1;
             }
@@ -457,6 +482,7 @@ impl StateStore {
         let uncovered_runs = uncovered.len();
         Ok(VerifiedSnapshot {
             parts: snapshot_parts,
+            corrections,
             rows,
             manifests,
             unnamed_parts,

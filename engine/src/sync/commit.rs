@@ -17,6 +17,7 @@ use crate::state::{
     DESTINATION_ID_COLUMN, Folder, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest,
     StateStore, SyncPaths, with_keys_as,
 };
+use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, stored_value_hashes, value_column};
 use crate::sync::report::{RejectionSummary, tally};
 
 /// Collects acknowledged rows into snapshot parts and refused rows into rejected parts, and
@@ -33,6 +34,8 @@ pub struct Commit<'a> {
     /// Rows already committed (when replaying): not committed twice.
     skip_keys: HashSet<String>,
     accepted: Option<LocalPartWriter>,
+    /// Rows of `accepted` that correct another row.
+    accepted_corrections: u64,
     rejected: Option<LocalPartWriter>,
     /// The run's hold on the sync: once lost, delivery sends nothing more.
     pub(crate) lease: LeaseWatch,
@@ -74,6 +77,7 @@ impl<'a> Commit<'a> {
             run_id: run_id.clone(),
             skip_keys: HashSet::new(),
             accepted: None,
+            accepted_corrections: 0,
             rejected: None,
             lease: LeaseWatch::default(),
             rejections: Vec::new(),
@@ -144,11 +148,14 @@ impl<'a> Commit<'a> {
                 RowStatus::Rejected(_) => None,
             })));
             let batch = extend(
-                &outcome.batch,
+                &with_values(&outcome.batch, &context)?,
                 &[(DESTINATION_ID_COLUMN, ids), (RUN_ID_COLUMN, Arc::clone(&run_ids))],
                 &context,
             )?;
             let batch = filter_record_batch(&batch, &accepted_mask).map_err(DinmoError::arrow(context.clone()))?;
+            self.accepted_corrections += batch
+                .column_by_name(CORRECTS_COLUMN)
+                .map_or(0, |c| (c.len() - c.null_count()) as u64);
             // Rows without keys cannot be committed: nothing would keep them from being sent
             // again.
             let batch = batch
@@ -231,6 +238,8 @@ impl<'a> Commit<'a> {
             crash_point("part_stored");
             if folder == Folder::Snapshot {
                 part.row_keys = KeyEncoding::Binary;
+                part.values = true;
+                part.corrections = std::mem::take(&mut self.accepted_corrections);
                 manifest.snapshot_parts.push(part);
             } else {
                 manifest.rejected_parts.push(part);
@@ -274,6 +283,20 @@ pub(crate) async fn write_lazily(writer: &mut Option<LocalPartWriter>, path: &Pa
         Some(writer) => writer.write(batch).await,
         None => Ok(()),
     }
+}
+
+/// `batch` (rows as sent) with each row's value ([`VALUE_COLUMN`]) after its fields, unless
+/// it carries them already (rows that correct another row carry the corrected row's value).
+fn with_values(batch: &RecordBatch, context: &str) -> Result<RecordBatch> {
+    if batch.column_by_name(VALUE_COLUMN).is_some() {
+        return Ok(batch.clone());
+    }
+    let values = stored_value_hashes(batch).map_err(DinmoError::arrow(context))?;
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = batch.columns().to_vec();
+    fields.push(Field::new(VALUE_COLUMN, DataType::UInt64, false));
+    columns.push(value_column(values));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(DinmoError::arrow(context))
 }
 
 fn extend(batch: &RecordBatch, extra: &[(&str, ArrayRef)], context: &str) -> Result<RecordBatch> {

@@ -87,6 +87,14 @@ impl RunContext {
         self.staging_dir.join(format!("{sync}.pending.parquet"))
     }
 
+    /// The local files of a sync's diff: its new rows (the pending file) and its changed rows.
+    pub fn local_diff(&self, sync: &SyncId) -> crate::diff::DiffFiles {
+        crate::diff::DiffFiles {
+            pending: self.local_pending(sync),
+            changed: self.staging_dir.join(format!("{sync}.changed.parquet")),
+        }
+    }
+
     /// The local file of a plan's rows that the destination's field rules let through.
     pub fn local_sendable(&self, sync: &SyncId) -> PathBuf {
         self.staging_dir.join(format!("{sync}.sendable.parquet"))

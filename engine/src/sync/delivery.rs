@@ -12,32 +12,20 @@ use std::path::Path;
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
 use dinmo_connectors::failpoint::crash_point;
-use dinmo_connectors::{BatchOutcome, Destination, DestinationWriter, WriteContext};
+use arrow::record_batch::RecordBatch;
+use dinmo_connectors::rules::{RejectCode, Rejection};
+use dinmo_connectors::{BatchOutcome, Destination, DestinationWriter, RowStatus, SyncId, WriteContext};
 use futures::StreamExt;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
 use tracing::Instrument;
 
 use crate::error::{DinmoError, Result};
-use crate::state::{LocalPartWriter, RunManifest};
+use crate::state::{LocalPartWriter, RunManifest, read_parquet};
+use crate::sync::changes::{CORRECTION_COLUMN, CorrectionKind};
 use crate::sync::commit::{Commit, write_lazily};
+use crate::sync::corrections::{RECORD_COLUMN, split_settled};
 use crate::sync::progress::Progress;
 use crate::sync::report::{SyncReport, tally};
 
-/// Streams the batches of a local Parquet file, `batch_rows` rows at a time
-/// (`DINMO_DELIVERY_BATCH_ROWS`; smaller batches mean more, smaller commits).
-pub async fn read_parquet(
-    path: &Path,
-    batch_rows: usize,
-) -> Result<parquet::arrow::async_reader::ParquetRecordBatchStream<tokio::fs::File>> {
-    let file = tokio::fs::File::open(path).await.map_err(DinmoError::io(path))?;
-    let context = path.display().to_string();
-    ParquetRecordBatchStreamBuilder::new(file)
-        .await
-        .map_err(DinmoError::parquet(context.clone()))?
-        .with_batch_size(batch_rows)
-        .build()
-        .map_err(DinmoError::parquet(context))
-}
 
 /// Plan only: counts the rows the destination's field rules would refuse, and writes the rows
 /// they let through to `sendable` (what a plan's totals describe).
@@ -117,6 +105,16 @@ pub async fn deliver(
             }
             return Err(lost);
         }
+        let (batch, settled) = split_settled(batch)?;
+        if let Some(settled) = settled {
+            let outcome = settle(destination, settled, &sync_id).await?;
+            commit.record(&outcome).await?;
+        }
+        if batch.num_rows() == 0 {
+            commit.checkpoint_if_due(manifest).await?;
+            progress.advance(rows);
+            continue;
+        }
         crash_point("before_batch_sent");
         let answer = writer.write(batch).await;
         crash_point("batch_answered");
@@ -148,6 +146,59 @@ pub async fn deliver(
 
 /// Batches read ahead of delivery: enough that decoding the next ones overlaps the encoding
 /// and committing of the last ones.
+/// Settles correcting rows the destination's writer does not send: an update in place goes to
+/// the destination record by record; a correction found already made is acknowledged as it is.
+async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &SyncId) -> Result<BatchOutcome> {
+    let kinds = text_column(&rows, CORRECTION_COLUMN)?;
+    let records = text_column(&rows, RECORD_COLUMN)?;
+    let mut statuses = Vec::with_capacity(rows.num_rows());
+    for row in 0..rows.num_rows() {
+        let record = records[row].clone();
+        let status = match (kinds[row].as_deref(), record) {
+            (Some(kind), Some(record)) if kind == CorrectionKind::Update.as_str() => {
+                crash_point("before_update");
+                let answer = destination
+                    .update_record(&record, &rows.slice(row, 1))
+                    .await
+                    .map_err(DinmoError::destination(sync_id.clone()))?;
+                crash_point("update_answered");
+                match answer {
+                    Ok(()) => RowStatus::Accepted {
+                        destination_id: Some(record.as_str().into()),
+                    },
+                    Err(reason) => RowStatus::Rejected(Rejection {
+                        code: RejectCode::Destination("update_refused".into()),
+                        field: None,
+                        message: format!("updating record {record}: {reason}"),
+                    }),
+                }
+            }
+            (_, record) => RowStatus::Accepted {
+                destination_id: record.map(|r| r.as_str().into()),
+            },
+        };
+        statuses.push(status);
+    }
+    Ok(BatchOutcome { batch: rows, statuses })
+}
+
+/// A text column of `batch` as strings (all `None` when it is missing).
+fn text_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let Some(column) = batch.column_by_name(name) else {
+        return Ok(vec![None; batch.num_rows()]);
+    };
+    let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
+        .map_err(DinmoError::arrow(format!("reading `{name}`")))?;
+    let text = text
+        .as_any()
+        .downcast_ref::<arrow::array::StringArray>()
+        .ok_or_else(|| DinmoError::Arrow {
+            context: format!("reading `{name}`"),
+            source: arrow::error::ArrowError::SchemaError(format!("`{name}` is not text")),
+        })?;
+    Ok(text.iter().map(|v| v.map(str::to_string)).collect())
+}
+
 const READ_AHEAD_BATCHES: usize = 8;
 
 /// Decodes the batches of `stream` on a task of its own, [`READ_AHEAD_BATCHES`] ahead of the

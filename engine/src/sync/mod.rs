@@ -3,7 +3,9 @@
 //! acknowledged ([`commit`]), batch by batch. [`context`] holds what the syncs of one run
 //! share, [`connections`] their destinations' connections, [`report`] what they did.
 
+pub mod changes;
 pub mod commit;
+pub mod corrections;
 pub mod connections;
 pub mod context;
 pub mod delivery;

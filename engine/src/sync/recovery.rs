@@ -19,11 +19,11 @@ use tracing::{info, warn};
 use dinmo_connectors::{RunId, SyncId};
 
 use crate::error::{DinmoError, Result};
-use crate::state::{Outcome, RunManifest, StateStore};
+use crate::state::{Outcome, RunManifest, StateStore, read_parquet};
 use crate::sync::commit::{Commit, keys_in_parts, settle_manifest};
 use crate::sync::connections::Connections;
 use crate::sync::context::RunContext;
-use crate::sync::delivery::{deliver, read_parquet};
+use crate::sync::delivery::deliver;
 use crate::sync::progress::Progress;
 use crate::sync::report::SyncReport;
 

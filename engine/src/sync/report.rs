@@ -102,6 +102,22 @@ pub struct SyncReport {
     /// them): nothing is sent for them, and the destination still holds them. 0 on a first
     /// run and with `--full-refresh`.
     pub gone_rows: u64,
+    /// Rows synced earlier whose values (the fields they were sent with) differ now. Never
+    /// counted as new.
+    pub changed_rows: u64,
+    /// The sync's `on_change` policy: `hold`, `correct` or `ignore`.
+    pub on_change: String,
+    /// Changed rows held (nothing sent for them) at the end of this run, or that a plan would
+    /// hold; a run that holds any exits 3.
+    pub held_rows: u64,
+    /// Of `held_rows`, those the last run did not hold already.
+    pub newly_held_rows: u64,
+    /// Changed rows left as they are (`on_change: ignore`).
+    pub ignored_changes: u64,
+    /// Changed rows corrected in the destination (or that a plan would correct).
+    pub corrected_rows: u64,
+    /// The changed rows: before and after, totals of the quantity difference.
+    pub changes: Option<crate::sync::changes::ChangeSummary>,
     /// Counts.
     pub counts: Counts,
     /// Refusals by reason (field rules when planning; every refusal when running).

@@ -17,12 +17,17 @@ use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::{Destination, SyncId, WriteContext};
 use tracing::{Instrument, Span, info, info_span};
 
-use crate::diff::{DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, snapshot_keys, write_new_rows};
+use crate::diff::{
+    DiffCounts, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, snapshot_keys, write_new_rows,
+};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
-use crate::state::{AUTO_COMPACT_RUNS, Outcome, RunManifest, SyncIdentity, SyncPaths};
+use crate::project::OnChange;
+use crate::state::{AUTO_COMPACT_RUNS, Outcome, PartInfo, RunManifest, SyncIdentity, SyncPaths};
+use crate::sync::changes::{Describing, rewrite_reasons};
+use crate::sync::corrections::{Decision, decide, write_with_corrections};
 use crate::sync::commit::{Commit, settle_manifest};
 use crate::sync::connections::Connections;
 use crate::sync::context::RunContext;
@@ -86,7 +91,7 @@ impl<'r> SyncRun<'r> {
         let span = self.span.clone();
         match self.prepare_inner(ctx, connections).instrument(span).await {
             Ok((keys, facts)) => Ok(PreparedSync {
-                pending: self.run.local_pending(self.id()),
+                files: self.run.local_diff(self.id()),
                 sync: self,
                 keys,
                 facts,
@@ -149,10 +154,11 @@ impl<'r> SyncRun<'r> {
         let table = if run.full_refresh || snapshot.parts.is_empty() {
             None
         } else {
-            Some(Snapshot::read(ctx, &snapshot.parts, snapshot.rows)?)
+            Some(Snapshot::read(ctx, &snapshot.parts, &snapshot.corrections, snapshot.rows).await?)
         };
         let keys = snapshot_keys(ctx, &sync.id, table, When::BeforeTheModel).await?;
         let facts = SyncFacts {
+            manifests: snapshot.manifests,
             snapshot_rows: snapshot.rows,
             uncovered_runs: snapshot.uncovered_runs,
             verified_in,
@@ -195,6 +201,8 @@ pub type Prepared<'r> = std::result::Result<PreparedSync<'r>, SyncReport>;
 /// What preparing a sync found, for its later phases.
 #[derive(Debug)]
 struct SyncFacts {
+    /// The sync's manifests, oldest first.
+    manifests: Vec<RunManifest>,
     snapshot_rows: u64,
     uncovered_runs: usize,
     verified_in: Duration,
@@ -208,8 +216,8 @@ pub struct PreparedSync<'r> {
     sync: SyncRun<'r>,
     keys: SnapshotKeys,
     facts: SyncFacts,
-    /// Where its new rows are written.
-    pending: PathBuf,
+    /// Where its new and changed rows are written.
+    files: DiffFiles,
 }
 
 impl<'r> PreparedSync<'r> {
@@ -217,7 +225,7 @@ impl<'r> PreparedSync<'r> {
     /// after it ([`PreparedSync::diff`]).
     pub fn direct(&self) -> Option<DirectDiff<'r>> {
         self.keys
-            .direct(self.sync.position, self.sync.target.sync, self.pending.clone())
+            .direct(self.sync.position, self.sync.target.sync, self.files.clone())
     }
 
     /// Whether the new rows are found from the staged model output, after the model ran.
@@ -234,22 +242,22 @@ impl<'r> PreparedSync<'r> {
             sync,
             keys,
             facts,
-            pending,
+            files,
         } = self;
-        let new_rows = match staged.direct_rows(sync.position) {
-            Some(rows) => Ok(rows),
+        let counts = match staged.direct_rows(sync.position) {
+            Some(counts) => Ok(counts),
             None => {
-                write_new_rows(ctx, staged, sync.position, sync.target.sync, keys, &pending)
+                write_new_rows(ctx, staged, sync.position, sync.target.sync, keys, &files)
                     .instrument(sync.span.clone())
                     .await
             }
         };
-        match new_rows {
-            Ok(new_rows) => Ok(DiffedSync {
+        match counts {
+            Ok(counts) => Ok(DiffedSync {
                 sync,
                 facts,
-                pending,
-                new_rows,
+                files,
+                counts,
             }),
             Err(error) => Err(sync.failed(error)),
         }
@@ -259,13 +267,14 @@ impl<'r> PreparedSync<'r> {
 /// A diffed sync, or the report of one that stopped.
 pub type Diffed<'r> = std::result::Result<DiffedSync<'r>, SyncReport>;
 
-/// A sync whose new rows are in its local pending file.
+/// A sync whose new rows are in its local pending file, and its changed rows in its changed
+/// file.
 #[derive(Debug)]
 pub struct DiffedSync<'r> {
     sync: SyncRun<'r>,
     facts: SyncFacts,
-    pending: PathBuf,
-    new_rows: u64,
+    files: DiffFiles,
+    counts: DiffCounts,
 }
 
 impl DiffedSync<'_> {
@@ -279,12 +288,12 @@ impl DiffedSync<'_> {
         let DiffedSync {
             mut sync,
             facts,
-            pending,
-            new_rows,
+            files,
+            counts,
         } = self;
         sync.report.counts.model_rows = model_rows;
         let span = sync.span.clone();
-        let result = finish_inner(&mut sync, &facts, &pending, new_rows, model_rows)
+        let result = finish_inner(&mut sync, &facts, &files, counts, model_rows)
             .instrument(span)
             .await;
         Ok(match result {
@@ -299,14 +308,17 @@ impl DiffedSync<'_> {
 async fn finish_inner(
     sync: &mut SyncRun<'_>,
     facts: &SyncFacts,
-    pending: &std::path::Path,
-    new_rows: u64,
+    files: &DiffFiles,
+    counts: DiffCounts,
     model_rows: u64,
 ) -> Result<()> {
     let (run, target) = (sync.run, sync.target);
     let destination = target.destination.as_ref();
+    let pending = files.pending.as_path();
+    let new_rows = counts.new_rows;
     let report = &mut sync.report;
     report.counts.new_rows = new_rows;
+    report.changed_rows = counts.changed_rows;
     // Keys are unique in the model (checked) and in the snapshot, so the snapshot's keys the
     // model did not produce are those not matched by one of its rows.
     if !run.full_refresh {
@@ -332,6 +344,8 @@ async fn finish_inner(
         });
     }
 
+    let held = changed_rows(run, target, facts, files, counts, report).await?;
+
     if run.dry_run {
         let sendable = run.local_sendable(&target.sync.id);
         check_rules(
@@ -350,11 +364,113 @@ async fn finish_inner(
         return Ok(());
     }
 
-    let sent = send_rows(run, &sync.identity, destination, pending, new_rows, report).await;
+    let held_part = match held {
+        Some(held) => Some(store_held(run, &target.sync.id, &held).await?),
+        None => None,
+    };
+    let to_send = new_rows + report.counts.corrections;
+    let sent = send_rows(run, &sync.identity, destination, pending, to_send, held_part, report).await;
     if sent.is_ok() && facts.uncovered_runs + 1 >= AUTO_COMPACT_RUNS {
         compact_after_run(run, &target.sync.id).await;
     }
     sent
+}
+
+/// What becomes of the sync's changed rows under its `on_change` policy: held (their changes
+/// file is returned, to be stored with the run), ignored, or corrected (the correcting rows
+/// are added to the pending file, and counted in the report).
+async fn changed_rows(
+    run: &RunContext,
+    target: &PlannedSync<'_>,
+    facts: &SyncFacts,
+    files: &DiffFiles,
+    counts: DiffCounts,
+    report: &mut SyncReport,
+) -> Result<Option<PathBuf>> {
+    let policy = target.sync.on_change;
+    report.on_change = policy.as_str().to_string();
+    if counts.changed_rows == 0 {
+        return Ok(None);
+    }
+    let destination = target.destination.as_ref();
+    let describing = Describing {
+        state: &run.state,
+        manifests: &facts.manifests,
+        roles: destination.roles(),
+        run: &run.run_id,
+        reuse_held: policy == OnChange::Hold,
+        sample: CHANGE_SAMPLE,
+    };
+    let out = files.changed.with_extension("held.parquet");
+    match policy {
+        OnChange::Ignore => {
+            report.ignored_changes = counts.changed_rows;
+            Ok(None)
+        }
+        OnChange::Hold => {
+            let (changes, _) = describing.describe(&files.changed, &out, HOLD_REASON).await?;
+            report.held_rows = changes.rows;
+            report.newly_held_rows = changes.newly;
+            report.changes = Some(changes.summary);
+            Ok(Some(changes.file))
+        }
+        OnChange::Correct => {
+            let (_, rows) = describing.describe(&files.changed, &out, HOLD_REASON).await?;
+            let quantity = destination.roles().quantity;
+            let decisions = decide(destination, &rows, quantity).await?;
+            let reasons: Vec<Option<String>> = decisions.iter().map(Decision::held).collect();
+            report.changes = Some(describing.summary(&rows, &reasons));
+            report.held_rows = reasons.iter().filter(|r| r.is_some()).count() as u64;
+            report.newly_held_rows = rows
+                .iter()
+                .zip(&reasons)
+                .filter(|(row, reason)| reason.is_some() && row.held_since == run.run_id)
+                .count() as u64;
+            let with_corrections = files.pending.with_extension("corrections.parquet");
+            let corrections = write_with_corrections(
+                destination,
+                &files.pending,
+                &files.changed,
+                &rows,
+                &decisions,
+                quantity,
+                &with_corrections,
+            )
+            .await?;
+            report.corrected_rows = corrections;
+            report.counts.corrections = corrections;
+            if corrections > 0 {
+                // The pending file now holds the new rows and the corrections: what is sent,
+                // and what a saved plan carries.
+                tokio::fs::rename(&with_corrections, &files.pending)
+                    .await
+                    .map_err(DinmoError::io(&files.pending))?;
+            }
+            let held = rewrite_reasons(&out, &reasons).await?;
+            Ok((held > 0).then_some(out))
+        }
+    }
+}
+
+/// Why a changed row is held under `on_change: hold`.
+pub const HOLD_REASON: &str = "on_change_hold";
+
+/// Changed rows listed, before and after, in a report.
+const CHANGE_SAMPLE: usize = 10;
+
+/// Stores a run's held rows (`held/<run>.parquet`).
+async fn store_held(run: &RunContext, sync_id: &SyncId, local: &std::path::Path) -> Result<PartInfo> {
+    let rows = count_rows(local).await?;
+    run.state.upload(local, &SyncPaths::of(sync_id).held(&run.run_id), rows).await
+}
+
+/// Rows in a local Parquet file, from its footer.
+async fn count_rows(path: &std::path::Path) -> Result<u64> {
+    let file = tokio::fs::File::open(path).await.map_err(DinmoError::io(path))?;
+    let builder = parquet::arrow::ParquetRecordBatchStreamBuilder::new(file)
+        .await
+        .map_err(DinmoError::parquet(path.display().to_string()))?;
+    Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
 /// Writes a checkpoint once enough runs are uncovered, so the next run's cost does not grow
@@ -380,10 +496,12 @@ pub async fn send_rows(
     destination: &dyn Destination,
     pending_local: &std::path::Path,
     new_count: u64,
+    held_part: Option<PartInfo>,
     report: &mut SyncReport,
 ) -> Result<()> {
     let sync_id = &identity.sync_id;
     let mut manifest = RunManifest::start(identity, destination.kind(), &run.stamp(), report.counts);
+    manifest.held_part = held_part;
     if new_count == 0 {
         manifest.finished_at = Some(RunContext::now());
         run.state.write_manifest(&manifest).await?;

@@ -23,7 +23,7 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs, defaults: Settings) ->
         print_report(report, args.format, false);
         let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
         if rejected > 0 {
-            Status::RowsRejected
+            Status::Undelivered
         } else {
             Status::Success
         }

@@ -9,8 +9,9 @@ pub enum Status {
     Success,
     /// Exit 2: `plan --detailed-exitcode` found rows to send.
     RowsToSend,
-    /// Exit 3: the run finished but the destination refused some rows.
-    RowsRejected,
+    /// Exit 3: the run finished but some rows were not delivered: the destination refused
+    /// them, or they changed after they were sent and are held.
+    Undelivered,
 }
 
 impl Status {
@@ -19,7 +20,7 @@ impl Status {
         match self {
             Status::Success => 0,
             Status::RowsToSend => 2,
-            Status::RowsRejected => 3,
+            Status::Undelivered => 3,
         }
     }
 

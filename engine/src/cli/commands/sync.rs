@@ -28,7 +28,11 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs, defaults: Settings) -> Re
     };
     finish("plan", global, executed, |report| {
         print_plan(report, args.format);
-        let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+        let rows: u64 = report
+            .syncs
+            .iter()
+            .map(|s| s.counts.new_rows + s.corrected_rows)
+            .sum();
         if args.detailed_exitcode && rows > 0 {
             Status::RowsToSend
         } else {
@@ -53,9 +57,9 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, defaults: Settings) -> Resu
     };
     finish("run", global, executed, |report| {
         print_report(report, args.format, args.dry_run);
-        let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
-        if !args.dry_run && rejected > 0 {
-            Status::RowsRejected
+        let undelivered: u64 = report.syncs.iter().map(|s| s.counts.rejected + s.held_rows).sum();
+        if !args.dry_run && undelivered > 0 {
+            Status::Undelivered
         } else {
             Status::Success
         }
