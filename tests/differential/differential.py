@@ -14,7 +14,11 @@ Each case, from its own seed:
      days and runs again;
   4. compares the rows each run sent (`dinmo show RUN --rows`) with DuckDB: the model over the
      first days, then the model over all days anti-joined with it on the primary key. DuckDB
-     reads every file itself, casting each column to the type the generator meant.
+     reads every file itself, casting each column to the type the generator meant;
+  5. compares the second run's three-way diff with DuckDB's: the rows of already-synced keys
+     whose values differ (a GROUP BY without the day in its key sums more events once the
+     later days land) must be exactly the rows dinmo held (`on_change: hold`, exit 3), and the
+     keys the model no longer produces (a filter on a later value) its count of gone rows.
 Some cases carry drift that must be refused (a column that is text in one file and numbers in
 another, a zone on some files only without `naive_timestamp_zone`); dinmo must exit 1 and name
 the column.
@@ -330,22 +334,48 @@ class Case:
 
     # ---- files -------------------------------------------------------------------------------
     def write_day(self, root, day):
-        con = duckdb.connect()
-        for (fday, name, writer, phys) in self.files:
-            if fday != day:
+        for entry in self.files:
+            if entry[0] == day:
+                self.write_file(root, entry)
+
+    def write_file(self, root, entry):
+        day, name, writer, phys = entry
+        folder = os.path.join(root, "data", "events", f"day={day}")
+        os.makedirs(folder, exist_ok=True)
+        values = self.data[(day, name)]
+        table = pa.table({c: arrow_array(values[c], phys[c]) for c in values})
+        path = os.path.join(folder, name)
+        if writer == "pyarrow":
+            pq.write_table(table, path, compression=self.rng.choice(["snappy", "zstd", "none"]))
+        else:
+            con = duckdb.connect()
+            con.register("t", table)
+            con.execute(f"COPY (SELECT * FROM t) TO '{path}' (FORMAT parquet)")
+            con.close()
+
+    def restate(self, root):
+        """Sometimes, after the first run, a day already synced is restated: one of its files is
+        rewritten with other values in a quarter of its rows (an upstream correction), so rows
+        already synced change their values, and keys may go or come."""
+        rng = random.Random(self.seed * 31 + 7)
+        if rng.random() >= 0.4:
+            return False
+        first = self.days[: self.first_days]
+        entries = [e for e in self.files if e[0] in first and self.data[(e[0], e[1])]["event_id"]]
+        if not entries:
+            return False
+        day, name, writer, phys = rng.choice(entries)
+        values = self.data[(day, name)]
+        n = len(values["event_id"])
+        rows = rng.sample(range(n), max(1, n // 4))
+        for c in self.columns:
+            if c.name == "event_id" or c.name not in values or c.conflict:
                 continue
-            folder = os.path.join(root, "data", "events", f"day={day}")
-            os.makedirs(folder, exist_ok=True)
-            values = self.data[(day, name)]
-            table = pa.table({c: arrow_array(values[c], phys[c]) for c in values})
-            path = os.path.join(folder, name)
-            if writer == "pyarrow":
-                pq.write_table(table, path, compression=self.rng.choice(["snappy", "zstd", "none"]))
-            else:
-                con.register("t", table)
-                con.execute(f"COPY (SELECT * FROM t) TO '{path}' (FORMAT parquet)")
-                con.unregister("t")
-        con.close()
+            for r in rows:
+                if rng.random() < 0.7:
+                    values[c.name][r] = c.value(rng, r)
+        self.write_file(root, (day, name, writer, phys))
+        return True
 
     def project(self, root):
         options = "\n    options:\n      naive_timestamp_zone: UTC" if self.naive_zone else ""
@@ -403,15 +433,24 @@ class Case:
         nulls = " OR ".join(f"{k} IS NULL" for k in self.key)
         return con.execute(f"SELECT count(*) FROM ({self.sql}) WHERE {nulls}").fetchone()[0]
 
-    def expected(self):
-        first = self.days[: self.first_days]
-        con_a = self.duck(first)
-        a = con_a.sql(self.sql).to_arrow_table()
+    def synced(self):
+        """DuckDB's side of the first run: the model over the first days, as they are now."""
+        return self.duck(self.days[: self.first_days]).sql(self.sql).to_arrow_table()
+
+    def expected(self, a):
+        """DuckDB's side of the second run, given `a` (what the first run sent, `synced`): the
+        rows of the model over all days whose key `a` lacks (new), the keys of both whose
+        values differ (changed), and how many of `a`'s keys the model lacks now (gone)."""
         con_all = self.duck(self.days)
         con_all.register("synced", a)
         keys = " AND ".join(f"m.{k} = s.{k}" for k in self.key)
         new = con_all.sql(f"SELECT m.* FROM ({self.sql}) m WHERE NOT EXISTS (SELECT 1 FROM synced s WHERE {keys})").to_arrow_table()
-        return a, new
+        both = con_all.sql(self.sql).to_arrow_table()
+        columns = [alias for alias, _kind in self.out]
+        before, after = keyed(a, self.key, columns), keyed(both, self.key, columns)
+        changed = {k for k in before.keys() & after.keys() if before[k] != after[k]}
+        gone = len(before.keys() - after.keys())
+        return new, changed, gone
 
 
 def normal(value):
@@ -471,6 +510,17 @@ def rows_of(table, columns):
     return sorted(out, key=repr)
 
 
+def keyed(table, key, columns):
+    """Each row's values in `normal`'s form, by its primary key's."""
+    rows = {}
+    for i in range(table.num_columns):
+        if pa.types.is_timestamp(table.schema.field(i).type) and table.schema.field(i).type.unit == "ns":
+            table = table.set_column(i, table.schema.field(i).name, table.column(i).cast(pa.timestamp("us", tz=table.schema.field(i).type.tz)))
+    for row in table.to_pylist():
+        rows[tuple(normal(row[k]) for k in key)] = tuple(normal(row[c]) for c in columns)
+    return rows
+
+
 def run(cmd, cwd, timeout=120):
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
@@ -489,6 +539,13 @@ def sent_rows(dinmo, root, run_out):
     return pq.read_table(path)
 
 
+def held_rows(root, run_out):
+    """The rows the run held, from the files `sent_rows` had `dinmo show` write."""
+    run_id = json.loads(run_out)["run_id"]
+    path = os.path.join(root, "rows", run_id, "m.files.held.parquet")
+    return pq.read_table(path) if os.path.exists(path) else None
+
+
 class Failure(Exception):
     pass
 
@@ -505,13 +562,15 @@ def check_case(dinmo, seed, keep=None):
         refused = check_refusals(case, first, case.days[: case.first_days], "first")
         if refused:
             return refused
+        want_a = case.synced()
+        restated = case.restate(root)
         for day in case.days[case.first_days :]:
             case.write_day(root, day)
         second = run([dinmo, "run", "--format", "json", "-q"], root)
-        refused = check_refusals(case, second, case.days, "second")
+        want_new, want_changed, want_gone = case.expected(want_a)
+        refused = check_refusals(case, second, case.days, "second", (0, 3))
         if refused:
             return refused
-        want_a, want_new = case.expected()
         columns = [alias for alias, _kind in case.out]
         compared = []
         for label, out, want in (("first run", first.stdout, want_a), ("second run", second.stdout, want_new)):
@@ -526,7 +585,14 @@ def check_case(dinmo, seed, keep=None):
                     f"  columns: {columns}\n  only dinmo: {only_got}\n  only DuckDB: {only_want}"
                 )
             compared.append(len(want_rows))
-        return f"{len(columns)} columns; rows compared: {compared[0]} in the first run, {compared[1]} in the second"
+        check_three_way(case, root, second.stdout, want_changed, want_gone)
+        held = json.loads(second.stdout)["syncs"][0]["held_rows"]
+        if second.returncode != (3 if held else 0):
+            raise Failure(f"second run: exit {second.returncode} with {held} held row(s) (3 when any is held, else 0)")
+        return (
+            f"{len(columns)} columns; rows compared: {compared[0]} in the first run, {compared[1]} in the second; "
+            f"{len(want_changed)} changed, {want_gone} gone{', a synced day restated' if restated else ''}"
+        )
     except Failure as failure:
         raise Failure(f"{failure}\n  sql: {case.sql}\n  files: {[(d, n, w, {k: str(v) for k, v in p.items()}) for d, n, w, p in case.files]}") from None
     finally:
@@ -534,7 +600,38 @@ def check_case(dinmo, seed, keep=None):
             shutil.rmtree(root, ignore_errors=True)
 
 
-def check_refusals(case, proc, days, label):
+def check_three_way(case, root, run_out, want_changed, want_gone):
+    """The second run's changed rows (held) and gone count against DuckDB's. dinmo compares
+    the values it sends exactly; DuckDB's side compares floats to 12 significant digits (a
+    float sum may differ in its last bits with the order rows are added), so dinmo may hold a
+    row more than DuckDB only where nothing but a float column differs."""
+    report = json.loads(run_out)["syncs"][0]
+    if report["gone_rows"] != want_gone:
+        raise Failure(f"second run: dinmo counts {report['gone_rows']} gone row(s), DuckDB {want_gone}")
+    held = held_rows(root, run_out)
+    got = {}
+    if held is not None:
+        kinds = dict(case.out)
+        for row in held.to_pylist():
+            key = tuple(carried(row[f"CustomFields.{c}"], kinds[c]) for c in case.key)
+            changed = [
+                c for c, _kind in case.out
+                if row[f"CustomFields.{c}"] != row[f"before_CustomFields.{c}"]
+                and carried(row[f"CustomFields.{c}"], kinds[c]) != carried(row[f"before_CustomFields.{c}"], kinds[c])
+            ]
+            got[key] = changed
+    if report["changed_rows"] != len(got) or report["held_rows"] != len(got):
+        raise Failure(f"second run: {report['changed_rows']} changed, {report['held_rows']} held, {len(got)} rows in the held part")
+    missing = [k for k in want_changed if k not in got]
+    extra = [k for k in got if k not in want_changed and any(dict(case.out)[c] != "float" for c in got[k])]
+    if missing or extra:
+        raise Failure(
+            f"second run: dinmo held {len(got)} changed row(s), DuckDB finds {len(want_changed)}\n"
+            f"  only DuckDB: {missing[:5]}\n  only dinmo (beyond float noise): {[(k, got[k]) for k in extra[:5]]}"
+        )
+
+
+def check_refusals(case, proc, days, label, success=(0,)):
     """When `days` hold drift dinmo must refuse, or a null primary key, checks that the run was
     refused for it and returns what was checked; otherwise checks the run succeeded."""
     columns = case.refusals(days)
@@ -551,8 +648,8 @@ def check_refusals(case, proc, days, label):
         if proc.returncode != 1 or want not in proc.stderr:
             raise Failure(f"{label} run: expected exit 1 and `{want}` (DuckDB's count), got exit {proc.returncode}:\n{proc.stderr}")
         return f"{label} run: null key refused ({null_keys} rows)"
-    if proc.returncode != 0:
-        raise Failure(f"{label} `dinmo run` exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+    if proc.returncode not in success:
+        raise Failure(f"{label} `dinmo run` exited {proc.returncode}, expected {success}:\n{proc.stderr}{proc.stdout}")
     return None
 
 
@@ -592,6 +689,7 @@ def main():
     skipped = [0]
     outcomes = {"compared": 0, "refused": 0, "null key": 0}
     rows = [0]
+    three = [0, 0, 0]  # cases with changed rows, with gone rows, with a restated day
     lock = threading.Lock()
 
     def one(seed):
@@ -608,7 +706,12 @@ def main():
                     outcomes["refused"] += 1
                 else:
                     outcomes["compared"] += 1
-                    rows[0] += sum(int(n) for n in result.split("rows compared: ")[1].split() if n.isdigit())
+                    compared, three_way = result.split("rows compared: ")[1].split(";", 1)
+                    rows[0] += sum(int(n) for n in compared.split() if n.isdigit())
+                    changed, gone = (int(part.split()[0]) for part in three_way.split(",")[:2])
+                    three[0] += changed > 0
+                    three[1] += gone > 0
+                    three[2] += "restated" in three_way
         except Exception as error:  # noqa: BLE001 - every failure is reported with its seed
             with lock:
                 failures.append((seed, error))
@@ -622,6 +725,7 @@ def main():
           f"{len(failures)} failed, {skipped[0]} not started (time limit)")
     print(f"  {outcomes['compared']} compared with DuckDB ({rows[0]} rows), {outcomes['refused']} drift refusals and "
           f"{outcomes['null key']} null-key refusals checked")
+    print(f"  three-way diff: {three[0]} case(s) with changed rows, {three[1]} with gone rows, {three[2]} with a synced day restated")
     for seed, error in failures[:10]:
         print(f"\ncase {seed} FAILED: {error}\n  replay: python3 {here} --dinmo {args.dinmo} --case {seed} --keep /tmp/case-{seed}")
     return 1 if failures else 0

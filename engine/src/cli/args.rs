@@ -138,6 +138,11 @@ pub enum StateCommand {
     /// Settle the pending rows of a stopped run by hand, when they cannot be reconciled
     /// automatically: `--sent` records them as delivered, `--not-sent` returns them to "new".
     ResolvePending(ResolvePendingArgs),
+    /// Settle rows a run held because their values changed after they were sent: `--accept`
+    /// (Zuora holds the new values, you corrected them there), `--ignore` (leave Zuora as it
+    /// is) or `--send-difference` (send the increase in quantity as a usage record of its own).
+    /// The decision is recorded as a run of its own, listed by `runs` and `show`.
+    ResolveHeld(ResolveHeldArgs),
     /// Rebuild a lost snapshot from the destination's records, looked up by UniqueKey. Shows
     /// what it found; writes only with --write.
     Rebuild(RebuildArgs),
@@ -188,6 +193,31 @@ pub struct ResolvePendingArgs {
     /// Revenue's Uploaded Files list; needed when a run left several undecided.
     #[arg(long, value_name = "NAME")]
     pub file: Option<String>,
+}
+
+/// `dinmo state resolve-held`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("decision").required(true).args(["accept", "ignore", "send_difference"])))]
+pub struct ResolveHeldArgs {
+    /// The sync (`<model>.<destination>`).
+    pub sync: SyncId,
+    /// Only the held row with this row key (repeatable; the `_dinmo_key` that `show RUN --rows
+    /// DIR` writes). Default: every held row.
+    #[arg(long = "key", value_name = "ROW_KEY")]
+    pub keys: Vec<String>,
+    /// Zuora already holds the new values (you corrected them there): record that.
+    #[arg(long)]
+    pub accept: bool,
+    /// Leave Zuora as it is: record that, and stop holding the rows.
+    #[arg(long)]
+    pub ignore: bool,
+    /// Send each row's increase in quantity as a usage record of its own (refused for a row
+    /// whose quantity went down).
+    #[arg(long)]
+    pub send_difference: bool,
+    /// Wait up to SECONDS (default 3600) for a run holding the sync's lock, instead of failing at once.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "3600")]
+    pub wait: Option<u64>,
 }
 
 /// `dinmo state rebuild`.

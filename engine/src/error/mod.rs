@@ -277,6 +277,22 @@ pub enum DinmoError {
     #[error("no run `{run}` in {state}")]
     RunNotFound { run: RunId, state: String },
 
+    /// `state resolve-held` found nothing to settle.
+    #[error("sync `{sync}`: nothing to resolve: {message}")]
+    NothingHeld { sync: SyncId, message: String },
+
+    /// `state resolve-held --send-difference` for a row whose quantity did not go up.
+    #[error(
+        "sync `{sync}`: held row {key} changed by {difference} in quantity; only a positive difference can be \
+         sent (Zuora takes no negative quantity). Credit it in Zuora, then settle it with \
+         `dinmo state resolve-held {sync} --key {key} --accept`; nothing was sent"
+    )]
+    CannotSendDifference {
+        sync: SyncId,
+        key: String,
+        difference: String,
+    },
+
     // ---- a destination ----
     /// A destination failed while writing; acknowledged rows were committed first.
     #[error("sync `{sync}`: {source}")]

@@ -88,10 +88,11 @@ impl RunHistory {
         format: RowsFormat,
     ) -> Result<Vec<ExportedRows>> {
         std::fs::create_dir_all(dir).map_err(DinmoError::io(dir))?;
-        let kinds: [(&'static str, Vec<&PartInfo>); 3] = [
+        let kinds: [(&'static str, Vec<&PartInfo>); 4] = [
             ("sent", manifest.snapshot_parts.iter().collect()),
             ("rejected", manifest.rejected_parts.iter().collect()),
             ("pending", manifest.pending_part.iter().collect()),
+            ("held", manifest.held_part.iter().collect()),
         ];
         let mut written = Vec::new();
         for (kind, parts) in kinds {

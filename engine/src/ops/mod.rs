@@ -6,8 +6,9 @@
 //! - `plan`, `run` and `run --dry-run` are a [`RunOp`], which can save the plan;
 //! - `apply`, sending a saved plan's rows, is an [`ApplyOp`];
 //! - `rollback` is a [`RollbackOp`];
-//! - `state verify | resolve-pending | rebuild | compact | unlock` are a [`VerifyOp`],
-//!   [`ResolvePendingOp`], [`RebuildOp`], [`CompactOp`] and [`UnlockOp`];
+//! - `state verify | resolve-pending | resolve-held | rebuild | compact | unlock` are a
+//!   [`VerifyOp`], [`ResolvePendingOp`], [`ResolveHeldOp`], [`RebuildOp`], [`CompactOp`] and
+//!   [`UnlockOp`];
 //! - `validate` is a [`ValidateOp`];
 //! - `runs` and `show` read a [`RunHistory`].
 
@@ -63,6 +64,7 @@ macro_rules! options {
 }
 
 mod apply;
+mod held;
 mod history;
 mod project;
 mod rollback;
@@ -71,6 +73,7 @@ mod state;
 mod validate;
 
 pub use apply::ApplyOp;
+pub use held::{HeldDecision, ResolveHeldOp, ResolvedHeld};
 pub use history::{ExportedRows, RowsFormat, RunHistory};
 pub use project::{Selector, artifact_dir, config_schema, open_project, parse_byte_size};
 pub use rollback::{RollbackOp, RollbackReport, RolledBack};

@@ -482,6 +482,17 @@ fn send_leaves(
     Ok(true)
 }
 
+/// Writes `batch` to the file at `path`, creating it (with `batch`'s schema) on the first batch.
+pub async fn write_lazily(writer: &mut Option<LocalPartWriter>, path: &Path, batch: &RecordBatch) -> Result<()> {
+    if writer.is_none() {
+        *writer = Some(LocalPartWriter::create(path, batch.schema()).await?);
+    }
+    match writer {
+        Some(writer) => writer.write(batch).await,
+        None => Ok(()),
+    }
+}
+
 /// Streams the batches of a local Parquet file, `batch_rows` rows at a time
 /// (`DINMO_DELIVERY_BATCH_ROWS`; smaller batches mean more, smaller commits).
 pub async fn read_parquet(

@@ -532,7 +532,7 @@ pub async fn rewrite_reasons(file: &Path, reasons: &[Option<String>]) -> Result<
         columns[index] = Arc::new(StringArray::from(mine.to_vec()));
         let batch = RecordBatch::try_new(batch.schema(), columns).map_err(DinmoError::arrow(context.clone()))?;
         let kept = arrow::compute::filter_record_batch(&batch, &keep).map_err(DinmoError::arrow(context.clone()))?;
-        crate::sync::commit::write_lazily(&mut writer, &tmp, &kept).await?;
+        crate::state::write_lazily(&mut writer, &tmp, &kept).await?;
     }
     let written = match writer {
         Some(writer) => writer.finish().await?.1,

@@ -15,7 +15,7 @@ use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus, RunId, SyncId};
 use crate::error::{DinmoError, Result};
 use crate::state::{
     DESTINATION_ID_COLUMN, Folder, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest,
-    StateStore, SyncPaths, with_keys_as,
+    StateStore, SyncPaths, with_keys_as, write_lazily,
 };
 use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, stored_value_hashes, value_column};
 use crate::sync::report::{RejectionSummary, tally};
@@ -275,15 +275,6 @@ fn key_strings(batch: &RecordBatch, context: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-pub(crate) async fn write_lazily(writer: &mut Option<LocalPartWriter>, path: &Path, batch: &RecordBatch) -> Result<()> {
-    if writer.is_none() {
-        *writer = Some(LocalPartWriter::create(path, batch.schema()).await?);
-    }
-    match writer {
-        Some(writer) => writer.write(batch).await,
-        None => Ok(()),
-    }
-}
 
 /// `batch` (rows as sent) with each row's value ([`VALUE_COLUMN`]) after its fields, unless
 /// it carries them already (rows that correct another row carry the corrected row's value).

@@ -52,6 +52,10 @@ pub enum Decision {
     Update(String),
     /// This record already holds the new values.
     AlreadyCorrected(String),
+    /// A person said the destination holds the new values (`resolve-held --accept`).
+    Accepted,
+    /// A person chose to leave the destination as it is (`resolve-held --ignore`).
+    Ignored,
     /// Hold it, for this reason.
     Hold(String),
 }
@@ -185,20 +189,20 @@ fn correction_fields() -> [Field; 4] {
     ]
 }
 
-/// Writes to `out` the rows of `pending` (the new rows) followed by the correcting rows of
+/// Writes to `out` the rows of `pending` (the new rows, when there are any) followed by the correcting rows of
 /// `decisions` (for the rows of `changed`, in its order), with the correction columns, and a
 /// `Description` saying what each corrects when the destination has that field. Returns the
 /// correcting rows written.
 pub async fn write_with_corrections(
     destination: &dyn Destination,
-    pending: &Path,
+    pending: Option<&Path>,
     changed: &Path,
     rows: &[ChangedRow],
     decisions: &[Decision],
     quantity_field: &str,
     out: &Path,
 ) -> Result<u64> {
-    let context = format!("adding corrections to {}", pending.display());
+    let context = format!("writing corrections to {}", out.display());
     let arrow = |e| DinmoError::arrow(context.clone())(e);
     let changed_batches = read_all(changed).await?;
     let Some(first) = changed_batches.first() else {
@@ -222,7 +226,11 @@ pub async fn write_with_corrections(
     let schema: SchemaRef = Arc::new(Schema::new(fields));
 
     let mut writer = LocalPartWriter::create_pending(out, Arc::clone(&schema)).await?;
-    for batch in read_all(pending).await? {
+    let new_rows = match pending {
+        Some(pending) => read_all(pending).await?,
+        None => Vec::new(),
+    };
+    for batch in new_rows {
         let values = stored_value_hashes(&batch).map_err(arrow)?;
         let n = batch.num_rows();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -308,7 +316,10 @@ pub async fn write_with_corrections(
             match &decisions[i] {
                 Decision::Difference(_) => CorrectionKind::Difference.as_str(),
                 Decision::Update(_) => CorrectionKind::Update.as_str(),
-                _ => CorrectionKind::Accepted.as_str(),
+                Decision::Ignored => CorrectionKind::Ignored.as_str(),
+                Decision::AlreadyCorrected(_) | Decision::Accepted | Decision::Hold(_) => {
+                    CorrectionKind::Accepted.as_str()
+                }
             }
         }))));
         columns.push(Arc::new(StringArray::from_iter(chosen.iter().map(|&i| match &decisions[i] {

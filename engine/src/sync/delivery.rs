@@ -19,9 +19,9 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::error::{DinmoError, Result};
-use crate::state::{LocalPartWriter, RunManifest, read_parquet};
+use crate::state::{LocalPartWriter, RunManifest, read_parquet, write_lazily};
 use crate::sync::changes::{CORRECTION_COLUMN, CorrectionKind};
-use crate::sync::commit::{Commit, write_lazily};
+use crate::sync::commit::Commit;
 use crate::sync::corrections::{RECORD_COLUMN, split_settled};
 use crate::sync::progress::Progress;
 use crate::sync::report::{SyncReport, tally};

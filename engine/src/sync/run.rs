@@ -429,7 +429,7 @@ async fn changed_rows(
             let with_corrections = files.pending.with_extension("corrections.parquet");
             let corrections = write_with_corrections(
                 destination,
-                &files.pending,
+                Some(&files.pending),
                 &files.changed,
                 &rows,
                 &decisions,

@@ -1,11 +1,12 @@
-//! `dinmo state verify | resolve-pending | rebuild | compact | unlock`.
+//! `dinmo state verify | resolve-pending | resolve-held | rebuild | compact | unlock`.
 
 use super::selected::{project, selector, settings};
 use super::status::Status;
 use crate::cli::{GlobalArgs, StateCommand};
 use crate::error::Result;
 use crate::ops::{
-    CompactOp, LockStatus, RebuildOp, Rebuilt, ResolvePendingOp, Resolved, Settings, UnlockOp, Unlocked, VerifyOp,
+    CompactOp, HeldDecision, LockStatus, RebuildOp, Rebuilt, ResolveHeldOp, ResolvePendingOp, Resolved, Settings,
+    UnlockOp, Unlocked, VerifyOp,
 };
 
 pub async fn state(global: &GlobalArgs, command: StateCommand, defaults: Settings) -> Result<Status> {
@@ -46,6 +47,24 @@ pub async fn state(global: &GlobalArgs, command: StateCommand, defaults: Setting
                     );
                 }
             }
+        }
+        StateCommand::ResolveHeld(args) => {
+            let decision = if args.accept {
+                HeldDecision::Accept
+            } else if args.ignore {
+                HeldDecision::Ignore
+            } else {
+                HeldDecision::SendDifference
+            };
+            let resolved = ResolveHeldOp::new(&project, args.sync.clone(), decision)
+                .keys(args.keys.clone())
+                .wait(args.wait.map(std::time::Duration::from_secs))
+                .settings(settings)
+                .await?;
+            println!(
+                "{}: {} held row(s) {} (run {}); {} still held",
+                resolved.sync, resolved.settled, resolved.decision, resolved.run, resolved.still_held
+            );
         }
         StateCommand::Rebuild(args) => {
             let rebuilt = RebuildOp::new(&project)
