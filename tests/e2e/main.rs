@@ -6,6 +6,7 @@ mod support;
 mod airflow;
 mod compaction;
 mod contract;
+mod corrections;
 mod differential;
 mod drift;
 mod exactly_once;

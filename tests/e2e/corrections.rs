@@ -1,0 +1,226 @@
+//! Usage that changes after it was sent, through the real binary against the Zuora simulator:
+//! late events raise a synced day, a restatement lowers one, a bill run processes a day in
+//! between; `on_change: hold` (the default) holds, `correct` makes Zuora match exactly once.
+
+use std::collections::BTreeMap;
+
+use zuora_sim::SimConfig;
+
+use crate::support::*;
+use crate::zuora::{Sim, export, run_against, usage_model, zuora_project};
+
+/// A `usage.zuora` project sending with `method`, its sync's policies set by `policies`
+/// (YAML lines such as `    on_change: correct\n`).
+fn project(sim: &Sim, method: &str, policies: &str) -> TestProject {
+    let project = zuora_project(sim, method, "");
+    set_policies(&project, policies);
+    project
+}
+
+/// Replaces the sync's policy lines with `policies`.
+fn set_policies(project: &TestProject, policies: &str) {
+    let model = usage_model("SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events");
+    project.write("models/usage.yml", &format!("{model}{policies}"));
+}
+
+/// Twelve accounts' API calls on `day`, account `i` with quantity `quantity(i)`.
+fn export_day(project: &TestProject, day: &str, quantity: impl Fn(usize) -> i64) {
+    let rows: Vec<(String, String, i64)> = (0..12)
+        .map(|i| (format!("A{:08}", 1 + i), "API_CALL".to_string(), quantity(i)))
+        .collect();
+    export(project, day, &rows);
+}
+
+/// What Zuora bills per account and day: the sum of its records' quantities.
+fn billed(sim: &Sim) -> BTreeMap<(String, String), f64> {
+    let mut totals = BTreeMap::new();
+    for record in sim.records() {
+        let day = record.start_date_time.chars().take(10).collect::<String>();
+        *totals.entry((record.account_number.clone(), day)).or_insert(0.0) += record.quantity;
+    }
+    totals
+}
+
+/// What the warehouse says for `day`: `quantity(i)` for account `i`.
+fn says(day: &str, quantity: impl Fn(usize) -> i64) -> BTreeMap<(String, String), f64> {
+    (0..12)
+        .map(|i| ((format!("A{:08}", 1 + i), day.to_string()), quantity(i) as f64))
+        .collect()
+}
+
+/// Marks every Pending record Processed, as a bill run would.
+fn bill_run(sim: &Sim) {
+    for record in sim.sim.state.lock().records.iter_mut() {
+        record.status = "Processed".into();
+    }
+}
+
+/// Asserts `output` ended with exit `expected` and its report (stdout) holds every one of
+/// `needles`; returns the report.
+#[track_caller]
+fn reports(output: &std::process::Output, expected: i32, needles: &[&str]) -> String {
+    exits(output, expected);
+    let out = stdout(output);
+    for needle in needles {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{}", describe(output));
+    }
+    out
+}
+
+fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", describe(output)))
+}
+
+fn sync_report(output: &std::process::Output) -> serde_json::Value {
+    json(output)["syncs"][0].clone()
+}
+
+#[test]
+fn late_events_raising_a_synced_day_are_held_then_corrected_in_place() {
+    let sim = Sim::start(SimConfig::default());
+    let project = project(&sim, "actions", "");
+    let sent = |i: usize| 10 + i as i64;
+    export_day(&project, "2026-11-18", sent);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    assert_eq!(billed(&sim), says("2026-11-18", sent));
+
+    // Late events raise three accounts' day.
+    let raised = |i: usize| if i < 3 { 20 + i as i64 } else { 10 + i as i64 };
+    export_day(&project, "2026-11-18", raised);
+    let plan = run_against(&project, &sim, &["plan", "--format", "json", "--detailed-exitcode"]);
+    exits(&plan, 0); // nothing would be sent or corrected under `hold`
+    let report = sync_report(&plan);
+    assert_eq!(report["counts"]["new_rows"], 0, "a changed row is never new");
+    assert_eq!(report["changed_rows"], 3);
+    assert_eq!(report["held_rows"], 3);
+    assert_eq!(report["changes"]["quantity_difference"], "30");
+
+    let held = run_against(&project, &sim, &["run"]);
+    let text = reports(&held, 3, &["changed: 3", "held 3 of them", "(3 newly", "Quantity 10 → 20"]);
+    assert!(text.contains("Quantity difference (now − sent): +30"), "{text}");
+    assert_eq!(billed(&sim), says("2026-11-18", sent), "nothing was sent for held rows");
+    let again = run_against(&project, &sim, &["run", "--format", "json"]);
+    exits(&again, 3);
+    assert_eq!(sync_report(&again)["held_rows"], 3, "still held, still counted");
+    assert_eq!(sync_report(&again)["newly_held_rows"], 0, "not alerted as new");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("target/run_results.json")).unwrap()).unwrap();
+    assert_eq!(results["results"][0]["changes"]["held_rows"], 3);
+    assert_eq!(results["exit_code"], 3);
+
+    // Correcting: the records are still Pending, so they are updated in place.
+    set_policies(&project, "    on_change: correct\n");
+    let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
+    reports(&plan, 2, &["would correct 3 of them"]);
+    let corrected = run_against(&project, &sim, &["run"]);
+    reports(&corrected, 0, &["corrected 3 of them"]);
+    assert_eq!(billed(&sim), says("2026-11-18", raised));
+    assert_eq!(sim.records().len(), 12, "updated in place, no record added");
+    let next = run_against(&project, &sim, &["run", "--format", "json"]);
+    exits(&next, 0);
+    assert_eq!(sync_report(&next)["changed_rows"], 0, "corrected once, then unchanged");
+}
+
+#[test]
+fn a_restatement_lowers_a_pending_day_in_place_and_holds_a_processed_one() {
+    for method in ["actions", "import"] {
+        let sim = Sim::start(SimConfig::default());
+        let project = project(&sim, method, "    on_change: correct\n");
+        let sent = |i: usize| 10 + i as i64;
+        export_day(&project, "2026-11-18", sent);
+        exits(&run_against(&project, &sim, &["run"]), 0);
+        bill_run(&sim);
+        export_day(&project, "2026-11-19", sent);
+        exits(&run_against(&project, &sim, &["run"]), 0);
+
+        // Bot traffic removed from both days: every count goes down by one.
+        let lowered = |i: usize| 9 + i as i64;
+        export_day(&project, "2026-11-18", lowered);
+        export_day(&project, "2026-11-19", lowered);
+        let run = run_against(&project, &sim, &["run", "--format", "json"]);
+        exits(&run, 3);
+        let report = sync_report(&run);
+        assert_eq!(report["changed_rows"], 24, "{method}");
+        assert_eq!(report["corrected_rows"], 12, "{method}: the Pending day");
+        assert_eq!(report["held_rows"], 12, "{method}: the Processed day");
+        assert_eq!(report["changes"]["reasons"]["cannot_reduce_billed_usage"], 12, "{method}");
+        let mut expected = says("2026-11-18", sent);
+        expected.extend(says("2026-11-19", lowered));
+        assert_eq!(billed(&sim), expected, "{method}");
+        assert_eq!(sim.records().len(), 24, "{method}: no record added");
+
+        // Settled by hand after crediting in Zuora: nothing sent, held no more.
+        let resolved = run_against(&project, &sim, &["state", "resolve-held", "usage.zuora", "--accept"]);
+        reports(&resolved, 0, &["12 held row(s) accepted", "0 still held"]);
+        let next = run_against(&project, &sim, &["run", "--format", "json"]);
+        exits(&next, 0);
+        assert_eq!(sync_report(&next)["changed_rows"], 0, "{method}");
+        assert_eq!(sim.records().len(), 24, "{method}");
+    }
+}
+
+#[test]
+fn a_processed_day_raised_gets_a_difference_record_then_only_the_next_difference() {
+    for method in ["actions", "object", "import"] {
+        let sim = Sim::start(SimConfig::default());
+        let project = project(&sim, method, "    on_change: correct\n");
+        let sent = |i: usize| 10 + i as i64;
+        export_day(&project, "2026-11-18", sent);
+        exits(&run_against(&project, &sim, &["run"]), 0);
+        bill_run(&sim);
+
+        let raised = |i: usize| 15 + i as i64;
+        export_day(&project, "2026-11-18", raised);
+        reports(&run_against(&project, &sim, &["run"]), 0, &["corrected 12 of them"]);
+        assert_eq!(billed(&sim), says("2026-11-18", raised), "{method}");
+        let records = sim.records();
+        assert_eq!(records.len(), 24, "{method}: one difference record per row");
+        let differences: Vec<_> = records.iter().filter(|r| r.quantity == 5.0).collect();
+        assert_eq!(differences.len(), 12, "{method}");
+        assert!(
+            differences.iter().all(|r| r
+                .description
+                .as_deref()
+                .is_some_and(|d| d.starts_with("dinmo correction 1 of usage") && d.ends_with(", +5"))),
+            "{method}: {differences:?}"
+        );
+        let keys: std::collections::HashSet<_> = records.iter().map(|r| r.unique_key.clone()).collect();
+        assert_eq!(keys.len(), 24, "{method}: each difference has a UniqueKey of its own");
+
+        // A second raise sends only the second difference.
+        bill_run(&sim);
+        let raised_again = |i: usize| 17 + i as i64;
+        export_day(&project, "2026-11-18", raised_again);
+        exits(&run_against(&project, &sim, &["run"]), 0);
+        assert_eq!(billed(&sim), says("2026-11-18", raised_again), "{method}");
+        assert_eq!(sim.records().len(), 36, "{method}");
+        let next = run_against(&project, &sim, &["run", "--format", "json"]);
+        exits(&next, 0);
+        assert_eq!(sync_report(&next)["changed_rows"], 0, "{method}");
+        assert_eq!(sim.records().len(), 36, "{method}: nothing more");
+    }
+}
+
+#[test]
+fn the_same_value_in_another_type_or_unit_is_not_a_change() {
+    let sim = Sim::start(SimConfig::default());
+    let project = project(&sim, "actions", "");
+    export_day(&project, "2026-11-18", |i| 10 + i as i64);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    // The model now gives the quantity as a decimal and the day as a zoned timestamp in
+    // milliseconds: the same values as sent.
+    project.write(
+        "models/usage.yml",
+        &usage_model(
+            "SELECT account, uom, \
+             arrow_cast(arrow_cast(CAST(day AS TIMESTAMP), 'Timestamp(Nanosecond, Some(\"UTC\"))'), \
+             'Timestamp(Millisecond, Some(\"+02:00\"))') AS usage_day, \
+             CAST(qty AS DECIMAL(18, 4)) AS qty FROM events",
+        ),
+    );
+    let plan = run_against(&project, &sim, &["plan", "--format", "json"]);
+    exits(&plan, 0);
+    let report = sync_report(&plan);
+    assert_eq!(report["changed_rows"], 0, "{report}");
+    assert_eq!(report["counts"]["new_rows"], 0, "{report}");
+}
