@@ -224,3 +224,80 @@ fn the_same_value_in_another_type_or_unit_is_not_a_change() {
     assert_eq!(report["changed_rows"], 0, "{report}");
     assert_eq!(report["counts"]["new_rows"], 0, "{report}");
 }
+
+/// Crashes (kill -9 at `point`, its `nth` hit) while a run corrects a processed day with
+/// difference records and a pending day in place, then runs again: Zuora ends up billing what
+/// the warehouse says, each correction made once.
+#[cfg(feature = "failpoints")]
+fn crash_while_correcting(method: &str, point: &str) {
+    let sim = Sim::start(SimConfig::default());
+    let project = project(&sim, method, "    on_change: correct\n");
+    let env = |extra: &[(&'static str, String)]| {
+        let mut env = vec![
+            ("ZUORA_CLIENT_ID", sim.client_id()),
+            ("ZUORA_CLIENT_SECRET", sim.secret()),
+            ("DINMO_DELIVERY_BATCH_ROWS", "5".to_string()),
+            ("DINMO_COMMIT_INTERVAL_MS", "0".to_string()),
+            ("DINMO_LOG", "warn".to_string()),
+        ];
+        env.extend(extra.iter().cloned());
+        env
+    };
+    let run = |extra: &[(&'static str, String)]| {
+        let env = env(extra);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        dinmo_in(project.path(), &["run"], &pairs)
+    };
+    let sent = |i: usize| 10 + i as i64;
+    export_day(&project, "2026-11-18", sent);
+    exits(&run(&[]), 0);
+    bill_run(&sim);
+    export_day(&project, "2026-11-19", sent);
+    exits(&run(&[]), 0);
+
+    let raised = |i: usize| 14 + i as i64;
+    export_day(&project, "2026-11-18", raised);
+    export_day(&project, "2026-11-19", raised);
+    let crashed = run(&[("DINMO_CRASH_AT", point.to_string())]);
+    assert!(
+        crashed.status.code().is_none() || crashed.status.code() == Some(134),
+        "{method}/{point}: expected a crash: {}",
+        describe(&crashed)
+    );
+    let recovered = run(&[]);
+    exits(&recovered, 0);
+    let mut expected = says("2026-11-18", raised);
+    expected.extend(says("2026-11-19", raised));
+    assert_eq!(billed(&sim), expected, "{method}/{point}: {}", describe(&recovered));
+    let records = sim.records();
+    assert_eq!(records.len(), 36, "{method}/{point}: 24 rows and 12 differences, none twice");
+    let keys: std::collections::HashSet<_> = records.iter().map(|r| r.unique_key.clone()).collect();
+    assert_eq!(keys.len(), 36, "{method}/{point}");
+    let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
+    exits(&plan, 0);
+    assert!(project.state_files("usage.zuora", "pending").is_empty(), "{method}/{point}");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_at_every_point_of_a_correction_corrects_exactly_once() {
+    for method in ["actions", "import"] {
+        for point in [
+            "pending_stored",
+            "intent_recorded",
+            "before_update",
+            "before_update:3",
+            "update_answered",
+            "update_answered:7",
+            "before_batch_sent",
+            "batch_answered",
+            "batch_answered:2",
+            "part_stored",
+            "checkpoint_committed:2",
+            "all_committed",
+            "manifest_settled",
+        ] {
+            crash_while_correcting(method, point);
+        }
+    }
+}

@@ -274,12 +274,19 @@ fn two_runs_at_once_only_one_sends() {
 
 /// Hourly usage: 12 accounts × 4 units × 24 hours = 1,152 rows a day.
 fn hourly_rows(day: &str) -> Vec<(String, String, String, i64)> {
+    restated_hourly_rows(day, 0)
+}
+
+/// [`hourly_rows`] after `restatements` restatements of the day: each raises every third
+/// account's usage by one.
+fn restated_hourly_rows(day: &str, restatements: i64) -> Vec<(String, String, String, i64)> {
     let units = ["API_CALL", "GB_STORED", "SEAT", "Each"];
     let mut rows = Vec::new();
     for hour in 0..24 {
         for (u, unit) in units.iter().enumerate() {
             for account in 1..=12 {
-                let qty = (hour * 100 + u * 13 + account) as i64;
+                let raised = if account % 3 == 0 { restatements } else { 0 };
+                let qty = (hour * 100 + u * 13 + account) as i64 + raised;
                 rows.push((
                     format!("A{account:08}"),
                     unit.to_string(),
@@ -293,11 +300,15 @@ fn hourly_rows(day: &str) -> Vec<(String, String, String, i64)> {
 }
 
 fn export_hourly(project: &TestProject, day: &str) {
+    export_restated(project, day, 0);
+}
+
+fn export_restated(project: &TestProject, day: &str, restatements: i64) {
     use std::sync::Arc;
 
     use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
-    let rows = hourly_rows(day);
+    let rows = restated_hourly_rows(day, restatements);
     let schema = Arc::new(Schema::new(vec![
         Field::new("account", DataType::Utf8, false),
         Field::new("uom", DataType::Utf8, false),
@@ -317,8 +328,19 @@ fn export_hourly(project: &TestProject, day: &str) {
     );
 }
 
+/// How a soak's data moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Soak {
+    /// Daily exports land; nothing sent changes.
+    NewRows,
+    /// Also, days already sent are restated (usage raised) and bill runs process what was
+    /// sent, under `on_change: correct`: Pending records are updated in place, Processed ones
+    /// get difference records.
+    Corrections,
+}
+
 /// A soak any developer can run longer: `DINMO_SOAK_ITERATIONS=300 cargo test -p dinmo --test e2e soak`.
-fn soak(enforce_unique_key: bool) {
+fn soak(enforce_unique_key: bool, mode: Soak) {
     let iterations: usize = std::env::var("DINMO_SOAK_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -337,16 +359,23 @@ fn soak(enforce_unique_key: bool) {
         ..Faults::default()
     });
     let project = zuora_project(&sim, "actions", "    batch_size: 25\n    concurrency: 4\n");
+    let policy = match mode {
+        Soak::NewRows => "",
+        Soak::Corrections => "    on_change: correct\n",
+    };
     project.write(
         "models/usage.yml",
-        "model: usage
+        &format!(
+            "model: usage
 sql: SELECT account, uom, CAST(at AS TIMESTAMP) AS usage_at, qty FROM events
 primary_key: [account, uom, usage_at]
 syncs:
   - destination: zuora
-    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_at, Quantity: qty }
-",
+    mapping: {{ AccountNumber: account, UOM: uom, StartDateTime: usage_at, Quantity: qty }}
+{policy}"
+        ),
     );
+    let mut restatements: BTreeMap<String, i64> = BTreeMap::new();
     let mut expected = BTreeMap::new();
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(enforce_unique_key);
     let mut next = |bound: u64| {
@@ -373,6 +402,23 @@ syncs:
             export_hourly(&project, &day);
             for (account, uom, at, qty) in hourly_rows(&day) {
                 expected.insert((account, uom, format!("{at}+00:00")), qty as f64);
+            }
+            restatements.insert(day, 0);
+        }
+        if mode == Soak::Corrections && runs % 4 == 2 {
+            // A day already exported is restated, and a bill run processes what Zuora holds.
+            let days: Vec<String> = restatements.keys().cloned().collect();
+            let day = days[next(days.len() as u64) as usize].clone();
+            let version = restatements.entry(day.clone()).or_default();
+            *version += 1;
+            export_restated(&project, &day, *version);
+            for (account, uom, at, qty) in restated_hourly_rows(&day, *version) {
+                expected.insert((account, uom, format!("{at}+00:00")), qty as f64);
+            }
+            if next(2) == 0 {
+                for record in sim.sim.state.lock().records.iter_mut() {
+                    record.status = "Processed".into();
+                }
             }
         }
         let log = project.path().join(format!("soak-run-{runs}.log"));
@@ -420,6 +466,44 @@ syncs:
     exits(&last, 0);
     let plan = dinmo_with(&project, &sim, &["plan", "--detailed-exitcode"], &[]);
     exits(&plan, 0);
+    if mode == Soak::Corrections {
+        // Each key's records (the row as sent, updated in place, plus its difference records)
+        // add up to what the warehouse says now; no record twice.
+        let records = sim.records();
+        let mut billed: BTreeMap<(String, String, String), f64> = BTreeMap::new();
+        for record in &records {
+            let key = (record.account_number.clone(), record.uom.clone(), record.start_date_time.clone());
+            *billed.entry(key).or_default() += record.quantity;
+        }
+        let keys: HashSet<_> = records.iter().map(|r| r.unique_key.clone()).collect();
+        let wrong = expected.iter().filter(|(k, q)| billed.get(*k) != Some(*q)).count();
+        let corrections = records.len() - billed.len();
+        eprintln!(
+            "soak with corrections (UniqueKey enforced: {enforce_unique_key}): {runs} runs, {kills} killed with SIGKILL, \
+             {completed} completed, {} s; {} keys, {} records ({corrections} difference records), {wrong} billed wrong",
+            started.elapsed().as_secs(),
+            expected.len(),
+            records.len()
+        );
+        let examples: Vec<String> = expected
+            .iter()
+            .filter(|(k, q)| billed.get(*k) != Some(*q))
+            .take(3)
+            .map(|(k, q)| {
+                let of: Vec<String> = records
+                    .iter()
+                    .filter(|r| (&r.account_number, &r.uom, &r.start_date_time) == (&k.0, &k.1, &k.2))
+                    .map(|r| format!("{} {} {} {:?}", r.id, r.quantity, r.status, r.description))
+                    .collect();
+                format!("{k:?}: warehouse {q}, records {of:?}")
+            })
+            .collect();
+        assert_eq!(wrong, 0, "keys whose records do not add up to the warehouse's quantity: {examples:#?}");
+        assert_eq!(billed.len(), expected.len(), "keys in Zuora the warehouse does not have");
+        assert_eq!(keys.len(), records.len(), "a record stored twice");
+        assert!(kills >= 10, "the soak killed only {kills} runs");
+        return;
+    }
     let (expected_rows, stored, duplicates, missing, unexpected) = compare(&sim, &expected);
     eprintln!(
         "soak (UniqueKey enforced: {enforce_unique_key}): {runs} runs, {kills} killed with SIGKILL, {completed} completed, \
@@ -432,12 +516,17 @@ syncs:
 
 #[test]
 fn kill_nine_soak_with_unique_keys() {
-    soak(true);
+    soak(true, Soak::NewRows);
 }
 
 #[test]
 fn kill_nine_soak_on_idempotency_keys_alone() {
-    soak(false);
+    soak(false, Soak::NewRows);
+}
+
+#[test]
+fn kill_nine_soak_with_corrections() {
+    soak(true, Soak::Corrections);
 }
 
 /// The run id of the newest manifest of `usage.zuora`.

@@ -65,10 +65,12 @@ impl ApiRequest {
     }
 
     /// Whether repeating the request can have no second effect: GET and DELETE (a 404 after a
-    /// lost answer means deleted), reads, and POSTs with an Idempotency-Key.
+    /// lost answer means deleted), PUT (dinmo's set a record's fields to given values, which
+    /// setting again changes nothing; RFC 9110, section 9.2.2), reads, and POSTs with an
+    /// Idempotency-Key.
     pub fn idempotent(&self) -> bool {
         match self.method {
-            reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::DELETE => true,
+            reqwest::Method::GET | reqwest::Method::HEAD | reqwest::Method::DELETE | reqwest::Method::PUT => true,
             _ => self.read_only || self.idempotency_key.is_some(),
         }
     }

@@ -119,6 +119,12 @@ fn texts(array: &ArrayRef) -> (Vec<Option<String>>, Vec<Option<Nanos>>) {
     (text, vec![None; array.len()])
 }
 
+/// The quantity in row `row` of `column`, exactly (`None` when null or not a number).
+pub fn quantity_at(column: &ArrayRef, row: usize) -> Option<Nanos> {
+    let (_, nanos) = texts(&column.slice(row, 1));
+    nanos.into_iter().next().flatten()
+}
+
 /// One row's values as the destination holds them, as far as dinmo knows.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Held {

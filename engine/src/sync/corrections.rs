@@ -141,16 +141,21 @@ fn decide_one(
         return hold("before_unknown");
     };
     let others = other_changes(row, quantity_field);
-    let difference = before.quantity.zip(row.after.quantity).map(|(b, a)| a - b);
+    let mut difference = before.quantity.zip(row.after.quantity).map(|(b, a)| a - b);
     if let Some(Located::Records(records)) = located
         && let [record] = records.as_slice()
     {
-        let holds_new = record.quantity.as_deref().and_then(parse_nanos) == row.after.quantity;
-        if holds_new && difference.is_some_and(|d| d != 0) && others.is_empty() {
+        // What the record holds is the truth: the state may not know of an update whose
+        // answer a crash lost, or of an edit by hand.
+        let holds = record.quantity.as_deref().and_then(parse_nanos);
+        if holds.is_some() && holds == row.after.quantity && others.is_empty() {
             return Decision::AlreadyCorrected(record.id.clone());
         }
         if record.pending && others.iter().all(|f| destination.updatable_fields(f)) {
             return Decision::Update(record.id.clone());
+        }
+        if let Some(holds) = holds {
+            difference = row.after.quantity.map(|a| a - holds);
         }
     }
     if let Some(Located::Records(records)) = located

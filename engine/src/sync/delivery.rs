@@ -162,11 +162,17 @@ async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &Sync
                     .await
                     .map_err(DinmoError::destination(sync_id.clone()))?;
                 crash_point("update_answered");
-                match answer {
-                    Ok(()) => RowStatus::Accepted {
+                // Refused (a bill run processed it meanwhile), the record may hold the values
+                // already, set by an earlier attempt whose answer a crash lost.
+                let refused = match answer {
+                    Ok(()) => None,
+                    Err(reason) => (!holds_quantity(destination, &record, &rows, row).await?).then_some(reason),
+                };
+                match refused {
+                    None => RowStatus::Accepted {
                         destination_id: Some(record.as_str().into()),
                     },
-                    Err(reason) => RowStatus::Rejected(Rejection {
+                    Some(reason) => RowStatus::Rejected(Rejection {
                         code: RejectCode::Destination("update_refused".into()),
                         field: None,
                         message: format!("updating record {record}: {reason}"),
@@ -180,6 +186,31 @@ async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &Sync
         statuses.push(status);
     }
     Ok(BatchOutcome { batch: rows, statuses })
+}
+
+/// Whether `record` holds the quantity of row `row` of `rows` (an update's values).
+async fn holds_quantity(destination: &dyn Destination, record: &str, rows: &RecordBatch, row: usize) -> Result<bool> {
+    let quantity_field = destination.roles().quantity;
+    let Some(column) = rows.column_by_name(quantity_field) else {
+        return Ok(false);
+    };
+    let wanted = crate::sync::changes::quantity_at(column, row);
+    let located = destination
+        .locate(&[dinmo_connectors::Locate {
+            destination_ids: vec![record.to_string()],
+            row_key: String::new(),
+        }])
+        .await
+        .map_err(|source| DinmoError::Destination {
+            sync: "on_change: correct".into(),
+            source: Box::new(source),
+        })?;
+    Ok(match located.first() {
+        Some(dinmo_connectors::Located::Records(records)) => records.iter().any(|r| {
+            r.id == record && r.quantity.as_deref().and_then(crate::sync::changes::parse_nanos) == wanted && wanted.is_some()
+        }),
+        _ => false,
+    })
 }
 
 /// A text column of `batch` as strings (all `None` when it is missing).
