@@ -301,3 +301,79 @@ fn a_crash_at_every_point_of_a_correction_corrects_exactly_once() {
         }
     }
 }
+
+/// The api_call events of the export file `from`, the first `n` of them, written again as
+/// `to`: late events for the same accounts and day. Returns how many each account got.
+fn late_events(from: &std::path::Path, to: &std::path::Path, n: usize) -> BTreeMap<String, i64> {
+    use arrow::array::{Array, AsArray};
+    let file = std::fs::File::open(from).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<arrow::array::RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let kind = arrow::compute::cast(all.column_by_name("event_type").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+    let api: arrow::array::BooleanArray = kind.as_string::<i32>().iter().map(|k| Some(k == Some("api_call"))).collect();
+    let late = arrow::compute::filter_record_batch(&all, &api).unwrap();
+    let late = late.slice(0, n.min(late.num_rows()));
+    write_parquet(to, &late);
+    let accounts =
+        arrow::compute::cast(late.column_by_name("account_number").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+    let mut counts = BTreeMap::new();
+    for account in accounts.as_string::<i32>().iter().flatten() {
+        *counts.entry(account.to_string()).or_insert(0) += 1;
+    }
+    assert!(late.num_rows() == n && late.column(0).null_count() == 0);
+    counts
+}
+
+#[test]
+fn a_state_written_by_the_last_release_tells_changed_values_from_the_fields_it_sent() {
+    // The example project with the state dinmo 0.1.0 (d2a9208) wrote: a checkpoint (keys only)
+    // over the first two days, and the third day's run after it, no part holding values.
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(&repository_root().join("models"), dir.path());
+    let state = dir.path().join(".dinmo/state");
+    copy_project(&repository_root().join("tests/fixtures/state-0.1.0-d2a9208"), &state);
+    std::fs::remove_file(state.join("README.md")).unwrap();
+    copy_project(&dir.path().join("next_day/events"), &dir.path().join("exports/events"));
+    let run = dinmo_in(dir.path(), &["run"], &[]);
+    reports(&run, 0, &["sent 0 row(s)", "changed: 0"]);
+
+    // Late events for a day the checkpoint covers and for the day after it.
+    let events = dir.path().join("exports/events");
+    let mut late = late_events(
+        &events.join("day=2026-11-19/part-0.parquet"),
+        &events.join("day=2026-11-19/part-late.parquet"),
+        20,
+    );
+    let later = late_events(
+        &events.join("day=2026-11-20/part-0.parquet"),
+        &events.join("day=2026-11-20/part-late.parquet"),
+        7,
+    );
+    let changed_rows = late.len() + later.len();
+    for (account, n) in later {
+        *late.entry(format!("{account} 20")).or_insert(0) += n;
+    }
+    let check = |label: &str| {
+        let plan = dinmo_in(dir.path(), &["plan", "--format", "json", "--select", "api_calls_daily"], &[]);
+        exits(&plan, 0);
+        let sync = json(&plan)["syncs"][0].clone();
+        assert_eq!(sync["counts"]["new_rows"], 0, "{label}: {sync}");
+        assert_eq!(sync["changed_rows"], changed_rows, "{label}: {sync}");
+        assert_eq!(sync["changes"]["quantity_difference"], "27", "{label}: 20 + 7 late events");
+        let by_account: i64 = sync["changes"]["by_account_unit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["difference"].as_str().unwrap().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(by_account, late.values().sum::<i64>(), "{label}");
+    };
+    check("read from the old parts");
+    let out = dinmo_in(dir.path(), &["state", "compact"], &[]);
+    exits(&out, 0);
+    check("read from the new checkpoint");
+}
