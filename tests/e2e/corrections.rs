@@ -96,7 +96,11 @@ fn late_events_raising_a_synced_day_are_held_then_corrected_in_place() {
     assert_eq!(report["changes"]["quantity_difference"], "30");
 
     let held = run_against(&project, &sim, &["run"]);
-    let text = reports(&held, 3, &["changed: 3", "held 3 of them", "(3 newly", "Quantity 10 → 20"]);
+    let text = reports(
+        &held,
+        3,
+        &["changed: 3", "held 3 of them", "(3 newly", "Quantity 10 → 20"],
+    );
     assert!(text.contains("Quantity difference (now − sent): +30"), "{text}");
     assert_eq!(billed(&sim), says("2026-11-18", sent), "nothing was sent for held rows");
     let again = run_against(&project, &sim, &["run", "--format", "json"]);
@@ -104,7 +108,8 @@ fn late_events_raising_a_synced_day_are_held_then_corrected_in_place() {
     assert_eq!(sync_report(&again)["held_rows"], 3, "still held, still counted");
     assert_eq!(sync_report(&again)["newly_held_rows"], 0, "not alerted as new");
     let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project.path().join("target/run_results.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("target/run_results.json")).unwrap())
+            .unwrap();
     assert_eq!(results["results"][0]["changes"]["held_rows"], 3);
     assert_eq!(results["exit_code"], 3);
 
@@ -143,7 +148,10 @@ fn a_restatement_lowers_a_pending_day_in_place_and_holds_a_processed_one() {
         assert_eq!(report["changed_rows"], 24, "{method}");
         assert_eq!(report["corrected_rows"], 12, "{method}: the Pending day");
         assert_eq!(report["held_rows"], 12, "{method}: the Processed day");
-        assert_eq!(report["changes"]["reasons"]["cannot_reduce_billed_usage"], 12, "{method}");
+        assert_eq!(
+            report["changes"]["reasons"]["cannot_reduce_billed_usage"], 12,
+            "{method}"
+        );
         let mut expected = says("2026-11-18", sent);
         expected.extend(says("2026-11-19", lowered));
         assert_eq!(billed(&sim), expected, "{method}");
@@ -270,12 +278,19 @@ fn crash_while_correcting(method: &str, point: &str) {
     expected.extend(says("2026-11-19", raised));
     assert_eq!(billed(&sim), expected, "{method}/{point}: {}", describe(&recovered));
     let records = sim.records();
-    assert_eq!(records.len(), 36, "{method}/{point}: 24 rows and 12 differences, none twice");
+    assert_eq!(
+        records.len(),
+        36,
+        "{method}/{point}: 24 rows and 12 differences, none twice"
+    );
     let keys: std::collections::HashSet<_> = records.iter().map(|r| r.unique_key.clone()).collect();
     assert_eq!(keys.len(), 36, "{method}/{point}");
     let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
     exits(&plan, 0);
-    assert!(project.state_files("usage.zuora", "pending").is_empty(), "{method}/{point}");
+    assert!(
+        project.state_files("usage.zuora", "pending").is_empty(),
+        "{method}/{point}"
+    );
 }
 
 #[cfg(feature = "failpoints")]
@@ -313,13 +328,24 @@ fn late_events(from: &std::path::Path, to: &std::path::Path, n: usize) -> BTreeM
         .unwrap();
     let batches: Vec<arrow::array::RecordBatch> = reader.map(|b| b.unwrap()).collect();
     let all = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
-    let kind = arrow::compute::cast(all.column_by_name("event_type").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
-    let api: arrow::array::BooleanArray = kind.as_string::<i32>().iter().map(|k| Some(k == Some("api_call"))).collect();
+    let kind = arrow::compute::cast(
+        all.column_by_name("event_type").unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let api: arrow::array::BooleanArray = kind
+        .as_string::<i32>()
+        .iter()
+        .map(|k| Some(k == Some("api_call")))
+        .collect();
     let late = arrow::compute::filter_record_batch(&all, &api).unwrap();
     let late = late.slice(0, n.min(late.num_rows()));
     write_parquet(to, &late);
-    let accounts =
-        arrow::compute::cast(late.column_by_name("account_number").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+    let accounts = arrow::compute::cast(
+        late.column_by_name("account_number").unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
     let mut counts = BTreeMap::new();
     for account in accounts.as_string::<i32>().iter().flatten() {
         *counts.entry(account.to_string()).or_insert(0) += 1;
@@ -358,12 +384,19 @@ fn a_state_written_by_the_last_release_tells_changed_values_from_the_fields_it_s
         *late.entry(format!("{account} 20")).or_insert(0) += n;
     }
     let check = |label: &str| {
-        let plan = dinmo_in(dir.path(), &["plan", "--format", "json", "--select", "api_calls_daily"], &[]);
+        let plan = dinmo_in(
+            dir.path(),
+            &["plan", "--format", "json", "--select", "api_calls_daily"],
+            &[],
+        );
         exits(&plan, 0);
         let sync = json(&plan)["syncs"][0].clone();
         assert_eq!(sync["counts"]["new_rows"], 0, "{label}: {sync}");
         assert_eq!(sync["changed_rows"], changed_rows, "{label}: {sync}");
-        assert_eq!(sync["changes"]["quantity_difference"], "27", "{label}: 20 + 7 late events");
+        assert_eq!(
+            sync["changes"]["quantity_difference"], "27",
+            "{label}: 20 + 7 late events"
+        );
         let by_account: i64 = sync["changes"]["by_account_unit"]
             .as_array()
             .unwrap()
@@ -376,4 +409,95 @@ fn a_state_written_by_the_last_release_tells_changed_values_from_the_fields_it_s
     let out = dinmo_in(dir.path(), &["state", "compact"], &[]);
     exits(&out, 0);
     check("read from the new checkpoint");
+}
+
+/// The first `accounts` accounts' API calls on `day`, account `i` with quantity `10 + i`.
+fn export_accounts(project: &TestProject, day: &str, accounts: usize) {
+    let rows: Vec<(String, String, i64)> = (0..accounts)
+        .map(|i| (format!("A{:08}", 1 + i), "API_CALL".to_string(), 10 + i as i64))
+        .collect();
+    export(project, day, &rows);
+}
+
+#[test]
+fn gone_rows_are_reported_or_their_pending_records_deleted_and_may_come_back() {
+    let sim = Sim::start(SimConfig::default());
+    let project = project(&sim, "actions", "");
+    export_accounts(&project, "2026-11-18", 12);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    bill_run(&sim);
+    export_accounts(&project, "2026-11-19", 12);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+
+    // A restatement drops three accounts from both days (bot traffic removed after review).
+    export_accounts(&project, "2026-11-18", 9);
+    export_accounts(&project, "2026-11-19", 9);
+    let plan = run_against(&project, &sim, &["plan", "--format", "json", "--detailed-exitcode"]);
+    exits(&plan, 0);
+    let report = sync_report(&plan);
+    assert_eq!(report["gone_rows"], 6);
+    assert_eq!(report["gone"]["on_delete"], "report");
+    assert_eq!(report["gone"]["quantity"], "120", "(19 + 20 + 21) × 2 still billed");
+    assert_eq!(report["gone"]["sample"].as_array().unwrap().len(), 6);
+    let run = run_against(&project, &sim, &["run"]);
+    reports(
+        &run,
+        0,
+        &["gone: 6 row(s)", "(on_delete: report)", "A00000010 API_CALL"],
+    );
+    assert_eq!(sim.records().len(), 24, "reporting deletes nothing");
+
+    // Rolling back: the Pending day's records go, the billed day's are held.
+    set_policies(&project, "    on_delete: rollback_pending\n");
+    let plan = run_against(&project, &sim, &["plan"]);
+    reports(
+        &plan,
+        0,
+        &["would delete 3 Pending record(s) (3 kept: cannot_delete_billed_usage)"],
+    );
+    assert_eq!(sim.records().len(), 24, "a plan deletes nothing");
+    let run = run_against(&project, &sim, &["run", "--format", "json"]);
+    exits(&run, 3);
+    let report = sync_report(&run);
+    assert_eq!(report["gone"]["deleted"], 3);
+    assert_eq!(report["held_rows"], 3);
+    let records = sim.records();
+    assert_eq!(records.len(), 21);
+    assert!(
+        records
+            .iter()
+            .all(|r| !(r.start_date_time.starts_with("2026-11-19") && r.account_number.as_str() >= "A00000010")),
+        "the Pending day's gone records were deleted"
+    );
+    let next = run_against(&project, &sim, &["run", "--format", "json"]);
+    exits(&next, 3);
+    assert_eq!(
+        sync_report(&next)["gone_rows"],
+        3,
+        "deleted rows are gone no more; billed ones stay"
+    );
+    // Credited by hand in Zuora: settled.
+    let resolved = run_against(&project, &sim, &["state", "resolve-held", "usage.zuora", "--accept"]);
+    reports(&resolved, 0, &["3 held row(s) accepted"]);
+    let next = run_against(&project, &sim, &["run", "--format", "json"]);
+    exits(&next, 0);
+    assert_eq!(sync_report(&next)["gone_rows"], 0);
+
+    // The deleted rows come back: they were sent, then deleted, so they are changed rows
+    // whose Zuora quantity is 0; correcting sends them in full, once.
+    set_policies(&project, "    on_change: correct\n    on_delete: rollback_pending\n");
+    export_accounts(&project, "2026-11-19", 12);
+    let run = run_against(&project, &sim, &["run", "--format", "json"]);
+    exits(&run, 0);
+    let report = sync_report(&run);
+    assert_eq!(report["counts"]["new_rows"], 0, "{report}");
+    assert_eq!(report["corrected_rows"], 3, "{report}");
+    let billed_19: f64 = sim
+        .records()
+        .iter()
+        .filter(|r| r.start_date_time.starts_with("2026-11-19"))
+        .map(|r| r.quantity)
+        .sum();
+    assert_eq!(billed_19, (10..22).sum::<i64>() as f64);
+    exits(&run_against(&project, &sim, &["run"]), 0);
 }

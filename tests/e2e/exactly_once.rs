@@ -472,7 +472,11 @@ syncs:
         let records = sim.records();
         let mut billed: BTreeMap<(String, String, String), f64> = BTreeMap::new();
         for record in &records {
-            let key = (record.account_number.clone(), record.uom.clone(), record.start_date_time.clone());
+            let key = (
+                record.account_number.clone(),
+                record.uom.clone(),
+                record.start_date_time.clone(),
+            );
             *billed.entry(key).or_default() += record.quantity;
         }
         let keys: HashSet<_> = records.iter().map(|r| r.unique_key.clone()).collect();
@@ -498,8 +502,15 @@ syncs:
                 format!("{k:?}: warehouse {q}, records {of:?}")
             })
             .collect();
-        assert_eq!(wrong, 0, "keys whose records do not add up to the warehouse's quantity: {examples:#?}");
-        assert_eq!(billed.len(), expected.len(), "keys in Zuora the warehouse does not have");
+        assert_eq!(
+            wrong, 0,
+            "keys whose records do not add up to the warehouse's quantity: {examples:#?}"
+        );
+        assert_eq!(
+            billed.len(),
+            expected.len(),
+            "keys in Zuora the warehouse does not have"
+        );
         assert_eq!(keys.len(), records.len(), "a record stored twice");
         assert!(kills >= 10, "the soak killed only {kills} runs");
         return;

@@ -214,7 +214,9 @@ async fn locate_usage(
                     }
                     match by_key.get(&row.row_key) {
                         Some(found) => records.extend(found.iter().cloned()),
-                        None => return Located::Unknown(format!("no usage record of {id} has UniqueKey {}", row.row_key)),
+                        None => {
+                            return Located::Unknown(format!("no usage record of {id} has UniqueKey {}", row.row_key));
+                        }
                     }
                 } else {
                     match by_id.get(id) {

@@ -43,12 +43,7 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
             out.push_str(&format!("    warning: {change}\n"));
         }
         push_changes_text(&mut out, sync, is_plan);
-        if sync.gone_rows > 0 {
-            out.push_str(&format!(
-                "    gone: {} row(s) synced earlier are no longer in the model; nothing is sent for them\n",
-                sync.gone_rows
-            ));
-        }
+        push_gone_text(&mut out, sync, is_plan);
         if is_plan {
             if sync.counts.rejected > 0 {
                 out.push_str(&format!("    field rules would refuse: {}\n", sync.counts.rejected));
@@ -171,6 +166,93 @@ fn push_changes_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
             sync.changed_rows as usize - changes.sample.len()
         ));
     }
+}
+
+/// What became of a sync's gone rows: one sentence.
+fn gone_sentence(sync: &SyncReport, is_plan: bool) -> Option<String> {
+    if sync.gone_rows == 0 {
+        return None;
+    }
+    let Some(gone) = &sync.gone else {
+        return Some(format!(
+            "{} row(s) synced earlier are no longer in the model; nothing is sent for them",
+            sync.gone_rows
+        ));
+    };
+    let fate = if gone.on_delete == "rollback_pending" {
+        let kept: Vec<String> = gone.kept.iter().map(|(why, n)| format!("{n} kept: {why}")).collect();
+        format!(
+            "{} {} Pending record(s){}",
+            if is_plan { "would delete" } else { "deleted" },
+            gone.deleted,
+            if kept.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kept.join(", "))
+            }
+        )
+    } else {
+        format!(
+            "nothing is sent for them and the destination still holds {}",
+            gone.quantity
+        )
+    };
+    Some(format!(
+        "{} row(s) synced earlier are no longer in the model (on_delete: {}); {fate}",
+        sync.gone_rows, gone.on_delete
+    ))
+}
+
+/// A sync's gone rows in the text report.
+fn push_gone_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
+    let Some(sentence) = gone_sentence(sync, is_plan) else {
+        return;
+    };
+    out.push_str(&format!("    gone: {sentence}\n"));
+    let Some(gone) = &sync.gone else { return };
+    for row in &gone.sample {
+        out.push_str(&format!(
+            "      {} {} {}: {} ({})\n",
+            row.account.as_deref().unwrap_or(""),
+            row.unit.as_deref().unwrap_or(""),
+            row.start.as_deref().unwrap_or(""),
+            row.quantity.as_deref().unwrap_or("?"),
+            row.fate
+        ));
+    }
+    if sync.gone_rows as usize > gone.sample.len() {
+        out.push_str(&format!(
+            "      … and {} more\n",
+            sync.gone_rows as usize - gone.sample.len()
+        ));
+    }
+}
+
+/// A sync's gone rows in the markdown plan.
+fn push_gone_markdown(out: &mut String, sync: &SyncReport) {
+    let Some(sentence) = gone_sentence(sync, true) else {
+        return;
+    };
+    out.push_str(&format!("- gone: {sentence}\n"));
+    let Some(gone) = &sync.gone else { return };
+    if gone.sample.is_empty() {
+        return;
+    }
+    out.push_str(&format!(
+        "\n<details><summary>{} gone row(s)</summary>\n\n| account | unit | start | quantity sent | what becomes of it |\n|---|---|---|---:|---|\n",
+        gone.sample.len()
+    ));
+    for row in &gone.sample {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | `{}` |\n",
+            md(row.account.as_deref().unwrap_or("")),
+            md(row.unit.as_deref().unwrap_or("")),
+            md(row.start.as_deref().unwrap_or("")),
+            row.quantity.as_deref().unwrap_or("?"),
+            row.fate
+        ));
+    }
+    out.push_str("\n</details>\n\n");
 }
 
 /// A difference with its sign (`+12`, `-3`, `0`).
@@ -344,12 +426,7 @@ pub fn render_markdown(report: &RunReport) -> String {
             sync.counts.new_rows,
             sync.counts.new_rows.saturating_sub(sync.counts.rejected)
         ));
-        if sync.gone_rows > 0 {
-            out.push_str(&format!(
-                "- gone: **{}** row(s) synced earlier are no longer in the model; nothing is sent for them, and the destination still holds them\n",
-                sync.gone_rows
-            ));
-        }
+        push_gone_markdown(&mut out, sync);
         push_changes_markdown(&mut out, sync);
         let Some(summary) = &sync.summary else { continue };
         let [account, unit, quantity, start] = &summary.fields;

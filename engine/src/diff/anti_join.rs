@@ -19,10 +19,12 @@ use dinmo_connectors::ROW_KEY_COLUMN;
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::key_set::{FrozenKeySet, KeySet, OutOfMemory};
+use super::key_set::{FrozenKeySet, KeySet, OutOfMemory, Seen, stored_value};
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::{binary_key, each_hash, hex_keys};
-use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, model_rows_of, stored_value_hashes, value_hashes};
+use crate::state::values::{
+    CORRECTS_COLUMN, DELETED_VALUE, VALUE_COLUMN, model_rows_of, stored_value_hashes, value_hashes,
+};
 use crate::state::{LocalPartWriter, PartFeed};
 
 /// The local files a sync's diff writes: its new rows (the pending file, what is sent) and
@@ -43,6 +45,26 @@ pub struct DiffCounts {
     pub new_rows: u64,
     /// Rows whose key the snapshot holds with another value.
     pub changed_rows: u64,
+}
+
+/// What a sync's diff found: how many rows are new and changed (their files written), and the
+/// keys of the snapshot's rows the model no longer produces (gone; rows deleted by a
+/// correction are not in the snapshot any more, and not gone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// New and changed rows.
+    pub counts: DiffCounts,
+    /// The gone rows' keys.
+    pub gone: Vec<u128>,
+}
+
+/// The keys of `snapshot` the split did not see, but those of deleted rows.
+pub(super) fn gone_of(snapshot: &FrozenKeySet<Seen>) -> Vec<u128> {
+    snapshot
+        .unseen()
+        .filter(|(_, value)| *value != stored_value(DELETED_VALUE))
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// The row keys and values of a batch of a snapshot frame (see
@@ -80,8 +102,10 @@ pub(super) fn each_correction(
     batch: &RecordBatch,
     mut each: impl FnMut(u128, u64),
 ) -> std::result::Result<(), ArrowError> {
-    let (Some(corrects), Some(values)) = (batch.column_by_name(CORRECTS_COLUMN), batch.column_by_name(VALUE_COLUMN))
-    else {
+    let (Some(corrects), Some(values)) = (
+        batch.column_by_name(CORRECTS_COLUMN),
+        batch.column_by_name(VALUE_COLUMN),
+    ) else {
         return Err(ArrowError::SchemaError(format!(
             "a correcting part lacks `{CORRECTS_COLUMN}` or `{VALUE_COLUMN}`"
         )));
@@ -103,11 +127,11 @@ pub(super) fn each_correction(
 /// set grow (the parts held more keys than their manifests say): the caller joins in
 /// DataFusion instead.
 pub(super) async fn fill(
-    set: KeySet<u64>,
+    set: KeySet<Seen>,
     snapshot: &[DataFrame],
     corrections: &[(u128, u64)],
     context: &str,
-) -> Result<Option<FrozenKeySet<u64>>> {
+) -> Result<Option<FrozenKeySet<Seen>>> {
     let set = Arc::new(set);
     let mut streams = Vec::new();
     for frame in snapshot {
@@ -164,7 +188,7 @@ pub(super) enum Known<'a> {
     /// No snapshot: every row is new.
     Nothing,
     /// The snapshot's keys and values in a set.
-    InMemory(&'a FrozenKeySet<u64>),
+    InMemory(&'a FrozenKeySet<Seen>),
     /// The value a join found for each row, null where the snapshot lacks its key.
     Joined(&'a UInt64Array),
 }
@@ -175,7 +199,7 @@ pub(super) enum Known<'a> {
 /// `snapshot` and `joined`, every row is new.
 pub(super) async fn write_split(
     rows: DataFrame,
-    snapshot: Option<Arc<FrozenKeySet<u64>>>,
+    snapshot: Option<Arc<FrozenKeySet<Seen>>>,
     joined: bool,
     files: &DiffFiles,
     context: &str,
@@ -203,15 +227,12 @@ pub(super) async fn write_split(
                 let batch = batch.map_err(DinmoError::engine(context.as_str()))?;
                 let hashes = staged_hashes(&batch, fields).map_err(DinmoError::arrow(context.as_str()))?;
                 let known = match (&snapshot, joined) {
-                    (_, true) => Known::Joined(
-                        batch
-                            .column(fields + 1)
-                            .as_primitive_opt::<UInt64Type>()
-                            .ok_or_else(|| DinmoError::Arrow {
-                                context: context.clone(),
-                                source: ArrowError::SchemaError("the joined snapshot values are not UInt64".into()),
-                            })?,
-                    ),
+                    (_, true) => Known::Joined(batch.column(fields + 1).as_primitive_opt::<UInt64Type>().ok_or_else(
+                        || DinmoError::Arrow {
+                            context: context.clone(),
+                            source: ArrowError::SchemaError("the joined snapshot values are not UInt64".into()),
+                        },
+                    )?),
                     (Some(keys), false) => Known::InMemory(keys),
                     (None, false) => Known::Nothing,
                 };
@@ -301,8 +322,8 @@ pub(super) fn split_rows(
             let changed = RecordBatch::new_empty(Arc::clone(schema));
             return Ok(Split { new, changed });
         }
-        Known::InMemory(snapshot) => hashes.iter().map(|&hash| snapshot.get(hash)).collect(),
-        Known::Joined(values) => values.iter().collect(),
+        Known::InMemory(snapshot) => hashes.iter().map(|&hash| snapshot.see(hash)).collect(),
+        Known::Joined(values) => values.iter().map(|v| v.map(stored_value)).collect(),
     };
     let new = BooleanArray::new(
         BooleanBuffer::collect_bool(hashes.len(), |row| stored[row].is_none()),
@@ -314,7 +335,7 @@ pub(super) fn split_rows(
         let values = value_hashes(batch, columns, names)?;
         BooleanArray::new(
             BooleanBuffer::collect_bool(hashes.len(), |row| {
-                stored[row].is_some_and(|stored| stored != values[row])
+                stored[row].is_some_and(|stored| stored != stored_value(values[row]))
             }),
             None,
         )

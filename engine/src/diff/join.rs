@@ -4,17 +4,17 @@
 use std::path::Path;
 
 use datafusion::common::JoinType;
-use datafusion::prelude::{DataFrame, SessionContext, col, ident};
+use datafusion::prelude::{DataFrame, SessionContext, col, ident, lit};
 use dinmo_connectors::ROW_KEY_COLUMN;
 
 use super::anti_join;
-use super::key_set;
-use super::snapshot::{Snapshot, SnapshotKeys, When, snapshot_keys};
-use super::anti_join::{DiffCounts, DiffFiles};
+use super::anti_join::{Diff, DiffFiles};
+use super::key_set::{self, Seen};
+use super::snapshot::{SnapshotKeys, When, snapshot_keys};
 use super::staging::{StagedModel, key_column};
 use crate::error::{DinmoError, Result};
 use crate::project::Sync;
-use crate::state::values::VALUE_COLUMN;
+use crate::state::values::{DELETED_VALUE, VALUE_COLUMN};
 
 /// The anti-join's strategy for a hash table of `bytes`: a hash join, unless the session has a
 /// memory limit and the table would take more than half of it, in which case a sort-merge
@@ -39,29 +39,16 @@ async fn choose_join(ctx: &SessionContext, bytes: u64) -> Result<()> {
 
 /// The staged rows of one sync projected to the destination's fields and its key (16 bytes),
 /// each with the snapshot's value for its key (null where the snapshot lacks it), joined in
-/// DataFusion: the way when the snapshot's keys do not fit the memory limit (see
-/// [`write_new_rows`]). The snapshot's keys and values are first written to a local file at
-/// `local` ([`Snapshot::key_values`]).
+/// DataFusion with `known` (the snapshot's keys and values, [`Snapshot::key_values`]): the way
+/// when the snapshot's keys do not fit the memory limit (see [`write_new_rows`]).
 async fn joined_rows(
     ctx: &SessionContext,
     staged: &StagedModel,
     sync_index: usize,
     sync: &Sync,
-    snapshot: Snapshot,
-    local: &Path,
+    known: DataFrame,
 ) -> Result<DataFrame> {
     let context = format!("sync `{}`: diff", sync.id);
-    choose_join(ctx, key_set::bytes_for::<u64>(snapshot.rows)).await?;
-    // Frames plan with the session's settings of when they were made: both sides are made (or
-    // made again) after the join's strategy is set, or the setting would not reach the join.
-    let known = snapshot
-        .key_values(ctx, local)
-        .await?
-        .select(vec![
-            col(ROW_KEY_COLUMN).alias(SNAPSHOT_KEY),
-            col(VALUE_COLUMN).alias(SNAPSHOT_VALUE),
-        ])
-        .map_err(DinmoError::engine(context.clone()))?;
     let key = key_column(sync_index);
     let staged_frame = ctx
         .table(staged.table.as_str())
@@ -75,6 +62,41 @@ async fn joined_rows(
         .join(staged_frame, JoinType::Right, &[SNAPSHOT_KEY], &[key.as_str()], None)
         .and_then(|joined| joined.select(projection))
         .map_err(DinmoError::engine(context))
+}
+
+/// The keys of `known` (the snapshot's keys and values) the staged rows of one sync lack, but
+/// those of deleted rows: its gone rows, by an anti-join in DataFusion.
+async fn gone_by_join(
+    ctx: &SessionContext,
+    staged: &StagedModel,
+    sync_index: usize,
+    known: DataFrame,
+) -> Result<Vec<u128>> {
+    let context = "finding the gone rows";
+    let key = key_column(sync_index);
+    let staged_keys = ctx
+        .table(staged.table.as_str())
+        .await
+        .and_then(|frame| frame.select(vec![ident(&key)]))
+        .map_err(DinmoError::engine(context))?;
+    let gone = known
+        .filter(col(SNAPSHOT_VALUE).not_eq(lit(stored_value_of_deleted())))
+        .and_then(|frame| frame.join(staged_keys, JoinType::LeftAnti, &[SNAPSHOT_KEY], &[key.as_str()], None))
+        .and_then(|frame| frame.select(vec![col(SNAPSHOT_KEY)]))
+        .map_err(DinmoError::engine(context))?
+        .collect()
+        .await
+        .map_err(DinmoError::engine(context))?;
+    let mut keys = Vec::new();
+    for batch in gone {
+        crate::state::row_key::each_hash(batch.column(0), |h| keys.extend(h)).map_err(DinmoError::arrow(context))?;
+    }
+    Ok(keys)
+}
+
+/// [`DELETED_VALUE`] as the key values file holds it.
+fn stored_value_of_deleted() -> u64 {
+    key_set::stored_value(DELETED_VALUE)
 }
 
 /// The snapshot's columns in the join, apart from the staged rows' own.
@@ -101,7 +123,7 @@ pub async fn write_new_rows(
     sync: &Sync,
     keys: SnapshotKeys,
     files: &DiffFiles,
-) -> Result<DiffCounts> {
+) -> Result<Diff> {
     let context = format!("sync `{}`: new rows", sync.id);
     let keys = match keys {
         SnapshotKeys::Later(snapshot) => snapshot_keys(ctx, &sync.id, Some(snapshot), When::AfterTheModel).await?,
@@ -112,10 +134,28 @@ pub async fn write_new_rows(
         SnapshotKeys::InMemory(keys) => Some(keys),
         SnapshotKeys::Later(snapshot) | SnapshotKeys::Join(snapshot) => {
             let local = files.pending.with_extension("snapshot.parquet");
-            let frame = joined_rows(ctx, staged, sync_index, sync, snapshot, &local).await?;
-            let written = anti_join::write_split(frame, None, true, files, &context).await;
+            choose_join(ctx, key_set::bytes_for::<Seen>(snapshot.rows)).await?;
+            // Frames plan with the session's settings of when they were made: both sides are
+            // made after the join's strategy is set, or the setting would not reach the join.
+            let known = snapshot
+                .key_values(ctx, &local)
+                .await?
+                .select(vec![
+                    col(ROW_KEY_COLUMN).alias(SNAPSHOT_KEY),
+                    col(VALUE_COLUMN).alias(SNAPSHOT_VALUE),
+                ])
+                .map_err(DinmoError::engine(context.clone()))?;
+            let frame = joined_rows(ctx, staged, sync_index, sync, known.clone()).await?;
+            let counts = anti_join::write_split(frame, None, true, files, &context).await;
+            let gone = match counts {
+                Ok(_) => gone_by_join(ctx, staged, sync_index, known).await,
+                Err(_) => Ok(Vec::new()),
+            };
             remove_local_file(&local).await;
-            return written;
+            return Ok(Diff {
+                counts: counts?,
+                gone: gone?,
+            });
         }
     };
     let rows = ctx
@@ -123,7 +163,11 @@ pub async fn write_new_rows(
         .await
         .and_then(|frame| frame.select(projection(sync, col(key_column(sync_index)))))
         .map_err(DinmoError::engine(context.clone()))?;
-    anti_join::write_split(rows, keys, false, files, &context).await
+    let counts = anti_join::write_split(rows, keys.clone(), false, files, &context).await?;
+    Ok(Diff {
+        counts,
+        gone: keys.as_deref().map(anti_join::gone_of).unwrap_or_default(),
+    })
 }
 
 /// Removes a local file dinmo wrote for itself; one that is already gone is fine, another

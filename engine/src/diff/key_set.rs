@@ -24,6 +24,47 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReser
 /// that a shard doubling its table is a small step of the whole.
 const SHARDS: usize = 64;
 
+/// What a set holds for each key: nothing (the primary-key check), or a snapshot row's value
+/// with a mark set once the model produced the key ([`Seen`]).
+pub trait Stored: Send + Sync {
+    /// What callers give for a key.
+    type Given: Copy + Send + Sync;
+    /// The stored form of `given`.
+    fn new(given: Self::Given) -> Self;
+    /// Replaces the stored value with `given`.
+    fn set(&mut self, given: Self::Given);
+}
+
+impl Stored for () {
+    type Given = ();
+    fn new(_: ()) -> Self {}
+    fn set(&mut self, _: ()) {}
+}
+
+/// A snapshot row's value (the low 63 bits of its hash) and, in the top bit, whether the
+/// model produced its key in this run: set with a plain load and store, each key being
+/// produced once (the model's primary key is unique), so no read-modify-write is needed.
+#[derive(Debug, Default)]
+pub struct Seen(std::sync::atomic::AtomicU64);
+
+/// The mark of [`Seen`].
+const SEEN: u64 = 1 << 63;
+
+/// A value as a [`Seen`] keeps it: its low 63 bits.
+pub fn stored_value(value: u64) -> u64 {
+    value & !SEEN
+}
+
+impl Stored for Seen {
+    type Given = u64;
+    fn new(value: u64) -> Self {
+        Seen(std::sync::atomic::AtomicU64::new(stored_value(value)))
+    }
+    fn set(&mut self, value: u64) {
+        *self.0.get_mut() = stored_value(value);
+    }
+}
+
 /// Bytes one key of capacity costs: 16 for the key, its value, 1 control byte, and the table's
 /// eighth of free buckets.
 const fn bytes_per_key<V>() -> usize {
@@ -84,7 +125,7 @@ pub fn bytes_for<V>(expected: u64) -> u64 {
     expected.saturating_mul(bytes_per_key::<V>() as u64)
 }
 
-impl<V: Copy> KeySet<V> {
+impl<V: Stored> KeySet<V> {
     /// An empty set that grows as keys come, accounted to `pool` under `name`.
     pub fn empty(pool: &Arc<dyn MemoryPool>, name: String) -> Self {
         Self {
@@ -122,7 +163,7 @@ impl<V: Copy> KeySet<V> {
     /// (counting a key that repeats within `keys` too). A shard that grew is accounted after
     /// the fact, so the pool may be exceeded by one shard's growth (a 64th of the set) before
     /// it refuses.
-    pub fn insert_with(&self, keys: &[u128], values: &[V]) -> Result<u64, OutOfMemory> {
+    pub fn insert_with(&self, keys: &[u128], values: &[V::Given]) -> Result<u64, OutOfMemory> {
         let mut repeated = 0u64;
         let mut grown = 0usize;
         let (placed, starts) = by_shard(keys, values);
@@ -134,8 +175,14 @@ impl<V: Copy> KeySet<V> {
             let mut set = lock(&self.shards[shard]);
             let before = set.capacity();
             for &(key, value) in entries {
-                if set.insert(key, value).is_some() {
-                    repeated += 1;
+                match set.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(mut stored) => {
+                        stored.get_mut().set(value);
+                        repeated += 1;
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(V::new(value));
+                    }
                 }
             }
             grown += set.capacity() - before;
@@ -187,12 +234,31 @@ pub struct FrozenKeySet<V = ()> {
     _memory: MemoryReservation,
 }
 
-impl<V: Copy> FrozenKeySet<V> {
-    /// The value held for `key`, when the set has it.
-    pub fn get(&self, key: u128) -> Option<V> {
-        self.shards[shard_of(key)].get(&key).copied()
+impl FrozenKeySet<Seen> {
+    /// The value held for `key` (its low 63 bits), when the set has it; marks the key seen.
+    pub fn see(&self, key: u128) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let slot = &self.shards[shard_of(key)].get(&key)?.0;
+        let value = slot.load(Relaxed);
+        if value & SEEN == 0 {
+            slot.store(value | SEEN, Relaxed);
+        }
+        Some(stored_value(value))
     }
 
+    /// The keys no [`FrozenKeySet::see`] asked for, with their values.
+    pub fn unseen(&self) -> impl Iterator<Item = (u128, u64)> + '_ {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.shards.iter().flat_map(|shard| {
+            shard.iter().filter_map(|(key, slot)| {
+                let value = slot.0.load(Relaxed);
+                (value & SEEN == 0).then_some((*key, value))
+            })
+        })
+    }
+}
+
+impl<V> FrozenKeySet<V> {
     pub fn contains(&self, key: u128) -> bool {
         self.shards[shard_of(key)].contains_key(&key)
     }
@@ -257,7 +323,10 @@ mod tests {
         assert_eq!(frozen.len(), 10_011);
         assert!(frozen.contains(spread(0)) && frozen.contains(spread(20_000)));
         assert!(!frozen.contains(spread(30_000)));
-        assert!(pool.reserved() >= 10_011 * bytes_per_key::<()>(), "its memory is accounted");
+        assert!(
+            pool.reserved() >= 10_011 * bytes_per_key::<()>(),
+            "its memory is accounted"
+        );
         drop(frozen);
         assert_eq!(pool.reserved(), 0, "and given back");
     }
@@ -290,15 +359,21 @@ mod tests {
     }
 
     #[test]
-    fn a_value_given_later_replaces_the_one_before() {
+    fn a_value_given_later_replaces_the_one_before_and_keys_asked_for_are_seen() {
         let pool: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
-        let set = KeySet::<u64>::empty(&pool, "test".into());
-        assert_eq!(set.insert_with(&[spread(1), spread(2)], &[10, 20]), Ok(0));
+        let set = KeySet::<Seen>::empty(&pool, "test".into());
+        assert_eq!(
+            set.insert_with(&[spread(1), spread(2), spread(4)], &[10, 20, u64::MAX]),
+            Ok(0)
+        );
         assert_eq!(set.insert_with(&[spread(2), spread(2)], &[21, 22]), Ok(2));
         let frozen = set.freeze();
-        assert_eq!(frozen.get(spread(1)), Some(10));
-        assert_eq!(frozen.get(spread(2)), Some(22));
-        assert_eq!(frozen.get(spread(3)), None);
+        assert_eq!(frozen.see(spread(1)), Some(10));
+        assert_eq!(frozen.see(spread(1)), Some(10), "seeing twice keeps the value");
+        assert_eq!(frozen.see(spread(2)), Some(22));
+        assert_eq!(frozen.see(spread(3)), None);
+        let unseen: Vec<(u128, u64)> = frozen.unseen().collect();
+        assert_eq!(unseen, [(spread(4), stored_value(u64::MAX))], "a value keeps 63 bits");
     }
 
     #[test]

@@ -23,9 +23,9 @@ mod staging;
 use arrow::array::{AsArray, RecordBatch};
 use dinmo_connectors::ROW_KEY_COLUMN;
 
+pub use anti_join::{Diff, DiffCounts, DiffFiles};
 pub use join::write_new_rows;
 pub use snapshot::{Snapshot, SnapshotKeys, When, snapshot_keys};
-pub use anti_join::{DiffCounts, DiffFiles};
 pub use staging::{DirectDiff, StagedModel, StagedRows, key_column, stage_model};
 
 /// Reads back the keys of a batch (for tests and reports).
@@ -175,7 +175,11 @@ mod tests {
 
     /// The new and changed rows' keys, found both ways: with the snapshot in a key set and by
     /// a join in DataFusion (which must agree).
-    async fn split_keys(keys: &[u128], snapshot: &[u128], qty: impl Fn(u128) -> i64 + Copy) -> (Vec<String>, Vec<String>) {
+    async fn split_keys(
+        keys: &[u128],
+        snapshot: &[u128],
+        qty: impl Fn(u128) -> i64 + Copy,
+    ) -> (Vec<String>, Vec<String>) {
         let folder = tempfile::tempdir().unwrap();
         let mut found = Vec::new();
         for joined in [false, true] {

@@ -12,8 +12,8 @@ use dinmo_connectors::{ROW_KEY_COLUMN, SyncId};
 use futures::StreamExt;
 
 use super::anti_join;
-use super::key_set::{self, FrozenKeySet, KeySet};
 use super::anti_join::DiffFiles;
+use super::key_set::{self, FrozenKeySet, KeySet, Seen};
 use super::staging::DirectDiff;
 use crate::error::{DinmoError, Result};
 use crate::project::Sync;
@@ -39,7 +39,7 @@ pub enum SnapshotKeys {
     Everything,
     /// The snapshot's keys and values in memory: the model's rows are split as they are
     /// staged.
-    InMemory(Arc<FrozenKeySet<u64>>),
+    InMemory(Arc<FrozenKeySet<Seen>>),
     /// Keys that would take over a quarter of the memory limit: loaded only once the model
     /// ran and its primary key was checked, so the two sets (and the query that checks the
     /// key when its set does not fit) never hold memory at once ([`write_new_rows`]).
@@ -50,6 +50,15 @@ pub enum SnapshotKeys {
 }
 
 impl SnapshotKeys {
+    /// Once the model's rows streamed past the keys in memory: the keys it did not produce
+    /// (gone rows). Empty for the other kinds (a join finds them itself, [`write_new_rows`]).
+    pub fn gone(&self) -> Vec<u128> {
+        match self {
+            SnapshotKeys::InMemory(keys) => anti_join::gone_of(keys),
+            _ => Vec::new(),
+        }
+    }
+
     /// Where the sync's new and changed rows go as its model is staged (`files`, local),
     /// unless they are found by a join afterwards.
     pub fn direct<'s>(&self, index: usize, sync: &'s Sync, files: DiffFiles) -> Option<DirectDiff<'s>> {
@@ -85,7 +94,7 @@ pub async fn snapshot_keys(
     let pool = &ctx.runtime_env().memory_pool;
     if let MemoryLimit::Finite(limit) = pool.memory_limit()
         && when == When::BeforeTheModel
-        && key_set::bytes_for::<u64>(snapshot.rows) > (limit / 4) as u64
+        && key_set::bytes_for::<Seen>(snapshot.rows) > (limit / 4) as u64
     {
         return Ok(SnapshotKeys::Later(snapshot));
     }
@@ -93,10 +102,12 @@ pub async fn snapshot_keys(
         return Ok(SnapshotKeys::Join(snapshot));
     };
     let corrections = snapshot.corrections(&context).await?;
-    Ok(match anti_join::fill(set, &snapshot.frames, &corrections, &context).await? {
-        Some(keys) => SnapshotKeys::InMemory(Arc::new(keys)),
-        None => SnapshotKeys::Join(snapshot),
-    })
+    Ok(
+        match anti_join::fill(set, &snapshot.frames, &corrections, &context).await? {
+            Some(keys) => SnapshotKeys::InMemory(Arc::new(keys)),
+            None => SnapshotKeys::Join(snapshot),
+        },
+    )
 }
 
 /// A sync's snapshot, ready to read.
@@ -175,12 +186,15 @@ impl Snapshot {
     /// older parts are hashed from their fields as they stream past.
     pub(super) async fn key_values(&self, ctx: &SessionContext, path: &Path) -> Result<DataFrame> {
         let context = "reading the snapshot's keys and values";
-        let corrections: std::collections::HashMap<u128, u64> =
-            self.corrections(context).await?.into_iter().collect();
+        let corrections: std::collections::HashMap<u128, u64> = self.corrections(context).await?.into_iter().collect();
         let schema = key_value_part_schema();
         let mut writer = LocalPartWriter::create_temporary(path, Arc::clone(&schema)).await?;
         for frame in &self.frames {
-            let mut stream = frame.clone().execute_stream().await.map_err(DinmoError::engine(context))?;
+            let mut stream = frame
+                .clone()
+                .execute_stream()
+                .await
+                .map_err(DinmoError::engine(context))?;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(DinmoError::engine(context))?;
                 let (keys, values) = anti_join::keys_and_values(batch).map_err(DinmoError::arrow(context))?;

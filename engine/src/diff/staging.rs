@@ -15,7 +15,7 @@ use dinmo_connectors::{ROW_KEY_COLUMN, SyncId};
 use futures::StreamExt;
 
 use super::anti_join::{self, DiffCounts, DiffFiles, Known, SplitFeeds, SplitWriters};
-use super::key_set::{FrozenKeySet, KeySet, OutOfMemory};
+use super::key_set::{FrozenKeySet, KeySet, OutOfMemory, Seen};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
@@ -47,7 +47,7 @@ pub struct DirectDiff<'s> {
     /// The sync.
     pub(super) sync: &'s Sync,
     /// Its snapshot's keys and values; `None` when every row is new.
-    pub(super) keys: Option<Arc<FrozenKeySet<u64>>>,
+    pub(super) keys: Option<Arc<FrozenKeySet<Seen>>>,
     /// Where its rows go.
     pub(super) files: DiffFiles,
 }
@@ -417,7 +417,7 @@ struct DirectOutput {
     columns: Vec<usize>,
     /// The destination's fields, in that order.
     names: Vec<String>,
-    keys: Option<Arc<FrozenKeySet<u64>>>,
+    keys: Option<Arc<FrozenKeySet<Seen>>>,
     schema: SchemaRef,
     pending: PathBuf,
     feeds: SplitFeeds,

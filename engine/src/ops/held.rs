@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use arrow::array::{BooleanArray, RecordBatch};
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
 use dinmo_connectors::{ROW_KEY_COLUMN, RunId, SyncId};
 
@@ -15,10 +15,11 @@ use crate::plan::destinations::build_destination;
 use crate::project::Project;
 use crate::settings::Settings;
 use crate::state::row_key::each_hash;
-use crate::state::{LockTerms, LocalPartWriter, PartInfo, SyncIdentity, SyncPaths, write_lazily};
+use crate::state::values::{DELETED_VALUE, VALUE_COLUMN};
+use crate::state::{LocalPartWriter, LockTerms, PartInfo, SyncIdentity, SyncPaths, write_lazily};
 use crate::sync::changes::{BEFORE_PREFIX, Describing};
 use crate::sync::context::{RunContext, RunOptions};
-use crate::sync::corrections::{Decision, write_with_corrections};
+use crate::sync::corrections::{Corrections, Decision, write_with_corrections};
 use crate::sync::report::SyncReport;
 use crate::sync::run::send_rows;
 
@@ -122,9 +123,10 @@ impl<'p> ResolveHeldOp<'p> {
                 last.run_id
             )));
         };
-        let def = self.project.destination(&last.destination).ok_or_else(|| {
-            nothing_held(&format!("destination `{}` is no longer in dinmo.yml", last.destination))
-        })?;
+        let def = self
+            .project
+            .destination(&last.destination)
+            .ok_or_else(|| nothing_held(&format!("destination `{}` is no longer in dinmo.yml", last.destination)))?;
         let destination = build_destination(def)?;
 
         // The held rows, split into those settled now and those left held.
@@ -134,8 +136,10 @@ impl<'p> ResolveHeldOp<'p> {
         for batch in run.state.read_part(held_part).await? {
             let mut keys = Vec::with_capacity(batch.num_rows());
             if let Some(column) = batch.column_by_name(ROW_KEY_COLUMN) {
-                each_hash(column, |h| keys.push(h.map(|h| format!("{h:032x}")).unwrap_or_default()))
-                    .map_err(DinmoError::arrow("reading the held rows"))?;
+                each_hash(column, |h| {
+                    keys.push(h.map(|h| format!("{h:032x}")).unwrap_or_default())
+                })
+                .map_err(DinmoError::arrow("reading the held rows"))?;
             }
             let pick: BooleanArray = keys
                 .iter()
@@ -161,7 +165,15 @@ impl<'p> ResolveHeldOp<'p> {
         // from the history: their corrections are numbered after every earlier one.
         let changed = run.staging_dir.join(format!("{sync}.resolve.changed.parquet"));
         let mut writer: Option<LocalPartWriter> = None;
+        // Held rows the model no longer produces (their record could not be deleted).
+        let mut gone = Vec::new();
         for batch in &chosen {
+            if let Some(values) = batch.column_by_name(VALUE_COLUMN) {
+                let values = arrow::compute::cast(values, &arrow::datatypes::DataType::UInt64)
+                    .map_err(DinmoError::arrow("reading the held rows"))?;
+                let values = values.as_primitive::<arrow::datatypes::UInt64Type>();
+                gone.extend(values.iter().map(|v| v == Some(DELETED_VALUE)));
+            }
             write_lazily(&mut writer, &changed, &after_fields(batch)?).await?;
         }
         let Some(writer) = writer else {
@@ -180,9 +192,21 @@ impl<'p> ResolveHeldOp<'p> {
         let (_, rows) = describing.describe(&changed, &described, "").await?;
         let decisions: Vec<Decision> = rows
             .iter()
-            .map(|row| match self.decision {
+            .zip(&gone)
+            .map(|(row, &gone)| match self.decision {
+                // A gone row: its record was deleted by hand, or stays; either way the key
+                // leaves the snapshot.
+                HeldDecision::Accept | HeldDecision::Ignore if gone => Ok(Decision::Deleted),
                 HeldDecision::Accept => Ok(Decision::Accepted),
                 HeldDecision::Ignore => Ok(Decision::Ignored),
+                HeldDecision::SendDifference if gone => Err(DinmoError::NothingHeld {
+                    sync: sync.clone(),
+                    message: format!(
+                        "held row {:032x} is gone from the model; there is no difference to send. Delete or credit it in \
+                         Zuora, then settle it with `--accept` (or `--ignore` to leave it)",
+                        row.key
+                    ),
+                }),
                 HeldDecision::SendDifference => {
                     let difference = row
                         .before
@@ -205,9 +229,12 @@ impl<'p> ResolveHeldOp<'p> {
         let settled = write_with_corrections(
             destination.as_ref(),
             None,
-            &changed,
-            &rows,
-            &decisions,
+            Corrections {
+                changed: Some(&changed),
+                rows: &rows,
+                decisions: &decisions,
+                deletions: &[],
+            },
             destination.roles().quantity,
             &corrections,
         )

@@ -209,7 +209,11 @@ fn save(
     report.failure()?;
     let mut syncs = Vec::new();
     let mut rows = Vec::new();
-    for sync in report.syncs.iter().filter(|s| s.counts.new_rows + s.counts.corrections > 0) {
+    for sync in report
+        .syncs
+        .iter()
+        .filter(|s| s.counts.new_rows + s.counts.corrections > 0)
+    {
         let found = planned
             .iter()
             .flat_map(|m| m.syncs.iter().map(move |t| (m, t)))

@@ -503,7 +503,9 @@ impl<'p> RebuildOp<'p> {
                     }
                     let local = DiffFiles {
                         pending: staging.path().join(format!("{}.rebuild.parquet", target.sync.id)),
-                        changed: staging.path().join(format!("{}.rebuild-changed.parquet", target.sync.id)),
+                        changed: staging
+                            .path()
+                            .join(format!("{}.rebuild-changed.parquet", target.sync.id)),
                     };
                     rebuilt.push((position, target, local));
                 }
@@ -526,6 +528,7 @@ impl<'p> RebuildOp<'p> {
                         None => {
                             write_new_rows(&ctx, &staged, position, target.sync, SnapshotKeys::Everything, &files)
                                 .await?
+                                .counts
                                 .new_rows
                         }
                     };

@@ -196,7 +196,11 @@ async fn plan_model<'p>(
                 .or(sync.mapping_position);
             report.push(&model.file, at, format!("sync `{}`: {}", sync.id, problem.message));
         }
-        if let Some(reserved) = sync.mapping.iter().find(|m| dinmo_connectors::is_engine_column(&m.field)) {
+        if let Some(reserved) = sync
+            .mapping
+            .iter()
+            .find(|m| dinmo_connectors::is_engine_column(&m.field))
+        {
             report.push(
                 &model.file,
                 sync.mapping_position,

@@ -14,10 +14,10 @@ use parquet::arrow::ProjectionMask;
 use super::checkpoint::{CHECKPOINT_FORMAT_VERSION, Checkpoint, Compaction, MAX_KEY_PARTS, is_settled};
 use super::manifest::{KeyEncoding, PartInfo, RunManifest};
 use super::parts::{LocalPartWriter, key_value_part_schema};
-use super::values::{CORRECTS_COLUMN, VALUE_COLUMN, model_rows_of, stored_value_hashes, value_column};
 use super::paths::SyncPaths;
 use super::row_key::{binary_keys, hashes_of};
 use super::store::{READ_CONCURRENCY, StateStore};
+use super::values::{CORRECTS_COLUMN, VALUE_COLUMN, model_rows_of, stored_value_hashes, value_column};
 use crate::error::{DinmoError, Result};
 use dinmo_connectors::SyncId;
 
@@ -196,7 +196,12 @@ impl StateStore {
         while let Some(batch) = stream.try_next().await.map_err(DinmoError::parquet(context.clone()))? {
             let batch = model_rows_of(batch).map_err(damaged)?;
             let key = batch.column_by_name(ROW_KEY_COLUMN).cloned();
-            let hashes = key.as_ref().map(hashes_of).transpose().map_err(damaged)?.unwrap_or_default();
+            let hashes = key
+                .as_ref()
+                .map(hashes_of)
+                .transpose()
+                .map_err(damaged)?
+                .unwrap_or_default();
             let values = match batch.column_by_name(VALUE_COLUMN) {
                 Some(values) => Arc::clone(values),
                 None => value_column(stored_value_hashes(&batch).map_err(damaged)?),

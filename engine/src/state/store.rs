@@ -316,11 +316,13 @@ impl StateStore {
             .map_err(DinmoError::parquet(context))?;
         let values = builder.schema().field_with_name(super::values::VALUE_COLUMN).is_ok();
         match builder.schema().field_with_name(ROW_KEY_COLUMN).map(|f| f.data_type()) {
-            Ok(stored) => encoding_of(stored).map(|e| (e, values)).ok_or_else(|| DinmoError::StateIntegrity {
-                sync: sync.clone(),
-                message: format!("part {} stores its row keys as {stored}", self.url_of(relative)),
-                remedy: "Restore the part from a backup of the state location.".to_string(),
-            }),
+            Ok(stored) => encoding_of(stored)
+                .map(|e| (e, values))
+                .ok_or_else(|| DinmoError::StateIntegrity {
+                    sync: sync.clone(),
+                    message: format!("part {} stores its row keys as {stored}", self.url_of(relative)),
+                    remedy: "Restore the part from a backup of the state location.".to_string(),
+                }),
             Err(_) => Err(DinmoError::StateIntegrity {
                 sync: sync.clone(),
                 message: format!("part {} has no `{ROW_KEY_COLUMN}` column", self.url_of(relative)),
@@ -449,10 +451,15 @@ impl StateStore {
             .copied()
             .filter(|part| !parts.iter().any(|p| p.path == part.path))
             .collect();
-        futures::stream::iter(parts.iter().chain(&covered_correcting).map(|part| self.verify_part(sync, part)))
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect::<()>()
-            .await?;
+        futures::stream::iter(
+            parts
+                .iter()
+                .chain(&covered_correcting)
+                .map(|part| self.verify_part(sync, part)),
+        )
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
         let snapshot_part = |part: &PartInfo| SnapshotPart {
             url: self.url_of(&part.path),
             row_keys: part.row_keys,

@@ -35,6 +35,12 @@ pub const CORRECTS_COLUMN: &str = "_dinmo_corrects";
 
 pub use dinmo_connectors::is_engine_column;
 
+/// The value a correction records for a row it deleted from the destination
+/// (`on_delete: rollback_pending`): no row's value hash takes it (they are compared on their
+/// low 63 bits, and this is all of them set), so the key, should the model produce it again,
+/// is a changed row whose value before is "deleted".
+pub const DELETED_VALUE: u64 = u64::MAX >> 1;
+
 const SEED_TEXT: u64 = 0x7465_7874;
 const SEED_NUMBER: u64 = 0x6e75_6d62;
 const SEED_INSTANT: u64 = 0x696e_7374;
@@ -77,7 +83,9 @@ fn float(value: f64) -> u64 {
 
 fn decimal(value: i128, scale: i8) -> u64 {
     let whole = if scale <= 0 {
-        10i128.checked_pow(u32::from(scale.unsigned_abs())).and_then(|f| value.checked_mul(f))
+        10i128
+            .checked_pow(u32::from(scale.unsigned_abs()))
+            .and_then(|f| value.checked_mul(f))
     } else {
         let factor = 10i128.pow(u32::from(scale.unsigned_abs()));
         (value % factor == 0).then_some(value / factor)
@@ -292,7 +300,11 @@ mod tests {
         assert_eq!(floats[..2], decimals[..2]);
         let tiny = hash_of(
             "Quantity",
-            Arc::new(Decimal128Array::from(vec![1i128]).with_precision_and_scale(10, 7).unwrap()),
+            Arc::new(
+                Decimal128Array::from(vec![1i128])
+                    .with_precision_and_scale(10, 7)
+                    .unwrap(),
+            ),
         );
         assert_eq!(floats[2], tiny[0]);
         assert_ne!(floats[0], floats[1]);
@@ -321,7 +333,10 @@ mod tests {
     #[test]
     fn text_compares_by_bytes_and_nulls_by_position() {
         let utf8 = hash_of("UOM", Arc::new(StringArray::from(vec![Some("API"), None, Some("")])));
-        let view = hash_of("UOM", Arc::new(StringViewArray::from(vec![Some("API"), None, Some("")])));
+        let view = hash_of(
+            "UOM",
+            Arc::new(StringViewArray::from(vec![Some("API"), None, Some("")])),
+        );
         assert_eq!(utf8, view);
         assert_ne!(utf8[1], utf8[2], "a null is not an empty string");
     }
@@ -334,10 +349,7 @@ mod tests {
         ]));
         let batch = RecordBatch::try_new(
             schema,
-            vec![
-                Arc::new(Int64Array::from(vec![1])),
-                Arc::new(Int64Array::from(vec![2])),
-            ],
+            vec![Arc::new(Int64Array::from(vec![1])), Arc::new(Int64Array::from(vec![2]))],
         )
         .unwrap();
         let ab = value_hashes(&batch, &[0, 1], &["Quantity", "Tag"]).unwrap();
@@ -346,6 +358,9 @@ mod tests {
         assert_ne!(ab, ba);
         assert_ne!(ab, renamed);
         // Stored rows: every column but dinmo's, in order.
-        assert_eq!(stored_value_hashes(&batch).unwrap(), value_hashes(&batch, &[0, 1], &["a", "b"]).unwrap());
+        assert_eq!(
+            stored_value_hashes(&batch).unwrap(),
+            value_hashes(&batch, &[0, 1], &["a", "b"]).unwrap()
+        );
     }
 }

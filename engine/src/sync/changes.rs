@@ -24,7 +24,9 @@ use serde::Serialize;
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::{each_hash, hex_keys, normalise_decimal};
 use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column};
-use crate::state::{DESTINATION_ID_COLUMN, LocalPartWriter, read_parquet, PartInfo, READ_CONCURRENCY, RunManifest, StateStore};
+use crate::state::{
+    DESTINATION_ID_COLUMN, LocalPartWriter, PartInfo, READ_CONCURRENCY, RunManifest, StateStore, read_parquet,
+};
 
 /// Column of the changes file and held parts: why the row is held.
 pub const REASON_COLUMN: &str = "_dinmo_reason";
@@ -47,6 +49,9 @@ pub enum CorrectionKind {
     Accepted,
     /// A person chose to leave the destination as it is.
     Ignored,
+    /// The row is gone from the model and its record was deleted (or was gone already): the
+    /// key leaves the snapshot.
+    Deleted,
 }
 
 impl CorrectionKind {
@@ -57,6 +62,7 @@ impl CorrectionKind {
             CorrectionKind::Update => "update",
             CorrectionKind::Accepted => "accepted",
             CorrectionKind::Ignored => "ignored",
+            CorrectionKind::Deleted => "deleted",
         }
     }
 
@@ -66,6 +72,7 @@ impl CorrectionKind {
             "update" => CorrectionKind::Update,
             "accepted" => CorrectionKind::Accepted,
             "ignored" => CorrectionKind::Ignored,
+            "deleted" => CorrectionKind::Deleted,
             _ => return None,
         })
     }
@@ -99,9 +106,10 @@ fn texts(array: &ArrayRef) -> (Vec<Option<String>>, Vec<Option<Nanos>>) {
             .enumerate()
             .map(|(row, n)| match n {
                 Some(n) => Some(nanos_text(*n)),
-                None => fallback
-                    .as_ref()
-                    .and_then(|f| f.as_string_opt::<i32>().and_then(|f| f.is_valid(row).then(|| f.value(row).to_string()))),
+                None => fallback.as_ref().and_then(|f| {
+                    f.as_string_opt::<i32>()
+                        .and_then(|f| f.is_valid(row).then(|| f.value(row).to_string()))
+                }),
             })
             .collect();
         return (texts, nanos);
@@ -181,23 +189,24 @@ pub async fn history(
         .iter()
         .flat_map(|m| m.snapshot_parts.iter().map(move |p| (m.run_id.clone(), p.clone())))
         .collect();
-    let found: Vec<(Vec<(u128, Held)>, Vec<(u128, Correction)>)> = futures::stream::iter(parts.into_iter().map(|(run, part)| {
-        let wanted = Arc::clone(&wanted);
-        let quantity_field = quantity_field.to_string();
-        async move {
-            let bytes = state.read(&part.path).await?;
-            let context = format!("reading {}", state.url_of(&part.path));
-            tokio::task::spawn_blocking(move || scan_part(bytes, &wanted, &quantity_field, run, &context))
-                .await
-                .map_err(|source| DinmoError::Interrupted {
-                    task: "reading the history of changed rows".into(),
-                    source,
-                })?
-        }
-    }))
-    .buffered(READ_CONCURRENCY)
-    .try_collect()
-    .await?;
+    let found: Vec<(Vec<(u128, Held)>, Vec<(u128, Correction)>)> =
+        futures::stream::iter(parts.into_iter().map(|(run, part)| {
+            let wanted = Arc::clone(&wanted);
+            let quantity_field = quantity_field.to_string();
+            async move {
+                let bytes = state.read(&part.path).await?;
+                let context = format!("reading {}", state.url_of(&part.path));
+                tokio::task::spawn_blocking(move || scan_part(bytes, &wanted, &quantity_field, run, &context))
+                    .await
+                    .map_err(|source| DinmoError::Interrupted {
+                        task: "reading the history of changed rows".into(),
+                        source,
+                    })?
+            }
+        }))
+        .buffered(READ_CONCURRENCY)
+        .try_collect()
+        .await?;
     let mut held: HashMap<u128, Held> = HashMap::new();
     let mut corrections: HashMap<u128, Vec<Correction>> = HashMap::new();
     for (rows, fixes) in found {
@@ -235,6 +244,12 @@ fn apply(values: &mut Held, fix: &Correction, quantity_field: &str) {
             values.quantity = fix.values.quantity;
         }
         CorrectionKind::Ignored => {}
+        // The destination holds nothing for it any more.
+        CorrectionKind::Deleted => {
+            values.quantity = Some(0);
+            values.fields.insert(quantity_field.to_string(), Some("0".into()));
+            values.records.clear();
+        }
     }
     values.corrections += 1;
 }
@@ -452,8 +467,7 @@ impl Describing<'_> {
         let mut after = Vec::new();
         for batch in &batches {
             if let Some(column) = batch.column_by_name(ROW_KEY_COLUMN) {
-                each_hash(column, |h| keys.push(h.unwrap_or_default()))
-                    .map_err(DinmoError::arrow(context.clone()))?;
+                each_hash(column, |h| keys.push(h.unwrap_or_default())).map_err(DinmoError::arrow(context.clone()))?;
             }
             after.extend(held_values(batch, roles.quantity));
         }
@@ -533,7 +547,10 @@ pub async fn rewrite_reasons(file: &Path, reasons: &[Option<String>]) -> Result<
         let mine = &reasons[offset..offset + rows];
         offset += rows;
         let keep: arrow::array::BooleanArray = mine.iter().map(|r| Some(r.is_some())).collect();
-        let index = batch.schema().index_of(REASON_COLUMN).map_err(DinmoError::arrow(context.clone()))?;
+        let index = batch
+            .schema()
+            .index_of(REASON_COLUMN)
+            .map_err(DinmoError::arrow(context.clone()))?;
         let mut columns = batch.columns().to_vec();
         columns[index] = Arc::new(StringArray::from(mine.to_vec()));
         let batch = RecordBatch::try_new(batch.schema(), columns).map_err(DinmoError::arrow(context.clone()))?;
@@ -707,7 +724,11 @@ async fn write_changes(batches: &[RecordBatch], rows: &[ChangedRow], reasons: &[
         .collect();
     let mut fields = after_fields.clone();
     for field in &after_fields {
-        fields.push(Field::new(format!("{BEFORE_PREFIX}{}", field.name()), DataType::Utf8, true));
+        fields.push(Field::new(
+            format!("{BEFORE_PREFIX}{}", field.name()),
+            DataType::Utf8,
+            true,
+        ));
     }
     fields.push(Field::new(ROW_KEY_COLUMN, DataType::Utf8, false));
     fields.push(Field::new(VALUE_COLUMN, DataType::UInt64, false));
@@ -732,7 +753,11 @@ async fn write_changes(batches: &[RecordBatch], rows: &[ChangedRow], reasons: &[
         for field in &after_fields {
             let before: StringArray = mine
                 .iter()
-                .map(|r| r.before.as_ref().and_then(|b| b.fields.get(field.name()).cloned().flatten()))
+                .map(|r| {
+                    r.before
+                        .as_ref()
+                        .and_then(|b| b.fields.get(field.name()).cloned().flatten())
+                })
                 .collect();
             columns.push(Arc::new(before));
         }

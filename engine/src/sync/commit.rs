@@ -13,11 +13,11 @@ use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::{BatchOutcome, ROW_KEY_COLUMN, RowStatus, RunId, SyncId};
 
 use crate::error::{DinmoError, Result};
+use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, stored_value_hashes, value_column};
 use crate::state::{
     DESTINATION_ID_COLUMN, Folder, KeyEncoding, LeaseWatch, LocalPartWriter, PartInfo, RUN_ID_COLUMN, RunManifest,
     StateStore, SyncPaths, with_keys_as, write_lazily,
 };
-use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, stored_value_hashes, value_column};
 use crate::sync::report::{RejectionSummary, tally};
 
 /// Collects acknowledged rows into snapshot parts and refused rows into rejected parts, and
@@ -274,7 +274,6 @@ fn key_strings(batch: &RecordBatch, context: &str) -> Result<Vec<String>> {
         .map(|k| k.unwrap_or_default().to_string())
         .collect())
 }
-
 
 /// `batch` (rows as sent) with each row's value ([`VALUE_COLUMN`]) after its fields, unless
 /// it carries them already (rows that correct another row carry the corrected row's value).

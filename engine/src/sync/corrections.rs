@@ -34,9 +34,11 @@ use futures::StreamExt;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{DinmoError, Result};
-use crate::state::{LocalPartWriter, read_parquet};
 use crate::state::row_key::hex_keys;
-use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column};
+use crate::state::values::{
+    CORRECTS_COLUMN, DELETED_VALUE, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column,
+};
+use crate::state::{LocalPartWriter, read_parquet};
 use crate::sync::changes::{CORRECTION_COLUMN, ChangedRow, CorrectionKind, Nanos, nanos_text, parse_nanos};
 
 /// Column of correcting rows: the destination record an `update` changes (or an `accepted`
@@ -56,6 +58,9 @@ pub enum Decision {
     Accepted,
     /// A person chose to leave the destination as it is (`resolve-held --ignore`).
     Ignored,
+    /// A gone row held because its record could not be deleted: a person settled it
+    /// (`resolve-held`); the key leaves the snapshot.
+    Deleted,
     /// Hold it, for this reason.
     Hold(String),
 }
@@ -194,33 +199,66 @@ fn correction_fields() -> [Field; 4] {
     ]
 }
 
-/// Writes to `out` the rows of `pending` (the new rows, when there are any) followed by the correcting rows of
-/// `decisions` (for the rows of `changed`, in its order), with the correction columns, and a
-/// `Description` saying what each corrects when the destination has that field. Returns the
-/// correcting rows written.
+/// A gone row whose record is deleted (`on_delete: rollback_pending`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// The gone row's key.
+    pub key: u128,
+    /// Its correction number.
+    pub number: u32,
+    /// The record to delete (`None`: the destination has none any more).
+    pub record: Option<String>,
+}
+
+/// The correcting rows to write: for the changed rows of the file `changed` (in its order),
+/// what `decisions` says; and `deletions`.
+#[derive(Debug, Clone, Copy)]
+pub struct Corrections<'a> {
+    /// A diff's changed file, when rows changed.
+    pub changed: Option<&'a Path>,
+    /// Its rows, described.
+    pub rows: &'a [ChangedRow],
+    /// What becomes of each.
+    pub decisions: &'a [Decision],
+    /// Gone rows whose records are deleted.
+    pub deletions: &'a [Deletion],
+}
+
+/// Writes to `out` the rows of `pending` (the new rows, when there are any) followed by the
+/// correcting rows of `corrections`, with the correction columns, and a `Description` saying
+/// what a difference corrects when the destination has that field. Every field is nullable
+/// (a deletion carries none). Returns the correcting rows written.
 pub async fn write_with_corrections(
     destination: &dyn Destination,
     pending: Option<&Path>,
-    changed: &Path,
-    rows: &[ChangedRow],
-    decisions: &[Decision],
+    corrections: Corrections<'_>,
     quantity_field: &str,
     out: &Path,
 ) -> Result<u64> {
+    let Corrections {
+        changed,
+        rows,
+        decisions,
+        deletions,
+    } = corrections;
     let context = format!("writing corrections to {}", out.display());
     let arrow = |e| DinmoError::arrow(context.clone())(e);
-    let changed_batches = read_all(changed).await?;
-    let Some(first) = changed_batches.first() else {
-        return Ok(0);
+    let changed_batches = match changed {
+        Some(changed) => read_all(changed).await?,
+        None => Vec::new(),
     };
-    let changed_all = concat_batches(&first.schema(), &changed_batches).map_err(arrow)?;
+    let base_schema = match (pending, changed_batches.first()) {
+        (Some(pending), _) => read_parquet(pending, 1).await?.schema().clone(),
+        (None, Some(first)) => first.schema(),
+        (None, None) => return Ok(0),
+    };
+    let changed_all = concat_batches(&base_schema, &changed_batches).map_err(arrow)?;
     let describe = destination.field("Description").is_some();
-    let mut fields: Vec<Field> = changed_all
-        .schema()
+    let mut fields: Vec<Field> = base_schema
         .fields()
         .iter()
         .filter(|f| !is_engine_column(f.name()))
-        .map(|f| f.as_ref().clone())
+        .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
     if describe && !fields.iter().any(|f| f.name() == "Description") {
         fields.push(Field::new("Description", DataType::Utf8, true));
@@ -245,9 +283,11 @@ pub async fn write_with_corrections(
                 None => arrow::array::new_null_array(field.data_type(), n),
             });
         }
-        columns.push(Arc::clone(batch.column_by_name(ROW_KEY_COLUMN).ok_or_else(|| DinmoError::Arrow {
-            context: context.clone(),
-            source: arrow::error::ArrowError::SchemaError(format!("no `{ROW_KEY_COLUMN}`")),
+        columns.push(Arc::clone(batch.column_by_name(ROW_KEY_COLUMN).ok_or_else(|| {
+            DinmoError::Arrow {
+                context: context.clone(),
+                source: arrow::error::ArrowError::SchemaError(format!("no `{ROW_KEY_COLUMN}`")),
+            }
         })?));
         columns.push(arrow::array::new_null_array(&DataType::Utf8, n));
         columns.push(value_column(values));
@@ -267,7 +307,15 @@ pub async fn write_with_corrections(
     if !chosen.is_empty() {
         let indices = UInt32Array::from_iter_values(chosen.iter().map(|&i| i as u32));
         let picked = take_record_batch(&changed_all, &indices).map_err(arrow)?;
-        let after_values = stored_value_hashes(&picked).map_err(arrow)?;
+        let after_values: Vec<u64> = stored_value_hashes(&picked)
+            .map_err(arrow)?
+            .into_iter()
+            .zip(&chosen)
+            .map(|(value, &i)| match decisions[i] {
+                Decision::Deleted => DELETED_VALUE,
+                _ => value,
+            })
+            .collect();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for field in &schema.fields()[..field_count] {
             let name = field.name();
@@ -317,31 +365,60 @@ pub async fn write_with_corrections(
         let corrected: Vec<u128> = chosen.iter().map(|&i| rows[i].key).collect();
         columns.push(hex_keys(&corrected).map_err(arrow)?);
         columns.push(Arc::new(UInt64Array::from(after_values)));
-        columns.push(Arc::new(StringArray::from_iter_values(chosen.iter().map(|&i| {
-            match &decisions[i] {
+        columns.push(Arc::new(StringArray::from_iter_values(chosen.iter().map(
+            |&i| match &decisions[i] {
                 Decision::Difference(_) => CorrectionKind::Difference.as_str(),
                 Decision::Update(_) => CorrectionKind::Update.as_str(),
                 Decision::Ignored => CorrectionKind::Ignored.as_str(),
+                Decision::Deleted => CorrectionKind::Deleted.as_str(),
                 Decision::AlreadyCorrected(_) | Decision::Accepted | Decision::Hold(_) => {
                     CorrectionKind::Accepted.as_str()
                 }
-            }
-        }))));
-        columns.push(Arc::new(StringArray::from_iter(chosen.iter().map(|&i| match &decisions[i] {
-            Decision::Update(record) | Decision::AlreadyCorrected(record) => Some(record.as_str()),
-            _ => None,
-        }))));
+            },
+        ))));
+        columns.push(Arc::new(StringArray::from_iter(chosen.iter().map(
+            |&i| match &decisions[i] {
+                Decision::Update(record) | Decision::AlreadyCorrected(record) => Some(record.as_str()),
+                _ => None,
+            },
+        ))));
+        writer
+            .write(&RecordBatch::try_new(Arc::clone(&schema), columns).map_err(arrow)?)
+            .await?;
+    }
+    if !deletions.is_empty() {
+        let n = deletions.len();
+        let mut columns: Vec<ArrayRef> = schema.fields()[..field_count]
+            .iter()
+            .map(|f| arrow::array::new_null_array(f.data_type(), n))
+            .collect();
+        let keys: Vec<u128> = deletions.iter().map(|d| correction_key(d.key, d.number)).collect();
+        columns.push(hex_keys(&keys).map_err(arrow)?);
+        let deleted: Vec<u128> = deletions.iter().map(|d| d.key).collect();
+        columns.push(hex_keys(&deleted).map_err(arrow)?);
+        columns.push(Arc::new(UInt64Array::from(vec![DELETED_VALUE; n])));
+        columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            CorrectionKind::Deleted.as_str(),
+            n,
+        ))));
+        columns.push(Arc::new(StringArray::from_iter(
+            deletions.iter().map(|d| d.record.as_deref()),
+        )));
         writer
             .write(&RecordBatch::try_new(Arc::clone(&schema), columns).map_err(arrow)?)
             .await?;
     }
     writer.finish().await?;
-    Ok(chosen.len() as u64)
+    Ok((chosen.len() + deletions.len()) as u64)
 }
 
 /// What a difference record says it is (Zuora keeps at most 200 characters).
 fn description(row: &ChangedRow, difference: Nanos, quantity_field: &str) -> String {
-    let before = row.before.as_ref().and_then(|b| b.quantity).map_or("?".to_string(), nanos_text);
+    let before = row
+        .before
+        .as_ref()
+        .and_then(|b| b.quantity)
+        .map_or("?".to_string(), nanos_text);
     let after = row.after.quantity.map_or("?".to_string(), nanos_text);
     let number = row.before.as_ref().map_or(0, |b| b.corrections) + 1;
     let text = format!(
@@ -383,6 +460,7 @@ pub fn split_settled(batch: RecordBatch) -> Result<(RecordBatch, Option<RecordBa
                 Some(kind) if kind == CorrectionKind::Update.as_str()
                     || kind == CorrectionKind::Accepted.as_str()
                     || kind == CorrectionKind::Ignored.as_str()
+                    || kind == CorrectionKind::Deleted.as_str()
             ))
         })
         .collect();
@@ -390,8 +468,10 @@ pub fn split_settled(batch: RecordBatch) -> Result<(RecordBatch, Option<RecordBa
         return Ok((batch, None));
     }
     let sent_mask = arrow::compute::not(&settled).map_err(DinmoError::arrow("reading corrections"))?;
-    let sent = arrow::compute::filter_record_batch(&batch, &sent_mask).map_err(DinmoError::arrow("reading corrections"))?;
-    let settled = arrow::compute::filter_record_batch(&batch, &settled).map_err(DinmoError::arrow("reading corrections"))?;
+    let sent =
+        arrow::compute::filter_record_batch(&batch, &sent_mask).map_err(DinmoError::arrow("reading corrections"))?;
+    let settled =
+        arrow::compute::filter_record_batch(&batch, &settled).map_err(DinmoError::arrow("reading corrections"))?;
     Ok((sent, Some(settled)))
 }
 
@@ -444,7 +524,10 @@ mod tests {
                 start: "S",
             }
         }
-        fn check_batch(&self, _: &RecordBatch) -> dinmo_connectors::Result<Vec<Option<dinmo_connectors::rules::Rejection>>> {
+        fn check_batch(
+            &self,
+            _: &RecordBatch,
+        ) -> dinmo_connectors::Result<Vec<Option<dinmo_connectors::rules::Rejection>>> {
             Ok(Vec::new())
         }
         async fn open(
@@ -462,8 +545,14 @@ mod tests {
     fn files_send_a_raise_and_hold_a_cut_or_another_field() {
         let d = |row: &ChangedRow| decide_one(&Files, Correcting::Differences, row, None, "Quantity");
         assert_eq!(d(&row(Some(10), 14, "day")), Decision::Difference(4));
-        assert_eq!(d(&row(Some(10), 7, "day")), Decision::Hold("cannot_reduce_billed_usage".into()));
-        assert_eq!(d(&row(Some(10), 14, "other")), Decision::Hold("field_not_correctable".into()));
+        assert_eq!(
+            d(&row(Some(10), 7, "day")),
+            Decision::Hold("cannot_reduce_billed_usage".into())
+        );
+        assert_eq!(
+            d(&row(Some(10), 14, "other")),
+            Decision::Hold("field_not_correctable".into())
+        );
         assert_eq!(d(&row(None, 14, "day")), Decision::Hold("before_unknown".into()));
     }
 
@@ -491,6 +580,9 @@ mod tests {
             Decision::AlreadyCorrected("r1".into()),
             "a record already holding the new quantity is not sent to again"
         );
-        assert_eq!(d(&raised, &Located::Records(vec![])), Decision::Hold("record_missing".into()));
+        assert_eq!(
+            d(&raised, &Located::Records(vec![])),
+            Decision::Hold("record_missing".into())
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
-use dinmo_connectors::failpoint::crash_point;
 use arrow::record_batch::RecordBatch;
+use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::rules::{RejectCode, Rejection};
 use dinmo_connectors::{BatchOutcome, Destination, DestinationWriter, RowStatus, SyncId, WriteContext};
 use futures::StreamExt;
@@ -25,7 +25,6 @@ use crate::sync::commit::Commit;
 use crate::sync::corrections::{RECORD_COLUMN, split_settled};
 use crate::sync::progress::Progress;
 use crate::sync::report::{SyncReport, tally};
-
 
 /// Plan only: counts the rows the destination's field rules would refuse, and writes the rows
 /// they let through to `sendable` (what a plan's totals describe).
@@ -146,8 +145,9 @@ pub async fn deliver(
 
 /// Batches read ahead of delivery: enough that decoding the next ones overlaps the encoding
 /// and committing of the last ones.
-/// Settles correcting rows the destination's writer does not send: an update in place goes to
-/// the destination record by record; a correction found already made is acknowledged as it is.
+/// Settles correcting rows the destination's writer does not send: an update in place or a
+/// deletion goes to the destination record by record (a deletion of a record already gone
+/// counts as done); a correction found already made is acknowledged as it is.
 async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &SyncId) -> Result<BatchOutcome> {
     let kinds = text_column(&rows, CORRECTION_COLUMN)?;
     let records = text_column(&rows, RECORD_COLUMN)?;
@@ -179,6 +179,27 @@ async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &Sync
                     }),
                 }
             }
+            (Some(kind), Some(record)) if kind == CorrectionKind::Deleted.as_str() => {
+                crash_point("before_delete");
+                let answer = destination
+                    .delete_records(std::slice::from_ref(&record))
+                    .await
+                    .map_err(DinmoError::destination(sync_id.clone()))?;
+                crash_point("delete_answered");
+                match answer.into_iter().next().map(|(_, result)| result) {
+                    Some(Ok(())) => RowStatus::Accepted {
+                        destination_id: Some(record.as_str().into()),
+                    },
+                    refused => RowStatus::Rejected(Rejection {
+                        code: RejectCode::Destination("delete_refused".into()),
+                        field: None,
+                        message: format!(
+                            "deleting record {record}: {}",
+                            refused.and_then(|r| r.err()).unwrap_or_else(|| "no answer".into())
+                        ),
+                    }),
+                }
+            }
             (_, record) => RowStatus::Accepted {
                 destination_id: record.map(|r| r.as_str().into()),
             },
@@ -207,7 +228,9 @@ async fn holds_quantity(destination: &dyn Destination, record: &str, rows: &Reco
         })?;
     Ok(match located.first() {
         Some(dinmo_connectors::Located::Records(records)) => records.iter().any(|r| {
-            r.id == record && r.quantity.as_deref().and_then(crate::sync::changes::parse_nanos) == wanted && wanted.is_some()
+            r.id == record
+                && r.quantity.as_deref().and_then(crate::sync::changes::parse_nanos) == wanted
+                && wanted.is_some()
         }),
         _ => false,
     })

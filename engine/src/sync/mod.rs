@@ -5,10 +5,11 @@
 
 pub mod changes;
 pub mod commit;
-pub mod corrections;
 pub mod connections;
 pub mod context;
+pub mod corrections;
 pub mod delivery;
+pub mod gone;
 pub mod progress;
 pub mod recovery;
 pub mod report;

@@ -118,6 +118,8 @@ pub struct SyncReport {
     pub corrected_rows: u64,
     /// The changed rows: before and after, totals of the quantity difference.
     pub changes: Option<crate::sync::changes::ChangeSummary>,
+    /// The gone rows: what was sent for them, and what became of them.
+    pub gone: Option<crate::sync::gone::GoneSummary>,
     /// Counts.
     pub counts: Counts,
     /// Refusals by reason (field rules when planning; every refusal when running).

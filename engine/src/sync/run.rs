@@ -18,20 +18,21 @@ use dinmo_connectors::{Destination, SyncId, WriteContext};
 use tracing::{Instrument, Span, info, info_span};
 
 use crate::diff::{
-    DiffCounts, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, snapshot_keys, write_new_rows,
+    Diff, DiffCounts, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, snapshot_keys, write_new_rows,
 };
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
 use crate::plan::summary::summarise;
 use crate::project::fingerprints::{mapping_hash, sql_hash};
-use crate::project::OnChange;
+use crate::project::{OnChange, OnDelete};
 use crate::state::{AUTO_COMPACT_RUNS, Outcome, PartInfo, RunManifest, SyncIdentity, SyncPaths};
 use crate::sync::changes::{Describing, rewrite_reasons};
-use crate::sync::corrections::{Decision, decide, write_with_corrections};
 use crate::sync::commit::{Commit, settle_manifest};
 use crate::sync::connections::Connections;
 use crate::sync::context::RunContext;
+use crate::sync::corrections::{Corrections, Decision, Deletion, decide, write_with_corrections};
 use crate::sync::delivery::{check_rules, deliver};
+use crate::sync::gone::{GoneDecision, append_gone, decide_deletions, describe_gone, summarise_gone};
 use crate::sync::progress::Progress;
 use crate::sync::recovery::recover_pending;
 use crate::sync::report::SyncReport;
@@ -244,20 +245,24 @@ impl<'r> PreparedSync<'r> {
             facts,
             files,
         } = self;
-        let counts = match staged.direct_rows(sync.position) {
-            Some(counts) => Ok(counts),
+        let diff = match staged.direct_rows(sync.position) {
+            Some(counts) => Ok(Diff {
+                counts,
+                gone: keys.gone(),
+            }),
             None => {
                 write_new_rows(ctx, staged, sync.position, sync.target.sync, keys, &files)
                     .instrument(sync.span.clone())
                     .await
             }
         };
-        match counts {
-            Ok(counts) => Ok(DiffedSync {
+        match diff {
+            Ok(Diff { counts, gone }) => Ok(DiffedSync {
                 sync,
                 facts,
                 files,
                 counts,
+                gone,
             }),
             Err(error) => Err(sync.failed(error)),
         }
@@ -275,6 +280,8 @@ pub struct DiffedSync<'r> {
     facts: SyncFacts,
     files: DiffFiles,
     counts: DiffCounts,
+    /// The keys of the snapshot's rows the model no longer produces.
+    gone: Vec<u128>,
 }
 
 impl DiffedSync<'_> {
@@ -290,10 +297,11 @@ impl DiffedSync<'_> {
             facts,
             files,
             counts,
+            gone,
         } = self;
         sync.report.counts.model_rows = model_rows;
         let span = sync.span.clone();
-        let result = finish_inner(&mut sync, &facts, &files, counts, model_rows)
+        let result = finish_inner(&mut sync, &facts, &files, counts, &gone, model_rows)
             .instrument(span)
             .await;
         Ok(match result {
@@ -310,6 +318,7 @@ async fn finish_inner(
     facts: &SyncFacts,
     files: &DiffFiles,
     counts: DiffCounts,
+    gone: &[u128],
     model_rows: u64,
 ) -> Result<()> {
     let (run, target) = (sync.run, sync.target);
@@ -319,11 +328,7 @@ async fn finish_inner(
     let report = &mut sync.report;
     report.counts.new_rows = new_rows;
     report.changed_rows = counts.changed_rows;
-    // Keys are unique in the model (checked) and in the snapshot, so the snapshot's keys the
-    // model did not produce are those not matched by one of its rows.
-    if !run.full_refresh {
-        report.gone_rows = facts.snapshot_rows.saturating_sub(model_rows.saturating_sub(new_rows));
-    }
+    report.gone_rows = gone.len() as u64;
     info!(
         model_rows,
         new_rows,
@@ -344,7 +349,7 @@ async fn finish_inner(
         });
     }
 
-    let held = changed_rows(run, target, facts, files, counts, report).await?;
+    let held = settle_changes(run, target, facts, files, counts, gone, report).await?;
 
     if run.dry_run {
         let sendable = run.local_sendable(&target.sync.id);
@@ -376,80 +381,128 @@ async fn finish_inner(
     sent
 }
 
-/// What becomes of the sync's changed rows under its `on_change` policy: held (their changes
-/// file is returned, to be stored with the run), ignored, or corrected (the correcting rows
-/// are added to the pending file, and counted in the report).
-async fn changed_rows(
+/// What becomes of the sync's changed rows under its `on_change` policy and of its gone rows
+/// under its `on_delete` policy: the rows held (their changes file is returned, to be stored
+/// with the run), and the corrections and deletions added to the pending file (and counted in
+/// the report).
+async fn settle_changes(
     run: &RunContext,
     target: &PlannedSync<'_>,
     facts: &SyncFacts,
     files: &DiffFiles,
     counts: DiffCounts,
+    gone: &[u128],
     report: &mut SyncReport,
 ) -> Result<Option<PathBuf>> {
-    let policy = target.sync.on_change;
-    report.on_change = policy.as_str().to_string();
-    if counts.changed_rows == 0 {
-        return Ok(None);
-    }
     let destination = target.destination.as_ref();
+    let (on_change, on_delete) = (target.sync.on_change, target.sync.on_delete);
+    report.on_change = on_change.as_str().to_string();
     let describing = Describing {
         state: &run.state,
         manifests: &facts.manifests,
         roles: destination.roles(),
         run: &run.run_id,
-        reuse_held: policy == OnChange::Hold,
+        reuse_held: on_change == OnChange::Hold,
         sample: CHANGE_SAMPLE,
     };
-    let out = files.changed.with_extension("held.parquet");
-    match policy {
-        OnChange::Ignore => {
-            report.ignored_changes = counts.changed_rows;
-            Ok(None)
-        }
+    let quantity = destination.roles().quantity;
+    let held_file = files.changed.with_extension("held.parquet");
+    let mut held = false;
+    let (mut rows, mut decisions) = (Vec::new(), Vec::new());
+    match on_change {
+        _ if counts.changed_rows == 0 => {}
+        OnChange::Ignore => report.ignored_changes = counts.changed_rows,
         OnChange::Hold => {
-            let (changes, _) = describing.describe(&files.changed, &out, HOLD_REASON).await?;
+            let (changes, _) = describing.describe(&files.changed, &held_file, HOLD_REASON).await?;
             report.held_rows = changes.rows;
             report.newly_held_rows = changes.newly;
             report.changes = Some(changes.summary);
-            Ok(Some(changes.file))
+            held = true;
         }
         OnChange::Correct => {
-            let (_, rows) = describing.describe(&files.changed, &out, HOLD_REASON).await?;
-            let quantity = destination.roles().quantity;
-            let decisions = decide(destination, &rows, quantity).await?;
+            let (_, described) = describing.describe(&files.changed, &held_file, HOLD_REASON).await?;
+            decisions = decide(destination, &described, quantity).await?;
             let reasons: Vec<Option<String>> = decisions.iter().map(Decision::held).collect();
-            report.changes = Some(describing.summary(&rows, &reasons));
+            report.changes = Some(describing.summary(&described, &reasons));
             report.held_rows = reasons.iter().filter(|r| r.is_some()).count() as u64;
-            report.newly_held_rows = rows
+            report.newly_held_rows = described
                 .iter()
                 .zip(&reasons)
                 .filter(|(row, reason)| reason.is_some() && row.held_since == run.run_id)
                 .count() as u64;
-            let with_corrections = files.pending.with_extension("corrections.parquet");
-            let corrections = write_with_corrections(
-                destination,
-                Some(&files.pending),
-                &files.changed,
-                &rows,
-                &decisions,
-                quantity,
-                &with_corrections,
-            )
-            .await?;
-            report.corrected_rows = corrections;
-            report.counts.corrections = corrections;
-            if corrections > 0 {
-                // The pending file now holds the new rows and the corrections: what is sent,
-                // and what a saved plan carries.
-                tokio::fs::rename(&with_corrections, &files.pending)
-                    .await
-                    .map_err(DinmoError::io(&files.pending))?;
-            }
-            let held = rewrite_reasons(&out, &reasons).await?;
-            Ok((held > 0).then_some(out))
+            report.corrected_rows = decisions.iter().filter(|d| d.held().is_none()).count() as u64;
+            held = rewrite_reasons(&held_file, &reasons).await? > 0;
+            rows = described;
         }
     }
+
+    // Gone rows: listed; under `rollback_pending`, their Pending records deleted.
+    let mut deletions = Vec::new();
+    let mut kept = Vec::new();
+    if !gone.is_empty() {
+        let gone_rows = describe_gone(&run.state, &facts.manifests, gone, &destination.roles()).await?;
+        let fates: Vec<String> = match on_delete {
+            OnDelete::Report => vec!["reported".to_string(); gone_rows.len()],
+            OnDelete::RollbackPending => {
+                let choices = decide_deletions(destination, &gone_rows).await?;
+                let mut fates = Vec::with_capacity(choices.len());
+                for (row, choice) in gone_rows.iter().zip(choices) {
+                    match choice {
+                        GoneDecision::Delete(record) => {
+                            deletions.push(Deletion {
+                                key: row.key,
+                                number: row.before.as_ref().map_or(0, |b| b.corrections) + 1,
+                                record,
+                            });
+                            fates.push("deleted".to_string());
+                        }
+                        GoneDecision::Keep(reason) => {
+                            kept.push((row.clone(), reason.clone()));
+                            fates.push(reason);
+                        }
+                    }
+                }
+                fates
+            }
+        };
+        report.gone = Some(summarise_gone(
+            &gone_rows,
+            &fates,
+            on_delete.as_str(),
+            &destination.roles(),
+            CHANGE_SAMPLE,
+        ));
+        report.held_rows += kept.len() as u64;
+    }
+
+    let corrections = decisions.iter().filter(|d| d.held().is_none()).count() + deletions.len();
+    if corrections > 0 {
+        let with_corrections = files.pending.with_extension("corrections.parquet");
+        let written = write_with_corrections(
+            destination,
+            Some(&files.pending),
+            Corrections {
+                changed: (!decisions.is_empty()).then_some(files.changed.as_path()),
+                rows: &rows,
+                decisions: &decisions,
+                deletions: &deletions,
+            },
+            quantity,
+            &with_corrections,
+        )
+        .await?;
+        report.counts.corrections = written;
+        // The pending file now holds the new rows and the corrections: what is sent, and what
+        // a saved plan carries.
+        tokio::fs::rename(&with_corrections, &files.pending)
+            .await
+            .map_err(DinmoError::io(&files.pending))?;
+    }
+    if !kept.is_empty() {
+        append_gone(&held_file, &files.pending, &kept, &run.run_id).await?;
+        held = true;
+    }
+    Ok(held.then_some(held_file))
 }
 
 /// Why a changed row is held under `on_change: hold`.
@@ -461,7 +514,9 @@ const CHANGE_SAMPLE: usize = 10;
 /// Stores a run's held rows (`held/<run>.parquet`).
 async fn store_held(run: &RunContext, sync_id: &SyncId, local: &std::path::Path) -> Result<PartInfo> {
     let rows = count_rows(local).await?;
-    run.state.upload(local, &SyncPaths::of(sync_id).held(&run.run_id), rows).await
+    run.state
+        .upload(local, &SyncPaths::of(sync_id).held(&run.run_id), rows)
+        .await
 }
 
 /// Rows in a local Parquet file, from its footer.

@@ -28,11 +28,7 @@ pub async fn plan(global: &GlobalArgs, args: PlanArgs, defaults: Settings) -> Re
     };
     finish("plan", global, executed, |report| {
         print_plan(report, args.format);
-        let rows: u64 = report
-            .syncs
-            .iter()
-            .map(|s| s.counts.new_rows + s.corrected_rows)
-            .sum();
+        let rows: u64 = report.syncs.iter().map(|s| s.counts.new_rows + s.corrected_rows).sum();
         if args.detailed_exitcode && rows > 0 {
             Status::RowsToSend
         } else {
