@@ -12,6 +12,10 @@ Scenarios (DAYS x ROWS_PER_DAY usage events, 5 columns, a `zuora_file` destinati
   history      a no-op after HISTORY_RUNS runs of HISTORY_ROWS rows each, against a no-op on a
                state holding the same rows from one run (dinmo's ratio to itself, and
                DuckDB's to itself on the same data)
+  changed      every day synced, then 1 % of the rows restated (their quantity raised): the
+               three-way diff finds them and holds them with their values before and after
+               (`on_change: hold`); DuckDB left-joins on the key, compares the mapped columns
+               and writes the changed rows with before and after
 
 The DuckDB side is what a data engineer would write instead of dinmo: read the exports, check
 the primary key, compute a 32-hex-digit key (md5 of the sync id and the key), anti-join against
@@ -37,7 +41,7 @@ ROWS_PER_DAY = int(os.environ.get("ROWS_PER_DAY", "1000000"))
 REPS = int(os.environ.get("REPS", "3"))
 HISTORY_RUNS = int(os.environ.get("HISTORY_RUNS", "365"))
 HISTORY_ROWS = int(os.environ.get("HISTORY_ROWS", "2000"))
-SCENARIOS = os.environ.get("SCENARIOS", "first incremental noop history").split()
+SCENARIOS = os.environ.get("SCENARIOS", "first incremental noop changed history").split()
 DINMO_ENV = {k: v for k, v in os.environ.items()}
 
 
@@ -59,8 +63,9 @@ def run_measured(argv, env=None, cwd=None):
     return seconds, usage.ru_maxrss / 1024.0, text
 
 
-def generate(folder, days, rows, first_day=0, prefix="evt"):
-    """DAYS hive folders of ROWS events each, written by DuckDB."""
+def generate(folder, days, rows, first_day=0, prefix="evt", restated=False):
+    """DAYS hive folders of ROWS events each, written by DuckDB; `restated`: the same events,
+    with every hundredth one's quantity raised by 0.01."""
     import duckdb
 
     con = duckdb.connect()
@@ -73,7 +78,7 @@ def generate(folder, days, rows, first_day=0, prefix="evt"):
                 SELECT '{prefix}-{day:04d}-' || lpad(i::VARCHAR, 8, '0') AS event_id,
                        'A' || lpad((hash(i * 31 + {day}) % 5000)::VARCHAR, 8, '0') AS account_number,
                        'API_CALL' AS uom,
-                       (hash(i + {day}) % 100000)::DECIMAL(18, 4) / 100 AS quantity,
+                       ((hash(i + {day}) % 100000) + {"CASE WHEN i % 100 = 0 THEN 1 ELSE 0 END" if restated else "0"})::DECIMAL(18, 4) / 100 AS quantity,
                        ({date})::TIMESTAMP + to_seconds((i % 86400)::BIGINT) AS event_ts
                 FROM range({rows}) t(i)
             ) TO '{out}/part-0.parquet' (FORMAT parquet)"""
@@ -117,14 +122,17 @@ syncs:
 DUCKDB_SCRIPT = os.path.join(ROOT, "scripts", "bench-diff-duckdb.py")
 
 
-def dinmo_run(project):
+def dinmo_run(project, held=False):
+    """(seconds, peak RSS MB, rows sent), or with `held` the rows held instead of sent."""
     seconds, rss, out = run_measured([DINMO, "run", "--project", project], env=DINMO_ENV)
-    sent = re.search(r"sent (\d+) row", out)
-    return seconds, rss, int(sent.group(1)) if sent else -1
+    found = re.search(r"(\d+) changed or gone row\(s\) held" if held else r"sent (\d+) row", out)
+    return seconds, rss, int(found.group(1)) if found else -1
 
 
-def duckdb_run(events, state, out):
-    seconds, rss, text = run_measured([sys.executable, DUCKDB_SCRIPT, events, state, out])
+def duckdb_run(events, state, out, three_way=False):
+    """(seconds, peak RSS MB, rows sent), or with `three_way` the rows changed instead."""
+    argv = [sys.executable, DUCKDB_SCRIPT, events, state, out] + (["--three-way"] if three_way else [])
+    seconds, rss, text = run_measured(argv)
     return seconds, rss, int(text.strip().splitlines()[-1])
 
 
@@ -233,10 +241,36 @@ def main():
     finally:
         shutil.rmtree(extra_dst, ignore_errors=True)
 
+    if "changed" in need:
+        changed(data, total, saved_d, saved_k)
     if "history" in need:
         history()
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump(RESULTS, f, indent=2)
+
+
+def changed(data, total, saved_d, saved_k):
+    """The first run's state, then the same days with 1 % of the rows restated."""
+    restated = os.path.join(data, "restated")
+    marker = os.path.join(data, f"restated-{DAYS}x{ROWS_PER_DAY}")
+    if not os.path.exists(marker):
+        reset(restated)
+        generate(restated, DAYS, ROWS_PER_DAY, restated=True)
+        open(marker, "w").close()
+    project = os.path.join(WORK, "dinmo-restated")
+    dstate = os.path.join(WORK, "duckdb-restated-state")
+    dout = os.path.join(WORK, "duckdb-restated-out")
+    expected = DAYS * ((ROWS_PER_DAY + 99) // 100)
+    d, k = [], []
+    for _ in range(REPS):
+        reset(project)
+        dinmo_project(project, restated)
+        restore(saved_d, os.path.join(project, "state"))
+        d.append(dinmo_run(project, held=True))
+        restore(saved_k, dstate)
+        reset(dout)
+        k.append(duckdb_run(restated, dstate, dout, three_way=True))
+    report("changed", d, k, expected)
 
 
 def history():

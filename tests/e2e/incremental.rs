@@ -157,7 +157,10 @@ fn rows_removed_after_they_were_sent_are_reported_as_gone() {
     let plan = project.dinmo(&["plan"]);
     exits(&plan, 0);
     assert!(
-        stdout(&plan).contains("gone: 2 row(s) synced earlier are no longer in the model; nothing is sent for them"),
+        stdout(&plan).contains(
+            "gone: 2 row(s) synced earlier are no longer in the model (on_delete: report); nothing is sent for them \
+             and the destination still holds 50"
+        ) && stdout(&plan).contains("A2 API_CALL 2026-11-18T00:00:00: 20 (reported)"),
         "{}",
         describe(&plan)
     );
@@ -168,7 +171,8 @@ fn rows_removed_after_they_were_sent_are_reported_as_gone() {
     assert_eq!(report["syncs"][0]["counts"]["new_rows"], 0, "{report:#}");
     let markdown = project.dinmo(&["plan", "--format", "markdown"]);
     assert!(
-        stdout(&markdown).contains("- gone: **2** row(s)"),
+        stdout(&markdown).contains("- gone: 2 row(s) synced earlier are no longer in the model (on_delete: report)")
+            && stdout(&markdown).contains("| A3 | API_CALL | 2026-11-18T00:00:00 | 30 | `reported` |"),
         "{}",
         describe(&markdown)
     );
@@ -192,4 +196,33 @@ fn rows_removed_after_they_were_sent_are_reported_as_gone() {
     let plan = project.dinmo(&["plan", "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
     assert_eq!(report["syncs"][0]["gone_rows"], 0, "{report:#}");
+}
+
+#[test]
+fn the_readmes_late_events_walkthrough_prints_what_the_readme_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(&repository_root().join("models"), dir.path());
+    let project = dir.path();
+    exits(&dinmo_in(project, &["run"], &[]), 0);
+    copy_project(&project.join("next_day/events"), &project.join("exports/events"));
+    exits(&dinmo_in(project, &["run"], &[]), 0);
+    std::fs::copy(
+        project.join("next_day/late_events/day=2026-11-19/part-late.parquet"),
+        project.join("exports/events/day=2026-11-19/part-late.parquet"),
+    )
+    .unwrap();
+    let plan = dinmo_in(project, &["plan"], &[]);
+    exits(&plan, 0);
+    let printed = stdout(&plan);
+    // Every line of the README's example output, as printed.
+    let readme = std::fs::read_to_string(repository_root().join("README.md")).unwrap();
+    let after = readme.split("cargo run -- plan --project models").nth(1).unwrap();
+    let block = after.split("```text\n").nth(1).unwrap().split("```").next().unwrap();
+    for line in block.lines().filter(|l| !l.trim().is_empty() && l.trim() != "…") {
+        assert!(printed.contains(line), "README line {line:?} not in:\n{printed}");
+    }
+    // Held: nothing sent, exit 3; the rows stay held on the next run.
+    let run = dinmo_in(project, &["run"], &[]);
+    exits(&run, 3);
+    assert!(stdout(&run).contains("16 changed or gone row(s) held"), "{}", describe(&run));
 }

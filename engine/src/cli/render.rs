@@ -77,16 +77,30 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
         out.push_str(&format!("\n  error: {error}\n"));
     }
     let new: u64 = report.syncs.iter().map(|s| s.counts.new_rows).sum();
+    let corrections: u64 = report.syncs.iter().map(|s| s.counts.corrections).sum();
+    let held: u64 = report.syncs.iter().map(|s| s.held_rows).sum();
     if is_plan {
+        let corrections = match corrections {
+            0 => String::new(),
+            n => format!(" and {n} correction(s)"),
+        };
+        let held = match held {
+            0 => String::new(),
+            n => format!("; {n} changed or gone row(s) would be held"),
+        };
         out.push_str(&format!(
-            "\n{new} new row(s) to send across {} sync(s); nothing was sent\n",
+            "\n{new} new row(s){corrections} to send across {} sync(s){held}; nothing was sent\n",
             report.syncs.len()
         ));
     } else {
         let accepted: u64 = report.syncs.iter().map(|s| s.counts.accepted).sum();
         let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
+        let held = match held {
+            0 => String::new(),
+            n => format!("; {n} changed or gone row(s) held"),
+        };
         out.push_str(&format!(
-            "\nsent {accepted} row(s), {rejected} rejected, across {} sync(s)\n",
+            "\nsent {accepted} row(s), {rejected} rejected, across {} sync(s){held}\n",
             report.syncs.len()
         ));
     }

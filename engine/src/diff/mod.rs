@@ -197,10 +197,15 @@ mod tests {
                 pending: folder.path().join(format!("pending-{joined}.parquet")),
                 changed: folder.path().join(format!("changed-{joined}.parquet")),
             };
-            let counts = write_new_rows(&ctx, &staged, 0, &sync(), loaded, &files).await.unwrap();
+            let diff = write_new_rows(&ctx, &staged, 0, &sync(), loaded, &files).await.unwrap();
             let split = (read_keys(&files.pending), read_keys(&files.changed));
-            assert_eq!(counts.new_rows, split.0.len() as u64);
-            assert_eq!(counts.changed_rows, split.1.len() as u64);
+            assert_eq!(diff.counts.new_rows, split.0.len() as u64);
+            assert_eq!(diff.counts.changed_rows, split.1.len() as u64);
+            let mut gone = diff.gone;
+            gone.sort_unstable();
+            let mut want: Vec<u128> = snapshot.iter().copied().filter(|k| !keys.contains(k)).collect();
+            want.sort_unstable();
+            assert_eq!(gone, want, "gone keys (joined: {joined})");
             found.push(split);
         }
         assert_eq!(found[0], found[1], "the key set and DataFusion disagree");

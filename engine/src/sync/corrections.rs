@@ -487,13 +487,16 @@ mod tests {
         assert_eq!(correction_key(7, 3), correction_key(7, 3));
     }
 
+    /// One unit of quantity, in billionths.
+    const UNIT: i128 = 1_000_000_000;
+
     fn row(before: Option<i128>, after: i128, other_before: &str) -> ChangedRow {
         let held = |q: i128, other: &str| Held {
             fields: BTreeMap::from([
-                ("Quantity".to_string(), Some(nanos_text(q))),
+                ("Quantity".to_string(), Some(nanos_text(q * UNIT))),
                 ("Description".to_string(), Some(other.to_string())),
             ]),
-            quantity: Some(q),
+            quantity: Some(q * UNIT),
             records: vec!["r1".into()],
             corrections: 0,
         };
@@ -544,7 +547,7 @@ mod tests {
     #[test]
     fn files_send_a_raise_and_hold_a_cut_or_another_field() {
         let d = |row: &ChangedRow| decide_one(&Files, Correcting::Differences, row, None, "Quantity");
-        assert_eq!(d(&row(Some(10), 14, "day")), Decision::Difference(4));
+        assert_eq!(d(&row(Some(10), 14, "day")), Decision::Difference(4 * UNIT));
         assert_eq!(
             d(&row(Some(10), 7, "day")),
             Decision::Hold("cannot_reduce_billed_usage".into())
@@ -570,13 +573,18 @@ mod tests {
         };
         let raised = row(Some(10), 14, "day");
         assert_eq!(d(&raised, &record(true, "10")), Decision::Update("r1".into()));
-        assert_eq!(d(&raised, &record(false, "10")), Decision::Difference(4));
+        assert_eq!(d(&raised, &record(false, "10")), Decision::Difference(4 * UNIT));
+        assert_eq!(
+            d(&raised, &record(false, "11")),
+            Decision::Difference(3 * UNIT),
+            "what the record holds is the truth, not the state"
+        );
         assert_eq!(
             d(&row(Some(10), 7, "day"), &record(false, "10")),
             Decision::Hold("cannot_reduce_billed_usage".into())
         );
         assert_eq!(
-            d(&raised, &record(false, &nanos_text(14))),
+            d(&raised, &record(false, "14")),
             Decision::AlreadyCorrected("r1".into()),
             "a record already holding the new quantity is not sent to again"
         );
