@@ -14,12 +14,16 @@ pub const DELIVERY_BATCH_ROWS: &str = "DINMO_DELIVERY_BATCH_ROWS";
 /// `DINMO_COMMIT_INTERVAL_MS`: the least time between two commits of acknowledged rows
 /// during a delivery (default 1,000 ms; 0 commits after every batch).
 pub const COMMIT_INTERVAL_MS: &str = "DINMO_COMMIT_INTERVAL_MS";
+/// `DINMO_CHANGED_ROWS_LIMIT`: the most changed rows a sync describes (values before and
+/// after, in memory) in one run before it stops (default 1,000,000).
+pub const CHANGED_ROWS_LIMIT: &str = "DINMO_CHANGED_ROWS_LIMIT";
 /// `DINMO_LOG`: the log filter (`info`, `dinmo=debug`, ...).
 pub const LOG: &str = "DINMO_LOG";
 
 const DEFAULT_LEASE_SECS: u64 = 120;
 const DEFAULT_DELIVERY_BATCH_ROWS: usize = 8192;
 const DEFAULT_COMMIT_INTERVAL_MS: usize = 1000;
+const DEFAULT_CHANGED_ROWS_LIMIT: usize = 1_000_000;
 
 /// The settings a command runs with: read once when it starts ([`Settings::from_env`]) and
 /// carried in the run's context, so nothing below reads the environment.
@@ -36,6 +40,10 @@ pub struct Settings {
     /// Memory the query engine may hold (`--memory-limit`, `DINMO_MEMORY_LIMIT`); overrides
     /// the project's `execution.memory_limit`.
     pub memory_limit: Option<u64>,
+    /// The most changed rows a sync describes in one run: their values before and after are
+    /// held in memory, and more than this many usually means the model or its mapping changed
+    /// how every value is computed, not that the warehouse restated them.
+    pub changed_rows_limit: u64,
 }
 
 impl Default for Settings {
@@ -45,6 +53,7 @@ impl Default for Settings {
             delivery_batch_rows: DEFAULT_DELIVERY_BATCH_ROWS,
             commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS as u64),
             memory_limit: None,
+            changed_rows_limit: DEFAULT_CHANGED_ROWS_LIMIT as u64,
         }
     }
 }
@@ -57,6 +66,11 @@ impl Settings {
             delivery_batch_rows: delivery_batch_rows()?,
             commit_interval: commit_interval()?,
             memory_limit: None,
+            changed_rows_limit: positive(
+                CHANGED_ROWS_LIMIT,
+                DEFAULT_CHANGED_ROWS_LIMIT,
+                "a whole number of rows, 1 or more",
+            )? as u64,
         })
     }
 

@@ -244,3 +244,62 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
         "Prism logged the violation"
     );
 }
+
+/// Corrections through Prism: the ZOQL that reads records back, `PUT /v1/object/usage/{id}`
+/// for a Pending record, a difference record for a Processed one, and `DELETE` for a gone row
+/// under `on_delete: rollback_pending`, each checked against Zuora's spec.
+#[test]
+fn corrections_conform_to_zuoras_spec() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = match prism_spec(work.path()) {
+        Ok(spec) => spec,
+        Err(why) => return skip(&why),
+    };
+    let Some(prism) = prism_binary() else {
+        return skip(
+            "Stoplight Prism is not installed; run .ci/run (it installs @stoplight/prism-cli) or set DINMO_PRISM",
+        );
+    };
+    let sim = Sim::start(SimConfig::default());
+    let prism = start_prism(&prism, &spec, &sim.sim.url(), work.path());
+    for method in ["actions", "import"] {
+        sim.sim.state.lock().clear_records();
+        let project = through(&prism, method);
+        let model = std::fs::read_to_string(project.path().join("models/usage.yml")).unwrap();
+        project.write(
+            "models/usage.yml",
+            &format!("{model}    on_change: correct\n    on_delete: rollback_pending\n"),
+        );
+        let day = |qty: i64, accounts: usize| -> Vec<(String, String, i64)> {
+            (0..accounts)
+                .map(|i| (format!("A{:08}", 1 + i), "API_CALL".to_string(), qty + i as i64))
+                .collect()
+        };
+        export(&project, "2026-11-18", &day(10, 12));
+        exits(&run_against(&project, &sim, &["run"]), 0);
+        export(&project, "2026-11-18", &day(12, 12)); // Pending: updated in place
+        let updated = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&updated), 0, "{method}: {}\n{}", describe(&updated), violations(&prism).join("\n"));
+        for record in sim.sim.state.lock().records.iter_mut() {
+            record.status = "Processed".into();
+        }
+        export(&project, "2026-11-18", &day(13, 12)); // Processed: a difference record each
+        let corrected = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&corrected), 0, "{method}: {}", describe(&corrected));
+        assert_eq!(sim.records().len(), 24, "{method}");
+        export(&project, "2026-11-19", &day(10, 12));
+        exits(&run_against(&project, &sim, &["run"]), 0);
+        export(&project, "2026-11-19", &day(10, 10)); // two accounts gone while Pending: deleted
+        let deleted = run_against(&project, &sim, &["run"]);
+        assert_eq!(code(&deleted), 0, "{method}: {}", describe(&deleted));
+        assert_eq!(sim.records().len(), 34, "{method}");
+    }
+    let found = violations(&prism);
+    assert!(
+        found.is_empty(),
+        "Prism found {} violation(s):\n{}\n--- the log around them:\n{}",
+        found.len(),
+        found.join("\n"),
+        context_of_violations(&prism)
+    );
+}

@@ -234,12 +234,13 @@ fn the_same_value_in_another_type_or_unit_is_not_a_change() {
 }
 
 /// Crashes (kill -9 at `point`, its `nth` hit) while a run corrects a processed day with
-/// difference records and a pending day in place, then runs again: Zuora ends up billing what
-/// the warehouse says, each correction made once.
+/// difference records and a pending day in place, and deletes the pending records of rows
+/// gone from the model, then runs again: Zuora ends up billing what the warehouse says, each
+/// correction made once.
 #[cfg(feature = "failpoints")]
 fn crash_while_correcting(method: &str, point: &str) {
     let sim = Sim::start(SimConfig::default());
-    let project = project(&sim, method, "    on_change: correct\n");
+    let project = project(&sim, method, "    on_change: correct\n    on_delete: rollback_pending\n");
     let env = |extra: &[(&'static str, String)]| {
         let mut env = vec![
             ("ZUORA_CLIENT_ID", sim.client_id()),
@@ -265,7 +266,11 @@ fn crash_while_correcting(method: &str, point: &str) {
 
     let raised = |i: usize| 14 + i as i64;
     export_day(&project, "2026-11-18", raised);
-    export_day(&project, "2026-11-19", raised);
+    // The Pending day is raised too, and loses its last two accounts (deleted in Zuora).
+    let rows: Vec<(String, String, i64)> = (0..10)
+        .map(|i| (format!("A{:08}", 1 + i), "API_CALL".to_string(), raised(i)))
+        .collect();
+    export(&project, "2026-11-19", &rows);
     let crashed = run(&[("DINMO_CRASH_AT", point.to_string())]);
     assert!(
         crashed.status.code().is_none() || crashed.status.code() == Some(134),
@@ -275,16 +280,16 @@ fn crash_while_correcting(method: &str, point: &str) {
     let recovered = run(&[]);
     exits(&recovered, 0);
     let mut expected = says("2026-11-18", raised);
-    expected.extend(says("2026-11-19", raised));
+    expected.extend(says("2026-11-19", raised).into_iter().take(10));
     assert_eq!(billed(&sim), expected, "{method}/{point}: {}", describe(&recovered));
     let records = sim.records();
     assert_eq!(
         records.len(),
-        36,
-        "{method}/{point}: 24 rows and 12 differences, none twice"
+        34,
+        "{method}/{point}: 24 rows, 12 differences, 2 deleted, none twice"
     );
     let keys: std::collections::HashSet<_> = records.iter().map(|r| r.unique_key.clone()).collect();
-    assert_eq!(keys.len(), 36, "{method}/{point}");
+    assert_eq!(keys.len(), 34, "{method}/{point}");
     let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
     exits(&plan, 0);
     assert!(
@@ -304,6 +309,8 @@ fn a_crash_at_every_point_of_a_correction_corrects_exactly_once() {
             "before_update:3",
             "update_answered",
             "update_answered:7",
+            "before_delete",
+            "delete_answered:2",
             "before_batch_sent",
             "batch_answered",
             "batch_answered:2",
@@ -500,4 +507,27 @@ fn gone_rows_are_reported_or_their_pending_records_deleted_and_may_come_back() {
         .sum();
     assert_eq!(billed_19, (10..22).sum::<i64>() as f64);
     exits(&run_against(&project, &sim, &["run"]), 0);
+}
+
+#[test]
+fn more_changed_rows_than_a_run_describes_stop_it_sending_nothing() {
+    let sim = Sim::start(SimConfig::default());
+    let project = project(&sim, "actions", "    on_change: correct\n");
+    export_day(&project, "2026-11-18", |i| 10 + i as i64);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    export_day(&project, "2026-11-18", |i| 20 + i as i64);
+    let (id, secret) = (sim.client_id(), sim.secret());
+    let env = [
+        ("ZUORA_CLIENT_ID", id.as_str()),
+        ("ZUORA_CLIENT_SECRET", secret.as_str()),
+        ("DINMO_CHANGED_ROWS_LIMIT", "5"),
+    ];
+    let run = dinmo_in(project.path(), &["run"], &env);
+    exits_with(&run, 1, &["12 rows synced earlier have other values now, more than 5", "DINMO_CHANGED_ROWS_LIMIT"]);
+    assert_eq!(billed(&sim), says("2026-11-18", |i| 10 + i as i64), "nothing was sent");
+    // max_new_rows guards changed rows too.
+    set_policies(&project, "    on_change: correct\n    max_new_rows: 3\n");
+    let run = run_against(&project, &sim, &["run"]);
+    exits_with(&run, 1, &["more than 3 (its max_new_rows)"]);
+    assert_eq!(billed(&sim), says("2026-11-18", |i| 10 + i as i64), "nothing was sent");
 }

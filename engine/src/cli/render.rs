@@ -118,11 +118,11 @@ fn push_changes_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
             "{} {} of them (on_change: correct){}",
             if is_plan { "would correct" } else { "corrected" },
             sync.corrected_rows,
-            if sync.held_rows > 0 {
+            if sync.held_changed_rows() > 0 {
                 format!(
                     "; {} {} ({} newly), settle them with `dinmo state resolve-held {}`",
                     if is_plan { "would hold" } else { "held" },
-                    sync.held_rows,
+                    sync.held_changed_rows(),
                     sync.newly_held_rows,
                     sync.sync_id
                 )
@@ -130,10 +130,10 @@ fn push_changes_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
                 String::new()
             }
         ),
-        _ if sync.held_rows > 0 => format!(
+        _ if sync.held_changed_rows() > 0 => format!(
             "{} {} of them, nothing sent ({} newly; on_change: {}). Settle them with `dinmo state resolve-held {}`",
             if is_plan { "would hold" } else { "held" },
-            sync.held_rows,
+            sync.held_changed_rows(),
             sync.newly_held_rows,
             sync.on_change,
             sync.sync_id
@@ -314,7 +314,8 @@ fn push_changes_markdown(out: &mut String, sync: &SyncReport) {
         "ignore" => "left as they are (`on_change: ignore`)".to_string(),
         "correct" => format!(
             "**{}** would be corrected, **{}** held",
-            sync.corrected_rows, sync.held_rows
+            sync.corrected_rows,
+            sync.held_changed_rows()
         ),
         _ => format!(
             "**held**, nothing sent (`on_change: hold`; {} newly)",

@@ -58,13 +58,34 @@ pub struct Diff {
     pub gone: Vec<u128>,
 }
 
-/// The keys of `snapshot` the split did not see, but those of deleted rows.
-pub(super) fn gone_of(snapshot: &FrozenKeySet<Seen>) -> Vec<u128> {
-    snapshot
-        .unseen()
-        .filter(|(_, value)| *value != stored_value(DELETED_VALUE))
-        .map(|(key, _)| key)
-        .collect()
+/// The snapshot's keys and values in memory, with what the split found of them.
+#[derive(Debug)]
+pub struct SnapshotSet {
+    /// The keys and values.
+    pub(super) keys: FrozenKeySet<Seen>,
+    /// Keys of rows not deleted.
+    pub(super) live: u64,
+    /// Rows of the model whose key is one of those (counted by the split).
+    pub(super) matched: std::sync::atomic::AtomicU64,
+}
+
+impl SnapshotSet {
+    /// The keys of rows not deleted that the split did not see: `None` when the set was not
+    /// marking the keys it found and some are gone (the model's keys must be marked again,
+    /// [`super::join::mark_model_keys`]).
+    pub(super) fn gone(&self) -> Option<Vec<u128>> {
+        if !self.keys.marking() {
+            let matched = self.matched.load(std::sync::atomic::Ordering::Relaxed);
+            return (matched >= self.live).then(Vec::new);
+        }
+        Some(
+            self.keys
+                .unseen()
+                .filter(|(_, value)| *value != stored_value(DELETED_VALUE))
+                .map(|(key, _)| key)
+                .collect(),
+        )
+    }
 }
 
 /// The row keys and values of a batch of a snapshot frame (see
@@ -130,8 +151,9 @@ pub(super) async fn fill(
     set: KeySet<Seen>,
     snapshot: &[DataFrame],
     corrections: &[(u128, u64)],
+    mark_seen: bool,
     context: &str,
-) -> Result<Option<FrozenKeySet<Seen>>> {
+) -> Result<Option<SnapshotSet>> {
     let set = Arc::new(set);
     let mut streams = Vec::new();
     for frame in snapshot {
@@ -177,7 +199,21 @@ pub(super) async fn fill(
         if frozen_keys.insert_with(&keys, &values) == Err(OutOfMemory) {
             return Ok(None);
         }
-        return Ok(Some(frozen_keys.freeze()));
+        let mut keys = frozen_keys.freeze();
+        if !mark_seen {
+            keys = keys.without_marking();
+        }
+        let deleted: std::collections::HashSet<u128> = corrections
+            .iter()
+            .map(|(key, _)| *key)
+            .filter(|key| keys.peek(*key) == Some(stored_value(DELETED_VALUE)))
+            .collect();
+        let live = keys.keys() - deleted.len() as u64;
+        return Ok(Some(SnapshotSet {
+            keys,
+            live,
+            matched: Default::default(),
+        }));
     }
     Ok(None)
 }
@@ -188,7 +224,7 @@ pub(super) enum Known<'a> {
     /// No snapshot: every row is new.
     Nothing,
     /// The snapshot's keys and values in a set.
-    InMemory(&'a FrozenKeySet<Seen>),
+    InMemory(&'a SnapshotSet),
     /// The value a join found for each row, null where the snapshot lacks its key.
     Joined(&'a UInt64Array),
 }
@@ -199,7 +235,7 @@ pub(super) enum Known<'a> {
 /// `snapshot` and `joined`, every row is new.
 pub(super) async fn write_split(
     rows: DataFrame,
-    snapshot: Option<Arc<FrozenKeySet<Seen>>>,
+    snapshot: Option<Arc<SnapshotSet>>,
     joined: bool,
     files: &DiffFiles,
     context: &str,
@@ -264,7 +300,7 @@ pub(super) async fn write_split(
 }
 
 /// The hashes of the staged keys (16 bytes each) in column `column` of `batch`.
-fn staged_hashes(batch: &RecordBatch, column: usize) -> std::result::Result<Vec<u128>, ArrowError> {
+pub(super) fn staged_hashes(batch: &RecordBatch, column: usize) -> std::result::Result<Vec<u128>, ArrowError> {
     let keys = batch
         .column(column)
         .as_fixed_size_binary_opt()
@@ -322,7 +358,15 @@ pub(super) fn split_rows(
             let changed = RecordBatch::new_empty(Arc::clone(schema));
             return Ok(Split { new, changed });
         }
-        Known::InMemory(snapshot) => hashes.iter().map(|&hash| snapshot.see(hash)).collect(),
+        Known::InMemory(snapshot) => {
+            let stored: Vec<Option<u64>> = hashes.iter().map(|&hash| snapshot.keys.see(hash)).collect();
+            let deleted = stored_value(DELETED_VALUE);
+            let matched = stored.iter().filter(|v| v.is_some_and(|v| v != deleted)).count();
+            snapshot
+                .matched
+                .fetch_add(matched as u64, std::sync::atomic::Ordering::Relaxed);
+            stored
+        }
         Known::Joined(values) => values.iter().map(|v| v.map(stored_value)).collect(),
     };
     let new = BooleanArray::new(

@@ -164,10 +164,59 @@ pub async fn write_new_rows(
         .and_then(|frame| frame.select(projection(sync, col(key_column(sync_index)))))
         .map_err(DinmoError::engine(context.clone()))?;
     let counts = anti_join::write_split(rows, keys.clone(), false, files, &context).await?;
-    Ok(Diff {
-        counts,
-        gone: keys.as_deref().map(anti_join::gone_of).unwrap_or_default(),
-    })
+    let keys = keys.map(SnapshotKeys::InMemory).unwrap_or(SnapshotKeys::Everything);
+    let gone = match keys.gone() {
+        Some(gone) => gone,
+        None => mark_model_keys(ctx, staged, sync_index, &sync.id, &keys).await?,
+    };
+    Ok(Diff { counts, gone })
+}
+
+/// The gone rows' keys, when the split only counted them: the model's keys (from the staged
+/// rows, or by running the model's query again when they were not kept) are marked in the
+/// snapshot's keys, and those left unmarked are gone.
+pub async fn mark_model_keys(
+    ctx: &SessionContext,
+    staged: &StagedModel,
+    sync_index: usize,
+    sync_id: &dinmo_connectors::SyncId,
+    keys: &SnapshotKeys,
+) -> Result<Vec<u128>> {
+    let SnapshotKeys::InMemory(set) = keys else {
+        return Ok(Vec::new());
+    };
+    let context = format!("sync `{sync_id}`: naming the gone rows");
+    set.keys.mark_from_now();
+    let frame = ctx
+        .table(staged.table.as_str())
+        .await
+        .map_err(DinmoError::engine(context.clone()))?;
+    let key = key_column(sync_index);
+    let staged_keys = frame.schema().has_column_with_unqualified_name(&key);
+    let columns: Vec<_> = if staged_keys {
+        vec![ident(&key)]
+    } else {
+        staged.primary_key.iter().map(|c| ident(c)).collect()
+    };
+    let mut stream = frame
+        .select(columns)
+        .and_then(|f| Ok(f.execute_stream()))
+        .map_err(DinmoError::engine(context.clone()))?
+        .await
+        .map_err(DinmoError::engine(context.clone()))?;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch.map_err(DinmoError::engine(context.clone()))?;
+        let hashes = if staged_keys {
+            anti_join::staged_hashes(&batch, 0).map_err(DinmoError::arrow(context.clone()))?
+        } else {
+            let all: Vec<usize> = (0..batch.num_columns()).collect();
+            crate::state::row_key::row_hashes(sync_id, &batch, &all).map_err(DinmoError::arrow(context.clone()))?
+        };
+        for hash in hashes {
+            set.keys.see(hash);
+        }
+    }
+    Ok(keys.gone().unwrap_or_default())
 }
 
 /// Removes a local file dinmo wrote for itself; one that is already gone is fine, another

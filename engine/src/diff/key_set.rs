@@ -215,6 +215,7 @@ impl<V: Stored> KeySet<V> {
                 .map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
                 .collect(),
             _memory: self.memory.into_inner().unwrap_or_else(PoisonError::into_inner),
+            marking: std::sync::atomic::AtomicBool::new(true),
         }
     }
 }
@@ -232,18 +233,57 @@ impl KeySet<()> {
 pub struct FrozenKeySet<V = ()> {
     shards: Vec<Shard<V>>,
     _memory: MemoryReservation,
+    /// Whether [`FrozenKeySet::see`] marks the keys it finds (writing to every entry costs
+    /// memory bandwidth; it is only needed to name the keys not seen).
+    marking: std::sync::atomic::AtomicBool,
 }
 
 impl FrozenKeySet<Seen> {
-    /// The value held for `key` (its low 63 bits), when the set has it; marks the key seen.
+    /// The value held for `key` (its low 63 bits), when the set has it; marks the key seen
+    /// while marking ([`FrozenKeySet::mark_from_now`]).
     pub fn see(&self, key: u128) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
         let slot = &self.shards[shard_of(key)].get(&key)?.0;
         let value = slot.load(Relaxed);
-        if value & SEEN == 0 {
+        if value & SEEN == 0 && self.marking.load(Relaxed) {
             slot.store(value | SEEN, Relaxed);
         }
         Some(stored_value(value))
+    }
+
+    /// Marks `key` seen, whether or not the set is marking: `Some(true)` when it was marked
+    /// already (the key came twice), `Some(false)` when it was not, `None` when the set does
+    /// not hold it. An atomic read-modify-write, so two tasks marking one key tell it apart.
+    pub fn mark(&self, key: u128) -> Option<bool> {
+        let slot = &self.shards[shard_of(key)].get(&key)?.0;
+        Some(slot.fetch_or(SEEN, std::sync::atomic::Ordering::Relaxed) & SEEN != 0)
+    }
+
+    /// Whether keys found are marked.
+    pub fn marking(&self) -> bool {
+        self.marking.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the keys found from now on.
+    pub fn mark_from_now(&self) {
+        self.marking.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The value held for `key`, without marking it.
+    pub fn peek(&self, key: u128) -> Option<u64> {
+        let slot = &self.shards[shard_of(key)].get(&key)?.0;
+        Some(stored_value(slot.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+
+    /// Marks nothing until [`FrozenKeySet::mark_from_now`].
+    pub fn without_marking(self) -> Self {
+        self.marking.store(false, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
+    /// Keys in the set.
+    pub fn keys(&self) -> u64 {
+        self.shards.iter().map(|shard| shard.len() as u64).sum()
     }
 
     /// The keys no [`FrozenKeySet::see`] asked for, with their values.
@@ -259,6 +299,7 @@ impl FrozenKeySet<Seen> {
 }
 
 impl<V> FrozenKeySet<V> {
+    #[cfg(test)]
     pub fn contains(&self, key: u128) -> bool {
         self.shards[shard_of(key)].contains_key(&key)
     }

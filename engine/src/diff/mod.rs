@@ -24,7 +24,7 @@ use arrow::array::{AsArray, RecordBatch};
 use dinmo_connectors::ROW_KEY_COLUMN;
 
 pub use anti_join::{Diff, DiffCounts, DiffFiles};
-pub use join::write_new_rows;
+pub use join::{mark_model_keys, write_new_rows};
 pub use snapshot::{Snapshot, SnapshotKeys, When, snapshot_keys};
 pub use staging::{DirectDiff, StagedModel, StagedRows, key_column, stage_model};
 
@@ -119,6 +119,7 @@ mod tests {
             table: "staged".into(),
             path: PathBuf::new(),
             rows: keys.len() as u64,
+            primary_key: vec!["account".into()],
             direct_rows: Vec::new(),
             discarding: Default::default(),
         }

@@ -13,7 +13,8 @@ use futures::StreamExt;
 
 use super::anti_join;
 use super::anti_join::DiffFiles;
-use super::key_set::{self, FrozenKeySet, KeySet, Seen};
+use super::anti_join::SnapshotSet;
+use super::key_set::{self, KeySet, Seen};
 use super::staging::DirectDiff;
 use crate::error::{DinmoError, Result};
 use crate::project::Sync;
@@ -39,7 +40,7 @@ pub enum SnapshotKeys {
     Everything,
     /// The snapshot's keys and values in memory: the model's rows are split as they are
     /// staged.
-    InMemory(Arc<FrozenKeySet<Seen>>),
+    InMemory(Arc<SnapshotSet>),
     /// Keys that would take over a quarter of the memory limit: loaded only once the model
     /// ran and its primary key was checked, so the two sets (and the query that checks the
     /// key when its set does not fit) never hold memory at once ([`write_new_rows`]).
@@ -51,11 +52,13 @@ pub enum SnapshotKeys {
 
 impl SnapshotKeys {
     /// Once the model's rows streamed past the keys in memory: the keys it did not produce
-    /// (gone rows). Empty for the other kinds (a join finds them itself, [`write_new_rows`]).
-    pub fn gone(&self) -> Vec<u128> {
+    /// (gone rows); `None` when some are gone but the keys found were not marked (the model's
+    /// keys must be marked again, [`mark_model_keys`](super::mark_model_keys)). Empty for the
+    /// other kinds (a join finds them itself, [`write_new_rows`]).
+    pub fn gone(&self) -> Option<Vec<u128>> {
         match self {
-            SnapshotKeys::InMemory(keys) => anti_join::gone_of(keys),
-            _ => Vec::new(),
+            SnapshotKeys::InMemory(keys) => keys.gone(),
+            _ => Some(Vec::new()),
         }
     }
 
@@ -103,7 +106,7 @@ pub async fn snapshot_keys(
     };
     let corrections = snapshot.corrections(&context).await?;
     Ok(
-        match anti_join::fill(set, &snapshot.frames, &corrections, &context).await? {
+        match anti_join::fill(set, &snapshot.frames, &corrections, snapshot.mark_seen, &context).await? {
             Some(keys) => SnapshotKeys::InMemory(Arc::new(keys)),
             None => SnapshotKeys::Join(snapshot),
         },
@@ -123,6 +126,10 @@ pub struct Snapshot {
     pub correcting: Vec<DataFrame>,
     /// Rows of the model in it.
     pub rows: u64,
+    /// Whether the split marks the keys it finds, to name the gone ones at once: worth its
+    /// cost when rows were gone last run; otherwise gone rows are counted, and named by marking
+    /// the model's keys again only when some are.
+    pub mark_seen: bool,
 }
 
 impl Snapshot {
@@ -151,6 +158,8 @@ impl Snapshot {
                 .read_parquet(part.url.as_str(), ParquetReadOptions::default())
                 .await
                 .map_err(DinmoError::engine(context))?;
+            // Values of another version are hashed again from the fields.
+            let frame = frame.drop_columns(&[VALUE_COLUMN]).map_err(DinmoError::engine(context))?;
             frames.push(frame);
         }
         let mut correcting = Vec::new();
@@ -164,6 +173,7 @@ impl Snapshot {
             frames,
             correcting,
             rows,
+            mark_seen: false,
         })
     }
 

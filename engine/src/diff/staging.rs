@@ -15,7 +15,8 @@ use dinmo_connectors::{ROW_KEY_COLUMN, SyncId};
 use futures::StreamExt;
 
 use super::anti_join::{self, DiffCounts, DiffFiles, Known, SplitFeeds, SplitWriters};
-use super::key_set::{FrozenKeySet, KeySet, OutOfMemory, Seen};
+use super::anti_join::SnapshotSet;
+use super::key_set::{KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;
 use crate::project::Sync;
@@ -47,7 +48,7 @@ pub struct DirectDiff<'s> {
     /// The sync.
     pub(super) sync: &'s Sync,
     /// Its snapshot's keys and values; `None` when every row is new.
-    pub(super) keys: Option<Arc<FrozenKeySet<Seen>>>,
+    pub(super) keys: Option<Arc<SnapshotSet>>,
     /// Where its rows go.
     pub(super) files: DiffFiles,
 }
@@ -63,6 +64,8 @@ pub struct StagedModel {
     pub path: PathBuf,
     /// Rows the model produced.
     pub rows: u64,
+    /// The model's primary key columns.
+    pub(super) primary_key: Vec<String>,
     /// New and changed rows written for each directly diffed sync, by the sync's index.
     pub(super) direct_rows: Vec<(usize, DiffCounts)>,
     /// The removal of the staged files, once started ([`StagedModel::discard`]).
@@ -246,6 +249,7 @@ pub async fn stage_model(
         table,
         path: folder,
         rows,
+        primary_key: model.primary_key.clone(),
         direct_rows,
         discarding: Default::default(),
     })
@@ -321,6 +325,10 @@ async fn stage_pass(
         }
         writers.push((diff.index, writer));
     }
+    let first_snapshot = outputs.iter().find(|o| o.index == 0).and_then(|o| o.keys.clone());
+    if let Some(snapshot) = &first_snapshot {
+        snapshot.keys.mark_from_now();
+    }
     let job = Arc::new(StageJob {
         model: model.name.clone(),
         file: model.file.clone(),
@@ -331,6 +339,7 @@ async fn stage_pass(
         seen,
         seen_overflowed: std::sync::atomic::AtomicBool::new(key_check == KeyCheck::ByQuery),
         outputs,
+        first_snapshot,
     });
     let streams = planned
         .frame
@@ -417,7 +426,7 @@ struct DirectOutput {
     columns: Vec<usize>,
     /// The destination's fields, in that order.
     names: Vec<String>,
-    keys: Option<Arc<FrozenKeySet<Seen>>>,
+    keys: Option<Arc<SnapshotSet>>,
     schema: SchemaRef,
     pending: PathBuf,
     feeds: SplitFeeds,
@@ -439,6 +448,9 @@ struct StageJob {
     seen_overflowed: std::sync::atomic::AtomicBool,
     /// The syncs whose new rows are written as the model runs.
     outputs: Vec<DirectOutput>,
+    /// The first sync's snapshot keys, when they are in memory: the primary-key check marks
+    /// the keys they hold there ([`StageJob::remember_first`]).
+    first_snapshot: Option<Arc<SnapshotSet>>,
 }
 
 impl StageJob {
@@ -458,6 +470,27 @@ impl StageJob {
                 0
             }
         }
+    }
+
+    /// [`StageJob::remember`] for the first sync's keys: when its snapshot's keys are in
+    /// memory, a key the snapshot holds is checked by marking it there (a second mark is a
+    /// repeat), and only the others go to the primary-key set. A run that finds nothing new
+    /// then builds no second set of every key; and every key the snapshot holds is marked, so
+    /// its gone rows are named at once.
+    fn remember_first(&self, hashes: &[u128]) -> u64 {
+        let Some(snapshot) = &self.first_snapshot else {
+            return self.remember(hashes);
+        };
+        let mut repeated = 0;
+        let mut absent = Vec::new();
+        for &hash in hashes {
+            match snapshot.keys.mark(hash) {
+                Some(true) => repeated += 1,
+                Some(false) => {}
+                None => absent.push(hash),
+            }
+        }
+        repeated + self.remember(&absent)
     }
 
     fn query_error(&self, source: datafusion::error::DataFusionError) -> DinmoError {
@@ -509,7 +542,7 @@ async fn stage_partition(
         for (index, sync_id) in job.sync_ids.iter().enumerate() {
             let hashes = row_hashes(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
             if index == 0 {
-                repeated_keys += job.remember(&hashes);
+                repeated_keys += job.remember_first(&hashes);
             }
             for output in job.outputs.iter().filter(|o| o.index == index) {
                 let known = match output.keys.as_deref() {

@@ -277,6 +277,21 @@ pub enum DinmoError {
     #[error("no run `{run}` in {state}")]
     RunNotFound { run: RunId, state: String },
 
+    /// More rows changed than a run describes.
+    #[error(
+        "sync `{sync}`: {changed} rows synced earlier have other values now, more than {limit} ({why}); nothing was sent. \
+         So many changes usually mean the model or its mapping changed how values are computed rather than the \
+         warehouse restating usage: compare `dinmo plan --format json`'s `changed_since_last_run` and check the model. \
+         If the changes are real, raise the limit{remedy}"
+    )]
+    TooManyChangedRows {
+        sync: SyncId,
+        changed: u64,
+        limit: u64,
+        why: &'static str,
+        remedy: String,
+    },
+
     /// `state resolve-held` found nothing to settle.
     #[error("sync `{sync}`: nothing to resolve: {message}")]
     NothingHeld { sync: SyncId, message: String },

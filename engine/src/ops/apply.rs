@@ -93,7 +93,12 @@ impl<'p> ApplyOp<'p> {
                     ..SyncReport::default()
                 };
                 sync_report.counts.model_rows = saved.model_rows;
-                sync_report.counts.new_rows = saved.new_rows;
+                sync_report.counts.new_rows = saved.new_rows.saturating_sub(saved.corrections);
+                sync_report.counts.corrections = saved.corrections;
+                sync_report.changed_rows = saved.changed_rows;
+                sync_report.corrected_rows = saved.corrections;
+                sync_report.held_rows = saved.held_rows;
+                sync_report.gone_rows = saved.gone_rows;
                 let sent = send_rows(
                     &run,
                     &saved.identity(),

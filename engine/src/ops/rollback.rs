@@ -197,7 +197,9 @@ async fn rollback_sync(
     let at = RunContext::now();
     let new_path = SyncPaths::of(&sync_id).rollback_part(&run, at);
     let local = staging.join(format!("{sync_id}.parquet"));
-    let (new_part, deleted_rows) = store_kept_rows(state, &batches, &deleted, &local, &new_path, &context).await?;
+    let values_current = parts.iter().all(PartInfo::holds_values);
+    let (new_part, deleted_rows) =
+        store_kept_rows(state, &batches, &deleted, &local, &new_path, values_current, &context).await?;
     manifest.snapshot_parts = new_part.into_iter().collect();
     manifest.recount();
     manifest.rollback = Some(Rollback {
@@ -238,13 +240,16 @@ async fn store_kept_rows(
     deleted: &BTreeSet<&str>,
     local: &std::path::Path,
     path: &str,
+    values_current: bool,
     context: &str,
 ) -> Result<(Option<PartInfo>, u64)> {
     let mut writer: Option<LocalPartWriter> = None;
     let (mut deleted_rows, mut corrections) = (0u64, 0u64);
-    let values = batches
-        .first()
-        .is_some_and(|b| b.column_by_name(crate::state::values::VALUE_COLUMN).is_some());
+    // The kept rows keep the parts' values only when every part holds today's version.
+    let values = values_current
+        && batches
+            .first()
+            .is_some_and(|b| b.column_by_name(crate::state::values::VALUE_COLUMN).is_some());
     for batch in batches {
         let keep: BooleanArray = destination_ids(batch, context)?
             .iter()
@@ -271,7 +276,7 @@ async fn store_kept_rows(
     let part = match rows {
         0 => None,
         _ => Some(PartInfo {
-            values,
+            value_version: if values { crate::state::values::VALUE_VERSION } else { 0 },
             corrections,
             ..state.upload(&local, path, rows).await?
         }),

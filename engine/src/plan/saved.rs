@@ -54,8 +54,20 @@ pub struct SavedSync {
     pub mapping_hash: String,
     /// Rows the model produced.
     pub model_rows: u64,
-    /// Rows to send.
+    /// Rows to send: new rows and corrections.
     pub new_rows: u64,
+    /// Of `new_rows`, the corrections of rows whose values changed after they were sent.
+    #[serde(default)]
+    pub corrections: u64,
+    /// Rows whose values changed after they were sent, when planned.
+    #[serde(default)]
+    pub changed_rows: u64,
+    /// Of those, and of the gone rows, the rows the plan held (nothing is sent for them).
+    #[serde(default)]
+    pub held_rows: u64,
+    /// Rows sent earlier whose key the model no longer produced, when planned.
+    #[serde(default)]
+    pub gone_rows: u64,
     /// The sync's state when planned; `apply` refuses if it differs.
     pub state_version: String,
     /// Entry holding the rows.

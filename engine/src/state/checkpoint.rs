@@ -61,7 +61,7 @@ impl Checkpoint {
     /// Whether its key parts hold each row's value; those written by earlier releases hold
     /// keys only, and the state is read as if they were not there.
     pub fn holds_values(&self) -> bool {
-        self.key_parts.iter().all(|part| part.values)
+        self.key_parts.iter().all(PartInfo::holds_values)
     }
 }
 

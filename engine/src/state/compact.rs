@@ -90,7 +90,7 @@ impl StateStore {
             let (local, rows) = writer.finish().await?;
             let mut part = self.upload(&local, &relative, rows).await?;
             part.row_keys = KeyEncoding::Binary;
-            part.values = true;
+            part.value_version = super::values::VALUE_VERSION;
             key_parts.push(part);
             crash_point("checkpoint_keys_stored");
         }
@@ -174,7 +174,7 @@ impl StateStore {
             });
         }
         let has_corrections = builder.schema().column_with_name(CORRECTS_COLUMN).is_some();
-        let builder = if part.values {
+        let builder = if part.holds_values() {
             let mut columns = vec![ROW_KEY_COLUMN, VALUE_COLUMN];
             if has_corrections {
                 columns.push(CORRECTS_COLUMN);
@@ -203,8 +203,8 @@ impl StateStore {
                 .map_err(damaged)?
                 .unwrap_or_default();
             let values = match batch.column_by_name(VALUE_COLUMN) {
-                Some(values) => Arc::clone(values),
-                None => value_column(stored_value_hashes(&batch).map_err(damaged)?),
+                Some(values) if part.holds_values() => Arc::clone(values),
+                _ => value_column(stored_value_hashes(&batch).map_err(damaged)?),
             };
             let keys = binary_keys(&hashes).map_err(DinmoError::arrow(context.clone()))?;
             let batch = RecordBatch::try_new(Arc::clone(&schema), vec![keys, values])

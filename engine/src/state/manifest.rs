@@ -90,6 +90,9 @@ pub struct Counts {
     /// sent (`on_change: correct`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub corrections: u64,
+    /// Rows sent earlier whose key the model no longer produced.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gone: u64,
     /// Rows the destination acknowledged.
     pub accepted: u64,
     /// Rows refused (by a field rule or the destination).
@@ -113,11 +116,12 @@ pub struct PartInfo {
     /// version 3, whose parts all hold them as hex text.
     #[serde(default, skip_serializing_if = "KeyEncoding::is_hex")]
     pub row_keys: KeyEncoding,
-    /// Whether the part holds each row's value hash
-    /// ([`VALUE_COLUMN`](super::values::VALUE_COLUMN)). Parts stored by earlier releases do
-    /// not; their values are hashed from the fields they hold.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub values: bool,
+    /// The version of the value hashes the part holds
+    /// ([`VALUE_COLUMN`](super::values::VALUE_COLUMN), [`VALUE_VERSION`](super::values::VALUE_VERSION));
+    /// 0 for parts stored by earlier releases, which hold none. A part whose version is not
+    /// today's has its values hashed from the fields it holds, as if it had none.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub value_version: u32,
     /// Rows of the part that record a correction of another row rather than a row of the
     /// model ([`CORRECTS_COLUMN`](super::values::CORRECTS_COLUMN)).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -128,7 +132,16 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+fn is_zero_u32(value: &u32) -> bool {
+    *value == 0
+}
+
 impl PartInfo {
+    /// Whether the part holds value hashes of today's version.
+    pub fn holds_values(&self) -> bool {
+        self.value_version == super::values::VALUE_VERSION
+    }
+
     /// Rows of the part that are rows of the model (not corrections).
     pub fn model_rows(&self) -> u64 {
         self.rows.saturating_sub(self.corrections)

@@ -157,9 +157,19 @@ impl LocalPartWriter {
         // Nothing prunes on dinmo's own columns, and their minimum and maximum cost two
         // comparisons a value. The destination's fields keep theirs, for whoever queries the
         // parts.
-        for column in [dinmo_connectors::ROW_KEY_COLUMN, DESTINATION_ID_COLUMN, RUN_ID_COLUMN] {
+        for column in [
+            dinmo_connectors::ROW_KEY_COLUMN,
+            DESTINATION_ID_COLUMN,
+            RUN_ID_COLUMN,
+            super::values::VALUE_COLUMN,
+        ] {
             properties = properties.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
         }
+        // Value hashes are random 64-bit words, like the keys: no dictionary, no compression.
+        let value = ColumnPath::from(super::values::VALUE_COLUMN);
+        properties = properties
+            .set_column_dictionary_enabled(value.clone(), false)
+            .set_column_compression(value, Compression::UNCOMPRESSED);
         // Keys stored as their 16 bytes are random: zstd cannot shrink them, only spend time
         // trying.
         let key = schema.field_with_name(dinmo_connectors::ROW_KEY_COLUMN).ok();

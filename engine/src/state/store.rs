@@ -261,7 +261,7 @@ impl StateStore {
             bytes,
             xxh3: format!("{:016x}", hasher.digest()),
             row_keys: KeyEncoding::Hex,
-            values: false,
+            value_version: 0,
             corrections: 0,
         })
     }
@@ -463,7 +463,7 @@ impl StateStore {
         let snapshot_part = |part: &PartInfo| SnapshotPart {
             url: self.url_of(&part.path),
             row_keys: part.row_keys,
-            values: part.values,
+            values: part.holds_values(),
         };
         let mut snapshot_parts: Vec<SnapshotPart> = parts.iter().map(|part| snapshot_part(part)).collect();
         let corrections: Vec<SnapshotPart> = correcting.iter().map(|part| snapshot_part(part)).collect();

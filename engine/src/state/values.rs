@@ -25,6 +25,12 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use super::row_key::normalise_decimal;
 
+/// Version of the canonical form [`value_hashes`] hashes, recorded with every part holding
+/// values ([`PartInfo::value_version`](super::PartInfo::value_version)): a part of another
+/// version has its values hashed again from its fields, so a change of the form never makes
+/// every row look changed.
+pub const VALUE_VERSION: u32 = 1;
+
 /// Column of snapshot parts and checkpoint key parts: each row's [`value_hashes`] hash.
 pub const VALUE_COLUMN: &str = "_dinmo_value";
 
@@ -45,9 +51,10 @@ const SEED_TEXT: u64 = 0x7465_7874;
 const SEED_NUMBER: u64 = 0x6e75_6d62;
 const SEED_INSTANT: u64 = 0x696e_7374;
 const SEED_OTHER: u64 = 0x6f74_6872;
-const TAG_INTEGER: u64 = 0x1f83_d9ab_fb41_bd6b;
+const TAG_NUMBER: u64 = 0x1f83_d9ab_fb41_bd6b;
 const TAG_DATE: u64 = 0x5be0_cd19_137e_2179;
 const TAG_BOOLEAN: u64 = 0x9b05_688c_2b3e_6c1f;
+const TAG_INSTANT: u64 = 0x3c6e_f372_fe94_f82b;
 const NULL: u64 = 0x510e_527f_ade6_82d1;
 
 /// splitmix64's finaliser: spreads a 64-bit value over all bits.
@@ -58,52 +65,88 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn integer(value: i64) -> u64 {
-    mix(value as u64 ^ TAG_INTEGER)
+/// 10^0 to 10^18.
+const POWERS_OF_TEN: [i128; 19] = {
+    let mut powers = [1i128; 19];
+    let mut i = 1;
+    while i < 19 {
+        powers[i] = powers[i - 1] * 10;
+        i += 1;
+    }
+    powers
+};
+
+/// A number already at scale 18: numbers are compared as integers at this scale, which holds
+/// every decimal usage carries and every i64.
+fn fixed(value: i128) -> u64 {
+    mix(value as u64 ^ mix((value >> 64) as u64 ^ TAG_NUMBER))
 }
 
-/// A number given as plain decimal text (no exponent): as an integer when it is whole and
-/// fits, otherwise its text without trailing zeros.
+fn integer(value: i64) -> u64 {
+    fixed(i128::from(value) * POWERS_OF_TEN[18])
+}
+
+/// A number as `mantissa × 10^-scale`, compared as the same integer at scale 18 whatever its
+/// scale (`12`, `12.0`, `12.000` and `12.5`/`12.50` alike, from any type); numbers finer
+/// than 18 decimals or too large for it keep their digits without trailing zeros and scale.
+fn number(mut mantissa: i128, mut scale: i32) -> u64 {
+    if (0..=18).contains(&scale)
+        && let Some(at_18) = POWERS_OF_TEN[(18 - scale) as usize].checked_mul(mantissa)
+    {
+        return fixed(at_18);
+    }
+    while scale > 18 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    if scale == 18 {
+        return fixed(mantissa);
+    }
+    let mut bytes = [0u8; 20];
+    bytes[..16].copy_from_slice(&mantissa.to_le_bytes());
+    bytes[16..].copy_from_slice(&scale.to_le_bytes());
+    xxh3_64_with_seed(&bytes, SEED_NUMBER)
+}
+
+/// A number given as plain decimal text (no exponent, as Rust prints floats and Arrow prints
+/// decimals), through [`number`]; text that is not one hashes as itself.
 fn number_text(text: &str) -> u64 {
-    let normal = normalise_decimal(text);
-    match normal.parse::<i64>() {
-        Ok(whole) => integer(whole),
-        Err(_) => xxh3_64_with_seed(normal.as_bytes(), SEED_NUMBER),
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let parsed = (!whole.is_empty() || !fraction.is_empty())
+        .then(|| format!("{whole}{fraction}"))
+        .filter(|all| all.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|all| all.parse::<i128>().ok());
+    match parsed {
+        Some(mantissa) => number(if negative { -mantissa } else { mantissa }, fraction.len() as i32),
+        None => xxh3_64_with_seed(normalise_decimal(text).as_bytes(), SEED_NUMBER),
     }
 }
+
+/// Powers of ten a float's fast path tries.
+const POWERS: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 fn float(value: f64) -> u64 {
     // 2^63 is exactly representable; every whole float below it in magnitude fits an i64.
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 9.223_372_036_854_775_808e18 {
         return integer(value as i64);
     }
+    // The shortest decimal that reads back as this float, when it has at most nine decimals:
+    // `m / 10^k` is correctly rounded in IEEE arithmetic, so it equals the float exactly when
+    // the decimal `m × 10^-k` reads back as it, and the first such `k` is the shortest.
+    if value.is_finite() && value.abs() < 9.0e6 {
+        for (k, power) in POWERS.iter().enumerate().skip(1) {
+            let m = (value * power).round();
+            if m / power == value {
+                return number(m as i128, k as i32);
+            }
+        }
+    }
     // Display prints the shortest text that reads back as the same float, never an exponent.
     number_text(&value.to_string())
-}
-
-fn decimal(value: i128, scale: i8) -> u64 {
-    let whole = if scale <= 0 {
-        10i128
-            .checked_pow(u32::from(scale.unsigned_abs()))
-            .and_then(|f| value.checked_mul(f))
-    } else {
-        let factor = 10i128.pow(u32::from(scale.unsigned_abs()));
-        (value % factor == 0).then_some(value / factor)
-    };
-    if let Some(whole) = whole.and_then(|w| i64::try_from(w).ok()) {
-        return integer(whole);
-    }
-    let digits = value.unsigned_abs().to_string();
-    let sign = if value < 0 { "-" } else { "" };
-    let text = if scale <= 0 {
-        format!("{sign}{digits}{}", "0".repeat(usize::from(scale.unsigned_abs())))
-    } else {
-        let scale = usize::from(scale.unsigned_abs());
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (int, frac) = padded.split_at(padded.len() - scale);
-        format!("{sign}{int}.{frac}")
-    };
-    number_text(&text)
 }
 
 /// Each row's hash of one column, as described in the module's documentation.
@@ -164,8 +207,8 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
         DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
             let wide = cast(&array, &DataType::Decimal128((*p).min(38), *s))?;
             let a = wide.as_primitive::<Decimal128Type>();
-            let scale = *s;
-            each(&|row| decimal(a.value(row), scale))
+            let scale = i32::from(*s);
+            each(&|row| number(a.value(row), scale))
         }
         DataType::Decimal256(..) => {
             let text = cast(&array, &DataType::Utf8)?;
@@ -188,12 +231,16 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
                 TimeUnit::Microsecond => 1_000,
                 TimeUnit::Nanosecond => 1,
             };
-            // The raw value is the instant in UTC whatever the zone; widened, it cannot overflow.
+            // The raw value is the instant in UTC whatever the zone; widened, it cannot
+            // overflow. Nanoseconds that fit an i64 (years 1677 to 2262) are mixed as one word.
             let raw = cast(&array, &DataType::Int64)?;
             let a = raw.as_primitive::<Int64Type>();
             each(&|row| {
                 let nanos = i128::from(a.value(row)) * multiplier;
-                xxh3_64_with_seed(&nanos.to_le_bytes(), SEED_INSTANT)
+                match i64::try_from(nanos) {
+                    Ok(nanos) => mix(nanos as u64 ^ TAG_INSTANT),
+                    Err(_) => xxh3_64_with_seed(&nanos.to_le_bytes(), SEED_INSTANT),
+                }
             })
         }
         _ => {
@@ -308,6 +355,28 @@ mod tests {
         );
         assert_eq!(floats[2], tiny[0]);
         assert_ne!(floats[0], floats[1]);
+    }
+
+    #[test]
+    fn a_decimal_is_its_digits_without_trailing_zeros_whatever_its_scale() {
+        let scaled = |value: i128, scale: i8| {
+            hash_of(
+                "Quantity",
+                Arc::new(
+                    Decimal128Array::from(vec![value])
+                        .with_precision_and_scale(38, scale)
+                        .unwrap(),
+                ),
+            )[0]
+        };
+        assert_eq!(scaled(1250, 2), scaled(125_000, 4));
+        assert_eq!(scaled(1250, 2), hash_of("Quantity", Arc::new(Float64Array::from(vec![12.5])))[0]);
+        assert_eq!(scaled(-5, 1), hash_of("Quantity", Arc::new(Float64Array::from(vec![-0.5])))[0]);
+        assert_ne!(scaled(1250, 2), scaled(1251, 2));
+        assert_ne!(scaled(125, 2), scaled(125, 1), "1.25 is not 12.5");
+        // Whole values beyond an i64 still compare by value.
+        let big = 10i128.pow(20);
+        assert_eq!(scaled(big * 100, 2), scaled(big, 0));
     }
 
     #[test]

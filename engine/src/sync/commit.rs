@@ -238,7 +238,7 @@ impl<'a> Commit<'a> {
             crash_point("part_stored");
             if folder == Folder::Snapshot {
                 part.row_keys = KeyEncoding::Binary;
-                part.values = true;
+                part.value_version = crate::state::values::VALUE_VERSION;
                 part.corrections = std::mem::take(&mut self.accepted_corrections);
                 manifest.snapshot_parts.push(part);
             } else {

@@ -107,8 +107,9 @@ pub struct SyncReport {
     pub changed_rows: u64,
     /// The sync's `on_change` policy: `hold`, `correct` or `ignore`.
     pub on_change: String,
-    /// Changed rows held (nothing sent for them) at the end of this run, or that a plan would
-    /// hold; a run that holds any exits 3.
+    /// Rows held (nothing sent for them) at the end of this run, or that a plan would hold:
+    /// changed rows, and gone rows whose record could not be deleted; a run that holds any
+    /// exits 3.
     pub held_rows: u64,
     /// Of `held_rows`, those the last run did not hold already.
     pub newly_held_rows: u64,
@@ -152,6 +153,13 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// Of `held_rows`, the changed rows (the rest are gone rows whose record could not be
+    /// deleted).
+    pub fn held_changed_rows(&self) -> u64 {
+        let gone_kept: u64 = self.gone.as_ref().map_or(0, |g| g.kept.values().sum());
+        self.held_rows.saturating_sub(gone_kept)
+    }
+
     /// The report of a sync about to run over `model_rows` model rows.
     pub fn for_target(target: &PlannedSync<'_>, model_rows: u64) -> Self {
         SyncReport {

@@ -18,7 +18,8 @@ use dinmo_connectors::{Destination, SyncId, WriteContext};
 use tracing::{Instrument, Span, info, info_span};
 
 use crate::diff::{
-    Diff, DiffCounts, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, snapshot_keys, write_new_rows,
+    Diff, DiffCounts, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, mark_model_keys, snapshot_keys,
+    write_new_rows,
 };
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, PlannedSync};
@@ -155,7 +156,10 @@ impl<'r> SyncRun<'r> {
         let table = if run.full_refresh || snapshot.parts.is_empty() {
             None
         } else {
-            Some(Snapshot::read(ctx, &snapshot.parts, &snapshot.corrections, snapshot.rows).await?)
+            let mut read = Snapshot::read(ctx, &snapshot.parts, &snapshot.corrections, snapshot.rows).await?;
+            // Rows gone last run are likely gone again: mark keys as they are found.
+            read.mark_seen = snapshot.manifests.last().is_some_and(|m| m.counts.gone > 0);
+            Some(read)
         };
         let keys = snapshot_keys(ctx, &sync.id, table, When::BeforeTheModel).await?;
         let facts = SyncFacts {
@@ -246,10 +250,13 @@ impl<'r> PreparedSync<'r> {
             files,
         } = self;
         let diff = match staged.direct_rows(sync.position) {
-            Some(counts) => Ok(Diff {
-                counts,
-                gone: keys.gone(),
-            }),
+            Some(counts) => match keys.gone() {
+                Some(gone) => Ok(Diff { counts, gone }),
+                None => mark_model_keys(ctx, staged, sync.position, sync.id(), &keys)
+                    .instrument(sync.span.clone())
+                    .await
+                    .map(|gone| Diff { counts, gone }),
+            },
             None => {
                 write_new_rows(ctx, staged, sync.position, sync.target.sync, keys, &files)
                     .instrument(sync.span.clone())
@@ -329,6 +336,7 @@ async fn finish_inner(
     report.counts.new_rows = new_rows;
     report.changed_rows = counts.changed_rows;
     report.gone_rows = gone.len() as u64;
+    report.counts.gone = report.gone_rows;
     info!(
         model_rows,
         new_rows,
@@ -349,7 +357,11 @@ async fn finish_inner(
         });
     }
 
-    let held = settle_changes(run, target, facts, files, counts, gone, report).await?;
+    let diff = Diff {
+        counts,
+        gone: gone.to_vec(),
+    };
+    let held = settle_changes(run, target, &sync.model.model.file, facts, files, &diff, report).await?;
 
     if run.dry_run {
         let sendable = run.local_sendable(&target.sync.id);
@@ -388,12 +400,13 @@ async fn finish_inner(
 async fn settle_changes(
     run: &RunContext,
     target: &PlannedSync<'_>,
+    model_file: &std::path::Path,
     facts: &SyncFacts,
     files: &DiffFiles,
-    counts: DiffCounts,
-    gone: &[u128],
+    diff: &Diff,
     report: &mut SyncReport,
 ) -> Result<Option<PathBuf>> {
+    let (counts, gone) = (diff.counts, diff.gone.as_slice());
     let destination = target.destination.as_ref();
     let (on_change, on_delete) = (target.sync.on_change, target.sync.on_delete);
     report.on_change = on_change.as_str().to_string();
@@ -407,6 +420,33 @@ async fn settle_changes(
     };
     let quantity = destination.roles().quantity;
     let held_file = files.changed.with_extension("held.parquet");
+    if on_change != OnChange::Ignore {
+        let guards = [
+            (
+                target.sync.max_new_rows,
+                "its max_new_rows",
+                format!(" (max_new_rows in {})", model_file.display()),
+            ),
+            (
+                Some(run.settings.changed_rows_limit),
+                "the rows a run describes at once",
+                format!(" ({} in the environment)", crate::settings::CHANGED_ROWS_LIMIT),
+            ),
+        ];
+        for (limit, why, remedy) in guards {
+            if let Some(limit) = limit
+                && counts.changed_rows > limit
+            {
+                return Err(DinmoError::TooManyChangedRows {
+                    sync: target.sync.id.clone(),
+                    changed: counts.changed_rows,
+                    limit,
+                    why,
+                    remedy,
+                });
+            }
+        }
+    }
     let mut held = false;
     let (mut rows, mut decisions) = (Vec::new(), Vec::new());
     match on_change {

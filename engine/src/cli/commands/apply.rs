@@ -21,8 +21,8 @@ pub async fn apply(global: &GlobalArgs, args: &ApplyArgs, defaults: Settings) ->
     };
     finish("apply", global, executed, |report| {
         print_report(report, args.format, false);
-        let rejected: u64 = report.syncs.iter().map(|s| s.counts.rejected).sum();
-        if rejected > 0 {
+        let undelivered: u64 = report.syncs.iter().map(|s| s.counts.rejected + s.held_rows).sum();
+        if undelivered > 0 {
             Status::Undelivered
         } else {
             Status::Success

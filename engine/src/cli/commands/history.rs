@@ -87,6 +87,19 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
                     "  model rows {}  new {}  accepted {}  rejected {}  pending {}",
                     m.counts.model_rows, m.counts.new_rows, m.counts.accepted, m.counts.rejected, m.counts.pending
                 );
+                if m.counts.corrections > 0 {
+                    println!(
+                        "  corrections {} (rows correcting earlier ones, among those accepted; `--rows DIR` lists them)",
+                        m.counts.corrections
+                    );
+                }
+                if let Some(held) = &m.held_part {
+                    println!(
+                        "  held {} row(s) whose values changed after they were sent ({})",
+                        held.rows,
+                        history.url_of(held)
+                    );
+                }
                 for part in m.pending_part.iter().chain(&m.snapshot_parts).chain(&m.rejected_parts) {
                     println!(
                         "  {} ({} rows, {} bytes, xxh3 {})",
