@@ -33,6 +33,11 @@ def day_events(day: dt.date, rng: random.Random):
             rows.append((f"{day:%Y%m%d}-{account}-call-{i}", account, "api_call", ts, None))
         gb = decimal.Decimal(rng.randint(1000, 500000)) / 1000
         rows.append((f"{day:%Y%m%d}-{account}-storage", account, "storage_snapshot", start + dt.timedelta(hours=23), gb))
+    return to_table(rows)
+
+
+def to_table(rows):
+    """Events (id, account, type, time, GB) as a table of SCHEMA, in time order."""
     rows.sort(key=lambda r: r[3])
     cols = list(zip(*rows))
     return pa.table([
@@ -53,15 +58,7 @@ def late_events():
     for i in range(20):
         account = rng.choice(ACCOUNTS)
         rows.append((f"{day:%Y%m%d}-{account}-late-{i}", account, "api_call", start + dt.timedelta(seconds=rng.randint(0, 86399)), None))
-    rows.sort(key=lambda r: r[3])
-    cols = list(zip(*rows))
-    table = pa.table([
-        pa.array(cols[0], pa.string()),
-        pa.array(cols[1], pa.string()).dictionary_encode().cast(SCHEMA.field("account_number").type),
-        pa.array(cols[2], pa.string()).dictionary_encode().cast(SCHEMA.field("event_type").type),
-        pa.array(cols[3], SCHEMA.field("ts").type),
-        pa.array(cols[4], SCHEMA.field("storage_gb").type),
-    ], schema=SCHEMA)
+    table = to_table(rows)
     out = pathlib.Path("next_day") / "late_events" / f"day={day:%Y-%m-%d}"
     out.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, out / "part-late.parquet")

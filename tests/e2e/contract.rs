@@ -170,20 +170,31 @@ fn context_of_violations(prism: &Prism) -> String {
     out.join("\n")
 }
 
+/// The simulator with Prism in front of it, or `None` (said on stderr) without a spec or
+/// Prism.
+fn simulator_behind_prism(work: &Path) -> Option<(Sim, Prism)> {
+    let spec = match prism_spec(work) {
+        Ok(spec) => spec,
+        Err(why) => {
+            skip(&why);
+            return None;
+        }
+    };
+    let Some(prism) = prism_binary() else {
+        skip("Stoplight Prism is not installed; run .ci/run (it installs @stoplight/prism-cli) or set DINMO_PRISM");
+        return None;
+    };
+    let sim = Sim::start(SimConfig::default());
+    let prism = start_prism(&prism, &spec, &sim.sim.url(), work);
+    Some((sim, prism))
+}
+
 #[test]
 fn every_request_and_answer_conforms_to_zuoras_spec() {
     let work = tempfile::tempdir().unwrap();
-    let spec = match prism_spec(work.path()) {
-        Ok(spec) => spec,
-        Err(why) => return skip(&why),
+    let Some((sim, prism)) = simulator_behind_prism(work.path()) else {
+        return;
     };
-    let Some(prism) = prism_binary() else {
-        return skip(
-            "Stoplight Prism is not installed; run .ci/run (it installs @stoplight/prism-cli) or set DINMO_PRISM",
-        );
-    };
-    let sim = Sim::start(SimConfig::default());
-    let prism = start_prism(&prism, &spec, &sim.sim.url(), work.path());
 
     for method in ["actions", "object", "import"] {
         {
@@ -251,17 +262,9 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
 #[test]
 fn corrections_conform_to_zuoras_spec() {
     let work = tempfile::tempdir().unwrap();
-    let spec = match prism_spec(work.path()) {
-        Ok(spec) => spec,
-        Err(why) => return skip(&why),
+    let Some((sim, prism)) = simulator_behind_prism(work.path()) else {
+        return;
     };
-    let Some(prism) = prism_binary() else {
-        return skip(
-            "Stoplight Prism is not installed; run .ci/run (it installs @stoplight/prism-cli) or set DINMO_PRISM",
-        );
-    };
-    let sim = Sim::start(SimConfig::default());
-    let prism = start_prism(&prism, &spec, &sim.sim.url(), work.path());
     for method in ["actions", "import"] {
         sim.sim.state.lock().clear_records();
         let project = through(&prism, method);
@@ -279,7 +282,13 @@ fn corrections_conform_to_zuoras_spec() {
         exits(&run_against(&project, &sim, &["run"]), 0);
         export(&project, "2026-11-18", &day(12, 12)); // Pending: updated in place
         let updated = run_against(&project, &sim, &["run"]);
-        assert_eq!(code(&updated), 0, "{method}: {}\n{}", describe(&updated), violations(&prism).join("\n"));
+        assert_eq!(
+            code(&updated),
+            0,
+            "{method}: {}\n{}",
+            describe(&updated),
+            violations(&prism).join("\n")
+        );
         for record in sim.sim.state.lock().records.iter_mut() {
             record.status = "Processed".into();
         }

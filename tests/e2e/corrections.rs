@@ -240,7 +240,11 @@ fn the_same_value_in_another_type_or_unit_is_not_a_change() {
 #[cfg(feature = "failpoints")]
 fn crash_while_correcting(method: &str, point: &str) {
     let sim = Sim::start(SimConfig::default());
-    let project = project(&sim, method, "    on_change: correct\n    on_delete: rollback_pending\n");
+    let project = project(
+        &sim,
+        method,
+        "    on_change: correct\n    on_delete: rollback_pending\n",
+    );
     let env = |extra: &[(&'static str, String)]| {
         let mut env = vec![
             ("ZUORA_CLIENT_ID", sim.client_id()),
@@ -523,7 +527,14 @@ fn more_changed_rows_than_a_run_describes_stop_it_sending_nothing() {
         ("DINMO_CHANGED_ROWS_LIMIT", "5"),
     ];
     let run = dinmo_in(project.path(), &["run"], &env);
-    exits_with(&run, 1, &["12 rows synced earlier have other values now, more than 5", "DINMO_CHANGED_ROWS_LIMIT"]);
+    exits_with(
+        &run,
+        1,
+        &[
+            "12 rows synced earlier have other values now, more than 5",
+            "DINMO_CHANGED_ROWS_LIMIT",
+        ],
+    );
     assert_eq!(billed(&sim), says("2026-11-18", |i| 10 + i as i64), "nothing was sent");
     // max_new_rows guards changed rows too.
     set_policies(&project, "    on_change: correct\n    max_new_rows: 3\n");

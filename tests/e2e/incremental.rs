@@ -224,5 +224,9 @@ fn the_readmes_late_events_walkthrough_prints_what_the_readme_shows() {
     // Held: nothing sent, exit 3; the rows stay held on the next run.
     let run = dinmo_in(project, &["run"], &[]);
     exits(&run, 3);
-    assert!(stdout(&run).contains("16 changed or gone row(s) held"), "{}", describe(&run));
+    assert!(
+        stdout(&run).contains("16 changed or gone row(s) held"),
+        "{}",
+        describe(&run)
+    );
 }

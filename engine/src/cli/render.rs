@@ -154,24 +154,12 @@ fn push_changes_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
         out.push_str(&format!("      {rows} × {reason}\n"));
     }
     for sample in &changes.sample {
-        let what: Vec<String> = sample
-            .changes
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} → {}",
-                    c.field,
-                    c.before.as_deref().unwrap_or("?"),
-                    c.after.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
         out.push_str(&format!(
             "      {} {} {}: {}\n",
             sample.account.as_deref().unwrap_or(""),
             sample.unit.as_deref().unwrap_or(""),
             sample.start.as_deref().unwrap_or(""),
-            what.join(", ")
+            before_after(sample, " ", ", ")
         ));
     }
     if sync.changed_rows as usize > changes.sample.len() {
@@ -269,6 +257,24 @@ fn push_gone_markdown(out: &mut String, sync: &SyncReport) {
     out.push_str("\n</details>\n\n");
 }
 
+/// A changed row's fields as `Field before → after`, the field and its values apart by
+/// `after_field`, the fields by `between`.
+fn before_after(sample: &crate::ops::ChangeSample, after_field: &str, between: &str) -> String {
+    sample
+        .changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{}{after_field}{} → {}",
+                c.field,
+                c.before.as_deref().unwrap_or("?"),
+                c.after.as_deref().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(between)
+}
+
 /// A difference with its sign (`+12`, `-3`, `0`).
 fn signed(difference: &str) -> String {
     if difference.starts_with('-') || difference == "0" {
@@ -354,24 +360,12 @@ fn push_changes_markdown(out: &mut String, sync: &SyncReport) {
             changes.sample.len()
         ));
         for sample in &changes.sample {
-            let what: Vec<String> = sample
-                .changes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{}: {} → {}",
-                        c.field,
-                        c.before.as_deref().unwrap_or("?"),
-                        c.after.as_deref().unwrap_or("")
-                    )
-                })
-                .collect();
             out.push_str(&format!(
                 "| {} | {} | {} | {} | `{}` |\n",
                 md(sample.account.as_deref().unwrap_or("")),
                 md(sample.unit.as_deref().unwrap_or("")),
                 md(sample.start.as_deref().unwrap_or("")),
-                md(&what.join("; ")),
+                md(&before_after(sample, ": ", "; ")),
                 sample.reason.as_deref().unwrap_or("")
             ));
         }

@@ -196,11 +196,11 @@ pub async fn mark_model_keys(
     let columns: Vec<_> = if staged_keys {
         vec![ident(&key)]
     } else {
-        staged.primary_key.iter().map(|c| ident(c)).collect()
+        staged.primary_key.iter().map(ident).collect()
     };
     let mut stream = frame
         .select(columns)
-        .and_then(|f| Ok(f.execute_stream()))
+        .map(|f| f.execute_stream())
         .map_err(DinmoError::engine(context.clone()))?
         .await
         .map_err(DinmoError::engine(context.clone()))?;

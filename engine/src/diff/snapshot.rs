@@ -159,7 +159,9 @@ impl Snapshot {
                 .await
                 .map_err(DinmoError::engine(context))?;
             // Values of another version are hashed again from the fields.
-            let frame = frame.drop_columns(&[VALUE_COLUMN]).map_err(DinmoError::engine(context))?;
+            let frame = frame
+                .drop_columns(&[VALUE_COLUMN])
+                .map_err(DinmoError::engine(context))?;
             frames.push(frame);
         }
         let mut correcting = Vec::new();

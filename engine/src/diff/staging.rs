@@ -14,8 +14,8 @@ use datafusion::prelude::SessionContext;
 use dinmo_connectors::{ROW_KEY_COLUMN, SyncId};
 use futures::StreamExt;
 
-use super::anti_join::{self, DiffCounts, DiffFiles, Known, SplitFeeds, SplitWriters};
 use super::anti_join::SnapshotSet;
+use super::anti_join::{self, DiffCounts, DiffFiles, Known, SplitFeeds, SplitWriters};
 use super::key_set::{KeySet, OutOfMemory};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::PlannedModel;

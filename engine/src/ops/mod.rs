@@ -88,6 +88,8 @@ pub use crate::plan::summary::{PlanSummary, SummaryOptions, Total};
 pub use crate::project::Project;
 pub use crate::settings::Settings;
 pub use crate::state::{Compaction, Counts, LockStatus, Outcome, PartInfo, RunManifest, Unlocked};
+pub use crate::sync::changes::{ChangeSample, ChangeSummary};
+pub use crate::sync::gone::GoneSummary;
 pub use crate::sync::report::{RejectionSummary, RunReport, SyncReport};
 pub use dinmo_connectors::ids::optional_timestamp;
 pub use dinmo_connectors::{RunId, SyncId, Timestamp};

@@ -126,12 +126,15 @@ fn number_text(text: &str) -> u64 {
     }
 }
 
+/// 2^63, exactly.
+const TWO_TO_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// Powers of ten a float's fast path tries.
 const POWERS: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 fn float(value: f64) -> u64 {
     // 2^63 is exactly representable; every whole float below it in magnitude fits an i64.
-    if value.is_finite() && value.fract() == 0.0 && value.abs() < 9.223_372_036_854_775_808e18 {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < TWO_TO_63 {
         return integer(value as i64);
     }
     // The shortest decimal that reads back as this float, when it has at most nine decimals:
@@ -370,8 +373,14 @@ mod tests {
             )[0]
         };
         assert_eq!(scaled(1250, 2), scaled(125_000, 4));
-        assert_eq!(scaled(1250, 2), hash_of("Quantity", Arc::new(Float64Array::from(vec![12.5])))[0]);
-        assert_eq!(scaled(-5, 1), hash_of("Quantity", Arc::new(Float64Array::from(vec![-0.5])))[0]);
+        assert_eq!(
+            scaled(1250, 2),
+            hash_of("Quantity", Arc::new(Float64Array::from(vec![12.5])))[0]
+        );
+        assert_eq!(
+            scaled(-5, 1),
+            hash_of("Quantity", Arc::new(Float64Array::from(vec![-0.5])))[0]
+        );
         assert_ne!(scaled(1250, 2), scaled(1251, 2));
         assert_ne!(scaled(125, 2), scaled(125, 1), "1.25 is not 12.5");
         // Whole values beyond an i64 still compare by value.

@@ -189,24 +189,23 @@ pub async fn history(
         .iter()
         .flat_map(|m| m.snapshot_parts.iter().map(move |p| (m.run_id.clone(), p.clone())))
         .collect();
-    let found: Vec<(Vec<(u128, Held)>, Vec<(u128, Correction)>)> =
-        futures::stream::iter(parts.into_iter().map(|(run, part)| {
-            let wanted = Arc::clone(&wanted);
-            let quantity_field = quantity_field.to_string();
-            async move {
-                let bytes = state.read(&part.path).await?;
-                let context = format!("reading {}", state.url_of(&part.path));
-                tokio::task::spawn_blocking(move || scan_part(bytes, &wanted, &quantity_field, run, &context))
-                    .await
-                    .map_err(|source| DinmoError::Interrupted {
-                        task: "reading the history of changed rows".into(),
-                        source,
-                    })?
-            }
-        }))
-        .buffered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let found: Vec<Scanned> = futures::stream::iter(parts.into_iter().map(|(run, part)| {
+        let wanted = Arc::clone(&wanted);
+        let quantity_field = quantity_field.to_string();
+        async move {
+            let bytes = state.read(&part.path).await?;
+            let context = format!("reading {}", state.url_of(&part.path));
+            tokio::task::spawn_blocking(move || scan_part(bytes, &wanted, &quantity_field, run, &context))
+                .await
+                .map_err(|source| DinmoError::Interrupted {
+                    task: "reading the history of changed rows".into(),
+                    source,
+                })?
+        }
+    }))
+    .buffered(READ_CONCURRENCY)
+    .try_collect()
+    .await?;
     let mut held: HashMap<u128, Held> = HashMap::new();
     let mut corrections: HashMap<u128, Vec<Correction>> = HashMap::new();
     for (rows, fixes) in found {
@@ -344,6 +343,44 @@ fn scan_part(
         }
     }
     Ok((rows, fixes))
+}
+
+/// Where the rows carried by one record each stand in `destination` now, by their index in
+/// `rows` (each row's key and what the state says the destination holds for it): a row with
+/// no history, or carried by several records, is not looked up. `doing` names the policy, for
+/// errors.
+pub async fn locate_single_records<'a>(
+    destination: &dyn dinmo_connectors::Destination,
+    rows: impl Iterator<Item = (u128, Option<&'a Held>)>,
+    doing: &str,
+) -> Result<BTreeMap<usize, dinmo_connectors::Located>> {
+    let lookups: Vec<(usize, dinmo_connectors::Locate)> = rows
+        .enumerate()
+        .filter_map(|(i, (key, before))| {
+            let before = before?;
+            (before.records.len() == 1).then(|| {
+                (
+                    i,
+                    dinmo_connectors::Locate {
+                        destination_ids: before.records.clone(),
+                        row_key: format!("{key:032x}"),
+                    },
+                )
+            })
+        })
+        .collect();
+    if lookups.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let asked: Vec<dinmo_connectors::Locate> = lookups.iter().map(|(_, l)| l.clone()).collect();
+    let answers = destination
+        .locate(&asked)
+        .await
+        .map_err(|source| DinmoError::Destination {
+            sync: doing.into(),
+            source: Box::new(source),
+        })?;
+    Ok(lookups.into_iter().map(|(i, _)| i).zip(answers).collect())
 }
 
 /// A changed row's field that differs, before and after.

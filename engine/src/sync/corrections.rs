@@ -29,7 +29,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use dinmo_connectors::{Correcting, Destination, Locate, Located, ROW_KEY_COLUMN};
+use dinmo_connectors::{Correcting, Destination, Located, ROW_KEY_COLUMN};
 use futures::StreamExt;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -39,7 +39,9 @@ use crate::state::values::{
     CORRECTS_COLUMN, DELETED_VALUE, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column,
 };
 use crate::state::{LocalPartWriter, read_parquet};
-use crate::sync::changes::{CORRECTION_COLUMN, ChangedRow, CorrectionKind, Nanos, nanos_text, parse_nanos};
+use crate::sync::changes::{
+    CORRECTION_COLUMN, ChangedRow, CorrectionKind, Nanos, locate_single_records, nanos_text, parse_nanos,
+};
 
 /// Column of correcting rows: the destination record an `update` changes (or an `accepted`
 /// one found holding the values).
@@ -92,38 +94,13 @@ fn other_changes(row: &ChangedRow, quantity_field: &str) -> Vec<String> {
 pub async fn decide(destination: &dyn Destination, rows: &[ChangedRow], quantity_field: &str) -> Result<Vec<Decision>> {
     let correcting = destination.correcting();
     // Only a row carried by one record can be updated in place; look those up.
-    let mut located: BTreeMap<usize, Located> = BTreeMap::new();
-    if correcting == Correcting::InPlaceOrDifferences {
-        let lookups: Vec<(usize, Locate)> = rows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, row)| {
-                let before = row.before.as_ref()?;
-                (before.records.len() == 1).then(|| {
-                    (
-                        i,
-                        Locate {
-                            destination_ids: before.records.clone(),
-                            row_key: format!("{:032x}", row.key),
-                        },
-                    )
-                })
-            })
-            .collect();
-        if !lookups.is_empty() {
-            let asked: Vec<Locate> = lookups.iter().map(|(_, l)| l.clone()).collect();
-            let answers = destination
-                .locate(&asked)
-                .await
-                .map_err(|source| DinmoError::Destination {
-                    sync: "on_change: correct".into(),
-                    source: Box::new(source),
-                })?;
-            for ((i, _), answer) in lookups.into_iter().zip(answers) {
-                located.insert(i, answer);
-            }
+    let located = match correcting {
+        Correcting::InPlaceOrDifferences => {
+            let keyed = rows.iter().map(|row| (row.key, row.before.as_ref()));
+            locate_single_records(destination, keyed, "on_change: correct").await?
         }
-    }
+        _ => BTreeMap::new(),
+    };
     Ok(rows
         .iter()
         .enumerate()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use dinmo_connectors::{Destination, FieldRoles, Locate, Located, ROW_KEY_COLUMN, RunId};
+use dinmo_connectors::{Destination, FieldRoles, Located, ROW_KEY_COLUMN, RunId};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -23,7 +23,9 @@ use crate::error::{DinmoError, Result};
 use crate::state::row_key::hex_keys;
 use crate::state::values::{DELETED_VALUE, VALUE_COLUMN, is_engine_column, value_column};
 use crate::state::{LocalPartWriter, RunManifest, StateStore, read_parquet};
-use crate::sync::changes::{BEFORE_PREFIX, HELD_SINCE_COLUMN, Held, REASON_COLUMN, history, nanos_text};
+use crate::sync::changes::{
+    BEFORE_PREFIX, HELD_SINCE_COLUMN, Held, REASON_COLUMN, history, locate_single_records, nanos_text,
+};
 
 /// One gone row.
 #[derive(Debug, Clone)]
@@ -94,38 +96,8 @@ pub async fn describe_gone(
 /// Decides, for every gone row, whether its record is deleted: only a row carried by one
 /// record that the destination still has pending.
 pub async fn decide_deletions(destination: &dyn Destination, rows: &[GoneRow]) -> Result<Vec<GoneDecision>> {
-    let lookups: Vec<(usize, Locate)> = rows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, row)| {
-            let before = row.before.as_ref()?;
-            (before.records.len() == 1).then(|| {
-                (
-                    i,
-                    Locate {
-                        destination_ids: before.records.clone(),
-                        row_key: format!("{:032x}", row.key),
-                    },
-                )
-            })
-        })
-        .collect();
-    let asked: Vec<Locate> = lookups.iter().map(|(_, l)| l.clone()).collect();
-    let answers = if asked.is_empty() {
-        Vec::new()
-    } else {
-        destination
-            .locate(&asked)
-            .await
-            .map_err(|source| DinmoError::Destination {
-                sync: "on_delete: rollback_pending".into(),
-                source: Box::new(source),
-            })?
-    };
-    let mut located: BTreeMap<usize, Located> = BTreeMap::new();
-    for ((i, _), answer) in lookups.into_iter().zip(answers) {
-        located.insert(i, answer);
-    }
+    let keyed = rows.iter().map(|row| (row.key, row.before.as_ref()));
+    let located = locate_single_records(destination, keyed, "on_delete: rollback_pending").await?;
     Ok(rows
         .iter()
         .enumerate()
