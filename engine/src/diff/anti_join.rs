@@ -70,6 +70,15 @@ pub struct SnapshotSet {
 }
 
 impl SnapshotSet {
+    /// Adds the rows of `stored` (the snapshot's value for each row's key) that match a row
+    /// not deleted to the count of matched rows.
+    fn count_matched(&self, stored: &[Option<u64>]) {
+        let deleted = stored_value(DELETED_VALUE);
+        let matched = stored.iter().filter(|v| v.is_some_and(|v| v != deleted)).count();
+        self.matched
+            .fetch_add(matched as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The keys of rows not deleted that the split did not see: `None` when the set was not
     /// marking the keys it found and some are gone (the model's keys must be marked again,
     /// [`super::join::mark_model_keys`]).
@@ -225,6 +234,8 @@ pub(super) enum Known<'a> {
     Nothing,
     /// The snapshot's keys and values in a set.
     InMemory(&'a SnapshotSet),
+    /// The same, its value for each row's key already looked up.
+    LookedUp(&'a SnapshotSet, &'a [Option<u64>]),
     /// The value a join found for each row, null where the snapshot lacks its key.
     Joined(&'a UInt64Array),
 }
@@ -360,12 +371,12 @@ pub(super) fn split_rows(
         }
         Known::InMemory(snapshot) => {
             let stored: Vec<Option<u64>> = hashes.iter().map(|&hash| snapshot.keys.see(hash)).collect();
-            let deleted = stored_value(DELETED_VALUE);
-            let matched = stored.iter().filter(|v| v.is_some_and(|v| v != deleted)).count();
-            snapshot
-                .matched
-                .fetch_add(matched as u64, std::sync::atomic::Ordering::Relaxed);
+            snapshot.count_matched(&stored);
             stored
+        }
+        Known::LookedUp(snapshot, values) => {
+            snapshot.count_matched(values);
+            values.to_vec()
         }
         Known::Joined(values) => values.iter().map(|v| v.map(stored_value)).collect(),
     };

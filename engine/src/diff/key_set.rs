@@ -251,12 +251,13 @@ impl FrozenKeySet<Seen> {
         Some(stored_value(value))
     }
 
-    /// Marks `key` seen, whether or not the set is marking: `Some(true)` when it was marked
-    /// already (the key came twice), `Some(false)` when it was not, `None` when the set does
-    /// not hold it. An atomic read-modify-write, so two tasks marking one key tell it apart.
-    pub fn mark(&self, key: u128) -> Option<bool> {
+    /// Marks `key` seen, whether or not the set is marking, and returns whether it was marked
+    /// already (the key came twice) and its value (low 63 bits); `None` when the set does not
+    /// hold it. An atomic read-modify-write, so two tasks marking one key tell it apart.
+    pub fn mark(&self, key: u128) -> Option<(bool, u64)> {
         let slot = &self.shards[shard_of(key)].get(&key)?.0;
-        Some(slot.fetch_or(SEEN, std::sync::atomic::Ordering::Relaxed) & SEEN != 0)
+        let before = slot.fetch_or(SEEN, std::sync::atomic::Ordering::Relaxed);
+        Some((before & SEEN != 0, stored_value(before)))
     }
 
     /// Whether keys found are marked.

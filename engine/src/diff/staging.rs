@@ -477,20 +477,27 @@ impl StageJob {
     /// repeat), and only the others go to the primary-key set. A run that finds nothing new
     /// then builds no second set of every key; and every key the snapshot holds is marked, so
     /// its gone rows are named at once.
-    fn remember_first(&self, hashes: &[u128]) -> u64 {
+    fn remember_first(&self, hashes: &[u128]) -> (u64, Option<Vec<Option<u64>>>) {
         let Some(snapshot) = &self.first_snapshot else {
-            return self.remember(hashes);
+            return (self.remember(hashes), None);
         };
         let mut repeated = 0;
         let mut absent = Vec::new();
-        for &hash in hashes {
-            match snapshot.keys.mark(hash) {
-                Some(true) => repeated += 1,
-                Some(false) => {}
-                None => absent.push(hash),
-            }
-        }
-        repeated + self.remember(&absent)
+        // The values found, so the first sync's split does not look its keys up again.
+        let values: Vec<Option<u64>> = hashes
+            .iter()
+            .map(|&hash| match snapshot.keys.mark(hash) {
+                Some((repeat, value)) => {
+                    repeated += u64::from(repeat);
+                    Some(value)
+                }
+                None => {
+                    absent.push(hash);
+                    None
+                }
+            })
+            .collect();
+        (repeated + self.remember(&absent), Some(values))
     }
 
     fn query_error(&self, source: datafusion::error::DataFusionError) -> DinmoError {
@@ -541,13 +548,17 @@ async fn stage_partition(
         let mut columns = batch.columns().to_vec();
         for (index, sync_id) in job.sync_ids.iter().enumerate() {
             let hashes = row_hashes(sync_id, &batch, &job.key_indices).map_err(DinmoError::arrow(context()))?;
+            let mut looked_up = None;
             if index == 0 {
-                repeated_keys += job.remember_first(&hashes);
+                let (repeated, values) = job.remember_first(&hashes);
+                repeated_keys += repeated;
+                looked_up = values;
             }
             for output in job.outputs.iter().filter(|o| o.index == index) {
-                let known = match output.keys.as_deref() {
-                    Some(keys) => Known::InMemory(keys),
-                    None => Known::Nothing,
+                let known = match (output.keys.as_deref(), looked_up.as_deref()) {
+                    (Some(keys), Some(values)) => Known::LookedUp(keys, values),
+                    (Some(keys), None) => Known::InMemory(keys),
+                    (None, _) => Known::Nothing,
                 };
                 let names: Vec<&str> = output.names.iter().map(String::as_str).collect();
                 let split = anti_join::split_rows(&batch, &output.columns, &names, &hashes, known, &output.schema)
