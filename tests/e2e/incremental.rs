@@ -230,3 +230,56 @@ fn the_readmes_late_events_walkthrough_prints_what_the_readme_shows() {
         describe(&run)
     );
 }
+
+/// A model with two syncs: the first sync's gone rows are named by the primary-key check's
+/// marks, the second's counted and named by marking the model's keys again; both the same.
+#[test]
+fn every_sync_of_a_model_names_the_same_gone_and_changed_rows() {
+    let project = TestProject::new(
+        &format!("{PROJECT}  copy:\n    type: zuora_file\n    path: out-copy\n"),
+        &[(
+            "usage.yml",
+            &format!(
+                "{MODEL}  - destination: copy\n    mapping:\n      AccountNumber: account\n      UnitOfMeasure: uom\n      \
+                 StartDateTime: usage_day\n      Quantity: qty\n"
+            ),
+        )],
+    );
+    let accounts: Vec<(String, i64)> = (0..2_000).map(|i| (format!("A{i:05}"), 10 + i)).collect();
+    let rows = |n: usize, raise: i64| -> Vec<(&str, i64)> {
+        accounts[..n]
+            .iter()
+            .map(|(a, q)| (a.as_str(), q + if a.as_str() < "A00003" { raise } else { 0 }))
+            .collect()
+    };
+    project.export_day("2026-11-18", &rows(2_000, 0));
+    exits(&project.dinmo(&["run"]), 0);
+    // Five accounts gone, three raised.
+    project.export_day("2026-11-18", &rows(1_995, 5));
+    {
+        let args = ["plan", "--format", "json"];
+        let plan = dinmo_in(project.path(), &args, &[]);
+        exits(&plan, 0);
+        let report: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
+        for sync in report["syncs"].as_array().unwrap() {
+            assert_eq!(sync["gone_rows"], 5, "{args:?}: {sync:#}");
+            assert_eq!(sync["changed_rows"], 3, "{args:?}: {sync:#}");
+            assert_eq!(sync["counts"]["new_rows"], 0, "{args:?}: {sync:#}");
+            let gone: Vec<&str> = sync["gone"]["sample"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["account"].as_str().unwrap())
+                .collect();
+            assert_eq!(gone, ["A01995", "A01996", "A01997", "A01998", "A01999"], "{args:?}");
+        }
+    }
+    // Reported twice: the second run finds the same rows gone (marking from the start).
+    exits(&project.dinmo(&["run"]), 3);
+    let again = project.dinmo(&["plan", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert!(
+        report["syncs"].as_array().unwrap().iter().all(|s| s["gone_rows"] == 5),
+        "{report:#}"
+    );
+}

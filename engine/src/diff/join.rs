@@ -50,17 +50,21 @@ async fn joined_rows(
 ) -> Result<DataFrame> {
     let context = format!("sync `{}`: diff", sync.id);
     let key = key_column(sync_index);
+    // Only the destination's fields and the key go into the join (a sort-merge join sorts
+    // whole rows: the narrower, the less it needs).
     let staged_frame = ctx
         .table(staged.table.as_str())
         .await
+        .and_then(|frame| frame.select(projection(sync, ident(&key))))
         .map_err(DinmoError::engine(context.clone()))?;
     // The snapshot's keys are the hash table (two narrow columns) and the staged rows stream
     // past it: memory follows the snapshot's key count, not the width of the model's rows.
-    let mut projection = projection(sync, ident(&key));
-    projection.push(col(SNAPSHOT_VALUE));
+    let mut columns: Vec<_> = sync.mapping.iter().map(|m| ident(&m.field)).collect();
+    columns.push(col(ROW_KEY_COLUMN));
+    columns.push(col(SNAPSHOT_VALUE));
     known
-        .join(staged_frame, JoinType::Right, &[SNAPSHOT_KEY], &[key.as_str()], None)
-        .and_then(|joined| joined.select(projection))
+        .join(staged_frame, JoinType::Right, &[SNAPSHOT_KEY], &[ROW_KEY_COLUMN], None)
+        .and_then(|joined| joined.select(columns))
         .map_err(DinmoError::engine(context))
 }
 
