@@ -156,9 +156,9 @@ fn push_changes_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
     for sample in &changes.sample {
         out.push_str(&format!(
             "      {} {} {}: {}\n",
-            sample.account.as_deref().unwrap_or(""),
-            sample.unit.as_deref().unwrap_or(""),
-            sample.start.as_deref().unwrap_or(""),
+            sample.row.account.as_deref().unwrap_or(""),
+            sample.row.unit.as_deref().unwrap_or(""),
+            sample.row.start.as_deref().unwrap_or(""),
             before_after(sample, " ", ", ")
         ));
     }
@@ -215,9 +215,9 @@ fn push_gone_text(out: &mut String, sync: &SyncReport, is_plan: bool) {
     for row in &gone.sample {
         out.push_str(&format!(
             "      {} {} {}: {} ({})\n",
-            row.account.as_deref().unwrap_or(""),
-            row.unit.as_deref().unwrap_or(""),
-            row.start.as_deref().unwrap_or(""),
+            row.row.account.as_deref().unwrap_or(""),
+            row.row.unit.as_deref().unwrap_or(""),
+            row.row.start.as_deref().unwrap_or(""),
             row.quantity.as_deref().unwrap_or("?"),
             row.fate
         ));
@@ -247,9 +247,9 @@ fn push_gone_markdown(out: &mut String, sync: &SyncReport) {
     for row in &gone.sample {
         out.push_str(&format!(
             "| {} | {} | {} | {} | `{}` |\n",
-            md(row.account.as_deref().unwrap_or("")),
-            md(row.unit.as_deref().unwrap_or("")),
-            md(row.start.as_deref().unwrap_or("")),
+            md(row.row.account.as_deref().unwrap_or("")),
+            md(row.row.unit.as_deref().unwrap_or("")),
+            md(row.row.start.as_deref().unwrap_or("")),
             row.quantity.as_deref().unwrap_or("?"),
             row.fate
         ));
@@ -362,9 +362,9 @@ fn push_changes_markdown(out: &mut String, sync: &SyncReport) {
         for sample in &changes.sample {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | `{}` |\n",
-                md(sample.account.as_deref().unwrap_or("")),
-                md(sample.unit.as_deref().unwrap_or("")),
-                md(sample.start.as_deref().unwrap_or("")),
+                md(sample.row.account.as_deref().unwrap_or("")),
+                md(sample.row.unit.as_deref().unwrap_or("")),
+                md(sample.row.start.as_deref().unwrap_or("")),
                 md(&before_after(sample, ": ", "; ")),
                 sample.reason.as_deref().unwrap_or("")
             ));

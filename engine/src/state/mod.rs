@@ -18,7 +18,7 @@ pub use manifest::{
 };
 pub use parts::{
     DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, key_type, key_value_part_schema,
-    read_parquet, remove_local_folder, with_keys_as, write_lazily,
+    read_all, read_parquet, remove_local_folder, with_keys_as, write_lazily,
 };
 pub use paths::{Folder, SyncPaths};
 pub use store::{READ_CONCURRENCY, SnapshotPart, StateStore, VerifiedSnapshot};

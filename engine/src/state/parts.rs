@@ -503,6 +503,18 @@ pub async fn write_lazily(writer: &mut Option<LocalPartWriter>, path: &Path, bat
     }
 }
 
+/// Every batch of a small local Parquet file dinmo wrote (changed or held rows, corrections),
+/// read whole.
+pub async fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
+    use futures::StreamExt;
+    let mut stream = read_parquet(path, 8192).await?;
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        batches.push(batch.map_err(DinmoError::parquet(path.display().to_string()))?);
+    }
+    Ok(batches)
+}
+
 /// Streams the batches of a local Parquet file, `batch_rows` rows at a time
 /// (`DINMO_DELIVERY_BATCH_ROWS`; smaller batches mean more, smaller commits).
 pub async fn read_parquet(

@@ -25,7 +25,7 @@ use crate::error::{DinmoError, Result};
 use crate::state::row_key::{each_hash, hex_keys, normalise_decimal};
 use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column};
 use crate::state::{
-    DESTINATION_ID_COLUMN, LocalPartWriter, PartInfo, READ_CONCURRENCY, RunManifest, StateStore, read_parquet,
+    DESTINATION_ID_COLUMN, LocalPartWriter, PartInfo, READ_CONCURRENCY, RunManifest, StateStore, read_all,
 };
 
 /// Column of the changes file and held parts: why the row is held.
@@ -394,15 +394,48 @@ pub struct FieldChange {
     pub after: Option<String>,
 }
 
-/// One changed row, for reports.
+/// A row as people recognise it in a report: its key, account, unit of measure and usage
+/// start. Reports list rows in the order people look for them: by account, unit and start,
+/// the key breaking ties.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChangeSample {
+pub struct RowLabel {
     /// The row key.
     pub key: String,
-    /// Its account, unit of measure and usage start, to recognise it by.
+    /// Its account, unit of measure and usage start.
     pub account: Option<String>,
     pub unit: Option<String>,
     pub start: Option<String>,
+}
+
+impl RowLabel {
+    /// The label of the row with key `key` and `values` (when known).
+    pub fn of(key: u128, values: Option<&Held>, roles: &FieldRoles) -> Self {
+        let field = |name: &str| values.and_then(|v| v.fields.get(name).cloned().flatten());
+        RowLabel {
+            key: format!("{key:032x}"),
+            account: field(roles.account),
+            unit: field(roles.unit),
+            start: field(roles.start),
+        }
+    }
+
+    /// The order rows are listed in.
+    pub fn order(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.account, &self.unit, &self.start, &self.key).cmp(&(
+            &other.account,
+            &other.unit,
+            &other.start,
+            &other.key,
+        ))
+    }
+}
+
+/// One changed row, for reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeSample {
+    /// Which row.
+    #[serde(flatten)]
+    pub row: RowLabel,
     /// The fields that differ.
     pub changes: Vec<FieldChange>,
     /// Why it is held, when it is.
@@ -495,11 +528,7 @@ impl Describing<'_> {
     pub async fn describe(&self, changed: &Path, out: &Path, reason: &str) -> Result<(ChangeSet, Vec<ChangedRow>)> {
         let (state, manifests, roles, run) = (self.state, self.manifests, &self.roles, self.run);
         let context = format!("reading the changed rows in {}", changed.display());
-        let mut batches = Vec::new();
-        let mut stream = read_parquet(changed, 8192).await?;
-        while let Some(batch) = stream.next().await {
-            batches.push(batch.map_err(DinmoError::parquet(context.clone()))?);
-        }
+        let batches = read_all(changed).await?;
         let mut keys = Vec::new();
         let mut after = Vec::new();
         for batch in &batches {
@@ -513,7 +542,7 @@ impl Describing<'_> {
         let mut prior: HashMap<u128, (Held, RunId)> = HashMap::new();
         if let Some(part) = manifests.last().and_then(|m| m.held_part.as_ref()) {
             for batch in state.read_part(part).await? {
-                for (key, values, since) in read_held(&batch, roles.quantity) {
+                for (key, values, since) in read_held(&batch, roles.quantity)? {
                     prior.insert(key, (values, since));
                 }
             }
@@ -571,11 +600,7 @@ impl Describing<'_> {
 /// out (it is not held).
 pub async fn rewrite_reasons(file: &Path, reasons: &[Option<String>]) -> Result<u64> {
     let context = format!("rewriting {}", file.display());
-    let mut batches = Vec::new();
-    let mut stream = read_parquet(file, 8192).await?;
-    while let Some(batch) = stream.next().await {
-        batches.push(batch.map_err(DinmoError::parquet(context.clone()))?);
-    }
+    let batches = read_all(file).await?;
     let tmp = file.with_extension("rewrite.parquet");
     let mut writer: Option<LocalPartWriter> = None;
     let mut offset = 0;
@@ -607,7 +632,7 @@ pub async fn rewrite_reasons(file: &Path, reasons: &[Option<String>]) -> Result<
 }
 
 /// The rows of a held part (or changes file): key, values before, and since when.
-pub fn read_held(batch: &RecordBatch, quantity_field: &str) -> Vec<(u128, Held, RunId)> {
+pub fn read_held(batch: &RecordBatch, quantity_field: &str) -> Result<Vec<(u128, Held, RunId)>> {
     let schema = batch.schema();
     let mut before = vec![Held::default(); batch.num_rows()];
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
@@ -624,12 +649,13 @@ pub fn read_held(batch: &RecordBatch, quantity_field: &str) -> Vec<(u128, Held, 
     }
     let mut keys = Vec::new();
     if let Some(column) = batch.column_by_name(ROW_KEY_COLUMN) {
-        let _ = each_hash(column, |h| keys.push(h.unwrap_or_default()));
+        each_hash(column, |h| keys.push(h.unwrap_or_default())).map_err(DinmoError::arrow("reading a held part"))?;
     }
     let since = batch
         .column_by_name(HELD_SINCE_COLUMN)
         .and_then(|c| c.as_string_opt::<i32>().cloned());
-    keys.into_iter()
+    Ok(keys
+        .into_iter()
         .zip(before)
         .enumerate()
         .map(|(row, (key, held))| {
@@ -640,7 +666,7 @@ pub fn read_held(batch: &RecordBatch, quantity_field: &str) -> Vec<(u128, Held, 
                 .unwrap_or_default();
             (key, held, run)
         })
-        .collect()
+        .collect())
 }
 
 /// Plain decimal text as billionths (more than 9 decimal places are cut).
@@ -685,20 +711,16 @@ fn summarise(rows: &[ChangedRow], reasons: &[String], roles: &FieldRoles, sample
     for reason in reasons {
         *reasons_count.entry(reason.clone()).or_insert(0) += 1;
     }
-    // Ordered as people look for them: by account, unit and usage start (the key breaks ties).
-    let mut ordered: Vec<(usize, [Option<String>; 3], String)> = rows
+    let mut ordered: Vec<(usize, RowLabel)> = rows
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let by = [roles.account, roles.unit, roles.start].map(|name| field(&r.after, name));
-            (i, by, format!("{:032x}", r.key))
-        })
+        .map(|(i, r)| (i, RowLabel::of(r.key, Some(&r.after), roles)))
         .collect();
-    ordered.sort_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+    ordered.sort_by(|a, b| a.1.order(&b.1));
     let sample = ordered
         .into_iter()
         .take(sample)
-        .map(|(i, _, key)| {
+        .map(|(i, label)| {
             let row = &rows[i];
             let changes = row
                 .after
@@ -717,10 +739,7 @@ fn summarise(rows: &[ChangedRow], reasons: &[String], roles: &FieldRoles, sample
                 })
                 .collect();
             ChangeSample {
-                key,
-                account: field(&row.after, roles.account),
-                unit: field(&row.after, roles.unit),
-                start: field(&row.after, roles.start),
+                row: label,
                 changes,
                 reason: Some(reasons[i].clone()),
             }

@@ -30,7 +30,6 @@ use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array, UInt6
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use dinmo_connectors::{Correcting, Destination, Located, ROW_KEY_COLUMN};
-use futures::StreamExt;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{DinmoError, Result};
@@ -38,7 +37,7 @@ use crate::state::row_key::hex_keys;
 use crate::state::values::{
     CORRECTS_COLUMN, DELETED_VALUE, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column,
 };
-use crate::state::{LocalPartWriter, read_parquet};
+use crate::state::{LocalPartWriter, read_all, read_parquet};
 use crate::sync::changes::{
     CORRECTION_COLUMN, ChangedRow, CorrectionKind, Nanos, locate_single_records, nanos_text, parse_nanos,
 };
@@ -404,15 +403,6 @@ fn description(row: &ChangedRow, difference: Nanos, quantity_field: &str) -> Str
         nanos_text(difference)
     );
     text.chars().take(200).collect()
-}
-
-async fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
-    let mut stream = read_parquet(path, 8192).await?;
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.next().await {
-        batches.push(batch.map_err(DinmoError::parquet(path.display().to_string()))?);
-    }
-    Ok(batches)
 }
 
 /// The rows of a pending batch the engine settles itself (updates in place, and corrections

@@ -16,15 +16,14 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use dinmo_connectors::{Destination, FieldRoles, Located, ROW_KEY_COLUMN, RunId};
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::hex_keys;
 use crate::state::values::{DELETED_VALUE, VALUE_COLUMN, is_engine_column, value_column};
-use crate::state::{LocalPartWriter, RunManifest, StateStore, read_parquet};
+use crate::state::{LocalPartWriter, RunManifest, StateStore, read_all, read_parquet};
 use crate::sync::changes::{
-    BEFORE_PREFIX, HELD_SINCE_COLUMN, Held, REASON_COLUMN, history, locate_single_records, nanos_text,
+    BEFORE_PREFIX, HELD_SINCE_COLUMN, Held, REASON_COLUMN, RowLabel, history, locate_single_records, nanos_text,
 };
 
 /// One gone row.
@@ -39,12 +38,9 @@ pub struct GoneRow {
 /// One gone row, for reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GoneSample {
-    /// The row key.
-    pub key: String,
-    /// Account, unit and usage start, to recognise it by.
-    pub account: Option<String>,
-    pub unit: Option<String>,
-    pub start: Option<String>,
+    /// Which row.
+    #[serde(flatten)]
+    pub row: RowLabel,
     /// The quantity the destination holds for it.
     pub quantity: Option<String>,
     /// What became of it: `reported`, `deleted`, or why it was kept.
@@ -123,7 +119,6 @@ pub fn summarise_gone(
     roles: &FieldRoles,
     sample: usize,
 ) -> GoneSummary {
-    let field = |held: &Held, name: &str| held.fields.get(name).cloned().flatten();
     let mut summary = GoneSummary {
         on_delete: on_delete.to_string(),
         ..GoneSummary::default()
@@ -144,16 +139,13 @@ pub fn summarise_gone(
         .map(|(row, fate)| {
             let before = row.before.as_ref();
             GoneSample {
-                key: format!("{:032x}", row.key),
-                account: before.and_then(|b| field(b, roles.account)),
-                unit: before.and_then(|b| field(b, roles.unit)),
-                start: before.and_then(|b| field(b, roles.start)),
+                row: RowLabel::of(row.key, before, roles),
                 quantity: before.and_then(|b| b.quantity).map(nanos_text),
                 fate: fate.clone(),
             }
         })
         .collect();
-    samples.sort_by(|a, b| (&a.account, &a.unit, &a.start, &a.key).cmp(&(&b.account, &b.unit, &b.start, &b.key)));
+    samples.sort_by(|a, b| a.row.order(&b.row));
     samples.truncate(sample);
     summary.sample = samples;
     summary
@@ -167,25 +159,21 @@ pub fn summarise_gone(
 pub async fn append_gone(out: &Path, template: &Path, rows: &[(GoneRow, String)], run: &RunId) -> Result<()> {
     let context = format!("writing {}", out.display());
     let arrow = |e| DinmoError::arrow(context.clone())(e);
-    let mut existing = Vec::new();
-    if tokio::fs::try_exists(out).await.map_err(DinmoError::io(out))? {
-        let mut stream = read_parquet(out, 8192).await?;
-        while let Some(batch) = stream.next().await {
-            existing.push(batch.map_err(DinmoError::parquet(context.clone()))?);
-        }
-    }
+    let existing = match tokio::fs::try_exists(out).await.map_err(DinmoError::io(out))? {
+        true => read_all(out).await?,
+        false => Vec::new(),
+    };
     let schema: SchemaRef = match existing.first() {
         Some(batch) => batch.schema(),
         None => {
-            let mut stream = read_parquet(template, 1).await?;
-            let fields: Vec<Field> = stream
+            let fields: Vec<Field> = read_parquet(template, 1)
+                .await?
                 .schema()
                 .fields()
                 .iter()
                 .filter(|f| !is_engine_column(f.name()))
                 .map(|f| f.as_ref().clone())
                 .collect();
-            let _ = stream.next().await;
             let mut all: Vec<Field> = fields.iter().map(|f| f.clone().with_nullable(true)).collect();
             for field in &fields {
                 all.push(Field::new(

@@ -18,7 +18,7 @@ use dinmo_connectors::{Destination, SyncId, WriteContext};
 use tracing::{Instrument, Span, info, info_span};
 
 use crate::diff::{
-    Diff, DiffCounts, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, mark_model_keys, snapshot_keys,
+    Diff, DiffFiles, DirectDiff, Snapshot, SnapshotKeys, StagedModel, When, mark_model_keys, snapshot_keys,
     write_new_rows,
 };
 use crate::error::{DinmoError, Result};
@@ -264,12 +264,11 @@ impl<'r> PreparedSync<'r> {
             }
         };
         match diff {
-            Ok(Diff { counts, gone }) => Ok(DiffedSync {
+            Ok(diff) => Ok(DiffedSync {
                 sync,
                 facts,
                 files,
-                counts,
-                gone,
+                diff,
             }),
             Err(error) => Err(sync.failed(error)),
         }
@@ -286,9 +285,9 @@ pub struct DiffedSync<'r> {
     sync: SyncRun<'r>,
     facts: SyncFacts,
     files: DiffFiles,
-    counts: DiffCounts,
-    /// The keys of the snapshot's rows the model no longer produces.
-    gone: Vec<u128>,
+    /// Its new and changed rows counted, and the keys of the snapshot's rows the model no
+    /// longer produces.
+    diff: Diff,
 }
 
 impl DiffedSync<'_> {
@@ -303,12 +302,11 @@ impl DiffedSync<'_> {
             mut sync,
             facts,
             files,
-            counts,
-            gone,
+            diff,
         } = self;
         sync.report.counts.model_rows = model_rows;
         let span = sync.span.clone();
-        let result = finish_inner(&mut sync, &facts, &files, counts, &gone, model_rows)
+        let result = finish_inner(&mut sync, &facts, &files, &diff, model_rows)
             .instrument(span)
             .await;
         Ok(match result {
@@ -324,18 +322,18 @@ async fn finish_inner(
     sync: &mut SyncRun<'_>,
     facts: &SyncFacts,
     files: &DiffFiles,
-    counts: DiffCounts,
-    gone: &[u128],
+    diff: &Diff,
     model_rows: u64,
 ) -> Result<()> {
     let (run, target) = (sync.run, sync.target);
+    let counts = diff.counts;
     let destination = target.destination.as_ref();
     let pending = files.pending.as_path();
     let new_rows = counts.new_rows;
     let report = &mut sync.report;
     report.counts.new_rows = new_rows;
     report.changed_rows = counts.changed_rows;
-    report.gone_rows = gone.len() as u64;
+    report.gone_rows = diff.gone.len() as u64;
     report.counts.gone = report.gone_rows;
     info!(
         model_rows,
@@ -357,11 +355,7 @@ async fn finish_inner(
         });
     }
 
-    let diff = Diff {
-        counts,
-        gone: gone.to_vec(),
-    };
-    let held = settle_changes(run, target, &sync.model.model.file, facts, files, &diff, report).await?;
+    let held = settle_changes(run, target, &sync.model.model.file, facts, files, diff, report).await?;
 
     if run.dry_run {
         let sendable = run.local_sendable(&target.sync.id);
