@@ -91,7 +91,7 @@ pub fn query_context(
     spill_path: &std::path::Path,
 ) -> Result<datafusion::prelude::SessionContext> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
     let config = datafusion::prelude::SessionConfig::from_env().map_err(|source| DinmoError::QuerySettings {
@@ -101,23 +101,44 @@ pub fn query_context(
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = memory_limit {
         // A sort reserves this much up front for merging its spills (10 MB by default, per
-        // partition): under a small limit, keep it to a share of the pool.
-        let share = usize::try_from(limit / 8).unwrap_or(usize::MAX);
-        let execution = &mut config.options_mut().execution;
-        execution.sort_spill_reservation_bytes = execution.sort_spill_reservation_bytes.min(share);
+        // partition), and the sorts of a join's both sides run at once in every partition:
+        // under a small limit, keep the reservation to a small share of the pool, and batches
+        // small enough that each sort can hold two of them.
+        let share = usize::try_from(limit / 32).unwrap_or(usize::MAX);
+        let rows = usize::try_from(limit / 2048).unwrap_or(usize::MAX).max(1024);
+        let rows = config.batch_size().min(rows);
+        let reserved = config.options().execution.sort_spill_reservation_bytes.min(share);
+        let partitions = config.target_partitions();
+        config = config.with_batch_size(rows).with_sort_spill_reservation_bytes(reserved);
         std::fs::create_dir_all(spill_path).map_err(DinmoError::io(spill_path))?;
         runtime = runtime
-            .with_memory_pool(std::sync::Arc::new(FairSpillPool::new(
-                usize::try_from(limit).unwrap_or(usize::MAX),
+            // Tracked, so that running out names the operators that hold the most.
+            .with_memory_pool(std::sync::Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(usize::try_from(limit).unwrap_or(usize::MAX)),
+                std::num::NonZeroUsize::MIN.saturating_add(4),
             )))
             .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill_path.to_path_buf()])),
+                DiskManagerBuilder::default()
+                    .with_mode(DiskManagerMode::Directories(vec![spill_path.to_path_buf()]))
+                    .with_max_spill_merge_fan_in(spill_merge_fan_in(limit, partitions)),
             );
     }
     let runtime = runtime
         .build_arc()
         .map_err(DinmoError::engine("setting up the query engine's memory pool"))?;
     Ok(datafusion::prelude::SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// How many sorted spill files one merge reads at once under `limit` bytes: a merge takes as
+/// many as the pool lets it, which starves the other partitions' sorts of a join that run at
+/// the same time; each file read holds about two batches (assumed at most 1 MB each here).
+fn spill_merge_fan_in(limit: u64, partitions: usize) -> usize {
+    const BYTES_PER_FILE: u64 = 2 * 1024 * 1024;
+    // Both sides of a join sort in every partition at once; their merges share half the pool.
+    let merges = 2 * partitions.max(1) as u64;
+    usize::try_from(limit / 2 / (merges * BYTES_PER_FILE))
+        .unwrap_or(usize::MAX)
+        .max(2)
 }
 
 /// The sync lock's lease, at least 1 s.
@@ -188,6 +209,15 @@ fn whole_number(variable: &'static str, default: usize, expected: &'static str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_pool_merges_spills_two_at_a_time() {
+        const MB: u64 = 1024 * 1024;
+        assert_eq!(spill_merge_fan_in(20 * MB, 2), 2);
+        assert_eq!(spill_merge_fan_in(4 * MB, 0), 2);
+        assert_eq!(spill_merge_fan_in(1024 * MB, 2), 64);
+        assert_eq!(spill_merge_fan_in(1024 * MB, 8), 16);
+    }
 
     #[test]
     fn defaults_apply_only_when_unset() {

@@ -407,9 +407,8 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
     assert!(!stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
     // The old export gone and a small day new: the model's keys fit, but the snapshot's
     // 40,000 (800 KB as a key set) take over half of 1.5 MB, so DataFusion joins instead, and
-    // sorts (a hash table would not fit either). At the default batch size its sorts need more
-    // than that: the error says so and names the sorter, which shows the sort-merge join
-    // really ran. A plan, so nothing is sent either way.
+    // sorts (a hash table would not fit either) within the limit, at the batch size dinmo
+    // chooses for it. A plan, so nothing is sent.
     let old = project.path().join("data/events/day=2026-11-18");
     let aside = project.path().join("aside");
     std::fs::rename(&old, &aside).unwrap();
@@ -425,6 +424,15 @@ fn a_memory_limit_is_read_from_the_flag_or_dinmo_yml_and_a_bad_one_is_named() {
         describe(&out)
     );
     assert!(stderr(&out).contains("the anti-join sorts"), "{}", describe(&out));
+    exits(&out, 0);
+    assert!(
+        stdout(&out).contains("new rows: 2") && stdout(&out).contains("gone: 40000 row(s)"),
+        "{}",
+        describe(&out)
+    );
+    // Below what two sorts per partition need, the error names the sorter, which shows the
+    // sort-merge join really ran, and what to raise.
+    let out = dinmo_in(project.path(), &["plan", "--memory-limit", "100KB"], &[]);
     exits(&out, 1);
     assert!(
         stderr(&out).contains("ExternalSorter") && stderr(&out).contains("raise `--memory-limit`"),

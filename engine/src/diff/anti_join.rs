@@ -300,7 +300,10 @@ pub(super) async fn write_split(
                 source,
             })
             .and_then(|r| r);
-        if scanned.is_ok() {
+        if scanned.is_ok() && done.is_err() {
+            // The other partitions' work is wasted, and their streams may wait on the
+            // failed one's: stop them.
+            tasks.abort_all();
             scanned = done;
         }
     }
