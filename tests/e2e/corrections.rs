@@ -328,6 +328,160 @@ fn a_crash_at_every_point_of_a_correction_corrects_exactly_once() {
     }
 }
 
+/// A model whose rows are a unit's usage on a day, billed to whichever account the warehouse
+/// says: the key stays when the account changes (an account merged, usage reassigned).
+fn reassignable(project: &TestProject, policies: &str) {
+    project.write(
+        "models/usage.yml",
+        &format!(
+            "model: usage
+sql: SELECT MIN(account) AS account, uom, CAST(day AS TIMESTAMP) AS usage_day, SUM(qty) AS qty FROM events GROUP BY uom, day
+primary_key: [uom, usage_day]
+syncs:
+  - destination: zuora
+    mapping:
+      AccountNumber: account
+      UOM: uom
+      StartDateTime: usage_day
+      Quantity: qty
+{policies}"
+        ),
+    );
+}
+
+/// Three units' usage on `day`, each on the account `accounts` gives it.
+fn export_units(project: &TestProject, day: &str, accounts: [usize; 3]) {
+    let rows: Vec<(String, String, i64)> = ["API_CALL", "GB_STORED", "SEAT"]
+        .iter()
+        .zip(accounts)
+        .enumerate()
+        .map(|(i, (uom, account))| (format!("A{account:08}"), uom.to_string(), 10 * (1 + i as i64)))
+        .collect();
+    export(project, day, &rows);
+}
+
+/// Each unit's account and quantity in Zuora on `day`.
+fn units_billed(sim: &Sim) -> BTreeMap<String, Vec<(String, f64)>> {
+    let mut units: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for record in sim.records() {
+        units
+            .entry(record.uom.clone())
+            .or_default()
+            .push((record.account_number.clone(), record.quantity));
+    }
+    units
+}
+
+fn unit(account: usize, quantity: f64) -> Vec<(String, f64)> {
+    vec![(format!("A{account:08}"), quantity)]
+}
+
+#[test]
+fn usage_moved_to_another_account_replaces_its_pending_record_and_holds_a_billed_one() {
+    for method in ["actions", "import"] {
+        let sim = Sim::start(SimConfig::default());
+        let project = zuora_project(&sim, method, "");
+        reassignable(&project, "    on_change: correct\n");
+        export_units(&project, "2026-11-18", [1, 2, 3]);
+        exits(&run_against(&project, &sim, &["run"]), 0);
+        assert_eq!(sim.records().len(), 3, "{method}");
+
+        // The storage is billed to account 4 now: Zuora cannot update a record's account,
+        // so the Pending record is deleted and the usage sent again on the new account.
+        export_units(&project, "2026-11-18", [1, 4, 3]);
+        let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
+        reports(&plan, 2, &["replaced: AccountNumber cannot be updated in place"]);
+        let run = run_against(&project, &sim, &["run", "--format", "json"]);
+        exits(&run, 0);
+        let report = sync_report(&run);
+        assert_eq!(report["corrected_rows"], 1, "{method}");
+        assert_eq!(
+            report["changes"]["reasons"]["replaced: AccountNumber cannot be updated in place"], 1,
+            "{method}"
+        );
+        let units = units_billed(&sim);
+        assert_eq!(units["GB_STORED"], unit(4, 20.0), "{method}: moved, not doubled");
+        assert_eq!(units["API_CALL"], unit(1, 10.0), "{method}");
+        assert_eq!(sim.records().len(), 3, "{method}: one record deleted, one sent");
+        let next = run_against(&project, &sim, &["run", "--format", "json"]);
+        exits(&next, 0);
+        assert_eq!(sync_report(&next)["changed_rows"], 0, "{method}: replaced once");
+
+        // Once billed, a record can be neither updated nor deleted: held.
+        bill_run(&sim);
+        export_units(&project, "2026-11-18", [1, 4, 5]);
+        let held = run_against(&project, &sim, &["run", "--format", "json"]);
+        exits(&held, 3);
+        assert_eq!(
+            sync_report(&held)["changes"]["reasons"]["field_not_correctable"],
+            1,
+            "{method}"
+        );
+        assert_eq!(units_billed(&sim)["SEAT"], unit(3, 30.0), "{method}");
+    }
+}
+
+/// A replacement crashed at `point`: after the next run, the usage is on the new account
+/// once, and the old record is gone.
+#[cfg(feature = "failpoints")]
+fn crash_while_replacing(method: &str, point: &str) {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, method, "");
+    reassignable(&project, "    on_change: correct\n");
+    export_units(&project, "2026-11-18", [1, 2, 3]);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    export_units(&project, "2026-11-18", [1, 4, 5]);
+    let (id, secret) = (sim.client_id(), sim.secret());
+    let crashed = dinmo_in(
+        project.path(),
+        &["run"],
+        &[
+            ("ZUORA_CLIENT_ID", &id),
+            ("ZUORA_CLIENT_SECRET", &secret),
+            ("DINMO_DELIVERY_BATCH_ROWS", "1"),
+            ("DINMO_COMMIT_INTERVAL_MS", "0"),
+            ("DINMO_CRASH_AT", point),
+        ],
+    );
+    assert!(
+        crashed.status.code().is_none() || crashed.status.code() == Some(134),
+        "{method}/{point}: expected a crash: {}",
+        describe(&crashed)
+    );
+    let recovered = run_against(&project, &sim, &["run"]);
+    exits(&recovered, 0);
+    let units = units_billed(&sim);
+    assert_eq!(
+        units["GB_STORED"],
+        unit(4, 20.0),
+        "{method}/{point}: {}",
+        describe(&recovered)
+    );
+    assert_eq!(units["SEAT"], unit(5, 30.0), "{method}/{point}");
+    assert_eq!(sim.records().len(), 3, "{method}/{point}: nothing twice, nothing lost");
+    let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
+    exits(&plan, 0);
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_at_every_point_of_a_replacement_replaces_exactly_once() {
+    for method in ["actions", "import"] {
+        for point in [
+            "intent_recorded",
+            "before_delete",
+            "delete_answered",
+            "delete_answered:2",
+            "before_batch_sent",
+            "batch_answered",
+            "part_stored",
+            "all_committed",
+        ] {
+            crash_while_replacing(method, point);
+        }
+    }
+}
+
 /// The api_call events of the export file `from`, the first `n` of them, written again as
 /// `to`: late events for the same accounts and day. Returns how many each account got.
 fn late_events(from: &std::path::Path, to: &std::path::Path, n: usize) -> BTreeMap<String, i64> {

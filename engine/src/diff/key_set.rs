@@ -65,17 +65,40 @@ impl Stored for Seen {
     }
 }
 
-/// Bytes one key of capacity costs: 16 for the key, its value, 1 control byte, and the table's
-/// eighth of free buckets.
+/// Bytes one key of capacity costs: its entry (key and value), 1 control byte, and the
+/// table's eighth of free buckets.
 const fn bytes_per_key<V>() -> usize {
-    (16 + std::mem::size_of::<V>()) * 9 / 8 + 2
+    std::mem::size_of::<(Key, V)>() * 9 / 8 + 2
+}
+
+/// A row key as the table holds it: its two 64-bit halves. A `u128` aligns to 16 bytes, which
+/// would pad a key with an 8-byte value to 32; as halves, the entry is 24 bytes, and a no-op
+/// run, which looks every key up once, touches a quarter less memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key([u64; 2]);
+
+impl Key {
+    fn new(key: u128) -> Self {
+        Key([key as u64, (key >> 64) as u64])
+    }
+
+    fn get(self) -> u128 {
+        u128::from(self.0[0]) | (u128::from(self.0[1]) << 64)
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The low half indexes the table (see [`LowBits`]).
+        state.write_u64(self.0[0]);
+    }
 }
 
 /// The pool refused the memory the set needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutOfMemory;
 
-/// Hashes a `u128` row-key hash by taking its low 64 bits: it is already a digest.
+/// Hashes a row key ([`Key`]) by taking its low 64 bits: it is already a digest.
 #[derive(Debug, Default)]
 struct LowBits(u64);
 
@@ -85,18 +108,18 @@ impl Hasher for LowBits {
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        // Only `u128`s are hashed; fold anything else in all the same.
+        // Only keys' low halves are hashed; fold anything else in all the same.
         for &byte in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(byte);
         }
     }
 
-    fn write_u128(&mut self, value: u128) {
-        self.0 = value as u64;
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 }
 
-type Shard<V> = HashMap<u128, V, BuildHasherDefault<LowBits>>;
+type Shard<V> = HashMap<Key, V, BuildHasherDefault<LowBits>>;
 
 fn shard_of(key: u128) -> usize {
     (key >> 122) as usize // the top six bits: SHARDS = 64
@@ -175,7 +198,7 @@ impl<V: Stored> KeySet<V> {
             let mut set = lock(&self.shards[shard]);
             let before = set.capacity();
             for &(key, value) in entries {
-                match set.entry(key) {
+                match set.entry(Key::new(key)) {
                     std::collections::hash_map::Entry::Occupied(mut stored) => {
                         stored.get_mut().set(value);
                         repeated += 1;
@@ -243,7 +266,7 @@ impl FrozenKeySet<Seen> {
     /// while marking ([`FrozenKeySet::mark_from_now`]).
     pub fn see(&self, key: u128) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
-        let slot = &self.shards[shard_of(key)].get(&key)?.0;
+        let slot = &self.shards[shard_of(key)].get(&Key::new(key))?.0;
         let value = slot.load(Relaxed);
         if value & SEEN == 0 && self.marking.load(Relaxed) {
             slot.store(value | SEEN, Relaxed);
@@ -255,7 +278,7 @@ impl FrozenKeySet<Seen> {
     /// already (the key came twice) and its value (low 63 bits); `None` when the set does not
     /// hold it. An atomic read-modify-write, so two tasks marking one key tell it apart.
     pub fn mark(&self, key: u128) -> Option<(bool, u64)> {
-        let slot = &self.shards[shard_of(key)].get(&key)?.0;
+        let slot = &self.shards[shard_of(key)].get(&Key::new(key))?.0;
         let before = slot.fetch_or(SEEN, std::sync::atomic::Ordering::Relaxed);
         Some((before & SEEN != 0, stored_value(before)))
     }
@@ -272,7 +295,7 @@ impl FrozenKeySet<Seen> {
 
     /// The value held for `key`, without marking it.
     pub fn peek(&self, key: u128) -> Option<u64> {
-        let slot = &self.shards[shard_of(key)].get(&key)?.0;
+        let slot = &self.shards[shard_of(key)].get(&Key::new(key))?.0;
         Some(stored_value(slot.load(std::sync::atomic::Ordering::Relaxed)))
     }
 
@@ -293,7 +316,7 @@ impl FrozenKeySet<Seen> {
         self.shards.iter().flat_map(|shard| {
             shard.iter().filter_map(|(key, slot)| {
                 let value = slot.0.load(Relaxed);
-                (value & SEEN == 0).then_some((*key, value))
+                (value & SEEN == 0).then_some((key.get(), value))
             })
         })
     }
@@ -302,7 +325,7 @@ impl FrozenKeySet<Seen> {
 impl<V> FrozenKeySet<V> {
     #[cfg(test)]
     pub fn contains(&self, key: u128) -> bool {
-        self.shards[shard_of(key)].contains_key(&key)
+        self.shards[shard_of(key)].contains_key(&Key::new(key))
     }
 
     #[cfg(test)]

@@ -152,40 +152,59 @@ fn float(value: f64) -> u64 {
     number_text(&value.to_string())
 }
 
-/// Each row's hash of one column, as described in the module's documentation.
-fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
+/// Folds each row's hash of `cells` into `rows` ([`fold`]): `hash` gives the hash of a row
+/// that is not null. Generic, so that the hash inlines into the loop.
+fn each(rows: &mut [u64], cells: &dyn Array, hash: impl Fn(usize) -> u64) {
+    match cells.nulls().filter(|nulls| nulls.null_count() > 0) {
+        Some(nulls) => {
+            for (row, acc) in rows.iter_mut().enumerate() {
+                *acc = fold(*acc, if nulls.is_null(row) { NULL } else { hash(row) });
+            }
+        }
+        None => {
+            for (row, acc) in rows.iter_mut().enumerate() {
+                *acc = fold(*acc, hash(row));
+            }
+        }
+    }
+}
+
+/// A row's hash so far with one more cell's.
+#[inline]
+fn fold(row: u64, cell: u64) -> u64 {
+    (row.rotate_left(23) ^ cell).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Folds each row's hash of one column, as described in the module's documentation, into
+/// `rows` (one per row of `array`).
+fn fold_cells(array: &ArrayRef, rows: &mut [u64]) -> Result<(), ArrowError> {
     let array = match array.data_type() {
         DataType::Dictionary(_, value) => cast(array, value)?,
         _ => Arc::clone(array),
     };
-    let rows = array.len();
-    let each = |hash: &dyn Fn(usize) -> u64| -> Vec<u64> {
-        (0..rows)
-            .map(|row| if array.is_null(row) { NULL } else { hash(row) })
-            .collect()
-    };
-    Ok(match array.data_type() {
+    let cells = array.as_ref();
+    match array.data_type() {
         DataType::Utf8 => {
             let a = array.as_string::<i32>();
-            each(&|row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_TEXT))
+            each(rows, cells, |row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_TEXT))
         }
         DataType::LargeUtf8 => {
             let a = array.as_string::<i64>();
-            each(&|row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_TEXT))
+            each(rows, cells, |row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_TEXT))
         }
         DataType::Utf8View => {
             let a = array.as_string_view();
-            each(&|row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_TEXT))
+            each(rows, cells, |row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_TEXT))
         }
         DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
             let wide = cast(&array, &DataType::Int64)?;
             let a = wide.as_primitive::<Int64Type>();
-            each(&|row| integer(a.value(row)))
+            each(rows, cells, |row| integer(a.value(row)))
         }
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             let wide = cast(&array, &DataType::UInt64)?;
             let a = wide.as_primitive::<UInt64Type>();
-            each(&|row| match i64::try_from(a.value(row)) {
+            each(rows, cells, |row| match i64::try_from(a.value(row)) {
                 Ok(v) => integer(v),
                 Err(_) => number_text(&a.value(row).to_string()),
             })
@@ -194,7 +213,7 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
             let wide = cast(&array, &DataType::Float32)?;
             let a = wide.as_primitive::<Float32Type>();
             // A float32 is sent as the shortest text that reads back as that float32.
-            each(&|row| {
+            each(rows, cells, |row| {
                 let v = a.value(row);
                 if v.is_finite() && v.fract() == 0.0 && v.abs() < 9.223_372e18 {
                     integer(v as i64)
@@ -205,27 +224,27 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
         }
         DataType::Float64 => {
             let a = array.as_primitive::<Float64Type>();
-            each(&|row| float(a.value(row)))
+            each(rows, cells, |row| float(a.value(row)))
         }
         DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
             let wide = cast(&array, &DataType::Decimal128((*p).min(38), *s))?;
             let a = wide.as_primitive::<Decimal128Type>();
             let scale = i32::from(*s);
-            each(&|row| number(a.value(row), scale))
+            each(rows, cells, |row| number(a.value(row), scale))
         }
         DataType::Decimal256(..) => {
             let text = cast(&array, &DataType::Utf8)?;
             let a = text.as_string::<i32>();
-            each(&|row| number_text(a.value(row)))
+            each(rows, cells, |row| number_text(a.value(row)))
         }
         DataType::Boolean => {
             let a = array.as_boolean();
-            each(&|row| mix(u64::from(a.value(row)) ^ TAG_BOOLEAN))
+            each(rows, cells, |row| mix(u64::from(a.value(row)) ^ TAG_BOOLEAN))
         }
         DataType::Date32 | DataType::Date64 => {
             let days = cast(&array, &DataType::Date32)?;
             let a = days.as_primitive::<Date32Type>();
-            each(&|row| mix(a.value(row) as u64 ^ TAG_DATE))
+            each(rows, cells, |row| mix(a.value(row) as u64 ^ TAG_DATE))
         }
         DataType::Timestamp(unit, _) => {
             let multiplier: i128 = match unit {
@@ -238,7 +257,7 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
             // overflow. Nanoseconds that fit an i64 (years 1677 to 2262) are mixed as one word.
             let raw = cast(&array, &DataType::Int64)?;
             let a = raw.as_primitive::<Int64Type>();
-            each(&|row| {
+            each(rows, cells, |row| {
                 let nanos = i128::from(a.value(row)) * multiplier;
                 match i64::try_from(nanos) {
                     Ok(nanos) => mix(nanos as u64 ^ TAG_INSTANT),
@@ -249,9 +268,12 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
         _ => {
             let text = cast(&array, &DataType::Utf8)?;
             let a = text.as_string::<i32>();
-            each(&|row| xxh3_64_with_seed(a.value(row).as_bytes(), SEED_OTHER))
+            each(rows, cells, |row| {
+                xxh3_64_with_seed(a.value(row).as_bytes(), SEED_OTHER)
+            })
         }
-    })
+    }
+    Ok(())
 }
 
 /// The value of every row of `batch`: the fields `columns` (indices into `batch`), named
@@ -259,12 +281,12 @@ fn cell_hashes(array: &ArrayRef) -> Result<Vec<u64>, ArrowError> {
 pub fn value_hashes(batch: &RecordBatch, columns: &[usize], names: &[&str]) -> Result<Vec<u64>, ArrowError> {
     let mut rows = vec![xxh3_64(names.join("\0").as_bytes()); batch.num_rows()];
     for &column in columns {
-        let cells = cell_hashes(batch.column(column))?;
-        for (row, cell) in rows.iter_mut().zip(cells) {
-            *row = (row.rotate_left(23) ^ cell).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
+        fold_cells(batch.column(column), &mut rows)?;
     }
-    Ok(rows.into_iter().map(mix).collect())
+    for row in &mut rows {
+        *row = mix(*row);
+    }
+    Ok(rows)
 }
 
 /// The value of every row of a batch of stored rows (a pending batch, a snapshot part): its

@@ -45,6 +45,8 @@ pub enum CorrectionKind {
     Difference,
     /// The record was updated in place: it holds the new values.
     Update,
+    /// The record was deleted and the new values sent as a record of their own.
+    Replace,
     /// A person said the destination holds the new values (corrected by hand).
     Accepted,
     /// A person chose to leave the destination as it is.
@@ -60,6 +62,7 @@ impl CorrectionKind {
         match self {
             CorrectionKind::Difference => "difference",
             CorrectionKind::Update => "update",
+            CorrectionKind::Replace => "replace",
             CorrectionKind::Accepted => "accepted",
             CorrectionKind::Ignored => "ignored",
             CorrectionKind::Deleted => "deleted",
@@ -70,6 +73,7 @@ impl CorrectionKind {
         Some(match text {
             "difference" => CorrectionKind::Difference,
             "update" => CorrectionKind::Update,
+            "replace" => CorrectionKind::Replace,
             "accepted" => CorrectionKind::Accepted,
             "ignored" => CorrectionKind::Ignored,
             "deleted" => CorrectionKind::Deleted,
@@ -241,6 +245,12 @@ fn apply(values: &mut Held, fix: &Correction, quantity_field: &str) {
         CorrectionKind::Update | CorrectionKind::Accepted => {
             values.fields = fix.values.fields.clone();
             values.quantity = fix.values.quantity;
+        }
+        // The record it replaced is gone; the new one holds the new values.
+        CorrectionKind::Replace => {
+            values.fields = fix.values.fields.clone();
+            values.quantity = fix.values.quantity;
+            values.records = fix.values.records.clone();
         }
         CorrectionKind::Ignored => {}
         // The destination holds nothing for it any more.
@@ -669,8 +679,32 @@ pub fn read_held(batch: &RecordBatch, quantity_field: &str) -> Result<Vec<(u128,
         .collect())
 }
 
-/// Plain decimal text as billionths (more than 9 decimal places are cut).
+/// Decimal text as billionths (more than 9 decimal places are cut), with or without an
+/// exponent (`1.5E2`, as a JSON number may be written); `None` for anything else.
 pub fn parse_nanos(text: &str) -> Option<Nanos> {
+    let Some((mantissa, exponent)) = text.split_once(['e', 'E']) else {
+        return parse_plain_nanos(text);
+    };
+    let exponent: i32 = exponent.strip_prefix('+').unwrap_or(exponent).parse().ok()?;
+    let (sign, digits) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all = format!("{int}{frac}");
+    // The decimal point moves `exponent` places from after the integer digits.
+    let point = i32::try_from(int.len()).ok()?.checked_add(exponent)?;
+    let shifted = if point <= 0 {
+        format!("{sign}0.{}{all}", "0".repeat(usize::try_from(-point).ok()?.min(64)))
+    } else if point as usize >= all.len() {
+        format!("{sign}{all}{}", "0".repeat((point as usize - all.len()).min(64)))
+    } else {
+        format!("{sign}{}.{}", &all[..point as usize], &all[point as usize..])
+    };
+    parse_plain_nanos(&shifted)
+}
+
+fn parse_plain_nanos(text: &str) -> Option<Nanos> {
     let (sign, digits) = match text.strip_prefix('-') {
         Some(rest) => (-1, rest),
         None => (1, text),
@@ -843,6 +877,11 @@ mod tests {
         assert_eq!(parse_nanos("-0.5"), Some(-NANOS / 2));
         assert_eq!(parse_nanos("1.000000001"), Some(NANOS + 1));
         assert_eq!(parse_nanos("x"), None);
+        assert_eq!(parse_nanos("1.5E2"), Some(150 * NANOS));
+        assert_eq!(parse_nanos("1.25e-1"), Some(NANOS / 8));
+        assert_eq!(parse_nanos("-2E+0"), Some(-2 * NANOS));
+        assert_eq!(parse_nanos("12e"), None);
+        assert_eq!(parse_nanos("1.2.3"), None);
         assert_eq!(nanos_text(12 * NANOS), "12");
         assert_eq!(nanos_text(-NANOS / 2), "-0.5");
         assert_eq!(nanos_text(0), "0");

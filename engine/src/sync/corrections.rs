@@ -13,13 +13,18 @@
 //! - `update`: the record ([`RECORD_COLUMN`]) is updated in place to the new values, by the
 //!   engine through [`Destination::update_record`] (an update sets values, so sending it again
 //!   after a crash changes nothing);
+//! - `replace`: a field the destination cannot update in place changed while the record
+//!   ([`RECORD_COLUMN`]) is still pending: the engine deletes it, and only once it is gone
+//!   is the row sent, as any row, with the new values (a record deleted already counts as
+//!   deleted, so a replay after a crash neither deletes twice nor sends without deleting);
 //! - `accepted`: the record already holds the new values (a crash after an update, or a
 //!   person corrected it by hand): nothing is sent, the state records it.
 //!
 //! A change that cannot be corrected is held with a reason: `cannot_reduce_billed_usage` (the
 //! quantity went down and the record is billed, or cannot be updated: Zuora takes no negative
 //! quantity), `field_not_correctable` (a field other than the quantity changed and the record
-//! cannot be updated), `record_missing` (the record is no longer in the destination),
+//! can be neither updated nor replaced), `record_missing` (the record is no longer in the
+//! destination), `quantity_unreadable` (the record's quantity is not a number dinmo reads),
 //! `before_unknown` (the state has no row for it).
 
 use std::collections::BTreeMap;
@@ -53,6 +58,14 @@ pub enum Decision {
     Difference(Nanos),
     /// Update this record in place.
     Update(String),
+    /// Delete this Pending record and send the row's new values as a record of their own:
+    /// `fields` changed and the destination cannot update them in place.
+    Replace {
+        /// The record deleted.
+        record: String,
+        /// The changed fields that cannot be updated in place.
+        fields: Vec<String>,
+    },
     /// This record already holds the new values.
     AlreadyCorrected(String),
     /// A person said the destination holds the new values (`resolve-held --accept`).
@@ -71,6 +84,18 @@ impl Decision {
     pub fn held(&self) -> Option<String> {
         match self {
             Decision::Hold(reason) => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    /// What reports say of the row: why it is held, or how it is corrected when that needs
+    /// saying (`None`: corrected).
+    pub fn label(&self) -> Option<String> {
+        match self {
+            Decision::Hold(reason) => Some(reason.clone()),
+            Decision::Replace { fields, .. } => {
+                Some(format!("replaced: {} cannot be updated in place", fields.join(", ")))
+            }
             _ => None,
         }
     }
@@ -128,12 +153,31 @@ fn decide_one(
     {
         // What the record holds is the truth: the state may not know of an update whose
         // answer a crash lost, or of an edit by hand.
-        let holds = record.quantity.as_deref().and_then(parse_nanos);
+        let holds = match record.quantity.as_deref() {
+            Some(text) => match parse_nanos(text) {
+                Some(holds) => Some(holds),
+                // What the record holds is unknown: no difference can be trusted.
+                None => return hold("quantity_unreadable"),
+            },
+            None => None,
+        };
         if holds.is_some() && holds == row.after.quantity && others.is_empty() {
             return Decision::AlreadyCorrected(record.id.clone());
         }
-        if record.pending && others.iter().all(|f| destination.updatable_fields(f)) {
-            return Decision::Update(record.id.clone());
+        if record.pending {
+            let fixed: Vec<String> = others
+                .iter()
+                .filter(|f| !destination.updatable_fields(f))
+                .cloned()
+                .collect();
+            if fixed.is_empty() {
+                return Decision::Update(record.id.clone());
+            }
+            // Pending, it can still be deleted: the new values go out as a record of their own.
+            return Decision::Replace {
+                record: record.id.clone(),
+                fields: fixed,
+            };
         }
         if let Some(holds) = holds {
             difference = row.after.quantity.map(|a| a - holds);
@@ -315,10 +359,19 @@ pub async fn write_with_corrections(
                     .enumerate()
                     .map(|(j, &i)| match &decisions[i] {
                         Decision::Difference(d) => Some(description(&rows[i], *d, quantity_field)),
-                        _ => original.as_ref().and_then(|o| {
-                            let o = o.as_any().downcast_ref::<StringArray>()?;
-                            o.is_valid(j).then(|| o.value(j).to_string())
-                        }),
+                        decision => original
+                            .as_ref()
+                            .and_then(|o| {
+                                let o = o.as_any().downcast_ref::<StringArray>()?;
+                                o.is_valid(j).then(|| o.value(j).to_string())
+                            })
+                            .or_else(|| match decision {
+                                // Unmapped, the replacement says what it replaces.
+                                Decision::Replace { record, fields } => {
+                                    Some(replacement_description(&rows[i], record, fields))
+                                }
+                                _ => None,
+                            }),
                     })
                     .collect();
                 cast(&texts, field.data_type()).map_err(arrow)?
@@ -345,6 +398,7 @@ pub async fn write_with_corrections(
             |&i| match &decisions[i] {
                 Decision::Difference(_) => CorrectionKind::Difference.as_str(),
                 Decision::Update(_) => CorrectionKind::Update.as_str(),
+                Decision::Replace { .. } => CorrectionKind::Replace.as_str(),
                 Decision::Ignored => CorrectionKind::Ignored.as_str(),
                 Decision::Deleted => CorrectionKind::Deleted.as_str(),
                 Decision::AlreadyCorrected(_) | Decision::Accepted | Decision::Hold(_) => {
@@ -354,7 +408,9 @@ pub async fn write_with_corrections(
         ))));
         columns.push(Arc::new(StringArray::from_iter(chosen.iter().map(
             |&i| match &decisions[i] {
-                Decision::Update(record) | Decision::AlreadyCorrected(record) => Some(record.as_str()),
+                Decision::Update(record) | Decision::AlreadyCorrected(record) | Decision::Replace { record, .. } => {
+                    Some(record.as_str())
+                }
                 _ => None,
             },
         ))));
@@ -405,6 +461,18 @@ fn description(row: &ChangedRow, difference: Nanos, quantity_field: &str) -> Str
     text.chars().take(200).collect()
 }
 
+/// What a replacement record says it is, when the model maps no `Description` (Zuora keeps
+/// at most 200 characters).
+fn replacement_description(row: &ChangedRow, record: &str, fields: &[String]) -> String {
+    let number = row.before.as_ref().map_or(0, |b| b.corrections) + 1;
+    let text = format!(
+        "dinmo correction {number} of usage {:032x}: replaces record {record} ({} changed)",
+        row.key,
+        fields.join(", ")
+    );
+    text.chars().take(200).collect()
+}
+
 /// The rows of a pending batch the engine settles itself (updates in place, and corrections
 /// found made), apart from those the destination's writer sends: `(sent, settled)`.
 pub fn split_settled(batch: RecordBatch) -> Result<(RecordBatch, Option<RecordBatch>)> {
@@ -425,6 +493,7 @@ pub fn split_settled(batch: RecordBatch) -> Result<(RecordBatch, Option<RecordBa
             Some(matches!(
                 k,
                 Some(kind) if kind == CorrectionKind::Update.as_str()
+                    || kind == CorrectionKind::Replace.as_str()
                     || kind == CorrectionKind::Accepted.as_str()
                     || kind == CorrectionKind::Ignored.as_str()
                     || kind == CorrectionKind::Deleted.as_str()
@@ -545,6 +614,25 @@ mod tests {
             d(&raised, &record(false, "11")),
             Decision::Difference(3 * UNIT),
             "what the record holds is the truth, not the state"
+        );
+        assert_eq!(d(&raised, &record(false, "1.1E1")), Decision::Difference(3 * UNIT));
+        let moved = row(Some(10), 14, "other");
+        assert_eq!(
+            d(&moved, &record(true, "10")),
+            Decision::Replace {
+                record: "r1".into(),
+                fields: vec!["Description".into()]
+            },
+            "a pending record whose other field cannot be updated is replaced"
+        );
+        assert_eq!(
+            d(&moved, &record(false, "10")),
+            Decision::Hold("field_not_correctable".into())
+        );
+        assert_eq!(
+            d(&raised, &record(false, "12,5")),
+            Decision::Hold("quantity_unreadable".into()),
+            "a quantity that cannot be read is not guessed from the state"
         );
         assert_eq!(
             d(&row(Some(10), 7, "day"), &record(false, "10")),

@@ -104,10 +104,15 @@ pub async fn deliver(
             }
             return Err(lost);
         }
-        let (batch, settled) = split_settled(batch)?;
+        let (mut batch, settled) = split_settled(batch)?;
         if let Some(settled) = settled {
-            let outcome = settle(destination, settled, &sync_id).await?;
+            let (outcome, replacements) = settle(destination, settled, &sync_id).await?;
             commit.record(&outcome).await?;
+            // Replacements whose old record is gone are sent with the rest.
+            if let Some(replacements) = replacements {
+                batch = arrow::compute::concat_batches(&batch.schema(), [&batch, &replacements])
+                    .map_err(DinmoError::arrow("sending replacements"))?;
+            }
         }
         if batch.num_rows() == 0 {
             commit.checkpoint_if_due(manifest).await?;
@@ -147,14 +152,43 @@ pub async fn deliver(
 /// and committing of the last ones.
 /// Settles correcting rows the destination's writer does not send: an update in place or a
 /// deletion goes to the destination record by record (a deletion of a record already gone
-/// counts as done); a correction found already made is acknowledged as it is.
-async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &SyncId) -> Result<BatchOutcome> {
+/// counts as done); a correction found already made is acknowledged as it is. A replacement's
+/// old record is deleted here, and the replacement returned to be sent (or rejected, when
+/// the record could not be deleted: it is never sent beside the record it replaces).
+async fn settle(
+    destination: &dyn Destination,
+    rows: RecordBatch,
+    sync_id: &SyncId,
+) -> Result<(BatchOutcome, Option<RecordBatch>)> {
     let kinds = text_column(&rows, CORRECTION_COLUMN)?;
     let records = text_column(&rows, RECORD_COLUMN)?;
     let mut statuses = Vec::with_capacity(rows.num_rows());
+    let (mut settled, mut to_send) = (Vec::new(), Vec::new());
     for row in 0..rows.num_rows() {
         let record = records[row].clone();
         let status = match (kinds[row].as_deref(), record) {
+            (Some(kind), Some(record)) if kind == CorrectionKind::Replace.as_str() => {
+                crash_point("before_delete");
+                let answer = destination
+                    .delete_records(std::slice::from_ref(&record))
+                    .await
+                    .map_err(DinmoError::destination(sync_id.clone()))?;
+                crash_point("delete_answered");
+                match answer.into_iter().next().map(|(_, result)| result) {
+                    Some(Ok(())) => {
+                        to_send.push(row as u32);
+                        continue;
+                    }
+                    refused => RowStatus::Rejected(Rejection {
+                        code: RejectCode::Destination("replace_refused".into()),
+                        field: None,
+                        message: format!(
+                            "deleting record {record} to replace it (its replacement was not sent): {}",
+                            refused.and_then(|r| r.err()).unwrap_or_else(|| "no answer".into())
+                        ),
+                    }),
+                }
+            }
             (Some(kind), Some(record)) if kind == CorrectionKind::Update.as_str() => {
                 crash_point("before_update");
                 let answer = destination
@@ -204,9 +238,19 @@ async fn settle(destination: &dyn Destination, rows: RecordBatch, sync_id: &Sync
                 destination_id: record.map(|r| r.as_str().into()),
             },
         };
+        settled.push(row as u32);
         statuses.push(status);
     }
-    Ok(BatchOutcome { batch: rows, statuses })
+    let take = |indices: Vec<u32>| {
+        arrow::compute::take_record_batch(&rows, &arrow::array::UInt32Array::from(indices))
+            .map_err(DinmoError::arrow("settling corrections"))
+    };
+    let replacements = if to_send.is_empty() { None } else { Some(take(to_send)?) };
+    let outcome = BatchOutcome {
+        batch: take(settled)?,
+        statuses,
+    };
+    Ok((outcome, replacements))
 }
 
 /// Whether `record` holds the quantity of row `row` of `rows` (an update's values).

@@ -457,7 +457,8 @@ async fn settle_changes(
             let (_, described) = describing.describe(&files.changed, &held_file, HOLD_REASON).await?;
             decisions = decide(destination, &described, quantity).await?;
             let reasons: Vec<Option<String>> = decisions.iter().map(Decision::held).collect();
-            report.changes = Some(describing.summary(&described, &reasons));
+            let labels: Vec<Option<String>> = decisions.iter().map(Decision::label).collect();
+            report.changes = Some(describing.summary(&described, &labels));
             report.held_rows = reasons.iter().filter(|r| r.is_some()).count() as u64;
             report.newly_held_rows = described
                 .iter()
