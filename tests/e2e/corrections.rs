@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use zuora_sim::SimConfig;
 
 use crate::support::*;
-use crate::zuora::{Sim, export, run_against, usage_model, zuora_project};
+use crate::zuora::{Sim, export, run_against, usage_model, usage_model_keyed, zuora_project};
 
 /// A `usage.zuora` project sending with `method`, its sync's policies set by `policies`
 /// (YAML lines such as `    on_change: correct\n`).
@@ -331,22 +331,12 @@ fn a_crash_at_every_point_of_a_correction_corrects_exactly_once() {
 /// A model whose rows are a unit's usage on a day, billed to whichever account the warehouse
 /// says: the key stays when the account changes (an account merged, usage reassigned).
 fn reassignable(project: &TestProject, policies: &str) {
-    project.write(
-        "models/usage.yml",
-        &format!(
-            "model: usage
-sql: SELECT MIN(account) AS account, uom, CAST(day AS TIMESTAMP) AS usage_day, SUM(qty) AS qty FROM events GROUP BY uom, day
-primary_key: [uom, usage_day]
-syncs:
-  - destination: zuora
-    mapping:
-      AccountNumber: account
-      UOM: uom
-      StartDateTime: usage_day
-      Quantity: qty
-{policies}"
-        ),
+    let model = usage_model_keyed(
+        "SELECT MIN(account) AS account, uom, CAST(day AS TIMESTAMP) AS usage_day, SUM(qty) AS qty \
+         FROM events GROUP BY uom, day",
+        "uom, usage_day",
     );
+    project.write("models/usage.yml", &format!("{model}{policies}"));
 }
 
 /// Three units' usage on `day`, each on the account `accounts` gives it.

@@ -76,10 +76,15 @@ destinations:
 /// day, synced to `zuora` with the four required fields mapped (the mapping's `UOM: uom` on
 /// line 8).
 pub fn usage_model(sql: &str) -> String {
+    usage_model_keyed(sql, "account, uom, usage_day")
+}
+
+/// [`usage_model`] with the primary key `key` (columns, comma-separated).
+pub fn usage_model_keyed(sql: &str, key: &str) -> String {
     format!(
         "model: usage
 sql: {sql}
-primary_key: [account, uom, usage_day]
+primary_key: [{key}]
 syncs:
   - destination: zuora
     mapping:

@@ -168,23 +168,16 @@ async fn settle(
         let record = records[row].clone();
         let status = match (kinds[row].as_deref(), record) {
             (Some(kind), Some(record)) if kind == CorrectionKind::Replace.as_str() => {
-                crash_point("before_delete");
-                let answer = destination
-                    .delete_records(std::slice::from_ref(&record))
-                    .await
-                    .map_err(DinmoError::destination(sync_id.clone()))?;
-                crash_point("delete_answered");
-                match answer.into_iter().next().map(|(_, result)| result) {
-                    Some(Ok(())) => {
+                match delete_record(destination, &record, sync_id).await? {
+                    Ok(()) => {
                         to_send.push(row as u32);
                         continue;
                     }
-                    refused => RowStatus::Rejected(Rejection {
+                    Err(reason) => RowStatus::Rejected(Rejection {
                         code: RejectCode::Destination("replace_refused".into()),
                         field: None,
                         message: format!(
-                            "deleting record {record} to replace it (its replacement was not sent): {}",
-                            refused.and_then(|r| r.err()).unwrap_or_else(|| "no answer".into())
+                            "deleting record {record} to replace it (its replacement was not sent): {reason}"
                         ),
                     }),
                 }
@@ -214,23 +207,14 @@ async fn settle(
                 }
             }
             (Some(kind), Some(record)) if kind == CorrectionKind::Deleted.as_str() => {
-                crash_point("before_delete");
-                let answer = destination
-                    .delete_records(std::slice::from_ref(&record))
-                    .await
-                    .map_err(DinmoError::destination(sync_id.clone()))?;
-                crash_point("delete_answered");
-                match answer.into_iter().next().map(|(_, result)| result) {
-                    Some(Ok(())) => RowStatus::Accepted {
+                match delete_record(destination, &record, sync_id).await? {
+                    Ok(()) => RowStatus::Accepted {
                         destination_id: Some(record.as_str().into()),
                     },
-                    refused => RowStatus::Rejected(Rejection {
+                    Err(reason) => RowStatus::Rejected(Rejection {
                         code: RejectCode::Destination("delete_refused".into()),
                         field: None,
-                        message: format!(
-                            "deleting record {record}: {}",
-                            refused.and_then(|r| r.err()).unwrap_or_else(|| "no answer".into())
-                        ),
+                        message: format!("deleting record {record}: {reason}"),
                     }),
                 }
             }
@@ -251,6 +235,25 @@ async fn settle(
         statuses,
     };
     Ok((outcome, replacements))
+}
+
+/// Deletes one record (one already gone counts as deleted); `Err(reason)` when the
+/// destination refuses.
+async fn delete_record(
+    destination: &dyn Destination,
+    record: &str,
+    sync_id: &SyncId,
+) -> Result<std::result::Result<(), String>> {
+    crash_point("before_delete");
+    let answer = destination
+        .delete_records(&[record.to_string()])
+        .await
+        .map_err(DinmoError::destination(sync_id.clone()))?;
+    crash_point("delete_answered");
+    Ok(match answer.into_iter().next().map(|(_, result)| result) {
+        Some(result) => result,
+        None => Err("no answer".into()),
+    })
 }
 
 /// Whether `record` holds the quantity of row `row` of `rows` (an update's values).
