@@ -54,3 +54,77 @@ syncs:
         ]
     );
 }
+
+/// Runs a Python script (with pyarrow, DuckDB and deltalake) with `args`.
+fn python_script(script: &str, args: &[&std::path::Path]) {
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("runs python");
+    assert!(output.status.success(), "{}", describe(&output));
+}
+
+/// A Delta Lake table written and then edited by delta-rs (the `deltalake` package): after a
+/// DELETE, the deleted day's file stays in the folder until a VACUUM. Read as plain Parquet it
+/// would be sent; the source is refused, naming the log, unless `ignore_table_log` says the
+/// files are what to send.
+#[test]
+fn a_delta_table_read_as_parquet_is_refused_naming_its_log() {
+    let project = TestProject::standard();
+    let table = project.path().join("data/events");
+    python_script(
+        "import sys, pyarrow as pa, deltalake
+path = sys.argv[1]
+rows = pa.table({'account': ['A1', 'A2', 'A3', 'A4'], 'qty': [1, 2, 3, 4],
+                 'day': ['2026-11-01', '2026-11-01', '2026-11-02', '2026-11-02']})
+deltalake.write_deltalake(path, rows, partition_by=['day'])
+deltalake.DeltaTable(path).delete(\"day = '2026-11-02'\")
+assert deltalake.DeltaTable(path).to_pyarrow_table().num_rows == 2
+# deltalake 1.6 aborts while the interpreter shuts down (after its work is done): leave at once.
+import os
+os._exit(0)",
+        &[&table],
+    );
+    let before = project.state_digest();
+    let out = project.dinmo(&["run"]);
+    exits_with(
+        &out,
+        1,
+        &[
+            "is a Delta Lake table",
+            "_delta_log/",
+            "ignore_table_log: true",
+            "events",
+        ],
+    );
+    assert_eq!(project.state_digest(), before, "nothing sent");
+
+    // The escape hatch: the folder's files, the deleted day's included, as the user asked.
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write(
+        "dinmo.yml",
+        &yml.replace(
+            "    location: data/events/\n",
+            "    location: data/events/\n    options:\n      ignore_table_log: true\n",
+        ),
+    );
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    assert!(stdout(&out).contains("new rows: 4"), "{}", describe(&out));
+}
+
+/// An Iceberg table's folder (its `metadata/*.metadata.json` written here by hand beside
+/// Parquet data files, as Iceberg lays them out) is refused the same way.
+#[test]
+fn an_iceberg_table_read_as_parquet_is_refused_naming_its_metadata() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-01", &[("A1", 1)]);
+    project.write(
+        "data/events/metadata/00001-6d3c.metadata.json",
+        "{\"format-version\": 2}",
+    );
+    let out = project.dinmo(&["plan"]);
+    exits_with(&out, 1, &["is an Iceberg table", "metadata/", "ignore_table_log"]);
+}

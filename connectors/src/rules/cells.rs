@@ -178,6 +178,10 @@ fn append_plain(out: &mut StringBuilder, shortest: &mut ryu::Buffer, value: f64)
             return;
         }
     }
+    if let Some(rounded) = rounded_to_nanos(value) {
+        out.append_value(rounded);
+        return;
+    }
     let text = shortest.format_finite(value);
     let text = text.strip_suffix(".0").unwrap_or(text);
     let significant = text
@@ -192,6 +196,26 @@ fn append_plain(out: &mut StringBuilder, shortest: &mut ryu::Buffer, value: f64)
         let _ = write!(out, "{value}");
         out.append_value("");
     }
+}
+
+/// `value` rounded to the 9 decimal places Zuora stores, when its shortest decimal has more:
+/// a binary float's arithmetic leaves such tails (`0.1 * 3` is `0.30000000000000004`), which a
+/// user means as `0.3`. The nearest 9-place decimal to the float's exact binary value (what
+/// `{:.9}` prints), without trailing zeros; `None` for a value exact at 9 places or fewer.
+fn rounded_to_nanos(value: f64) -> Option<String> {
+    let magnitude = value.abs();
+    // 17 significant digits leave at most 9 after the point from 10^7 up; below, a value is
+    // exact at 9 places when its billionths read back as it.
+    if magnitude >= 1e7 || (magnitude * 1e9).round() / 1e9 == magnitude {
+        return None;
+    }
+    let text = format!("{value:.9}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    Some(if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    })
 }
 
 /// `|value|` as `whole / 10^decimals` with at most six decimals and 15 digits, when that
@@ -416,7 +440,55 @@ mod tests {
             &(Arc::new(Float64Array::from(values.clone())) as ArrayRef),
         );
         for (row, value) in values.iter().enumerate() {
-            assert_eq!(cells.get(row), Cell::Number(&format!("{}", value + 0.0)), "{value:e}");
+            let shown = format!("{}", value + 0.0);
+            let places = shown.split_once('.').map_or(0, |(_, fraction)| fraction.len());
+            if places <= 9 {
+                assert_eq!(cells.get(row), Cell::Number(&shown), "{value:e}");
+            } else {
+                // Rounded to 9 places: within half a billionth, and no more places.
+                let Cell::Number(text) = cells.get(row) else {
+                    panic!("{value:e} is not a number cell")
+                };
+                let back: f64 = text.parse().unwrap();
+                assert!(
+                    (back - value).abs() <= 0.5e-9 + f64::EPSILON * value.abs(),
+                    "{value:e} -> {text}"
+                );
+                assert!(
+                    text.split_once('.').is_none_or(|(_, f)| f.len() <= 9),
+                    "{value:e} -> {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn float_tails_are_rounded_to_nine_places() {
+        let values = vec![
+            0.1 * 3.0,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            -2.0 / 3.0,
+            1e-10,
+            -1e-10,
+            2.6e-9,
+            12.25,
+            1.5e-7,
+        ];
+        let cells = convert(FieldKind::Number, &(Arc::new(Float64Array::from(values)) as ArrayRef));
+        let expected = [
+            "0.3",
+            "0.3",
+            "0.333333333",
+            "-0.666666667",
+            "0",
+            "0",
+            "0.000000003",
+            "12.25",
+            "0.00000015",
+        ];
+        for (row, expected) in expected.iter().enumerate() {
+            assert_eq!(cells.get(row), Cell::Number(expected), "row {row}");
         }
     }
 

@@ -142,6 +142,12 @@ pub struct SourceOptions {
     /// the timestamps without one meant.
     #[serde(default)]
     pub naive_timestamp_zone: Option<String>,
+    /// Read the files of a Delta Lake or Iceberg table's folder as plain files, ignoring the
+    /// table's log (`_delta_log/`, `metadata/`). Default false: such a folder is refused,
+    /// since its files include ones the table no longer holds (rows deleted or overwritten
+    /// until a vacuum removes them), which would be sent as usage.
+    #[serde(default)]
+    pub ignore_table_log: bool,
 }
 
 pub use dinmo_connectors::registry::DestinationConfig;

@@ -86,6 +86,11 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         options = options.with_table_partition_cols(partitions.into_iter().map(|p| (p, DataType::Utf8)).collect());
     }
     let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
+    if !source.options.ignore_table_log
+        && let Some(refusal) = lakehouse_table(&url, store.as_ref()).await.map_err(failed)?
+    {
+        return Err(error(refusal));
+    }
     let mut files: Vec<ObjectMeta> = url
         .list_all_files(&state, store.as_ref(), &options.file_extension)
         .await
@@ -141,6 +146,40 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     ctx.register_table(source.name.as_str(), Arc::new(table))
         .map_err(failed)?;
     Ok(())
+}
+
+/// Why the folder of `url` cannot be read as plain files, when it is a lakehouse table's: a
+/// Delta Lake table keeps a `_delta_log/` beside its files, an Iceberg table a `metadata/`
+/// folder of `*.metadata.json` files. Their data folders hold files the table no longer
+/// holds (deleted or overwritten rows stay on disk until a vacuum), which a listing would read
+/// as live rows.
+async fn lakehouse_table(
+    url: &ListingTableUrl,
+    store: &dyn object_store::ObjectStore,
+) -> std::result::Result<Option<String>, datafusion::error::DataFusionError> {
+    let folder = url.prefix();
+    let listed = store.list_with_delimiter(Some(folder)).await?;
+    let has_folder = |name: &str| listed.common_prefixes.iter().any(|p| p.filename() == Some(name));
+    let shown = |name: &str| format!("{}/{name}/", url.as_str().trim_end_matches('/'));
+    if has_folder("_delta_log") {
+        return Ok(Some(format!(
+            "it is a Delta Lake table ({} is its log): its folder also holds files the table no longer holds              (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. dinmo does not              read Delta tables yet: export the table's current version to plain files (for example              `COPY (SELECT * FROM delta_scan('…')) TO '…' (FORMAT parquet)` in DuckDB), or, if the folder's              files are really what to send, set `ignore_table_log: true` in the source's options",
+            shown("_delta_log")
+        )));
+    }
+    if has_folder("metadata") {
+        let metadata = folder.clone().join("metadata");
+        let mut entries = store.list(Some(&metadata));
+        while let Some(entry) = entries.try_next().await? {
+            if entry.location.as_ref().ends_with(".metadata.json") {
+                return Ok(Some(format!(
+                    "it is an Iceberg table ({} holds its metadata): its data files include ones the table no                      longer holds. dinmo does not read Iceberg tables yet: export a snapshot of the table to                      plain files (for example with the warehouse's UNLOAD/COPY or DuckDB's `iceberg_scan`), or,                      if the folder's files are really what to send, set `ignore_table_log: true` in the                      source's options",
+                    shown("metadata")
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Says (at info level) which columns were read in another type than some file holds.
