@@ -266,3 +266,40 @@ fn a_usage_file_that_cannot_be_stored_fails_the_run_and_the_next_run_sends_every
     let third = project.dinmo(&["run"]);
     assert!(stdout(&third).contains("new rows: 0"), "{}", describe(&third));
 }
+
+/// A DOUBLE quantity carries binary float tails (`3 * 0.1` is 0.30000000000000004): it is sent
+/// rounded to the 9 decimal places Zuora stores, not refused; a DECIMAL with more places is
+/// still refused, naming the field.
+#[test]
+fn float_quantities_are_rounded_to_nine_places_and_finer_decimals_refused() {
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 3), ("A2", 7)]);
+    project.write(
+        "models/usage.yml",
+        &MODEL.replace(", qty FROM events", ", CAST(qty AS DOUBLE) * 0.1 AS qty FROM events"),
+    );
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    let rows = project.output_rows("usage.files");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("A1,") && r.contains(",2026-11-18T00:00:00,0.3,"))
+            && rows
+                .iter()
+                .any(|r| r.starts_with("A2,") && r.contains(",2026-11-18T00:00:00,0.7,")),
+        "{rows:?}"
+    );
+
+    let project = TestProject::standard();
+    project.export_day("2026-11-18", &[("A1", 3)]);
+    project.write(
+        "models/usage.yml",
+        &MODEL.replace(
+            ", qty FROM events",
+            ", CAST(qty AS DECIMAL(20, 10)) / 7 AS qty FROM events",
+        ),
+    );
+    let out = project.dinmo(&["run"]);
+    exits(&out, 3);
+    assert!(stdout(&out).contains("decimal places"), "{}", describe(&out));
+}

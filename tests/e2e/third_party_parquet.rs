@@ -128,3 +128,69 @@ fn an_iceberg_table_read_as_parquet_is_refused_naming_its_metadata() {
     let out = project.dinmo(&["plan"]);
     exits_with(&out, 1, &["is an Iceberg table", "metadata/", "ignore_table_log"]);
 }
+
+/// Spark's default timestamps are INT96, in files without an Arrow schema (written here by
+/// pyarrow the same way): read as nanoseconds they wrap around outside 1677–2262. dinmo must
+/// send what DuckDB reads from the same file.
+#[test]
+fn int96_timestamps_read_as_duckdb_reads_them_over_their_whole_range() {
+    let project = TestProject::new(
+        "name: int96
+sources:
+  events:
+    location: data/events/
+destinations:
+  files:
+    type: zuora_file
+    path: out
+",
+        &[(
+            "usage.yml",
+            "model: usage
+sql: SELECT account, 'API_CALL' AS uom, ts AS usage_day, qty FROM events
+primary_key: [account]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+        )],
+    );
+    let file = project.path().join("data/events/part-00000.parquet");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys, datetime as dt, pyarrow as pa, pyarrow.parquet as pq, duckdb
+ts = pa.array([dt.datetime(1601, 11, 1, 2, 14, 26), dt.datetime(2026, 11, 18), dt.datetime(9999, 11, 1, 23, 59, 59)],
+              pa.timestamp('us'))
+table = pa.table({'account': ['A1', 'A2', 'A3'], 'ts': ts, 'qty': pa.array([1, 2, 3], pa.int64())})
+pq.write_table(table, sys.argv[1], use_deprecated_int96_timestamps=True, store_schema=False)
+for account, ts in duckdb.sql(f\"SELECT account, strftime(ts, '%Y-%m-%dT%H:%M:%S') FROM '{sys.argv[1]}' ORDER BY account\").fetchall():
+    print(f'{account},{ts}')",
+        )
+        .arg(&file)
+        .output()
+        .expect("runs python");
+    assert!(output.status.success(), "{}", describe(&output));
+    let duckdb: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(duckdb.len(), 3);
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    let mut sent: Vec<String> = project
+        .output_rows("usage.files")
+        .iter()
+        .map(|row| {
+            let cells: Vec<&str> = row.split(',').collect();
+            format!("{},{}", cells[0], cells[3])
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(sent, duckdb);
+}

@@ -54,7 +54,16 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     register_store(ctx, &source.location)?;
     let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
     let format: Arc<dyn FileFormat> = match source.format {
-        SourceFormat::Parquet => Arc::new(ParquetFormat::default()),
+        SourceFormat::Parquet => {
+            // The session's Parquet options (`DATAFUSION_EXECUTION_PARQUET_*` included), which
+            // a default format would ignore.
+            let mut options = ctx.state().table_options().parquet.clone();
+            // INT96, Spark's default for timestamps, read as nanoseconds wraps around outside
+            // 1677–2262 (year 1601 comes back as 2186); as microseconds it holds every instant
+            // Spark writes, as Spark and DuckDB read it.
+            options.global.coerce_int96.get_or_insert_with(|| "us".to_string());
+            Arc::new(ParquetFormat::default().with_options(options))
+        }
         SourceFormat::Csv => {
             let delimiter = source.options.delimiter.unwrap_or(',');
             if !delimiter.is_ascii() {
