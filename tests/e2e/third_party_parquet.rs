@@ -194,3 +194,72 @@ for account, ts in duckdb.sql(f\"SELECT account, strftime(ts, '%Y-%m-%dT%H:%M:%S
     sent.sort();
     assert_eq!(sent, duckdb);
 }
+
+/// A CSV export (written by DuckDB, as Spark or a warehouse unload writes it) whose account
+/// numbers have leading zeros in rows past what type inference samples: a number would send
+/// `0001042` as `1042`, another customer's account. They are sent as DuckDB's sniffer reads
+/// them, as text; the quantity column stays a number.
+#[test]
+fn csv_identifiers_with_leading_zeros_stay_text() {
+    let project = TestProject::new(
+        "name: csvzeros
+sources:
+  events:
+    location: data/events/
+    format: csv
+destinations:
+  files:
+    type: zuora_file
+    path: out
+",
+        &[(
+            "usage.yml",
+            "model: usage
+sql: SELECT account_number, 'API_CALL' AS uom, CAST('2026-11-18' AS TIMESTAMP) AS usage_day, SUM(qty) AS qty FROM events GROUP BY account_number
+primary_key: [account_number]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account_number
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+        )],
+    );
+    let file = project.path().join("data/events/part-00000.csv");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys, duckdb
+duckdb.sql(\"\"\"COPY (SELECT CASE WHEN i < 3000 THEN CAST(1000 + i AS VARCHAR) ELSE lpad(CAST(i AS VARCHAR), 7, '0') END
+                 AS account_number, 1 AS qty FROM range(3005) t(i)) TO '\"\"\" + sys.argv[1] + \"' (HEADER)\")
+for row in duckdb.sql(f\"SELECT account_number FROM read_csv('{sys.argv[1]}') WHERE account_number LIKE '0%' ORDER BY 1\").fetchall():
+    print(row[0])",
+        )
+        .arg(&file)
+        .output()
+        .expect("runs python");
+    assert!(output.status.success(), "{}", describe(&output));
+    let duckdb: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(duckdb.len(), 5, "DuckDB reads the zeros as text");
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    let accounts: Vec<String> = project
+        .output_rows("usage.files")
+        .iter()
+        .map(|row| row.split(',').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(accounts.len(), 3005);
+    for account in &duckdb {
+        assert!(
+            accounts.contains(account),
+            "{account} not sent as written: {:?}",
+            &accounts[..5]
+        );
+    }
+}

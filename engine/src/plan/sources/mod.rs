@@ -133,11 +133,16 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
             file,
             problem,
         })?;
+    let pinned = pinned::pinned_types(ctx, source).await?;
+    let mut columns = columns;
+    if source.format == SourceFormat::Csv {
+        keep_as_text(ctx, source, &url, &files, &pinned, &mut columns).await?;
+    }
     let rules = Rules {
         text: source.format != SourceFormat::Parquet,
         csv: source.format == SourceFormat::Csv,
         naive_zone: source.options.naive_timestamp_zone.as_deref().map(Arc::from),
-        pinned: pinned::pinned_types(ctx, source).await?,
+        pinned,
     };
     let schema = resolve(&columns, &rules).map_err(|problems| DinmoError::SourceSchema {
         source_name: source.name.clone(),
@@ -154,6 +159,104 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     let table = ListingTable::try_new(config).map_err(failed)?;
     ctx.register_table(source.name.as_str(), Arc::new(table))
         .map_err(failed)?;
+    Ok(())
+}
+
+/// Turns into text the columns of CSV files that DataFusion inferred as numbers but whose text
+/// a number would change: a leading zero (`0001042`, an account number, would be sent as
+/// `1042`, another customer's) or a leading `+`. Inference looks at the first rows of a file
+/// only; this looks at every row of the number columns, read as text. A pinned column
+/// (`schema:`) is left to its pin.
+async fn keep_as_text(
+    ctx: &SessionContext,
+    source: &Source,
+    url: &ListingTableUrl,
+    files: &[ObjectMeta],
+    pinned: &std::collections::BTreeMap<String, DataType>,
+    columns: &mut [FileColumns],
+) -> Result<()> {
+    use datafusion::prelude::{CsvReadOptions, ident, lit, regexp_like};
+    let Some(first) = columns.first() else {
+        return Ok(());
+    };
+    let numeric: Vec<String> = first
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_numeric() && !pinned.contains_key(f.name()))
+        .map(|f| f.name().clone())
+        .collect();
+    if numeric.is_empty() {
+        return Ok(());
+    }
+    let failed = |error: datafusion::error::DataFusionError| DinmoError::SourceRead {
+        source_name: source.name.clone(),
+        location: source.location.clone(),
+        source: Box::new(error),
+    };
+    // Every column as text (files share one header: resolve refuses them otherwise).
+    let text = arrow::datatypes::Schema::new(
+        first
+            .schema
+            .fields()
+            .iter()
+            .map(|f| arrow::datatypes::Field::new(f.name(), DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    let extension = source
+        .options
+        .file_extension
+        .clone()
+        .unwrap_or_else(|| source.format.default_extension().to_string());
+    let options = CsvReadOptions::new()
+        .schema(&text)
+        .has_header(source.options.has_header.unwrap_or(true))
+        .delimiter(source.options.delimiter.unwrap_or(',') as u8)
+        .file_extension(&extension);
+    let paths: Vec<String> = files.iter().map(|f| file_url(url, &f.location)).collect();
+    let frame = ctx.read_csv(paths, options).await.map_err(failed)?;
+    let mut found = Vec::new();
+    for name in &numeric {
+        let examples = frame
+            .clone()
+            .filter(regexp_like(ident(name), lit(r"^\s*(\+|-?0[0-9])"), None))
+            .and_then(|f| f.select(vec![ident(name)]))
+            .and_then(|f| f.limit(0, Some(1)))
+            .map_err(failed)?
+            .collect()
+            .await
+            .map_err(failed)?;
+        if let Some(example) = examples.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .map(|a| a.value(0).to_string())
+        }) {
+            info!(source = %source.name, column = %name, example = %example, "read as text: a number would change it");
+            found.push(name.clone());
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    for file in columns.iter_mut() {
+        let fields: Vec<arrow::datatypes::Field> = file
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                if found.contains(f.name()) {
+                    f.as_ref().clone().with_data_type(DataType::Utf8)
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        file.schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            file.schema.metadata().clone(),
+        ));
+    }
     Ok(())
 }
 
