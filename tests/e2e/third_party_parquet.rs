@@ -263,3 +263,94 @@ for row in duckdb.sql(f\"SELECT account_number FROM read_csv('{sys.argv[1]}') WH
         );
     }
 }
+
+/// A project reading `events` in `format`, one usage row per (account, day) summed.
+fn summing_project(format: &str) -> TestProject {
+    TestProject::new(
+        &format!(
+            "name: compressed
+sources:
+  events:
+    location: data/events/
+    format: {format}
+destinations:
+  files:
+    type: zuora_file
+    path: out
+"
+        ),
+        &[(
+            "usage.yml",
+            "model: usage
+sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, SUM(qty) AS qty FROM events GROUP BY account, day
+primary_key: [account, usage_day]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+        )],
+    )
+}
+
+/// Compressed CSV (gzip, Snowflake's default unload) and NDJSON (zstd, bzip2 and xz are read
+/// the same way) written by DuckDB: read by their extension, every row sent as DuckDB sums
+/// them. Two compressions in one source are refused, naming a file of each.
+#[test]
+fn compressed_csv_and_ndjson_are_read_by_their_extension() {
+    for (format, copy, extension) in [
+        ("csv", "(HEADER, COMPRESSION gzip)", "csv.gz"),
+        ("json", "(FORMAT json, COMPRESSION zstd)", "json.zst"),
+    ] {
+        let project = summing_project(format);
+        let folder = project.path().join("data/events/day=2026-11-18");
+        std::fs::create_dir_all(&folder).unwrap();
+        let output = std::process::Command::new(python())
+            .arg("-c")
+            .arg(format!(
+                "import sys, duckdb
+for part in range(2):
+    duckdb.sql(f\"\"\"COPY (SELECT 'A' || (i % 7) AS account, i AS qty FROM range({{part * 500}}, {{part * 500 + 500}}) t(i))
+                    TO '{{sys.argv[1]}}/part-{{part}}.{extension}' {copy}\"\"\")
+for account, qty in duckdb.sql(f\"SELECT account, SUM(qty) FROM read_{format}('{{sys.argv[1]}}/*.{extension}') GROUP BY 1 ORDER BY 1\").fetchall():
+    print(f'{{account}},{{qty}}')"
+            ))
+            .arg(&folder)
+            .output()
+            .expect("runs python");
+        assert!(output.status.success(), "{format}: {}", describe(&output));
+        let duckdb: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(duckdb.len(), 7, "{format}");
+        let out = project.dinmo(&["run"]);
+        exits(&out, 0);
+        let mut sent: Vec<String> = project
+            .output_rows("usage.files")
+            .iter()
+            .map(|row| {
+                let cells: Vec<&str> = row.split(',').collect();
+                format!("{},{}", cells[0], cells[4])
+            })
+            .collect();
+        sent.sort();
+        assert_eq!(sent, duckdb, "{format}");
+
+        // A file of another compression beside them.
+        std::fs::copy(
+            folder.join(format!("part-0.{extension}")),
+            folder.join(format!("part-9.{format}.xz")),
+        )
+        .unwrap();
+        let out = project.dinmo(&["plan"]);
+        exits_with(
+            &out,
+            1,
+            &["mix compressions", &format!("part-9.{format}.xz"), "file_extension"],
+        );
+    }
+}

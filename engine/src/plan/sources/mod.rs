@@ -11,6 +11,7 @@ use std::sync::Arc;
 use arrow::datatypes::DataType;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::file_compression_type::FileCompressionType;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
@@ -53,6 +54,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     };
     register_store(ctx, &source.location)?;
     let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
+    let (extension, compression) = extension_and_compression(ctx, source, &url).await?;
     let format: Arc<dyn FileFormat> = match source.format {
         SourceFormat::Parquet => {
             // The session's Parquet options (`DATAFUSION_EXECUTION_PARQUET_*` included), which
@@ -74,17 +76,13 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
             Arc::new(
                 CsvFormat::default()
                     .with_has_header(source.options.has_header.unwrap_or(true))
-                    .with_delimiter(delimiter as u8),
+                    .with_delimiter(delimiter as u8)
+                    .with_file_compression_type(compression),
             )
         }
-        SourceFormat::Json => Arc::new(JsonFormat::default()),
+        SourceFormat::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
     };
-    let extension = source
-        .options
-        .file_extension
-        .clone()
-        .unwrap_or_else(|| source.format.default_extension().to_string());
-    let mut options = ListingOptions::new(format).with_file_extension(extension);
+    let mut options = ListingOptions::new(format).with_file_extension(extension.as_str());
     let state = ctx.state();
     let partitions = match &source.options.partition_columns {
         Some(columns) => columns.clone(),
@@ -136,7 +134,11 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     let pinned = pinned::pinned_types(ctx, source).await?;
     let mut columns = columns;
     if source.format == SourceFormat::Csv {
-        keep_as_text(ctx, source, &url, &files, &pinned, &mut columns).await?;
+        let read = CsvRead {
+            extension: &extension,
+            compression,
+        };
+        keep_as_text(ctx, source, &url, &files, read, &pinned, &mut columns).await?;
     }
     let rules = Rules {
         text: source.format != SourceFormat::Parquet,
@@ -162,6 +164,84 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     Ok(())
 }
 
+/// How a source's CSV files are read: their extension and compression.
+#[derive(Debug, Clone, Copy)]
+struct CsvRead<'a> {
+    extension: &'a str,
+    compression: FileCompressionType,
+}
+
+/// Compressions CSV and NDJSON files may have, by the extension after the format's.
+const COMPRESSIONS: [(&str, FileCompressionType); 5] = [
+    (".gz", FileCompressionType::GZIP),
+    (".gzip", FileCompressionType::GZIP),
+    (".zst", FileCompressionType::ZSTD),
+    (".bz2", FileCompressionType::BZIP2),
+    (".xz", FileCompressionType::XZ),
+];
+
+/// The extension of a source's files and their compression: from `file_extension` when set
+/// (`.csv.gz` is gzip); otherwise, for CSV and NDJSON, from the files found (`.csv`, or one
+/// of `.csv.gz`, `.csv.zst`, `.csv.bz2`, `.csv.xz`; likewise `.json…`). A source whose files
+/// mix compressions is refused, naming one file of each.
+async fn extension_and_compression(
+    ctx: &SessionContext,
+    source: &Source,
+    url: &ListingTableUrl,
+) -> Result<(String, FileCompressionType)> {
+    let of = |extension: &str| {
+        COMPRESSIONS
+            .iter()
+            .find(|(suffix, _)| extension.ends_with(suffix))
+            .map_or(FileCompressionType::UNCOMPRESSED, |(_, c)| *c)
+    };
+    let plain = source.format.default_extension();
+    if let Some(extension) = &source.options.file_extension {
+        return Ok((extension.clone(), of(extension)));
+    }
+    if source.format == SourceFormat::Parquet {
+        return Ok((plain.to_string(), FileCompressionType::UNCOMPRESSED));
+    }
+    let failed = |error: datafusion::error::DataFusionError| DinmoError::SourceRead {
+        source_name: source.name.clone(),
+        location: source.location.clone(),
+        source: Box::new(error),
+    };
+    let state = ctx.state();
+    let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
+    let candidates: Vec<String> = std::iter::once(plain.to_string())
+        .chain(COMPRESSIONS.iter().map(|(suffix, _)| format!("{plain}{suffix}")))
+        .collect();
+    // The first file found of each extension.
+    let mut found: Vec<(String, String)> = Vec::new();
+    let mut files = url.list_all_files(&state, store.as_ref(), "").await.map_err(failed)?;
+    while let Some(file) = files.try_next().await.map_err(failed)? {
+        let name = file.location.as_ref();
+        if let Some(extension) = candidates.iter().find(|e| name.ends_with(e.as_str()))
+            && !found.iter().any(|(e, _)| e == extension)
+        {
+            found.push((extension.clone(), file_url(url, &file.location)));
+        }
+    }
+    match found.as_slice() {
+        [] => Ok((plain.to_string(), FileCompressionType::UNCOMPRESSED)),
+        [(extension, _)] => Ok((extension.clone(), of(extension))),
+        several => Err(DinmoError::Source {
+            source_name: source.name.clone(),
+            location: source.location.clone(),
+            message: format!(
+                "its files mix compressions ({}): one source reads one kind; split them into sources, or set \
+                 `file_extension` in the source's options to read one kind only",
+                several
+                    .iter()
+                    .map(|(extension, file)| format!("`{extension}`: {file}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
 /// Turns into text the columns of CSV files that DataFusion inferred as numbers but whose text
 /// a number would change: a leading zero (`0001042`, an account number, would be sent as
 /// `1042`, another customer's) or a leading `+`. Inference looks at the first rows of a file
@@ -172,6 +252,7 @@ async fn keep_as_text(
     source: &Source,
     url: &ListingTableUrl,
     files: &[ObjectMeta],
+    read: CsvRead<'_>,
     pinned: &std::collections::BTreeMap<String, DataType>,
     columns: &mut [FileColumns],
 ) -> Result<()> {
@@ -203,16 +284,12 @@ async fn keep_as_text(
             .map(|f| arrow::datatypes::Field::new(f.name(), DataType::Utf8, true))
             .collect::<Vec<_>>(),
     );
-    let extension = source
-        .options
-        .file_extension
-        .clone()
-        .unwrap_or_else(|| source.format.default_extension().to_string());
     let options = CsvReadOptions::new()
         .schema(&text)
         .has_header(source.options.has_header.unwrap_or(true))
         .delimiter(source.options.delimiter.unwrap_or(',') as u8)
-        .file_extension(&extension);
+        .file_extension(read.extension)
+        .file_compression_type(read.compression);
     let paths: Vec<String> = files.iter().map(|f| file_url(url, &f.location)).collect();
     let frame = ctx.read_csv(paths, options).await.map_err(failed)?;
     let mut found = Vec::new();
