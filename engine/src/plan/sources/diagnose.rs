@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::{ObjectMeta, ObjectStore};
 
-use super::files::{bad_json_line, file_schemas, file_url};
+use super::files::{FILES_TABLE_PREFIX, bad_json_line, file_schemas, file_url};
 use crate::error::DinmoError;
 
 /// The first of `files` that `format` cannot read on its own, and why: read one file at a time
@@ -66,7 +66,9 @@ pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
             if let Some((file, problem)) = find_bad_file(&state, url, &store, Arc::clone(&options.format), &files).await
             {
                 return Some(DinmoError::SourceFile {
-                    source_name: name,
+                    source_name: name
+                        .strip_prefix(FILES_TABLE_PREFIX)
+                        .map_or_else(|| name.clone(), str::to_string),
                     file,
                     problem,
                 });

@@ -11,6 +11,10 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use super::resolve::FileColumns;
 
+/// Prefix of the name a partitioned source's listing is registered under, beneath the view
+/// named after the source.
+pub(super) const FILES_TABLE_PREFIX: &str = "__dinmo_files_";
+
 /// The URL of `location` in the store behind `url`, for messages.
 pub(super) fn file_url(url: &ListingTableUrl, location: &object_store::path::Path) -> String {
     format!("{}{}", url.object_store().as_str(), location)

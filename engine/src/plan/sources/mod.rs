@@ -21,7 +21,7 @@ use object_store::ObjectMeta;
 use tracing::{debug, info, warn};
 
 pub use diagnose::diagnose;
-use files::{file_schemas, file_url};
+use files::{FILES_TABLE_PREFIX, file_schemas, file_url};
 use resolve::{FileColumns, Rules, resolve};
 
 use crate::error::{DinmoError, Result};
@@ -159,10 +159,44 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         .with_listing_options(options)
         .with_schema(Arc::new(schema));
     let table = ListingTable::try_new(config).map_err(failed)?;
-    ctx.register_table(source.name.as_str(), Arc::new(table))
+    let partitions: Vec<String> = table
+        .options()
+        .table_partition_cols
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    if partitions.is_empty() {
+        ctx.register_table(source.name.as_str(), Arc::new(table))
+            .map_err(failed)?;
+        return Ok(());
+    }
+    // Spark and Hive write a null partition value as this folder name, and read it back as
+    // NULL, as DuckDB does: the source is a view that says so over the listing.
+    let files = format!("{FILES_TABLE_PREFIX}{}", source.name);
+    ctx.register_table(files.as_str(), Arc::new(table)).map_err(failed)?;
+    let frame = ctx.table(files.as_str()).await.map_err(failed)?;
+    let columns: Vec<datafusion::prelude::Expr> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = datafusion::prelude::ident(field.name());
+            if partitions.contains(field.name()) {
+                datafusion::functions::expr_fn::nullif(column, datafusion::prelude::lit(HIVE_NULL)).alias(field.name())
+            } else {
+                column
+            }
+        })
+        .collect();
+    let plan = frame.select(columns).map_err(failed)?.into_unoptimized_plan();
+    let view = datafusion::catalog::view::ViewTable::new(plan, None);
+    ctx.register_table(source.name.as_str(), Arc::new(view))
         .map_err(failed)?;
     Ok(())
 }
+
+/// The folder name Hive and Spark give a null partition value.
+const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
 /// How a source's CSV files are read: their extension and compression.
 #[derive(Debug, Clone, Copy)]
