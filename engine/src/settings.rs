@@ -98,6 +98,12 @@ pub fn query_context(
         source: Box::new(source),
     })?;
     let mut config = config;
+    // Files in folders below a source's location are read (date folders such as
+    // `2026/11/01/`), not skipped: a file never read is usage never billed. A source's
+    // registration names the files a partitioned listing would not read.
+    if std::env::var_os("DATAFUSION_EXECUTION_LISTING_TABLE_IGNORE_SUBDIRECTORY").is_none() {
+        config.options_mut().execution.listing_table_ignore_subdirectory = false;
+    }
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = memory_limit {
         // A sort reserves this much up front for merging its spills (10 MB by default, per

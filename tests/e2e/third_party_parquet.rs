@@ -418,3 +418,124 @@ for account, region in duckdb.sql(query).fetchall():
     sent.sort();
     assert_eq!(sent, duckdb);
 }
+
+/// Writes one (account, qty = 1) Parquet file per `(path, account)` under the project, with
+/// pyarrow.
+fn write_files(project: &TestProject, files: &[(&str, &str)]) {
+    let mut script = String::from("import sys, os, pyarrow as pa, pyarrow.parquet as pq\n");
+    for (path, account) in files {
+        let path = project.path().join(path);
+        script.push_str(&format!(
+            "os.makedirs({parent:?}, exist_ok=True)\npq.write_table(pa.table({{'account': [{account:?}], 'qty': pa.array([1], pa.int64())}}), {path:?})\n",
+            parent = path.parent().unwrap().display().to_string(),
+            path = path.display().to_string(),
+        ));
+    }
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("runs python");
+    assert!(output.status.success(), "{}", describe(&output));
+}
+
+/// A project reading `location`, one usage row per account.
+fn accounts_project(location: &str, options: &str) -> TestProject {
+    TestProject::new(
+        &format!(
+            "name: layouts
+sources:
+  events:
+    location: {location}
+{options}destinations:
+  files:
+    type: zuora_file
+    path: out
+"
+        ),
+        &[(
+            "usage.yml",
+            "model: usage
+sql: SELECT account, 'API_CALL' AS uom, CAST('2026-11-18' AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+        )],
+    )
+}
+
+/// Every file under a source's location is read or named: date folders (a common unload
+/// layout) and a glob through them are read, names starting with `_` or `.` skipped as Spark
+/// skips them; a folder that is not `key=value` beside
+/// partition folders, a file at the top of a partitioned folder, and two partition layouts
+/// in one source are refused, naming the files.
+#[test]
+fn every_file_under_a_source_is_read_or_named() {
+    let dated = [
+        ("data/events/2026/11/01/part-0.parquet", "A1"),
+        ("data/events/2026/11/02/part-0.parquet", "A2"),
+        // What Spark skips, dinmo skips: an aborted attempt's files, hidden files.
+        ("data/events/_temporary/0/task_0/part-0.parquet", "T1"),
+        ("data/events/2026/11/02/.part-1.parquet", "T2"),
+        ("data/events/2026/11/02/_part-2.parquet", "T3"),
+    ];
+    for location in ["data/events/", "data/events/*/*/*/*.parquet"] {
+        let project = accounts_project(location, "");
+        write_files(&project, &dated);
+        let out = project.dinmo(&["run"]);
+        exits(&out, 0);
+        assert!(stdout(&out).contains("new rows: 2"), "{location}: {}", describe(&out));
+    }
+
+    let project = accounts_project("data/events/", "");
+    write_files(
+        &project,
+        &[
+            ("data/events/dt=2026-11-01/part-0.parquet", "A1"),
+            ("data/events/2026-11-03/part-0.parquet", "A2"),
+        ],
+    );
+    exits_with(
+        &project.dinmo(&["plan"]),
+        1,
+        &["different partition layouts", "`dt=…/`", "2026-11-03/part-0.parquet"],
+    );
+
+    let project = accounts_project("data/events/", "    options:\n      partition_columns: [dt]\n");
+    write_files(
+        &project,
+        &[
+            ("data/events/dt=2026-11-01/part-0.parquet", "A1"),
+            ("data/events/stray.parquet", "A2"),
+        ],
+    );
+    exits_with(
+        &project.dinmo(&["plan"]),
+        1,
+        &["never be read", "stray.parquet (at the top of the partitioned folder)"],
+    );
+
+    let project = accounts_project("data/events/", "");
+    write_files(
+        &project,
+        &[
+            ("data/events/dt=2026-11-01/part-0.parquet", "A1"),
+            ("data/events/dt=2026-11-02/region=eu/part-0.parquet", "A2"),
+        ],
+    );
+    exits_with(
+        &project.dinmo(&["plan"]),
+        1,
+        &[
+            "different partition layouts",
+            "`dt=…/``region=…/`",
+            "region=eu/part-0.parquet",
+        ],
+    );
+}

@@ -3,6 +3,7 @@
 
 mod diagnose;
 mod files;
+mod hidden;
 mod pinned;
 mod resolve;
 
@@ -28,13 +29,22 @@ use crate::error::{DinmoError, Result};
 use crate::project::{Source, SourceFormat};
 use crate::storage::{is_url, open_location};
 
-/// Registers the object store behind `location` with `ctx`, unless it is local.
-pub fn register_store(ctx: &SessionContext, location: &str) -> Result<()> {
-    if is_url(location) && !location.starts_with("file://") {
+/// Registers the object store behind `location` with `ctx`, its listings skipping hidden
+/// names ([`hidden`]); returns the store itself, whose listings show everything.
+pub fn register_store(ctx: &SessionContext, location: &str) -> Result<Arc<dyn object_store::ObjectStore>> {
+    let (store, base_url) = if is_url(location) && !location.starts_with("file://") {
         let opened = open_location(location)?;
-        ctx.register_object_store(&opened.base_url, opened.store);
-    }
-    Ok(())
+        (opened.store, opened.base_url)
+    } else {
+        let root = url::Url::parse("file:///").map_err(|error| DinmoError::Location {
+            location: location.to_string(),
+            message: format!("the file system root is not a URL: {error}"),
+        })?;
+        let local: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+        (local, root)
+    };
+    ctx.register_object_store(&base_url, Arc::new(hidden::SkipHidden::new(Arc::clone(&store))));
+    Ok(store)
 }
 
 /// Registers `source` as a table named after it.
@@ -52,7 +62,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         location: source.location.clone(),
         source: Box::new(error),
     };
-    register_store(ctx, &source.location)?;
+    let everything = register_store(ctx, &source.location)?;
     let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
     let (extension, compression) = extension_and_compression(ctx, source, &url).await?;
     let format: Arc<dyn FileFormat> = match source.format {
@@ -86,7 +96,21 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     let state = ctx.state();
     let partitions = match &source.options.partition_columns {
         Some(columns) => columns.clone(),
-        None => options.infer_partitions(&state, &url).await.map_err(failed)?,
+        None => match options.infer_partitions(&state, &url).await {
+            Ok(partitions) => partitions,
+            Err(failure) => {
+                let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
+                return Err(
+                    match mixed_layouts(&state, &url, store.as_ref(), &options.file_extension).await {
+                        Some(layouts) => error(format!(
+                            "its files are in folders of different partition layouts: {layouts}. DataFusion reads one \
+                         layout per source: move the files into one layout, or split them into sources"
+                        )),
+                        None => failed(failure),
+                    },
+                );
+            }
+        },
     };
     if !partitions.is_empty() {
         debug!(source = %source.name, ?partitions, "hive partition columns");
@@ -94,7 +118,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     }
     let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
     if !source.options.ignore_table_log
-        && let Some(refusal) = lakehouse_table(&url, store.as_ref()).await.map_err(failed)?
+        && let Some(refusal) = lakehouse_table(&url, everything.as_ref()).await.map_err(failed)?
     {
         return Err(error(refusal));
     }
@@ -121,6 +145,31 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     }
     // DataFusion's listing skips zero-byte files too.
     files.retain(|f| f.size > 0);
+    let partitions: Vec<&str> = options
+        .table_partition_cols
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !partitions.is_empty() {
+        let outside: Vec<String> = files
+            .iter()
+            .filter_map(|file| outside_partitions(&url, &file.location, &partitions))
+            .collect();
+        if !outside.is_empty() {
+            return Err(error(format!(
+                "{} file(s) are not in its partition folders ({}), so they would never be read: {}{}. Move \
+                 them into a partition folder, or point the source (or another source) at them",
+                outside.len(),
+                partitions
+                    .iter()
+                    .map(|p| format!("`{p}=…/`"))
+                    .collect::<Vec<_>>()
+                    .join(""),
+                outside.iter().take(5).cloned().collect::<Vec<_>>().join("; "),
+                if outside.len() > 5 { "; …" } else { "" }
+            )));
+        }
+    }
     if files.is_empty() {
         return Err(error("no files found".to_string()));
     }
@@ -197,6 +246,67 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
 
 /// The folder name Hive and Spark give a null partition value.
 const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+
+/// The partition layouts (`key=…/` folders, in order) of the files under `url`, one file
+/// named for each, when there are several; `None` when there is one (or the listing fails).
+async fn mixed_layouts(
+    state: &datafusion::execution::SessionState,
+    url: &ListingTableUrl,
+    store: &dyn object_store::ObjectStore,
+    extension: &str,
+) -> Option<String> {
+    let mut layouts: Vec<(Vec<String>, String)> = Vec::new();
+    let mut files = url.list_all_files(state, store, extension).await.ok()?;
+    while let Some(file) = files.try_next().await.ok()? {
+        let Some(segments) = url.strip_prefix(&file.location) else {
+            continue;
+        };
+        let segments: Vec<&str> = segments.collect();
+        let keys: Vec<String> = segments[..segments.len().saturating_sub(1)]
+            .iter()
+            .map_while(|folder| folder.split_once('=').map(|(key, _)| key.to_string()))
+            .collect();
+        if !layouts.iter().any(|(seen, _)| *seen == keys) {
+            layouts.push((keys, file_url(url, &file.location)));
+        }
+    }
+    (layouts.len() > 1).then(|| {
+        layouts
+            .iter()
+            .map(|(keys, file)| {
+                let layout = if keys.is_empty() {
+                    "no partition folders".to_string()
+                } else {
+                    keys.iter().map(|k| format!("`{k}=…/`")).collect::<String>()
+                };
+                format!("{layout} (e.g. {file})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// Why the file at `location` is outside the partition folders `partitions` (the listing reads
+/// a file only under `p1=…/p2=…/`, in that order), naming it; `None` when inside.
+fn outside_partitions(
+    url: &ListingTableUrl,
+    location: &object_store::path::Path,
+    partitions: &[&str],
+) -> Option<String> {
+    let segments: Vec<&str> = url.strip_prefix(location)?.collect();
+    let folders = &segments[..segments.len().saturating_sub(1)];
+    let name = || file_url(url, location);
+    if folders.is_empty() {
+        return Some(format!("{} (at the top of the partitioned folder)", name()));
+    }
+    // The partition folders come first, in order; folders below them are read.
+    for (folder, partition) in folders.iter().zip(partitions) {
+        if folder.split_once('=').map(|(key, _)| key) != Some(*partition) {
+            return Some(format!("{} (folder `{folder}` is not `{partition}=…`)", name()));
+        }
+    }
+    (folders.len() < partitions.len()).then(|| format!("{} (not {} folder(s) deep)", name(), partitions.len()))
+}
 
 /// How a source's CSV files are read: their extension and compression.
 #[derive(Debug, Clone, Copy)]
