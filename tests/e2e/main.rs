@@ -11,6 +11,7 @@ mod differential;
 mod drift;
 mod exactly_once;
 mod exit_codes;
+mod exports;
 mod hardening;
 mod incremental;
 mod integrity;
