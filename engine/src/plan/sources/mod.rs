@@ -57,14 +57,28 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         location: source.location.clone(),
         message,
     };
-    let failed = |error: datafusion::error::DataFusionError| DinmoError::SourceRead {
-        source_name: source.name.clone(),
-        location: source.location.clone(),
-        source: Box::new(error),
-    };
+    let failed = read_failed(source);
     let everything = register_store(ctx, &source.location)?;
     let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
-    let (extension, compression) = extension_and_compression(ctx, source, &url).await?;
+    if !source.options.ignore_table_log
+        && let Some(refusal) = lakehouse_table(&url, everything.as_ref()).await.map_err(failed)?
+    {
+        return Err(error(refusal));
+    }
+    let state = ctx.state();
+    let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
+    // Every file below the location (hidden names left out), listed once; then those of the
+    // source's extension.
+    let mut files: Vec<ObjectMeta> = url
+        .list_all_files(&state, store.as_ref(), "")
+        .await
+        .map_err(failed)?
+        .try_collect()
+        .await
+        .map_err(failed)?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let (extension, compression) = extension_and_compression(source, &url, &files)?;
+    files.retain(|f| f.location.as_ref().ends_with(extension.as_str()));
     let format: Arc<dyn FileFormat> = match source.format {
         SourceFormat::Parquet => {
             // The session's Parquet options (`DATAFUSION_EXECUTION_PARQUET_*` included), which
@@ -93,43 +107,25 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         SourceFormat::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
     };
     let mut options = ListingOptions::new(format).with_file_extension(extension.as_str());
-    let state = ctx.state();
     let partitions = match &source.options.partition_columns {
         Some(columns) => columns.clone(),
         None => match options.infer_partitions(&state, &url).await {
             Ok(partitions) => partitions,
             Err(failure) => {
-                let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
-                return Err(
-                    match mixed_layouts(&state, &url, store.as_ref(), &options.file_extension).await {
-                        Some(layouts) => error(format!(
-                            "its files are in folders of different partition layouts: {layouts}. DataFusion reads one \
+                return Err(match mixed_layouts(&url, &files) {
+                    Some(layouts) => error(format!(
+                        "its files are in folders of different partition layouts: {layouts}. DataFusion reads one \
                          layout per source: move the files into one layout, or split them into sources"
-                        )),
-                        None => failed(failure),
-                    },
-                );
+                    )),
+                    None => failed(failure),
+                });
             }
         },
     };
     if !partitions.is_empty() {
         debug!(source = %source.name, ?partitions, "hive partition columns");
-        options = options.with_table_partition_cols(partitions.into_iter().map(|p| (p, DataType::Utf8)).collect());
+        options = options.with_table_partition_cols(partitions.iter().map(|p| (p.clone(), DataType::Utf8)).collect());
     }
-    let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
-    if !source.options.ignore_table_log
-        && let Some(refusal) = lakehouse_table(&url, everything.as_ref()).await.map_err(failed)?
-    {
-        return Err(error(refusal));
-    }
-    let mut files: Vec<ObjectMeta> = url
-        .list_all_files(&state, store.as_ref(), &options.file_extension)
-        .await
-        .map_err(failed)?
-        .try_collect()
-        .await
-        .map_err(failed)?;
-    files.sort_by(|a, b| a.location.cmp(&b.location));
     for empty in files.iter().filter(|f| f.size == 0) {
         let file = file_url(&url, &empty.location);
         if !source.options.skip_empty_files {
@@ -145,11 +141,6 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
     }
     // DataFusion's listing skips zero-byte files too.
     files.retain(|f| f.size > 0);
-    let partitions: Vec<&str> = options
-        .table_partition_cols
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .collect();
     if !partitions.is_empty() {
         let outside: Vec<String> = files
             .iter()
@@ -208,12 +199,6 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
         .with_listing_options(options)
         .with_schema(Arc::new(schema));
     let table = ListingTable::try_new(config).map_err(failed)?;
-    let partitions: Vec<String> = table
-        .options()
-        .table_partition_cols
-        .iter()
-        .map(|(name, _)| name.clone())
-        .collect();
     if partitions.is_empty() {
         ctx.register_table(source.name.as_str(), Arc::new(table))
             .map_err(failed)?;
@@ -247,24 +232,18 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
 /// The folder name Hive and Spark give a null partition value.
 const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
 
-/// The partition layouts (`key=…/` folders, in order) of the files under `url`, one file
-/// named for each, when there are several; `None` when there is one (or the listing fails).
-async fn mixed_layouts(
-    state: &datafusion::execution::SessionState,
-    url: &ListingTableUrl,
-    store: &dyn object_store::ObjectStore,
-    extension: &str,
-) -> Option<String> {
-    let mut layouts: Vec<(Vec<String>, String)> = Vec::new();
-    let mut files = url.list_all_files(state, store, extension).await.ok()?;
-    while let Some(file) = files.try_next().await.ok()? {
+/// The partition layouts (`key=…/` folders, in order) of `files` (under `url`), one file
+/// named for each, when there are several; `None` when there is one.
+fn mixed_layouts(url: &ListingTableUrl, files: &[ObjectMeta]) -> Option<String> {
+    let mut layouts: Vec<(Vec<&str>, String)> = Vec::new();
+    for file in files {
         let Some(segments) = url.strip_prefix(&file.location) else {
             continue;
         };
         let segments: Vec<&str> = segments.collect();
-        let keys: Vec<String> = segments[..segments.len().saturating_sub(1)]
+        let keys: Vec<&str> = segments[..segments.len().saturating_sub(1)]
             .iter()
-            .map_while(|folder| folder.split_once('=').map(|(key, _)| key.to_string()))
+            .map_while(|folder| folder.split_once('=').map(|(key, _)| key))
             .collect();
         if !layouts.iter().any(|(seen, _)| *seen == keys) {
             layouts.push((keys, file_url(url, &file.location)));
@@ -291,7 +270,7 @@ async fn mixed_layouts(
 fn outside_partitions(
     url: &ListingTableUrl,
     location: &object_store::path::Path,
-    partitions: &[&str],
+    partitions: &[String],
 ) -> Option<String> {
     let segments: Vec<&str> = url.strip_prefix(location)?.collect();
     let folders = &segments[..segments.len().saturating_sub(1)];
@@ -301,7 +280,7 @@ fn outside_partitions(
     }
     // The partition folders come first, in order; folders below them are read.
     for (folder, partition) in folders.iter().zip(partitions) {
-        if folder.split_once('=').map(|(key, _)| key) != Some(*partition) {
+        if folder.split_once('=').map(|(key, _)| key) != Some(partition.as_str()) {
             return Some(format!("{} (folder `{folder}` is not `{partition}=…`)", name()));
         }
     }
@@ -325,13 +304,13 @@ const COMPRESSIONS: [(&str, FileCompressionType); 5] = [
 ];
 
 /// The extension of a source's files and their compression: from `file_extension` when set
-/// (`.csv.gz` is gzip); otherwise, for CSV and NDJSON, from the files found (`.csv`, or one
-/// of `.csv.gz`, `.csv.zst`, `.csv.bz2`, `.csv.xz`; likewise `.json…`). A source whose files
-/// mix compressions is refused, naming one file of each.
-async fn extension_and_compression(
-    ctx: &SessionContext,
+/// (`.csv.gz` is gzip); otherwise, for CSV and NDJSON, from the files found (`listed`: `.csv`,
+/// or one of `.csv.gz`, `.csv.zst`, `.csv.bz2`, `.csv.xz`; likewise `.json…`). A source whose
+/// files mix compressions is refused, naming one file of each.
+fn extension_and_compression(
     source: &Source,
     url: &ListingTableUrl,
+    listed: &[ObjectMeta],
 ) -> Result<(String, FileCompressionType)> {
     let of = |extension: &str| {
         COMPRESSIONS
@@ -346,30 +325,22 @@ async fn extension_and_compression(
     if source.format == SourceFormat::Parquet {
         return Ok((plain.to_string(), FileCompressionType::UNCOMPRESSED));
     }
-    let failed = |error: datafusion::error::DataFusionError| DinmoError::SourceRead {
-        source_name: source.name.clone(),
-        location: source.location.clone(),
-        source: Box::new(error),
-    };
-    let state = ctx.state();
-    let store = state.runtime_env().object_store(url.object_store()).map_err(failed)?;
     let candidates: Vec<String> = std::iter::once(plain.to_string())
         .chain(COMPRESSIONS.iter().map(|(suffix, _)| format!("{plain}{suffix}")))
         .collect();
     // The first file found of each extension.
-    let mut found: Vec<(String, String)> = Vec::new();
-    let mut files = url.list_all_files(&state, store.as_ref(), "").await.map_err(failed)?;
-    while let Some(file) = files.try_next().await.map_err(failed)? {
+    let mut found: Vec<(&str, String)> = Vec::new();
+    for file in listed {
         let name = file.location.as_ref();
         if let Some(extension) = candidates.iter().find(|e| name.ends_with(e.as_str()))
             && !found.iter().any(|(e, _)| e == extension)
         {
-            found.push((extension.clone(), file_url(url, &file.location)));
+            found.push((extension, file_url(url, &file.location)));
         }
     }
     match found.as_slice() {
         [] => Ok((plain.to_string(), FileCompressionType::UNCOMPRESSED)),
-        [(extension, _)] => Ok((extension.clone(), of(extension))),
+        [(extension, _)] => Ok((extension.to_string(), of(extension))),
         several => Err(DinmoError::Source {
             source_name: source.name.clone(),
             location: source.location.clone(),
@@ -383,6 +354,15 @@ async fn extension_and_compression(
                     .join(", ")
             ),
         }),
+    }
+}
+
+/// The error for a DataFusion failure reading `source`.
+fn read_failed(source: &Source) -> impl Fn(datafusion::error::DataFusionError) -> DinmoError + Copy + '_ {
+    move |error| DinmoError::SourceRead {
+        source_name: source.name.clone(),
+        location: source.location.clone(),
+        source: Box::new(error),
     }
 }
 
@@ -400,7 +380,9 @@ async fn keep_as_text(
     pinned: &std::collections::BTreeMap<String, DataType>,
     columns: &mut [FileColumns],
 ) -> Result<()> {
-    use datafusion::prelude::{CsvReadOptions, ident, lit, regexp_like};
+    use arrow::array::{Array, AsArray};
+    use datafusion::functions_aggregate::expr_fn::max;
+    use datafusion::prelude::{CsvReadOptions, ident, lit, regexp_like, when};
     let Some(first) = columns.first() else {
         return Ok(());
     };
@@ -414,11 +396,7 @@ async fn keep_as_text(
     if numeric.is_empty() {
         return Ok(());
     }
-    let failed = |error: datafusion::error::DataFusionError| DinmoError::SourceRead {
-        source_name: source.name.clone(),
-        location: source.location.clone(),
-        source: Box::new(error),
-    };
+    let failed = read_failed(source);
     // Every column as text (files share one header: resolve refuses them otherwise).
     let text = arrow::datatypes::Schema::new(
         first
@@ -436,25 +414,32 @@ async fn keep_as_text(
         .file_compression_type(read.compression);
     let paths: Vec<String> = files.iter().map(|f| file_url(url, &f.location)).collect();
     let frame = ctx.read_csv(paths, options).await.map_err(failed)?;
+    // One scan: for each column, some value a number would change (null when there is none).
+    let examples = numeric
+        .iter()
+        .map(|name| {
+            when(regexp_like(ident(name), lit(r"^\s*(\+|-?0[0-9])"), None), ident(name))
+                .end()
+                .map(|example| max(example).alias(name))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(failed)?;
+    let found_rows = frame
+        .aggregate(vec![], examples)
+        .map_err(failed)?
+        .collect()
+        .await
+        .map_err(failed)?;
     let mut found = Vec::new();
-    for name in &numeric {
-        let examples = frame
-            .clone()
-            .filter(regexp_like(ident(name), lit(r"^\s*(\+|-?0[0-9])"), None))
-            .and_then(|f| f.select(vec![ident(name)]))
-            .and_then(|f| f.limit(0, Some(1)))
-            .map_err(failed)?
-            .collect()
-            .await
-            .map_err(failed)?;
-        if let Some(example) = examples.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<arrow::array::StringArray>()
-                .map(|a| a.value(0).to_string())
-        }) {
-            info!(source = %source.name, column = %name, example = %example, "read as text: a number would change it");
-            found.push(name.clone());
+    for batch in found_rows.iter().filter(|b| b.num_rows() > 0) {
+        for (name, column) in numeric.iter().zip(batch.columns()) {
+            let column = arrow::compute::cast(column, &DataType::Utf8).map_err(DinmoError::arrow(name.clone()))?;
+            let column = column.as_string::<i32>();
+            if column.is_valid(0) {
+                let example = column.value(0);
+                info!(source = %source.name, column = %name, example = %example, "read as text: a number would change it");
+                found.push(name.clone());
+            }
         }
     }
     if found.is_empty() {
@@ -496,7 +481,11 @@ async fn lakehouse_table(
     let shown = |name: &str| format!("{}/{name}/", url.as_str().trim_end_matches('/'));
     if has_folder("_delta_log") {
         return Ok(Some(format!(
-            "it is a Delta Lake table ({} is its log): its folder also holds files the table no longer holds              (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. dinmo does not              read Delta tables yet: export the table's current version to plain files (for example              `COPY (SELECT * FROM delta_scan('…')) TO '…' (FORMAT parquet)` in DuckDB), or, if the folder's              files are really what to send, set `ignore_table_log: true` in the source's options",
+            "it is a Delta Lake table ({} is its log): its folder also holds files the table no longer holds \
+                 (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. dinmo does not \
+                 read Delta tables yet: export the table's current version to plain files (for example \
+                 `COPY (SELECT * FROM delta_scan('…')) TO '…' (FORMAT parquet)` in DuckDB), or, if the folder's \
+                 files are really what to send, set `ignore_table_log: true` in the source's options",
             shown("_delta_log")
         )));
     }
@@ -506,7 +495,11 @@ async fn lakehouse_table(
         while let Some(entry) = entries.try_next().await? {
             if entry.location.as_ref().ends_with(".metadata.json") {
                 return Ok(Some(format!(
-                    "it is an Iceberg table ({} holds its metadata): its data files include ones the table no                      longer holds. dinmo does not read Iceberg tables yet: export a snapshot of the table to                      plain files (for example with the warehouse's UNLOAD/COPY or DuckDB's `iceberg_scan`), or,                      if the folder's files are really what to send, set `ignore_table_log: true` in the                      source's options",
+                    "it is an Iceberg table ({} holds its metadata): its data files include ones the table no \
+                         longer holds. dinmo does not read Iceberg tables yet: export a snapshot of the table to \
+                         plain files (for example with the warehouse's UNLOAD/COPY or DuckDB's `iceberg_scan`), or, \
+                         if the folder's files are really what to send, set `ignore_table_log: true` in the \
+                         source's options",
                     shown("metadata")
                 )));
             }
