@@ -242,15 +242,13 @@ fn apply(values: &mut Held, fix: &Correction, quantity_field: &str) {
                 .insert(quantity_field.to_string(), quantity.map(nanos_text));
             values.records.extend(fix.values.records.iter().cloned());
         }
-        CorrectionKind::Update | CorrectionKind::Accepted => {
+        CorrectionKind::Update | CorrectionKind::Accepted | CorrectionKind::Replace => {
             values.fields = fix.values.fields.clone();
             values.quantity = fix.values.quantity;
-        }
-        // The record it replaced is gone; the new one holds the new values.
-        CorrectionKind::Replace => {
-            values.fields = fix.values.fields.clone();
-            values.quantity = fix.values.quantity;
-            values.records = fix.values.records.clone();
+            // A replacement's record is the one that holds the row now.
+            if fix.kind == CorrectionKind::Replace {
+                values.records = fix.values.records.clone();
+            }
         }
         CorrectionKind::Ignored => {}
         // The destination holds nothing for it any more.
