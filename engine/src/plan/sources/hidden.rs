@@ -33,9 +33,11 @@ impl fmt::Display for SkipHidden {
     }
 }
 
-/// Whether a name is hidden: it starts with `_` or `.`.
+/// Whether a name is hidden, by Spark's rule (`InMemoryFileIndex.shouldFilterOutPathName`):
+/// it starts with `.`, or with `_` without being a `key=value` partition folder, or it is a
+/// file still being copied (`._COPYING_`).
 fn hidden(name: &str) -> bool {
-    name.starts_with('_') || name.starts_with('.')
+    (name.starts_with('_') && !name.contains('=')) || name.starts_with('.') || name.ends_with("._COPYING_")
 }
 
 /// Whether `location`, below `prefix`, passes through a hidden name.
@@ -132,5 +134,10 @@ mod tests {
         assert!(at("data/_exports/events/dt=1/.part-0.parquet"));
         assert!(at("data/_exports/events/_SUCCESS"));
         assert!(!at("data/_exports/events/2026/11/01/x.parquet"));
+        assert!(
+            !at("data/_exports/events/_part=1/x.parquet"),
+            "a partition folder is not hidden"
+        );
+        assert!(at("data/_exports/events/x.parquet._COPYING_"));
     }
 }
