@@ -124,6 +124,21 @@ os._exit(0)",
         ],
     );
     assert_eq!(project.state_digest(), before, "nothing sent");
+    // A source pointing at one partition of the table is inside it all the same.
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write(
+        "dinmo.yml",
+        &yml.replace(
+            "    location: data/events/\n",
+            "    location: data/events/day=2026-11-02/\n",
+        ),
+    );
+    exits_with(
+        &project.dinmo(&["plan"]),
+        1,
+        &["is a Delta Lake table, or inside one", "data/events/_delta_log/"],
+    );
+    project.write("dinmo.yml", &yml);
 
     // The escape hatch: the folder's files, the deleted day's included, as the user asked.
     let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();

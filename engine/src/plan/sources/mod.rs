@@ -466,41 +466,44 @@ async fn keep_as_text(
     Ok(())
 }
 
-/// Why the folder of `url` cannot be read as plain files, when it is a lakehouse table's: a
-/// Delta Lake table keeps a `_delta_log/` beside its files, an Iceberg table a `metadata/`
-/// folder of `*.metadata.json` files. Their data folders hold files the table no longer
-/// holds (deleted or overwritten rows stay on disk until a vacuum), which a listing would read
-/// as live rows.
+/// Why the folder of `url` cannot be read as plain files, when it is (or is inside) a
+/// lakehouse table's: a Delta Lake table keeps a `_delta_log/` beside its files, an Iceberg
+/// table a `metadata/` folder of `*.metadata.json` files beside `data/`. Their data folders
+/// hold files the table no longer holds (deleted or overwritten rows stay on disk until a
+/// vacuum), which a listing would read as live rows. The folder and each folder above it are
+/// looked at: a source may point at one partition of a table, or at an Iceberg `data/`.
 async fn lakehouse_table(
     url: &ListingTableUrl,
     store: &dyn object_store::ObjectStore,
 ) -> std::result::Result<Option<String>, datafusion::error::DataFusionError> {
-    let folder = url.prefix();
-    let listed = store.list_with_delimiter(Some(folder)).await?;
-    let has_folder = |name: &str| listed.common_prefixes.iter().any(|p| p.filename() == Some(name));
-    let shown = |name: &str| format!("{}/{name}/", url.as_str().trim_end_matches('/'));
-    if has_folder("_delta_log") {
-        return Ok(Some(format!(
-            "it is a Delta Lake table ({} is its log): its folder also holds files the table no longer holds \
-                 (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. dinmo does not \
-                 read Delta tables yet: export the table's current version to plain files (for example \
+    let parts: Vec<_> = url.prefix().parts().collect();
+    // A location that is one file (no trailing `/`, no glob, and an object) starts at its folder.
+    let file = !url.is_collection() && object_store::ObjectStoreExt::head(store, url.prefix()).await.is_ok();
+    let deepest = parts.len() - usize::from(file && !parts.is_empty());
+    for depth in (0..=deepest).rev() {
+        let folder = object_store::path::Path::from_iter(parts[..depth].iter().cloned());
+        let log = folder.clone().join("_delta_log");
+        if store.list(Some(&log)).try_next().await?.is_some() {
+            return Ok(Some(format!(
+                "it is a Delta Lake table, or inside one ({}/ is its log): its folders also hold files the table no \
+                 longer holds (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. dinmo \
+                 does not read Delta tables yet: export the table's current version to plain files (for example \
                  `COPY (SELECT * FROM delta_scan('…')) TO '…' (FORMAT parquet)` in DuckDB), or, if the folder's \
                  files are really what to send, set `ignore_table_log: true` in the source's options",
-            shown("_delta_log")
-        )));
-    }
-    if has_folder("metadata") {
+                file_url(url, &log)
+            )));
+        }
         let metadata = folder.clone().join("metadata");
         let mut entries = store.list(Some(&metadata));
         while let Some(entry) = entries.try_next().await? {
             if entry.location.as_ref().ends_with(".metadata.json") {
                 return Ok(Some(format!(
-                    "it is an Iceberg table ({} holds its metadata): its data files include ones the table no \
-                         longer holds. dinmo does not read Iceberg tables yet: export a snapshot of the table to \
-                         plain files (for example with the warehouse's UNLOAD/COPY or DuckDB's `iceberg_scan`), or, \
-                         if the folder's files are really what to send, set `ignore_table_log: true` in the \
-                         source's options",
-                    shown("metadata")
+                    "it is an Iceberg table, or inside one ({}/ holds its metadata): its data files include ones \
+                     the table no longer holds. dinmo does not read Iceberg tables yet: export a snapshot of the \
+                     table to plain files (for example with the warehouse's UNLOAD/COPY or DuckDB's \
+                     `iceberg_scan`), or, if the folder's files are really what to send, set \
+                     `ignore_table_log: true` in the source's options",
+                    file_url(url, &metadata)
                 )));
             }
         }
