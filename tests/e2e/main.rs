@@ -7,6 +7,7 @@ mod airflow;
 mod compaction;
 mod contract;
 mod corrections;
+mod delta;
 mod differential;
 mod drift;
 mod exactly_once;

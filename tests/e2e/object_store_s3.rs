@@ -18,9 +18,9 @@ use parquet::arrow::ArrowWriter;
 
 use crate::support::*;
 
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -30,7 +30,7 @@ impl Drop for Moto {
     }
 }
 
-fn start_moto() -> Moto {
+pub(crate) fn start_moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -56,7 +56,7 @@ fn start_moto() -> Moto {
     moto
 }
 
-fn create_bucket(endpoint: &str, bucket: &str) {
+pub(crate) fn create_bucket(endpoint: &str, bucket: &str) {
     let address = endpoint.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).expect("connect to moto");
     write!(
@@ -72,14 +72,14 @@ fn create_bucket(endpoint: &str, bucket: &str) {
     );
 }
 
-const ENV: [(&str, &str); 4] = [
+pub(crate) const ENV: [(&str, &str); 4] = [
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_REGION", "us-east-1"),
     ("AWS_ALLOW_HTTP", "true"),
 ];
 
-fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
+pub(crate) fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name("warehouse")
         .with_endpoint(endpoint)

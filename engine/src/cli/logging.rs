@@ -12,7 +12,12 @@ use crate::settings::LOG;
 
 /// Installs the global subscriber.
 pub fn init(format: LogFormat, quiet: bool) -> Result<()> {
-    let default = if quiet { "error" } else { "info" };
+    // delta-rs and its kernel log every snapshot and scan at info: theirs is for debugging.
+    let default = if quiet {
+        "error"
+    } else {
+        "info,deltalake_core=warn,buoyant_kernel=warn,buoyant_kernel_engine=warn"
+    };
     let filter = match std::env::var(LOG) {
         Ok(value) => EnvFilter::try_new(&value)
             .ok()

@@ -39,6 +39,9 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
             "    model rows: {}  new rows: {}  changed: {}  ({history})\n",
             sync.counts.model_rows, sync.counts.new_rows, sync.changed_rows
         ));
+        if !sync.source_versions.is_empty() {
+            out.push_str(&format!("    reads: {}\n", versions(&sync.source_versions)));
+        }
         for change in &sync.changed_since_last_run {
             out.push_str(&format!("    warning: {change}\n"));
         }
@@ -294,6 +297,11 @@ pub fn print_plan(report: &RunReport, format: PlanFormat) {
 }
 
 /// Escapes a value for a markdown table cell.
+/// `events at Delta version 7, …`.
+fn versions(versions: &[crate::ops::SourceVersion]) -> String {
+    versions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 fn md(value: &str) -> String {
     value.replace('|', "\\|").replace('\n', " ")
 }
@@ -435,6 +443,9 @@ pub fn render_markdown(report: &RunReport) -> String {
             sync.counts.new_rows,
             sync.counts.new_rows.saturating_sub(sync.counts.rejected)
         ));
+        if !sync.source_versions.is_empty() {
+            out.push_str(&format!("- reads: {}\n", md(&versions(&sync.source_versions))));
+        }
         push_gone_markdown(&mut out, sync);
         push_changes_markdown(&mut out, sync);
         let Some(summary) = &sync.summary else { continue };

@@ -83,6 +83,16 @@ pub enum DinmoError {
         source: Box<datafusion::error::DataFusionError>,
     },
 
+    /// A lakehouse table's log cannot be read at the version asked for.
+    #[error("source `{source_name}` ({location}): {what}: {source}")]
+    SourceTable {
+        source_name: String,
+        location: String,
+        what: String,
+        #[source]
+        source: Box<deltalake_core::DeltaTableError>,
+    },
+
     /// One file of a source cannot be read.
     #[error("source `{source_name}`: file {file} {problem}")]
     SourceFile {

@@ -258,6 +258,7 @@ impl<'p> ResolveHeldOp<'p> {
             destination: last.destination.clone(),
             sql_hash: last.model_sql_hash.clone(),
             mapping_hash: last.mapping_hash.clone(),
+            source_versions: last.source_versions.clone(),
         };
         let mut report = SyncReport {
             sync_id: sync.clone(),

@@ -87,6 +87,7 @@ pub use validate::{ValidateOp, Validated};
 pub use crate::plan::summary::{PlanSummary, SummaryOptions, Total};
 pub use crate::project::Project;
 pub use crate::settings::Settings;
+pub use crate::state::SourceVersion;
 pub use crate::state::{Compaction, Counts, LockStatus, Outcome, PartInfo, RunManifest, Unlocked};
 pub use crate::sync::changes::{ChangeSample, ChangeSummary};
 pub use crate::sync::gone::GoneSummary;

@@ -228,6 +228,7 @@ fn save(
             destination: sync.destination.clone(),
             model_sql_hash: identity.sql_hash,
             mapping_hash: identity.mapping_hash,
+            source_versions: identity.source_versions,
             model_rows: sync.counts.model_rows,
             new_rows: sync.counts.new_rows + sync.counts.corrections,
             corrections: sync.counts.corrections,

@@ -15,6 +15,7 @@ use crate::plan::sources::register_source;
 
 use crate::project::selection::Selection;
 use crate::project::{ConfigReport, Model, OnChange, OnDelete, Project, Sync};
+use crate::state::SourceVersion;
 use crate::state::row_key::check_key_type;
 
 /// A model whose SQL planned and whose schema passed every check.
@@ -28,6 +29,8 @@ pub struct PlannedModel<'p> {
     pub schema: SchemaRef,
     /// The selected syncs.
     pub syncs: Vec<PlannedSync<'p>>,
+    /// The version read of each versioned (Delta Lake) source the SQL reads.
+    pub source_versions: Vec<SourceVersion>,
 }
 
 /// A sync ready to run.
@@ -49,10 +52,14 @@ pub async fn plan_models<'p>(
     let mut report = ConfigReport::default();
     let project_file = project.project_file();
     let mut failed_sources = Vec::new();
+    let mut versions = Vec::new();
     for source in &project.sources {
-        if let Err(error) = register_source(ctx, source).await {
-            report.push(&project_file, source.position, error.to_string());
-            failed_sources.push(source.name.as_str());
+        match register_source(ctx, source).await {
+            Ok(version) => versions.extend(version),
+            Err(error) => {
+                report.push(&project_file, source.position, error.to_string());
+                failed_sources.push(source.name.as_str());
+            }
         }
     }
     let mut destinations: Vec<(&str, Arc<dyn Destination>)> = Vec::new();
@@ -69,7 +76,7 @@ pub async fn plan_models<'p>(
             .iter()
             .filter(|s| selection.includes_sync(model, s))
             .collect();
-        if let Some(failed) = reads_failed_source(ctx, model, &failed_sources) {
+        if let Some(failed) = reads_source(ctx, model, &failed_sources) {
             // Said once, at the source; planning would only add "table not found".
             report.push(
                 &model.file,
@@ -81,7 +88,12 @@ pub async fn plan_models<'p>(
             );
             continue;
         }
-        if let Some(ok) = plan_model(ctx, model, &syncs, &destinations, &mut report).await {
+        if let Some(mut ok) = plan_model(ctx, model, &syncs, &destinations, &mut report).await {
+            ok.source_versions = versions
+                .iter()
+                .filter(|v| reads_source(ctx, model, &[v.source.as_str()]).is_some())
+                .cloned()
+                .collect();
             planned.push(ok);
         }
     }
@@ -89,9 +101,9 @@ pub async fn plan_models<'p>(
     Ok(planned)
 }
 
-/// The first of `failed` sources that `model`'s SQL reads, if any.
-fn reads_failed_source<'a>(ctx: &SessionContext, model: &Model, failed: &[&'a str]) -> Option<&'a str> {
-    if failed.is_empty() {
+/// The first of `sources` that `model`'s SQL reads, if any.
+fn reads_source<'a>(ctx: &SessionContext, model: &Model, sources: &[&'a str]) -> Option<&'a str> {
+    if sources.is_empty() {
         return None;
     }
     let state = ctx.state();
@@ -99,7 +111,7 @@ fn reads_failed_source<'a>(ctx: &SessionContext, model: &Model, failed: &[&'a st
     // A statement that does not parse is reported by planning, with DataFusion's message.
     let statement = state.sql_to_statement(&model.sql, &dialect).ok()?;
     let tables = state.resolve_table_references(&statement).ok()?;
-    failed
+    sources
         .iter()
         .find(|name| tables.iter().any(|table| table.table() == **name))
         .copied()
@@ -242,6 +254,7 @@ async fn plan_model<'p>(
         frame,
         schema,
         syncs: planned_syncs,
+        source_versions: Vec::new(),
     })
 }
 

@@ -52,6 +52,10 @@ pub struct SavedSync {
     pub model_sql_hash: String,
     /// xxh3 of the mapping.
     pub mapping_hash: String,
+    /// The versions of the versioned (Delta Lake) sources the rows were read from: the rows
+    /// are in the plan, so `apply` sends what these versions held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_versions: Vec<crate::state::SourceVersion>,
     /// Rows the model produced.
     pub model_rows: u64,
     /// Rows to send: new rows and corrections.
@@ -85,6 +89,7 @@ impl SavedSync {
             destination: self.destination.clone(),
             sql_hash: self.model_sql_hash.clone(),
             mapping_hash: self.mapping_hash.clone(),
+            source_versions: self.source_versions.clone(),
         }
     }
 }

@@ -206,6 +206,54 @@ impl Loader<'_> {
                 format!("source `{name}`: has_header and delimiter apply to csv sources only"),
             );
         }
+        let options = &config.options;
+        if config.format == SourceFormat::Delta {
+            // A Delta table's log says which files it holds, their partition values and
+            // column types: the options about finding and typing files do not apply.
+            let file_options = [
+                ("file_extension", options.file_extension.is_some()),
+                ("partition_columns", options.partition_columns.is_some()),
+                ("skip_empty_files", options.skip_empty_files),
+                ("naive_timestamp_zone", options.naive_timestamp_zone.is_some()),
+                ("ignore_table_log", options.ignore_table_log),
+                ("schema", !config.schema.is_empty()),
+            ];
+            for (option, _) in file_options.iter().filter(|(_, set)| *set) {
+                self.problem(
+                    file,
+                    at,
+                    format!(
+                        "source `{name}`: `{option}` applies to file sources, not to `format: delta` (the table's log \
+                         says which files it holds and their column types); remove it"
+                    ),
+                );
+            }
+            if options.version.is_some() && options.timestamp.is_some() {
+                self.problem(
+                    file,
+                    at,
+                    format!("source `{name}`: set `version` or `timestamp`, not both"),
+                );
+            }
+            if let Some(at_time) = &options.timestamp
+                && let Err(error) = chrono::DateTime::parse_from_rfc3339(at_time)
+            {
+                self.problem(
+                    file,
+                    at,
+                    format!(
+                        "source `{name}`: timestamp `{at_time}` is not an RFC 3339 instant such as \
+                         `2026-11-30T23:59:59Z`: {error}"
+                    ),
+                );
+            }
+        } else if options.version.is_some() || options.timestamp.is_some() {
+            self.problem(
+                file,
+                at,
+                format!("source `{name}`: `version` and `timestamp` apply to `format: delta` sources only"),
+            );
+        }
         if let Some(zone) = &config.options.naive_timestamp_zone
             && let Err(error) = zone.parse::<arrow::array::timezone::Tz>()
         {

@@ -71,7 +71,9 @@ pub struct SourceConfig {
     /// `gs://`, `az://`, `http(s)://`, `file://`). `${VAR}` is read from the environment.
     #[schemars(with = "String")]
     pub location: Spanned<String>,
-    /// `parquet`, `csv` or `json` (newline-delimited). Default `parquet`.
+    /// `parquet`, `csv`, `json` (newline-delimited) or `delta` (a Delta Lake table, read at
+    /// its latest version unless `options.version` or `options.timestamp` pins one). Default
+    /// `parquet`.
     #[serde(default)]
     pub format: SourceFormat,
     /// Format options.
@@ -98,6 +100,8 @@ pub enum SourceFormat {
     Csv,
     /// Newline-delimited JSON.
     Json,
+    /// A Delta Lake table: the files its log says the version holds.
+    Delta,
 }
 
 impl SourceFormat {
@@ -107,6 +111,7 @@ impl SourceFormat {
             SourceFormat::Parquet => ".parquet",
             SourceFormat::Csv => ".csv",
             SourceFormat::Json => ".json",
+            SourceFormat::Delta => ".parquet",
         }
     }
 }
@@ -148,6 +153,13 @@ pub struct SourceOptions {
     /// until a vacuum removes them), which would be sent as usage.
     #[serde(default)]
     pub ignore_table_log: bool,
+    /// delta: read this version of the table (time travel). Default: the latest.
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// delta: read the latest version committed at or before this RFC 3339 instant
+    /// (`2026-11-30T23:59:59Z`). Default: the latest.
+    #[serde(default)]
+    pub timestamp: Option<String>,
 }
 
 pub use dinmo_connectors::registry::DestinationConfig;

@@ -35,6 +35,9 @@ pub struct RunManifest {
     pub mapping_hash: String,
     /// Version of the row-key encoding.
     pub row_key_version: u32,
+    /// The version of each versioned (Delta Lake) source the model read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_versions: Vec<SourceVersion>,
     /// Whether the snapshot was ignored (`--full-refresh`).
     pub full_refresh: bool,
     /// Row counts.
@@ -66,6 +69,21 @@ pub struct RunManifest {
     /// Set by `dinmo rollback`: what was deleted from the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+}
+
+/// The version of a versioned source (a Delta Lake table) that a model read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceVersion {
+    /// The source's name.
+    pub source: String,
+    /// The Delta table version read.
+    pub delta_version: u64,
+}
+
+impl std::fmt::Display for SourceVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at Delta version {}", self.source, self.delta_version)
+    }
 }
 
 /// What `dinmo rollback` did to a run.
@@ -217,6 +235,7 @@ impl RunManifest {
             model_sql_hash: identity.sql_hash.clone(),
             mapping_hash: identity.mapping_hash.clone(),
             row_key_version: super::row_key::ROW_KEY_VERSION,
+            source_versions: identity.source_versions.clone(),
             full_refresh: run.full_refresh,
             counts,
             pending_part: None,
@@ -275,6 +294,8 @@ pub struct SyncIdentity {
     pub sql_hash: String,
     /// xxh3 of the mapping the rows were projected with.
     pub mapping_hash: String,
+    /// The versions of the versioned sources the rows were read from.
+    pub source_versions: Vec<SourceVersion>,
 }
 
 #[cfg(test)]

@@ -127,6 +127,8 @@ pub struct SyncReport {
     pub rejections: Vec<RejectionSummary>,
     /// What changed since the last run (SQL, mapping), empty when nothing did.
     pub changed_since_last_run: Vec<String>,
+    /// The version read of each versioned (Delta Lake) source the model reads.
+    pub source_versions: Vec<crate::state::SourceVersion>,
     /// Stopped runs whose pending rows this run settled first.
     pub recovered_runs: Vec<RunId>,
     /// Rows left pending by stopped runs (counted by a plan, settled by a run).

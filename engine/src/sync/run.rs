@@ -48,6 +48,7 @@ pub fn identity_of(model: &PlannedModel<'_>, target: &PlannedSync<'_>) -> SyncId
         destination: sync.destination.clone(),
         sql_hash: sql_hash(&model.model.sql),
         mapping_hash: mapping_hash(model.model, sync),
+        source_versions: model.source_versions.clone(),
     }
 }
 
@@ -70,6 +71,7 @@ impl<'r> SyncRun<'r> {
     pub fn new(run: &'r RunContext, model: &'r PlannedModel<'r>, position: usize, target: &'r PlannedSync<'r>) -> Self {
         let mut report = SyncReport::for_target(target, 0);
         report.started_at = Some(RunContext::now());
+        report.source_versions = model.source_versions.clone();
         SyncRun {
             run,
             model,
@@ -150,6 +152,18 @@ impl<'r> SyncRun<'r> {
                 report
                     .changed_since_last_run
                     .push("mapping or primary key changed since the last run".to_string());
+            }
+            for now in &self.identity.source_versions {
+                if let Some(before) = last.source_versions.iter().find(|v| v.source == now.source)
+                    && before.delta_version > now.delta_version
+                {
+                    report.changed_since_last_run.push(format!(
+                        "source `{}` is read at Delta version {}, older than version {} that the last run read (a \
+                         pinned version, or the table was restored): rows the later version held and this one does \
+                         not count as gone",
+                        now.source, now.delta_version, before.delta_version
+                    ));
+                }
             }
         }
         // Without a part there is nothing to join against (a first run).

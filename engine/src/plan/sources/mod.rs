@@ -1,6 +1,7 @@
 //! Registers the project's sources as DataFusion tables, each with one schema resolved from
 //! the schemas of all its files (see [`resolve`]).
 
+mod delta;
 mod diagnose;
 mod files;
 mod hidden;
@@ -27,6 +28,7 @@ use resolve::{FileColumns, Rules, resolve};
 
 use crate::error::{DinmoError, Result};
 use crate::project::{Source, SourceFormat};
+use crate::state::SourceVersion;
 use crate::storage::{is_url, open_location};
 
 /// Registers the object store behind `location` with `ctx`, its listings skipping hidden
@@ -47,21 +49,35 @@ pub fn register_store(ctx: &SessionContext, location: &str) -> Result<Arc<dyn ob
     Ok(store)
 }
 
-/// Registers `source` as a table named after it.
-/// The steps of DataFusion's listing-table set-up (format, partitions, listing, per-file
-/// schemas, resolution, registration) in the order DataFusion needs them, each failing with an
-/// error that names the source.
-pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()> {
+/// Registers `source` as a table named after it; returns the version read when the source is
+/// a versioned table (Delta Lake).
+pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<Option<SourceVersion>> {
+    let everything = register_store(ctx, &source.location)?;
+    if source.format == SourceFormat::Delta {
+        return delta::register_delta(ctx, source, everything).await.map(Some);
+    }
+    register_files(ctx, source, everything.as_ref()).await?;
+    Ok(None)
+}
+
+/// Registers a source of files (Parquet, CSV, NDJSON) as a table: the steps of DataFusion's
+/// listing-table set-up (format, partitions, listing, per-file schemas, resolution,
+/// registration) in the order DataFusion needs them, each failing with an error that names
+/// the source. `everything` is the store behind the location, hidden names included.
+async fn register_files(
+    ctx: &SessionContext,
+    source: &Source,
+    everything: &dyn object_store::ObjectStore,
+) -> Result<()> {
     let error = |message: String| DinmoError::Source {
         source_name: source.name.clone(),
         location: source.location.clone(),
         message,
     };
     let failed = read_failed(source);
-    let everything = register_store(ctx, &source.location)?;
     let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
     if !source.options.ignore_table_log
-        && let Some(refusal) = lakehouse_table(&url, everything.as_ref()).await.map_err(failed)?
+        && let Some(refusal) = lakehouse_table(&url, everything).await.map_err(failed)?
     {
         return Err(error(refusal));
     }
@@ -105,6 +121,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<()
             )
         }
         SourceFormat::Json => Arc::new(JsonFormat::default().with_file_compression_type(compression)),
+        SourceFormat::Delta => return Err(error("a Delta table is not read as files".into())),
     };
     let mut options = ListingOptions::new(format).with_file_extension(extension.as_str());
     let partitions = match &source.options.partition_columns {
@@ -486,11 +503,11 @@ async fn lakehouse_table(
         if store.list(Some(&log)).try_next().await?.is_some() {
             return Ok(Some(format!(
                 "it is a Delta Lake table, or inside one ({}/ is its log): its folders also hold files the table no \
-                 longer holds (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. dinmo \
-                 does not read Delta tables yet: export the table's current version to plain files (for example \
-                 `COPY (SELECT * FROM delta_scan('…')) TO '…' (FORMAT parquet)` in DuckDB), or, if the folder's \
-                 files are really what to send, set `ignore_table_log: true` in the source's options",
-                file_url(url, &log)
+                 longer holds (deleted or overwritten rows stay until a VACUUM), which would be sent as usage. Read \
+                 it with `format: delta` and `location: {}` (the table's folder), or, if the folder's files are \
+                 really what to send, set `ignore_table_log: true` in the source's options",
+                file_url(url, &log),
+                file_url(url, &folder)
             )));
         }
         let metadata = folder.clone().join("metadata");
