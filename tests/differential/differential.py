@@ -6,7 +6,9 @@ Each case, from its own seed:
      with the drift real exports have (strings plain, dictionary-encoded, large or view;
      integers of several widths; decimals of several shapes; timestamps in every unit, with
      and without a zone; a column that only newer files have; unicode, empty and long values;
-     nulls);
+     nulls), laid out as real tools write it: `day=` folders, sometimes with the day inside
+     the files too (Polars' partition_by), sometimes read through a `day=*/*.parquet` glob,
+     sometimes with Spark's INT96 timestamps;
   2. makes a random model from a small SQL grammar (projection, CAST, CASE, COALESCE,
      filters, GROUP BY with sum/count/min/max, date_trunc) that DataFusion and DuckDB both
      read the same way;
@@ -203,6 +205,14 @@ class Case:
                 self.files.append((day, f"part-{f}.parquet", writer, phys))
                 self.data[(day, f"part-{f}.parquet")] = values
         self.sql, self.key = self.model(rng)
+        # How the export is laid out, from a generator of its own (the draws above stay what
+        # regression seeds recorded): the day also inside the files, as Polars' partition_by
+        # writes it; a glob with a wildcard in the `day=` folder segment; Spark's INT96 for
+        # timestamps (UTC instants) when every timestamp column carries a zone.
+        layout = random.Random(seed * 17 + 3)
+        self.day_in_files = layout.random() < 0.3
+        self.glob = layout.random() < 0.3
+        self.int96 = layout.random() < 0.4 and all(c.zoned and not c.mixed_zone for c in cols if c.kind == "ts")
 
     # ---- the model -------------------------------------------------------------------------
     def cols_of(self, *kinds, nonnull=False):
@@ -344,8 +354,13 @@ class Case:
         os.makedirs(folder, exist_ok=True)
         values = self.data[(day, name)]
         table = pa.table({c: arrow_array(values[c], phys[c]) for c in values})
+        if self.day_in_files:
+            table = table.append_column("day", pa.array([day] * table.num_rows, pa.string()))
         path = os.path.join(folder, name)
-        if writer == "pyarrow":
+        if writer == "pyarrow" and self.int96:
+            # As Spark writes: INT96 timestamps, no Arrow schema in the footer.
+            pq.write_table(table, path, use_deprecated_int96_timestamps=True, store_schema=False)
+        elif writer == "pyarrow":
             pq.write_table(table, path, compression=self.rng.choice(["snappy", "zstd", "none"]))
         else:
             con = duckdb.connect()
@@ -381,7 +396,7 @@ class Case:
         options = "\n    options:\n      naive_timestamp_zone: UTC" if self.naive_zone else ""
         with open(os.path.join(root, "dinmo.yml"), "w") as f:
             f.write(
-                f"name: differential\nsources:\n  events:\n    location: data/events/{options}\n"
+                f"name: differential\nsources:\n  events:\n    location: data/events/{'day=*/*.parquet' if self.glob else ''}{options}\n"
                 "destinations:\n  files:\n    type: zuora_file\n    path: out\n"
             )
         os.makedirs(os.path.join(root, "models"), exist_ok=True)

@@ -633,9 +633,26 @@ async fn check_unique(ctx: &SessionContext, table: &str, model: &str, key: &[Str
     if examples.is_empty() {
         return Ok(());
     }
+    // The source files holding the first repeated key, when the model passes its key
+    // columns through under their names.
+    let mut first = Vec::new();
+    for (i, name) in key.iter().enumerate() {
+        if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
+            let value = array_value_to_string(batch.column(i), 0).map_err(DinmoError::arrow(context.clone()))?;
+            first.push((name.clone(), value));
+        }
+    }
+    let files = crate::plan::sources::files_holding(ctx, &first, 5).await;
+    let files = match files.as_slice() {
+        [] => String::new(),
+        files => format!(
+            ". The first is in {} (a day exported twice, or a file an aborted job left?)",
+            files.join(" and ")
+        ),
+    };
     Err(DinmoError::DuplicatePrimaryKey {
         model: model.to_string(),
         key: key.join(", "),
-        examples: examples.join("; "),
+        examples: format!("{}{files}", examples.join("; ")),
     })
 }

@@ -137,6 +137,11 @@ pub enum SchemaProblem {
     PinnedMissing { column: String, file: String },
     /// No file has a pinned column.
     PinnedUnknown { column: String, columns: String },
+    /// One column is named in two cases in different files.
+    CaseDiffers {
+        first: (String, String),
+        second: (String, String),
+    },
     /// Two CSV files have different headers.
     CsvHeader {
         first: (Vec<String>, String),
@@ -175,6 +180,12 @@ impl std::fmt::Display for SchemaProblem {
             SchemaProblem::PinnedUnknown { column, columns } => write!(
                 f,
                 "column `{column}` is pinned in the source's `schema:` but no file has it (columns: {columns})"
+            ),
+            SchemaProblem::CaseDiffers { first, second } => write!(
+                f,
+                "column `{}` in {} is `{}` in {}: column names are case-sensitive, so they would be two columns, \
+                 each null in the other's files; fix the export's column name",
+                first.0, first.1, second.0, second.1
             ),
             SchemaProblem::CsvHeader { first, second } => write!(
                 f,

@@ -216,6 +216,7 @@ impl Loader<'_> {
                 ("skip_empty_files", options.skip_empty_files),
                 ("naive_timestamp_zone", options.naive_timestamp_zone.is_some()),
                 ("ignore_table_log", options.ignore_table_log),
+                ("exclude", !options.exclude.is_empty()),
                 ("schema", !config.schema.is_empty()),
             ];
             for (option, _) in file_options.iter().filter(|(_, set)| *set) {

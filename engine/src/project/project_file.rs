@@ -153,6 +153,11 @@ pub struct SourceOptions {
     /// until a vacuum removes them), which would be sent as usage.
     #[serde(default)]
     pub ignore_table_log: bool,
+    /// Globs of files not to read, relative to the source's folder (`_committed_*`,
+    /// `dt=2026-11-0[1-3]/*`, `**/attempt-*.parquet`): `*` matches within one folder or file
+    /// name, `**` across folders. Default: none.
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// delta: read this version of the table (time travel). Default: the latest.
     #[serde(default)]
     pub version: Option<u64>,

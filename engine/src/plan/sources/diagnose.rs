@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use datafusion::datasource::TableProvider;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::prelude::SessionContext;
@@ -76,4 +77,97 @@ pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
         }
     }
     None
+}
+
+/// The files of the registered file sources that hold a row whose columns `key` (name, value
+/// as text) have those values, at most `limit` of them: after a model's primary key repeated,
+/// the files to look at (a day exported twice, a stale file of an aborted job). A source
+/// whose files lack a key column is not looked at; nor is a key read from folder names.
+pub async fn files_holding(ctx: &SessionContext, key: &[(String, String)], limit: usize) -> Vec<String> {
+    use datafusion::datasource::listing::{ListingOptions, ListingTableConfig};
+    use datafusion::prelude::{cast, ident, lit};
+    use futures::StreamExt;
+    let state = ctx.state();
+    let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for name in schema.table_names() {
+        let Ok(Some(table)) = schema.table(&name).await else {
+            continue;
+        };
+        let Some(listing) = table.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        let options = listing.options();
+        let partitions: Vec<&str> = options.table_partition_cols.iter().map(|(c, _)| c.as_str()).collect();
+        let file_schema = Arc::new(arrow::datatypes::Schema::new(
+            listing
+                .schema()
+                .fields()
+                .iter()
+                .filter(|f| !partitions.contains(&f.name().as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        if !key
+            .iter()
+            .all(|(column, _)| file_schema.field_with_name(column).is_ok())
+        {
+            continue;
+        }
+        let condition = key
+            .iter()
+            .map(|(column, value)| cast(ident(column), arrow::datatypes::DataType::Utf8).eq(lit(value.clone())))
+            .reduce(datafusion::prelude::Expr::and);
+        let Some(condition) = condition else { continue };
+        let single = ListingOptions::new(Arc::clone(&options.format)).with_file_extension(&options.file_extension);
+        for url in listing.table_paths() {
+            let Ok(store) = state.runtime_env().object_store(url.object_store()) else {
+                continue;
+            };
+            let Ok(listed) = url
+                .list_all_files(&state, store.as_ref(), &options.file_extension)
+                .await
+            else {
+                continue;
+            };
+            let Ok(mut files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
+                continue;
+            };
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            let holding: Vec<String> = futures::stream::iter(files)
+                .map(|file| {
+                    let (single, file_schema, condition) =
+                        (single.clone(), Arc::clone(&file_schema), condition.clone());
+                    let name = file_url(url, &file.location);
+                    async move {
+                        let path = ListingTableUrl::parse(&name).ok()?;
+                        let config = ListingTableConfig::new(path)
+                            .with_listing_options(single)
+                            .with_schema(file_schema);
+                        let table = ListingTable::try_new(config).ok()?;
+                        let rows = ctx
+                            .read_table(Arc::new(table))
+                            .ok()?
+                            .filter(condition)
+                            .ok()?
+                            .count()
+                            .await
+                            .ok()?;
+                        (rows > 0).then_some(name)
+                    }
+                })
+                .buffered(4)
+                .filter_map(std::future::ready)
+                .take(limit.saturating_sub(found.len()))
+                .collect()
+                .await;
+            found.extend(holding);
+            if found.len() >= limit {
+                return found;
+            }
+        }
+    }
+    found
 }

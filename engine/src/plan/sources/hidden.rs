@@ -1,6 +1,9 @@
 //! Sources skip what Spark skips: files and folders whose name starts with `_` or `.` below a
 //! listed folder (`_temporary/` of an aborted job, `_delta_log/`, `.crc` and other hidden
-//! files), so a stray attempt's files are never read as usage.
+//! files), so a stray attempt's files are never read as usage. A source with a glob or
+//! `exclude:` globs gets a store of its own whose listings keep only the files they select
+//! ([`Selection`]): DataFusion's own glob matching leaves `key=value` folders out of the path
+//! it matches, so `dt=*/*.parquet` would match nothing.
 
 use std::fmt;
 use std::ops::Range;
@@ -15,15 +18,50 @@ use object_store::{
     PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
-/// `inner` with listings that leave out hidden names (reads and writes pass through).
+/// `inner` with listings that leave out hidden names, and files a [`Selection`] does not
+/// select (reads and writes pass through).
 #[derive(Debug)]
 pub struct SkipHidden {
     inner: Arc<dyn ObjectStore>,
+    selection: Option<Arc<Selection>>,
+}
+
+/// The files of one source below its folder `root`: those whose path below it matches
+/// `include` (all when `None`) and none of `exclude`. Globs match as a shell does: `*` within
+/// one folder or file name, `**` across folders.
+#[derive(Debug)]
+pub struct Selection {
+    pub root: Path,
+    pub include: Option<glob::Pattern>,
+    pub exclude: Vec<glob::Pattern>,
+}
+
+impl Selection {
+    fn selects(&self, location: &Path) -> bool {
+        let Some(below) = location.prefix_match(&self.root) else {
+            return false;
+        };
+        let below = below.map(|part| part.as_ref().to_string()).collect::<Vec<_>>().join("/");
+        let options = glob::MatchOptions {
+            require_literal_separator: true,
+            ..glob::MatchOptions::new()
+        };
+        self.include.as_ref().is_none_or(|g| g.matches_with(&below, options))
+            && !self.exclude.iter().any(|g| g.matches_with(&below, options))
+    }
 }
 
 impl SkipHidden {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
-        Self { inner }
+        Self { inner, selection: None }
+    }
+
+    /// Listings keep only the files `selection` selects, hidden names left out as well.
+    pub fn selecting(inner: Arc<dyn ObjectStore>, selection: Selection) -> Self {
+        Self {
+            inner,
+            selection: Some(Arc::new(selection)),
+        }
     }
 }
 
@@ -54,13 +92,17 @@ fn below_hidden(prefix: Option<&Path>, location: &Path) -> bool {
 
 fn visible(
     prefix: Option<&Path>,
+    selection: Option<Arc<Selection>>,
     listed: BoxStream<'static, Result<ObjectMeta>>,
 ) -> BoxStream<'static, Result<ObjectMeta>> {
     let prefix = prefix.cloned();
     listed
         .filter(move |meta| {
             let keep = match meta {
-                Ok(meta) => !below_hidden(prefix.as_ref(), &meta.location),
+                Ok(meta) => {
+                    !below_hidden(prefix.as_ref(), &meta.location)
+                        && selection.as_ref().is_none_or(|s| s.selects(&meta.location))
+                }
                 Err(_) => true,
             };
             std::future::ready(keep)
@@ -91,11 +133,11 @@ impl ObjectStore for SkipHidden {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        visible(prefix, self.inner.list(prefix))
+        visible(prefix, self.selection.clone(), self.inner.list(prefix))
     }
 
     fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
-        visible(prefix, self.inner.list_with_offset(prefix, offset))
+        visible(prefix, self.selection.clone(), self.inner.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
@@ -103,9 +145,10 @@ impl ObjectStore for SkipHidden {
         listed
             .common_prefixes
             .retain(|folder| !folder.filename().is_some_and(hidden));
-        listed
-            .objects
-            .retain(|meta| !meta.location.filename().is_some_and(hidden));
+        listed.objects.retain(|meta| {
+            !meta.location.filename().is_some_and(hidden)
+                && self.selection.as_ref().is_none_or(|s| s.selects(&meta.location))
+        });
         Ok(listed)
     }
 
@@ -139,5 +182,20 @@ mod tests {
             "a partition folder is not hidden"
         );
         assert!(at("data/_exports/events/x.parquet._COPYING_"));
+    }
+
+    #[test]
+    fn a_selection_matches_paths_below_its_root_folder_by_folder() {
+        let selection = Selection {
+            root: Path::from("exports/events"),
+            include: Some(glob::Pattern::new("dt=*/*.parquet").unwrap()),
+            exclude: vec![glob::Pattern::new("dt=2026-11-02/*").unwrap()],
+        };
+        let at = |path: &str| selection.selects(&Path::from(path));
+        assert!(at("exports/events/dt=2026-11-01/part-0.parquet"), "a key=value folder is matched");
+        assert!(!at("exports/events/dt=2026-11-01/x/part-0.parquet"), "`*` stays in one folder");
+        assert!(!at("exports/events/part-0.parquet"));
+        assert!(!at("exports/events/dt=2026-11-02/part-0.parquet"), "excluded");
+        assert!(!at("other/dt=2026-11-01/part-0.parquet"), "outside the root");
     }
 }

@@ -6,6 +6,7 @@ mod diagnose;
 mod files;
 mod hidden;
 mod pinned;
+mod repeated;
 mod resolve;
 
 use std::sync::Arc;
@@ -22,8 +23,8 @@ use futures::TryStreamExt;
 use object_store::ObjectMeta;
 use tracing::{debug, info, warn};
 
-pub use diagnose::diagnose;
-use files::{FILES_TABLE_PREFIX, file_schemas, file_url};
+pub use diagnose::{diagnose, files_holding};
+use files::{FILES_TABLE_PREFIX, HIVE_NULL, file_schemas, file_url};
 use resolve::{FileColumns, Rules, resolve};
 
 use crate::error::{DinmoError, Result};
@@ -56,7 +57,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<Op
     if source.format == SourceFormat::Delta {
         return delta::register_delta(ctx, source, everything).await.map(Some);
     }
-    register_files(ctx, source, everything.as_ref()).await?;
+    register_files(ctx, source, everything).await?;
     Ok(None)
 }
 
@@ -67,7 +68,7 @@ pub async fn register_source(ctx: &SessionContext, source: &Source) -> Result<Op
 async fn register_files(
     ctx: &SessionContext,
     source: &Source,
-    everything: &dyn object_store::ObjectStore,
+    everything: Arc<dyn object_store::ObjectStore>,
 ) -> Result<()> {
     let error = |message: String| DinmoError::Source {
         source_name: source.name.clone(),
@@ -75,9 +76,9 @@ async fn register_files(
         message,
     };
     let failed = read_failed(source);
-    let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
+    let url = listing_url(ctx, source, &everything)?;
     if !source.options.ignore_table_log
-        && let Some(refusal) = lakehouse_table(&url, everything).await.map_err(failed)?
+        && let Some(refusal) = lakehouse_table(&url, everything.as_ref()).await.map_err(failed)?
     {
         return Err(error(refusal));
     }
@@ -212,9 +213,36 @@ async fn register_files(
         return Err(error("its files have no columns".to_string()));
     }
     log_drift(&source.name, &schema, &columns);
+    let mut schema = Arc::new(schema);
+    let held = repeated::held_in_files(&partitions, &schema);
+    if !held.is_empty() {
+        // Every file must hold them (a file without one would read the folder's value for
+        // some rows and not others); then they are read from the folder names.
+        for column in &held {
+            if let Some(lacking) = columns.iter().find(|f| f.schema.field_with_name(column).is_err()) {
+                return Err(DinmoError::SourceFile {
+                    source_name: source.name.clone(),
+                    file: lacking.file.clone(),
+                    problem: format!(
+                        "lacks the column `{column}` that other files of the source hold besides their \
+                         `{column}=…/` folder: export every file the same way"
+                    ),
+                });
+            }
+        }
+        repeated::check_held_values(ctx, source, &url, &options.format, &extension, &schema, &files, &held).await?;
+        schema = Arc::new(arrow::datatypes::Schema::new(
+            schema
+                .fields()
+                .iter()
+                .filter(|f| !held.contains(f.name()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+    }
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(Arc::new(schema));
+        .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(failed)?;
     if partitions.is_empty() {
         ctx.register_table(source.name.as_str(), Arc::new(table))
@@ -246,8 +274,42 @@ async fn register_files(
     Ok(())
 }
 
-/// The folder name Hive and Spark give a null partition value.
-const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+/// The URL a file source is listed at: its location; or, when the location has a glob or the
+/// source `exclude:` globs, its folder in a store of its own that lists only the files they
+/// select (DataFusion's glob matching leaves `key=value` folders out of the path it matches).
+fn listing_url(ctx: &SessionContext, source: &Source, store: &Arc<dyn object_store::ObjectStore>) -> Result<ListingTableUrl> {
+    let failed = read_failed(source);
+    let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
+    if url.get_glob().is_none() && source.options.exclude.is_empty() {
+        return Ok(url);
+    }
+    let mut exclude = Vec::new();
+    for pattern in &source.options.exclude {
+        exclude.push(glob::Pattern::new(pattern).map_err(|error| DinmoError::Source {
+            source_name: source.name.clone(),
+            location: source.location.clone(),
+            message: format!("exclude glob `{pattern}` is not a glob: {error}"),
+        })?);
+    }
+    let selection = hidden::Selection {
+        root: url.prefix().clone(),
+        include: url.get_glob().clone(),
+        exclude,
+    };
+    let base = format!("{}://{}/", files::SELECTING_SCHEME, source.name);
+    let invalid = |error: url::ParseError| DinmoError::Location {
+        location: source.location.clone(),
+        message: format!("cannot list it through its own store: {error}"),
+    };
+    let base_url = url::Url::parse(&base).map_err(invalid)?;
+    let folder = url::Url::parse(&format!("{base}{}/", url.prefix())).map_err(invalid)?;
+    ctx.register_object_store(
+        &base_url,
+        Arc::new(hidden::SkipHidden::selecting(Arc::clone(store), selection)),
+    );
+    files::record_selecting_store(&base, url.object_store().as_str());
+    ListingTableUrl::try_new(folder, None).map_err(failed)
+}
 
 /// The partition layouts (`key=…/` folders, in order) of `files` (under `url`), one file
 /// named for each, when there are several; `None` when there is one.

@@ -159,6 +159,23 @@ pub fn resolve(files: &[FileColumns], rules: &Rules) -> Result<Schema, Vec<Schem
             }
         }
     }
+    // One column named in two cases (`event_id`, then `EVENT_ID` in newer files) would read
+    // as two columns, each null in the other's files: refused, naming a file of each. Two
+    // cases in one file are two columns, as the writer meant.
+    for (at, column) in columns.iter().enumerate() {
+        for other in &columns[at + 1..] {
+            if column.name.eq_ignore_ascii_case(&other.name)
+                && !files.iter().any(|f| {
+                    f.schema.field_with_name(&column.name).is_ok() && f.schema.field_with_name(&other.name).is_ok()
+                })
+            {
+                problems.push(SchemaProblem::CaseDiffers {
+                    first: (column.name.clone(), column.seen[0].1.clone()),
+                    second: (other.name.clone(), other.seen[0].1.clone()),
+                });
+            }
+        }
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
