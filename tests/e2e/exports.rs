@@ -172,8 +172,9 @@ fn an_iceberg_table_read_as_parquet_is_refused_naming_its_metadata() {
 }
 
 /// Spark's default timestamps are INT96, in files without an Arrow schema (written here by
-/// pyarrow the same way): read as nanoseconds they wrap around outside 1677–2262. dinmo must
-/// send what DuckDB reads from the same file.
+/// pyarrow the same way): read as nanoseconds they wrap around outside 1677–2262. INT96 holds
+/// UTC instants, so it unifies with another tool's UTC-adjusted TIMESTAMP_MICROS file of the
+/// same export without `naive_timestamp_zone`. dinmo must send what DuckDB reads.
 #[test]
 fn int96_timestamps_read_as_duckdb_reads_them_over_their_whole_range() {
     let project = export_project(
@@ -189,11 +190,17 @@ ts = pa.array([dt.datetime(1601, 11, 1, 2, 14, 26), dt.datetime(2026, 11, 18), d
               pa.timestamp('us'))
 table = pa.table({'account': ['A1', 'A2', 'A3'], 'ts': ts, 'qty': pa.array([1, 2, 3], pa.int64())})
 pq.write_table(table, sys.argv[1], use_deprecated_int96_timestamps=True, store_schema=False)
-for account, ts in duckdb.sql(f\"SELECT account, strftime(ts, '%Y-%m-%dT%H:%M:%S') FROM '{sys.argv[1]}' ORDER BY account\").fetchall():
+# Another tool's file of the same export: TIMESTAMP_MICROS adjusted to UTC.
+zoned = pa.table({'account': ['A4'], 'ts': pa.array([dt.datetime(2026, 11, 19, 12, tzinfo=dt.timezone.utc)], pa.timestamp('us', tz='UTC')),
+                  'qty': pa.array([4], pa.int64())})
+pq.write_table(zoned, sys.argv[1].replace('part-00000', 'part-00001'))
+duckdb.sql(\"SET TimeZone = 'UTC'\")
+folder = sys.argv[1].rsplit('/', 1)[0]
+for account, ts in duckdb.sql(f\"SELECT account, strftime(ts, '%Y-%m-%dT%H:%M:%S') FROM read_parquet('{folder}/*.parquet', union_by_name = true) ORDER BY account\").fetchall():
     print(f'{account},{ts}')",
         &[&file],
     );
-    assert_eq!(duckdb.len(), 3);
+    assert_eq!(duckdb.len(), 4);
     exits(&project.dinmo(&["run"]), 0);
     assert_eq!(sent(&project, &[0, 3]), duckdb);
 }
@@ -355,4 +362,228 @@ fn every_file_under_a_source_is_read_or_named() {
             "region=eu/part-0.parquet",
         ],
     );
+}
+
+/// A glob with a wildcard in a `key=value` folder segment selects folder by folder, as a
+/// shell does; a stale retry's file beside a day's export repeats its keys, and the error
+/// names both files; `exclude:` leaves the stale file out. Compared with DuckDB's reading of
+/// the files the globs select.
+#[test]
+fn globs_select_folder_by_folder_and_exclude_leaves_files_out() {
+    let files = [
+        ("data/events/dt=2026-11-01/part-0.parquet", "A1"),
+        ("data/events/dt=2026-11-02/part-0.parquet", "A2"),
+        ("data/events/dt=2026-11-02/attempt-1.parquet", "A2"),
+        ("data/events/notes/readme.parquet", "N1"),
+    ];
+    let project = accounts_project("data/events/dt=*/*.parquet", "");
+    write_files(&project, &files);
+    exits_with(
+        &project.dinmo(&["run"]),
+        1,
+        &[
+            "primary key (account) is not unique: (account=A2) ×2",
+            "dt=2026-11-02/attempt-1.parquet and file://",
+            "dt=2026-11-02/part-0.parquet",
+        ],
+    );
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write(
+        "dinmo.yml",
+        &yml.replace(
+            "    location: data/events/dt=*/*.parquet\n",
+            "    location: data/events/dt=*/*.parquet\n    options:\n      exclude: [\"**/attempt-*\"]\n",
+        ),
+    );
+    let duckdb = python_lines(
+        "import sys, duckdb
+for (account,) in duckdb.sql(f\"SELECT account FROM read_parquet('{sys.argv[1]}/dt=*/part-*.parquet') ORDER BY 1\").fetchall():
+    print(account)",
+        &[&project.path().join("data/events")],
+    );
+    assert_eq!(duckdb, ["A1", "A2"]);
+    exits(&project.dinmo(&["run"]), 0);
+    assert_eq!(sent(&project, &[0]), duckdb);
+    // A glob that is not one is said.
+    project.write(
+        "dinmo.yml",
+        &yml.replace(
+            "    location: data/events/dt=*/*.parquet\n",
+            "    location: data/events/\n    options:\n      exclude: [\"[\"]\n",
+        ),
+    );
+    exits_with(&project.dinmo(&["plan"]), 1, &["exclude glob `[` is not a glob"]);
+}
+
+/// Polars' `partition_by` keeps the partition column in the files and in the folder names:
+/// read as Polars reads it back; a file in the wrong folder is refused, naming it.
+#[test]
+fn a_polars_partitioned_export_reads_when_folder_and_file_agree() {
+    let project = export_project(
+        "    location: data/events/\n",
+        "SELECT account, 'API_CALL' AS uom, CAST(dt AS TIMESTAMP) AS usage_day, qty FROM events",
+        "account",
+    );
+    let polars = python_lines(
+        "import sys, datetime as dt, polars as pl
+rows = pl.DataFrame({'account': ['A1', 'A2', 'A3'], 'qty': [1, 2, 3],
+                     'dt': [dt.date(2026, 11, 1), dt.date(2026, 11, 1), dt.date(2026, 11, 2)]})
+rows.write_parquet(sys.argv[1], partition_by=['dt'])
+for account, day in pl.read_parquet(sys.argv[1], hive_partitioning=True).sort('account').select('account', 'dt').iter_rows():
+    print(f'{account},{day}T00:00:00')",
+        &[&project.path().join("data/events")],
+    );
+    assert_eq!(polars.len(), 3);
+    exits(&project.dinmo(&["run"]), 0);
+    assert_eq!(sent(&project, &[0, 3]), polars);
+
+    let folder = project.path().join("data/events/dt=2026-11-02");
+    let wrong = folder.join("00000001.parquet");
+    let misplaced = std::fs::read_dir(project.path().join("data/events/dt=2026-11-01"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::copy(misplaced, &wrong).unwrap();
+    refused(
+        &project,
+        &["run"],
+        &[],
+        &[
+            "dt=2026-11-02/00000001.parquet holds the partition column `dt` with `2026-11-01`",
+            "its folder `dt=2026-11-02`",
+        ],
+    );
+}
+
+/// A column whose name changed case in a newer day's files, and a JSON array file in an
+/// NDJSON source, are refused naming the files and what to do.
+#[test]
+fn a_column_that_changed_case_and_a_json_array_are_named() {
+    let project = accounts_project("data/events/", "");
+    write_files(&project, &[("data/events/dt=2026-11-01/part-0.parquet", "A1")]);
+    std::fs::create_dir_all(project.path().join("data/events/dt=2026-11-02")).unwrap();
+    python_lines(
+        "import sys, pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({'ACCOUNT': ['A2'], 'qty': pa.array([1], pa.int64())}), sys.argv[1])",
+        &[&project.path().join("data/events/dt=2026-11-02/part-0.parquet")],
+    );
+    refused(
+        &project,
+        &["plan"],
+        &[],
+        &[
+            "column `account` in file://",
+            "dt=2026-11-01/part-0.parquet is `ACCOUNT` in",
+            "dt=2026-11-02/part-0.parquet",
+            "case-sensitive",
+        ],
+    );
+
+    let project = accounts_project("data/events/", "    format: json\n");
+    project.write(
+        "data/events/part-0.json",
+        "[\n  {\"account\": \"A1\", \"qty\": 1},\n  {\"account\": \"A2\", \"qty\": 2}\n]\n",
+    );
+    refused(
+        &project,
+        &["plan"],
+        &[],
+        &["part-0.json is a JSON array", "newline-delimited JSON"],
+    );
+}
+
+/// Exports written by Apache Spark itself (pyspark, local mode, its defaults: INT96
+/// timestamps, `_SUCCESS` and `.crc` files, a null partition as `__HIVE_DEFAULT_PARTITION__`,
+/// gzip CSV) are read as DuckDB reads the same files.
+#[test]
+fn spark_exports_read_as_duckdb_reads_them() {
+    let project = TestProject::new(
+        "name: spark
+sources:
+  events:
+    location: exports/events/
+  accounts:
+    location: exports/accounts/
+    format: csv
+destinations:
+  files:
+    type: zuora_file
+    path: out
+",
+        &[
+            (
+                "usage.yml",
+                "model: usage
+sql: SELECT account, COALESCE(dt, 'none') AS uom, ts AS usage_day, qty FROM events
+primary_key: [account]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+            ),
+            (
+                "accounts.yml",
+                "model: accounts
+sql: SELECT account_number, 'API_CALL' AS uom, CAST('2026-11-18' AS TIMESTAMP) AS usage_day, qty FROM accounts
+primary_key: [account_number]
+syncs:
+  - destination: files
+    mapping:
+      AccountNumber: account_number
+      UnitOfMeasure: uom
+      StartDateTime: usage_day
+      Quantity: qty
+",
+            ),
+        ],
+    );
+    let output = std::process::Command::new(python())
+        .arg(repository_root().join("tests/fixtures/spark_exports.py"))
+        .arg(project.path().join("exports"))
+        .output()
+        .expect("runs python");
+    assert!(
+        output.status.success(),
+        "spark_exports.py (needs pyspark and Java 17+): {}",
+        describe(&output)
+    );
+    let lines = String::from_utf8_lossy(&output.stdout).to_string();
+    let duckdb = |prefix: &str| -> Vec<String> {
+        let mut rows: Vec<String> = lines
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+            .collect();
+        rows.sort();
+        rows
+    };
+    exits(&project.dinmo(&["run"]), 0);
+    // account, dt (none when null), ts.
+    let events: Vec<String> = sent(&project, &[0, 2, 3])
+        .into_iter()
+        .filter(|row| row.starts_with('A'))
+        .map(|row| {
+            let cells: Vec<&str> = row.split(',').collect();
+            let day = if cells[1] == "none" { "" } else { cells[1] };
+            format!("{},{day},{}", cells[0], cells[2].trim_end_matches('Z'))
+        })
+        .collect();
+    assert_eq!(events, duckdb("events "));
+    let accounts: Vec<String> = project
+        .output_rows("accounts.files")
+        .iter()
+        .map(|row| {
+            let cells: Vec<&str> = row.split(',').collect();
+            format!("{},{}", cells[0], cells[4])
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(accounts, duckdb("accounts "));
 }

@@ -266,23 +266,25 @@ pub fn repository_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A Python with pyarrow, DuckDB and deltalake (`DINMO_PYTHON`, default `python3`), for tests
-/// whose data must come from other writers than dinmo's own Arrow. `.ci/run` installs them
-/// from PyPI.
+/// A Python with pyarrow, DuckDB, deltalake, Polars and pyspark (`DINMO_PYTHON`, default
+/// `python3`), for tests whose data must come from other writers than dinmo's own Arrow.
+/// `.ci/run` installs them from PyPI (and Java, which pyspark runs on).
 pub fn python() -> String {
     let python = std::env::var("DINMO_PYTHON").unwrap_or_else(|_| "python3".to_string());
     let check = std::process::Command::new(&python)
-        .args(["-c", "import pyarrow, duckdb, deltalake"])
+        .args(["-c", "import pyarrow, duckdb, deltalake, polars, pyspark"])
         .output();
     match check {
         Ok(output) if output.status.success() => python,
         Ok(output) => panic!(
-            "{python} lacks pyarrow, duckdb or deltalake: run .ci/run (it installs them) or \
-             `pip install pyarrow duckdb deltalake`, or set DINMO_PYTHON\n{}",
+            "{python} lacks pyarrow, duckdb, deltalake, polars or pyspark: run .ci/run (it installs them) or \
+             `pip install pyarrow duckdb deltalake polars pyspark`, or set DINMO_PYTHON\n{}",
             String::from_utf8_lossy(&output.stderr)
         ),
         Err(error) => {
-            panic!("cannot run {python}: {error}; set DINMO_PYTHON to a Python with pyarrow, duckdb and deltalake")
+            panic!(
+                "cannot run {python}: {error}; set DINMO_PYTHON to a Python with pyarrow, duckdb, deltalake, polars and pyspark"
+            )
         }
     }
 }

@@ -121,17 +121,26 @@ async fn int96_in_utc(
             _ => f.as_ref().clone(),
         })
         .collect();
-    Arc::new(arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
+    Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ))
 }
 
 /// The Parquet schema in `file`'s footer, read with two ranged reads; `None` when it cannot be
 /// read.
-async fn parquet_schema(store: &dyn ObjectStore, file: &ObjectMeta) -> Option<Arc<parquet::schema::types::SchemaDescriptor>> {
+async fn parquet_schema(
+    store: &dyn ObjectStore,
+    file: &ObjectMeta,
+) -> Option<Arc<parquet::schema::types::SchemaDescriptor>> {
     use parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
     let end = file.size.checked_sub(8)?;
     let tail = store.get_range(&file.location, end..file.size).await.ok()?;
     let length = FooterTail::try_from(tail.as_ref()).ok()?.metadata_length() as u64;
-    let footer = store.get_range(&file.location, end.checked_sub(length)?..end).await.ok()?;
+    let footer = store
+        .get_range(&file.location, end.checked_sub(length)?..end)
+        .await
+        .ok()?;
     ParquetMetaDataReader::decode_schema(&footer).ok()
 }
 

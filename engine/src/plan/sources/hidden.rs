@@ -41,7 +41,10 @@ impl Selection {
         let Some(below) = location.prefix_match(&self.root) else {
             return false;
         };
-        let below = below.map(|part| part.as_ref().to_string()).collect::<Vec<_>>().join("/");
+        let below = below
+            .map(|part| part.as_ref().to_string())
+            .collect::<Vec<_>>()
+            .join("/");
         let options = glob::MatchOptions {
             require_literal_separator: true,
             ..glob::MatchOptions::new()
@@ -137,7 +140,11 @@ impl ObjectStore for SkipHidden {
     }
 
     fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
-        visible(prefix, self.selection.clone(), self.inner.list_with_offset(prefix, offset))
+        visible(
+            prefix,
+            self.selection.clone(),
+            self.inner.list_with_offset(prefix, offset),
+        )
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
@@ -192,8 +199,14 @@ mod tests {
             exclude: vec![glob::Pattern::new("dt=2026-11-02/*").unwrap()],
         };
         let at = |path: &str| selection.selects(&Path::from(path));
-        assert!(at("exports/events/dt=2026-11-01/part-0.parquet"), "a key=value folder is matched");
-        assert!(!at("exports/events/dt=2026-11-01/x/part-0.parquet"), "`*` stays in one folder");
+        assert!(
+            at("exports/events/dt=2026-11-01/part-0.parquet"),
+            "a key=value folder is matched"
+        );
+        assert!(
+            !at("exports/events/dt=2026-11-01/x/part-0.parquet"),
+            "`*` stays in one folder"
+        );
         assert!(!at("exports/events/part-0.parquet"));
         assert!(!at("exports/events/dt=2026-11-02/part-0.parquet"), "excluded");
         assert!(!at("other/dt=2026-11-01/part-0.parquet"), "outside the root");

@@ -230,7 +230,14 @@ async fn register_files(
                 });
             }
         }
-        repeated::check_held_values(ctx, source, &url, &options.format, &extension, &schema, &files, &held).await?;
+        let read = repeated::FilesRead {
+            source,
+            url: &url,
+            format: &options.format,
+            extension: &extension,
+            schema: &schema,
+        };
+        repeated::check_held_values(ctx, &read, &files, &held).await?;
         schema = Arc::new(arrow::datatypes::Schema::new(
             schema
                 .fields()
@@ -277,7 +284,11 @@ async fn register_files(
 /// The URL a file source is listed at: its location; or, when the location has a glob or the
 /// source `exclude:` globs, its folder in a store of its own that lists only the files they
 /// select (DataFusion's glob matching leaves `key=value` folders out of the path it matches).
-fn listing_url(ctx: &SessionContext, source: &Source, store: &Arc<dyn object_store::ObjectStore>) -> Result<ListingTableUrl> {
+fn listing_url(
+    ctx: &SessionContext,
+    source: &Source,
+    store: &Arc<dyn object_store::ObjectStore>,
+) -> Result<ListingTableUrl> {
     let failed = read_failed(source);
     let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
     if url.get_glob().is_none() && source.options.exclude.is_empty() {

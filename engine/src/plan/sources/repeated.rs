@@ -17,6 +17,17 @@ use super::files::{HIVE_NULL, file_url};
 use crate::error::{DinmoError, Result};
 use crate::project::Source;
 
+/// How a source's files are read: the source, where they are listed, their format and
+/// extension, and the schema they are read in.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FilesRead<'a> {
+    pub source: &'a Source,
+    pub url: &'a ListingTableUrl,
+    pub format: &'a Arc<dyn FileFormat>,
+    pub extension: &'a str,
+    pub schema: &'a Arc<Schema>,
+}
+
 /// Of `partitions`, those some file's `schema` also holds.
 pub(super) fn held_in_files(partitions: &[String], schema: &Schema) -> Vec<String> {
     partitions
@@ -32,14 +43,11 @@ pub(super) fn held_in_files(partitions: &[String], schema: &Schema) -> Vec<Strin
 /// read one file at a time to name the file.
 pub(super) async fn check_held_values(
     ctx: &SessionContext,
-    source: &Source,
-    url: &ListingTableUrl,
-    format: &Arc<dyn FileFormat>,
-    extension: &str,
-    schema: &Arc<Schema>,
+    read: &FilesRead<'_>,
     files: &[ObjectMeta],
     held: &[String],
 ) -> Result<()> {
+    let FilesRead { source, url, .. } = *read;
     // Files by their folders' values of the held columns.
     let mut folders: BTreeMap<Vec<Option<String>>, Vec<&ObjectMeta>> = BTreeMap::new();
     for file in files {
@@ -60,13 +68,11 @@ pub(super) async fn check_held_values(
         folders.entry(key).or_default().push(file);
     }
     for (values, group) in &folders {
-        if let Some(mut found) = disagreement(ctx, source, url, format, extension, schema, group, held, values).await? {
+        if let Some(mut found) = disagreement(ctx, read, group, held, values).await? {
             // Name the file: the first of the folder that disagrees on its own.
             let mut culprit = file_url(url, &group[0].location);
             for file in group {
-                if let Some(own) =
-                    disagreement(ctx, source, url, format, extension, schema, &[file], held, values).await?
-                {
+                if let Some(own) = disagreement(ctx, read, &[file], held, values).await? {
                     culprit = file_url(url, &file.location);
                     found = own;
                     break;
@@ -92,18 +98,20 @@ pub(super) async fn check_held_values(
 
 /// The first held column whose values in `files` are not the folder's `values`, and what
 /// they are instead.
-#[allow(clippy::too_many_arguments)]
 async fn disagreement(
     ctx: &SessionContext,
-    source: &Source,
-    url: &ListingTableUrl,
-    format: &Arc<dyn FileFormat>,
-    extension: &str,
-    schema: &Arc<Schema>,
+    read: &FilesRead<'_>,
     files: &[&ObjectMeta],
     held: &[String],
     values: &[Option<String>],
 ) -> Result<Option<(String, String)>> {
+    let FilesRead {
+        source,
+        url,
+        format,
+        extension,
+        schema,
+    } = *read;
     let failed = |error| DinmoError::SourceRead {
         source_name: source.name.clone(),
         location: source.location.clone(),
