@@ -457,8 +457,8 @@ for account, day in pl.read_parquet(sys.argv[1], hive_partitioning=True).sort('a
     );
 }
 
-/// A column whose name changed case in a newer day's files, and a JSON array file in an
-/// NDJSON source, are refused naming the files and what to do.
+/// A column whose name changed case in a newer day's files, a file lacking the key column,
+/// and a JSON array file in an NDJSON source are refused naming the files and what to do.
 #[test]
 fn a_column_that_changed_case_and_a_json_array_are_named() {
     let project = accounts_project("data/events/", "");
@@ -478,6 +478,24 @@ pq.write_table(pa.table({'ACCOUNT': ['A2'], 'qty': pa.array([1], pa.int64())}), 
             "dt=2026-11-01/part-0.parquet is `ACCOUNT` in",
             "dt=2026-11-02/part-0.parquet",
             "case-sensitive",
+        ],
+    );
+
+    // A newer file without the key column at all: its rows' key is null, and the error names it.
+    std::fs::remove_file(project.path().join("data/events/dt=2026-11-02/part-0.parquet")).unwrap();
+    python_lines(
+        "import sys, pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({'customer': ['A2'], 'qty': pa.array([1], pa.int64())}), sys.argv[1])",
+        &[&project.path().join("data/events/dt=2026-11-02/part-0.parquet")],
+    );
+    refused(
+        &project,
+        &["run"],
+        &[],
+        &[
+            "primary key (account) is null in 1 row(s)",
+            "These files lack a key column",
+            "dt=2026-11-02/part-0.parquet (no `account`)",
         ],
     );
 

@@ -174,3 +174,34 @@ fn sources_state_and_files_on_s3() {
         "no local state when state is on S3"
     );
 }
+
+/// A glob with a wildcard in a `key=value` folder segment and `exclude:` on S3: the files they
+/// select, and only those, are read.
+#[test]
+fn globs_and_exclude_select_files_on_s3() {
+    let moto = start_moto();
+    create_bucket(&moto.endpoint, "warehouse");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let s3 = store(&moto.endpoint);
+    let put = |path: &str, rows: &[(&str, i64)]| {
+        runtime
+            .block_on(s3.put(&ObjectPath::from(path), PutPayload::from(parquet_bytes(rows))))
+            .expect("upload export");
+    };
+    put("exports/events/day=2026-11-18/part-0.parquet", &[("A1", 1), ("A2", 2)]);
+    put("exports/events/day=2026-11-19/part-0.parquet", &[("A3", 3)]);
+    put("exports/events/day=2026-11-19/attempt-1.parquet", &[("A3", 3)]);
+    put("exports/events/notes/other.parquet", &[("N1", 9)]);
+    let project = TestProject::new(
+        &PROJECT.edit(
+            "    location: data/events/\n",
+            "    location: s3://warehouse/exports/events/day=*/*.parquet\n    options:\n      exclude: [\"*/attempt-*\"]\n",
+        ),
+        &[("usage.yml", MODEL)],
+    );
+    let mut env: Vec<(&str, &str)> = ENV.to_vec();
+    env.push(("AWS_ENDPOINT", &moto.endpoint));
+    let out = dinmo_in(project.path(), &["run"], &env);
+    exits(&out, 0);
+    assert!(stdout(&out).contains("new rows: 3"), "{}", describe(&out));
+}

@@ -200,10 +200,21 @@ pub async fn stage_model(
     } = pass;
     let key = model.primary_key.join(", ");
     if null_keys > 0 {
+        // Files of a source that lack a key column (a renamed column, another writer) read
+        // it as null: name them.
+        let lacking = crate::plan::sources::files_lacking(ctx, &model.primary_key, 5).await;
+        let lacking = match lacking.as_slice() {
+            [] => String::new(),
+            files => format!(
+                ". These files lack a key column, which reads as null in their rows: {}",
+                files.join("; ")
+            ),
+        };
         return Err(DinmoError::NullPrimaryKey {
             model: model.name.clone(),
             key: key.clone(),
             rows: null_keys,
+            lacking,
         });
     }
     let table = format!("__dinmo_staged_{}", model.name.replace('-', "_"));

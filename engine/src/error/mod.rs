@@ -43,8 +43,16 @@ pub enum DinmoError {
     },
 
     /// The model's primary key is null in some rows.
-    #[error("model `{model}`: primary key ({key}) is null in {rows} row(s); every usage row needs an identity")]
-    NullPrimaryKey { model: String, key: String, rows: u64 },
+    #[error(
+        "model `{model}`: primary key ({key}) is null in {rows} row(s); every usage row needs an identity{lacking}"
+    )]
+    NullPrimaryKey {
+        model: String,
+        key: String,
+        rows: u64,
+        /// The source files that lack a key column, said after a `.` (empty when none).
+        lacking: String,
+    },
 
     /// The model's primary key is not unique.
     #[error("model `{model}`: primary key ({key}) is not unique: {examples}")]

@@ -171,3 +171,59 @@ pub async fn files_holding(ctx: &SessionContext, key: &[(String, String)], limit
     }
     found
 }
+
+/// Files of the registered file sources that lack one of `columns` while the source has it
+/// (`column: file`), at most `limit`: after a model's primary key was null, the files whose
+/// rows read it as null because they do not hold it at all.
+pub async fn files_lacking(ctx: &SessionContext, columns: &[String], limit: usize) -> Vec<String> {
+    let state = ctx.state();
+    let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for name in schema.table_names() {
+        let Ok(Some(table)) = schema.table(&name).await else {
+            continue;
+        };
+        let Some(listing) = table.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        let wanted: Vec<&String> = columns
+            .iter()
+            .filter(|c| listing.schema().field_with_name(c).is_ok())
+            .filter(|c| !listing.options().table_partition_cols.iter().any(|(p, _)| p == *c))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let options = listing.options();
+        for url in listing.table_paths() {
+            let Ok(store) = state.runtime_env().object_store(url.object_store()) else {
+                continue;
+            };
+            let Ok(listed) = url
+                .list_all_files(&state, store.as_ref(), &options.file_extension)
+                .await
+            else {
+                continue;
+            };
+            let Ok(mut files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
+                continue;
+            };
+            files.retain(|f| f.size > 0);
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            let Ok(schemas) = file_schemas(&state, url, &store, &options.format, &files).await else {
+                continue;
+            };
+            for file in schemas {
+                if let Some(column) = wanted.iter().find(|c| file.schema.field_with_name(c).is_err()) {
+                    found.push(format!("{} (no `{column}`)", file.file));
+                    if found.len() >= limit {
+                        return found;
+                    }
+                }
+            }
+        }
+    }
+    found
+}

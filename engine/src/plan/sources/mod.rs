@@ -23,7 +23,7 @@ use futures::TryStreamExt;
 use object_store::ObjectMeta;
 use tracing::{debug, info, warn};
 
-pub use diagnose::{diagnose, files_holding};
+pub use diagnose::{diagnose, files_holding, files_lacking};
 use files::{FILES_TABLE_PREFIX, HIVE_NULL, file_schemas, file_url};
 use resolve::{FileColumns, Rules, resolve};
 
@@ -290,7 +290,22 @@ fn listing_url(
     store: &Arc<dyn object_store::ObjectStore>,
 ) -> Result<ListingTableUrl> {
     let failed = read_failed(source);
-    let url = ListingTableUrl::parse(&source.location).map_err(failed)?;
+    let url = match url_glob(&source.location) {
+        // DataFusion takes globs in local paths only.
+        Some((folder, glob)) => {
+            let folder = url::Url::parse(folder).map_err(|error| DinmoError::LocationUrl {
+                location: source.location.clone(),
+                source: error,
+            })?;
+            let glob = glob::Pattern::new(glob).map_err(|error| DinmoError::Source {
+                source_name: source.name.clone(),
+                location: source.location.clone(),
+                message: format!("`{glob}` is not a glob: {error}"),
+            })?;
+            ListingTableUrl::try_new(folder, Some(glob)).map_err(failed)?
+        }
+        None => ListingTableUrl::parse(&source.location).map_err(failed)?,
+    };
     if url.get_glob().is_none() && source.options.exclude.is_empty() {
         return Ok(url);
     }
@@ -320,6 +335,24 @@ fn listing_url(
     );
     files::record_selecting_store(&base, url.object_store().as_str());
     ListingTableUrl::try_new(folder, None).map_err(failed)
+}
+
+/// A URL location with a glob (`s3://bucket/events/dt=*/*.parquet`) split into its folder
+/// (`s3://bucket/events/`) and the glob below it (`dt=*/*.parquet`); `None` for a local path or
+/// a URL without one.
+fn url_glob(location: &str) -> Option<(&str, &str)> {
+    if !is_url(location) || location.starts_with("file://") {
+        return None;
+    }
+    let path_starts = location.find("://")? + 3;
+    let mut at = path_starts;
+    for segment in location[path_starts..].split('/') {
+        if segment.contains(['*', '?', '[']) {
+            return Some((&location[..at], &location[at..]));
+        }
+        at += segment.len() + 1;
+    }
+    None
 }
 
 /// The partition layouts (`key=…/` folders, in order) of `files` (under `url`), one file
@@ -621,5 +654,22 @@ fn log_drift(source: &str, schema: &arrow::datatypes::Schema, files: &[FileColum
                 "column read in a unified type (the files disagree, or some lack it)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_glob_splits_at_its_first_wildcard_folder() {
+        assert_eq!(
+            super::url_glob("s3://bucket/events/dt=*/*.parquet"),
+            Some(("s3://bucket/events/", "dt=*/*.parquet"))
+        );
+        assert_eq!(super::url_glob("s3://bucket/events/"), None);
+        assert_eq!(
+            super::url_glob("/local/dt=*/x.parquet"),
+            None,
+            "DataFusion splits local paths"
+        );
     }
 }
