@@ -7,8 +7,14 @@ use std::path::Path;
 use crate::support::*;
 
 /// A project reading the Delta table at `data/events` (`options` below the source, indented
-/// six spaces) into one `zuora_file` sync `usage.files`, one row per account.
+/// six spaces) into one `zuora_file` sync `usage.files`, one row per account, its start the
+/// table's `at`.
 fn delta_project(options: &str) -> TestProject {
+    delta_project_starting(options, "at")
+}
+
+/// [`delta_project`] with `start` (SQL) as each row's start.
+fn delta_project_starting(options: &str, start: &str) -> TestProject {
     TestProject::new(
         &format!(
             "name: lake
@@ -24,8 +30,9 @@ sources:
         ),
         &[(
             "usage.yml",
-            "model: usage
-sql: SELECT account, 'API_CALL' AS uom, at AS usage_day, qty FROM events
+            &format!(
+                "model: usage
+sql: SELECT account, 'API_CALL' AS uom, {start} AS usage_day, qty FROM events
 primary_key: [account]
 syncs:
   - destination: files
@@ -34,7 +41,8 @@ syncs:
       UnitOfMeasure: uom
       StartDateTime: usage_day
       Quantity: qty
-",
+"
+            ),
         )],
     )
 }
@@ -42,21 +50,9 @@ syncs:
 /// Applies `steps` of `delta_tables.py` to `table`; what it printed (`account,qty` lines for
 /// a `read` step).
 fn delta(table: &Path, steps: &[&str]) -> Vec<String> {
-    let output = std::process::Command::new(python())
-        .arg(repository_root().join("tests/fixtures/delta_tables.py"))
-        .arg(table)
-        .args(steps)
-        .output()
-        .expect("runs python");
-    assert!(
-        output.status.success(),
-        "delta_tables.py {steps:?}: {}",
-        describe(&output)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    let mut args: Vec<&std::ffi::OsStr> = vec![table.as_os_str()];
+    args.extend(steps.iter().map(std::ffi::OsStr::new));
+    fixture("delta_tables.py", &args)
 }
 
 /// `account,qty` of every row `usage.files` sent, the quantity as a number, sorted.
@@ -249,32 +245,7 @@ fn a_vacuumed_version_is_refused() {
 /// sent: dinmo reads what delta-rs's DataFusion reader reads.
 #[test]
 fn rows_deleted_by_a_deletion_vector_are_not_sent() {
-    let project = TestProject::new(
-        "name: lake
-sources:
-  events:
-    location: data/events
-    format: delta
-destinations:
-  files:
-    type: zuora_file
-    path: out
-",
-        &[(
-            "usage.yml",
-            "model: usage
-sql: SELECT account, 'API_CALL' AS uom, CAST('2026-11-18' AS TIMESTAMP) AS usage_day, qty FROM events
-primary_key: [account]
-syncs:
-  - destination: files
-    mapping:
-      AccountNumber: account
-      UnitOfMeasure: uom
-      StartDateTime: usage_day
-      Quantity: qty
-",
-        )],
-    );
+    let project = delta_project_starting("", "CAST('2026-11-18' AS TIMESTAMP)");
     let live = delta(&project.path().join("data/events"), &["dv", "read"]);
     assert_eq!(live.len(), 4, "delta-rs applies the vector: {live:?}");
     exits(&project.dinmo(&["run"]), 0);

@@ -289,20 +289,23 @@ pub fn python() -> String {
     }
 }
 
-/// Runs `tests/fixtures/drift_exports.py SCENARIO DIR`.
-pub fn write_drift_exports(scenario: &str, dir: &Path) {
-    let script = repository_root().join("tests/fixtures/drift_exports.py");
+/// Runs `tests/fixtures/<script>` with `args` under [`python()`]; the lines it printed.
+pub fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> Vec<String> {
     let output = std::process::Command::new(python())
-        .arg(script)
-        .arg(scenario)
-        .arg(dir)
+        .arg(repository_root().join("tests/fixtures").join(script))
+        .args(args)
         .output()
         .expect("runs python");
-    assert!(
-        output.status.success(),
-        "drift_exports.py {scenario}: {}",
-        describe(&output)
-    );
+    assert!(output.status.success(), "{script} {args:?}: {}", describe(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `tests/fixtures/drift_exports.py SCENARIO DIR`.
+pub fn write_drift_exports(scenario: &str, dir: &Path) {
+    fixture("drift_exports.py", &[scenario.as_ref(), dir.as_os_str()]);
 }
 
 /// Runs `args` and asserts exit 1, that stderr contains every one of `needles`, and that

@@ -36,12 +36,37 @@ async fn find_bad_file(
     None
 }
 
-/// After a model's query failed reading its data: the first file of any registered source
-/// that cannot be read, named (the query's own error names none).
-pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
+/// One listed path of a registered file source: its listing table, the path, the store behind
+/// it and its files (sorted).
+struct Listed {
+    name: String,
+    table: Arc<dyn TableProvider>,
+    url: ListingTableUrl,
+    store: Arc<dyn ObjectStore>,
+    files: Vec<ObjectMeta>,
+}
+
+impl Listed {
+    fn listing(&self) -> Option<&ListingTable> {
+        self.table.downcast_ref::<ListingTable>()
+    }
+
+    /// The source's name (a partitioned source's listing sits under a prefixed name).
+    fn source_name(&self) -> String {
+        self.name
+            .strip_prefix(FILES_TABLE_PREFIX)
+            .map_or_else(|| self.name.clone(), str::to_string)
+    }
+}
+
+/// Every path of every registered file source, listed. A diagnosis: a source that cannot even
+/// be listed is not the one to name here, so it is left out.
+async fn listed_sources(ctx: &SessionContext) -> Vec<Listed> {
     let state = ctx.state();
-    let catalog = ctx.catalog("datafusion")?;
-    let schema = catalog.schema("public")?;
+    let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) else {
+        return Vec::new();
+    };
+    let mut listed = Vec::new();
     for name in schema.table_names() {
         let Ok(Some(table)) = schema.table(&name).await else {
             continue;
@@ -49,31 +74,43 @@ pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
         let Some(listing) = table.downcast_ref::<ListingTable>() else {
             continue;
         };
-        let options = listing.options();
-        for url in listing.table_paths() {
+        let extension = listing.options().file_extension.clone();
+        for url in listing.table_paths().clone() {
             let Ok(store) = state.runtime_env().object_store(url.object_store()) else {
                 continue;
             };
-            let Ok(listed) = url
-                .list_all_files(&state, store.as_ref(), &options.file_extension)
-                .await
-            else {
+            let Ok(stream) = url.list_all_files(&state, store.as_ref(), &extension).await else {
                 continue;
             };
-            // A diagnosis: a source that cannot even be listed is not the one to name here.
-            let Ok(files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
+            let Ok(mut files) = stream.try_collect::<Vec<ObjectMeta>>().await else {
                 continue;
             };
-            if let Some((file, problem)) = find_bad_file(&state, url, &store, Arc::clone(&options.format), &files).await
-            {
-                return Some(DinmoError::SourceFile {
-                    source_name: name
-                        .strip_prefix(FILES_TABLE_PREFIX)
-                        .map_or_else(|| name.clone(), str::to_string),
-                    file,
-                    problem,
-                });
-            }
+            files.sort_by(|a, b| a.location.cmp(&b.location));
+            listed.push(Listed {
+                name: name.clone(),
+                table: Arc::clone(&table),
+                url,
+                store,
+                files,
+            });
+        }
+    }
+    listed
+}
+
+/// After a model's query failed reading its data: the first file of any registered source
+/// that cannot be read, named (the query's own error names none).
+pub async fn diagnose(ctx: &SessionContext) -> Option<DinmoError> {
+    let state = ctx.state();
+    for listed in listed_sources(ctx).await {
+        let Some(listing) = listed.listing() else { continue };
+        let format = Arc::clone(&listing.options().format);
+        if let Some((file, problem)) = find_bad_file(&state, &listed.url, &listed.store, format, &listed.files).await {
+            return Some(DinmoError::SourceFile {
+                source_name: listed.source_name(),
+                file,
+                problem,
+            });
         }
     }
     None
@@ -87,18 +124,9 @@ pub async fn files_holding(ctx: &SessionContext, key: &[(String, String)], limit
     use datafusion::datasource::listing::{ListingOptions, ListingTableConfig};
     use datafusion::prelude::{cast, ident, lit};
     use futures::StreamExt;
-    let state = ctx.state();
-    let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for name in schema.table_names() {
-        let Ok(Some(table)) = schema.table(&name).await else {
-            continue;
-        };
-        let Some(listing) = table.downcast_ref::<ListingTable>() else {
-            continue;
-        };
+    for listed in listed_sources(ctx).await {
+        let Some(listing) = listed.listing() else { continue };
         let options = listing.options();
         let partitions: Vec<&str> = options.table_partition_cols.iter().map(|(c, _)| c.as_str()).collect();
         let file_schema = Arc::new(arrow::datatypes::Schema::new(
@@ -116,111 +144,75 @@ pub async fn files_holding(ctx: &SessionContext, key: &[(String, String)], limit
         {
             continue;
         }
-        let condition = key
+        let Some(condition) = key
             .iter()
             .map(|(column, value)| cast(ident(column), arrow::datatypes::DataType::Utf8).eq(lit(value.clone())))
-            .reduce(datafusion::prelude::Expr::and);
-        let Some(condition) = condition else { continue };
+            .reduce(datafusion::prelude::Expr::and)
+        else {
+            continue;
+        };
         let single = ListingOptions::new(Arc::clone(&options.format)).with_file_extension(&options.file_extension);
-        for url in listing.table_paths() {
-            let Ok(store) = state.runtime_env().object_store(url.object_store()) else {
-                continue;
-            };
-            let Ok(listed) = url
-                .list_all_files(&state, store.as_ref(), &options.file_extension)
-                .await
-            else {
-                continue;
-            };
-            let Ok(mut files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
-                continue;
-            };
-            files.sort_by(|a, b| a.location.cmp(&b.location));
-            let holding: Vec<String> = futures::stream::iter(files)
-                .map(|file| {
-                    let (single, file_schema, condition) =
-                        (single.clone(), Arc::clone(&file_schema), condition.clone());
-                    let name = file_url(url, &file.location);
-                    async move {
-                        let path = ListingTableUrl::parse(&name).ok()?;
-                        let config = ListingTableConfig::new(path)
-                            .with_listing_options(single)
-                            .with_schema(file_schema);
-                        let table = ListingTable::try_new(config).ok()?;
-                        let rows = ctx
-                            .read_table(Arc::new(table))
-                            .ok()?
-                            .filter(condition)
-                            .ok()?
-                            .count()
-                            .await
-                            .ok()?;
-                        (rows > 0).then_some(name)
-                    }
-                })
-                .buffered(4)
-                .filter_map(std::future::ready)
-                .take(limit.saturating_sub(found.len()))
-                .collect()
-                .await;
-            found.extend(holding);
-            if found.len() >= limit {
-                return found;
-            }
+        let url = &listed.url;
+        let holding: Vec<String> = futures::stream::iter(&listed.files)
+            .map(|file| {
+                let (single, file_schema, condition) = (single.clone(), Arc::clone(&file_schema), condition.clone());
+                let name = file_url(url, &file.location);
+                async move {
+                    let path = ListingTableUrl::parse(&name).ok()?;
+                    let config = ListingTableConfig::new(path)
+                        .with_listing_options(single)
+                        .with_schema(file_schema);
+                    let table = ListingTable::try_new(config).ok()?;
+                    let rows = ctx
+                        .read_table(Arc::new(table))
+                        .ok()?
+                        .filter(condition)
+                        .ok()?
+                        .count()
+                        .await
+                        .ok()?;
+                    (rows > 0).then_some(name)
+                }
+            })
+            .buffered(4)
+            .filter_map(std::future::ready)
+            .take(limit.saturating_sub(found.len()))
+            .collect()
+            .await;
+        found.extend(holding);
+        if found.len() >= limit {
+            break;
         }
     }
     found
 }
 
 /// Files of the registered file sources that lack one of `columns` while the source has it
-/// (`column: file`), at most `limit`: after a model's primary key was null, the files whose
-/// rows read it as null because they do not hold it at all.
+/// (`file (no `column`)`), at most `limit`: after a model's primary key was null, the files
+/// whose rows read it as null because they do not hold it at all.
 pub async fn files_lacking(ctx: &SessionContext, columns: &[String], limit: usize) -> Vec<String> {
     let state = ctx.state();
-    let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for name in schema.table_names() {
-        let Ok(Some(table)) = schema.table(&name).await else {
-            continue;
-        };
-        let Some(listing) = table.downcast_ref::<ListingTable>() else {
-            continue;
-        };
+    for listed in listed_sources(ctx).await {
+        let Some(listing) = listed.listing() else { continue };
+        let options = listing.options();
         let wanted: Vec<&String> = columns
             .iter()
             .filter(|c| listing.schema().field_with_name(c).is_ok())
-            .filter(|c| !listing.options().table_partition_cols.iter().any(|(p, _)| p == *c))
+            .filter(|c| !options.table_partition_cols.iter().any(|(p, _)| p == *c))
             .collect();
         if wanted.is_empty() {
             continue;
         }
-        let options = listing.options();
-        for url in listing.table_paths() {
-            let Ok(store) = state.runtime_env().object_store(url.object_store()) else {
-                continue;
-            };
-            let Ok(listed) = url
-                .list_all_files(&state, store.as_ref(), &options.file_extension)
-                .await
-            else {
-                continue;
-            };
-            let Ok(mut files) = listed.try_collect::<Vec<ObjectMeta>>().await else {
-                continue;
-            };
-            files.retain(|f| f.size > 0);
-            files.sort_by(|a, b| a.location.cmp(&b.location));
-            let Ok(schemas) = file_schemas(&state, url, &store, &options.format, &files).await else {
-                continue;
-            };
-            for file in schemas {
-                if let Some(column) = wanted.iter().find(|c| file.schema.field_with_name(c).is_err()) {
-                    found.push(format!("{} (no `{column}`)", file.file));
-                    if found.len() >= limit {
-                        return found;
-                    }
+        let files: Vec<ObjectMeta> = listed.files.iter().filter(|f| f.size > 0).cloned().collect();
+        let Ok(schemas) = file_schemas(&state, &listed.url, &listed.store, &options.format, &files).await else {
+            continue;
+        };
+        for file in schemas {
+            if let Some(column) = wanted.iter().find(|c| file.schema.field_with_name(c).is_err()) {
+                found.push(format!("{} (no `{column}`)", file.file));
+                if found.len() >= limit {
+                    return found;
                 }
             }
         }
