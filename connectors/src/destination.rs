@@ -141,6 +141,12 @@ pub trait DestinationSpec {
     /// Every problem with the values, as `(key, message)`; none is fatal on its own.
     fn validate(&self) -> Vec<(&'static str, String)>;
 
+    /// Settles what the config leaves to the syncs that use the destination, `mapped` being
+    /// every field they map to it; returns warnings, as `(key, message)`.
+    fn settle(&mut self, _mapped: &[&str]) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// Builds the destination named `name`, opening its locations with `open`.
     fn build(&self, name: &str, open: &OpenLocation<'_>) -> Result<Arc<dyn Destination>>;
 }
@@ -211,6 +217,22 @@ impl BatchOutcome {
 pub struct Delivery {
     /// Destination-side ids of the deliveries (usage files written, import ids, …).
     pub destination_ids: Vec<String>,
+    /// Rows that went another way than configured, and why (a usage import the destination
+    /// refused, whose rows were then sent record by record).
+    pub fallbacks: Vec<Fallback>,
+}
+
+/// Rows a destination sent another way than its configuration asked, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fallback {
+    /// What was tried first (`usage import <file>`).
+    pub tried: String,
+    /// The other way the rows went (`actions`).
+    pub instead: String,
+    /// Rows that went the other way.
+    pub rows: u64,
+    /// The destination's own reason.
+    pub reason: String,
 }
 
 /// A configured destination.

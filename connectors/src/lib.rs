@@ -20,9 +20,9 @@ pub mod zuora_file;
 pub mod zuora_revenue;
 
 pub use destination::{
-    BatchOutcome, Correcting, Delivery, Destination, DestinationSpec, DestinationWriter, FieldKind, FieldRoles,
-    FieldSpec, Ledger, Locate, Located, OpenLocation, OutputLocation, ROW_KEY_COLUMN, RecordState, Resolution,
-    RowStatus, SchemaProblem, WriteContext, is_engine_column,
+    BatchOutcome, Correcting, Delivery, Destination, DestinationSpec, DestinationWriter, Fallback, FieldKind,
+    FieldRoles, FieldSpec, Ledger, Locate, Located, OpenLocation, OutputLocation, ROW_KEY_COLUMN, RecordState,
+    Resolution, RowStatus, SchemaProblem, WriteContext, is_engine_column,
 };
 pub use error::{ConnectorError, Result};
 pub use ids::{RunId, SyncId, Timestamp};

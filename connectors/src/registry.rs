@@ -55,6 +55,14 @@ macro_rules! registry {
                 }
             }
 
+            /// Settles what the config leaves to its syncs' mapped fields; warnings, as
+            /// `(key, message)`.
+            pub fn settle(&mut self, mapped: &[&str]) -> Vec<(&'static str, String)> {
+                match self {
+                    $(DestinationConfig::$variant(config) => config.settle(mapped),)*
+                }
+            }
+
             /// Builds the destination named `name`.
             pub fn build(&self, name: &str, open: &OpenLocation<'_>) -> Result<Arc<dyn Destination>> {
                 match self {

@@ -16,6 +16,7 @@ mod exports;
 mod hardening;
 mod incremental;
 mod integrity;
+mod layouts;
 mod object_store_s3;
 mod revenue;
 mod review;

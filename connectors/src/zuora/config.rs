@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::zuora_common::Layout;
+
 pub use crate::http::credentials::{Secret, check_base_url};
 
 /// Zuora's named API hosts (the `servers` of Zuora's OpenAPI spec).
@@ -109,6 +111,17 @@ pub struct ZuoraConfig {
     /// `import`: seconds to wait for an import to finish. Default 600.
     #[serde(default = "default_import_timeout")]
     pub import_timeout_secs: u64,
+    /// `import`: the usage file layout the tenant imports (`POST /v1/usage` takes "the
+    /// format used by the UI import tool"): `standard`, Zuora Billing's usage import format
+    /// (`ACCOUNT_ID, UOM, QTY, STARTDATE, ENDDATE, …`), or `active_rating` for tenants with
+    /// Active Rating. Default `standard`.
+    #[serde(default)]
+    pub import_layout: Layout,
+    /// `import`, standard layout: chrono `strftime` format of `STARTDATE` and `ENDDATE`, which
+    /// Zuora reads in the uploading user's locale. Default `%m/%d/%Y` (en_US); `%d/%m/%Y` for
+    /// en_GB.
+    #[serde(default)]
+    pub import_date_format: Option<String>,
 }
 
 fn default_batch_size() -> usize {
@@ -131,6 +144,11 @@ fn default_import_timeout() -> u64 {
 }
 
 impl ZuoraConfig {
+    /// `import`: the date format of the standard layout's dates.
+    pub fn import_date_format(&self) -> &str {
+        self.import_date_format.as_deref().unwrap_or("%m/%d/%Y")
+    }
+
     /// The API base URL in effect.
     pub fn base_url(&self) -> Option<String> {
         match (&self.base_url, self.environment) {
@@ -143,6 +161,14 @@ impl ZuoraConfig {
     /// Pure check; every problem as `(key, message)`. Messages never hold the secret.
     pub fn validate(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
+        if let Some(format) = &self.import_date_format
+            && chrono::format::StrftimeItems::new(format).parse().is_err()
+        {
+            problems.push((
+                "import_date_format",
+                format!("`{format}` is not a valid strftime format"),
+            ));
+        }
         match (&self.base_url, self.environment) {
             (Some(_), Some(_)) => problems.push(("base_url", "give either environment or base_url, not both".into())),
             (None, None) => problems.push((

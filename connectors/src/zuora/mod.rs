@@ -297,6 +297,20 @@ impl Destination for ZuoraDestination {
                 Err(poisoned) => *poisoned.into_inner() = Some(units),
             }
         }
+        if self.config.method == config::Method::Import {
+            let layout = self.config.import_layout;
+            let columns: Vec<&str> = layout.columns().iter().map(|c| c.spec.name.as_ref()).collect();
+            found.push(format!(
+                "usage imports are sent in the {} layout ({}{}); set `import_layout` if the tenant imports the other \
+                 one (a tenant with Active Rating: `active_rating`)",
+                layout.name(),
+                columns.join(", "),
+                match layout {
+                    config::Layout::Standard => format!("; dates as `{}`", self.config.import_date_format()),
+                    config::Layout::ActiveRating => String::new(),
+                }
+            ));
+        }
         Ok(found)
     }
 

@@ -22,22 +22,14 @@ use crate::error::{ConnectorError, Result};
 use crate::http::{Delay, RetryPolicy};
 use crate::rules::Cell;
 use crate::rules::{RejectCode, Rejection};
-use crate::zuora_common::UsageFileEncoder;
 use crate::zuora_common::prepare::PreparedBatch;
+use crate::zuora_common::{Layout, UsageFileEncoder};
 
 /// Zuora's import API limit.
 const IMPORT_FILE_BYTES: u64 = 4_000_000;
 /// Rows gathered before usage files are built: a few files' worth, so files are near the
 /// size limit instead of one small file per incoming batch.
 const IMPORT_FLUSH_ROWS: usize = 25_000;
-const IMPORT_HEADERS: [&str; 6] = [
-    "AccountNumber",
-    "UnitOfMeasure",
-    "StartDateTime",
-    "Quantity",
-    "Description",
-    "UniqueKey",
-];
 
 pub(super) struct ZuoraWriter {
     destination: String,
@@ -47,6 +39,10 @@ pub(super) struct ZuoraWriter {
     units: Option<BTreeSet<String>>,
     acknowledged: Vec<BatchOutcome>,
     delivered: Vec<String>,
+    /// Import files Zuora failed, whose rows went through `actions` instead.
+    fallbacks: Vec<crate::destination::Fallback>,
+    /// Zuora's reason for the import that failed last, until it is recorded.
+    import_failure: Option<String>,
     files: u32,
     /// `import`: batches gathered until a file's worth of rows.
     buffered: Vec<RecordBatch>,
@@ -85,6 +81,8 @@ impl ZuoraWriter {
             units,
             acknowledged: Vec::new(),
             delivered: Vec::new(),
+            fallbacks: Vec::new(),
+            import_failure: None,
             files: 0,
             buffered: Vec::new(),
             buffered_rows: 0,
@@ -231,6 +229,25 @@ impl ZuoraWriter {
                     outcomes.push(outcome(batch, accepted.collect())?);
                 }
                 None => {
+                    let reason = self.import_failure.take().unwrap_or_default();
+                    if self.fallbacks.is_empty() {
+                        // Said once a run: an import refused for its layout fails every file.
+                        warn!(
+                            destination = %self.destination,
+                            file = %name,
+                            reason = %reason,
+                            layout = self.config.import_layout.name(),
+                            "Zuora failed a usage import; its rows go through `actions` (record by record, slower) so \
+                             only the refused ones are rejected. If Zuora refused the file's layout, set `import_layout` \
+                             to the one the tenant imports"
+                        );
+                    }
+                    self.fallbacks.push(crate::destination::Fallback {
+                        tried: format!("usage import {name} ({} layout)", self.config.import_layout.name()),
+                        instead: "actions".into(),
+                        rows: file_rows.len() as u64,
+                        reason,
+                    });
                     let queue = file_rows.chunks(self.config.batch_size).map(|rows| Group {
                         batch: batch.clone(),
                         prepared: Arc::clone(prepared),
@@ -255,13 +272,15 @@ impl ZuoraWriter {
             self.context.sync_id.split('.').next().unwrap_or("usage"),
             self.files
         );
-        let mut encoder = UsageFileEncoder::new(&IMPORT_HEADERS, IMPORT_FILE_BYTES, false, &stem, &self.context.run_id)
+        let layout = self.config.import_layout;
+        let headers: Vec<&str> = layout.columns().iter().map(|c| c.spec.name.as_ref()).collect();
+        let mut encoder = UsageFileEncoder::new(&headers, IMPORT_FILE_BYTES, false, &stem, &self.context.run_id)
             .map_err(encode_error)?;
         self.files += 1;
         let mut files = Vec::new();
         let mut current: Vec<usize> = Vec::new();
         for &row in rows {
-            let fields = import_fields(prepared, row);
+            let fields = import_fields(prepared, row, layout, self.config.import_date_format());
             let (_, finished) = encoder.push(fields.iter().map(String::as_str)).map_err(encode_error)?;
             if let Some(file) = finished {
                 let held = std::mem::take(&mut current);
@@ -288,7 +307,7 @@ impl ZuoraWriter {
     /// The upload (under its idempotency key) and the polling of its status (until
     /// `import_timeout_secs`) are one exchange.
     async fn import_file(
-        &self,
+        &mut self,
         prepared: &PreparedBatch,
         name: &str,
         bytes: Vec<u8>,
@@ -355,7 +374,8 @@ impl ZuoraWriter {
                         .get("StatusReason")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    warn!(destination = %self.destination, import_id, file = name, reason, "usage import failed; sending its rows through actions to isolate the refused ones");
+                    tracing::debug!(destination = %self.destination, import_id, file = name, reason, "usage import failed");
+                    self.import_failure = Some(format!("import {import_id}: {reason}"));
                     return Ok(None);
                 }
                 _ if started.elapsed().as_secs() >= self.config.import_timeout_secs => {
@@ -372,9 +392,10 @@ impl ZuoraWriter {
     }
 }
 
-/// One import file row (current layout) from a REST-prepared row.
-fn import_fields(prepared: &PreparedBatch, row: usize) -> Vec<String> {
-    let cell = |name: &str| -> String {
+/// One import file row in `layout` (every column of it, in order) from a REST-prepared row;
+/// dates of the standard layout in `date_format` (the uploading user's locale).
+fn import_fields(prepared: &PreparedBatch, row: usize, layout: Layout, date_format: &str) -> Vec<String> {
+    let cell = |name: &str, format: &str| -> String {
         match prepared
             .columns
             .iter()
@@ -383,23 +404,39 @@ fn import_fields(prepared: &PreparedBatch, row: usize) -> Vec<String> {
             .map(|c| c.get(row))
         {
             Some(Cell::Text(t)) | Some(Cell::Number(t)) => t.to_string(),
-            Some(Cell::DateTime(dt)) => dt.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            Some(Cell::DateTime(dt)) => dt.format(format).to_string(),
             _ => String::new(),
         }
     };
-    let unique = cell("UniqueKey");
-    vec![
-        cell("AccountNumber"),
-        cell("UOM"),
-        cell("StartDateTime"),
-        cell("Quantity"),
-        cell("Description"),
-        if unique.is_empty() {
-            prepared.key(row).to_string()
-        } else {
-            unique
-        },
-    ]
+    let unique = || match cell("UniqueKey", "") {
+        key if key.is_empty() => prepared.key(row).to_string(),
+        key => key,
+    };
+    let iso = "%Y-%m-%dT%H:%M:%S";
+    layout
+        .columns()
+        .iter()
+        .map(|column| match column.spec.name.as_ref() {
+            // Active Rating: the REST fields under their file names.
+            "AccountNumber" => cell("AccountNumber", iso),
+            "Tag" => format!("AccountNumber:{}", cell("AccountNumber", iso)),
+            "UnitOfMeasure" => cell("UOM", iso),
+            "StartDateTime" => cell("StartDateTime", iso),
+            "Quantity" => cell("Quantity", iso),
+            "Description" => cell("Description", iso),
+            "UniqueKey" | "UNIQUE_KEY" => unique(),
+            // Standard ("Usage file format").
+            "ACCOUNT_ID" => cell("AccountNumber", iso),
+            "UOM" => cell("UOM", iso),
+            "QTY" => cell("Quantity", iso),
+            "STARTDATE" => cell("StartDateTime", date_format),
+            "ENDDATE" => cell("EndDateTime", date_format),
+            "SUBSCRIPTION_ID" => cell("SubscriptionNumber", iso),
+            "CHARGE_ID" => cell("ChargeNumber", iso),
+            "DESCRIPTION" => cell("Description", iso),
+            _ => String::new(),
+        })
+        .collect()
 }
 
 fn outcome(batch: &RecordBatch, results: RowResults) -> Result<BatchOutcome> {
@@ -601,6 +638,7 @@ impl DestinationWriter for ZuoraWriter {
             Vec::new(),
             Delivery {
                 destination_ids: self.delivered,
+                fallbacks: self.fallbacks,
             },
         ))
     }

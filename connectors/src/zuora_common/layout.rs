@@ -7,18 +7,66 @@ use crate::rules::{FieldKind, FieldSpec};
 
 use serde::{Deserialize, Serialize};
 
-/// The CSV layout of a usage import file.
+/// The CSV layout of a usage import file (docs/zuora.md, "Usage import files").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
-    /// The current layout (Active Rating / usage with `UniqueKey`).
+    /// Zuora Billing's usage import format (`ACCOUNT_ID, UOM, QTY, STARTDATE, ENDDATE, …`):
+    /// what tenants without Active Rating import, in the UI and through `POST /v1/usage`.
     #[default]
+    Standard,
+    /// The Active Rating format (`AccountNumber, Tag, UnitOfMeasure, StartDateTime, …`), for
+    /// tenants with Active Rating only (no longer offered to new customers).
+    ActiveRating,
+}
+
+/// A layout as `dinmo.yml` may name it: by its name, or by the name an earlier release gave
+/// it (`current`, `legacy`), which is read with a warning naming the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutName {
+    /// Zuora Billing's usage import format.
+    Standard,
+    /// The Active Rating format.
+    ActiveRating,
+    /// The earlier name of `active_rating`.
     Current,
-    /// The older layout with `ACCOUNT_ID`, `UOM`, `QTY`, `STARTDATE`.
+    /// The earlier name of `standard`.
     Legacy,
 }
 
-/// Prefix of custom-field columns in the current layout (`CustomFields.<name>`).
+impl LayoutName {
+    /// The layout it names.
+    pub fn layout(self) -> Layout {
+        match self {
+            LayoutName::Standard | LayoutName::Legacy => Layout::Standard,
+            LayoutName::ActiveRating | LayoutName::Current => Layout::ActiveRating,
+        }
+    }
+
+    /// For an earlier name, the warning that names the new one.
+    pub fn renamed(self) -> Option<String> {
+        let (old, new) = match self {
+            LayoutName::Current => ("current", "active_rating"),
+            LayoutName::Legacy => ("legacy", "standard"),
+            LayoutName::Standard | LayoutName::ActiveRating => return None,
+        };
+        Some(format!(
+            "`layout: {old}` is now called `layout: {new}`; it is read as `{new}`: write `{new}`"
+        ))
+    }
+}
+
+impl From<Layout> for LayoutName {
+    fn from(layout: Layout) -> Self {
+        match layout {
+            Layout::Standard => LayoutName::Standard,
+            Layout::ActiveRating => LayoutName::ActiveRating,
+        }
+    }
+}
+
+/// Prefix of custom-field columns in the Active Rating layout (`CustomFields.<name>`).
 pub const CUSTOM_FIELD_PREFIX: &str = "CustomFields.";
 
 /// Quantity must not be negative, and Zuora keeps "up to 13 digits to the left of the decimal
@@ -77,7 +125,8 @@ pub(crate) const fn column(
 use ColumnDefault::{AccountTag, Empty, RowKey};
 use FieldKind::{DateTime, Number, Text};
 
-const CURRENT: &[LayoutColumn] = &[
+/// "Usage Data Import" (Active Rating): the columns and their limits.
+const ACTIVE_RATING: &[LayoutColumn] = &[
     column("AccountNumber", Text, true, Some(50), Empty),
     column("Tag", Text, true, Some(255), AccountTag),
     column("UnitOfMeasure", Text, true, None, Empty),
@@ -88,7 +137,9 @@ const CURRENT: &[LayoutColumn] = &[
     column("GroupId", Text, false, None, Empty),
 ];
 
-const LEGACY: &[LayoutColumn] = &[
+/// "Usage file format": `ACCOUNT_ID`, `UOM`, `QTY`, `STARTDATE` required; `ENDDATE`'s header
+/// always written (required even when empty); then the optional columns dinmo writes.
+const STANDARD: &[LayoutColumn] = &[
     column("ACCOUNT_ID", Text, true, Some(50), Empty),
     column("UOM", Text, true, None, Empty),
     column("QTY", Number, true, None, Empty),
@@ -148,8 +199,8 @@ impl Layout {
     /// The layout's columns.
     pub fn column_set(self) -> ColumnSet {
         let custom = match self {
-            Layout::Current => CustomFields::Prefix(CUSTOM_FIELD_PREFIX),
-            Layout::Legacy => CustomFields::None,
+            Layout::ActiveRating => CustomFields::Prefix(CUSTOM_FIELD_PREFIX),
+            Layout::Standard => CustomFields::None,
         };
         ColumnSet {
             columns: self.columns(),
@@ -160,20 +211,34 @@ impl Layout {
     /// The standard columns, in the order they are written.
     pub fn columns(self) -> &'static [LayoutColumn] {
         match self {
-            Layout::Current => CURRENT,
-            Layout::Legacy => LEGACY,
+            Layout::ActiveRating => ACTIVE_RATING,
+            Layout::Standard => STANDARD,
         }
     }
 
     /// The column holding the account number, which a defaulted `Tag` refers to.
     pub fn account_column(self) -> &'static str {
         match self {
-            Layout::Current => "AccountNumber",
-            Layout::Legacy => "ACCOUNT_ID",
+            Layout::ActiveRating => "AccountNumber",
+            Layout::Standard => "ACCOUNT_ID",
         }
     }
 
-    /// Looks a mapped field up, including `CustomFields.<name>` in the current layout.
+    /// Its name in `dinmo.yml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Standard => "standard",
+            Layout::ActiveRating => "active_rating",
+        }
+    }
+
+    /// Whether `field` is a column only the Active Rating layout has (`AccountNumber`,
+    /// `CustomFields.<name>`, …): a mapping naming one was written for it.
+    pub fn is_active_rating_field(field: &str) -> bool {
+        Layout::Standard.column(field).is_none() && Layout::ActiveRating.column(field).is_some()
+    }
+
+    /// Looks a mapped field up, including `CustomFields.<name>` in the Active Rating layout.
     pub fn column(self, name: &str) -> Option<LayoutColumn> {
         self.column_set().column(name)
     }
@@ -185,9 +250,13 @@ mod tests {
 
     #[test]
     fn layouts_follow_zuoras_documented_columns() {
-        let current: Vec<_> = Layout::Current.columns().iter().map(|c| c.spec.name.as_ref()).collect();
+        let active_rating: Vec<_> = Layout::ActiveRating
+            .columns()
+            .iter()
+            .map(|c| c.spec.name.as_ref())
+            .collect();
         assert_eq!(
-            current,
+            active_rating,
             [
                 "AccountNumber",
                 "Tag",
@@ -199,9 +268,13 @@ mod tests {
                 "GroupId"
             ]
         );
-        let legacy: Vec<_> = Layout::Legacy.columns().iter().map(|c| c.spec.name.as_ref()).collect();
+        let standard: Vec<_> = Layout::Standard
+            .columns()
+            .iter()
+            .map(|c| c.spec.name.as_ref())
+            .collect();
         assert_eq!(
-            legacy,
+            standard,
             [
                 "ACCOUNT_ID",
                 "UOM",
@@ -217,10 +290,21 @@ mod tests {
     }
 
     #[test]
-    fn custom_fields_exist_only_in_the_current_layout() {
-        assert!(Layout::Current.column("CustomFields.Region__c").is_some());
-        assert!(Layout::Current.column("CustomFields.").is_none());
-        assert!(Layout::Legacy.column("CustomFields.Region__c").is_none());
-        assert!(Layout::Current.column("UOM").is_none());
+    fn custom_fields_exist_only_in_the_active_rating_layout() {
+        assert!(Layout::ActiveRating.column("CustomFields.Region__c").is_some());
+        assert!(Layout::ActiveRating.column("CustomFields.").is_none());
+        assert!(Layout::Standard.column("CustomFields.Region__c").is_none());
+        assert!(Layout::ActiveRating.column("UOM").is_none());
+        assert!(Layout::is_active_rating_field("AccountNumber"));
+        assert!(!Layout::is_active_rating_field("ACCOUNT_ID"));
+    }
+
+    #[test]
+    fn earlier_names_read_as_the_new_ones_with_a_warning() {
+        let read = |name: &str| serde_json::from_value::<LayoutName>(serde_json::json!(name)).unwrap();
+        assert_eq!(read("current").layout(), Layout::ActiveRating);
+        assert_eq!(read("legacy").layout(), Layout::Standard);
+        assert!(read("current").renamed().unwrap().contains("`layout: active_rating`"));
+        assert_eq!(read("standard").renamed(), None);
     }
 }

@@ -11,4 +11,6 @@ pub(crate) mod prepare;
 
 pub use encoder::{EncodeError, EncodedFile, MAX_FILE_NAME_CHARS, UsageFileEncoder, file_name};
 pub(crate) use layout::column as layout_column;
-pub use layout::{CUSTOM_FIELD_PREFIX, ColumnDefault, ColumnSet, CustomFields, Layout, LayoutColumn, QUANTITY_LIMITS};
+pub use layout::{
+    CUSTOM_FIELD_PREFIX, ColumnDefault, ColumnSet, CustomFields, Layout, LayoutColumn, LayoutName, QUANTITY_LIMITS,
+};

@@ -370,7 +370,7 @@ mod tests {
                 Arc::new(StringArray::from(vec!["0123456789abcdef0123456789abcdef"])),
             ),
         ]);
-        let prepared = PreparedBatch::new("legacy", &Layout::Legacy.column_set(), &input).unwrap();
+        let prepared = PreparedBatch::new("legacy", &Layout::Standard.column_set(), &input).unwrap();
         assert_eq!(
             prepared.headers(),
             [
@@ -387,7 +387,7 @@ mod tests {
         );
         assert!(prepared.rejections[0].is_none());
         assert_eq!(
-            prepared.render_row(0, Layout::Legacy.account_column(), "%m/%d/%Y"),
+            prepared.render_row(0, Layout::Standard.account_column(), "%m/%d/%Y"),
             [
                 "A1",
                 "GB",
@@ -416,7 +416,7 @@ mod tests {
             ("CustomFields.Region__c", Arc::new(StringArray::from(vec!["EU", "US"]))),
             (ROW_KEY_COLUMN, Arc::new(StringArray::from(vec!["k1", "k2"]))),
         ]);
-        let prepared = PreparedBatch::new("files", &Layout::Current.column_set(), &input).unwrap();
+        let prepared = PreparedBatch::new("files", &Layout::ActiveRating.column_set(), &input).unwrap();
         assert_eq!(prepared.headers().last(), Some(&"CustomFields.Region__c"));
         let format = "%Y-%m-%dT%H:%M:%S";
         assert_eq!(
@@ -455,7 +455,7 @@ mod tests {
             ("Quantity", Arc::new(StringArray::from(vec!["-1", "1"]))),
             (ROW_KEY_COLUMN, Arc::new(StringArray::from(vec!["k1", "k2"]))),
         ]);
-        let prepared = PreparedBatch::new("files", &Layout::Current.column_set(), &input).unwrap();
+        let prepared = PreparedBatch::new("files", &Layout::ActiveRating.column_set(), &input).unwrap();
         let first = prepared.rejections[0].as_ref().unwrap();
         assert_eq!(first.code.as_str(), "too_long");
         assert!(

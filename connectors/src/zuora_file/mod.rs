@@ -36,7 +36,7 @@ impl fmt::Debug for ZuoraFileDestination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZuoraFileDestination")
             .field("name", &self.name)
-            .field("layout", &self.config.layout)
+            .field("layout", &self.config.layout())
             .field("output", &self.output.display)
             .finish()
     }
@@ -52,7 +52,7 @@ impl ZuoraFileDestination {
                 message: format!("{key} {message}"),
             });
         }
-        let fields = config.layout.columns().iter().map(|c| c.spec.clone()).collect();
+        let fields = config.layout().columns().iter().map(|c| c.spec.clone()).collect();
         Ok(ZuoraFileDestination {
             name,
             config,
@@ -68,6 +68,10 @@ impl crate::destination::DestinationSpec for ZuoraFileConfig {
 
     fn validate(&self) -> Vec<(&'static str, String)> {
         ZuoraFileConfig::validate(self)
+    }
+
+    fn settle(&mut self, mapped: &[&str]) -> Vec<(&'static str, String)> {
+        self.settle_layout(mapped)
     }
 
     fn build(
@@ -103,14 +107,14 @@ impl Destination for ZuoraFileDestination {
     }
 
     fn roles(&self) -> crate::destination::FieldRoles {
-        match self.config.layout {
-            Layout::Current => crate::destination::FieldRoles {
+        match self.config.layout() {
+            Layout::ActiveRating => crate::destination::FieldRoles {
                 account: "AccountNumber",
                 unit: "UnitOfMeasure",
                 quantity: "Quantity",
                 start: "StartDateTime",
             },
-            Layout::Legacy => crate::destination::FieldRoles {
+            Layout::Standard => crate::destination::FieldRoles {
                 account: "ACCOUNT_ID",
                 unit: "UOM",
                 quantity: "QTY",
@@ -120,19 +124,19 @@ impl Destination for ZuoraFileDestination {
     }
 
     fn field(&self, name: &str) -> Option<FieldSpec> {
-        self.config.layout.column(name).map(|c| c.spec)
+        self.config.layout().column(name).map(|c| c.spec)
     }
 
     fn defaults_field(&self, field: &str) -> bool {
         self.config
-            .layout
+            .layout()
             .column(field)
             .is_some_and(|c| c.default == ColumnDefault::AccountTag)
     }
 
     fn check_batch(&self, batch: &RecordBatch) -> Result<Vec<Option<Rejection>>> {
         Ok(
-            crate::zuora_common::prepare::PreparedBatch::new(&self.name, &self.config.layout.column_set(), batch)?
+            crate::zuora_common::prepare::PreparedBatch::new(&self.name, &self.config.layout().column_set(), batch)?
                 .rejections,
         )
     }

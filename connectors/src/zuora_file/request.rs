@@ -162,11 +162,11 @@ mod tests {
 
     #[test]
     fn records_match_the_row_by_row_rendering_and_refusals_are_kept() {
-        let encoder = RowEncoder::new("files", Layout::Current, "%Y-%m-%dT%H:%M:%S");
+        let encoder = RowEncoder::new("files", Layout::ActiveRating, "%Y-%m-%dT%H:%M:%S");
         let input = batch();
         let encoded = encoder.encode(&input).unwrap();
         // The independent path: render each row's fields as text, then the csv crate.
-        let prepared = PreparedBatch::new("files", &Layout::Current.column_set(), &input).unwrap();
+        let prepared = PreparedBatch::new("files", &Layout::ActiveRating.column_set(), &input).unwrap();
         let mut expected = Vec::new();
         for row in 0..input.num_rows() {
             if prepared.rejections[row].is_none() {

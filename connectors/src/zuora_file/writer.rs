@@ -66,7 +66,7 @@ impl ZuoraFileWriter {
             output: output.clone(),
             folder,
             context,
-            rows: RowEncoder::new(destination, config.layout, config.datetime_format()),
+            rows: RowEncoder::new(destination, config.layout(), config.datetime_format()),
             encoding: VecDeque::new(),
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
             encoder: None,
@@ -255,6 +255,7 @@ impl DestinationWriter for ZuoraFileWriter {
             outcomes,
             Delivery {
                 destination_ids: std::mem::take(&mut self.delivered),
+                fallbacks: Vec::new(),
             },
         ))
     }
@@ -272,7 +273,8 @@ mod tests {
 
     use super::*;
     use crate::destination::{Destination, ROW_KEY_COLUMN};
-    use crate::zuora_file::{Layout, ZuoraFileDestination};
+    use crate::zuora_file::ZuoraFileDestination;
+    use crate::zuora_file::config::LayoutName;
 
     fn batch(start: usize, rows: usize, negative_every: Option<usize>) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -309,7 +311,7 @@ mod tests {
     fn destination(store: Arc<InMemory>) -> ZuoraFileDestination {
         let config = ZuoraFileConfig {
             path: "mem://out".into(),
-            layout: Layout::Current,
+            layout: Some(LayoutName::ActiveRating),
             max_file_bytes: 64 * 1024,
             zip: false,
             datetime_format: None,

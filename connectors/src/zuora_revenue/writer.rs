@@ -204,6 +204,7 @@ impl DestinationWriter for RevenueWriter {
             outcomes,
             Delivery {
                 destination_ids: std::mem::take(&mut self.delivered),
+                fallbacks: Vec::new(),
             },
         ))
     }

@@ -57,6 +57,12 @@ pub fn render_text(report: &RunReport, is_plan: bool) -> String {
                 sync.counts.accepted, sync.counts.rejected, sync.counts.pending
             ));
         }
+        for fallback in &sync.fallbacks {
+            out.push_str(&format!(
+                "    warning: {} row(s) of {} went through {} instead: {}\n",
+                fallback.rows, fallback.tried, fallback.instead, fallback.reason
+            ));
+        }
         for rejection in &sync.rejections {
             out.push_str(&format!(
                 "      {} × {}{}: {}\n",

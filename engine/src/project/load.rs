@@ -152,6 +152,22 @@ impl Loader<'_> {
             }
         }
         self.check_unique_models(&models);
+        let mut destinations = destinations;
+        for destination in &mut destinations {
+            let mapped: Vec<&str> = models
+                .iter()
+                .flat_map(|m| &m.syncs)
+                .filter(|s| s.destination == destination.name)
+                .flat_map(|s| s.mapping.iter().map(|f| f.field.as_str()))
+                .collect();
+            for (key, warning) in destination.config.settle(&mapped) {
+                let at = destination
+                    .position
+                    .map(|p| format!("{}:{}:{}: ", PROJECT_FILE, p.line, p.column))
+                    .unwrap_or_default();
+                tracing::warn!("{at}destination `{}`: {key}: {warning}", destination.name);
+            }
+        }
         Project {
             root: self.root.to_path_buf(),
             name,

@@ -73,7 +73,7 @@ pub async fn deliver(
     progress: Progress,
     commit: &mut Commit<'_>,
     manifest: &mut RunManifest,
-) -> Result<Vec<String>> {
+) -> Result<dinmo_connectors::Delivery> {
     let sync_id = context.sync_id.clone();
     let run_id = context.run_id.clone();
     let to_error = |source: dinmo_connectors::ConnectorError| match source.undecided_send().map(str::to_string) {
@@ -145,7 +145,7 @@ pub async fn deliver(
     commit.checkpoint(manifest).await?;
     crash_point("all_committed");
     progress.finish();
-    Ok(delivery.destination_ids)
+    Ok(delivery)
 }
 
 /// Batches read ahead of delivery: enough that decoding the next ones overlaps the encoding

@@ -121,7 +121,7 @@ async fn recover_run(
         let progress = Progress::rows(run.show_progress, sync_id, part.rows);
         let delivered = deliver(&local, destination, context, progress, &mut commit, &mut manifest).await;
         report.add_rejections(commit.take_rejections());
-        manifest.destination_ids.extend(delivered?);
+        manifest.destination_ids.extend(delivered?.destination_ids);
     } else {
         let settled = settle_by_lookup(
             &local,

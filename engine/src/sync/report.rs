@@ -137,6 +137,9 @@ pub struct SyncReport {
     pub outcome: Option<Outcome>,
     /// Destination ids (files written, import ids).
     pub destination_ids: Vec<String>,
+    /// Rows the destination sent another way than configured, and why (a usage import Zuora
+    /// failed, whose rows went through `actions`).
+    pub fallbacks: Vec<dinmo_connectors::Fallback>,
     /// A plan's summary of the new rows.
     pub summary: Option<crate::plan::summary::PlanSummary>,
     /// The state the diff was computed against (a hash of the last run and every snapshot

@@ -643,8 +643,9 @@ pub async fn send_rows(
     .await;
     report.add_rejections(commit.take_rejections());
     match &delivered {
-        Ok(destination_ids) => {
-            manifest.destination_ids = destination_ids.clone();
+        Ok(delivery) => {
+            manifest.destination_ids = delivery.destination_ids.clone();
+            report.fallbacks = delivery.fallbacks.clone();
             settle_manifest(&run.state, &mut manifest, None, None).await?;
         }
         Err(error) => {

@@ -49,6 +49,11 @@ pub struct SimConfig {
     /// How long an unused `queryLocator` lives (docs/zuora.md, "ZOQL": 15 minutes of inactivity).
     #[serde(default = "default_locator_ttl_secs")]
     pub query_locator_ttl_secs: u64,
+    /// Whether the tenant has Active Rating: its usage imports then take the Active Rating
+    /// layout, and otherwise the standard one ("Usage file format"; `POST /v1/usage` takes
+    /// "the format used by the UI import tool"). Default false, as for every new tenant.
+    #[serde(default)]
+    pub active_rating: bool,
 }
 
 fn default_window_secs() -> u64 {
@@ -89,6 +94,7 @@ impl Default for SimConfig {
             import_delay_ms: 50,
             unique_key_queryable: true,
             query_locator_ttl_secs: default_locator_ttl_secs(),
+            active_rating: false,
         }
     }
 }

@@ -395,9 +395,65 @@ fn process_import(sim: &SimState, id: &str, bytes: &[u8], track: Option<String>)
     }
 }
 
+/// The columns of the tenant's usage import layout: Zuora's "Usage file format" (standard:
+/// `ACCOUNT_ID`, `UOM`, `QTY`, `STARTDATE` required, the `ENDDATE` header required even when
+/// its values are empty, dates in the uploading user's locale — en_US `MM/DD/YYYY` here), or
+/// "Usage Data Import" (Active Rating: `AccountNumber`, `Tag`, `UnitOfMeasure`,
+/// `StartDateTime`, `Quantity` required, columns in any order). Each column's usage field.
+fn import_columns(active_rating: bool) -> (&'static [&'static str], &'static [(&'static str, &'static str)]) {
+    if active_rating {
+        (
+            &["AccountNumber", "Tag", "UnitOfMeasure", "StartDateTime", "Quantity"],
+            &[
+                ("AccountNumber", "AccountNumber"),
+                ("UnitOfMeasure", "UOM"),
+                ("StartDateTime", "StartDateTime"),
+                ("EndDateTime", "EndDateTime"),
+                ("Quantity", "Quantity"),
+                ("Description", "Description"),
+                ("UniqueKey", "UniqueKey"),
+                ("Tag", ""),
+                ("GroupId", ""),
+            ],
+        )
+    } else {
+        (
+            &["ACCOUNT_ID", "UOM", "QTY", "STARTDATE", "ENDDATE"],
+            &[
+                ("ACCOUNT_ID", "AccountNumber"),
+                ("UOM", "UOM"),
+                ("QTY", "Quantity"),
+                ("STARTDATE", "StartDateTime"),
+                ("ENDDATE", "EndDateTime"),
+                ("DESCRIPTION", "Description"),
+                ("UNIQUE_KEY", "UniqueKey"),
+                ("SUBSCRIPTION_ID", ""),
+                ("CHARGE_ID", ""),
+            ],
+        )
+    }
+}
+
 fn import_rows(inner: &mut crate::state::Inner, id: &str, bytes: &[u8], track: &Option<String>) -> Result<i32, String> {
     let mut reader = csv::ReaderBuilder::new().from_reader(bytes);
     let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let active_rating = inner.config.active_rating;
+    let (required, known) = import_columns(active_rating);
+    let layout = if active_rating { "Active Rating" } else { "usage file" };
+    for header in required {
+        if !headers.iter().any(|h| h == *header) {
+            return Err(format!(
+                "The {layout} format requires the column {header}; the file has {}",
+                headers.iter().collect::<Vec<_>>().join(",")
+            ));
+        }
+    }
+    if let Some(unknown) = headers
+        .iter()
+        .find(|h| !(known.iter().any(|(k, _)| k == h) || (active_rating && h.starts_with("CustomFields."))))
+    {
+        return Err(format!("Unknown column {unknown} in the {layout} format"));
+    }
     let start = inner.records.len();
     let mut total = 0;
     for (line, row) in reader.records().enumerate() {
@@ -405,13 +461,31 @@ fn import_rows(inner: &mut crate::state::Inner, id: &str, bytes: &[u8], track: &
         total += 1;
         let mut object = Map::new();
         for (header, value) in headers.iter().zip(row.iter()) {
-            let key = match header {
-                "UnitOfMeasure" => "UOM",
-                other => other,
+            let key = match known.iter().find(|(k, _)| *k == header) {
+                Some((_, key)) => *key,
+                None if active_rating => header,
+                None => continue,
             };
-            if !value.is_empty() {
-                object.insert(key.to_string(), Value::String(value.to_string()));
+            if key.is_empty() || value.is_empty() {
+                continue;
             }
+            let value = match (key, active_rating) {
+                // The standard layout's dates, in the en_US user's locale, are days.
+                ("StartDateTime" | "EndDateTime", false) => {
+                    match chrono::NaiveDate::parse_from_str(value, "%m/%d/%Y") {
+                        Ok(day) => format!("{day}T00:00:00"),
+                        Err(_) => {
+                            inner.truncate(start);
+                            return Err(format!(
+                                "line {}: {header} `{value}` is not a date in the MM/DD/YYYY format",
+                                line + 2
+                            ));
+                        }
+                    }
+                }
+                _ => value.to_string(),
+            };
+            object.insert(key.to_string(), Value::String(value));
         }
         match usage_from_json(inner, &object, "Import") {
             Ok(mut record) => {

@@ -11,11 +11,15 @@
 //! - the code for an expired or unknown `queryLocator` (`INVALID_VALUE` here);
 //! - whether a 429 carries `Retry-After` (not sent here; dinmo honours it when present);
 //! - the value format of `RateLimit-Limit` (`<n>;w=<seconds>` here; the spec says string);
-//! - whether `POST /v1/usage` takes the current usage-file layout (`AccountNumber,
-//!   UnitOfMeasure, …`): its reference lists the legacy headings (`ACCOUNT_ID, UOM, QTY, …`)
-//!   as "the format used by the UI import tool", which is the layout the tenant
-//!   uses (docs/zuora.md, "Usage import files"); the simulator takes the Active Rating one,
-//!   which dinmo sends;
+//! - what `POST /v1/usage` answers a file in the other layout with: its reference says the
+//!   file "must follow the format used by the UI import tool", the tenant's layout (docs/zuora.md,
+//!   "Usage import files"); the simulator takes the standard layout, or the Active Rating one
+//!   when started with `active_rating`, and fails an import of the other one (Failed, with a
+//!   `StatusReason` naming the missing column) — the wording is the simulator's own;
+//! - which optional columns of the standard layout a tenant takes beyond `ENDDATE`, and
+//!   whether a file may leave some out: the simulator takes `DESCRIPTION`, `UNIQUE_KEY`,
+//!   `SUBSCRIPTION_ID` and `CHARGE_ID`, and reads `STARTDATE`/`ENDDATE` as an en_US user's
+//!   (`MM/DD/YYYY`);
 //! - the code and wording Zuora answers an update of a Processed usage record with, and an
 //!   update naming a field `ProxyModifyUsage` lacks (both refused with 400 here, the first
 //!   with the delete's code `53100030`).

@@ -19,6 +19,7 @@ destinations:
   usage_files:
     type: zuora_file           # Zuora usage import files; see `type: zuora` for the REST API
     path: out/zuora
+    layout: standard           # Zuora Billing's usage file format; `active_rating` for Active Rating tenants
 "#;
 
 const MODEL: &str = r#"model: api_calls_daily
@@ -35,10 +36,10 @@ primary_key: [account_number, uom, usage_day]
 syncs:
   - destination: usage_files
     mapping:
-      AccountNumber: account_number
-      UnitOfMeasure: uom
-      StartDateTime: usage_day
-      Quantity: calls
+      ACCOUNT_ID: account_number
+      UOM: uom
+      STARTDATE: usage_day
+      QTY: calls
     max_new_rows: 100000
 "#;
 

@@ -1,0 +1,209 @@
+//! Zuora's two usage file layouts: `standard` (Zuora Billing's usage import format, the
+//! default) and `active_rating`; the names earlier releases used; a usage import refused for
+//! its layout said and counted before its rows go another way.
+
+use zuora_sim::SimConfig;
+
+use crate::support::*;
+use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project};
+
+/// A `zuora_file` project whose destination has `layout` (the YAML line, or none) and whose
+/// sync maps `mapping` (YAML lines below `mapping:`).
+fn file_project(layout: &str, mapping: &str) -> TestProject {
+    TestProject::new(
+        &format!(
+            "name: layouts
+sources:
+  events:
+    location: data/events/
+destinations:
+  files:
+    type: zuora_file
+    path: out
+{layout}"
+        ),
+        &[(
+            "usage.yml",
+            &format!(
+                "model: usage
+sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
+primary_key: [account, usage_day]
+syncs:
+  - destination: files
+    mapping:
+{mapping}"
+            ),
+        )],
+    )
+}
+
+const STANDARD_MAPPING: &str =
+    "      ACCOUNT_ID: account\n      UOM: uom\n      STARTDATE: usage_day\n      QTY: qty\n";
+const ACTIVE_RATING_MAPPING: &str =
+    "      AccountNumber: account\n      UnitOfMeasure: uom\n      StartDateTime: usage_day\n      Quantity: qty\n";
+
+/// The header and first row of the one file `usage.files` wrote.
+fn written(project: &TestProject) -> (String, String) {
+    let files = project.output_files("usage.files");
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let mut lines = text.lines();
+    (
+        lines.next().unwrap().to_string(),
+        lines.next().unwrap_or_default().to_string(),
+    )
+}
+
+#[test]
+fn the_standard_layout_is_the_default_and_earlier_names_still_read() {
+    // No `layout:` and the standard fields: Zuora Billing's usage file format, en_US dates.
+    let project = file_project("", STANDARD_MAPPING);
+    project.export_day("2026-11-18", &[("A1", 5)]);
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    assert!(!stderr(&out).contains("layout"), "no warning: {}", stderr(&out));
+    let (header, row) = written(&project);
+    assert_eq!(
+        header,
+        "ACCOUNT_ID,UOM,QTY,STARTDATE,ENDDATE,SUBSCRIPTION_ID,CHARGE_ID,DESCRIPTION,UNIQUE_KEY"
+    );
+    assert!(row.starts_with("A1,API_CALL,5,11/18/2026,,"), "{row}");
+
+    // `legacy`, the earlier name of `standard`: the same file, and a warning naming `standard`.
+    let project = file_project("    layout: legacy\n", STANDARD_MAPPING);
+    project.export_day("2026-11-18", &[("A1", 5)]);
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    assert!(
+        stderr(&out).contains("`layout: legacy` is now called `layout: standard`"),
+        "{}",
+        describe(&out)
+    );
+    assert!(written(&project).0.starts_with("ACCOUNT_ID,UOM,QTY,STARTDATE,ENDDATE"));
+
+    // `current`, the earlier name of `active_rating`, likewise.
+    let project = file_project("    layout: current\n", ACTIVE_RATING_MAPPING);
+    project.export_day("2026-11-18", &[("A1", 5)]);
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    assert!(
+        stderr(&out).contains("is now called `layout: active_rating`"),
+        "{}",
+        describe(&out)
+    );
+    let (header, row) = written(&project);
+    assert!(
+        header.starts_with("AccountNumber,Tag,UnitOfMeasure,StartDateTime,Quantity"),
+        "{header}"
+    );
+    assert!(
+        row.starts_with("A1,AccountNumber:A1,API_CALL,2026-11-18T00:00:00,5"),
+        "{row}"
+    );
+}
+
+/// A config written for an earlier release, without `layout:` and mapping Active Rating
+/// fields (then the default), keeps writing the Active Rating layout and says how to keep it.
+#[test]
+fn a_config_without_a_layout_that_maps_active_rating_fields_keeps_that_layout() {
+    let project = file_project("", ACTIVE_RATING_MAPPING);
+    project.export_day("2026-11-18", &[("A1", 5)]);
+    let out = project.dinmo(&["run"]);
+    exits(&out, 0);
+    assert!(
+        stderr(&out).contains("a sync maps `AccountNumber`, an Active Rating column")
+            && stderr(&out).contains("Set `layout: active_rating` to keep it"),
+        "{}",
+        describe(&out)
+    );
+    assert!(written(&project).0.starts_with("AccountNumber,Tag,UnitOfMeasure"));
+}
+
+/// The example project with the state the last release wrote, its main destination set to
+/// `layout: current` as that release's users wrote it: read as `active_rating`, nothing resent.
+#[test]
+fn a_state_written_with_layout_current_resends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_project(&repository_root().join("models"), dir.path());
+    let state = dir.path().join(".dinmo/state");
+    copy_project(&repository_root().join("tests/fixtures/state-0.1.0-d2a9208"), &state);
+    std::fs::remove_file(state.join("README.md")).unwrap();
+    let yml = std::fs::read_to_string(dir.path().join("dinmo.yml")).unwrap();
+    assert!(
+        yml.contains("    layout: active_rating "),
+        "the example names the layout"
+    );
+    std::fs::write(
+        dir.path().join("dinmo.yml"),
+        yml.replace("    layout: active_rating ", "    layout: current       "),
+    )
+    .unwrap();
+    let out = dinmo_in(dir.path(), &["run"], &[]);
+    exits(&out, 0);
+    assert!(stdout(&out).contains("sent 0 row(s)"), "{}", describe(&out));
+    assert!(stderr(&out).contains("`layout: current` is now called `layout: active_rating`"));
+}
+
+/// `method: import` sends the standard layout by default, which a tenant without Active
+/// Rating imports; `validate --connect` says which layout it sends.
+#[test]
+fn imports_send_the_standard_layout_and_validate_says_so() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "import", "");
+    export(&project, "2026-11-18", &usage_rows(12));
+    let check = run_against(&project, &sim, &["validate", "--connect"]);
+    exits(&check, 0);
+    assert!(
+        stdout(&check).contains("usage imports are sent in the standard layout (ACCOUNT_ID, UOM, QTY, STARTDATE"),
+        "{}",
+        describe(&check)
+    );
+    let out = run_against(&project, &sim, &["run"]);
+    exits(&out, 0);
+    let records = sim.records();
+    assert_eq!(records.len(), 12);
+    assert!(
+        records.iter().all(|r| r.import_id.is_some()),
+        "imported, not sent by actions"
+    );
+    assert!(!stdout(&out).contains("instead"), "{}", describe(&out));
+}
+
+/// A tenant with Active Rating fails an import in the standard layout: the run says so once,
+/// with Zuora's reason, sends the rows through `actions`, and counts them in the report; with
+/// `import_layout: active_rating` the same tenant imports them.
+#[test]
+fn an_import_refused_for_its_layout_is_said_and_counted_before_the_fallback() {
+    let tenant = SimConfig {
+        active_rating: true,
+        ..SimConfig::default()
+    };
+    let sim = Sim::start(tenant.clone());
+    let project = zuora_project(&sim, "import", "");
+    export(&project, "2026-11-18", &usage_rows(12));
+    let out = run_against(&project, &sim, &["run"]);
+    exits(&out, 0);
+    assert_eq!(sim.records().len(), 12, "every row sent, once");
+    assert!(sim.records().iter().all(|r| r.import_id.is_none()), "through actions");
+    let report = stdout(&out);
+    assert!(
+        report.contains("warning: 12 row(s) of usage import")
+            && report.contains("(standard layout) went through actions instead")
+            && report.contains("requires the column AccountNumber"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        stderr(&out).matches("Zuora failed a usage import").count(),
+        1,
+        "said once: {}",
+        stderr(&out)
+    );
+
+    let sim = Sim::start(tenant);
+    let project = zuora_project(&sim, "import", "    import_layout: active_rating\n");
+    export(&project, "2026-11-18", &usage_rows(12));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    assert_eq!(sim.records().len(), 12);
+    assert!(sim.records().iter().all(|r| r.import_id.is_some()), "imported");
+}
