@@ -529,3 +529,145 @@ fn validate_connect_checks_the_mapping_against_the_tenants_template() {
         describe(&mismatch)
     );
 }
+
+/// A tenant whose template types `Customer Name` as a number: Revenue rejects the rows whose
+/// value is not one (a partial asynchronous upload). Those are recorded as rejected with
+/// Revenue's `error_message` and offered again next run; every other row is committed, once.
+fn partial_tenant(sim: &Sim) {
+    let mut config = RevenueConfig::default();
+    let template = config.templates.get_mut("RevPro Usage Upload").unwrap();
+    for column in &mut template.columns {
+        if column.label == "Customer Name" {
+            column.data_type = "NUMBER".into();
+        }
+    }
+    sim.sim.revenue.configure(config);
+}
+
+const PARTIAL_MODEL: &str = r#"model: usage
+sql: |
+  SELECT 'SO-' || account AS so_line, qty * 0.5 AS amount, 0.5 AS price, qty,
+         'SEG-1' AS segments, 'API' AS sub_product, CAST(day AS DATE) AS trx_date,
+         CASE WHEN qty % 3 = 0 THEN 'n/a' ELSE CAST(qty AS VARCHAR) END AS customer
+  FROM events
+primary_key: [so_line, trx_date]
+syncs:
+  - destination: revenue
+    mapping:
+      SO Line ID: so_line
+      Usage Amount: amount
+      Unit Price: price
+      Quantity: qty
+      DD_Rev_Segments: segments
+      Sub Product: sub_product
+      TRX_DATE: trx_date
+      Customer Name: customer
+"#;
+
+/// `reject_code: reject_message` of every rejected row of `sync`.
+fn rejected_rows(project: &TestProject, sync: &str) -> Vec<String> {
+    use arrow::array::AsArray;
+    let mut rows = Vec::new();
+    for file in project.state_files(sync, "rejected") {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(file).unwrap(), 1024)
+                .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let (codes, messages) = (
+                batch.column_by_name("reject_code").unwrap().as_string::<i32>().clone(),
+                batch
+                    .column_by_name("reject_message")
+                    .unwrap()
+                    .as_string::<i32>()
+                    .clone(),
+            );
+            for i in 0..batch.num_rows() {
+                rows.push(format!("{}: {}", codes.value(i), messages.value(i)));
+            }
+        }
+    }
+    rows
+}
+
+fn partial_project(sim: &Sim, extra: &str) -> TestProject {
+    let project = api_project(sim, extra);
+    project.write("models/usage.yml", PARTIAL_MODEL);
+    project
+}
+
+#[test]
+fn an_async_upload_commits_its_valid_rows_and_rejects_the_others_with_revenues_reason() {
+    let sim = Sim::start(SimConfig::default());
+    partial_tenant(&sim);
+    let project = partial_project(&sim, "");
+    export(&project, "2026-11-18", 0..6);
+    let first = run(&project, &["run"], &[]);
+    assert_eq!(code(&first), 3, "rows refused by Revenue: {}", describe(&first));
+    // qty 3 and 6 carry `n/a`: rejected; the four others staged once.
+    assert_eq!(staged_counts(&sim).len(), 4, "{:?}", staged_counts(&sim));
+    assert!(uploads(&sim).iter().all(|u| u.asynchronous), "async uploads");
+    let rejected = rejected_rows(&project, "usage.revenue");
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.contains("revenue_row_rejected") && r.contains("Customer Name `n/a` is not a number")),
+        "{rejected:?}"
+    );
+    // Offered again next run (and refused again by this tenant); the staged rows are not resent.
+    let second = run(&project, &["run"], &[]);
+    assert_eq!(code(&second), 3, "{}", describe(&second));
+    assert!(stdout(&second).contains("new rows: 2"), "{}", describe(&second));
+    assert!(
+        staged_counts(&sim).values().all(|n| *n == 1),
+        "{:?}",
+        staged_counts(&sim)
+    );
+    assert_eq!(staged_counts(&sim).len(), 4);
+
+    // The synchronous upload, for tenants and templates without it, stays all or nothing.
+    let sim = Sim::start(SimConfig::default());
+    partial_tenant(&sim);
+    let project = partial_project(&sim, "    upload: sync\n");
+    export(&project, "2026-11-18", 0..6);
+    let first = run(&project, &["run"], &[]);
+    assert_eq!(code(&first), 3, "{}", describe(&first));
+    assert!(uploads(&sim).iter().all(|u| !u.asynchronous));
+    assert!(
+        describe(&first).contains("revenue_upload_failed"),
+        "{}",
+        describe(&first)
+    );
+    assert!(
+        staged_counts(&sim).is_empty(),
+        "each file held a bad row: nothing staged"
+    );
+}
+
+/// A run killed after Revenue received an asynchronous upload and before its status was
+/// read: the next run follows the recorded upload, commits its valid rows and rejects the
+/// others, and uploads nothing twice.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_between_an_async_upload_and_its_status_resumes_without_uploading_again() {
+    let sim = Sim::start(SimConfig::default());
+    partial_tenant(&sim);
+    let project = partial_project(&sim, "");
+    // One file, so that no other upload is in flight (undecided) at the crash.
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write("dinmo.yml", &yml.replace("    max_lines: 3\n", "    max_lines: 10\n"));
+    export(&project, "2026-11-18", 0..6);
+    let crashed = run(&project, &["run"], &[("DINMO_CRASH_AT", "revenue_request_recorded")]);
+    assert!(stderr(&crashed).contains("crash point"), "{}", describe(&crashed));
+    let resumed = run(&project, &["run"], &[]);
+    assert_eq!(code(&resumed), 3, "{}", describe(&resumed));
+    received_once(&sim);
+    assert_eq!(staged_counts(&sim).len(), 4, "{:?}", staged_counts(&sim));
+    assert!(staged_counts(&sim).values().all(|n| *n == 1));
+    // The stopped run's two refused rows, settled first; then the resumed run offers them
+    // again (in a file of its own) and Revenue refuses them again.
+    let rejected = rejected_rows(&project, "usage.revenue");
+    assert_eq!(rejected.len(), 4, "{rejected:?}");
+    assert!(rejected.iter().all(|r| r.contains("is not a number")), "{rejected:?}");
+}

@@ -40,6 +40,20 @@ impl Exchange {
     }
 }
 
+/// A body of newline-delimited JSON (Revenue's rejected rows) as an array of its lines; any
+/// other body that is not JSON (a proxy's HTML page) as `Null`.
+fn json_lines(bytes: &[u8]) -> Value {
+    let lines: std::result::Result<Vec<Value>, _> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(serde_json::from_slice)
+        .collect();
+    match lines {
+        Ok(lines) if !lines.is_empty() => Value::Array(lines),
+        _ => Value::Null,
+    }
+}
+
 /// Sends `builder` and reads the whole answer. `crash_point` names the point reached once an
 /// answer's head arrived (for the exactly-once tests).
 pub async fn exchange(builder: reqwest::RequestBuilder, crash_point: &str) -> Exchange {
@@ -57,7 +71,7 @@ pub async fn exchange(builder: reqwest::RequestBuilder, crash_point: &str) -> Ex
         Ok(bytes) => Exchange::Answered {
             status,
             headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            body: serde_json::from_slice(&bytes).unwrap_or_else(|_| json_lines(&bytes)),
         },
         // The connection dropped after the server may have acted on the request.
         Err(error) => Exchange::Lost(format!("reading the answer: {error}")),

@@ -5,10 +5,16 @@ use serde::{Deserialize, Serialize};
 use super::template::DateFormat;
 use crate::http::{Secret, check_base_url};
 
-/// Revenue recommends 40k–60k lines per upload (docs/zuora.md, "Zuora Revenue").
+/// Revenue recommends 40k–60k lines per synchronous upload (docs/zuora.md, "Zuora Revenue").
 pub const DEFAULT_MAX_LINES: usize = 50_000;
-/// The most lines dinmo puts in one file: the top of Revenue's recommended range.
+/// The most lines dinmo puts in one file uploaded synchronously or by hand: the top of
+/// Revenue's recommended range.
 pub const MAX_LINES_LIMIT: usize = 60_000;
+/// Lines per asynchronous upload by default: a fifth of what Revenue takes, so a failure or
+/// a replay concerns a bounded part of a run.
+pub const DEFAULT_ASYNC_MAX_LINES: usize = 100_000;
+/// Revenue takes up to 500,000 records per CSV in an asynchronous Consumption upload.
+pub const ASYNC_MAX_LINES_LIMIT: usize = 500_000;
 /// The template usage goes through in File Upload > Consumption.
 pub const DEFAULT_TEMPLATE: &str = "RevPro Usage Upload";
 /// OneID's token endpoint (docs/zuora.md: `POST https://one.zuora.com/oauth2/token`).
@@ -24,6 +30,19 @@ pub enum RevenueMode {
     File,
     /// The Revenue upload API: `POST /api/integration/v1/upload/file`, polled until staged.
     Api,
+}
+
+/// How `mode: api` uploads a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RevenueUpload {
+    /// `POST …/upload/file?async=true` (Consumption, Event and Transactions/Cost templates):
+    /// `202`, then the status polled; partial: valid rows are staged and invalid ones
+    /// rejected, each with Revenue's `error_message`, read back from the errors endpoint.
+    #[default]
+    Async,
+    /// `POST …/upload/file`: up to 60,000 rows, staged or failed whole.
+    Sync,
 }
 
 /// How `mode: api` authenticates.
@@ -63,9 +82,15 @@ pub struct ZuoraRevenueConfig {
     /// tenant's template.
     #[serde(default = "default_date_format")]
     pub date_format: String,
-    /// Rows per file (and per upload), 1 to 60000. Default 50000 (Revenue recommends 40k–60k).
-    #[serde(default = "default_max_lines")]
-    pub max_lines: usize,
+    /// Rows per file (and per upload). `mode: api` with `upload: async`: 1 to 500000, default
+    /// 100000 (Revenue takes up to 500,000 records per asynchronous Consumption upload);
+    /// otherwise 1 to 60000, default 50000 (Revenue recommends 40k–60k per upload).
+    #[serde(default)]
+    pub max_lines: Option<usize>,
+    /// `mode: api`: `async` (default; partial uploads, for the Consumption template) or `sync`
+    /// (all or nothing, for tenants and templates without asynchronous uploads).
+    #[serde(default)]
+    pub upload: RevenueUpload,
     /// Refuse rows whose `Quantity` is below zero. Default true; set false when the tenant's
     /// template takes negative quantities (usage corrections).
     #[serde(default = "default_true")]
@@ -78,10 +103,11 @@ pub struct ZuoraRevenueConfig {
     /// loopback (a simulator).
     #[serde(default)]
     pub base_url: Option<String>,
-    /// `mode: api`: `basic` (default; the legacy authenticate call) or `oauth` (OneID client
-    /// credentials).
+    /// `mode: api`: `oauth` (OneID client credentials, the documented default for new
+    /// tenants) or `basic` (the legacy authenticate call of older tenants). Default: `basic`
+    /// when `username` is given, else `oauth`.
     #[serde(default)]
-    pub auth: RevenueAuth,
+    pub auth: Option<RevenueAuth>,
     /// `auth: basic`: the Revenue user, usually `${REVPRO_USER}`.
     #[serde(default)]
     pub username: Option<String>,
@@ -121,9 +147,6 @@ fn default_template() -> String {
 fn default_date_format() -> String {
     "DD-MON-YYYY".into()
 }
-fn default_max_lines() -> usize {
-    DEFAULT_MAX_LINES
-}
 fn default_true() -> bool {
     true
 }
@@ -145,11 +168,12 @@ impl ZuoraRevenueConfig {
             path: Some(path.into()),
             template: default_template(),
             date_format: default_date_format(),
-            max_lines: DEFAULT_MAX_LINES,
+            max_lines: None,
+            upload: RevenueUpload::Async,
             quantity_non_negative: true,
             amount_tolerance: None,
             base_url: None,
-            auth: RevenueAuth::Basic,
+            auth: Some(RevenueAuth::Basic),
             username: None,
             password: None,
             role: None,
@@ -173,6 +197,34 @@ impl ZuoraRevenueConfig {
         self.oauth_url.as_deref().unwrap_or(DEFAULT_OAUTH_URL)
     }
 
+    /// How `mode: api` authenticates, `auth` or its default.
+    pub fn auth(&self) -> RevenueAuth {
+        self.auth.unwrap_or(match self.username {
+            Some(_) => RevenueAuth::Basic,
+            None => RevenueAuth::Oauth,
+        })
+    }
+
+    /// Whether uploads go through the asynchronous, partial upload.
+    pub fn asynchronous(&self) -> bool {
+        self.mode == RevenueMode::Api && self.upload == RevenueUpload::Async
+    }
+
+    /// Rows per file in effect.
+    pub fn max_lines(&self) -> usize {
+        self.max_lines.unwrap_or(match self.asynchronous() {
+            true => DEFAULT_ASYNC_MAX_LINES,
+            false => DEFAULT_MAX_LINES,
+        })
+    }
+
+    fn max_lines_limit(&self) -> usize {
+        match self.asynchronous() {
+            true => ASYNC_MAX_LINES_LIMIT,
+            false => MAX_LINES_LIMIT,
+        }
+    }
+
     /// Pure check; every problem as `(key, message)`. Messages never hold a secret.
     pub fn validate(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
@@ -182,13 +234,16 @@ impl ZuoraRevenueConfig {
         if self.template.trim().is_empty() {
             problems.push(("template", "must name the upload template".into()));
         }
-        if !(1..=MAX_LINES_LIMIT).contains(&self.max_lines) {
+        if let Some(lines) = self.max_lines
+            && !(1..=self.max_lines_limit()).contains(&lines)
+        {
+            let why = match self.asynchronous() {
+                true => "Revenue takes up to 500000 records per asynchronous upload",
+                false => "Revenue recommends 40000 to 60000 lines per upload",
+            };
             problems.push((
                 "max_lines",
-                format!(
-                    "is {}; use 1 to {MAX_LINES_LIMIT} (Revenue recommends 40000 to 60000 lines per upload)",
-                    self.max_lines
-                ),
+                format!("is {lines}; use 1 to {} ({why})", self.max_lines_limit()),
             ));
         }
         if let Some(tolerance) = self.amount_tolerance
@@ -220,7 +275,7 @@ impl ZuoraRevenueConfig {
             }
         }
         let missing = |value: Option<&str>| value.is_none_or(|v| v.trim().is_empty());
-        match self.auth {
+        match self.auth() {
             RevenueAuth::Basic => {
                 for (key, value) in [
                     ("username", self.username.as_deref()),
@@ -268,7 +323,7 @@ mod tests {
         assert!(ZuoraRevenueConfig::files("out/revenue").validate().is_empty());
         let bad = ZuoraRevenueConfig {
             path: None,
-            max_lines: 0,
+            max_lines: Some(0),
             date_format: "DD-QQ-YYYY".into(),
             amount_tolerance: Some(-1.0),
             ..ZuoraRevenueConfig::files("x")
@@ -291,7 +346,7 @@ mod tests {
         assert_eq!(keys, ["base_url", "username", "role", "clientname"]);
         assert!(!format!("{problems:?}{api:?}").contains("hunter2"));
         let oauth = ZuoraRevenueConfig {
-            auth: RevenueAuth::Oauth,
+            auth: Some(RevenueAuth::Oauth),
             base_url: Some("https://acme.revpro.cloud".into()),
             ..api
         };

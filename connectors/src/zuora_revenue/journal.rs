@@ -4,7 +4,8 @@
 //!
 //! One JSON object per upload, `<journal>/<run>/<file name>.json`, in the state store beside
 //! the sync's snapshot. Its `stage` moves `intent` (written before the request) → `received`
-//! (Revenue's answer named a request id) → `staged` or `failed` (the status call said so).
+//! (Revenue's answer named a request id) → `staged`, `partial` (an asynchronous upload whose
+//! rejected rows are listed) or `failed` (the status call said so).
 //! Each write is one atomic put.
 
 use crate::ids::RunId;
@@ -34,6 +35,12 @@ pub enum Stage {
         request_id: Option<String>,
         message: String,
     },
+    /// An asynchronous upload Revenue took in part: every row but `rejected` (data lines,
+    /// counted from 0, each with Revenue's `error_message`) is in the staging tables.
+    Partial {
+        request_id: String,
+        rejected: Vec<(u64, String)>,
+    },
 }
 
 /// One upload's record.
@@ -47,6 +54,10 @@ pub struct UploadRecord {
     pub rows: u64,
     /// xxh3 of the row keys in file order: the same name must carry the same rows.
     pub keys_hash: String,
+    /// Sent with `async=true`: its status and rejected rows are read from the asynchronous
+    /// endpoints. Absent in records written before asynchronous uploads: synchronous.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub asynchronous: bool,
     /// How far it got.
     #[serde(flatten)]
     pub stage: Stage,
@@ -229,6 +240,7 @@ mod tests {
             template: "RevPro Usage Upload".into(),
             rows: 3,
             keys_hash: "ab".into(),
+            asynchronous: true,
             stage: Stage::Received {
                 request_id: "42".into(),
             },
@@ -239,6 +251,25 @@ mod tests {
             journal.display(&"r1".into(), "f.csv"),
             "mem://state/m.rev/uploads/r1/f.csv.json"
         );
+    }
+
+    #[test]
+    fn a_record_written_before_asynchronous_uploads_reads_as_synchronous() {
+        let old: UploadRecord = serde_json::from_str(
+            r#"{"file":"f.csv","template":"t","rows":2,"keys_hash":"h","stage":"received","request_id":"9"}"#,
+        )
+        .unwrap();
+        assert!(!old.asynchronous);
+        let partial = UploadRecord {
+            asynchronous: true,
+            stage: Stage::Partial {
+                request_id: "9".into(),
+                rejected: vec![(1, "Quantity `x` is not a number".into())],
+            },
+            ..old
+        };
+        let text = serde_json::to_string(&partial).unwrap();
+        assert_eq!(serde_json::from_str::<UploadRecord>(&text).unwrap(), partial);
     }
 
     #[tokio::test]
@@ -254,6 +285,7 @@ mod tests {
             template: "t".into(),
             rows: 1,
             keys_hash: "h".into(),
+            asynchronous: false,
             stage,
         };
         journal

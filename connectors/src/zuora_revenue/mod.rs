@@ -256,6 +256,7 @@ impl Destination for ZuoraRevenueDestination {
                     journal: Journal::new(&self.name, journal),
                     slots: upload_slots(service.base_url()),
                     status_timeout: Duration::from_secs(self.config.status_timeout_secs),
+                    asynchronous: self.config.asynchronous(),
                 }))
             }
             (None, Some(output)) => Sink::Folder(output.clone()),
@@ -269,7 +270,7 @@ impl Destination for ZuoraRevenueDestination {
         Ok(Box::new(RevenueWriter::new(
             &self.name,
             self.rules.clone(),
-            self.config.max_lines,
+            self.config.max_lines(),
             context,
             sink,
         )))

@@ -61,9 +61,15 @@ pub enum RevenueCall {
         template: String,
         name: String,
         bytes: Vec<u8>,
+        /// `async=true`: a partial upload, answered `202`.
+        asynchronous: bool,
     },
-    /// The status of an upload.
+    /// The status of a synchronous upload.
     Status { request_id: String },
+    /// The status of an asynchronous upload.
+    AsyncStatus { id: String },
+    /// The rows an asynchronous upload rejected.
+    AsyncErrors { id: String },
     /// A template's columns and date format.
     Mapping { template: String },
 }
@@ -73,6 +79,8 @@ impl RevenueCall {
         match self {
             RevenueCall::Upload { .. } => "/api/integration/v1/upload/file".into(),
             RevenueCall::Status { request_id } => format!("/api/integration/v1/fileupload/status/{request_id}"),
+            RevenueCall::AsyncStatus { id } => format!("/api/integration/v1/upload/file/status/{id}"),
+            RevenueCall::AsyncErrors { id } => format!("/api/integration/v1/upload/file/error/{id}"),
             RevenueCall::Mapping { .. } => "/api/integration/v1/upload/mapping".into(),
         }
     }
@@ -158,7 +166,7 @@ impl std::fmt::Debug for RevenueService {
         f.debug_struct("RevenueService")
             .field("destination", &self.destination)
             .field("base_url", &self.base_url)
-            .field("auth", &self.config.auth)
+            .field("auth", &self.config.auth())
             .finish()
     }
 }
@@ -196,7 +204,7 @@ impl RevenueService {
     }
 
     async fn authenticate(&self) -> Result<Token> {
-        let (url, answer, headers) = match self.config.auth {
+        let (url, answer, headers) = match self.config.auth() {
             RevenueAuth::Basic => {
                 let url = format!("{}/api/integration/v1/authenticate", self.base_url);
                 let user = self.config.username.clone().unwrap_or_default();
@@ -246,7 +254,7 @@ impl RevenueService {
             .get("access_token")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let (value, lifetime) = match self.config.auth {
+        let (value, lifetime) = match self.config.auth() {
             RevenueAuth::Basic => (from_header, TOKEN_LIFETIME),
             RevenueAuth::Oauth => {
                 let seconds = answer.body.get("expires_in").and_then(Value::as_f64).unwrap_or(3600.0);
@@ -257,7 +265,7 @@ impl RevenueService {
             destination: self.destination.clone(),
             url: url.clone(),
             status: answer.status,
-            message: match self.config.auth {
+            message: match self.config.auth() {
                 RevenueAuth::Basic => "the answer carries no token (no Revpro-Token or token header)".into(),
                 RevenueAuth::Oauth => "the answer carries no access_token".into(),
             },
@@ -301,16 +309,21 @@ impl RevenueService {
 
     fn request(&self, call: &RevenueCall, url: &str, token: &str) -> reqwest::RequestBuilder {
         let mut builder = match call {
+            RevenueCall::Upload { asynchronous: true, .. } => self.client.post(url).query(&[("async", "true")]),
             RevenueCall::Upload { .. } => self.client.post(url),
             RevenueCall::Mapping { template } => self.client.get(url).query(&[("templatename", template)]),
-            RevenueCall::Status { .. } => self.client.get(url),
+            RevenueCall::Status { .. } | RevenueCall::AsyncStatus { .. } | RevenueCall::AsyncErrors { .. } => {
+                self.client.get(url)
+            }
         }
         .header("token", token);
-        if self.config.auth == RevenueAuth::Oauth {
+        if self.config.auth() == RevenueAuth::Oauth {
             builder = builder.bearer_auth(token);
         }
         match call {
-            RevenueCall::Upload { template, name, bytes } => {
+            RevenueCall::Upload {
+                template, name, bytes, ..
+            } => {
                 let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
                 // `mime_str` fails only on a malformed type; `text/csv` is well formed.
                 let part = match part.mime_str("text/csv") {
@@ -378,12 +391,86 @@ pub fn request_id(body: &Value) -> Option<String> {
         body.pointer("/result/0/file_request_id"),
         body.get("file_request_id"),
         body.get("request_id"),
+        // An asynchronous upload's record.
+        body.get("id"),
     ];
     candidates.into_iter().flatten().find_map(|value| match value {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     })
+}
+
+/// What an asynchronous upload's status says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsyncStatus {
+    /// `In Progress` (or no status yet).
+    Pending,
+    /// Settled: `Successfully Uploaded` (`Success: n Failed: 0`) or `Error in Upload` with
+    /// `Success: n Failed: m`.
+    Settled { succeeded: u64, failed: u64 },
+    /// `Error in Upload` without counts (`No metadata found for the API upload`): nothing
+    /// was taken.
+    Failed(String),
+}
+
+/// Reads an asynchronous status answer (docs/zuora.md, "Asynchronous upload").
+pub fn async_status(answer: &Answer) -> AsyncStatus {
+    if answer.status == 204 {
+        return AsyncStatus::Pending;
+    }
+    let text = |key: &str| {
+        answer
+            .body
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (status, message) = (text("status").to_ascii_lowercase(), text("message"));
+    let count = |label: &str| -> Option<u64> {
+        let at = message.find(label)? + label.len();
+        message[at..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    let counts = count("Success:").zip(count("Failed:"));
+    if status.contains("success") || status.contains("error") || status.contains("fail") {
+        return match counts {
+            Some((succeeded, failed)) => AsyncStatus::Settled { succeeded, failed },
+            None if status.contains("success") => AsyncStatus::Settled {
+                succeeded: 0,
+                failed: 0,
+            },
+            None => AsyncStatus::Failed(answer.message()),
+        };
+    }
+    AsyncStatus::Pending
+}
+
+/// The rows an errors answer lists, each the file's columns plus `error_message`: one
+/// `{"data": [rows]}` object per line (read as an array of them), or one object; `{"error":
+/// "File not found"}` lists none. `None` when the answer is none of these.
+pub fn rejected_rows(body: &Value) -> Option<Vec<serde_json::Map<String, Value>>> {
+    let lines: Vec<&Value> = match body {
+        Value::Array(lines) => lines.iter().collect(),
+        Value::Object(object) if object.contains_key("error") && !object.contains_key("data") => {
+            return Some(Vec::new());
+        }
+        Value::Object(_) => vec![body],
+        _ => return None,
+    };
+    let mut rows = Vec::new();
+    for line in lines {
+        for row in line.get("data")?.as_array()? {
+            rows.push(row.as_object()?.clone());
+        }
+    }
+    Some(rows)
 }
 
 /// What a status answer says.
@@ -495,6 +582,41 @@ mod tests {
         assert!(why.contains("row 3: bad date"), "{why}");
         let busy = json!({"message": "In Progress", "status": "Success"});
         assert_eq!(upload_status(&answer(200, busy)), UploadStatus::Pending);
+    }
+
+    #[test]
+    fn asynchronous_statuses_and_rejected_rows_read_as_documented() {
+        let status = |body: Value| async_status(&Answer { status: 200, body });
+        assert_eq!(
+            status(json!({"status": "In Progress", "message": "Data Received"})),
+            AsyncStatus::Pending
+        );
+        assert_eq!(
+            status(json!({"status": "Successfully Uploaded", "message": "Success: 2480 Failed: 0"})),
+            AsyncStatus::Settled {
+                succeeded: 2480,
+                failed: 0
+            }
+        );
+        assert_eq!(
+            status(json!({"status": "Error in Upload", "message": "Success: 2480 Failed: 20"})),
+            AsyncStatus::Settled {
+                succeeded: 2480,
+                failed: 20
+            }
+        );
+        assert!(matches!(
+            status(json!({"status": "Error in Upload", "message": "No metadata found for the API upload"})),
+            AsyncStatus::Failed(_)
+        ));
+        assert_eq!(
+            request_id(&json!({"id": 77, "file_name": "f.csv"})).as_deref(),
+            Some("77")
+        );
+        let lines = json!([{"data": [{"Quantity": "x", "error_message": "bad"}]}, {"data": [{"Quantity": "y"}]}]);
+        assert_eq!(rejected_rows(&lines).map(|r| r.len()), Some(2));
+        assert_eq!(rejected_rows(&json!({"error": "File not found"})), Some(Vec::new()));
+        assert_eq!(rejected_rows(&Value::Null), None);
     }
 
     #[test]

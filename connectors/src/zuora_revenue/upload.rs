@@ -7,7 +7,13 @@
 //! - `intent`: sent or not, nobody knows, and Revenue cannot be asked without a request id:
 //!   stop ([`ConnectorError::UploadOutcomeUnknown`]), a person checks Uploaded Files;
 //! - `received`: ask Revenue's status endpoint;
-//! - `staged` / `failed`: the answer is known; nothing is sent.
+//! - `staged` / `partial` / `failed`: the answer is known; nothing is sent.
+//!
+//! An asynchronous upload (`upload: async`) is partial: Revenue stages its valid rows and
+//! rejects the others, and lists those (each the file's columns plus `error_message`). Each is
+//! matched to the file's line that has exactly its columns' values, one line each; a listed
+//! row that matches no line leaves the upload `received` and stops the run, since which rows
+//! Revenue took is then unknown.
 
 use crate::ids::RunId;
 use std::sync::Arc;
@@ -18,7 +24,9 @@ use tracing::{info, warn};
 
 use super::journal::{Journal, Stage, UploadRecord};
 use super::request::ReadyFile;
-use super::service::{RevenueCall, RevenueService, UploadStatus, request_id, upload_status};
+use super::service::{
+    AsyncStatus, RevenueCall, RevenueService, UploadStatus, async_status, rejected_rows, request_id, upload_status,
+};
 use crate::error::{ConnectorError, Result};
 use crate::failpoint::crash_point;
 use crate::http::{Delay, RetryPolicy, RetryReason};
@@ -30,6 +38,9 @@ pub enum FileOutcome {
     Delivered { id: String },
     /// Revenue failed the batch whole, with its message.
     Failed { message: String },
+    /// Revenue staged every row but `rejected` (data lines of the file, from 0, with
+    /// Revenue's reason); the id names where.
+    Partial { id: String, rejected: Vec<(u64, String)> },
 }
 
 /// Sends files of one run to Revenue.
@@ -49,6 +60,8 @@ pub struct Uploader {
     pub slots: Arc<Semaphore>,
     /// How long to wait for a status.
     pub status_timeout: Duration,
+    /// Upload with `async=true` (partial uploads).
+    pub asynchronous: bool,
 }
 
 impl Uploader {
@@ -58,6 +71,7 @@ impl Uploader {
             template: self.template.clone(),
             rows: file.rows(),
             keys_hash: file.keys_hash.clone(),
+            asynchronous: self.asynchronous,
             stage,
         }
     }
@@ -89,6 +103,11 @@ impl Uploader {
                 Stage::Staged { request_id } => Ok(delivered(file, &request_id)),
                 Stage::SentByHand => Ok(delivered(file, "by-hand")),
                 Stage::Failed { message, .. } => Ok(FileOutcome::Failed { message }),
+                Stage::Partial { request_id, rejected } => Ok(FileOutcome::Partial {
+                    id: delivered_id(file, &request_id),
+                    rejected,
+                }),
+                Stage::Received { request_id } if earlier.asynchronous => self.follow_async(file, request_id).await,
                 Stage::Received { request_id } => self.follow(file, request_id).await,
                 Stage::Intent => Err(self.unknown(
                     file,
@@ -105,6 +124,7 @@ impl Uploader {
             template: self.template.clone(),
             name: file.name.clone(),
             bytes: file.bytes.clone(),
+            asynchronous: self.asynchronous,
         };
         let answered = {
             // Revenue takes at most 2 uploads in parallel per tenant.
@@ -153,7 +173,126 @@ impl Uploader {
         self.journal.write(&self.run, &self.record(file, received)).await?;
         crash_point("revenue_request_recorded");
         info!(destination = %self.destination, file = %file.name, request_id, rows = file.rows(), "upload received by Revenue");
-        self.follow(file, request_id).await
+        match self.asynchronous {
+            true => self.follow_async(file, request_id).await,
+            false => self.follow(file, request_id).await,
+        }
+    }
+
+    /// Polls an asynchronous upload until Revenue settles it; a partial one's rejected rows are
+    /// read back and matched to the file's lines. Records the outcome.
+    async fn follow_async(&self, file: &ReadyFile, id: String) -> Result<FileOutcome> {
+        let started = Instant::now();
+        let call = RevenueCall::AsyncStatus { id: id.clone() };
+        let mut pace = RetryPolicy::polling().start();
+        let (stage, outcome) = loop {
+            let answer = self.service.call(&call).await?;
+            if !(200..300).contains(&answer.status) {
+                return Err(self.service.api_error(&call, &answer));
+            }
+            match async_status(&answer) {
+                AsyncStatus::Pending => {
+                    if started.elapsed() >= self.status_timeout {
+                        return Err(ConnectorError::StatusTimeout {
+                            destination: self.destination.clone(),
+                            file: file.name.clone(),
+                            request_id: id,
+                            waited_secs: started.elapsed().as_secs(),
+                        });
+                    }
+                    tokio::time::sleep(pace.next_wait(Delay::Backoff).unwrap_or(Duration::from_secs(5))).await;
+                }
+                AsyncStatus::Settled { failed: 0, .. } => {
+                    break (Stage::Staged { request_id: id.clone() }, delivered(file, &id));
+                }
+                AsyncStatus::Settled { failed, .. } => {
+                    let rejected = self.rejected_lines(file, &id, failed).await?;
+                    let stage = Stage::Partial {
+                        request_id: id.clone(),
+                        rejected: rejected.clone(),
+                    };
+                    break (
+                        stage,
+                        FileOutcome::Partial {
+                            id: delivered_id(file, &id),
+                            rejected,
+                        },
+                    );
+                }
+                AsyncStatus::Failed(message) => {
+                    let stage = Stage::Failed {
+                        request_id: Some(id.clone()),
+                        message: message.clone(),
+                    };
+                    break (stage, FileOutcome::Failed { message });
+                }
+            }
+        };
+        self.journal.write(&self.run, &self.record(file, stage)).await?;
+        crash_point("revenue_outcome_recorded");
+        info!(destination = %self.destination, file = %file.name, request_id = id, outcome = ?outcome, "upload settled");
+        Ok(outcome)
+    }
+
+    /// The file's lines Revenue rejected (`failed` of them), with Revenue's reasons: each
+    /// listed row matched to the one line that has exactly its values, one line each.
+    async fn rejected_lines(&self, file: &ReadyFile, id: &str, failed: u64) -> Result<Vec<(u64, String)>> {
+        let call = RevenueCall::AsyncErrors { id: id.to_string() };
+        let answer = self.service.call(&call).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(self.service.api_error(&call, &answer));
+        }
+        let unknown = |why: String| self.unknown(file, format!("upload {id}: {why}"));
+        let listed = rejected_rows(&answer.body).ok_or_else(|| {
+            unknown(format!(
+                "Revenue's list of rejected rows cannot be read: {}",
+                answer.message()
+            ))
+        })?;
+        let mut reader = csv::ReaderBuilder::new().from_reader(file.bytes.as_slice());
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| unknown(format!("the file's header cannot be read: {e}")))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let mut lines: Vec<Option<Vec<String>>> = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|e| unknown(format!("the file cannot be read back: {e}")))?;
+            lines.push(Some(record.iter().map(str::to_string).collect()));
+        }
+        let mut rejected = Vec::new();
+        for row in &listed {
+            let values: Vec<String> = header
+                .iter()
+                .map(|column| match row.get(column) {
+                    Some(serde_json::Value::String(text)) => text.clone(),
+                    Some(serde_json::Value::Null) | None => String::new(),
+                    Some(other) => other.to_string(),
+                })
+                .collect();
+            let Some(at) = lines.iter().position(|line| line.as_ref() == Some(&values)) else {
+                return Err(unknown(format!(
+                    "Revenue lists a rejected row that matches no line of the file ({})",
+                    values.join(",")
+                )));
+            };
+            lines[at] = None;
+            let message = row
+                .get("error_message")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("rejected by Revenue")
+                .to_string();
+            rejected.push((at as u64, message));
+        }
+        if rejected.len() as u64 != failed {
+            return Err(unknown(format!(
+                "its status says {failed} row(s) failed but Revenue lists {}",
+                rejected.len()
+            )));
+        }
+        rejected.sort();
+        Ok(rejected)
     }
 
     /// Polls the status of a received upload until it is staged or failed, and records it.
@@ -205,8 +344,13 @@ impl Uploader {
 
 fn delivered(file: &ReadyFile, request_id: &str) -> FileOutcome {
     FileOutcome::Delivered {
-        id: format!("revenue:{request_id}:{}", file.name),
+        id: delivered_id(file, request_id),
     }
+}
+
+/// The destination id of a file Revenue took (in whole or in part).
+fn delivered_id(file: &ReadyFile, request_id: &str) -> String {
+    format!("revenue:{request_id}:{}", file.name)
 }
 
 /// Whether an upload's error proves it never reached Revenue: no connection was made, or the

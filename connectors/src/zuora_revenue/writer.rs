@@ -122,6 +122,24 @@ impl RevenueWriter {
     /// Gives every row of `file` its final status.
     fn settle(&mut self, file: ReadyFile, outcome: Result<FileOutcome>) -> Result<()> {
         let status = match outcome? {
+            FileOutcome::Partial { id, rejected } => {
+                self.delivered.push(id.clone());
+                let accepted = RowStatus::Accepted {
+                    destination_id: Some(id.into()),
+                };
+                for (line, &(batch, row)) in file.members.iter().enumerate() {
+                    let status = match rejected.iter().find(|(at, _)| *at == line as u64) {
+                        Some((_, message)) => RowStatus::Rejected(Rejection {
+                            code: RejectCode::Destination("revenue_row_rejected".into()),
+                            field: None,
+                            message: format!("{}: {message}", file.name),
+                        }),
+                        None => accepted.clone(),
+                    };
+                    self.waiting.settle(batch, row, &status);
+                }
+                return Ok(());
+            }
             FileOutcome::Delivered { id } => {
                 self.delivered.push(id.clone());
                 RowStatus::Accepted {

@@ -25,6 +25,20 @@
 //!   answered 429 (*unconfirmed*: the status Revenue uses) and counted;
 //! - **no duplicate detection** (docs/zuora.md, "Zuora Revenue"): the same file uploaded twice is staged twice, which
 //!   `/sim/revenue/staged` shows.
+//! - **asynchronous uploads** (docs/zuora.md, "Zuora Revenue": Asynchronous upload; Revenue API
+//!   reference, File Upload, operations uploadfiles, getasyncuploadfilestatus,
+//!   getasyncuploadfileerrors): `POST …/upload/file?async=true` answers `202` with
+//!   `{"id", "file_name"}`, takes up to 500,000 records, and is partial: valid records are
+//!   staged, records of a wrong type or format are rejected. `GET
+//!   /api/integration/v1/upload/file/status/{id}` → `status` `In Progress` (message `Data
+//!   Received`), `Successfully Uploaded` (`Success: <n> Failed: 0`) or `Error in Upload`
+//!   (`Success: <n> Failed: <m>`, or `No metadata found for the API upload` for a batch that
+//!   failed whole); `GET /api/integration/v1/upload/file/error/{id}` → newline-delimited JSON,
+//!   each line `{"data": [rows]}`, each row the CSV's columns plus `error_message`, at most
+//!   `chunk_size` rows a line; `{"error": "File not found"}` when nothing was rejected; 204 for
+//!   an unknown id. *Unconfirmed*: the status answer's field names (`id`, `file_name`,
+//!   `status`, `message` here), and whether values in the error rows come back as text (here:
+//!   as the CSV had them).
 //!
 //! Faults: 503 before the upload is read (`upload_unavailable`), the connection dropped after
 //! the upload was received and stored (`drop_after_receipt`), batches failed on purpose
@@ -173,6 +187,11 @@ pub struct Upload {
     verdict: Result<(), String>,
     #[serde(skip)]
     rows: Vec<HashMap<String, String>>,
+    /// Sent with `async=true`: staged partially.
+    pub asynchronous: bool,
+    /// Asynchronous: the rows refused, each with its reason.
+    #[serde(skip)]
+    rejected: Vec<(HashMap<String, String>, String)>,
 }
 
 /// What the simulator counted.
@@ -351,7 +370,16 @@ impl Drop for Slot {
     }
 }
 
-async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipart: Multipart) -> Response {
+/// Records a Consumption upload may carry when sent asynchronously (docs/zuora.md).
+const ASYNC_MAX_RECORDS: usize = 500_000;
+
+async fn upload(
+    State(sim): State<Arc<RevenueSim>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Response {
+    let asynchronous = query.get("async").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if let Err(refused) = authorised(&sim, &headers) {
         return *refused;
     }
@@ -395,11 +423,30 @@ async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipar
         Ok(parsed) => parsed,
         Err(message) => return failure(StatusCode::BAD_REQUEST, &message),
     };
+    if asynchronous && rows.len() > ASYNC_MAX_RECORDS {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            &format!("At most {ASYNC_MAX_RECORDS} records per file in async mode"),
+        );
+    }
     let verdict = if inner.faults.fail_batches > 0 {
         inner.faults.fail_batches -= 1;
-        Err("Batch failed: staging rejected the file (injected)".to_string())
+        Err(match asynchronous {
+            true => "No metadata found for the API upload".to_string(),
+            false => "Batch failed: staging rejected the file (injected)".to_string(),
+        })
+    } else if asynchronous {
+        // Partial: every row is checked on its own.
+        Ok(())
     } else {
         verdict
+    };
+    let rejected: Vec<(HashMap<String, String>, String)> = match asynchronous {
+        true => rows
+            .iter()
+            .filter_map(|row| check_row(&template, row).err().map(|why| (row.clone(), why)))
+            .collect(),
+        false => Vec::new(),
     };
     inner.counters.uploads += 1;
     let file_request_id = 1000 + inner.uploads.len() as u64;
@@ -414,6 +461,8 @@ async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipar
         received_at: Instant::now(),
         verdict,
         rows,
+        asynchronous,
+        rejected,
     });
     if inner.faults.expire_tokens_after_upload > 0 {
         inner.faults.expire_tokens_after_upload -= 1;
@@ -422,6 +471,14 @@ async fn upload(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, multipar
     if inner.faults.drop_after_receipt > 0 {
         inner.faults.drop_after_receipt -= 1;
         return crate::gate::dropped();
+    }
+    if asynchronous {
+        let name = inner.uploads.last().map(|u| u.file_name.clone()).unwrap_or_default();
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({ "id": file_request_id, "file_name": name })),
+        )
+            .into_response();
     }
     Json(json!({
         "message": "File received successfully",
@@ -553,6 +610,110 @@ async fn status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Path(id)
     }
 }
 
+/// `GET /api/integration/v1/upload/file/status/{id}` of an asynchronous upload.
+async fn async_status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Path(id): Path<u64>) -> Response {
+    if let Err(refused) = authorised(&sim, &headers) {
+        return *refused;
+    }
+    let mut inner = sim.lock();
+    inner.counters.status_calls += 1;
+    let wait = inner.config.polls_before_status;
+    let slow = Duration::from_millis(inner.config.staged_after_ms);
+    let Some(index) = inner
+        .uploads
+        .iter()
+        .position(|u| u.file_request_id == id && u.asynchronous)
+    else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    let upload = &mut inner.uploads[index];
+    upload.polls += 1;
+    let answer = |upload: &Upload, status: &str, message: &str| {
+        Json(json!({ "id": upload.file_request_id, "file_name": upload.file_name, "status": status, "message": message }))
+            .into_response()
+    };
+    if upload.polls <= wait || upload.received_at.elapsed() < slow {
+        return answer(upload, "In Progress", "Data Received");
+    }
+    if upload.status == "received" {
+        match upload.verdict.clone() {
+            Ok(()) => {
+                let refused: Vec<&HashMap<String, String>> = upload.rejected.iter().map(|(row, _)| row).collect();
+                let mut left = refused.clone();
+                let valid: Vec<HashMap<String, String>> = upload
+                    .rows
+                    .iter()
+                    .filter(|row| match left.iter().position(|r| r == row) {
+                        Some(at) => {
+                            left.remove(at);
+                            false
+                        }
+                        None => true,
+                    })
+                    .cloned()
+                    .collect();
+                upload.message = format!("Success: {} Failed: {}", valid.len(), refused.len());
+                upload.status = if refused.is_empty() { "staged" } else { "partial" }.into();
+                inner.staged.extend(valid);
+            }
+            Err(why) => {
+                upload.status = "failed".into();
+                upload.message = why;
+            }
+        }
+    }
+    let upload = &inner.uploads[index];
+    match upload.status.as_str() {
+        "staged" => answer(upload, "Successfully Uploaded", &upload.message),
+        _ => answer(upload, "Error in Upload", &upload.message),
+    }
+}
+
+/// `GET /api/integration/v1/upload/file/error/{id}[?chunk_size=N]`: the rejected rows.
+async fn async_errors(
+    State(sim): State<Arc<RevenueSim>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(refused) = authorised(&sim, &headers) {
+        return *refused;
+    }
+    let inner = sim.lock();
+    let Some(upload) = inner.uploads.iter().find(|u| u.file_request_id == id && u.asynchronous) else {
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    if upload.rejected.is_empty() {
+        return Json(json!({ "error": "File not found" })).into_response();
+    }
+    let chunk = query
+        .get("chunk_size")
+        .and_then(|c| c.parse::<usize>().ok())
+        .unwrap_or(1000)
+        .max(1);
+    let lines: Vec<String> = upload
+        .rejected
+        .chunks(chunk)
+        .map(|rows| {
+            let data: Vec<Value> = rows
+                .iter()
+                .map(|(row, why)| {
+                    let mut object: serde_json::Map<String, Value> =
+                        row.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                    object.insert("error_message".into(), Value::String(why.clone()));
+                    Value::Object(object)
+                })
+                .collect();
+            json!({ "data": data }).to_string()
+        })
+        .collect();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        lines.join("\n") + "\n",
+    )
+        .into_response()
+}
+
 async fn uploads(State(sim): State<Arc<RevenueSim>>) -> Json<Value> {
     Json(json!(sim.lock().uploads))
 }
@@ -590,6 +751,8 @@ pub fn router(sim: Arc<RevenueSim>) -> Router {
         .route("/api/integration/v1/upload/mapping", get(mapping))
         .route("/api/integration/v1/upload/file", post(upload))
         .route("/api/integration/v1/fileupload/status/{id}", get(status))
+        .route("/api/integration/v1/upload/file/status/{id}", get(async_status))
+        .route("/api/integration/v1/upload/file/error/{id}", get(async_errors))
         .route("/sim/revenue/uploads", get(uploads))
         .route("/sim/revenue/staged", get(staged))
         .route("/sim/revenue/counters", get(counters))
