@@ -21,6 +21,9 @@ Each case, from its own seed:
      whose values differ (a GROUP BY without the day in its key sums more events once the
      later days land) must be exactly the rows dinmo held (`on_change: hold`, exit 3), and the
      keys the model no longer produces (a filter on a later value) its count of gone rows.
+Every fourth case also runs a compressed-CSV case (`check_csv_case`): DuckDB writes the days as
+gzip or zstd CSV, account numbers with leading zeros, commas and quotes among them; dinmo and
+DuckDB each read the same compressed files their own way, and the rows sent must be DuckDB's.
 Some cases carry drift that must be refused (a column that is text in one file and numbers in
 another, a zone on some files only without `naive_timestamp_zone`); dinmo must exit 1 and name
 the column.
@@ -668,6 +671,94 @@ def check_refusals(case, proc, days, label, success=(0,)):
     return None
 
 
+def check_csv_case(dinmo, seed, keep=None):
+    """Compressed CSV, as a warehouse unload writes it (DuckDB's COPY with gzip or zstd): a
+    few days of `day=` folders of event rows (account numbers with leading zeros among them),
+    a model that sums them per account and day, two runs; the rows each run sent must be
+    DuckDB's model over the same compressed files (its own CSV reading), anti-joined with what
+    the first run covered."""
+    rng = random.Random(seed * 7 + 1)
+    compression, extension = rng.choice([("gzip", "csv.gz"), ("zstd", "csv.zst")])
+    days = [f"2026-11-{d:02d}" for d in range(1, rng.randint(2, 4) + 1)]
+    first = rng.randint(1, len(days) - 1)
+    accounts = [f"{n:07d}" for n in rng.sample(range(1, 3000), 6)] + ["A-001", "Zoë", "a,b", 'say "hi"']
+    root = keep or tempfile.mkdtemp(prefix=f"dinmo-csv-{seed}-")
+    try:
+        with open(os.path.join(root, "dinmo.yml"), "w") as f:
+            f.write(
+                "name: csv\nsources:\n  events:\n    location: data/events/\n    format: csv\n"
+                "destinations:\n  files:\n    type: zuora_file\n    path: out\n    layout: active_rating\n"
+            )
+        os.makedirs(os.path.join(root, "models"), exist_ok=True)
+        with open(os.path.join(root, "models", "m.yml"), "w") as f:
+            f.write(
+                "model: m\nsql: " + json.dumps(
+                    "SELECT account, CAST(day AS VARCHAR) AS day, sum(qty) AS qty, count(*) AS n "
+                    "FROM events GROUP BY account, day"
+                ) + "\nprimary_key: [account, day]\nsyncs:\n  - destination: files\n    mapping:\n"
+                "      AccountNumber: account\n      UnitOfMeasure: day\n      StartDateTime: day\n"
+                "      Quantity: qty\n      Description: n\n"
+            )
+        con = duckdb.connect()
+
+        def write(day):
+            folder = os.path.join(root, "data", "events", f"day={day}")
+            os.makedirs(folder, exist_ok=True)
+            n = rng.randint(1, 40)
+            rows = [(rng.choice(accounts), rng.randint(0, 500)) for _ in range(n)]
+            con.execute("CREATE OR REPLACE TABLE t (account VARCHAR, qty BIGINT)")
+            con.executemany("INSERT INTO t VALUES (?, ?)", rows)
+            con.execute(f"COPY t TO '{folder}/part-0.{extension}' (HEADER, COMPRESSION {compression})")
+
+        def expected(upto):
+            return {
+                (account, day): (qty, n)
+                for account, day, qty, n in con.execute(
+                    f"SELECT account, CAST(day AS VARCHAR), sum(qty), count(*) FROM read_csv('{root}/data/events/*/*.{extension}', "
+                    "hive_partitioning = true, hive_types = {'day': VARCHAR}) "
+                    f"WHERE day <= '{days[upto - 1]}' GROUP BY ALL"
+                ).fetchall()
+            }
+
+        def sent():
+            rows = {}
+            out = os.path.join(root, "out")
+            for folder, _, files in os.walk(out):
+                for name in files:
+                    with open(os.path.join(folder, name), newline="") as f:
+                        import csv as csvlib
+                        for row in csvlib.DictReader(f):
+                            key = (row["AccountNumber"], row["UnitOfMeasure"])
+                            if key in rows:
+                                raise Failure(f"csv case {seed}: {key} sent twice")
+                            rows[key] = (int(row["Quantity"]), int(row["Description"]))
+            return rows
+
+        for day in days[:first]:
+            write(day)
+        proc = run([dinmo, "run", "-q"], root)
+        if proc.returncode != 0:
+            raise Failure(f"csv case {seed}: first run exited {proc.returncode}:\n{proc.stderr}")
+        want = expected(first)
+        if sent() != want:
+            raise Failure(f"csv case {seed}: first run sent {sorted(sent().items())[:5]}…, DuckDB {sorted(want.items())[:5]}…")
+        for day in days[first:]:
+            write(day)
+        proc = run([dinmo, "run", "-q"], root)
+        if proc.returncode != 0:
+            raise Failure(f"csv case {seed}: second run exited {proc.returncode}:\n{proc.stderr}")
+        want = expected(len(days))
+        got = sent()
+        if got != want:
+            missing = sorted(set(want.items()) - set(got.items()))[:5]
+            extra = sorted(set(got.items()) - set(want.items()))[:5]
+            raise Failure(f"csv case {seed}: after both runs, DuckDB has but dinmo did not send {missing}; dinmo sent {extra}")
+        return f"csv rows compared: {len(got)}"
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dinmo", required=True)
@@ -702,7 +793,7 @@ def main():
     failures = []
     done = [0]
     skipped = [0]
-    outcomes = {"compared": 0, "refused": 0, "null key": 0}
+    outcomes = {"compared": 0, "refused": 0, "null key": 0, "csv": 0}
     rows = [0]
     three = [0, 0, 0]  # cases with changed rows, with gone rows, with a restated day
     lock = threading.Lock()
@@ -713,6 +804,10 @@ def main():
                 skipped[0] += 1
             return
         try:
+            if seed % 4 == 0:
+                check_csv_case(dinmo, seed)
+                with lock:
+                    outcomes["csv"] += 1
             result = check_case(dinmo, seed)
             with lock:
                 if "null key" in result:
@@ -739,7 +834,7 @@ def main():
     print(f"differential: {done[0]} case(s) in {took:.0f} s ({len(regressions)} regression seeds, base seed {args.seed}), "
           f"{len(failures)} failed, {skipped[0]} not started (time limit)")
     print(f"  {outcomes['compared']} compared with DuckDB ({rows[0]} rows), {outcomes['refused']} drift refusals and "
-          f"{outcomes['null key']} null-key refusals checked")
+          f"{outcomes['null key']} null-key refusals checked; {outcomes['csv']} compressed-CSV case(s) compared")
     print(f"  three-way diff: {three[0]} case(s) with changed rows, {three[1]} with gone rows, {three[2]} with a synced day restated")
     for seed, error in failures[:10]:
         print(f"\ncase {seed} FAILED: {error}\n  replay: python3 {here} --dinmo {args.dinmo} --case {seed} --keep /tmp/case-{seed}")
