@@ -166,7 +166,7 @@ fn rollback_of_a_covered_run_drops_the_checkpoint_first() {
 
 fn example_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    copy_project(&repository_root().join("models"), dir.path());
+    example_as_the_last_release_had_it(dir.path());
     dir
 }
 

@@ -514,7 +514,7 @@ fn a_state_written_by_the_last_release_tells_changed_values_from_the_fields_it_s
     // The example project with the state dinmo 0.1.0 (d2a9208) wrote: a checkpoint (keys only)
     // over the first two days, and the third day's run after it, no part holding values.
     let dir = tempfile::tempdir().unwrap();
-    copy_project(&repository_root().join("models"), dir.path());
+    example_as_the_last_release_had_it(dir.path());
     let state = dir.path().join(".dinmo/state");
     copy_project(&repository_root().join("tests/fixtures/state-0.1.0-d2a9208"), &state);
     std::fs::remove_file(state.join("README.md")).unwrap();

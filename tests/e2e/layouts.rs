@@ -119,29 +119,39 @@ fn a_config_without_a_layout_that_maps_active_rating_fields_keeps_that_layout() 
     assert!(written(&project).0.starts_with("AccountNumber,Tag,UnitOfMeasure"));
 }
 
-/// The example project with the state the last release wrote, its main destination set to
-/// `layout: current` as that release's users wrote it: read as `active_rating`, nothing resent.
+/// The example project with the state and the configuration the last release's users had
+/// (`usage_files` without `layout:` mapping Active Rating fields, `legacy_usage_files` with
+/// `layout: legacy`): both layouts kept, each said once with the value to write, nothing
+/// resent.
 #[test]
-fn a_state_written_with_layout_current_resends_nothing() {
+fn a_state_and_config_of_the_last_release_keep_their_layouts_and_resend_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    copy_project(&repository_root().join("models"), dir.path());
+    example_as_the_last_release_had_it(dir.path());
     let state = dir.path().join(".dinmo/state");
     copy_project(&repository_root().join("tests/fixtures/state-0.1.0-d2a9208"), &state);
     std::fs::remove_file(state.join("README.md")).unwrap();
-    let yml = std::fs::read_to_string(dir.path().join("dinmo.yml")).unwrap();
-    assert!(
-        yml.contains("    layout: active_rating "),
-        "the example names the layout"
-    );
-    std::fs::write(
-        dir.path().join("dinmo.yml"),
-        yml.replace("    layout: active_rating ", "    layout: current       "),
-    )
-    .unwrap();
     let out = dinmo_in(dir.path(), &["run"], &[]);
     exits(&out, 0);
     assert!(stdout(&out).contains("sent 0 row(s)"), "{}", describe(&out));
-    assert!(stderr(&out).contains("`layout: current` is now called `layout: active_rating`"));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`layout: legacy` is now called `layout: standard`"),
+        "{err}"
+    );
+    assert!(err.contains("Set `layout: active_rating` to keep it"), "{err}");
+    // The same configuration on a fresh state: each destination writes the layout it wrote
+    // under the last release.
+    let fresh = tempfile::tempdir().unwrap();
+    example_as_the_last_release_had_it(fresh.path());
+    exits(&dinmo_in(fresh.path(), &["run"], &[]), 0);
+    let header = |sync: &str, folder: &str| {
+        let mut files = Vec::new();
+        collect_files(&fresh.path().join("out").join(folder).join(sync), &mut files);
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        text.lines().next().unwrap().to_string()
+    };
+    assert!(header("api_calls_daily.usage_files", "zuora").starts_with("AccountNumber,Tag"));
+    assert!(header("storage_gb_daily.legacy_usage_files", "zuora-legacy").starts_with("ACCOUNT_ID,UOM"));
 }
 
 /// `method: import` sends the standard layout by default, which a tenant without Active

@@ -289,6 +289,16 @@ pub fn python() -> String {
     }
 }
 
+/// The example project in `dir` as users of the last release configured it
+/// (`tests/fixtures/example-0.1.0/`), the configuration the `state-0.1.0-*` fixtures were
+/// written with: the example's data and models, its config files as they were then.
+pub fn example_as_the_last_release_had_it(dir: &Path) {
+    copy_project(&repository_root().join("models"), dir);
+    let old = repository_root().join("tests/fixtures/example-0.1.0");
+    copy_project(&old, dir);
+    std::fs::remove_file(dir.join("README.md")).ok();
+}
+
 /// Runs `tests/fixtures/<script>` with `args` under [`python()`]; the lines it printed.
 pub fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> Vec<String> {
     let output = std::process::Command::new(python())
