@@ -139,6 +139,28 @@ fn a_state_and_config_of_the_last_release_keep_their_layouts_and_resend_nothing(
         "{err}"
     );
     assert!(err.contains("Set `layout: active_rating` to keep it"), "{err}");
+
+    // The same state with `layout: current` written out, as some users had it.
+    let current = tempfile::tempdir().unwrap();
+    example_as_the_last_release_had_it(current.path());
+    let yml = std::fs::read_to_string(current.path().join("dinmo.yml")).unwrap();
+    assert!(yml.contains("    path: out/zuora\n"));
+    std::fs::write(
+        current.path().join("dinmo.yml"),
+        yml.replacen("    path: out/zuora\n", "    path: out/zuora\n    layout: current\n", 1),
+    )
+    .unwrap();
+    let state = current.path().join(".dinmo/state");
+    copy_project(&repository_root().join("tests/fixtures/state-0.1.0-d2a9208"), &state);
+    std::fs::remove_file(state.join("README.md")).unwrap();
+    let out = dinmo_in(current.path(), &["run"], &[]);
+    exits(&out, 0);
+    assert!(stdout(&out).contains("sent 0 row(s)"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("`layout: current` is now called `layout: active_rating`"),
+        "{}",
+        describe(&out)
+    );
     // The same configuration on a fresh state: each destination writes the layout it wrote
     // under the last release.
     let fresh = tempfile::tempdir().unwrap();

@@ -544,25 +544,16 @@ fn partial_tenant(sim: &Sim) {
     sim.sim.revenue.configure(config);
 }
 
-const PARTIAL_MODEL: &str = r#"model: usage
-sql: |
-  SELECT 'SO-' || account AS so_line, qty * 0.5 AS amount, 0.5 AS price, qty,
-         'SEG-1' AS segments, 'API' AS sub_product, CAST(day AS DATE) AS trx_date,
-         CASE WHEN qty % 3 = 0 THEN 'n/a' ELSE CAST(qty AS VARCHAR) END AS customer
-  FROM events
-primary_key: [so_line, trx_date]
-syncs:
-  - destination: revenue
-    mapping:
-      SO Line ID: so_line
-      Usage Amount: amount
-      Unit Price: price
-      Quantity: qty
-      DD_Rev_Segments: segments
-      Sub Product: sub_product
-      TRX_DATE: trx_date
-      Customer Name: customer
-"#;
+/// [`MODEL`] with `Customer Name` mapped: `n/a` on every third quantity.
+fn partial_model() -> String {
+    MODEL
+        .replace(
+            "         CAST(day AS DATE) AS trx_date\n",
+            "         CAST(day AS DATE) AS trx_date,\n         CASE WHEN qty % 3 = 0 THEN 'n/a' ELSE CAST(qty AS VARCHAR) END AS customer\n",
+        )
+        .replace("'SEG-1' AS segments, CASE WHEN qty % 2 = 0 THEN 'API' ELSE 'Storage' END AS sub_product", "'SEG-1' AS segments, 'API' AS sub_product")
+        + "      Customer Name: customer\n"
+}
 
 /// `reject_code: reject_message` of every rejected row of `sync`.
 fn rejected_rows(project: &TestProject, sync: &str) -> Vec<String> {
@@ -592,7 +583,7 @@ fn rejected_rows(project: &TestProject, sync: &str) -> Vec<String> {
 
 fn partial_project(sim: &Sim, extra: &str) -> TestProject {
     let project = api_project(sim, extra);
-    project.write("models/usage.yml", PARTIAL_MODEL);
+    project.write("models/usage.yml", &partial_model());
     project
 }
 

@@ -108,6 +108,17 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// The text field `key` of the body, whatever its case (`status`, `Status`); empty when
+    /// there is none.
+    pub fn text(&self, key: &str) -> String {
+        self.body
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Revenue's `message` (or `Message`), with `status` when it has one.
     pub fn message(&self) -> String {
         let text = |key: &str| {
@@ -419,16 +430,7 @@ pub fn async_status(answer: &Answer) -> AsyncStatus {
     if answer.status == 204 {
         return AsyncStatus::Pending;
     }
-    let text = |key: &str| {
-        answer
-            .body
-            .as_object()
-            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
-            .and_then(|(_, v)| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (status, message) = (text("status").to_ascii_lowercase(), text("message"));
+    let (status, message) = (answer.text("status").to_ascii_lowercase(), answer.text("message"));
     let count = |label: &str| -> Option<u64> {
         let at = message.find(label)? + label.len();
         message[at..]
@@ -493,16 +495,10 @@ pub fn upload_status(answer: &Answer) -> UploadStatus {
     if answer.status == 204 {
         return UploadStatus::Pending;
     }
-    let text = |key: &str| {
-        answer
-            .body
-            .as_object()
-            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
-            .and_then(|(_, v)| v.as_str())
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    };
-    let (status, message) = (text("status"), text("message"));
+    let (status, message) = (
+        answer.text("status").to_ascii_lowercase(),
+        answer.text("message").to_ascii_lowercase(),
+    );
     let failed = ["fail", "error", "reject"]
         .iter()
         .any(|w| status.contains(w) || message.contains(w));
