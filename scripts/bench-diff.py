@@ -17,7 +17,10 @@ Scenarios (DAYS x ROWS_PER_DAY usage events, 5 columns, a `zuora_file` destinati
                (`on_change: hold`); DuckDB left-joins on the key, compares the mapped columns
                and writes the changed rows with before and after
 
-The DuckDB side is what a data engineer would write instead of dinmo: read the exports, check
+Two DuckDB scripts do the same work on the same files. The lean one
+(bench-diff-duckdb-lean.py; first, incremental and no-op) is the script a data engineer would
+write: anti-join on the primary key itself, the new rows streamed into the CSV, keys kept as
+Parquet. The other (bench-diff-duckdb.py) does what dinmo does besides: read the exports, check
 the primary key, compute a 32-hex-digit key (md5 of the sync id and the key), anti-join against
 the keys already sent (Parquet files, one per run), write the new rows as usage CSV with the
 same columns, then store the new keys.
@@ -102,6 +105,7 @@ destinations:
   usage:
     type: zuora_file
     path: out
+    layout: active_rating
 """
         )
     with open(os.path.join(folder, "models", "usage.yml"), "w") as f:
@@ -121,6 +125,7 @@ syncs:
 
 
 DUCKDB_SCRIPT = os.path.join(ROOT, "scripts", "bench-diff-duckdb.py")
+LEAN_SCRIPT = os.path.join(ROOT, "scripts", "bench-diff-duckdb-lean.py")
 
 
 def dinmo_run(project, held=False):
@@ -131,9 +136,9 @@ def dinmo_run(project, held=False):
     return seconds, rss, int(found.group(1)) if found else -1
 
 
-def duckdb_run(events, state, out, three_way=False):
+def duckdb_run(events, state, out, three_way=False, script=DUCKDB_SCRIPT):
     """(seconds, peak RSS MB, rows sent), or with `three_way` the rows changed instead."""
-    argv = [sys.executable, DUCKDB_SCRIPT, events, state, out] + (["--three-way"] if three_way else [])
+    argv = [sys.executable, script, events, state, out] + (["--three-way"] if three_way else [])
     seconds, rss, text = run_measured(argv)
     return seconds, rss, int(text.strip().splitlines()[-1])
 
@@ -155,10 +160,16 @@ def median(values):
 RESULTS = []
 
 
-def report(name, d, k, expected):
+def report(name, d, k, expected, lean=None):
+    """One scenario's medians; with `lean`, the lean DuckDB script's too, and the ratio to the
+    faster of the two DuckDB scripts."""
     ds, dr, dn = zip(*d)
     ks, kr, kn = zip(*k)
-    for label, sent in (("dinmo", dn), ("duckdb", kn)):
+    contestants = [("dinmo", dn), ("duckdb", kn)]
+    if lean:
+        ls, lr, ln = zip(*lean)
+        contestants.append(("duckdb-lean", ln))
+    for label, sent in contestants:
         if any(n != expected for n in sent):
             raise SystemExit(f"{name}: {label} sent {sent}, expected {expected} each time")
     row = {
@@ -171,12 +182,22 @@ def report(name, d, k, expected):
         "duckdb_rss_mb": round(median(kr)),
         "runs": len(ds),
     }
+    if lean:
+        row["lean_s"] = round(median(ls), 2)
+        row["lean_rss_mb"] = round(median(lr))
+        row["ratio_to_faster"] = round(median(ds) / min(median(ks), median(ls)), 2)
     RESULTS.append(row)
     print(
         f"{name:12} sent {expected:>10,}  dinmo {row['dinmo_s']:7.2f} s  duckdb {row['duckdb_s']:7.2f} s  "
         f"ratio {row['ratio']:5.2f}x  peak RSS {row['dinmo_rss_mb']:>5} / {row['duckdb_rss_mb']:>5} MB",
         flush=True,
     )
+    if lean:
+        print(
+            f"{'':12} lean DuckDB {row['lean_s']:7.2f} s ({row['lean_rss_mb']} MB): dinmo {row['ratio_to_faster']:5.2f}x "
+            "the faster DuckDB script",
+            flush=True,
+        )
 
 
 def main():
@@ -202,7 +223,10 @@ def main():
     need = set(SCENARIOS)
 
     # first: an empty snapshot each time.
-    d, k = [], []
+    lstate = os.path.join(WORK, "lean-state")
+    lout = os.path.join(WORK, "lean-out")
+    saved_l = os.path.join(WORK, "saved-lean-state")
+    d, k, lean = [], [], []
     reps = REPS if "first" in need else 1
     for _ in range(reps):
         reset(project)
@@ -211,10 +235,14 @@ def main():
         reset(dstate)
         reset(dout)
         k.append(duckdb_run(events, dstate, dout))
+        reset(lstate)
+        reset(lout)
+        lean.append(duckdb_run(events, lstate, lout, script=LEAN_SCRIPT))
     if "first" in need:
-        report("first", d, k, total)
+        report("first", d, k, total, lean)
     restore(os.path.join(project, "state"), saved_d)
     restore(dstate, saved_k)
+    restore(lstate, saved_l)
 
     # incremental: the extra day appears in the source.
     extra_src = os.path.join(data, "extra", f"day={DAYS:04d}")
@@ -222,7 +250,7 @@ def main():
     shutil.rmtree(extra_dst, ignore_errors=True)
     shutil.copytree(extra_src, extra_dst)
     try:
-        d, k = [], []
+        d, k, lean = [], [], []
         for _ in range(REPS if "incremental" in need else 1):
             restore(saved_d, os.path.join(project, "state"))
             reset(os.path.join(project, "out"))
@@ -230,16 +258,20 @@ def main():
             restore(saved_k, dstate)
             reset(dout)
             k.append(duckdb_run(events, dstate, dout))
+            restore(saved_l, lstate)
+            reset(lout)
+            lean.append(duckdb_run(events, lstate, lout, script=LEAN_SCRIPT))
         if "incremental" in need:
-            report("incremental", d, k, ROWS_PER_DAY)
+            report("incremental", d, k, ROWS_PER_DAY, lean)
 
         # noop: everything synced.
         if "noop" in need:
-            d, k = [], []
+            d, k, lean = [], [], []
             for _ in range(REPS):
                 d.append(dinmo_run(project))
                 k.append(duckdb_run(events, dstate, dout))
-            report("noop", d, k, 0)
+                lean.append(duckdb_run(events, lstate, lout, script=LEAN_SCRIPT))
+            report("noop", d, k, 0, lean)
     finally:
         shutil.rmtree(extra_dst, ignore_errors=True)
 
