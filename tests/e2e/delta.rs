@@ -256,26 +256,16 @@ fn rows_deleted_by_a_deletion_vector_are_not_sent() {
 /// dinmo's S3 store, with the rows delta-rs reads locally.
 #[test]
 fn a_delta_table_on_s3_is_read_at_its_live_version() {
-    use crate::object_store_s3::{ENV, create_bucket, start_moto, store};
-    let moto = start_moto();
-    create_bucket(&moto.endpoint, "warehouse");
+    use crate::object_store_s3::{ENV, Warehouse};
+    let warehouse = Warehouse::start();
     let project = delta_project("");
     let local = project.path().join("written/events");
     let live = delta(&local, &["create", "delete-day", "append:B1", "read"]);
-    let s3 = store(&moto.endpoint);
     let mut files = Vec::new();
     collect_files(&local, &mut files);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     for file in &files {
         let key = format!("lake/events/{}", file.strip_prefix(&local).unwrap().display());
-        let bytes = std::fs::read(file).unwrap();
-        runtime
-            .block_on(object_store::ObjectStoreExt::put(
-                s3.as_ref(),
-                &object_store::path::Path::from(key.as_str()),
-                bytes.into(),
-            ))
-            .expect("upload");
+        warehouse.put(&key, std::fs::read(file).unwrap());
     }
     let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
     project.write(
@@ -283,7 +273,7 @@ fn a_delta_table_on_s3_is_read_at_its_live_version() {
         &yml.replace("location: data/events", "location: s3://warehouse/lake/events/"),
     );
     let mut env: Vec<(&str, &str)> = ENV.to_vec();
-    env.push(("AWS_ENDPOINT", &moto.endpoint));
+    env.push(("AWS_ENDPOINT", &warehouse.moto.endpoint));
     let out = dinmo_in(project.path(), &["run"], &env);
     exits(&out, 0);
     assert!(

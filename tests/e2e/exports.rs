@@ -50,17 +50,9 @@ fn accounts_project(location: &str, options: &str) -> TestProject {
 
 /// Runs a Python script (with pyarrow, DuckDB and deltalake) with `args`; the lines it prints.
 fn python_lines(script: &str, args: &[&Path]) -> Vec<String> {
-    let output = std::process::Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("runs python");
-    assert!(output.status.success(), "{}", describe(&output));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    let mut argv: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), script.as_ref()];
+    argv.extend(args.iter().map(|a| a.as_os_str()));
+    python_output(argv)
 }
 
 /// Cells `columns` (0: AccountNumber, 2: UnitOfMeasure, 3: StartDateTime, 4: Quantity) of
@@ -561,20 +553,11 @@ syncs:
             ),
         ],
     );
-    let output = std::process::Command::new(python())
-        .arg(repository_root().join("tests/fixtures/spark_exports.py"))
-        .arg(project.path().join("exports"))
-        .output()
-        .expect("runs python");
-    assert!(
-        output.status.success(),
-        "spark_exports.py (needs pyspark and Java 17+): {}",
-        describe(&output)
-    );
-    let lines = String::from_utf8_lossy(&output.stdout).to_string();
+    // Needs pyspark and a Java 17+ runtime (`.ci/run` installs both).
+    let lines = fixture("spark_exports.py", &[project.path().join("exports").as_os_str()]);
     let duckdb = |prefix: &str| -> Vec<String> {
         let mut rows: Vec<String> = lines
-            .lines()
+            .iter()
             .filter_map(|l| l.strip_prefix(prefix))
             .map(str::to_string)
             .collect();

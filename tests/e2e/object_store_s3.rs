@@ -91,6 +91,33 @@ pub(crate) fn store(endpoint: &str) -> Arc<dyn ObjectStore> {
     Arc::new(builder.build().expect("s3 store"))
 }
 
+/// A moto server with the bucket `warehouse`, and a runtime to reach it from a test.
+pub(crate) struct Warehouse {
+    pub(crate) moto: Moto,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) s3: Arc<dyn ObjectStore>,
+}
+
+impl Warehouse {
+    pub(crate) fn start() -> Self {
+        let moto = start_moto();
+        create_bucket(&moto.endpoint, "warehouse");
+        let s3 = store(&moto.endpoint);
+        Warehouse {
+            moto,
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+            s3,
+        }
+    }
+
+    /// Stores `bytes` at `path` in the bucket.
+    pub(crate) fn put(&self, path: &str, bytes: Vec<u8>) {
+        self.runtime
+            .block_on(self.s3.put(&ObjectPath::from(path), PutPayload::from(bytes)))
+            .expect("upload");
+    }
+}
+
 fn parquet_bytes(rows: &[(&str, i64)]) -> Vec<u8> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("account", DataType::Utf8, false),
@@ -119,15 +146,9 @@ async fn keys_under(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
 
 #[test]
 fn sources_state_and_files_on_s3() {
-    let moto = start_moto();
-    create_bucket(&moto.endpoint, "warehouse");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let s3 = store(&moto.endpoint);
-    let put = |path: &str, rows: &[(&str, i64)]| {
-        runtime
-            .block_on(s3.put(&ObjectPath::from(path), PutPayload::from(parquet_bytes(rows))))
-            .expect("upload export");
-    };
+    let warehouse = Warehouse::start();
+    let (moto, runtime, s3) = (&warehouse.moto, &warehouse.runtime, &warehouse.s3);
+    let put = |path: &str, rows: &[(&str, i64)]| warehouse.put(path, parquet_bytes(rows));
     put("exports/events/day=2026-11-18/part.parquet", &[("A1", 1), ("A2", 2)]);
 
     let project = TestProject::new(
@@ -179,15 +200,9 @@ fn sources_state_and_files_on_s3() {
 /// select, and only those, are read.
 #[test]
 fn globs_and_exclude_select_files_on_s3() {
-    let moto = start_moto();
-    create_bucket(&moto.endpoint, "warehouse");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let s3 = store(&moto.endpoint);
-    let put = |path: &str, rows: &[(&str, i64)]| {
-        runtime
-            .block_on(s3.put(&ObjectPath::from(path), PutPayload::from(parquet_bytes(rows))))
-            .expect("upload export");
-    };
+    let warehouse = Warehouse::start();
+    let moto = &warehouse.moto;
+    let put = |path: &str, rows: &[(&str, i64)]| warehouse.put(path, parquet_bytes(rows));
     put("exports/events/day=2026-11-18/part-0.parquet", &[("A1", 1), ("A2", 2)]);
     put("exports/events/day=2026-11-19/part-0.parquet", &[("A3", 3)]);
     put("exports/events/day=2026-11-19/attempt-1.parquet", &[("A3", 3)]);

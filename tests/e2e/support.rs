@@ -299,18 +299,28 @@ pub fn example_as_the_last_release_had_it(dir: &Path) {
     std::fs::remove_file(dir.join("README.md")).ok();
 }
 
-/// Runs `tests/fixtures/<script>` with `args` under [`python()`]; the lines it printed.
-pub fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> Vec<String> {
+/// Runs [`python()`] with `args`; the lines it printed, or a failure with what it said.
+pub fn python_output<I, S>(args: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
     let output = std::process::Command::new(python())
-        .arg(repository_root().join("tests/fixtures").join(script))
-        .args(args)
+        .args(&args)
         .output()
         .expect("runs python");
-    assert!(output.status.success(), "{script} {args:?}: {}", describe(&output));
+    assert!(output.status.success(), "python {args:?}: {}", describe(&output));
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
         .collect()
+}
+
+/// Runs `tests/fixtures/<script>` with `args` under [`python()`]; the lines it printed.
+pub fn fixture(script: &str, args: &[&std::ffi::OsStr]) -> Vec<String> {
+    let path = repository_root().join("tests/fixtures").join(script);
+    python_output(std::iter::once(path.as_os_str()).chain(args.iter().copied()))
 }
 
 /// Runs `tests/fixtures/drift_exports.py SCENARIO DIR`.
