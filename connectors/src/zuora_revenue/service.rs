@@ -420,6 +420,8 @@ pub enum AsyncStatus {
     /// Settled: `Successfully Uploaded` (`Success: n Failed: 0`) or `Error in Upload` with
     /// `Success: n Failed: m`.
     Settled { succeeded: u64, failed: u64 },
+    /// `Successfully Uploaded` without counts: every row taken.
+    Staged,
     /// `Error in Upload` without counts (`No metadata found for the API upload`): nothing
     /// was taken.
     Failed(String),
@@ -601,6 +603,7 @@ mod tests {
                 failed: 20
             }
         );
+        assert_eq!(status(json!({"status": "Successfully Uploaded"})), AsyncStatus::Staged);
         assert!(matches!(
             status(json!({"status": "Error in Upload", "message": "No metadata found for the API upload"})),
             AsyncStatus::Failed(_)

@@ -202,7 +202,18 @@ impl Uploader {
                     }
                     tokio::time::sleep(pace.next_wait(Delay::Backoff).unwrap_or(Duration::from_secs(5))).await;
                 }
-                AsyncStatus::Settled { failed: 0, .. } => {
+                AsyncStatus::Settled { succeeded, failed } if succeeded + failed != file.rows() => {
+                    // Counts that do not add up to the file: which rows Revenue took is unknown.
+                    return Err(self.unknown(
+                        file,
+                        format!(
+                            "upload {id}: Revenue counts {succeeded} row(s) taken and {failed} failed, but the file \
+                             holds {}",
+                            file.rows()
+                        ),
+                    ));
+                }
+                AsyncStatus::Staged | AsyncStatus::Settled { failed: 0, .. } => {
                     break (Stage::Staged { request_id: id.clone() }, delivered(file, &id));
                 }
                 AsyncStatus::Settled { failed, .. } => {
