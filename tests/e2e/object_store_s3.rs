@@ -172,7 +172,7 @@ fn sources_state_and_files_on_s3() {
     assert!(stdout(&third).contains("new rows: 1"), "{}", describe(&third));
 
     runtime.block_on(async {
-        let files = keys_under(&s3, "out/usage.files").await;
+        let files = keys_under(s3, "out/usage.files").await;
         assert_eq!(files.len(), 2, "{files:#?}");
         let mut lines = 0;
         for file in &files {
@@ -186,9 +186,9 @@ fn sources_state_and_files_on_s3() {
             lines += String::from_utf8(bytes.to_vec()).unwrap().lines().count() - 1;
         }
         assert_eq!(lines, 3, "every row exactly once");
-        assert_eq!(keys_under(&s3, "state/usage.files/runs").await.len(), 3);
-        assert_eq!(keys_under(&s3, "state/usage.files/snapshot").await.len(), 2);
-        assert!(keys_under(&s3, "state/usage.files/pending").await.is_empty());
+        assert_eq!(keys_under(s3, "state/usage.files/runs").await.len(), 3);
+        assert_eq!(keys_under(s3, "state/usage.files/snapshot").await.len(), 2);
+        assert!(keys_under(s3, "state/usage.files/pending").await.is_empty());
     });
     assert!(
         !project.path().join(".dinmo").exists(),

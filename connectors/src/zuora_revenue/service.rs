@@ -446,10 +446,7 @@ pub fn async_status(answer: &Answer) -> AsyncStatus {
     if status.contains("success") || status.contains("error") || status.contains("fail") {
         return match counts {
             Some((succeeded, failed)) => AsyncStatus::Settled { succeeded, failed },
-            None if status.contains("success") => AsyncStatus::Settled {
-                succeeded: 0,
-                failed: 0,
-            },
+            None if status.contains("success") => AsyncStatus::Staged,
             None => AsyncStatus::Failed(answer.message()),
         };
     }
