@@ -17,10 +17,10 @@ Scenarios (DAYS x ROWS_PER_DAY usage events, 5 columns, a `zuora_file` destinati
                (`on_change: hold`); DuckDB left-joins on the key, compares the mapped columns
                and writes the changed rows with before and after
 
-Two DuckDB scripts do the same work on the same files. The lean one
-(bench-diff-duckdb-lean.py; first, incremental and no-op) is the script a data engineer would
-write: anti-join on the primary key itself, the new rows streamed into the CSV, keys kept as
-Parquet. The other (bench-diff-duckdb.py) does what dinmo does besides: read the exports, check
+Two DuckDB scripts do the same work on the same files, in every scenario. The lean one
+(bench-diff-duckdb-lean.py) is the script a data engineer would write: anti-join on the
+primary key itself, the new rows streamed into the CSV, keys kept as Parquet (in the changed
+scenario, with the values sent, and the changed rows found by one join on the key). The other (bench-diff-duckdb.py) does what dinmo does besides: read the exports, check
 the primary key, compute a 32-hex-digit key (md5 of the sync id and the key), anti-join against
 the keys already sent (Parquet files, one per run), write the new rows as usage CSV with the
 same columns, then store the new keys.
@@ -276,14 +276,14 @@ def main():
         shutil.rmtree(extra_dst, ignore_errors=True)
 
     if "changed" in need:
-        changed(data, total, saved_d, saved_k)
+        changed(data, events, total, saved_d, saved_k)
     if "history" in need:
         history()
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump(RESULTS, f, indent=2)
 
 
-def changed(data, total, saved_d, saved_k):
+def changed(data, events, total, saved_d, saved_k):
     """The first run's state, then the same days with 1 % of the rows restated."""
     restated = os.path.join(data, "restated")
     marker = os.path.join(data, f"restated-{DAYS}x{ROWS_PER_DAY}")
@@ -295,7 +295,16 @@ def changed(data, total, saved_d, saved_k):
     dstate = os.path.join(WORK, "duckdb-restated-state")
     dout = os.path.join(WORK, "duckdb-restated-out")
     expected = DAYS * ((ROWS_PER_DAY + 99) // 100)
-    d, k = [], []
+    # The lean script's first run, keeping the values sent (untimed).
+    saved_l = os.path.join(WORK, "saved-lean-values-state")
+    lstate = os.path.join(WORK, "lean-restated-state")
+    lout = os.path.join(WORK, "lean-restated-out")
+    reset(saved_l)
+    reset(lout)
+    first = duckdb_run(events, saved_l, lout, three_way=True, script=LEAN_SCRIPT)
+    if first[2] != 0:
+        raise SystemExit(f"changed: the lean script's first run found {first[2]} changed rows")
+    d, k, lean = [], [], []
     for _ in range(REPS):
         reset(project)
         dinmo_project(project, restated)
@@ -304,7 +313,10 @@ def changed(data, total, saved_d, saved_k):
         restore(saved_k, dstate)
         reset(dout)
         k.append(duckdb_run(restated, dstate, dout, three_way=True))
-    report("changed", d, k, expected)
+        restore(saved_l, lstate)
+        reset(lout)
+        lean.append(duckdb_run(restated, lstate, lout, three_way=True, script=LEAN_SCRIPT))
+    report("changed", d, k, expected, lean)
 
 
 def history():
@@ -319,7 +331,8 @@ def history():
     many = os.path.join(base, "many")
     one = os.path.join(base, "one")
     kmany, kone = os.path.join(base, "k-many"), os.path.join(base, "k-one")
-    for p in (growing, many, one, kmany, kone):
+    lmany, lone = os.path.join(base, "l-many"), os.path.join(base, "l-one")
+    for p in (growing, many, one, kmany, kone, lmany, lone):
         reset(p)
     dinmo_project(many, growing)
     t = time.monotonic()
@@ -329,21 +342,26 @@ def history():
         shutil.copytree(os.path.join(days, day), os.path.join(growing, day))
         dinmo_run(many)
         duckdb_run(growing, kmany, os.path.join(base, "k-out"))
+        duckdb_run(growing, lmany, os.path.join(base, "l-out"), script=LEAN_SCRIPT)
     print(f"history: {HISTORY_RUNS} runs of {HISTORY_ROWS:,} rows built in {time.monotonic() - t:.0f} s", flush=True)
     dinmo_project(one, growing)
     dinmo_run(one)
     duckdb_run(growing, kone, os.path.join(base, "k-out"))
+    duckdb_run(growing, lone, os.path.join(base, "l-out"), script=LEAN_SCRIPT)
     objects = sum(len(files) for _, _, files in os.walk(os.path.join(many, "state")))
     single = sum(len(files) for _, _, files in os.walk(os.path.join(one, "state")))
-    dm, do, km, ko = [], [], [], []
+    dm, do, km, ko, lm, lo = [], [], [], [], [], []
     for _ in range(max(REPS, 5)):
         dm.append(dinmo_run(many))
         do.append(dinmo_run(one))
         km.append(duckdb_run(growing, kmany, os.path.join(base, "k-out")))
         ko.append(duckdb_run(growing, kone, os.path.join(base, "k-out")))
-    report("history", dm, km, 0)
+        lm.append(duckdb_run(growing, lmany, os.path.join(base, "l-out"), script=LEAN_SCRIPT))
+        lo.append(duckdb_run(growing, lone, os.path.join(base, "l-out"), script=LEAN_SCRIPT))
+    report("history", dm, km, 0, lm)
     many_s, one_s = median([x[0] for x in dm]), median([x[0] for x in do])
     kmany_s, kone_s = median([x[0] for x in km]), median([x[0] for x in ko])
+    lmany_s, lone_s = median([x[0] for x in lm]), median([x[0] for x in lo])
     row = {
         "scenario": "history-vs-one-run",
         "state_objects_many": objects,
@@ -354,12 +372,16 @@ def history():
         "duckdb_many_s": round(kmany_s, 3),
         "duckdb_one_s": round(kone_s, 3),
         "duckdb_ratio": round(kmany_s / kone_s, 2),
+        "lean_many_s": round(lmany_s, 3),
+        "lean_one_s": round(lone_s, 3),
+        "lean_ratio": round(lmany_s / lone_s, 2),
     }
     RESULTS.append(row)
     print(
         f"history     no-op after {HISTORY_RUNS} runs {many_s:.3f} s vs one run {one_s:.3f} s: "
         f"{row['dinmo_ratio']:.2f}x ({objects} vs {single} state objects); "
-        f"DuckDB {kmany_s:.3f} s vs {kone_s:.3f} s: {row['duckdb_ratio']:.2f}x",
+        f"DuckDB {kmany_s:.3f} s vs {kone_s:.3f} s: {row['duckdb_ratio']:.2f}x; "
+        f"lean DuckDB {lmany_s:.3f} s vs {lone_s:.3f} s: {row['lean_ratio']:.2f}x",
         flush=True,
     )
 

@@ -52,6 +52,9 @@ pub struct StoreLocation {
     pub base_url: Url,
     /// The location as configured, for messages.
     pub display: String,
+    /// The store again when it is this machine's file system (a local path or `file://`),
+    /// for what only a file can do (see [`StoreLocation::local_file`]).
+    pub local: Option<Arc<LocalFileSystem>>,
 }
 
 impl StoreLocation {
@@ -60,6 +63,12 @@ impl StoreLocation {
         let base = self.base_url.as_str();
         let base = base.strip_suffix('/').unwrap_or(base);
         format!("{base}/{path}")
+    }
+
+    /// The file behind `path` when the store is this machine's file system: there, a file
+    /// written locally can be linked into place instead of copied.
+    pub fn local_file(&self, path: &ObjectPath) -> Option<PathBuf> {
+        self.local.as_ref()?.path_to_filesystem(path).ok()
     }
 }
 
@@ -73,14 +82,16 @@ pub fn open_location(location: &str) -> Result<StoreLocation> {
         source,
     };
     if !is_url(location) {
+        let local = Arc::new(LocalFileSystem::new());
         return Ok(StoreLocation {
-            store: Arc::new(LocalFileSystem::new()),
+            store: Arc::clone(&local) as Arc<dyn ObjectStore>,
             prefix: ObjectPath::from_absolute_path(location).map_err(path_error)?,
             base_url: Url::from_directory_path("/").map_err(|()| DinmoError::Location {
                 location: location.to_string(),
                 message: "the file system root is not a URL".into(),
             })?,
             display: location.to_string(),
+            local: Some(local),
         });
     }
     let url = Url::parse(location).map_err(|source| DinmoError::LocationUrl {
@@ -120,11 +131,14 @@ pub fn open_location(location: &str) -> Result<StoreLocation> {
         location: location.to_string(),
         source,
     })?;
+    // `parse_url_opts` opens a `file://` URL as `LocalFileSystem::new()`: the same store.
+    let local = (url.scheme() == "file").then(|| Arc::new(LocalFileSystem::new()));
     Ok(StoreLocation {
         store: Arc::from(store),
         prefix,
         base_url,
         display: location.to_string(),
+        local,
     })
 }
 

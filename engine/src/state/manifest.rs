@@ -155,6 +155,20 @@ fn is_zero_u32(value: &u32) -> bool {
 }
 
 impl PartInfo {
+    /// A file just stored at `path`: `bytes` long, whose bytes hash to `xxh3`; its keys hex,
+    /// no values and no corrections until the caller says otherwise.
+    pub fn stored(path: &str, rows: u64, bytes: u64, xxh3: u64) -> Self {
+        PartInfo {
+            path: path.to_string(),
+            rows,
+            bytes,
+            xxh3: format!("{xxh3:016x}"),
+            row_keys: KeyEncoding::Hex,
+            value_version: 0,
+            corrections: 0,
+        }
+    }
+
     /// Whether the part holds value hashes of today's version.
     pub fn holds_values(&self) -> bool {
         self.value_version == super::values::VALUE_VERSION

@@ -131,6 +131,13 @@ impl PartFeed {
 /// (`docs/performance.md` has the measurements behind the size).
 const LOCAL_ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// The largest dictionary page of a pending file or stored part: a column of few values
+/// (accounts, units, a usage file's id) keeps its dictionary, one of many (quantities, times)
+/// falls back to plain encoding after a few thousand values instead of the 1 MiB default,
+/// having interned every value until then (the parquet interner was the largest item of a
+/// first run's profile; the parts came out the same size, `docs/performance.md`).
+const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
 /// Batches waiting for the encoder: enough to keep it busy, few enough to bound memory.
 const QUEUED_BATCHES: usize = 4;
 
@@ -146,7 +153,9 @@ impl std::fmt::Debug for LocalPartWriter {
 impl LocalPartWriter {
     /// Creates `path` for batches of `schema`: a part that is stored, compressed with zstd.
     pub async fn create(path: &Path, schema: SchemaRef) -> Result<Self> {
-        let mut properties = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+        let mut properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES);
         // Row keys never repeat: a dictionary for them is built, found useless and thrown away
         // for every page (the parquet interner was 6 % of a run). Destination ids keep theirs:
         // a usage file's rows share its id (tens of thousands of rows, one 60-byte string),
@@ -191,6 +200,7 @@ impl LocalPartWriter {
         let key = ColumnPath::from(dinmo_connectors::ROW_KEY_COLUMN);
         let properties = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .set_statistics_enabled(EnabledStatistics::None)
             .set_column_dictionary_enabled(key.clone(), false)
             .set_column_compression(key, Compression::UNCOMPRESSED)
@@ -218,7 +228,7 @@ impl LocalPartWriter {
                 .await
                 .map_err(DinmoError::io(parent))?;
         }
-        let file = tokio::fs::File::create(path).await.map_err(DinmoError::io(path))?;
+        let file = create_local_file(path).await?;
         let file = file.into_std().await;
         let group_rows = properties
             .max_row_group_row_count()
@@ -310,6 +320,24 @@ impl LocalPartWriter {
         let rows = self.rows.load(Ordering::Relaxed);
         Ok((self.path, rows, bytes))
     }
+}
+
+/// Creates the local file `path` afresh: a file already there is removed first, not
+/// truncated. A local file stored into a local state is linked there, not copied
+/// ([`StateStore::upload`](super::StateStore::upload)), so rewriting it in place would rewrite
+/// the stored part too.
+pub async fn create_local_file(path: &Path) -> Result<tokio::fs::File> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(DinmoError::io(path)(error)),
+    }
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await
+        .map_err(DinmoError::io(path))
 }
 
 /// Removes `folder` with everything in it, each file on a blocking thread of its own: removing
@@ -652,6 +680,47 @@ mod tests {
         assert_eq!(writer.finish().await.unwrap().1, 0);
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&empty).unwrap()).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+    }
+
+    /// On a local state a part is linked into place, not copied: the stored file is the local
+    /// one, with the size and checksum a copy would record; writing the local path again
+    /// (the next part of a run reuses it) leaves the stored part as it was.
+    #[tokio::test]
+    async fn a_part_stored_into_a_local_state_is_linked_and_never_rewritten() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("staging/part.parquet");
+        let write = |range: std::ops::Range<usize>| {
+            let local = local.clone();
+            async move {
+                let mut writer = LocalPartWriter::create(&local, key_part_schema(KeyEncoding::Hex))
+                    .await
+                    .unwrap();
+                writer.write(&keys(range)).await.unwrap();
+                writer.finish().await.unwrap();
+            }
+        };
+        write(0..1_000).await;
+        let first = std::fs::read(&local).unwrap();
+        let state = super::super::StateStore::open(&dir.path().join("state").display().to_string()).unwrap();
+        let info = state.upload(&local, "s.d/snapshot/a.parquet", 1_000).await.unwrap();
+        let stored = dir.path().join("state/s.d/snapshot/a.parquet");
+        assert_eq!(
+            std::fs::metadata(&stored).unwrap().ino(),
+            std::fs::metadata(&local).unwrap().ino(),
+            "linked, not copied"
+        );
+        assert_eq!(info.bytes, first.len() as u64);
+        assert_eq!(info.xxh3, format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&first)));
+        assert!(
+            std::fs::read_dir(stored.parent().unwrap()).unwrap().count() == 1,
+            "no temporary name is left beside the part"
+        );
+
+        write(5_000..5_010).await;
+        assert_ne!(std::fs::read(&local).unwrap(), first);
+        assert_eq!(std::fs::read(&stored).unwrap(), first, "the stored part is unchanged");
+        state.verify_part(&"s.d".into(), &info).await.unwrap();
     }
 
     #[tokio::test]

@@ -231,8 +231,27 @@ impl StateStore {
     }
 
     /// Uploads a local file to `relative`, hashing it on the way. Multipart uploads complete
-    /// atomically: the object appears whole or not at all.
+    /// atomically: the object appears whole or not at all. On a local state the file is
+    /// linked into place instead (see [`link_into_place`]), and copied only where it cannot be
+    /// linked (another file system). Either way `local` must not change afterwards: local
+    /// files are created afresh, never rewritten ([`super::parts::create_local_file`]).
     pub async fn upload(&self, local: &Path, relative: &str, rows: u64) -> Result<PartInfo> {
+        if let Some(destination) = self.location.local_file(&self.path(relative)) {
+            let source = local.to_path_buf();
+            let linked = tokio::task::spawn_blocking(move || link_into_place(&source, &destination))
+                .await
+                .map_err(|source| DinmoError::Interrupted {
+                    task: format!("storing {}", local.display()),
+                    source,
+                })?
+                .map_err(|source| DinmoError::Io {
+                    path: self.url_of(relative).into(),
+                    source,
+                })?;
+            if let Some((bytes, xxh3)) = linked {
+                return Ok(PartInfo::stored(relative, rows, bytes, xxh3));
+            }
+        }
         let mut file = tokio::fs::File::open(local).await.map_err(DinmoError::io(local))?;
         let mut writer = object_store::buffered::BufWriter::new(self.location.store.clone(), self.path(relative));
         let mut hasher = Xxh3::new();
@@ -255,15 +274,7 @@ impl StateStore {
             path: self.url_of(relative).into(),
             source,
         })?;
-        Ok(PartInfo {
-            path: relative.to_string(),
-            rows,
-            bytes,
-            xxh3: format!("{:016x}", hasher.digest()),
-            row_keys: KeyEncoding::Hex,
-            value_version: 0,
-            corrections: 0,
-        })
+        Ok(PartInfo::stored(relative, rows, bytes, hasher.digest()))
     }
 
     /// Relative paths of every object under a sync's folder (`snapshot`, `rejected`, …).
@@ -289,7 +300,9 @@ impl StateStore {
                 .await
                 .map_err(DinmoError::io(parent))?;
         }
-        tokio::fs::write(local, &bytes).await.map_err(DinmoError::io(local))
+        let mut file = super::parts::create_local_file(local).await?;
+        file.write_all(&bytes).await.map_err(DinmoError::io(local))?;
+        file.flush().await.map_err(DinmoError::io(local))
     }
 
     /// The batches of a stored Parquet part (parts are one committed batch each: small), with
@@ -363,7 +376,7 @@ impl StateStore {
                 .await
                 .map_err(DinmoError::io(parent))?;
         }
-        let mut file = tokio::fs::File::create(local).await.map_err(DinmoError::io(local))?;
+        let mut file = super::parts::create_local_file(local).await?;
         self.fetch_checked(sync, part, Some((&mut file, local))).await?;
         file.flush().await.map_err(DinmoError::io(local))
     }
@@ -500,6 +513,60 @@ impl StateStore {
 
 /// Bytes read at once from a local part.
 const LOCAL_READ_BYTES: u64 = 1 << 20;
+
+/// Places the local file `source` at `destination` on the same machine by a hard link under a
+/// temporary name, renamed over `destination` (it appears whole or not at all, as an upload
+/// does); returns its size and xxh3. Copying would write every byte a second time through the
+/// page cache, for a pending file or snapshot part as large as the rows sent
+/// (`docs/performance.md`, "Write what must be written, once"). `None` when the file system
+/// cannot link there (another device, no hard links): the caller copies.
+///
+/// The temporary name ends in `#` and digits, which `object_store`'s local store leaves out of
+/// listings (its own uploads in progress are named so): one left by a crash is never read as
+/// state.
+fn link_into_place(source: &Path, destination: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    use std::io::Read;
+    static LINKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut file = std::fs::File::open(source)?;
+    let mut hasher = Xxh3::new();
+    let mut buffer = vec![0u8; LOCAL_READ_BYTES as usize];
+    let mut bytes = 0u64;
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        bytes += read as u64;
+    }
+    if let Some(parent) = destination.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut temporary = destination.as_os_str().to_owned();
+    let n = LINKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    temporary.push(format!("#{}{n:06}", std::process::id()));
+    let temporary = std::path::PathBuf::from(temporary);
+    match std::fs::hard_link(source, &temporary) {
+        Ok(()) => {}
+        Err(error) if cannot_link(&error) => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    if let Err(error) = std::fs::rename(&temporary, destination) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    Ok(Some((bytes, hasher.digest())))
+}
+
+/// Whether linking failed because this file system cannot link these two paths (another
+/// device, no hard links, links refused), where copying still can.
+fn cannot_link(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::CrossesDevices | ErrorKind::Unsupported | ErrorKind::PermissionDenied
+    )
+}
 
 /// The bytes of `got` as a stream of chunks. A local file is read 1 MiB at a time on a
 /// blocking thread: object_store's own stream of a local file hands every 8 KiB read to a
