@@ -49,13 +49,23 @@ DINMO_ENV = {k: v for k, v in os.environ.items()}
 
 
 def run_measured(argv, env=None, cwd=None, ok=(0,)):
-    """Runs argv and returns (seconds, peak RSS MB, stdout), reaping with wait4 for the RSS;
-    an exit code not in `ok` stops the benchmark."""
+    """Runs argv and returns (seconds, peak RSS MB, stdout, MB written), reaping with wait4 for
+    the RSS; an exit code not in `ok` stops the benchmark. MB written is the process's `wchar`
+    (every byte it handed to write(2), files deleted before the end included), read from
+    /proc/<pid>/io after it exited and before it is reaped; None where there is no /proc."""
     start = time.monotonic()
     out_path = os.path.join(WORK, "stdout.txt")
     err_path = os.path.join(WORK, "stderr.txt")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
+        written = None
+        try:
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+            with open(f"/proc/{proc.pid}/io") as io:
+                fields = dict(line.split(": ") for line in io.read().splitlines())
+            written = int(fields["wchar"]) / 1e6
+        except (AttributeError, OSError, KeyError, ValueError):
+            pass
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - start
     code = os.waitstatus_to_exitcode(status)
@@ -64,7 +74,7 @@ def run_measured(argv, env=None, cwd=None, ok=(0,)):
         sys.stderr.write(open(err_path, encoding="utf-8", errors="replace").read()[-4000:])
         sys.stderr.write(text[-2000:])
         raise SystemExit(f"{' '.join(argv[:3])} failed with exit {code}")
-    return seconds, usage.ru_maxrss / 1024.0, text
+    return seconds, usage.ru_maxrss / 1024.0, text, written
 
 
 def generate(folder, days, rows, first_day=0, prefix="evt", restated=False):
@@ -129,18 +139,22 @@ LEAN_SCRIPT = os.path.join(ROOT, "scripts", "bench-diff-duckdb-lean.py")
 
 
 def dinmo_run(project, held=False):
-    """(seconds, peak RSS MB, rows sent), or with `held` the rows held instead of sent."""
+    """(seconds, peak RSS MB, rows sent, MB written), or with `held` the rows held instead of
+    sent."""
     # Exit 3 when rows are held, as they are in the restated scenario.
-    seconds, rss, out = run_measured([DINMO, "run", "--project", project], env=DINMO_ENV, ok=(0, 3) if held else (0,))
+    seconds, rss, out, written = run_measured(
+        [DINMO, "run", "--project", project], env=DINMO_ENV, ok=(0, 3) if held else (0,)
+    )
     found = re.search(r"(\d+) changed or gone row\(s\) held" if held else r"sent (\d+) row", out)
-    return seconds, rss, int(found.group(1)) if found else -1
+    return seconds, rss, int(found.group(1)) if found else -1, written
 
 
 def duckdb_run(events, state, out, three_way=False, script=DUCKDB_SCRIPT):
-    """(seconds, peak RSS MB, rows sent), or with `three_way` the rows changed instead."""
+    """(seconds, peak RSS MB, rows sent, MB written), or with `three_way` the rows changed
+    instead of sent."""
     argv = [sys.executable, script, events, state, out] + (["--three-way"] if three_way else [])
-    seconds, rss, text = run_measured(argv)
-    return seconds, rss, int(text.strip().splitlines()[-1])
+    seconds, rss, text, written = run_measured(argv)
+    return seconds, rss, int(text.strip().splitlines()[-1]), written
 
 
 def reset(path):
@@ -163,11 +177,11 @@ RESULTS = []
 def report(name, d, k, expected, lean=None):
     """One scenario's medians; with `lean`, the lean DuckDB script's too, and the ratio to the
     faster of the two DuckDB scripts."""
-    ds, dr, dn = zip(*d)
-    ks, kr, kn = zip(*k)
+    ds, dr, dn, dw = zip(*d)
+    ks, kr, kn, kw = zip(*k)
     contestants = [("dinmo", dn), ("duckdb", kn)]
     if lean:
-        ls, lr, ln = zip(*lean)
+        ls, lr, ln, lw = zip(*lean)
         contestants.append(("duckdb-lean", ln))
     for label, sent in contestants:
         if any(n != expected for n in sent):
@@ -182,20 +196,35 @@ def report(name, d, k, expected, lean=None):
         "duckdb_rss_mb": round(median(kr)),
         "runs": len(ds),
     }
+    if None not in dw + kw:
+        row["dinmo_written_mb"] = round(median(dw))
+        row["duckdb_written_mb"] = round(median(kw))
+        if expected:
+            row["dinmo_written_bytes_per_row"] = round(median(dw) * 1e6 / expected, 1)
     if lean:
         row["lean_s"] = round(median(ls), 2)
         row["lean_rss_mb"] = round(median(lr))
         row["ratio_to_faster"] = round(median(ds) / min(median(ks), median(ls)), 2)
+        row["ratios_to_faster"] = [round(a / min(b, c), 2) for a, b, c in zip(ds, ks, ls)]
+        if None not in lw:
+            row["lean_written_mb"] = round(median(lw))
     RESULTS.append(row)
     print(
         f"{name:12} sent {expected:>10,}  dinmo {row['dinmo_s']:7.2f} s  duckdb {row['duckdb_s']:7.2f} s  "
-        f"ratio {row['ratio']:5.2f}x  peak RSS {row['dinmo_rss_mb']:>5} / {row['duckdb_rss_mb']:>5} MB",
+        f"ratio {row['ratio']:5.2f}x  peak RSS {row['dinmo_rss_mb']:>5} / {row['duckdb_rss_mb']:>5} MB"
+        + (
+            f"  written {row['dinmo_written_mb']:,} / {row['duckdb_written_mb']:,}"
+            + (f" / {row['lean_written_mb']:,} (lean)" if "lean_written_mb" in row else "")
+            + " MB"
+            if "dinmo_written_mb" in row
+            else ""
+        ),
         flush=True,
     )
     if lean:
         print(
             f"{'':12} lean DuckDB {row['lean_s']:7.2f} s ({row['lean_rss_mb']} MB): dinmo {row['ratio_to_faster']:5.2f}x "
-            "the faster DuckDB script",
+            f"the faster DuckDB script (run by run: {', '.join(f'{r:.2f}' for r in row['ratios_to_faster'])})",
             flush=True,
         )
 
