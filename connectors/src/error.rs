@@ -96,6 +96,22 @@ pub enum ConnectorError {
         reason: String,
     },
 
+    /// Revenue settled an asynchronous upload with counts that do not add up to the file:
+    /// it received the file, but which rows it took cannot be told. Not sent again; a person
+    /// checks what Revenue staged.
+    #[error(
+        "destination `{destination}`: Zuora Revenue received `{file}` (template `{template}`, {rows} row(s)) but which of its rows it took cannot be told: {reason}. \
+         It is not uploaded again. Check what Revenue staged from `{file}` (File Upload > Uploaded Files): if it holds every row, answer that it was sent; \
+         otherwise remove what it staged from the file and answer that it was not, so that the next run uploads it again"
+    )]
+    UploadCountsUnknown {
+        destination: String,
+        file: String,
+        template: String,
+        rows: u64,
+        reason: String,
+    },
+
     /// An upload was received but neither staged nor failed in time.
     #[error(
         "destination `{destination}`: Zuora Revenue has not staged `{file}` (request {request_id}) after {waited_secs} s; the next run asks again"
@@ -177,7 +193,9 @@ impl ConnectorError {
     /// be asked about one: it is settled by hand (`dinmo state resolve-pending --file`).
     pub fn undecided_send(&self) -> Option<&str> {
         match self {
-            ConnectorError::UploadOutcomeUnknown { file, .. } => Some(file),
+            ConnectorError::UploadOutcomeUnknown { file, .. } | ConnectorError::UploadCountsUnknown { file, .. } => {
+                Some(file)
+            }
             _ => None,
         }
     }

@@ -587,6 +587,62 @@ fn partial_project(sim: &Sim, extra: &str) -> TestProject {
     project
 }
 
+/// Revenue settles an asynchronous upload with counts that do not add up to the file: the
+/// run stops naming the file and commits none of its rows; the next run neither uploads it
+/// again nor asks about it; a person's answer settles it, and every row is staged once.
+#[test]
+fn an_async_upload_whose_counts_do_not_add_up_waits_for_a_person_to_answer() {
+    let sim = Sim::start(SimConfig::default());
+    // One file, so that the miscounted upload is the only one.
+    let project = api_project(&sim, "");
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write("dinmo.yml", &yml.replace("    max_lines: 3\n", "    max_lines: 10\n"));
+    export(&project, "2026-11-18", 0..6);
+    set_faults(
+        &sim,
+        RevenueFaults {
+            miscount_async: 1,
+            ..RevenueFaults::default()
+        },
+    );
+    let first = run(&project, &["run"], &[]);
+    assert_eq!(code(&first), 1, "{}", describe(&first));
+    let message = stderr(&first);
+    assert!(
+        message.contains("Revenue counts 5 row(s) taken and 0 failed, but the file holds 6")
+            && message.contains("which of its rows it took cannot be told"),
+        "{message}"
+    );
+    assert!(rejected_rows(&project, "usage.revenue").is_empty());
+    assert!(
+        project.state_files("usage.revenue", "snapshot").is_empty(),
+        "nothing committed"
+    );
+
+    let status_calls = sim.sim.revenue.counters().status_calls;
+    let again = run(&project, &["run"], &[]);
+    assert_eq!(code(&again), 1, "{}", describe(&again));
+    assert!(stderr(&again).contains("recorded at"), "{}", describe(&again));
+    assert_eq!(uploads(&sim).len(), 1, "not uploaded again");
+    assert_eq!(
+        sim.sim.revenue.counters().status_calls,
+        status_calls,
+        "not asked about again"
+    );
+
+    // Revenue lists the file: the person answers that it was sent.
+    assert!(settle_like_a_person(&project, &sim, &again));
+    let settled = run(&project, &["run"], &[]);
+    exits(&settled, 0);
+    assert_eq!(received_once(&sim), 6);
+    let staged = staged_counts(&sim);
+    assert_eq!(staged.len(), 6, "{staged:?}");
+    assert!(staged.values().all(|n| *n == 1), "{staged:?}");
+    let after = run(&project, &["run"], &[]);
+    exits(&after, 0);
+    assert_eq!(uploads(&sim).len(), 1, "the settled rows count as sent");
+}
+
 #[test]
 fn an_async_upload_commits_its_valid_rows_and_rejects_the_others_with_revenues_reason() {
     let sim = Sim::start(SimConfig::default());

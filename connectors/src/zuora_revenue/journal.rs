@@ -5,7 +5,8 @@
 //! One JSON object per upload, `<journal>/<run>/<file name>.json`, in the state store beside
 //! the sync's snapshot. Its `stage` moves `intent` (written before the request) → `received`
 //! (Revenue's answer named a request id) → `staged`, `partial` (an asynchronous upload whose
-//! rejected rows are listed) or `failed` (the status call said so).
+//! rejected rows are listed), `failed` (the status call said so) or `undecided` (its counts
+//! do not add up to the file: a person answers for it).
 //! Each write is one atomic put.
 
 use crate::ids::RunId;
@@ -41,6 +42,18 @@ pub enum Stage {
         request_id: String,
         rejected: Vec<(u64, String)>,
     },
+    /// Revenue settled an asynchronous upload with counts that do not add up to the file, so
+    /// which of its rows it took cannot be told. It is neither uploaded nor asked about again:
+    /// a person answers for it, as for an [`Stage::Intent`] (`dinmo state resolve-pending
+    /// --file … --sent|--not-sent`).
+    Undecided { request_id: String, reason: String },
+}
+
+impl Stage {
+    /// Whether a person must say what became of the upload: dinmo cannot learn it.
+    pub fn undecided(&self) -> bool {
+        matches!(self, Stage::Intent | Stage::Undecided { .. })
+    }
 }
 
 /// One upload's record.
@@ -183,7 +196,7 @@ pub async fn resolve_intents(
             continue;
         };
         if let Some(record) = journal.read(run, name).await?
-            && record.stage == Stage::Intent
+            && record.stage.undecided()
         {
             undecided.push(record);
         }

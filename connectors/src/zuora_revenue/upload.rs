@@ -76,6 +76,18 @@ impl Uploader {
         }
     }
 
+    /// The error for an upload Revenue received whose counts do not add up (see
+    /// [`Stage::Undecided`]).
+    fn miscounted(&self, file: &ReadyFile, reason: String) -> ConnectorError {
+        ConnectorError::UploadCountsUnknown {
+            destination: self.destination.clone(),
+            file: file.name.clone(),
+            template: self.template.clone(),
+            rows: file.rows(),
+            reason,
+        }
+    }
+
     fn unknown(&self, file: &ReadyFile, reason: String) -> ConnectorError {
         ConnectorError::UploadOutcomeUnknown {
             destination: self.destination.clone(),
@@ -107,6 +119,10 @@ impl Uploader {
                     id: delivered_id(file, &request_id),
                     rejected,
                 }),
+                Stage::Undecided { reason, .. } => Err(self.miscounted(
+                    file,
+                    format!("{reason} (recorded at {})", self.journal.display(&self.run, &file.name)),
+                )),
                 Stage::Received { request_id } if earlier.asynchronous => self.follow_async(file, request_id).await,
                 Stage::Received { request_id } => self.follow(file, request_id).await,
                 Stage::Intent => Err(self.unknown(
@@ -204,14 +220,18 @@ impl Uploader {
                 }
                 AsyncStatus::Settled { succeeded, failed } if succeeded + failed != file.rows() => {
                     // Counts that do not add up to the file: which rows Revenue took is unknown.
-                    return Err(self.unknown(
-                        file,
-                        format!(
-                            "upload {id}: Revenue counts {succeeded} row(s) taken and {failed} failed, but the file \
-                             holds {}",
-                            file.rows()
-                        ),
-                    ));
+                    // Recorded, so that no later run asks or uploads again and a person can
+                    // answer for it.
+                    let reason = format!(
+                        "upload {id}: Revenue counts {succeeded} row(s) taken and {failed} failed, but the file holds {}",
+                        file.rows()
+                    );
+                    let stage = Stage::Undecided {
+                        request_id: id.clone(),
+                        reason: reason.clone(),
+                    };
+                    self.journal.write(&self.run, &self.record(file, stage)).await?;
+                    return Err(self.miscounted(file, reason));
                 }
                 AsyncStatus::Staged | AsyncStatus::Settled { failed: 0, .. } => {
                     break (Stage::Staged { request_id: id.clone() }, delivered(file, &id));
