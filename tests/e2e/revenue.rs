@@ -44,6 +44,13 @@ fn api_project(sim: &Sim, extra: &str) -> TestProject {
     TestProject::new(&project, &[("usage.yml", MODEL)])
 }
 
+/// `project` with room for ten lines a file: the tests' few rows go in one upload.
+fn one_file(project: TestProject) -> TestProject {
+    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
+    project.write("dinmo.yml", &yml.replace("    max_lines: 3\n", "    max_lines: 10\n"));
+    project
+}
+
 fn export(project: &TestProject, day: &str, accounts: std::ops::Range<usize>) {
     let names: Vec<String> = accounts.clone().map(|i| format!("A{i:04}")).collect();
     let rows: Vec<(&str, i64)> = names
@@ -594,9 +601,7 @@ fn partial_project(sim: &Sim, extra: &str) -> TestProject {
 fn an_async_upload_whose_counts_do_not_add_up_waits_for_a_person_to_answer() {
     let sim = Sim::start(SimConfig::default());
     // One file, so that the miscounted upload is the only one.
-    let project = api_project(&sim, "");
-    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
-    project.write("dinmo.yml", &yml.replace("    max_lines: 3\n", "    max_lines: 10\n"));
+    let project = one_file(api_project(&sim, ""));
     export(&project, "2026-11-18", 0..6);
     set_faults(
         &sim,
@@ -700,10 +705,8 @@ fn an_async_upload_commits_its_valid_rows_and_rejects_the_others_with_revenues_r
 fn a_crash_between_an_async_upload_and_its_status_resumes_without_uploading_again() {
     let sim = Sim::start(SimConfig::default());
     partial_tenant(&sim);
-    let project = partial_project(&sim, "");
     // One file, so that no other upload is in flight (undecided) at the crash.
-    let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
-    project.write("dinmo.yml", &yml.replace("    max_lines: 3\n", "    max_lines: 10\n"));
+    let project = one_file(partial_project(&sim, ""));
     export(&project, "2026-11-18", 0..6);
     let crashed = run(&project, &["run"], &[("DINMO_CRASH_AT", "revenue_request_recorded")]);
     assert!(stderr(&crashed).contains("crash point"), "{}", describe(&crashed));
