@@ -552,7 +552,11 @@ fn link_into_place(source: &Path, destination: &Path) -> std::io::Result<Option<
         Err(error) => return Err(error),
     }
     if let Err(error) = std::fs::rename(&temporary, destination) {
-        let _ = std::fs::remove_file(&temporary);
+        // The rename's error is the one to report; a temporary name left behind is never
+        // listed, so removing it is only tidying.
+        if let Err(left) = std::fs::remove_file(&temporary) {
+            tracing::debug!(path = %temporary.display(), %left, "a temporary link was left behind");
+        }
         return Err(error);
     }
     Ok(Some((bytes, hasher.digest())))
