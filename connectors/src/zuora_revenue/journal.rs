@@ -44,7 +44,7 @@ pub enum Stage {
     },
     /// Revenue settled an asynchronous upload with counts that do not add up to the file, so
     /// which of its rows it took cannot be told. It is neither uploaded nor asked about again:
-    /// a person answers for it, as for an [`Stage::Intent`] (`dinmo state resolve-pending
+    /// a person answers for it, as for [`Stage::Intent`] (`dinmo state resolve-pending
     /// --file … --sent|--not-sent`).
     Undecided { request_id: String, reason: String },
 }

@@ -134,7 +134,7 @@ const LOCAL_ROW_GROUP_ROWS: usize = 128 * 1024;
 /// The largest dictionary page of a pending file or stored part: a column of few values
 /// (accounts, units, a usage file's id) keeps its dictionary, one of many (quantities, times)
 /// falls back to plain encoding after a few thousand values instead of the 1 MiB default,
-/// having interned every value until then (the parquet interner was the largest item of a
+/// having interned every value until then (the parquet interner was a tenth of a
 /// first run's profile; the parts came out the same size, `docs/performance.md`).
 const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
