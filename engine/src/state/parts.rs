@@ -723,6 +723,44 @@ mod tests {
         state.verify_part(&"s.d".into(), &info).await.unwrap();
     }
 
+    /// Where the staging folder and the state are on two file systems (here `/dev/shm`, a
+    /// tmpfs, and the temporary folder), the part cannot be linked and is copied, with the same
+    /// size and checksum.
+    #[tokio::test]
+    async fn a_part_that_cannot_be_linked_is_copied() {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(staging) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("no /dev/shm here: nothing on another file system to store from");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let device = |path: &std::path::Path| std::fs::metadata(path).unwrap().dev();
+        if device(staging.path()) == device(dir.path()) {
+            eprintln!("the temporary folder is on /dev/shm's file system: nothing to copy across");
+            return;
+        }
+        let local = staging.path().join("part.parquet");
+        let mut writer = LocalPartWriter::create(&local, key_part_schema(KeyEncoding::Hex))
+            .await
+            .unwrap();
+        writer.write(&keys(0..1_000)).await.unwrap();
+        writer.finish().await.unwrap();
+        let bytes = std::fs::read(&local).unwrap();
+        let state = super::super::StateStore::open(&dir.path().join("state").display().to_string()).unwrap();
+        let info = state.upload(&local, "s.d/snapshot/a.parquet", 1_000).await.unwrap();
+        let stored = dir.path().join("state/s.d/snapshot/a.parquet");
+        assert_ne!(device(&local), device(&stored), "two file systems: stored by a copy");
+        assert_eq!(std::fs::read(&stored).unwrap(), bytes);
+        assert_eq!(info.bytes, bytes.len() as u64);
+        assert_eq!(info.xxh3, format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)));
+        assert_eq!(
+            std::fs::read_dir(stored.parent().unwrap()).unwrap().count(),
+            1,
+            "no temporary name is left beside the part"
+        );
+        state.verify_part(&"s.d".into(), &info).await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_local_folder_is_removed_with_its_files_and_subfolders() {
         let dir = tempfile::tempdir().unwrap();
