@@ -7,33 +7,13 @@ use zuora_sim::SimConfig;
 use crate::support::*;
 use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project};
 
-/// A `zuora_file` project whose destination has `layout` (the YAML line, or none) and whose
-/// sync maps `mapping` (YAML lines below `mapping:`).
+/// The shared `zuora_file` project ([`PROJECT`], [`MODEL`]) with `layout` on its destination
+/// (the YAML line, or none) and `mapping` (YAML lines below `mapping:`) in place of the
+/// model's Active Rating mapping.
 fn file_project(layout: &str, mapping: &str) -> TestProject {
     TestProject::new(
-        &format!(
-            "name: layouts
-sources:
-  events:
-    location: data/events/
-destinations:
-  files:
-    type: zuora_file
-    path: out
-{layout}"
-        ),
-        &[(
-            "usage.yml",
-            &format!(
-                "model: usage
-sql: SELECT account, 'API_CALL' AS uom, CAST(day AS TIMESTAMP) AS usage_day, qty FROM events
-primary_key: [account, usage_day]
-syncs:
-  - destination: files
-    mapping:
-{mapping}"
-            ),
-        )],
+        &format!("{PROJECT}{layout}"),
+        &[("usage.yml", &MODEL.edit(ACTIVE_RATING_MAPPING, mapping))],
     )
 }
 

@@ -120,6 +120,39 @@ impl TestProject {
     pub fn state_files(&self, sync: &str, folder: &str) -> Vec<PathBuf> {
         files_in(&self.state(&format!("{sync}/{folder}")))
     }
+
+    /// The `columns` of every row in the Parquet files of `sync`'s state folder `folder`, as
+    /// text, file after file.
+    pub fn state_rows(&self, sync: &str, folder: &str, columns: &[&str]) -> Vec<Vec<String>> {
+        use arrow::array::AsArray;
+        let mut rows = Vec::new();
+        for file in self.state_files(sync, folder) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+                std::fs::File::open(&file).unwrap(),
+                1024,
+            )
+            .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let texts: Vec<StringArray> = columns
+                    .iter()
+                    .map(|name| {
+                        let column = batch
+                            .column_by_name(name)
+                            .unwrap_or_else(|| panic!("{} has no column {name}", file.display()));
+                        arrow::compute::cast(column, &DataType::Utf8)
+                            .unwrap()
+                            .as_string::<i32>()
+                            .clone()
+                    })
+                    .collect();
+                for i in 0..batch.num_rows() {
+                    rows.push(texts.iter().map(|t| t.value(i).to_string()).collect());
+                }
+            }
+        }
+        rows
+    }
 }
 
 pub fn dinmo_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -381,32 +381,11 @@ fn no_secret_in_any_log_line_report_or_state_file() {
 
 /// (AccountNumber, reject_code, reject_message) of every rejected part of `sync`.
 fn rejected_rows(project: &TestProject, sync: &str) -> Vec<(String, String, String)> {
-    use arrow::array::AsArray;
-    let mut rows = Vec::new();
-    for file in project.state_files(sync, "rejected") {
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(file).unwrap(), 1024)
-                .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let column = |name: &str| {
-                let array =
-                    arrow::compute::cast(batch.column_by_name(name).unwrap(), &arrow::datatypes::DataType::Utf8)
-                        .unwrap();
-                array.as_string::<i32>().clone()
-            };
-            let (accounts, codes, messages) =
-                (column("AccountNumber"), column("reject_code"), column("reject_message"));
-            for i in 0..batch.num_rows() {
-                rows.push((
-                    accounts.value(i).to_string(),
-                    codes.value(i).to_string(),
-                    messages.value(i).to_string(),
-                ));
-            }
-        }
-    }
-    rows
+    project
+        .state_rows(sync, "rejected", &["AccountNumber", "reject_code", "reject_message"])
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].clone(), row[2].clone()))
+        .collect()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
