@@ -96,15 +96,15 @@ pub enum ConnectorError {
         reason: String,
     },
 
-    /// Revenue settled an asynchronous upload with counts that do not add up to the file:
-    /// it received the file, but which rows it took cannot be told. Not sent again; a person
-    /// checks what Revenue staged.
+    /// Revenue received an asynchronous upload, but which of its rows it took cannot be told
+    /// (counts that do not add up to the file, rejected rows that match no line). Not sent
+    /// again; a person checks what Revenue staged.
     #[error(
         "destination `{destination}`: Zuora Revenue received `{file}` (template `{template}`, {rows} row(s)) but which of its rows it took cannot be told: {reason}. \
          It is not uploaded again. Check what Revenue staged from `{file}` (File Upload > Uploaded Files): if it holds every row, answer that it was sent; \
          otherwise remove what it staged from the file and answer that it was not, so that the next run uploads it again"
     )]
-    UploadCountsUnknown {
+    UploadRowsUnknown {
         destination: String,
         file: String,
         template: String,
@@ -193,7 +193,7 @@ impl ConnectorError {
     /// be asked about one: it is settled by hand (`dinmo state resolve-pending --file`).
     pub fn undecided_send(&self) -> Option<&str> {
         match self {
-            ConnectorError::UploadOutcomeUnknown { file, .. } | ConnectorError::UploadCountsUnknown { file, .. } => {
+            ConnectorError::UploadOutcomeUnknown { file, .. } | ConnectorError::UploadRowsUnknown { file, .. } => {
                 Some(file)
             }
             _ => None,

@@ -47,7 +47,7 @@ fn api_project(sim: &Sim, extra: &str) -> TestProject {
 /// `project` with room for ten lines a file: the tests' few rows go in one upload.
 fn one_file(project: TestProject) -> TestProject {
     let yml = std::fs::read_to_string(project.path().join("dinmo.yml")).unwrap();
-    project.write("dinmo.yml", &yml.replace("    max_lines: 3\n", "    max_lines: 10\n"));
+    project.write("dinmo.yml", &yml.edit("    max_lines: 3\n", "    max_lines: 10\n"));
     project
 }
 
@@ -564,28 +564,11 @@ fn partial_model() -> String {
 
 /// `reject_code: reject_message` of every rejected row of `sync`.
 fn rejected_rows(project: &TestProject, sync: &str) -> Vec<String> {
-    use arrow::array::AsArray;
-    let mut rows = Vec::new();
-    for file in project.state_files(sync, "rejected") {
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(file).unwrap(), 1024)
-                .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let (codes, messages) = (
-                batch.column_by_name("reject_code").unwrap().as_string::<i32>().clone(),
-                batch
-                    .column_by_name("reject_message")
-                    .unwrap()
-                    .as_string::<i32>()
-                    .clone(),
-            );
-            for i in 0..batch.num_rows() {
-                rows.push(format!("{}: {}", codes.value(i), messages.value(i)));
-            }
-        }
-    }
-    rows
+    project
+        .state_rows(sync, "rejected", &["reject_code", "reject_message"])
+        .into_iter()
+        .map(|row| format!("{}: {}", row[0], row[1]))
+        .collect()
 }
 
 fn partial_project(sim: &Sim, extra: &str) -> TestProject {
@@ -595,57 +578,80 @@ fn partial_project(sim: &Sim, extra: &str) -> TestProject {
 }
 
 /// Revenue settles an asynchronous upload with counts that do not add up to the file: the
-/// run stops naming the file and commits none of its rows; the next run neither uploads it
-/// again nor asks about it; a person's answer settles it, and every row is staged once.
+/// run stops and waits for a person ([`undecided_until_answered`]).
 #[test]
 fn an_async_upload_whose_counts_do_not_add_up_waits_for_a_person_to_answer() {
     let sim = Sim::start(SimConfig::default());
-    // One file, so that the miscounted upload is the only one.
     let project = one_file(api_project(&sim, ""));
-    export(&project, "2026-11-18", 0..6);
-    set_faults(
-        &sim,
-        RevenueFaults {
-            miscount_async: 1,
-            ..RevenueFaults::default()
-        },
-    );
-    let first = run(&project, &["run"], &[]);
+    let faults = RevenueFaults {
+        miscount_async: 1,
+        ..RevenueFaults::default()
+    };
+    let expected = "Revenue counts 5 row(s) taken and 0 failed, but the file holds 6";
+    undecided_until_answered(&sim, &project, faults, expected, 6);
+}
+
+/// Revenue lists the rows it rejected with values other than the file's, so which lines they
+/// are cannot be told: the run stops and waits for a person ([`undecided_until_answered`]).
+#[test]
+fn rejected_rows_that_match_no_line_wait_for_a_person_to_answer() {
+    let sim = Sim::start(SimConfig::default());
+    partial_tenant(&sim);
+    let project = one_file(partial_project(&sim, ""));
+    let faults = RevenueFaults {
+        reword_rejected: 1,
+        ..RevenueFaults::default()
+    };
+    undecided_until_answered(&sim, &project, faults, "matches no line of the file", 4);
+}
+
+/// Six rows exported and sent in one upload under `faults`: the run stops with `expected` in
+/// its message, naming the file, and commits none of its rows; the next run neither uploads
+/// the file again nor asks about it; the person's answer (Revenue lists it: sent) settles it,
+/// Revenue having staged `staged_rows` rows once each, and a further run sends nothing.
+fn undecided_until_answered(
+    sim: &Sim,
+    project: &TestProject,
+    faults: RevenueFaults,
+    expected: &str,
+    staged_rows: usize,
+) {
+    export(project, "2026-11-18", 0..6);
+    set_faults(sim, faults);
+    let first = run(project, &["run"], &[]);
     assert_eq!(code(&first), 1, "{}", describe(&first));
     let message = stderr(&first);
     assert!(
-        message.contains("Revenue counts 5 row(s) taken and 0 failed, but the file holds 6")
-            && message.contains("which of its rows it took cannot be told"),
+        message.contains(expected) && message.contains("which of its rows it took cannot be told"),
         "{message}"
     );
-    assert!(rejected_rows(&project, "usage.revenue").is_empty());
+    assert!(rejected_rows(project, "usage.revenue").is_empty());
     assert!(
         project.state_files("usage.revenue", "snapshot").is_empty(),
         "nothing committed"
     );
 
     let status_calls = sim.sim.revenue.counters().status_calls;
-    let again = run(&project, &["run"], &[]);
+    let again = run(project, &["run"], &[]);
     assert_eq!(code(&again), 1, "{}", describe(&again));
     assert!(stderr(&again).contains("recorded at"), "{}", describe(&again));
-    assert_eq!(uploads(&sim).len(), 1, "not uploaded again");
+    assert_eq!(uploads(sim).len(), 1, "not uploaded again");
     assert_eq!(
         sim.sim.revenue.counters().status_calls,
         status_calls,
         "not asked about again"
     );
 
-    // Revenue lists the file: the person answers that it was sent.
-    assert!(settle_like_a_person(&project, &sim, &again));
-    let settled = run(&project, &["run"], &[]);
+    assert!(settle_like_a_person(project, sim, &again));
+    let settled = run(project, &["run"], &[]);
     exits(&settled, 0);
-    assert_eq!(received_once(&sim), 6);
-    let staged = staged_counts(&sim);
-    assert_eq!(staged.len(), 6, "{staged:?}");
+    assert_eq!(received_once(sim), 6);
+    let staged = staged_counts(sim);
+    assert_eq!(staged.len(), staged_rows, "{staged:?}");
     assert!(staged.values().all(|n| *n == 1), "{staged:?}");
-    let after = run(&project, &["run"], &[]);
+    let after = run(project, &["run"], &[]);
     exits(&after, 0);
-    assert_eq!(uploads(&sim).len(), 1, "the settled rows count as sent");
+    assert_eq!(uploads(sim).len(), 1, "the settled rows count as sent");
 }
 
 #[test]

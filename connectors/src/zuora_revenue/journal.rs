@@ -5,8 +5,8 @@
 //! One JSON object per upload, `<journal>/<run>/<file name>.json`, in the state store beside
 //! the sync's snapshot. Its `stage` moves `intent` (written before the request) → `received`
 //! (Revenue's answer named a request id) → `staged`, `partial` (an asynchronous upload whose
-//! rejected rows are listed), `failed` (the status call said so) or `undecided` (its counts
-//! do not add up to the file: a person answers for it).
+//! rejected rows are listed), `failed` (the status call said so) or `undecided` (which of its
+//! rows Revenue took cannot be told: a person answers for it).
 //! Each write is one atomic put.
 
 use crate::ids::RunId;
@@ -42,8 +42,8 @@ pub enum Stage {
         request_id: String,
         rejected: Vec<(u64, String)>,
     },
-    /// Revenue settled an asynchronous upload with counts that do not add up to the file, so
-    /// which of its rows it took cannot be told. It is neither uploaded nor asked about again:
+    /// Revenue received an asynchronous upload, but which of its rows it took cannot be told
+    /// (counts that do not add up to the file, rejected rows that match no line). It is neither uploaded nor asked about again:
     /// a person answers for it, as for [`Stage::Intent`] (`dinmo state resolve-pending
     /// --file … --sent|--not-sent`).
     Undecided { request_id: String, reason: String },

@@ -11,9 +11,10 @@
 //!
 //! An asynchronous upload (`upload: async`) is partial: Revenue stages its valid rows and
 //! rejects the others, and lists those (each the file's columns plus `error_message`). Each is
-//! matched to the file's line that has exactly its columns' values, one line each; a listed
-//! row that matches no line leaves the upload `received` and stops the run, since which rows
-//! Revenue took is then unknown.
+//! matched to the file's line that has exactly its columns' values, one line each. When
+//! which rows Revenue took cannot be told (counts that do not add up to the file, a listed row
+//! that matches no line, a list that cannot be read) the upload is recorded `undecided` and the
+//! run stops: no later run uploads it or asks again until a person answers for it.
 
 use crate::ids::RunId;
 use std::sync::Arc;
@@ -25,7 +26,8 @@ use tracing::{info, warn};
 use super::journal::{Journal, Stage, UploadRecord};
 use super::request::ReadyFile;
 use super::service::{
-    AsyncStatus, RevenueCall, RevenueService, UploadStatus, async_status, rejected_rows, request_id, upload_status,
+    Answer, AsyncStatus, RevenueCall, RevenueService, UploadStatus, async_status, rejected_rows, request_id,
+    upload_status,
 };
 use crate::error::{ConnectorError, Result};
 use crate::failpoint::crash_point;
@@ -76,16 +78,28 @@ impl Uploader {
         }
     }
 
-    /// The error for an upload Revenue received whose counts do not add up (see
-    /// [`Stage::Undecided`]).
-    fn miscounted(&self, file: &ReadyFile, reason: String) -> ConnectorError {
-        ConnectorError::UploadCountsUnknown {
+    /// The error for an upload Revenue received of which it cannot be told which rows Revenue
+    /// took (see [`Stage::Undecided`]).
+    fn rows_unknown(&self, file: &ReadyFile, reason: String) -> ConnectorError {
+        ConnectorError::UploadRowsUnknown {
             destination: self.destination.clone(),
             file: file.name.clone(),
             template: self.template.clone(),
             rows: file.rows(),
             reason,
         }
+    }
+
+    /// Records upload `id` of `file` as [`Stage::Undecided`] for `reason`, so that no later
+    /// run asks or uploads again and a person can answer for it; returns the error to stop
+    /// with.
+    async fn undecided(&self, file: &ReadyFile, id: &str, reason: String) -> Result<ConnectorError> {
+        let stage = Stage::Undecided {
+            request_id: id.to_string(),
+            reason: reason.clone(),
+        };
+        self.journal.write(&self.run, &self.record(file, stage)).await?;
+        Ok(self.rows_unknown(file, reason))
     }
 
     fn unknown(&self, file: &ReadyFile, reason: String) -> ConnectorError {
@@ -119,7 +133,7 @@ impl Uploader {
                     id: delivered_id(file, &request_id),
                     rejected,
                 }),
-                Stage::Undecided { reason, .. } => Err(self.miscounted(
+                Stage::Undecided { reason, .. } => Err(self.rows_unknown(
                     file,
                     format!("{reason} (recorded at {})", self.journal.display(&self.run, &file.name)),
                 )),
@@ -219,25 +233,20 @@ impl Uploader {
                     tokio::time::sleep(pace.next_wait(Delay::Backoff).unwrap_or(Duration::from_secs(5))).await;
                 }
                 AsyncStatus::Settled { succeeded, failed } if succeeded + failed != file.rows() => {
-                    // Counts that do not add up to the file: which rows Revenue took is unknown.
-                    // Recorded, so that no later run asks or uploads again and a person can
-                    // answer for it.
                     let reason = format!(
                         "upload {id}: Revenue counts {succeeded} row(s) taken and {failed} failed, but the file holds {}",
                         file.rows()
                     );
-                    let stage = Stage::Undecided {
-                        request_id: id.clone(),
-                        reason: reason.clone(),
-                    };
-                    self.journal.write(&self.run, &self.record(file, stage)).await?;
-                    return Err(self.miscounted(file, reason));
+                    return Err(self.undecided(file, &id, reason).await?);
                 }
                 AsyncStatus::Staged | AsyncStatus::Settled { failed: 0, .. } => {
                     break (Stage::Staged { request_id: id.clone() }, delivered(file, &id));
                 }
                 AsyncStatus::Settled { failed, .. } => {
-                    let rejected = self.rejected_lines(file, &id, failed).await?;
+                    let rejected = match self.rejected_lines(file, &id, failed).await? {
+                        Ok(rejected) => rejected,
+                        Err(reason) => return Err(self.undecided(file, &id, format!("upload {id}: {reason}")).await?),
+                    };
                     let stage = Stage::Partial {
                         request_id: id.clone(),
                         rejected: rejected.clone(),
@@ -267,63 +276,19 @@ impl Uploader {
 
     /// The file's lines Revenue rejected (`failed` of them), with Revenue's reasons: each
     /// listed row matched to the one line that has exactly its values, one line each.
-    async fn rejected_lines(&self, file: &ReadyFile, id: &str, failed: u64) -> Result<Vec<(u64, String)>> {
+    /// `Ok(Err(reason))` when which lines those are cannot be told.
+    async fn rejected_lines(
+        &self,
+        file: &ReadyFile,
+        id: &str,
+        failed: u64,
+    ) -> Result<std::result::Result<Vec<(u64, String)>, String>> {
         let call = RevenueCall::AsyncErrors { id: id.to_string() };
         let answer = self.service.call(&call).await?;
         if !(200..300).contains(&answer.status) {
             return Err(self.service.api_error(&call, &answer));
         }
-        let unknown = |why: String| self.unknown(file, format!("upload {id}: {why}"));
-        let listed = rejected_rows(&answer.body).ok_or_else(|| {
-            unknown(format!(
-                "Revenue's list of rejected rows cannot be read: {}",
-                answer.message()
-            ))
-        })?;
-        let mut reader = csv::ReaderBuilder::new().from_reader(file.bytes.as_slice());
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| unknown(format!("the file's header cannot be read: {e}")))?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        let mut lines: Vec<Option<Vec<String>>> = Vec::new();
-        for record in reader.records() {
-            let record = record.map_err(|e| unknown(format!("the file cannot be read back: {e}")))?;
-            lines.push(Some(record.iter().map(str::to_string).collect()));
-        }
-        let mut rejected = Vec::new();
-        for row in &listed {
-            let values: Vec<String> = header
-                .iter()
-                .map(|column| match row.get(column) {
-                    Some(serde_json::Value::String(text)) => text.clone(),
-                    Some(serde_json::Value::Null) | None => String::new(),
-                    Some(other) => other.to_string(),
-                })
-                .collect();
-            let Some(at) = lines.iter().position(|line| line.as_ref() == Some(&values)) else {
-                return Err(unknown(format!(
-                    "Revenue lists a rejected row that matches no line of the file ({})",
-                    values.join(",")
-                )));
-            };
-            lines[at] = None;
-            let message = row
-                .get("error_message")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("rejected by Revenue")
-                .to_string();
-            rejected.push((at as u64, message));
-        }
-        if rejected.len() as u64 != failed {
-            return Err(unknown(format!(
-                "its status says {failed} row(s) failed but Revenue lists {}",
-                rejected.len()
-            )));
-        }
-        rejected.sort();
-        Ok(rejected)
+        Ok(match_rejected(file, &answer, failed))
     }
 
     /// Polls the status of a received upload until it is staged or failed, and records it.
@@ -373,6 +338,58 @@ impl Uploader {
     }
 }
 
+/// Matches the rows Revenue lists as rejected in `answer` (`failed` of them, its status says)
+/// to `file`'s data lines, each to the one line that has exactly its values, one line each:
+/// the lines (from 0) with Revenue's reasons, or why which lines they are cannot be told.
+fn match_rejected(file: &ReadyFile, answer: &Answer, failed: u64) -> std::result::Result<Vec<(u64, String)>, String> {
+    let listed = rejected_rows(&answer.body)
+        .ok_or_else(|| format!("Revenue's list of rejected rows cannot be read: {}", answer.message()))?;
+    let mut reader = csv::ReaderBuilder::new().from_reader(file.bytes.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| format!("the file's header cannot be read: {e}"))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut lines: Vec<Option<Vec<String>>> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format!("the file cannot be read back: {e}"))?;
+        lines.push(Some(record.iter().map(str::to_string).collect()));
+    }
+    let mut rejected = Vec::new();
+    for row in &listed {
+        let values: Vec<String> = header
+            .iter()
+            .map(|column| match row.get(column) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            })
+            .collect();
+        let Some(at) = lines.iter().position(|line| line.as_ref() == Some(&values)) else {
+            return Err(format!(
+                "Revenue lists a rejected row that matches no line of the file ({})",
+                values.join(",")
+            ));
+        };
+        lines[at] = None;
+        let message = row
+            .get("error_message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("rejected by Revenue")
+            .to_string();
+        rejected.push((at as u64, message));
+    }
+    if rejected.len() as u64 != failed {
+        return Err(format!(
+            "its status says {failed} row(s) failed but Revenue lists {}",
+            rejected.len()
+        ));
+    }
+    rejected.sort();
+    Ok(rejected)
+}
+
 fn delivered(file: &ReadyFile, request_id: &str) -> FileOutcome {
     FileOutcome::Delivered {
         id: delivered_id(file, request_id),
@@ -397,4 +414,66 @@ fn never_received(error: &ConnectorError) -> bool {
             ..
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn file() -> ReadyFile {
+        ReadyFile {
+            sequence: 1,
+            name: "f.csv".into(),
+            bytes: b"SO Line ID,Quantity\nA,1\nB,n/a\nA,1\nC,n/a\n".to_vec(),
+            keys_hash: String::new(),
+            members: (0..4).map(|i| (i, 0)).collect(),
+        }
+    }
+
+    fn listing(rows: &[(&str, &str)]) -> Answer {
+        let data: Vec<_> = rows
+            .iter()
+            .map(|(line, quantity)| json!({"SO Line ID": line, "Quantity": quantity, "error_message": "not a number"}))
+            .collect();
+        Answer {
+            status: 200,
+            body: json!([{ "data": data }]),
+        }
+    }
+
+    #[test]
+    fn rejected_rows_are_matched_to_their_lines_one_line_each() {
+        let matched = match_rejected(&file(), &listing(&[("C", "n/a"), ("B", "n/a")]), 2).unwrap();
+        assert_eq!(
+            matched,
+            [(1, "not a number".to_string()), (3, "not a number".to_string())]
+        );
+        // Two listed rows with the same values take two lines that have them.
+        let twice = match_rejected(&file(), &listing(&[("A", "1"), ("A", "1")]), 2).unwrap();
+        assert_eq!(twice.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [0, 2]);
+    }
+
+    #[test]
+    fn rejected_rows_that_cannot_be_placed_are_said_not_guessed() {
+        let unmatched = match_rejected(&file(), &listing(&[("B", "2")]), 1).unwrap_err();
+        assert!(unmatched.contains("matches no line of the file (B,2)"), "{unmatched}");
+        let more_than_lines = match_rejected(&file(), &listing(&[("B", "n/a"), ("B", "n/a")]), 2).unwrap_err();
+        assert!(more_than_lines.contains("matches no line"), "{more_than_lines}");
+        let miscounted = match_rejected(&file(), &listing(&[("B", "n/a")]), 2).unwrap_err();
+        assert!(
+            miscounted.contains("says 2 row(s) failed but Revenue lists 1"),
+            "{miscounted}"
+        );
+        let unreadable = Answer {
+            status: 200,
+            body: json!("no list"),
+        };
+        assert!(
+            match_rejected(&file(), &unreadable, 1)
+                .unwrap_err()
+                .contains("cannot be read")
+        );
+    }
 }

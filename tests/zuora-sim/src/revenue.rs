@@ -43,7 +43,8 @@
 //! Faults: 503 before the upload is read (`upload_unavailable`), the connection dropped after
 //! the upload was received and stored (`drop_after_receipt`), batches failed on purpose
 //! (`fail_batches`), tokens expired while an upload was read (`expire_tokens_after_upload`),
-//! an asynchronous status whose counts do not add up to the file (`miscount_async`).
+//! an asynchronous status whose counts do not add up to the file (`miscount_async`), rejected
+//! rows listed with values other than the file's (`reword_rejected`).
 //! `/sim/revenue/*`: `GET uploads`, `GET staged`, `GET counters`,
 //! `PUT config`, `PUT faults`, `POST expire-tokens`.
 
@@ -172,6 +173,10 @@ pub struct RevenueFaults {
     /// in its status than it staged: counts that do not add up to the file, whatever the
     /// cause.
     pub miscount_async: u32,
+    /// List an asynchronous upload's rejected rows with every value echoed otherwise than the
+    /// file had it (a space after it): Revenue does not document that it echoes values as they
+    /// were sent.
+    pub reword_rejected: u32,
 }
 
 /// One received upload.
@@ -219,6 +224,24 @@ struct Inner {
     staged: Vec<HashMap<String, String>>,
     in_flight: usize,
     counters: RevenueCounters,
+}
+
+impl Inner {
+    /// Counts a status call for upload `id` (an asynchronous one only, with `asynchronous`):
+    /// its index and whether its outcome is ready (polled often and long enough, as
+    /// configured); `None` when there is no such upload.
+    fn poll(&mut self, id: u64, asynchronous: bool) -> Option<(usize, bool)> {
+        self.counters.status_calls += 1;
+        let wait = self.config.polls_before_status;
+        let slow = Duration::from_millis(self.config.staged_after_ms);
+        let index = self
+            .uploads
+            .iter()
+            .position(|u| u.file_request_id == id && (u.asynchronous || !asynchronous))?;
+        let upload = &mut self.uploads[index];
+        upload.polls += 1;
+        Some((index, upload.polls > wait && upload.received_at.elapsed() >= slow))
+    }
 }
 
 /// The Revenue simulator's state.
@@ -579,18 +602,14 @@ async fn status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Path(id)
         return *refused;
     }
     let mut inner = sim.lock();
-    inner.counters.status_calls += 1;
-    let wait = inner.config.polls_before_status;
-    let slow = Duration::from_millis(inner.config.staged_after_ms);
-    let Some(index) = inner.uploads.iter().position(|u| u.file_request_id == id) else {
-        // docs/zuora.md: 204 when the status cannot be retrieved for the id.
+    // docs/zuora.md: 204 when the status cannot be retrieved for the id.
+    let Some((index, ready)) = inner.poll(id, false) else {
         return StatusCode::NO_CONTENT.into_response();
     };
-    let upload = &mut inner.uploads[index];
-    upload.polls += 1;
-    if upload.polls <= wait || upload.received_at.elapsed() < slow {
+    if !ready {
         return StatusCode::NO_CONTENT.into_response();
     }
+    let upload = &mut inner.uploads[index];
     if upload.status == "received" {
         match upload.verdict.clone() {
             Ok(()) => {
@@ -621,23 +640,15 @@ async fn async_status(State(sim): State<Arc<RevenueSim>>, headers: HeaderMap, Pa
         return *refused;
     }
     let mut inner = sim.lock();
-    inner.counters.status_calls += 1;
-    let wait = inner.config.polls_before_status;
-    let slow = Duration::from_millis(inner.config.staged_after_ms);
-    let Some(index) = inner
-        .uploads
-        .iter()
-        .position(|u| u.file_request_id == id && u.asynchronous)
-    else {
+    let Some((index, ready)) = inner.poll(id, true) else {
         return StatusCode::NO_CONTENT.into_response();
     };
     let upload = &mut inner.uploads[index];
-    upload.polls += 1;
     let answer = |upload: &Upload, status: &str, message: &str| {
         Json(json!({ "id": upload.file_request_id, "file_name": upload.file_name, "status": status, "message": message }))
             .into_response()
     };
-    if upload.polls <= wait || upload.received_at.elapsed() < slow {
+    if !ready {
         return answer(upload, "In Progress", "Data Received");
     }
     if upload.status == "received" {
@@ -692,13 +703,15 @@ async fn async_errors(
     if let Err(refused) = authorised(&sim, &headers) {
         return *refused;
     }
-    let inner = sim.lock();
+    let mut inner = sim.lock();
+    let reword = inner.faults.reword_rejected > 0;
     let Some(upload) = inner.uploads.iter().find(|u| u.file_request_id == id && u.asynchronous) else {
         return StatusCode::NO_CONTENT.into_response();
     };
     if upload.rejected.is_empty() {
         return Json(json!({ "error": "File not found" })).into_response();
     }
+    let echo = |value: &String| if reword { format!("{value} ") } else { value.clone() };
     let chunk = query
         .get("chunk_size")
         .and_then(|c| c.parse::<usize>().ok())
@@ -712,7 +725,7 @@ async fn async_errors(
                 .iter()
                 .map(|(row, why)| {
                     let mut object: serde_json::Map<String, Value> =
-                        row.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                        row.iter().map(|(k, v)| (k.clone(), Value::String(echo(v)))).collect();
                     object.insert("error_message".into(), Value::String(why.clone()));
                     Value::Object(object)
                 })
@@ -720,6 +733,9 @@ async fn async_errors(
             json!({ "data": data }).to_string()
         })
         .collect();
+    if reword {
+        inner.faults.reword_rejected -= 1;
+    }
     (
         [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
         lines.join("\n") + "\n",
