@@ -146,7 +146,9 @@ fn default_import_timeout() -> u64 {
 impl ZuoraConfig {
     /// `import`: the date format of the standard layout's dates.
     pub fn import_date_format(&self) -> &str {
-        self.import_date_format.as_deref().unwrap_or("%m/%d/%Y")
+        self.import_date_format
+            .as_deref()
+            .unwrap_or(Layout::Standard.default_date_format())
     }
 
     /// The API base URL in effect.

@@ -412,7 +412,7 @@ fn import_fields(prepared: &PreparedBatch, row: usize, layout: Layout, date_form
         key if key.is_empty() => prepared.key(row).to_string(),
         key => key,
     };
-    let iso = "%Y-%m-%dT%H:%M:%S";
+    let iso = Layout::ActiveRating.default_date_format();
     layout
         .columns()
         .iter()

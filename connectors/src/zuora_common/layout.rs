@@ -196,6 +196,16 @@ impl ColumnSet {
 }
 
 impl Layout {
+    /// The date format a layout's files use unless configured: the standard layout's dates are
+    /// read in the uploading user's locale (`%m/%d/%Y` for en_US, Zuora's default), the Active
+    /// Rating layout's `StartDateTime` is an ISO date-time.
+    pub fn default_date_format(self) -> &'static str {
+        match self {
+            Layout::Standard => "%m/%d/%Y",
+            Layout::ActiveRating => "%Y-%m-%dT%H:%M:%S",
+        }
+    }
+
     /// The layout's columns.
     pub fn column_set(self) -> ColumnSet {
         let custom = match self {

@@ -86,11 +86,9 @@ impl ZuoraFileConfig {
 
     /// The date-time format in effect.
     pub fn datetime_format(&self) -> &str {
-        match (&self.datetime_format, self.layout()) {
-            (Some(format), _) => format,
-            (None, Layout::ActiveRating) => "%Y-%m-%dT%H:%M:%S",
-            (None, Layout::Standard) => "%m/%d/%Y",
-        }
+        self.datetime_format
+            .as_deref()
+            .unwrap_or(self.layout().default_date_format())
     }
 
     /// Pure check of the values; every problem is returned, none is fatal on its own.
