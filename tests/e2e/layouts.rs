@@ -181,6 +181,39 @@ fn imports_send_the_standard_layout_and_validate_says_so() {
     assert!(!stdout(&out).contains("instead"), "{}", describe(&out));
 }
 
+/// A mapped field the import file's layout has no column for would be dropped on the way:
+/// `method: import` refuses it before anything is sent, naming the field and the layout, and
+/// takes it where the layout carries it (the standard layout's `SUBSCRIPTION_ID`).
+#[test]
+fn an_import_refuses_a_mapped_field_its_layout_cannot_carry() {
+    let sim = Sim::start(SimConfig::default());
+    let model = |sql: &str| {
+        crate::zuora::usage_model(sql).edit(
+            "      Quantity: qty\n",
+            "      Quantity: qty\n      SubscriptionNumber: sub\n",
+        )
+    };
+    let sql = "SELECT account, uom, CAST(day AS TIMESTAMP) AS usage_day, qty, 'S-1' AS sub FROM events";
+    let active = zuora_project(&sim, "import", "    import_layout: active_rating\n");
+    active.write("models/usage.yml", &model(sql));
+    export(&active, "2026-11-18", &usage_rows(3));
+    let refused = run_against(&active, &sim, &["run"]);
+    assert_ne!(code(&refused), 0, "{}", describe(&refused));
+    assert!(
+        stderr(&refused).contains("no column for `SubscriptionNumber`")
+            && stderr(&refused).contains("active_rating layout"),
+        "{}",
+        describe(&refused)
+    );
+    assert!(sim.records().is_empty(), "nothing sent");
+
+    let standard = zuora_project(&sim, "import", "");
+    standard.write("models/usage.yml", &model(sql));
+    export(&standard, "2026-11-18", &usage_rows(3));
+    exits(&run_against(&standard, &sim, &["run"]), 0);
+    assert_eq!(sim.records().len(), 3);
+}
+
 /// A tenant with Active Rating fails an import in the standard layout: the run says so once,
 /// with Zuora's reason, sends the rows through `actions`, and counts them in the report; with
 /// `import_layout: active_rating` the same tenant imports them.

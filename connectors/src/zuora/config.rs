@@ -114,7 +114,8 @@ pub struct ZuoraConfig {
     /// `import`: the usage file layout the tenant imports (`POST /v1/usage` takes "the
     /// format used by the UI import tool"): `standard`, Zuora Billing's usage import format
     /// (`ACCOUNT_ID, UOM, QTY, STARTDATE, ENDDATE, …`), or `active_rating` for tenants with
-    /// Active Rating. Default `standard`.
+    /// Active Rating. Default `standard`. A mapped field the layout has no column for is
+    /// refused.
     #[serde(default)]
     pub import_layout: Layout,
     /// `import`, standard layout: chrono `strftime` format of `STARTDATE` and `ENDDATE`, which

@@ -272,6 +272,28 @@ impl Destination for ZuoraDestination {
                 message: message.into(),
             });
         }
+        if self.config.method == Method::Import {
+            // A usage file carries the columns of its layout only: a mapped field without one
+            // would be dropped on the way (AccountId is covered by AccountNumber, required
+            // above).
+            let layout = self.config.import_layout;
+            let carried = writer::import_carries(layout);
+            for field in schema.fields() {
+                let name = field.name().as_str();
+                if crate::destination::is_engine_column(name) || name == "AccountId" || carried.contains(&name) {
+                    continue;
+                }
+                problems.push(crate::destination::SchemaProblem {
+                    field: name.to_string(),
+                    message: format!(
+                        "method `import` sends usage files in the {} layout, which have no column for `{name}` \
+                         (they carry {}): it would not reach Zuora. Map it away, or use method `actions`",
+                        layout.name(),
+                        carried.join(", ")
+                    ),
+                });
+            }
+        }
         problems
     }
 

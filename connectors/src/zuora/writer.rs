@@ -392,6 +392,57 @@ impl ZuoraWriter {
     }
 }
 
+/// Where an import file column's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImportSource {
+    /// A REST field; a date-time in the file's date format when `dated`, else ISO.
+    Field { name: &'static str, dated: bool },
+    /// `AccountNumber:<account>` (Active Rating's `Tag`).
+    AccountTag,
+    /// Nothing dinmo maps (`GroupId`): empty.
+    Nothing,
+}
+
+/// The REST field (or other source) of each usage import file column, in either layout.
+fn import_source(column: &str) -> ImportSource {
+    let field = |name| ImportSource::Field { name, dated: false };
+    match column {
+        // Active Rating: the REST fields under their file names.
+        "AccountNumber" | "ACCOUNT_ID" => field("AccountNumber"),
+        "Tag" => ImportSource::AccountTag,
+        "UnitOfMeasure" | "UOM" => field("UOM"),
+        "StartDateTime" => field("StartDateTime"),
+        "Quantity" | "QTY" => field("Quantity"),
+        "Description" | "DESCRIPTION" => field("Description"),
+        "UniqueKey" | "UNIQUE_KEY" => field("UniqueKey"),
+        // Standard ("Usage file format").
+        "STARTDATE" => ImportSource::Field {
+            name: "StartDateTime",
+            dated: true,
+        },
+        "ENDDATE" => ImportSource::Field {
+            name: "EndDateTime",
+            dated: true,
+        },
+        "SUBSCRIPTION_ID" => field("SubscriptionNumber"),
+        "CHARGE_ID" => field("ChargeNumber"),
+        _ => ImportSource::Nothing,
+    }
+}
+
+/// The REST fields a usage import file in `layout` carries; a mapped field outside them would
+/// not reach Zuora.
+pub(crate) fn import_carries(layout: Layout) -> Vec<&'static str> {
+    layout
+        .columns()
+        .iter()
+        .filter_map(|column| match import_source(&column.spec.name) {
+            ImportSource::Field { name, .. } => Some(name),
+            ImportSource::AccountTag | ImportSource::Nothing => None,
+        })
+        .collect()
+}
+
 /// One import file row in `layout` (every column of it, in order) from a REST-prepared row;
 /// dates of the standard layout in `date_format` (the uploading user's locale).
 fn import_fields(prepared: &PreparedBatch, row: usize, layout: Layout, date_format: &str) -> Vec<String> {
@@ -408,33 +459,18 @@ fn import_fields(prepared: &PreparedBatch, row: usize, layout: Layout, date_form
             _ => String::new(),
         }
     };
-    let unique = || match cell("UniqueKey", "") {
-        key if key.is_empty() => prepared.key(row).to_string(),
-        key => key,
-    };
     let iso = Layout::ActiveRating.default_date_format();
     layout
         .columns()
         .iter()
-        .map(|column| match column.spec.name.as_ref() {
-            // Active Rating: the REST fields under their file names.
-            "AccountNumber" => cell("AccountNumber", iso),
-            "Tag" => format!("AccountNumber:{}", cell("AccountNumber", iso)),
-            "UnitOfMeasure" => cell("UOM", iso),
-            "StartDateTime" => cell("StartDateTime", iso),
-            "Quantity" => cell("Quantity", iso),
-            "Description" => cell("Description", iso),
-            "UniqueKey" | "UNIQUE_KEY" => unique(),
-            // Standard ("Usage file format").
-            "ACCOUNT_ID" => cell("AccountNumber", iso),
-            "UOM" => cell("UOM", iso),
-            "QTY" => cell("Quantity", iso),
-            "STARTDATE" => cell("StartDateTime", date_format),
-            "ENDDATE" => cell("EndDateTime", date_format),
-            "SUBSCRIPTION_ID" => cell("SubscriptionNumber", iso),
-            "CHARGE_ID" => cell("ChargeNumber", iso),
-            "DESCRIPTION" => cell("Description", iso),
-            _ => String::new(),
+        .map(|column| match import_source(&column.spec.name) {
+            ImportSource::Field { name: "UniqueKey", .. } => match cell("UniqueKey", iso) {
+                key if key.is_empty() => prepared.key(row).to_string(),
+                key => key,
+            },
+            ImportSource::Field { name, dated } => cell(name, if dated { date_format } else { iso }),
+            ImportSource::AccountTag => format!("AccountNumber:{}", cell("AccountNumber", iso)),
+            ImportSource::Nothing => String::new(),
         })
         .collect()
 }
