@@ -68,6 +68,62 @@ pub struct RecordState {
     pub quantity: Option<String>,
 }
 
+/// What `dinmo reconcile` asks a destination for ([`Destination::holdings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HoldingsQuery {
+    /// Every usage record whose start date is on or after `from` and before `to`
+    /// (`YYYY-MM-DD`), whoever sent it.
+    Period { from: String, to: String },
+    /// The records with these ids, wherever their dates now lie.
+    Ids(Vec<String>),
+}
+
+/// What a destination could say about what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holdings {
+    /// Every record was read and handed on, in batches of [`holdings_schema`].
+    Read {
+        /// Whether the records carry the key they were sent with (Zuora: `UniqueKey`, which
+        /// a tenant without Prepaid with Drawdown does not have).
+        unique_keys: bool,
+    },
+    /// The destination cannot be read back; why, for the report.
+    Unreadable(String),
+}
+
+/// The columns of the records [`Destination::holdings`] hands on, all text as the destination
+/// gives them (dates and quantities are compared by the engine, not by their spelling).
+pub const HOLDING_COLUMNS: [&str; 8] = [
+    "id",
+    "account",
+    "unit",
+    "start",
+    "quantity",
+    "status",
+    "unique_key",
+    "import_id",
+];
+
+/// The schema of [`HOLDING_COLUMNS`]: nullable text each.
+pub fn holdings_schema() -> arrow::datatypes::SchemaRef {
+    Arc::new(Schema::new(
+        HOLDING_COLUMNS
+            .iter()
+            .map(|name| arrow::datatypes::Field::new(*name, arrow::datatypes::DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Receives the records of [`Destination::holdings`] a batch at a time (a page of an API, a
+/// slice of an export), so no destination holds every record in memory.
+pub type HoldingsSink<'a> = dyn FnMut(RecordBatch) -> std::result::Result<(), ReceiverFailed> + Send + 'a;
+
+/// The receiver of [`Destination::holdings`]'s records could not take a batch: it keeps its own
+/// error, and the destination stops reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the records read back could not be stored")]
+pub struct ReceiverFailed;
+
 /// A problem with a mapped schema, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaProblem {
@@ -348,6 +404,15 @@ pub trait Destination: Send + Sync + Debug {
             .iter()
             .map(|_| Located::Unknown(format!("a `{}` destination cannot look its records up", self.kind())))
             .collect())
+    }
+
+    /// `dinmo reconcile`: hands `sink` every record `query` selects, as the destination holds
+    /// it now. Reads only. The default cannot read anything back.
+    async fn holdings(&self, _query: &HoldingsQuery, _sink: &mut HoldingsSink<'_>) -> Result<Holdings> {
+        Ok(Holdings::Unreadable(format!(
+            "a `{}` destination cannot be read back",
+            self.kind()
+        )))
     }
 
     /// Updates the record `record` in place to the values of the one row of `batch` (mapped

@@ -28,6 +28,15 @@ pub enum ConnectorError {
         source: arrow::error::ArrowError,
     },
 
+    // ---- a file the user downloaded from Zuora ----
+    /// A usage export (`dinmo reconcile --zuora-export`) dinmo cannot read as one.
+    #[error("usage export `{file}`: {message}")]
+    UsageExport { file: String, message: String },
+
+    /// Whoever received the records read back stopped taking them (it reports its own error).
+    #[error(transparent)]
+    ReceiverFailed(#[from] crate::destination::ReceiverFailed),
+
     // ---- a remote API ----
     /// Authentication failed (the secret is never part of the message).
     #[error("destination `{destination}`: authentication failed at {url} (HTTP {status}): {message}")]

@@ -48,6 +48,18 @@ fn says(day: &str, quantity: impl Fn(usize) -> i64) -> BTreeMap<(String, String)
         .collect()
 }
 
+/// `dinmo reconcile` finds Zuora holding exactly what the warehouse says: every record dinmo
+/// delivered for `rows` rows, corrections folded in, and nothing else.
+#[track_caller]
+fn reconciled(project: &TestProject, sim: &Sim, rows: u64) {
+    let output = run_against(project, sim, &["reconcile", "--format", "json"]);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)));
+    assert_eq!(code(&output), 0, "{report:#}");
+    assert_eq!(report["syncs"][0]["classes"][0]["class"], "equal", "{report:#}");
+    assert_eq!(report["syncs"][0]["classes"][0]["rows"], rows, "{report:#}");
+}
+
 /// Marks every Pending record Processed, as a bill run would.
 fn bill_run(sim: &Sim) {
     for record in sim.sim.state.lock().records.iter_mut() {
@@ -124,6 +136,7 @@ fn late_events_raising_a_synced_day_are_held_then_corrected_in_place() {
     let next = run_against(&project, &sim, &["run", "--format", "json"]);
     exits(&next, 0);
     assert_eq!(sync_report(&next)["changed_rows"], 0, "corrected once, then unchanged");
+    reconciled(&project, &sim, 12);
 }
 
 #[test]
@@ -206,6 +219,8 @@ fn a_processed_day_raised_gets_a_difference_record_then_only_the_next_difference
         exits(&next, 0);
         assert_eq!(sync_report(&next)["changed_rows"], 0, "{method}");
         assert_eq!(sim.records().len(), 36, "{method}: nothing more");
+        // Each row's record and its two difference records, as Zuora holds them.
+        reconciled(&project, &sim, 36);
     }
 }
 
@@ -396,6 +411,7 @@ fn usage_moved_to_another_account_replaces_its_pending_record_and_holds_a_billed
         let next = run_against(&project, &sim, &["run", "--format", "json"]);
         exits(&next, 0);
         assert_eq!(sync_report(&next)["changed_rows"], 0, "{method}: replaced once");
+        reconciled(&project, &sim, 3);
 
         // Once billed, a record can be neither updated nor deleted: held.
         bill_run(&sim);

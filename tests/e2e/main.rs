@@ -18,6 +18,7 @@ mod incremental;
 mod integrity;
 mod layouts;
 mod object_store_s3;
+mod reconcile;
 mod revenue;
 mod review;
 mod third_party_parquet;

@@ -727,3 +727,44 @@ fn a_crash_between_an_async_upload_and_its_status_resumes_without_uploading_agai
     assert_eq!(rejected.len(), 4, "{rejected:?}");
     assert!(rejected.iter().all(|r| r.contains("is not a number")), "{rejected:?}");
 }
+
+/// Revenue cannot be read back: `reconcile` says so, counts what it delivered as unverified,
+/// and still finds what the warehouse says against what was sent.
+#[test]
+fn reconcile_says_plainly_that_revenue_cannot_be_read_back() {
+    let sim = Sim::start(SimConfig::default());
+    let project = one_file(api_project(&sim, ""));
+    export(&project, "2026-01-05", 0..4);
+    exits(&run(&project, &["run"], &[]), 0);
+    assert_eq!(received_once(&sim), 4);
+
+    let output = run(&project, &["reconcile"], &[]);
+    exits(&output, 0);
+    let text = stdout(&output);
+    assert!(
+        text.contains("not read back: Zuora Revenue's API documents no read") && text.contains("unverified 4"),
+        "{text}"
+    );
+
+    // A restatement drops one line: found against the snapshot, Revenue untouched.
+    export(&project, "2026-01-05", 0..3);
+    let output = run(&project, &["reconcile", "--format", "json"], &[]);
+    exits(&output, 4);
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = |class: &str| {
+        report["syncs"][0]["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["class"] == class)
+            .unwrap()["rows"]
+            .clone()
+    };
+    assert_eq!(
+        (rows("unverified"), rows("gone"), rows("missing")),
+        (3.into(), 1.into(), 0.into()),
+        "{report:#}"
+    );
+    assert_eq!(report["syncs"][0]["held"]["source"], "unreadable", "{report:#}");
+    assert_eq!(received_once(&sim), 4, "nothing sent");
+}

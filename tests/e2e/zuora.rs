@@ -41,6 +41,44 @@ impl Sim {
         self.sim.state.lock().config.client_secret.clone()
     }
 
+    /// A request straight to the simulator's API with a fresh token, as a person or another
+    /// pipeline would make it: `(status, headers, body)`.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let url = self.sim.url();
+        let (id, secret) = (self.client_id(), self.secret());
+        let path = path.to_string();
+        self.block_on(async move {
+            let client = reqwest::Client::new();
+            let token: serde_json::Value = client
+                .post(format!("{url}/oauth/token"))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", id.as_str()),
+                    ("client_secret", secret.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut request = client
+                .request(method, format!("{url}{path}"))
+                .bearer_auth(token["access_token"].as_str().unwrap());
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let answer = request.send().await.unwrap();
+            let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
+            (status, headers, answer.json().await.unwrap_or(serde_json::Value::Null))
+        })
+    }
+
     pub fn client_id(&self) -> String {
         self.sim.state.lock().config.client_id.clone()
     }

@@ -11,8 +11,7 @@ use crate::zuora::{Sim, export, run_against, usage_model, usage_rows, zuora_proj
 
 /// `POST /v1/action/query` straight to the simulator with a fresh token.
 fn raw_query(sim: &Sim, query: &str) -> (u16, Value) {
-    let (status, headers, body) = raw_request(
-        sim,
+    let (status, headers, body) = sim.request(
         reqwest::Method::POST,
         "/v1/action/query",
         Some(json!({ "queryString": query })),
@@ -192,51 +191,13 @@ fn every_create_request_but_the_last_carries_a_full_batch_across_delivery_batche
     exits(&again, 0);
 }
 
-/// A request straight to the simulator with a fresh token: `(status, headers, body)`.
-fn raw_request(
-    sim: &Sim,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, reqwest::header::HeaderMap, Value) {
-    let url = sim.sim.url();
-    let (id, secret) = (sim.client_id(), sim.secret());
-    let path = path.to_string();
-    sim.block_on(async move {
-        let client = reqwest::Client::new();
-        let token: Value = client
-            .post(format!("{url}/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", id.as_str()),
-                ("client_secret", secret.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let mut request = client
-            .request(method, format!("{url}{path}"))
-            .bearer_auth(token["access_token"].as_str().unwrap());
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let answer = request.send().await.unwrap();
-        let (status, headers) = (answer.status().as_u16(), answer.headers().clone());
-        (status, headers, answer.json().await.unwrap_or(Value::Null))
-    })
-}
-
 /// Zuora lets a Pending usage record change (`PUT /v1/object/usage/{id}`) and refuses to change
 /// or delete one a bill run processed; a quantity never goes negative (docs/zuora.md, "Usage
 /// records").
 #[test]
 fn the_simulator_updates_pending_usage_and_refuses_processed_usage() {
     let sim = Sim::start(SimConfig::default());
-    let (status, _, created) = raw_request(
-        &sim,
+    let (status, _, created) = sim.request(
         reqwest::Method::POST,
         "/v1/object/usage",
         Some(
@@ -247,20 +208,20 @@ fn the_simulator_updates_pending_usage_and_refuses_processed_usage() {
     let id = created["Id"].as_str().unwrap().to_string();
     let path = format!("/v1/object/usage/{id}");
 
-    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": 12})));
+    let (status, _, body) = sim.request(reqwest::Method::PUT, &path, Some(json!({"Quantity": 12})));
     assert_eq!((status, &body["Success"]), (200, &json!(true)), "{body}");
     assert_eq!(sim.records()[0].quantity, 12.0);
-    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": -1})));
+    let (status, _, body) = sim.request(reqwest::Method::PUT, &path, Some(json!({"Quantity": -1})));
     assert_eq!(status, 400, "a quantity is never negative: {body}");
-    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"AccountNumber": "A-2"})));
+    let (status, _, body) = sim.request(reqwest::Method::PUT, &path, Some(json!({"AccountNumber": "A-2"})));
     assert_eq!(status, 400, "only the documented fields change: {body}");
     assert_eq!(sim.records()[0].quantity, 12.0, "a refused change changes nothing");
 
-    let (status, _, _) = raw_request(&sim, reqwest::Method::POST, "/sim/process", None);
+    let (status, _, _) = sim.request(reqwest::Method::POST, "/sim/process", None);
     assert_eq!(status, 200);
-    let (status, _, body) = raw_request(&sim, reqwest::Method::PUT, &path, Some(json!({"Quantity": 15})));
+    let (status, _, body) = sim.request(reqwest::Method::PUT, &path, Some(json!({"Quantity": 15})));
     assert_eq!(status, 400, "processed usage is part of an invoice: {body}");
-    let (status, _, body) = raw_request(&sim, reqwest::Method::DELETE, &path, None);
+    let (status, _, body) = sim.request(reqwest::Method::DELETE, &path, None);
     assert_eq!(status, 400, "{body}");
     assert_eq!(sim.records()[0].quantity, 12.0);
     assert_eq!(sim.records()[0].status, "Processed");

@@ -230,6 +230,79 @@ async fn locate_usage(
         .collect())
 }
 
+/// A page of ZOQL usage records as a batch of [`holdings_schema`](crate::destination::holdings_schema):
+/// each field as the text Zuora gave (a number as JSON prints it), null where Zuora left the
+/// field out (it leaves out fields whose value is null).
+fn holdings_batch(records: &[Value]) -> Result<RecordBatch> {
+    let fields = [
+        "Id",
+        "AccountNumber",
+        "UOM",
+        "StartDateTime",
+        "Quantity",
+        "RbeStatus",
+        "UniqueKey",
+        "ImportId",
+    ];
+    let columns: Vec<arrow::array::ArrayRef> = fields
+        .iter()
+        .map(|field| {
+            let values = records.iter().map(|r| match r.get(*field) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(text)) => Some(text.clone()),
+                Some(other) => Some(other.to_string()),
+            });
+            Arc::new(arrow::array::StringArray::from_iter(values)) as arrow::array::ArrayRef
+        })
+        .collect();
+    RecordBatch::try_new(crate::destination::holdings_schema(), columns).map_err(|source| ConnectorError::Convert {
+        destination: "zuora".into(),
+        column: "usage records read back".into(),
+        source,
+    })
+}
+
+/// Reads the usage records `query` selects, page by page, into `sink`; `UniqueKey` is read
+/// where the tenant has it (asked once; a refusal of the field reads again without it).
+async fn read_holdings(
+    service: &ZuoraService,
+    query: &crate::destination::HoldingsQuery,
+    sink: &mut crate::destination::HoldingsSink<'_>,
+) -> Result<crate::destination::Holdings> {
+    use crate::destination::{Holdings, HoldingsQuery};
+    let texts = |unique_key: bool| match query {
+        HoldingsQuery::Period { from, to } => vec![zoql::usage_in_period(from, to, unique_key)],
+        HoldingsQuery::Ids(ids) => zoql::usage_holdings_by_id(ids, unique_key),
+    };
+    let mut unique_key = true;
+    let mut queries = texts(true);
+    let mut at = 0;
+    while at < queries.len() {
+        let refused = zoql::pages(service, &queries[at], &mut |page| Ok(sink(holdings_batch(&page)?)?)).await?;
+        match refused {
+            None => at += 1,
+            Some(field) if unique_key && at == 0 && field.ends_with("UniqueKey") => {
+                tracing::info!(destination = %service.destination(), %field, "this Zuora tenant has no UniqueKey on usage; records are matched by id and by their values");
+                unique_key = false;
+                queries = texts(false);
+            }
+            Some(field) => {
+                return Err(ConnectorError::Api {
+                    destination: service.destination().to_string(),
+                    method: "POST".into(),
+                    url: format!("{}/v1/action/query", service.base_url()),
+                    status: 400,
+                    code: "INVALID_FIELD".into(),
+                    message: format!("Zuora refused `{field}` in `{}`", queries[at]),
+                });
+            }
+        }
+    }
+    Ok(Holdings::Read {
+        unique_keys: unique_key,
+    })
+}
+
 #[async_trait]
 impl Destination for ZuoraDestination {
     fn kind(&self) -> &'static str {
@@ -414,6 +487,14 @@ impl Destination for ZuoraDestination {
 
     async fn locate(&self, rows: &[crate::destination::Locate]) -> Result<Vec<crate::destination::Located>> {
         locate_usage(&self.service("dinmo-correct")?, &self.name, rows).await
+    }
+
+    async fn holdings(
+        &self,
+        query: &crate::destination::HoldingsQuery,
+        sink: &mut crate::destination::HoldingsSink<'_>,
+    ) -> Result<crate::destination::Holdings> {
+        read_holdings(&self.service("dinmo-reconcile")?, query, sink).await
     }
 
     async fn update_record(&self, record: &str, batch: &RecordBatch) -> Result<std::result::Result<(), String>> {

@@ -88,25 +88,45 @@ pub enum Answer {
 /// Runs `query` and follows `queryLocator` to the last page. A read: it carries no
 /// Idempotency-Key (a replayed answer could be stale) and is safe to retry.
 pub async fn query(service: &ZuoraService, query: &str) -> Result<Answer> {
+    let mut records = Vec::new();
+    let answer = pages(service, query, &mut |page| {
+        records.extend(page);
+        Ok(())
+    })
+    .await?;
+    Ok(match answer {
+        Some(field) => Answer::InvalidField(field),
+        None => Answer::Records(records),
+    })
+}
+
+/// Runs `query`, handing each page's records to `each` as it arrives (at most 2,000 at a
+/// time), to the last page. `Some(field)` when Zuora refused a field of the query as invalid.
+pub async fn pages(
+    service: &ZuoraService,
+    query: &str,
+    each: &mut (dyn FnMut(Vec<Value>) -> Result<()> + Send),
+) -> Result<Option<String>> {
     let mut request = ApiRequest::new(reqwest::Method::POST, "/v1/action/query");
     request.body = RequestBody::json(&json!({ "queryString": query }));
     request.read_only = true;
-    let mut records = Vec::new();
+    let mut read = 0usize;
     loop {
         let response = service.call(&request).await?;
         if !response.succeeded() {
             if let Some(field) = invalid_query_field(&response.body) {
-                return Ok(Answer::InvalidField(field));
+                return Ok(Some(field));
             }
             return Err(service.api_error(&request, &response));
         }
         if let Some(page) = response.body.get("records").and_then(Value::as_array) {
-            records.extend(page.iter().cloned());
+            read += page.len();
+            each(page.clone())?;
         }
         let done = response.body.get("done").and_then(Value::as_bool).unwrap_or(true);
         let locator = response.body.get("queryLocator").and_then(Value::as_str);
         match (done, locator) {
-            (true, _) => return Ok(Answer::Records(records)),
+            (true, _) => return Ok(None),
             (false, Some(locator)) if !locator.is_empty() => {
                 request = ApiRequest::new(reqwest::Method::POST, "/v1/action/queryMore");
                 request.body = RequestBody::json(&json!({ "queryLocator": locator }));
@@ -120,13 +140,48 @@ pub async fn query(service: &ZuoraService, query: &str) -> Result<Answer> {
                     status: response.status,
                     code: "no_query_locator".into(),
                     message: format!(
-                        "the answer says more records follow (done: false) but has no queryLocator; {} record(s) read",
-                        records.len()
+                        "the answer says more records follow (done: false) but has no queryLocator; {read} record(s) read"
                     ),
                 });
             }
         }
     }
+}
+
+/// The fields `dinmo reconcile` reads of each usage record; `UniqueKey` only where the tenant
+/// has it.
+fn holding_fields(unique_key: bool) -> &'static str {
+    match unique_key {
+        true => "Id, AccountNumber, UOM, Quantity, StartDateTime, RbeStatus, ImportId, UniqueKey",
+        false => "Id, AccountNumber, UOM, Quantity, StartDateTime, RbeStatus, ImportId",
+    }
+}
+
+/// Every usage record starting on or after `from` and before `to` (dates, `YYYY-MM-DD`),
+/// whoever sent it: one query, read page by page. Zuora reads a date-time literal without
+/// an offset in the tenant's time zone, so the caller widens the period by a day on each side
+/// and filters by date itself.
+pub fn usage_in_period(from: &str, to: &str, unique_key: bool) -> String {
+    format!(
+        "select {} from Usage where StartDateTime >= {} and StartDateTime < {}",
+        holding_fields(unique_key),
+        literal(&format!("{from}T00:00:00")),
+        literal(&format!("{to}T00:00:00")),
+    )
+}
+
+/// The usage records with these ids, one query per at most [`MAX_CONDITIONS`] ids.
+pub fn usage_holdings_by_id(ids: &[String], unique_key: bool) -> Vec<String> {
+    ids.chunks(MAX_CONDITIONS)
+        .map(|chunk| {
+            let conditions = chunk
+                .iter()
+                .map(|id| format!("Id = {}", literal(id)))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            format!("select {} from Usage where {conditions}", holding_fields(unique_key))
+        })
+        .collect()
 }
 
 /// Runs a query dinmo relies on: an invalid field is an error naming it.
@@ -162,6 +217,10 @@ pub fn every_query() -> Vec<String> {
     all.extend(usage_by_unique_key(&keys));
     all.extend(usage_by_id(&keys));
     all.extend(usage_by_id_without_unique_key(&keys));
+    for unique_key in [true, false] {
+        all.push(usage_in_period("2026-01-01", "2026-02-01", unique_key));
+        all.extend(usage_holdings_by_id(&keys, unique_key));
+    }
     all
 }
 

@@ -2,10 +2,11 @@
 //! ([`layout`]), a mapped batch converted to per-row cells and verdicts ([`prepare`]), and the
 //! usage import file encoding ([`encoder`]), which `zuora_file` writes to a folder and `zuora`
 //! uploads to the usage import API; and the acknowledgement queue of the file writers
-//! ([`ack`]).
+//! ([`ack`]); a usage export downloaded from Zuora, read back for reconcile ([`export`]).
 
 pub mod ack;
 pub mod encoder;
+pub mod export;
 pub mod layout;
 pub(crate) mod prepare;
 

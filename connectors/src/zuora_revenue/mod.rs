@@ -145,6 +145,20 @@ impl Destination for ZuoraRevenueDestination {
 
     /// Each upload is journalled before it is sent; one whose answer never came is settled by
     /// hand through its journal record.
+    /// Revenue's integration API uploads files and answers for each upload (its status and
+    /// the rows it refused, which every run records); it documents no read of what it staged
+    /// or turned into transaction lines, so nothing can be compared there (docs/zuora.md,
+    /// "Zuora Revenue").
+    async fn holdings(
+        &self,
+        _query: &crate::destination::HoldingsQuery,
+        _sink: &mut crate::destination::HoldingsSink<'_>,
+    ) -> Result<crate::destination::Holdings> {
+        Ok(crate::destination::Holdings::Unreadable(
+            "Zuora Revenue's API documents no read of the lines it staged (only each upload's status and refused rows, which every run records); check staged lines in Revenue's own reports".into(),
+        ))
+    }
+
     async fn resolve_undecided(
         &self,
         journal: crate::destination::OutputLocation,

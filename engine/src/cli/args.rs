@@ -111,6 +111,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Send exactly the rows of a saved plan (`plan --out`), if no sync's state moved since.
     Apply(ApplyArgs),
+    /// Compare what each sync delivered, what its model says now and what Zuora holds now,
+    /// and show every difference (exit 4 when there are some).
+    Reconcile(ReconcileArgs),
     /// Check, repair or rebuild the state location.
     #[command(subcommand)]
     State(StateCommand),
@@ -127,6 +130,54 @@ pub struct ApplyArgs {
     /// Wait up to SECONDS (default 3600) for another run's lock instead of failing at once.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "3600")]
     pub wait: Option<u64>,
+}
+
+/// `dinmo reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Which models and syncs.
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    /// The first usage date compared (YYYY-MM-DD, inclusive). Default: the earliest date
+    /// delivered.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub from: Option<chrono::NaiveDate>,
+    /// The last usage date compared (YYYY-MM-DD, inclusive). Default: the latest date
+    /// delivered.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only the rows each sync's last N runs delivered (and Zuora's records of their dates).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub last_runs: Option<u64>,
+    /// Compare with this usage export downloaded from Zuora (CSV of the Usage data source)
+    /// instead of reading Zuora's API: how `zuora_file` syncs learn which files were never
+    /// uploaded.
+    #[arg(long, value_name = "FILE")]
+    pub zuora_export: Option<PathBuf>,
+    /// Report format on stdout.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Write every differing row, with its sync and class, to this file (`.csv` or `.parquet`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Repair what is safe to: `missing` returns the rows Zuora no longer holds to "new", so
+    /// the next run sends them again. Nothing is ever deleted in Zuora.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub repair: Option<RepairArg>,
+    /// With --repair: wait up to SECONDS (default 3600) for another run's lock.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "3600")]
+    pub wait: Option<u64>,
+}
+
+/// What `reconcile --repair` repairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RepairArg {
+    /// Rows delivered that Zuora no longer holds return to "new".
+    Missing,
+}
+
+fn parse_date(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date (YYYY-MM-DD)"))
 }
 
 /// `dinmo state …`.

@@ -28,6 +28,14 @@ pub enum DinmoError {
     #[error("{0}")]
     Config(ConfigReport),
 
+    /// A command-line value the command cannot use (checked before anything is read).
+    #[error("{flag} {value:?}: expected {expected}")]
+    Argument {
+        flag: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+
     /// A selector matched nothing, or is malformed.
     #[error("selector `{selector}`: {message}")]
     Selector { selector: String, message: String },
@@ -290,6 +298,10 @@ pub enum DinmoError {
     /// The state moved since a saved plan was made.
     #[error("sync `{sync}`: the state moved since the plan was made ({message}); nothing was sent. Make a new plan")]
     StalePlan { sync: SyncId, message: String },
+
+    /// `dinmo reconcile` cannot compare a sync as asked.
+    #[error("sync `{sync}`: cannot reconcile: {message}")]
+    Reconcile { sync: SyncId, message: String },
 
     /// No run with this id.
     #[error("no run `{run}` in {state}")]

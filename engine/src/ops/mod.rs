@@ -6,6 +6,7 @@
 //! - `plan`, `run` and `run --dry-run` are a [`RunOp`], which can save the plan;
 //! - `apply`, sending a saved plan's rows, is an [`ApplyOp`];
 //! - `rollback` is a [`RollbackOp`];
+//! - `reconcile` is a [`ReconcileOp`];
 //! - `state verify | resolve-pending | resolve-held | rebuild | compact | unlock` are a
 //!   [`VerifyOp`], [`ResolvePendingOp`], [`ResolveHeldOp`], [`RebuildOp`], [`CompactOp`] and
 //!   [`UnlockOp`];
@@ -67,6 +68,7 @@ mod apply;
 mod held;
 mod history;
 mod project;
+mod reconcile;
 mod rollback;
 mod run;
 mod state;
@@ -76,6 +78,9 @@ pub use apply::ApplyOp;
 pub use held::{HeldDecision, ResolveHeldOp, ResolvedHeld};
 pub use history::{ExportedRows, RowsFormat, RunHistory};
 pub use project::{Selector, artifact_dir, config_schema, open_project, parse_byte_size};
+pub use reconcile::{
+    AccountTotal, Class, ClassCount, Compared, HeldSource, ReconcileOp, ReconcileReport, ReconciledSync, RepairScope,
+};
 pub use rollback::{RollbackOp, RollbackReport, RolledBack};
 pub use run::RunOp;
 pub use state::{
@@ -91,6 +96,7 @@ pub use crate::state::SourceVersion;
 pub use crate::state::{Compaction, Counts, LockStatus, Outcome, PartInfo, RunManifest, Unlocked};
 pub use crate::sync::changes::{ChangeSample, ChangeSummary};
 pub use crate::sync::gone::GoneSummary;
+pub use crate::sync::reconcile::{Period, SyncReconciliation};
 pub use crate::sync::report::{RejectionSummary, RunReport, SyncReport};
 pub use dinmo_connectors::ids::optional_timestamp;
 pub use dinmo_connectors::{RunId, SyncId, Timestamp};

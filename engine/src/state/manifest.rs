@@ -69,6 +69,10 @@ pub struct RunManifest {
     /// Set by `dinmo rollback`: what was deleted from the destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Rollback>,
+    /// Set by `dinmo reconcile --repair missing`: rows of this run returned to "new" because
+    /// the destination no longer held them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repairs: Vec<Repair>,
 }
 
 /// The version of a versioned source (a Delta Lake table) that a model read.
@@ -95,6 +99,17 @@ pub struct Rollback {
     pub deleted_rows: u64,
     /// Destination ids the destination would not delete, with its reason.
     pub not_deleted: Vec<String>,
+}
+
+/// What `dinmo reconcile --repair missing` did to a run's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    /// RFC 3339.
+    pub at: Timestamp,
+    /// Rows returned to "new".
+    pub rows: u64,
+    /// Why, in words (what reconcile found).
+    pub reason: String,
 }
 
 /// Row counts of one sync in one run.
@@ -261,6 +276,7 @@ impl RunManifest {
             outcome: Outcome::NothingToSend,
             error: None,
             rollback: None,
+            repairs: Vec::new(),
         }
     }
 

@@ -14,8 +14,8 @@ pub mod values;
 pub use checkpoint::{AUTO_COMPACT_RUNS, Checkpoint, Compaction};
 pub use lock::{LeaseWatch, LockHolder, LockStatus, LockTerms, SyncLocks, Unlocked};
 pub use manifest::{
-    Counts, KeyEncoding, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Rollback, RunManifest, RunStamp, SourceVersion,
-    SyncIdentity,
+    Counts, KeyEncoding, MANIFEST_FORMAT_VERSION, Outcome, PartInfo, Repair, Rollback, RunManifest, RunStamp,
+    SourceVersion, SyncIdentity,
 };
 pub use parts::{
     DESTINATION_ID_COLUMN, LocalPartWriter, PartFeed, RUN_ID_COLUMN, key_part_schema, key_type, key_value_part_schema,

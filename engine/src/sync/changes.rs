@@ -69,7 +69,7 @@ impl CorrectionKind {
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         Some(match text {
             "difference" => CorrectionKind::Difference,
             "update" => CorrectionKind::Update,

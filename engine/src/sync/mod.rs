@@ -11,6 +11,7 @@ pub mod corrections;
 pub mod delivery;
 pub mod gone;
 pub mod progress;
+pub mod reconcile;
 pub mod recovery;
 pub mod report;
 pub mod run;

@@ -289,6 +289,18 @@ impl<'r> PreparedSync<'r> {
     }
 }
 
+/// What a sync's model says against its snapshot ([`DiffedSync::into_model_diff`]).
+#[derive(Debug)]
+pub struct ModelDiff {
+    /// Local Parquet file of the rows whose key the snapshot lacks (may not exist: none).
+    pub new_rows: PathBuf,
+    /// Local Parquet file of the rows whose values changed since they were sent (may not
+    /// exist: none).
+    pub changed_rows: PathBuf,
+    /// The keys of the snapshot's rows the model no longer produces.
+    pub gone: Vec<u128>,
+}
+
 /// A diffed sync, or the report of one that stopped.
 pub type Diffed<'r> = std::result::Result<DiffedSync<'r>, SyncReport>;
 
@@ -305,6 +317,17 @@ pub struct DiffedSync<'r> {
 }
 
 impl DiffedSync<'_> {
+    /// What the model says against the snapshot, without acting on it (`dinmo reconcile`):
+    /// the new rows and the changed rows (each in its local file, with its row key) and the
+    /// keys of the gone rows.
+    pub fn into_model_diff(self) -> ModelDiff {
+        ModelDiff {
+            new_rows: self.files.pending,
+            changed_rows: self.files.changed,
+            gone: self.diff.gone,
+        }
+    }
+
     /// The guard, then a plan's rule check or the send. A destination that cannot be reached
     /// fails only its own syncs.
     pub async fn finish(self, connections: &Connections, model_rows: u64) -> Result<SyncReport> {

@@ -6,6 +6,7 @@ mod apply;
 mod finish;
 mod history;
 mod init;
+mod reconcile;
 mod rollback;
 mod schema;
 mod selected;
@@ -37,6 +38,7 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> Result<Status> {
         Command::Rollback(args) => rollback::rollback(global, &args, settings).await,
         Command::State(command) => state::state(global, command, settings).await,
         Command::Apply(args) => apply::apply(global, &args, settings).await,
+        Command::Reconcile(args) => reconcile::reconcile(global, &args, settings).await,
         Command::Init(args) => init::init(&args),
         Command::Schema(args) => schema::schema(&args),
         Command::Completions(_) => Ok(Status::Success),

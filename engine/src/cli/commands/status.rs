@@ -12,6 +12,8 @@ pub enum Status {
     /// Exit 3: the run finished but some rows were not delivered: the destination refused
     /// them, or they changed after they were sent and are held.
     Undelivered,
+    /// Exit 4: `reconcile` found differences between the warehouse, the state and Zuora.
+    Differences,
 }
 
 impl Status {
@@ -21,6 +23,7 @@ impl Status {
             Status::Success => 0,
             Status::RowsToSend => 2,
             Status::Undelivered => 3,
+            Status::Differences => 4,
         }
     }
 

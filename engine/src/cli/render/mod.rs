@@ -1,4 +1,6 @@
-//! The report of a plan or run, on stdout as text or JSON.
+//! The report of a plan or run, on stdout as text or JSON; [`reconcile`]'s report.
+
+pub mod reconcile;
 
 use crate::cli::{OutputFormat, PlanFormat};
 use crate::ops::{RunReport, SyncReport};

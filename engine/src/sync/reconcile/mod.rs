@@ -1,0 +1,503 @@
+//! `dinmo reconcile` for one sync: the model's rows now, the sync's snapshot (what dinmo
+//! delivered) and what the destination holds now, compared, every row put in one
+//! [`Class`].
+//!
+//! Three local files meet in DataFusion, so nothing is held in memory row by row: the
+//! *expected records* ([`expected`]), the destination's *holdings* (read page by page into a
+//! Parquet file, [`holdings`]) and the model's new and changed rows and gone keys (the diff of
+//! a plan). Delivered records are matched to held ones by record id, then by the key they
+//! were sent with (Zuora's `UniqueKey`), then, for records dinmo knows no id of (rows of an
+//! import or a usage file on a tenant without `UniqueKey`), by their values, one held record
+//! for one delivered. The comparison is written to one Parquet file, from which the report's
+//! totals, counts and samples are read ([`compare`]).
+
+pub mod compare;
+pub mod expected;
+pub mod holdings;
+pub mod repair;
+
+use serde::Serialize;
+
+/// Where a row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// Delivered, held by the destination as delivered, and the model still says so.
+    Equal,
+    /// Delivered, and the destination does not hold it (deleted, or a file never uploaded).
+    Missing,
+    /// Delivered and held, but with another account, unit, date or quantity (edited by hand).
+    Different,
+    /// Held by the destination for the same accounts, units and period, never sent by this
+    /// sync (another pipeline, a manual upload). Reported, never touched.
+    Extra,
+    /// Delivered and held as delivered, but the model's values changed since.
+    Changed,
+    /// Delivered and held, but the model no longer produces the row.
+    Gone,
+    /// In the model, never delivered (the next run sends it).
+    New,
+    /// Delivered, and the destination cannot be read back to tell (Zuora Revenue).
+    Unverified,
+}
+
+impl Class {
+    /// Every class, in the order reports list them.
+    pub const ALL: [Class; 8] = [
+        Class::Equal,
+        Class::Missing,
+        Class::Different,
+        Class::Extra,
+        Class::Changed,
+        Class::Gone,
+        Class::New,
+        Class::Unverified,
+    ];
+
+    /// The name in reports and in the `class` column of `--out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Equal => "equal",
+            Class::Missing => "missing",
+            Class::Different => "different",
+            Class::Extra => "extra",
+            Class::Changed => "changed",
+            Class::Gone => "gone",
+            Class::New => "new",
+            Class::Unverified => "unverified",
+        }
+    }
+
+    /// The class named `name`.
+    pub fn parse(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Whether a row of this class is a difference between the warehouse and the destination
+    /// (what makes `reconcile` exit 4).
+    pub fn is_difference(self) -> bool {
+        !matches!(self, Class::Equal | Class::Unverified)
+    }
+}
+
+/// The usage dates reconciled: both ends inclusive, `YYYY-MM-DD`; `None` is open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Period {
+    /// The first day.
+    pub from: Option<chrono::NaiveDate>,
+    /// The last day.
+    pub to: Option<chrono::NaiveDate>,
+}
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use datafusion::prelude::SessionContext;
+use dinmo_connectors::{Destination, Holdings, HoldingsQuery, SyncId};
+use futures::StreamExt;
+
+use crate::error::{DinmoError, Result};
+use crate::state::{RunManifest, StateStore};
+use crate::sync::run::ModelDiff;
+pub use compare::{COLUMNS, Compared};
+
+/// Ids of delivered records looked up at a time when the period's read did not find them.
+const ID_LOOKUP_CHUNK: usize = 10_000;
+
+/// Rows of each class listed in a report.
+pub const SAMPLE_ROWS: usize = 20;
+
+/// Accounts and units listed in a report's totals.
+pub const TOTAL_ROWS: usize = 500;
+
+/// Where the destination's side came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum HeldSource {
+    /// The destination's API, for these dates (`YYYY-MM-DD`, inclusive).
+    Api {
+        from: Option<String>,
+        to: Option<String>,
+        records_read: u64,
+        unique_keys: bool,
+    },
+    /// A usage export a person downloaded.
+    Export {
+        file: String,
+        records_read: u64,
+        unique_keys: bool,
+    },
+    /// It cannot be read back; why.
+    Unreadable { reason: String },
+}
+
+/// Rows of one class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassCount {
+    pub class: Class,
+    pub rows: u64,
+    /// Sum of the quantities delivered (none for extra and new rows).
+    pub delivered_quantity: Option<String>,
+    /// Sum of the quantities held.
+    pub zuora_quantity: Option<String>,
+}
+
+/// Quantities of one account and unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountTotal {
+    pub account: Option<String>,
+    pub unit: Option<String>,
+    /// Delivered by dinmo.
+    pub delivered: Option<String>,
+    /// Held by the destination (matched and extra records).
+    pub in_zuora: Option<String>,
+    /// What the model says now (delivered rows as the model has them, and new rows).
+    pub in_warehouse: Option<String>,
+    /// Rows of this account and unit in a class other than `equal`.
+    pub differing_rows: u64,
+}
+
+/// What reconciling one sync found.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReconciliation {
+    pub sync_id: SyncId,
+    pub destination: String,
+    pub destination_type: String,
+    /// The dates reconciled (`YYYY-MM-DD`, inclusive; none: every date).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The runs reconciled (`--last-runs`), oldest first; empty: every run.
+    pub runs: Vec<String>,
+    /// Where the destination's side came from.
+    pub held: HeldSource,
+    /// Every class, with its rows (zero included).
+    pub classes: Vec<ClassCount>,
+    /// The records found in the destination by status (`Pending`, `Processed`).
+    pub statuses: Vec<(String, u64)>,
+    /// Quantities by account and unit, differing ones first (at most [`TOTAL_ROWS`]).
+    pub totals: Vec<AccountTotal>,
+    /// Up to [`SAMPLE_ROWS`] rows of each class other than `equal`.
+    pub samples: Vec<Compared>,
+    /// Missing rows whose every record is missing: what `--repair missing` returns to new.
+    pub repairable: Vec<String>,
+    /// Missing rows `--repair missing` leaves (some of their records are held), and why.
+    pub not_repairable: u64,
+    /// Seconds it took.
+    pub seconds: f64,
+    /// The comparison, row by row (local file, removed with the command's staging folder).
+    #[serde(skip)]
+    pub compared: PathBuf,
+}
+
+impl SyncReconciliation {
+    /// Rows of `class`.
+    pub fn rows(&self, class: Class) -> u64 {
+        self.classes.iter().find(|c| c.class == class).map_or(0, |c| c.rows)
+    }
+
+    /// Rows that differ.
+    pub fn differences(&self) -> u64 {
+        self.classes
+            .iter()
+            .filter(|c| c.class.is_difference())
+            .map(|c| c.rows)
+            .sum()
+    }
+}
+
+/// One sync to reconcile.
+#[derive(Debug)]
+pub struct Reconciling<'a> {
+    pub sync_id: &'a SyncId,
+    pub destination_name: &'a str,
+    pub destination: &'a dyn Destination,
+    pub state: &'a StateStore,
+    /// Every manifest of the sync, oldest first.
+    pub manifests: &'a [RunManifest],
+    /// Only the rows delivered by the last this many runs.
+    pub last_runs: Option<usize>,
+    pub period: Period,
+    /// A usage export to read instead of the destination's API.
+    pub export: Option<&'a Path>,
+    pub model: ModelDiff,
+    /// A local folder of this sync's own.
+    pub work: PathBuf,
+}
+
+/// Reconciles one sync (see the module documentation).
+pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Result<SyncReconciliation> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&job.work).map_err(DinmoError::io(&job.work))?;
+    let roles = job.destination.roles();
+    let runs: &[RunManifest] = match job.last_runs {
+        Some(n) => &job.manifests[job.manifests.len().saturating_sub(n)..],
+        None => job.manifests,
+    };
+    let ids = match job.destination.kind() {
+        "zuora" => expected::RecordIds::Records,
+        _ => expected::RecordIds::Carriers,
+    };
+    let expected_path = job.work.join("expected.parquet");
+    let found = expected::write(ctx, job.state, runs, job.manifests, &roles, ids, &expected_path).await?;
+
+    // The dates read from the destination: the period asked for, else the delivered rows'.
+    let period = job.period.clone();
+    let from = period.from.map(|d| d.to_string()).or(found.first_day.clone());
+    let to = period.to.map(|d| d.to_string()).or(found.last_day.clone());
+    let held_path = job.work.join("held.parquet");
+    let by_id_path = job.work.join("held_by_id.parquet");
+    holdings::empty(&by_id_path)?;
+    let held = match job.export {
+        Some(export) => {
+            let (unique_keys, records_read) = holdings::read_export(job.sync_id, export, &held_path)?;
+            HeldSource::Export {
+                file: export.display().to_string(),
+                records_read,
+                unique_keys,
+            }
+        }
+        None => match (&from, &to) {
+            (Some(first), Some(last)) => {
+                let query = HoldingsQuery::Period {
+                    from: shift(job.sync_id, first, -1)?,
+                    to: shift(job.sync_id, last, 2)?,
+                };
+                match holdings::read(job.sync_id, job.destination, &query, &held_path).await? {
+                    (Holdings::Read { unique_keys }, records_read) => {
+                        let by_id = look_up_unmatched(ctx, &job, &expected_path, &held_path, &by_id_path).await?;
+                        HeldSource::Api {
+                            from: from.clone(),
+                            to: to.clone(),
+                            records_read: records_read + by_id,
+                            unique_keys,
+                        }
+                    }
+                    (Holdings::Unreadable(reason), _) => HeldSource::Unreadable { reason },
+                }
+            }
+            // Nothing delivered and no period: nothing to read.
+            _ => {
+                holdings::empty(&held_path)?;
+                match job
+                    .destination
+                    .holdings(&HoldingsQuery::Ids(Vec::new()), &mut |_| Ok(()))
+                    .await
+                {
+                    Ok(Holdings::Unreadable(reason)) => HeldSource::Unreadable { reason },
+                    _ => HeldSource::Api {
+                        from: None,
+                        to: None,
+                        records_read: 0,
+                        unique_keys: false,
+                    },
+                }
+            }
+        },
+    };
+    let readable = !matches!(held, HeldSource::Unreadable { .. });
+    if !held_path.exists() {
+        holdings::empty(&held_path)?;
+    }
+
+    let compare_ctx = SessionContext::new_with_config(ctx.copied_config());
+    let gone = job.model.gone.iter().map(|k| format!("{k:032x}")).collect();
+    let inputs = compare::Inputs {
+        expected: &expected_path,
+        held: &[&held_path, &by_id_path],
+        readable,
+        new_rows: Some(job.model.new_rows.as_path()),
+        changed_rows: Some(job.model.changed_rows.as_path()),
+        gone,
+        roles,
+        period: period.clone(),
+        extra_period: Period {
+            from: from
+                .as_deref()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+            to: to
+                .as_deref()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+        },
+    };
+    compare::register(&compare_ctx, &inputs).await?;
+    let compared = job.work.join("compared.parquet");
+    compare::materialise(&compare_ctx, &compared).await?;
+
+    let mut classes: Vec<ClassCount> = Class::ALL
+        .iter()
+        .map(|&class| ClassCount {
+            class,
+            rows: 0,
+            delivered_quantity: None,
+            zuora_quantity: None,
+        })
+        .collect();
+    for row in compare::texts(
+        &compare_ctx,
+        "select class, count(*), sum(delivered_quantity), sum(zuora_quantity) from compared group by class",
+    )
+    .await?
+    {
+        if let Some(class) = row[0].as_deref().and_then(Class::parse)
+            && let Some(slot) = classes.iter_mut().find(|c| c.class == class)
+        {
+            slot.rows = row[1].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0);
+            slot.delivered_quantity = row[2].clone();
+            slot.zuora_quantity = row[3].clone();
+        }
+    }
+    let statuses = compare::texts(
+        &compare_ctx,
+        "select zuora_status, count(*) from compared where zuora_status is not null group by zuora_status order by zuora_status",
+    )
+    .await?
+    .into_iter()
+    .filter_map(|row| Some((row[0].clone()?, row[1].as_deref()?.parse().ok()?)))
+    .collect();
+    let totals = compare::texts(
+        &compare_ctx,
+        &format!(
+            "select account, unit, sum(delivered_quantity), sum(zuora_quantity), \
+             sum(case when class in ('changed', 'new') then model_quantity when class in ('gone', 'extra') then 0 else delivered_quantity end), \
+             sum(case when class in ('equal', 'unverified') then 0 else 1 end) as differing \
+             from compared group by account, unit order by differing desc, account, unit limit {TOTAL_ROWS}"
+        ),
+    )
+    .await?
+    .into_iter()
+    .map(|row| AccountTotal {
+        account: row[0].clone(),
+        unit: row[1].clone(),
+        delivered: row[2].clone(),
+        in_zuora: row[3].clone(),
+        in_warehouse: row[4].clone(),
+        differing_rows: row[5].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0),
+    })
+    .collect();
+    let mut samples = Vec::new();
+    for class in Class::ALL.into_iter().filter(|c| c.is_difference()) {
+        samples.extend(compare::rows(&compare_ctx, &format!("class = '{}'", class.as_str()), SAMPLE_ROWS).await?);
+    }
+    // A row is repairable when every record delivered for it is missing.
+    let repairable: Vec<String> = compare::texts(
+        &compare_ctx,
+        "select row_key from compared where row_key is not null and class <> 'new' group by row_key \
+         having sum(case when class = 'missing' then 1 else 0 end) = count(*) order by row_key",
+    )
+    .await?
+    .into_iter()
+    .filter_map(|mut row| row.pop().flatten())
+    .collect();
+    let missing_rows = compare::texts(
+        &compare_ctx,
+        "select count(distinct row_key) from compared where class = 'missing'",
+    )
+    .await?
+    .first()
+    .and_then(|row| row[0].as_deref()?.parse::<u64>().ok())
+    .unwrap_or(0);
+    Ok(SyncReconciliation {
+        sync_id: job.sync_id.clone(),
+        destination: job.destination_name.to_string(),
+        destination_type: job.destination.kind().to_string(),
+        from,
+        to,
+        runs: match job.last_runs {
+            Some(_) => runs.iter().map(|m| m.run_id.to_string()).collect(),
+            None => Vec::new(),
+        },
+        held,
+        classes,
+        statuses,
+        totals,
+        samples,
+        not_repairable: missing_rows.saturating_sub(repairable.len() as u64),
+        repairable,
+        seconds: started.elapsed().as_secs_f64(),
+        compared,
+    })
+}
+
+/// `day` (`YYYY-MM-DD`) moved by `days`.
+fn shift(sync: &SyncId, day: &str, days: i64) -> Result<String> {
+    let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| DinmoError::Reconcile {
+        sync: sync.clone(),
+        message: format!(
+            "a delivered row's usage date starts `{day}`, not a date (YYYY-MM-DD); give the dates to read with --from and --to"
+        ),
+    })?;
+    Ok((date + chrono::Duration::days(days)).to_string())
+}
+
+/// Reads by id the delivered records the period's read did not find (moved to another date,
+/// or deleted), into `by_id`; how many were found.
+async fn look_up_unmatched(
+    ctx: &SessionContext,
+    job: &Reconciling<'_>,
+    expected: &Path,
+    held: &Path,
+    by_id: &Path,
+) -> Result<u64> {
+    let lookup = SessionContext::new_with_config(ctx.copied_config());
+    let context = "finding the delivered records the period's read did not find";
+    lookup
+        .register_parquet("e", expected.display().to_string(), Default::default())
+        .await
+        .map_err(DinmoError::engine(context))?;
+    lookup
+        .register_parquet("h", held.display().to_string(), Default::default())
+        .await
+        .map_err(DinmoError::engine(context))?;
+    let mut stream = lookup
+        .sql("select distinct record_id from e where record_id is not null and record_id not in (select id from h where id is not null)")
+        .await
+        .map_err(DinmoError::engine(context))?
+        .execute_stream()
+        .await
+        .map_err(DinmoError::engine(context))?;
+    let mut ids: Vec<String> = Vec::new();
+    let mut chunks: Vec<PathBuf> = Vec::new();
+    let mut found = 0;
+    let mut read = async |ids: Vec<String>, chunks: &mut Vec<PathBuf>| -> Result<()> {
+        let path = job.work.join(format!("held_by_id_{}.parquet", chunks.len()));
+        let (_, rows) = holdings::read(job.sync_id, job.destination, &HoldingsQuery::Ids(ids), &path).await?;
+        found += rows;
+        chunks.push(path);
+        Ok(())
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(DinmoError::engine(context))?;
+        let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(DinmoError::arrow(context))?;
+        ids.extend(
+            arrow::array::AsArray::as_string::<i32>(&column)
+                .iter()
+                .flatten()
+                .map(str::to_string),
+        );
+        if ids.len() >= ID_LOOKUP_CHUNK {
+            read(std::mem::take(&mut ids), &mut chunks).await?;
+        }
+    }
+    if !ids.is_empty() {
+        read(ids, &mut chunks).await?;
+    }
+    // One file of every record found by id.
+    if !chunks.is_empty() {
+        let merge = SessionContext::new_with_config(ctx.copied_config());
+        let urls: Vec<String> = chunks.iter().map(|p| p.display().to_string()).collect();
+        let frame = merge
+            .read_parquet(urls, Default::default())
+            .await
+            .map_err(DinmoError::engine(context))?;
+        frame
+            .write_parquet(
+                &by_id.display().to_string(),
+                datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
+                None,
+            )
+            .await
+            .map_err(DinmoError::engine(context))?;
+    }
+    Ok(found)
+}

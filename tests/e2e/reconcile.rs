@@ -1,0 +1,380 @@
+//! `dinmo reconcile`: what each sync delivered, what its model says now and what Zuora holds
+//! now, compared, through the real binary against the simulators. Zuora is changed behind
+//! dinmo's back through its own API, as a person in the UI or another pipeline would: records
+//! deleted, edited, added, and processed by a bill run.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use zuora_sim::SimConfig;
+
+use crate::support::*;
+use crate::zuora::{Sim, export, run_against, zuora_project};
+
+/// The exit code of `reconcile` when it found differences.
+const DIFFERENCES: i32 = 4;
+
+/// `count` rows on one day, one account each (A00000001…), unit API_CALL, quantity 10 + i.
+fn day_rows(count: usize) -> Vec<(String, String, i64)> {
+    (0..count)
+        .map(|i| (format!("A{:08}", 1 + i), "API_CALL".to_string(), 10 + i as i64))
+        .collect()
+}
+
+/// `reconcile ARGS --format json`, its exit code and report.
+fn reconcile(project: &TestProject, sim: &Sim, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["reconcile", "--format", "json"];
+    all.extend_from_slice(args);
+    let output = run_against(project, sim, &all);
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)));
+    (code(&output), report)
+}
+
+/// Rows of each class in the first sync of a JSON report, by class name.
+fn classes(report: &Value) -> std::collections::BTreeMap<String, u64> {
+    report["syncs"][0]["classes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report:#}"))
+        .iter()
+        .map(|c| (c["class"].as_str().unwrap().to_string(), c["rows"].as_u64().unwrap()))
+        .filter(|(_, rows)| *rows > 0)
+        .collect()
+}
+
+fn expect(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+}
+
+/// The id of the simulator's record of `account`.
+fn record_of(sim: &Sim, account: &str) -> String {
+    sim.records()
+        .iter()
+        .find(|r| r.account_number == account)
+        .unwrap_or_else(|| panic!("no record of {account}"))
+        .id
+        .clone()
+}
+
+/// Checks the exit code and that stdout says each of `needles`; stdout.
+fn prints(output: &std::process::Output, expected: i32, needles: &[&str]) -> String {
+    exits(output, expected);
+    let out = stdout(output);
+    for needle in needles {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{}", describe(output));
+    }
+    out
+}
+
+/// Changes Zuora as a person or another pipeline would: through its API.
+fn behind_dinmos_back(sim: &Sim, method: Method, path: &str, body: Option<Value>) {
+    let (status, _, answer) = sim.request(method.clone(), path, body);
+    assert_eq!(status, 200, "{method} {path}: {answer}");
+}
+
+#[test]
+fn every_class_is_found_when_zuora_and_the_warehouse_move_after_a_run() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-01-05", &day_rows(6));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    assert_eq!(sim.records().len(), 6);
+
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!((status, classes(&report)), (0, expect(&[("equal", 6)])), "{report:#}");
+
+    // Zuora moves: one record deleted, one edited, one added by someone else, then a bill run.
+    behind_dinmos_back(
+        &sim,
+        Method::DELETE,
+        &format!("/v1/object/usage/{}", record_of(&sim, "A00000001")),
+        None,
+    );
+    behind_dinmos_back(
+        &sim,
+        Method::PUT,
+        &format!("/v1/object/usage/{}", record_of(&sim, "A00000002")),
+        Some(json!({"Quantity": 999})),
+    );
+    behind_dinmos_back(
+        &sim,
+        Method::POST,
+        "/v1/object/usage",
+        Some(
+            json!({"AccountNumber": "A00000003", "UOM": "API_CALL", "Quantity": 7, "StartDateTime": "2026-01-05T12:00:00"}),
+        ),
+    );
+    behind_dinmos_back(&sim, Method::POST, "/sim/process", None);
+    // The warehouse moves: a late event restates one row, one row is gone, one is new.
+    let mut rows = day_rows(6);
+    rows[3].2 = 500;
+    rows.remove(4);
+    rows.push(("A00000011".into(), "API_CALL".into(), 1));
+    export(&project, "2026-01-05", &rows);
+
+    let out = project.path().join("differences.csv");
+    let out_arg = out.display().to_string();
+    let (status, report) = reconcile(&project, &sim, &["--out", &out_arg]);
+    assert_eq!(status, DIFFERENCES, "{report:#}");
+    assert_eq!(
+        classes(&report),
+        expect(&[
+            ("equal", 2),
+            ("missing", 1),
+            ("different", 1),
+            ("extra", 1),
+            ("changed", 1),
+            ("gone", 1),
+            ("new", 1)
+        ]),
+        "{report:#}"
+    );
+    // Every record found was processed by the bill run: five of dinmo's and the extra one.
+    assert_eq!(report["syncs"][0]["statuses"], json!([["Processed", 6]]), "{report:#}");
+    let samples = report["syncs"][0]["samples"].as_array().unwrap();
+    let sample = |class: &str| {
+        samples
+            .iter()
+            .find(|s| s["class"] == class)
+            .unwrap_or_else(|| panic!("{report:#}"))
+    };
+    assert_eq!(sample("missing")["account"], "A00000001");
+    assert_eq!(
+        (
+            &sample("different")["delivered_quantity"],
+            &sample("different")["zuora_quantity"]
+        ),
+        (&json!("11"), &json!("999"))
+    );
+    assert_eq!(
+        (&sample("extra")["account"], &sample("extra")["zuora_quantity"]),
+        (&json!("A00000003"), &json!("7"))
+    );
+    assert_eq!(
+        (
+            &sample("changed")["delivered_quantity"],
+            &sample("changed")["model_quantity"]
+        ),
+        (&json!("13"), &json!("500"))
+    );
+    assert_eq!(sample("gone")["account"], "A00000005");
+    assert_eq!(sample("new")["account"], "A00000011");
+    // Every differing row, with its class, in the file; the equal ones are not.
+    let written = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines.len(), 1 + 6, "{written}");
+    assert!(
+        lines[0].starts_with("sync,class,row_key,record_id,account"),
+        "{written}"
+    );
+    for class in ["missing", "different", "extra", "changed", "gone", "new"] {
+        assert_eq!(
+            lines.iter().filter(|l| l.contains(&format!(",{class},"))).count(),
+            1,
+            "{class}: {written}"
+        );
+    }
+    // Reconcile reads only: Zuora holds what it held.
+    assert_eq!(sim.records().len(), 6);
+
+    // Outside the dates asked for, nothing differs.
+    let (status, report) = reconcile(&project, &sim, &["--from", "2026-01-06", "--to", "2026-01-31"]);
+    assert_eq!((status, classes(&report)), (0, expect(&[])), "{report:#}");
+
+    // The text and markdown reports say the same.
+    let text = run_against(&project, &sim, &["reconcile"]);
+    prints(
+        &text,
+        DIFFERENCES,
+        &[
+            "missing in Zuora (1 row(s))",
+            "A00000002 API_CALL 2026-01-05 delivered 11, Zuora holds 999",
+            "found in Zuora: Processed 6",
+        ],
+    );
+    let markdown = run_against(&project, &sim, &["reconcile", "--format", "markdown"]);
+    prints(
+        &markdown,
+        DIFFERENCES,
+        &["| missing in Zuora | 1 |", "| A00000002 | API_CALL |"],
+    );
+}
+
+#[test]
+fn repair_missing_offers_exactly_the_missing_rows_again_and_the_next_run_sends_them_once() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-01-05", &day_rows(5));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    for account in ["A00000002", "A00000004"] {
+        behind_dinmos_back(
+            &sim,
+            Method::DELETE,
+            &format!("/v1/object/usage/{}", record_of(&sim, account)),
+            None,
+        );
+    }
+    assert_eq!(sim.records().len(), 3);
+
+    let (status, report) = reconcile(&project, &sim, &["--repair", "missing"]);
+    assert_eq!(
+        (status, classes(&report)),
+        (DIFFERENCES, expect(&[("equal", 3), ("missing", 2)])),
+        "{report:#}"
+    );
+    assert_eq!(report["syncs"][0]["repaired"], 2, "{report:#}");
+    // The reason is recorded with the run that delivered them.
+    let manifests = project.state_files("usage.zuora", "runs");
+    let manifest = std::fs::read_to_string(&manifests[0]).unwrap();
+    assert!(
+        manifest.contains("\"repairs\"") && manifest.contains("no longer holds"),
+        "{manifest}"
+    );
+    // Nothing was sent or deleted by reconcile.
+    assert_eq!(sim.records().len(), 3);
+
+    let plan = run_against(&project, &sim, &["plan", "--detailed-exitcode"]);
+    exits(&plan, 2);
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    let records = sim.records();
+    assert_eq!(records.len(), 5, "{records:?}");
+    for account in ["A00000002", "A00000004"] {
+        let held: Vec<_> = records.iter().filter(|r| r.account_number == account).collect();
+        assert_eq!(held.len(), 1, "{account}: {records:?}");
+    }
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!((status, classes(&report)), (0, expect(&[("equal", 5)])), "{report:#}");
+    // And the next run sends nothing.
+    exits(&run_against(&project, &sim, &["plan", "--detailed-exitcode"]), 0);
+}
+
+#[test]
+fn imported_rows_on_a_tenant_without_unique_key_are_matched_by_their_values() {
+    let sim = Sim::start(SimConfig {
+        unique_key_queryable: false,
+        ..SimConfig::default()
+    });
+    let project = zuora_project(&sim, "import", "");
+    export(&project, "2026-01-05", &day_rows(4));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    export(&project, "2026-01-06", &day_rows(3));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    assert_eq!(sim.records().len(), 7);
+    assert!(sim.records().iter().all(|r| r.import_id.is_some()));
+
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!((status, classes(&report)), (0, expect(&[("equal", 7)])), "{report:#}");
+    assert_eq!(report["syncs"][0]["held"]["unique_keys"], false, "{report:#}");
+
+    // A record of the second import deleted, one of the first edited: found as missing and,
+    // since values are all that match them, as missing plus extra.
+    let second: Vec<_> = sim
+        .records()
+        .into_iter()
+        .filter(|r| r.start_date_time.starts_with("2026-01-06"))
+        .collect();
+    behind_dinmos_back(
+        &sim,
+        Method::DELETE,
+        &format!("/v1/object/usage/{}", second[0].id),
+        None,
+    );
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!(
+        (status, classes(&report)),
+        (DIFFERENCES, expect(&[("equal", 6), ("missing", 1)])),
+        "{report:#}"
+    );
+
+    // The last run only: the first day's rows are left out.
+    let (status, report) = reconcile(&project, &sim, &["--last-runs", "1"]);
+    assert_eq!(
+        (status, classes(&report)),
+        (DIFFERENCES, expect(&[("equal", 2), ("missing", 1)])),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["syncs"][0]["runs"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+}
+
+/// A usage export as Zuora's Usage data source writes one: `<Object>: <Label>` headers.
+fn data_source_export(path: &std::path::Path, rows: &[(&str, &str, &str, &str)]) {
+    let mut text = String::from(
+        "Account: Account Number,Usage: ID,Usage: Unit of Measure,Usage: Start Date,Usage: Quantity,Usage: RBS Status\n",
+    );
+    for (n, (account, unit, day, quantity)) in rows.iter().enumerate() {
+        text.push_str(&format!("{account},8a90{n:028},{unit},{day},{quantity},Pending\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_file_never_uploaded_is_found_against_zuoras_usage_export() {
+    let project = TestProject::standard();
+    project.export_day("2026-01-05", &[("A1", 5), ("A2", 6)]);
+    exits(&project.dinmo(&["run"]), 0);
+    project.export_day("2026-01-06", &[("A1", 7), ("A2", 8)]);
+    exits(&project.dinmo(&["run"]), 0);
+    let files = project.output_files("usage.files");
+    assert_eq!(files.len(), 2, "{files:?}");
+
+    // Only the first file was uploaded; someone also uploaded a row by hand.
+    let export = project.path().join("usage-export.csv");
+    data_source_export(
+        &export,
+        &[
+            ("A1", "API_CALL", "2026-01-05", "5"),
+            ("A2", "API_CALL", "2026-01-05T00:00:00", "6.000"),
+            ("A2", "API_CALL", "2026-01-06", "1"),
+        ],
+    );
+    let export_arg = export.display().to_string();
+    let output = project.dinmo(&["reconcile", "--format", "json", "--zuora-export", &export_arg]);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)));
+    assert_eq!(code(&output), DIFFERENCES, "{report:#}");
+    assert_eq!(
+        classes(&report),
+        expect(&[("equal", 2), ("missing", 2), ("extra", 1)]),
+        "{report:#}"
+    );
+    // The missing rows name the file that carried them: the one never uploaded.
+    let second = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .max()
+        .unwrap();
+    for sample in report["syncs"][0]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["class"] == "missing")
+    {
+        assert!(
+            sample["destination_id"].as_str().unwrap().ends_with(&second),
+            "{sample}"
+        );
+    }
+    assert_eq!(report["syncs"][0]["held"]["source"], "export", "{report:#}");
+
+    // An export dinmo cannot read is refused, naming the file and what is missing.
+    std::fs::write(&export, "Account Number,Quantity\nA1,5\n").unwrap();
+    let refused = project.dinmo(&["reconcile", "--zuora-export", &export_arg]);
+    exits(&refused, 1);
+    let said = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(
+        said.contains("usage-export.csv") && said.contains("unitofmeasure"),
+        "{said}"
+    );
+}
+
+#[test]
+fn reconcile_refuses_an_out_file_it_cannot_write_before_reading_anything() {
+    let project = TestProject::standard();
+    project.export_day("2026-01-05", &[("A1", 5)]);
+    exits(&project.dinmo(&["run"]), 0);
+    let refused = project.dinmo(&["reconcile", "--out", "differences.xlsx"]);
+    exits_with(&refused, 1, &["--out", ".csv or .parquet"]);
+    let bad_date = project.dinmo(&["reconcile", "--from", "05/01/2026"]);
+    exits_with(&bad_date, 64, &["not a date (YYYY-MM-DD)"]);
+}
