@@ -118,11 +118,7 @@ pub fn holdings_schema() -> arrow::datatypes::SchemaRef {
 /// slice of an export), so no destination holds every record in memory.
 pub type HoldingsSink<'a> = dyn FnMut(RecordBatch) -> std::result::Result<(), ReceiverFailed> + Send + 'a;
 
-/// The receiver of [`Destination::holdings`]'s records could not take a batch: it keeps its own
-/// error, and the destination stops reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the records read back could not be stored")]
-pub struct ReceiverFailed;
+pub use crate::error::ReceiverFailed;
 
 /// A problem with a mapped schema, found before anything is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,7 @@ pub enum ConnectorError {
 
     /// Whoever received the records read back stopped taking them (it reports its own error).
     #[error(transparent)]
-    ReceiverFailed(#[from] crate::destination::ReceiverFailed),
+    ReceiverFailed(#[from] ReceiverFailed),
 
     // ---- a remote API ----
     /// Authentication failed (the secret is never part of the message).
@@ -169,6 +169,13 @@ pub enum ConnectorError {
         source: EncodeError,
     },
 }
+
+/// The receiver of the records a destination reads back
+/// ([`Destination::holdings`](crate::Destination::holdings)) could not take a batch: it keeps
+/// its own error, and the destination stops reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the records read back could not be stored")]
+pub struct ReceiverFailed;
 
 /// Error from encoding one file.
 #[derive(Debug, thiserror::Error)]

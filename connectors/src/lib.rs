@@ -22,8 +22,8 @@ pub mod zuora_revenue;
 pub use destination::{
     BatchOutcome, Correcting, Delivery, Destination, DestinationSpec, DestinationWriter, Fallback, FieldKind,
     FieldRoles, FieldSpec, HOLDING_COLUMNS, Holdings, HoldingsQuery, HoldingsSink, Ledger, Locate, Located,
-    OpenLocation, OutputLocation, ROW_KEY_COLUMN, ReceiverFailed, RecordState, Resolution, RowStatus, SchemaProblem, WriteContext,
-    holdings_schema, is_engine_column,
+    OpenLocation, OutputLocation, ROW_KEY_COLUMN, ReceiverFailed, RecordState, Resolution, RowStatus, SchemaProblem,
+    WriteContext, holdings_schema, is_engine_column,
 };
 pub use error::{ConnectorError, Result};
 pub use ids::{RunId, SyncId, Timestamp};

@@ -226,6 +226,14 @@ fn every_request_and_answer_conforms_to_zuoras_spec() {
         assert_eq!(sim.records().len(), 24, "{method}: nothing doubled");
         let connect = run_against(&project, &sim, &["validate", "--connect"]);
         assert_eq!(code(&connect), 0, "{method}: {}", describe(&connect));
+        // Reading back: the two refused rows are still to send, the rest as delivered.
+        let reconciled = run_against(&project, &sim, &["reconcile"]);
+        assert_eq!(code(&reconciled), 4, "{method}: {}", describe(&reconciled));
+        assert!(
+            stdout(&reconciled).contains("equal 24 · missing 0 · different 0 · extra 0 · new 2"),
+            "{method}: {}",
+            describe(&reconciled)
+        );
     }
     let found = violations(&prism);
     assert!(

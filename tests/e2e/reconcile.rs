@@ -378,3 +378,137 @@ fn reconcile_refuses_an_out_file_it_cannot_write_before_reading_anything() {
     let bad_date = project.dinmo(&["reconcile", "--from", "05/01/2026"]);
     exits_with(&bad_date, 64, &["not a date (YYYY-MM-DD)"]);
 }
+
+/// A repair killed at `point`: nothing is sent twice or lost. The next `reconcile` says what to
+/// do, `--repair missing` finishes, and the next run sends the missing rows once.
+#[cfg(feature = "failpoints")]
+fn repair_crashed_at(point: &str) {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-01-05", &day_rows(5));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    behind_dinmos_back(
+        &sim,
+        Method::DELETE,
+        &format!("/v1/object/usage/{}", record_of(&sim, "A00000003")),
+        None,
+    );
+
+    let (id, secret) = (sim.client_id(), sim.secret());
+    let env = [
+        ("ZUORA_CLIENT_ID", id.as_str()),
+        ("ZUORA_CLIENT_SECRET", secret.as_str()),
+        ("DINMO_CRASH_AT", point),
+    ];
+    let crashed = dinmo_in(project.path(), &["reconcile", "--repair", "missing"], &env);
+    assert!(
+        stderr(&crashed).contains("crash point"),
+        "{point}: {}",
+        describe(&crashed)
+    );
+    // Until the repair is finished the row counts as delivered: nothing is sent for it.
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    assert_eq!(sim.records().len(), 4, "{point}");
+
+    let after = run_against(&project, &sim, &["reconcile"]);
+    if point == "repair_manifest_written" {
+        prints(&after, 1, &[]);
+        assert!(
+            stderr(&after).contains("reconcile --repair missing` to finish it"),
+            "{}",
+            describe(&after)
+        );
+    } else {
+        prints(&after, DIFFERENCES, &["missing in Zuora (1 row(s))"]);
+    }
+    exits(
+        &run_against(&project, &sim, &["reconcile", "--repair", "missing"]),
+        DIFFERENCES,
+    );
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    let records = sim.records();
+    assert_eq!(records.len(), 5, "{point}: {records:?}");
+    assert_eq!(
+        records.iter().filter(|r| r.account_number == "A00000003").count(),
+        1,
+        "{point}"
+    );
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!(
+        (status, classes(&report)),
+        (0, expect(&[("equal", 5)])),
+        "{point}: {report:#}"
+    );
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_repair_killed_part_way_never_sends_a_row_twice_and_is_finished_by_the_next() {
+    for point in ["repair_parts_stored", "repair_manifest_written"] {
+        repair_crashed_at(point);
+    }
+}
+
+#[test]
+fn a_read_of_several_pages_through_throttles_and_errors_finds_every_record_once() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "import", "    max_attempts: 4\n");
+    // 2,100 records: two pages of ZOQL.
+    for day in 0..3 {
+        let rows: Vec<(String, String, i64)> = (0..700)
+            .map(|i| (format!("A{:08}", 1 + i % 12), format!("U{}", i / 12), i as i64))
+            .collect();
+        export(&project, &format!("2026-01-0{}", day + 1), &rows);
+    }
+    let mut config = sim.sim.state.lock().config.clone();
+    config.units_of_measure = (0..60).map(|u| format!("U{u}")).collect();
+    sim.sim.state.lock().config = config;
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    assert_eq!(sim.records().len(), 2_100);
+
+    sim.faults(zuora_sim::Faults {
+        throttle_rate: 0.2,
+        rate_limited_rate: 0.1,
+        error_rate: 0.1,
+        seed: 11,
+        ..zuora_sim::Faults::default()
+    });
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!(
+        (status, classes(&report)),
+        (0, expect(&[("equal", 2_100)])),
+        "{report:#}"
+    );
+    let counters = sim.sim.state.lock().counters.clone();
+    assert!(
+        counters
+            .by_endpoint
+            .get("POST /v1/action/queryMore")
+            .copied()
+            .unwrap_or(0)
+            >= 1,
+        "{counters:?}"
+    );
+
+    // Zuora down: the reconcile fails naming the request, and repairs nothing.
+    sim.faults(zuora_sim::Faults::default());
+    behind_dinmos_back(
+        &sim,
+        Method::DELETE,
+        &format!("/v1/object/usage/{}", sim.records()[5].id),
+        None,
+    );
+    sim.faults(zuora_sim::Faults {
+        error_rate: 1.0,
+        ..zuora_sim::Faults::default()
+    });
+    let before = project.state_digest();
+    let failed = run_against(&project, &sim, &["reconcile", "--repair", "missing"]);
+    exits(&failed, 1);
+    assert!(
+        stderr(&failed).contains("/v1/action/query") && stderr(&failed).contains("4 attempts"),
+        "{}",
+        describe(&failed)
+    );
+    assert_eq!(project.state_digest(), before, "nothing repaired on a failed read");
+}

@@ -157,6 +157,9 @@ impl<'p> ReconcileOp<'p> {
         };
         let run = RunContext::start(project, options, "reconcile")?;
         register_store(&ctx, &project.state)?;
+        if self.repair.is_some() {
+            self.finish_stopped_repairs(&run, &planned).await?;
+        }
         let connections = Connections::none();
         let mut report = ReconcileReport {
             syncs: Vec::new(),
@@ -247,6 +250,36 @@ impl<'p> ReconcileOp<'p> {
         Ok(report)
     }
 
+    /// Finishes, under their locks, the repairs of the selected syncs that stopped before
+    /// removing the parts they replaced.
+    async fn finish_stopped_repairs(
+        &self,
+        run: &RunContext,
+        planned: &[crate::plan::models::PlannedModel<'_>],
+    ) -> Result<()> {
+        let mut stopped = Vec::new();
+        for target in planned.iter().flat_map(|m| m.syncs.iter()) {
+            if !repair::stopped_repairs(&run.state, &target.sync.id).await?.is_empty() {
+                stopped.push(target.sync.id.clone());
+            }
+        }
+        if stopped.is_empty() {
+            return Ok(());
+        }
+        let holder = dinmo_connectors::RunId::new();
+        let terms = LockTerms::new(&self.settings, self.wait);
+        let work = async {
+            for sync in &stopped {
+                let removed = repair::finish_stopped(&run.state, sync).await?;
+                info!(%sync, parts = removed, "a stopped repair finished");
+            }
+            Ok(())
+        };
+        run.state
+            .while_locked(&stopped, &holder, terms, &Default::default(), work)
+            .await
+    }
+
     /// Returns every repairable missing row to "new", sync by sync, under their locks.
     async fn repair_missing(&self, run: &RunContext, report: &mut ReconcileReport) -> Result<()> {
         let syncs: Vec<SyncId> = report
@@ -326,7 +359,7 @@ fn out_format(out: &Path) -> Result<bool> {
 async fn write_out(ctx: &SessionContext, out: &Path, report: &ReconcileReport) -> Result<u64> {
     let csv = out_format(out)?;
     let context = format!("writing {}", out.display());
-    let writer = SessionContext::new_with_config(ctx.copied_config());
+    let writer = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
     let mut selects = Vec::new();
     for (n, sync) in report.syncs.iter().enumerate() {
         let Ok(found) = &sync.result else { continue };

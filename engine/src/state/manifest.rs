@@ -110,6 +110,11 @@ pub struct Repair {
     pub rows: u64,
     /// Why, in words (what reconcile found).
     pub reason: String,
+    /// The snapshot parts the repair stored again without those rows: removed once this
+    /// manifest names their replacements; a repair that stopped before removing them is
+    /// finished by the next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
 }
 
 /// Row counts of one sync in one run.

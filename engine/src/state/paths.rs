@@ -104,6 +104,13 @@ impl<'a> SyncPaths<'a> {
         )
     }
 
+    /// Part `n` of `run`'s snapshot stored again by its `generation`-th repair (`dinmo
+    /// reconcile --repair missing`). Named by the manifest's state alone, so a repair retried
+    /// after a crash writes the same objects again rather than leaving others behind.
+    pub fn repair_part(&self, run: &RunId, generation: usize, n: usize) -> String {
+        format!("{}/{run}-repair{generation}-{n}.parquet", self.folder(Folder::Snapshot))
+    }
+
     /// The index of a checkpoint through `run`.
     pub fn checkpoint_index(&self, run: &RunId) -> String {
         format!("{}/{run}.json", self.folder(Folder::Checkpoints))

@@ -339,12 +339,33 @@ pub fn parse(query: &str, schema: &Schema) -> Result<Query, Fault> {
     Ok(Query { fields, object, any_of })
 }
 
+/// `text` as an instant when it is an ISO 8601 date-time or date (a date-time literal without an
+/// offset is read as the simulator's tenant time zone, UTC; docs/zuora.md, "Reading usage
+/// back").
+fn instant(text: &str) -> Option<chrono::NaiveDateTime> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime};
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.naive_utc())
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok())
+        .or_else(|| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
 fn compare(value: Option<&Value>, op: Op, literal: &Literal) -> bool {
     use std::cmp::Ordering;
     let ordering: Option<Ordering> = match (value, literal) {
         (None | Some(Value::Null), Literal::Null) => Some(Ordering::Equal),
         (None | Some(Value::Null), _) | (Some(_), Literal::Null) => None,
-        (Some(Value::String(s)), Literal::Text(t)) => Some(s.as_str().cmp(t.as_str())),
+        (Some(Value::String(s)), Literal::Text(t)) => match (instant(s), instant(t)) {
+            // Date-time fields compare as instants, a date as its midnight.
+            (Some(a), Some(b)) => Some(a.cmp(&b)),
+            _ => Some(s.as_str().cmp(t.as_str())),
+        },
         (Some(Value::Bool(b)), Literal::Bool(l)) => Some(b.cmp(l)),
         (Some(Value::Number(n)), Literal::Number(l)) => n.as_f64().and_then(|n| n.partial_cmp(l)),
         (Some(Value::Number(n)), Literal::Text(t)) => t.parse::<f64>().ok().and_then(|t| n.as_f64()?.partial_cmp(&t)),
@@ -459,6 +480,25 @@ mod tests {
         let mut unit = Map::new();
         unit.insert("Active".into(), Value::Bool(false));
         assert!(!active.matches(&unit));
+    }
+
+    #[test]
+    fn date_times_compare_as_instants_and_a_date_as_its_midnight() {
+        let query = parse(
+            "select Id from Usage where StartDateTime >= '2026-01-04T00:00:00' and StartDateTime < '2026-01-05T00:00:00'",
+            &FULL,
+        )
+        .unwrap();
+        let at = |start: &str| {
+            let mut record = Map::new();
+            record.insert("StartDateTime".into(), Value::String(start.into()));
+            query.matches(&record)
+        };
+        assert!(at("2026-01-04"));
+        assert!(at("2026-01-04T23:59:59"));
+        assert!(!at("2026-01-04T23:00:00-02:00"), "01:00 UTC the next day");
+        assert!(!at("2026-01-05"));
+        assert!(!at("2026-01-03T23:59:59.999"));
     }
 
     #[test]

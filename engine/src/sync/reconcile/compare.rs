@@ -11,7 +11,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 
-use super::{Class, Period};
+use super::class::{Class, Period};
 use crate::error::{DinmoError, Result};
 
 const CONTEXT: &str = "reconciling";
@@ -393,4 +393,175 @@ pub async fn rows(ctx: &SessionContext, condition: &str, limit: usize) -> Result
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, RecordBatch, StringArray};
+
+    use super::*;
+
+    fn write(path: &Path, schema: arrow::datatypes::SchemaRef, rows: &[Vec<Option<&str>>]) {
+        let columns: Vec<ArrayRef> = (0..schema.fields().len())
+            .map(|c| Arc::new(StringArray::from_iter(rows.iter().map(|r| r[c]))) as ArrayRef)
+            .collect();
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+
+    /// record_key, row_key, record_id, unique_key, account, unit, day, quantity.
+    fn delivered(
+        key: &str,
+        id: Option<&'static str>,
+        account: &'static str,
+        day: &'static str,
+        quantity: &'static str,
+    ) -> Vec<Option<&'static str>> {
+        let key: &'static str = Box::leak(key.to_string().into_boxed_str());
+        vec![
+            Some(key),
+            Some(key),
+            id,
+            Some(key),
+            Some(account),
+            Some("GB"),
+            Some(day),
+            Some(quantity),
+            None,
+            Some("run"),
+        ]
+    }
+
+    /// id, account, unit, start, quantity, status, unique_key, import_id.
+    fn held(
+        id: &'static str,
+        account: &'static str,
+        start: &'static str,
+        quantity: &'static str,
+        key: Option<&'static str>,
+    ) -> Vec<Option<&'static str>> {
+        vec![
+            Some(id),
+            Some(account),
+            Some("gb"),
+            Some(start),
+            Some(quantity),
+            Some("Pending"),
+            key,
+            None,
+        ]
+    }
+
+    async fn classes(
+        period: Period,
+        extra_period: Period,
+        delivered_rows: &[Vec<Option<&str>>],
+        held_rows: &[Vec<Option<&str>>],
+    ) -> Vec<(String, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let (e, h) = (dir.path().join("e.parquet"), dir.path().join("h.parquet"));
+        write(&e, super::super::expected::schema(), delivered_rows);
+        write(&h, dinmo_connectors::holdings_schema(), held_rows);
+        let ctx = SessionContext::new();
+        let inputs = Inputs {
+            expected: &e,
+            held: &[&h],
+            readable: true,
+            new_rows: None,
+            changed_rows: None,
+            gone: Vec::new(),
+            roles: dinmo_connectors::FieldRoles {
+                account: "AccountNumber",
+                unit: "UOM",
+                quantity: "Quantity",
+                start: "StartDateTime",
+            },
+            period,
+            extra_period,
+        };
+        register(&ctx, &inputs).await.unwrap();
+        materialise(&ctx, &dir.path().join("compared.parquet")).await.unwrap();
+        texts(
+            &ctx,
+            "select class, coalesce(row_key, record_id) from compared order by 2, 1",
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect()
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn records_match_by_id_then_key_then_values_one_for_one() {
+        let found = classes(
+            Period::default(),
+            Period::default(),
+            &[
+                // By id: held with another quantity.
+                delivered("k1", Some("r1"), "A-1", "2026-01-05", "10"),
+                // By key (an import's row): held as sent, the unit spelled otherwise.
+                delivered("k2", None, "A-1", "2026-01-05", "11"),
+                // By values, twice the same values: two held records, one each.
+                delivered("k3", None, "A-2", "2026-01-05", "12"),
+                delivered("k4", None, "A-2", "2026-01-05", "12"),
+                // Its id is not held: missing, even though a record with its values is.
+                delivered("k5", Some("r5"), "A-3", "2026-01-05", "13"),
+            ],
+            &[
+                held("r1", "A-1", "2026-01-05T00:00:00", "10.5", Some("k1")),
+                held("x2", "A-1", "2026-01-05", "11.000", Some("k2")),
+                held("x3", "A-2", "2026-01-05T08:00:00+02:00", "12", None),
+                held("x4", "A-2", "2026-01-05", "12", None),
+                held("x5", "A-3", "2026-01-05", "13", None),
+                // Another account's record: not this sync's business.
+                held("x6", "B-9", "2026-01-05", "1", None),
+            ],
+        )
+        .await;
+        assert_eq!(
+            found,
+            pairs(&[
+                ("different", "k1"),
+                ("equal", "k2"),
+                ("equal", "k3"),
+                ("equal", "k4"),
+                ("missing", "k5"),
+                ("extra", "x5"),
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_dates_asked_for_are_compared() {
+        let day = |d: &str| Some(chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap());
+        let period = Period {
+            from: day("2026-01-06"),
+            to: day("2026-01-06"),
+        };
+        let found = classes(
+            period.clone(),
+            period,
+            &[
+                delivered("k1", Some("r1"), "A-1", "2026-01-05", "10"),
+                delivered("k2", Some("r2"), "A-1", "2026-01-06", "10"),
+            ],
+            &[
+                held("r2", "A-1", "2026-01-06", "10", None),
+                held("x1", "A-1", "2026-01-05", "3", None),
+                held("x2", "A-1", "2026-01-06", "4", None),
+            ],
+        )
+        .await;
+        assert_eq!(found, pairs(&[("equal", "k2"), ("extra", "x2")]));
+    }
 }

@@ -5,7 +5,7 @@
 //! documentation of [`crate::sync::changes`] says how): a difference adds a record of its own,
 //! an update in place or a value accepted by hand changes the record's values, a replacement
 //! takes its place, a deletion leaves no record. Only the correcting rows are held in memory
-//! (parts say how many they hold); the rows of the model stream through.
+//! (parts say how many they hold); the rows of the model stream through a batch at a time.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -89,15 +89,17 @@ pub async fn write(
     let mut fixes: HashMap<u128, Vec<(String, CorrectionKind, Record)>> = HashMap::new();
     for manifest in corrections_from {
         for part in manifest.snapshot_parts.iter().filter(|p| p.corrections > 0) {
-            each_row(ctx, state, part, &manifest.run_id, roles, ids, |row| {
-                if let (Some(corrected), Some(kind)) = (row.corrects, row.kind) {
-                    fixes
-                        .entry(corrected)
-                        .or_default()
-                        .push((manifest.run_id.to_string(), kind, row.record));
+            let mut rows = PartRows::open(ctx, state, part, &manifest.run_id, roles, ids).await?;
+            while let Some(batch) = rows.next().await? {
+                for row in batch {
+                    if let (Some(corrected), Some(kind)) = (row.corrects, row.kind) {
+                        fixes
+                            .entry(corrected)
+                            .or_default()
+                            .push((manifest.run_id.to_string(), kind, row.record));
+                    }
                 }
-            })
-            .await?;
+            }
         }
     }
     for list in fixes.values_mut() {
@@ -106,22 +108,22 @@ pub async fn write(
     }
     let mut writer = LocalPartWriter::create_temporary(path, schema()).await?;
     let mut found = Expected::default();
-    let mut lines: Vec<(u128, Record)> = Vec::new();
     for manifest in manifests {
         for part in &manifest.snapshot_parts {
-            each_row(ctx, state, part, &manifest.run_id, roles, ids, |row| {
-                if row.corrects.is_some() {
-                    return;
+            let mut rows = PartRows::open(ctx, state, part, &manifest.run_id, roles, ids).await?;
+            while let Some(batch) = rows.next().await? {
+                let mut lines: Vec<(u128, Record)> = Vec::with_capacity(batch.len());
+                for row in batch.into_iter().filter(|row| row.corrects.is_none()) {
+                    let key = row.record.record_key;
+                    let mut records = vec![row.record];
+                    for (_, kind, fix) in fixes.get(&key).into_iter().flatten() {
+                        apply(&mut records, *kind, fix);
+                    }
+                    lines.extend(records.into_iter().map(|r| (key, r)));
                 }
-                let key = row.record.record_key;
-                let mut records = vec![row.record];
-                for (_, kind, fix) in fixes.get(&key).into_iter().flatten() {
-                    apply(&mut records, *kind, fix);
+                if lines.is_empty() {
+                    continue;
                 }
-                lines.extend(records.into_iter().map(|r| (key, r)));
-            })
-            .await?;
-            if !lines.is_empty() {
                 for (_, record) in &lines {
                     if let Some(day) = &record.day {
                         if found.first_day.as_ref().is_none_or(|d| day < d) {
@@ -133,8 +135,7 @@ pub async fn write(
                     }
                 }
                 found.records += lines.len() as u64;
-                writer.write(&batch(&lines)?).await?;
-                lines.clear();
+                writer.write(&batch_of(&lines)?).await?;
             }
         }
     }
@@ -167,31 +168,53 @@ struct PartRow {
     kind: Option<CorrectionKind>,
 }
 
-/// Streams the rows of `part` through `each`, a batch at a time.
-async fn each_row(
-    ctx: &SessionContext,
-    state: &StateStore,
-    part: &PartInfo,
-    run: &RunId,
-    roles: &FieldRoles,
+/// The rows of one snapshot part, a batch at a time.
+struct PartRows {
+    stream: datafusion::physical_plan::SendableRecordBatchStream,
+    run: String,
+    roles: FieldRoles,
     ids: RecordIds,
-    mut each: impl FnMut(PartRow),
-) -> Result<()> {
-    let url = state.url_of(&part.path);
-    let context = format!("reading {url}");
-    let frame = ctx
-        .read_parquet(url.as_str(), ParquetReadOptions::default())
-        .await
-        .map_err(DinmoError::engine(&context))?;
-    let mut stream = frame.execute_stream().await.map_err(DinmoError::engine(&context))?;
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(DinmoError::engine(&context))?;
+    context: String,
+}
+
+impl PartRows {
+    async fn open(
+        ctx: &SessionContext,
+        state: &StateStore,
+        part: &PartInfo,
+        run: &RunId,
+        roles: &FieldRoles,
+        ids: RecordIds,
+    ) -> Result<Self> {
+        let url = state.url_of(&part.path);
+        let context = format!("reading {url}");
+        let frame = ctx
+            .read_parquet(url.as_str(), ParquetReadOptions::default())
+            .await
+            .map_err(DinmoError::engine(&context))?;
+        let stream = frame.execute_stream().await.map_err(DinmoError::engine(&context))?;
+        Ok(PartRows {
+            stream,
+            run: run.to_string(),
+            roles: *roles,
+            ids,
+            context,
+        })
+    }
+
+    /// The rows of the next batch; `None` after the last.
+    async fn next(&mut self) -> Result<Option<Vec<PartRow>>> {
+        let context = self.context.as_str();
+        let Some(batch) = self.stream.next().await else {
+            return Ok(None);
+        };
+        let batch = batch.map_err(DinmoError::engine(context))?;
         let rows = batch.num_rows();
         let Some(keys) = batch.column_by_name(ROW_KEY_COLUMN) else {
-            continue;
+            return Ok(Some(Vec::new()));
         };
         let mut hashes = Vec::with_capacity(rows);
-        each_hash(keys, |h| hashes.push(h)).map_err(DinmoError::arrow(&context))?;
+        each_hash(keys, |h| hashes.push(h)).map_err(DinmoError::arrow(context))?;
         let mut corrects = vec![None; rows];
         if let Some(column) = batch.column_by_name(CORRECTS_COLUMN) {
             let mut row = 0;
@@ -199,24 +222,25 @@ async fn each_row(
                 corrects[row] = h;
                 row += 1;
             })
-            .map_err(DinmoError::arrow(&context))?;
+            .map_err(DinmoError::arrow(context))?;
         }
-        let text = |name: &str| -> Result<Vec<Option<String>>> { texts(batch.column_by_name(name), rows, &context) };
+        let text = |name: &str| -> Result<Vec<Option<String>>> { texts(batch.column_by_name(name), rows, context) };
         let kinds = text(CORRECTION_COLUMN)?;
         let destination_ids = text(DESTINATION_ID_COLUMN)?;
-        let accounts = text(roles.account)?;
-        let units = text(roles.unit)?;
-        let starts = text(roles.start)?;
+        let accounts = text(self.roles.account)?;
+        let units = text(self.roles.unit)?;
+        let starts = text(self.roles.start)?;
         let unique_keys = text("UniqueKey")?;
-        let quantities = quantities(batch.column_by_name(roles.quantity), rows, &context)?;
+        let quantities = quantities(batch.column_by_name(self.roles.quantity), rows, context)?;
+        let mut out = Vec::with_capacity(rows);
         for row in 0..rows {
             let Some(key) = hashes[row] else { continue };
             let destination_id = destination_ids[row].clone();
-            let record_id = match ids {
+            let record_id = match self.ids {
                 RecordIds::Records => destination_id.clone().filter(|id| !id.starts_with("import:")),
                 RecordIds::Carriers => None,
             };
-            each(PartRow {
+            out.push(PartRow {
                 record: Record {
                     record_key: key,
                     record_id,
@@ -226,14 +250,14 @@ async fn each_row(
                     day: starts[row].as_deref().and_then(|s| s.get(..10)).map(str::to_string),
                     quantity: quantities[row].clone(),
                     destination_id,
-                    run: run.to_string(),
+                    run: self.run.clone(),
                 },
                 corrects: corrects[row],
                 kind: kinds[row].as_deref().and_then(CorrectionKind::parse),
             });
         }
+        Ok(Some(out))
     }
-    Ok(())
 }
 
 /// Each value of `column` as text (all `None` when the part has no such column).
@@ -257,7 +281,7 @@ fn quantities(column: Option<&ArrayRef>, rows: usize, context: &str) -> Result<V
         .collect())
 }
 
-fn batch(lines: &[(u128, Record)]) -> Result<RecordBatch> {
+fn batch_of(lines: &[(u128, Record)]) -> Result<RecordBatch> {
     let column = |f: &dyn Fn(&(u128, Record)) -> Option<String>| -> ArrayRef {
         Arc::new(StringArray::from_iter(lines.iter().map(f)))
     };
@@ -277,4 +301,43 @@ fn batch(lines: &[(u128, Record)]) -> Result<RecordBatch> {
         ],
     )
     .map_err(DinmoError::arrow("writing the expected records"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: u128, id: &str, quantity: &str) -> Record {
+        Record {
+            record_key: key,
+            record_id: Some(id.into()),
+            account: Some("A-1".into()),
+            unit: Some("GB".into()),
+            day: Some("2026-01-05".into()),
+            quantity: Some(quantity.into()),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn corrections_fold_into_the_records_the_destination_holds() {
+        let sent = record(1, "r1", "10");
+        // A difference adds a record of its own; an update changes the first record's values.
+        let mut records = vec![sent.clone()];
+        apply(&mut records, CorrectionKind::Difference, &record(2, "r2", "5"));
+        apply(&mut records, CorrectionKind::Update, &record(3, "ignored", "12"));
+        let held: Vec<(&str, &str)> = records
+            .iter()
+            .map(|r| (r.record_id.as_deref().unwrap(), r.quantity.as_deref().unwrap()))
+            .collect();
+        assert_eq!(held, vec![("r1", "12"), ("r2", "5")]);
+        // A replacement takes every record's place; an ignored change leaves them; a deletion
+        // leaves none.
+        apply(&mut records, CorrectionKind::Replace, &record(4, "r4", "7"));
+        apply(&mut records, CorrectionKind::Ignored, &record(5, "x", "99"));
+        assert_eq!(records.len(), 1);
+        assert_eq!((records[0].record_key, records[0].quantity.as_deref()), (4, Some("7")));
+        apply(&mut records, CorrectionKind::Deleted, &record(6, "x", "0"));
+        assert!(records.is_empty());
+    }
 }

@@ -11,6 +11,7 @@
 //! for one delivered. The comparison is written to one Parquet file, from which the report's
 //! totals, counts and samples are read ([`compare`]).
 
+pub mod class;
 pub mod compare;
 pub mod expected;
 pub mod holdings;
@@ -18,76 +19,7 @@ pub mod repair;
 
 use serde::Serialize;
 
-/// Where a row stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Class {
-    /// Delivered, held by the destination as delivered, and the model still says so.
-    Equal,
-    /// Delivered, and the destination does not hold it (deleted, or a file never uploaded).
-    Missing,
-    /// Delivered and held, but with another account, unit, date or quantity (edited by hand).
-    Different,
-    /// Held by the destination for the same accounts, units and period, never sent by this
-    /// sync (another pipeline, a manual upload). Reported, never touched.
-    Extra,
-    /// Delivered and held as delivered, but the model's values changed since.
-    Changed,
-    /// Delivered and held, but the model no longer produces the row.
-    Gone,
-    /// In the model, never delivered (the next run sends it).
-    New,
-    /// Delivered, and the destination cannot be read back to tell (Zuora Revenue).
-    Unverified,
-}
-
-impl Class {
-    /// Every class, in the order reports list them.
-    pub const ALL: [Class; 8] = [
-        Class::Equal,
-        Class::Missing,
-        Class::Different,
-        Class::Extra,
-        Class::Changed,
-        Class::Gone,
-        Class::New,
-        Class::Unverified,
-    ];
-
-    /// The name in reports and in the `class` column of `--out`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Equal => "equal",
-            Class::Missing => "missing",
-            Class::Different => "different",
-            Class::Extra => "extra",
-            Class::Changed => "changed",
-            Class::Gone => "gone",
-            Class::New => "new",
-            Class::Unverified => "unverified",
-        }
-    }
-
-    /// The class named `name`.
-    pub fn parse(name: &str) -> Option<Class> {
-        Class::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-
-    /// Whether a row of this class is a difference between the warehouse and the destination
-    /// (what makes `reconcile` exit 4).
-    pub fn is_difference(self) -> bool {
-        !matches!(self, Class::Equal | Class::Unverified)
-    }
-}
-
-/// The usage dates reconciled: both ends inclusive, `YYYY-MM-DD`; `None` is open.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Period {
-    /// The first day.
-    pub from: Option<chrono::NaiveDate>,
-    /// The last day.
-    pub to: Option<chrono::NaiveDate>,
-}
+pub use class::{Class, Period};
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -179,6 +111,9 @@ pub struct SyncReconciliation {
     /// Up to [`SAMPLE_ROWS`] rows of each class other than `equal`.
     pub samples: Vec<Compared>,
     /// Missing rows whose every record is missing: what `--repair missing` returns to new.
+    pub repairable_rows: u64,
+    /// Their row keys.
+    #[serde(skip)]
     pub repairable: Vec<String>,
     /// Missing rows `--repair missing` leaves (some of their records are held), and why.
     pub not_repairable: u64,
@@ -227,6 +162,16 @@ pub struct Reconciling<'a> {
 /// Reconciles one sync (see the module documentation).
 pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Result<SyncReconciliation> {
     let started = Instant::now();
+    let stopped = repair::stopped_repairs(job.state, job.sync_id).await?;
+    if let Some(first) = stopped.first() {
+        return Err(DinmoError::Reconcile {
+            sync: job.sync_id.clone(),
+            message: format!(
+                "a repair stopped before removing the {} snapshot part(s) it replaced (first: {first}); their rows still count as delivered. Run `dinmo reconcile --repair missing` to finish it",
+                stopped.len()
+            ),
+        });
+    }
     std::fs::create_dir_all(&job.work).map_err(DinmoError::io(&job.work))?;
     let roles = job.destination.roles();
     let runs: &[RunManifest] = match job.last_runs {
@@ -299,7 +244,7 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
         holdings::empty(&held_path)?;
     }
 
-    let compare_ctx = SessionContext::new_with_config(ctx.copied_config());
+    let compare_ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
     let gone = job.model.gone.iter().map(|k| format!("{k:032x}")).collect();
     let inputs = compare::Inputs {
         expected: &expected_path,
@@ -412,6 +357,7 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
         totals,
         samples,
         not_repairable: missing_rows.saturating_sub(repairable.len() as u64),
+        repairable_rows: repairable.len() as u64,
         repairable,
         seconds: started.elapsed().as_secs_f64(),
         compared,
@@ -438,7 +384,7 @@ async fn look_up_unmatched(
     held: &Path,
     by_id: &Path,
 ) -> Result<u64> {
-    let lookup = SessionContext::new_with_config(ctx.copied_config());
+    let lookup = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
     let context = "finding the delivered records the period's read did not find";
     lookup
         .register_parquet("e", expected.display().to_string(), Default::default())
@@ -484,7 +430,7 @@ async fn look_up_unmatched(
     }
     // One file of every record found by id.
     if !chunks.is_empty() {
-        let merge = SessionContext::new_with_config(ctx.copied_config());
+        let merge = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
         let urls: Vec<String> = chunks.iter().map(|p| p.display().to_string()).collect();
         let frame = merge
             .read_parquet(urls, Default::default())

@@ -4,21 +4,25 @@
 //!
 //! Under the sync's lock (the caller's), each run's snapshot parts holding such a row are
 //! stored again without it (and without the rows correcting it), the manifest names the new
-//! parts and records why, then the old parts are removed: a crash at any point leaves the rows
-//! counted as synced, never sent twice, with the repair to be run again.
+//! parts and records why and which parts they replace, then the old parts are removed. A
+//! crash at any point leaves the rows counted as synced, never sent twice: before the manifest
+//! is written nothing changed; after it, the old parts (named by no manifest, so their rows
+//! still count as synced) are removed by the next repair ([`finish_stopped`]), which
+//! `reconcile` asks for ([`stopped_repairs`]).
 
 use std::collections::HashSet;
 use std::path::Path;
 
 use arrow::array::BooleanArray;
 use arrow::compute::filter_record_batch;
+use dinmo_connectors::failpoint::crash_point;
 use dinmo_connectors::{ROW_KEY_COLUMN, SyncId, Timestamp};
 use futures::StreamExt;
 
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::each_hash;
 use crate::state::values::CORRECTS_COLUMN;
-use crate::state::{LocalPartWriter, PartInfo, Repair, StateStore, SyncPaths, read_parquet};
+use crate::state::{Folder, LocalPartWriter, PartInfo, Repair, StateStore, SyncPaths, read_parquet};
 
 /// Returns the rows with keys `keys` to "new" in `sync`'s snapshot, recording `reason`;
 /// the rows returned.
@@ -30,6 +34,7 @@ pub async fn return_to_new(
     at: Timestamp,
     staging: &Path,
 ) -> Result<u64> {
+    finish_stopped(state, sync).await?;
     if keys.is_empty() {
         return Ok(0);
     }
@@ -53,12 +58,7 @@ pub async fn return_to_new(
             removed_here += removed;
             replaced.push(part.path.clone());
             if rows > 0 {
-                let path = format!(
-                    "{}-repair-{n}.parquet",
-                    SyncPaths::of(sync)
-                        .rollback_part(&manifest.run_id, at)
-                        .trim_end_matches(".parquet")
-                );
+                let path = SyncPaths::of(sync).repair_part(&manifest.run_id, manifest.repairs.len() + 1, n);
                 let stored = state.upload(&kept, &path, rows).await?;
                 parts.push(PartInfo {
                     row_keys: part.row_keys,
@@ -77,14 +77,42 @@ pub async fn return_to_new(
             at,
             rows: removed_here,
             reason: reason.to_string(),
+            replaced: replaced.clone(),
         });
+        crash_point("repair_parts_stored");
         state.write_manifest(&manifest).await?;
+        crash_point("repair_manifest_written");
         for path in replaced {
             state.delete(&path).await?;
         }
         returned += removed_here;
     }
     Ok(returned)
+}
+
+/// The parts repairs of `sync` replaced that are still in the state (a repair stopped before
+/// removing them): their rows count as synced until they are removed.
+pub async fn stopped_repairs(state: &StateStore, sync: &SyncId) -> Result<Vec<String>> {
+    let replaced: HashSet<String> = state
+        .manifests(sync)
+        .await?
+        .iter()
+        .flat_map(|m| m.repairs.iter().flat_map(|r| r.replaced.iter().cloned()))
+        .collect();
+    if replaced.is_empty() {
+        return Ok(Vec::new());
+    }
+    let present = state.files_in(sync, Folder::Snapshot).await?;
+    Ok(present.into_iter().filter(|p| replaced.contains(p)).collect())
+}
+
+/// Removes the parts a stopped repair replaced (see [`stopped_repairs`]).
+pub async fn finish_stopped(state: &StateStore, sync: &SyncId) -> Result<usize> {
+    let stopped = stopped_repairs(state, sync).await?;
+    for path in &stopped {
+        state.delete(path).await?;
+    }
+    Ok(stopped.len())
 }
 
 /// Copies the rows of the part at `local` to `kept`, but those with a key in `keys` and the
