@@ -172,6 +172,17 @@ fn every_class_is_found_when_zuora_and_the_warehouse_move_after_a_run() {
             "{class}: {written}"
         );
     }
+    // The same rows as Parquet.
+    let parquet = project.path().join("differences.parquet");
+    let parquet_arg = parquet.display().to_string();
+    let (status, _) = reconcile(&project, &sim, &["--out", &parquet_arg]);
+    assert_eq!(status, DIFFERENCES);
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(std::fs::File::open(&parquet).unwrap(), 1024)
+            .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 6);
+    assert_eq!(batches[0].schema().field(1).name(), "class");
     // Reconcile reads only: Zuora holds what it held.
     assert_eq!(sim.records().len(), 6);
 
@@ -298,52 +309,93 @@ fn imported_rows_on_a_tenant_without_unique_key_are_matched_by_their_values() {
     );
 }
 
-/// A usage export as Zuora's Usage data source writes one: `<Object>: <Label>` headers.
-fn data_source_export(path: &std::path::Path, rows: &[(&str, &str, &str, &str)]) {
+/// A usage export as Zuora's Usage data source writes one: `<Object>: <Label>` headers;
+/// `(account, unit, date, quantity, unique key)` rows.
+fn data_source_export(path: &std::path::Path, rows: &[(&str, &str, &str, &str, Option<&str>)]) {
+    let keys = rows.iter().any(|r| r.4.is_some());
     let mut text = String::from(
-        "Account: Account Number,Usage: ID,Usage: Unit of Measure,Usage: Start Date,Usage: Quantity,Usage: RBS Status\n",
+        "Account: Account Number,Usage: ID,Usage: Unit of Measure,Usage: Start Date,Usage: Quantity,Usage: RBS Status",
     );
-    for (n, (account, unit, day, quantity)) in rows.iter().enumerate() {
-        text.push_str(&format!("{account},8a90{n:028},{unit},{day},{quantity},Pending\n"));
+    text.push_str(if keys { ",Usage: Unique Key\n" } else { "\n" });
+    for (n, (account, unit, day, quantity, key)) in rows.iter().enumerate() {
+        text.push_str(&format!("{account},8a90{n:028},{unit},{day},{quantity},Pending"));
+        if keys {
+            text.push_str(&format!(",{}", key.unwrap_or_default()));
+        }
+        text.push('\n');
     }
     std::fs::write(path, text).unwrap();
+}
+
+/// The rows of the usage file `file` (standard or Active Rating layout) as an export would
+/// list them once Zuora imported it: account, unit, date, quantity, unique key.
+fn imported(file: &std::path::Path) -> Vec<(String, String, String, String, String)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
+    let (a, u, d, q, k) = (
+        at("AccountNumber"),
+        at("UnitOfMeasure"),
+        at("StartDateTime"),
+        at("Quantity"),
+        at("UniqueKey"),
+    );
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            (
+                cells[a].into(),
+                cells[u].into(),
+                cells[d].into(),
+                cells[q].into(),
+                cells[k].into(),
+            )
+        })
+        .collect()
 }
 
 #[test]
 fn a_file_never_uploaded_is_found_against_zuoras_usage_export() {
     let project = TestProject::standard();
-    project.export_day("2026-01-05", &[("A1", 5), ("A2", 6)]);
+    project.export_day("2026-01-05", &[("A1", 5), ("A2", 6), ("A3", 7), ("A4", 8)]);
     exits(&project.dinmo(&["run"]), 0);
     project.export_day("2026-01-06", &[("A1", 7), ("A2", 8)]);
     exits(&project.dinmo(&["run"]), 0);
-    let files = project.output_files("usage.files");
+    let mut files = project.output_files("usage.files");
+    files.sort();
     assert_eq!(files.len(), 2, "{files:?}");
-
-    // Only the first file was uploaded; someone also uploaded a row by hand.
     let export = project.path().join("usage-export.csv");
-    data_source_export(
-        &export,
-        &[
-            ("A1", "API_CALL", "2026-01-05", "5"),
-            ("A2", "API_CALL", "2026-01-05T00:00:00", "6.000"),
-            ("A2", "API_CALL", "2026-01-06", "1"),
-        ],
-    );
     let export_arg = export.display().to_string();
-    let output = project.dinmo(&["reconcile", "--format", "json", "--zuora-export", &export_arg]);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)));
-    assert_eq!(code(&output), DIFFERENCES, "{report:#}");
+    let reconcile_export = |project: &TestProject| {
+        let output = project.dinmo(&["reconcile", "--format", "json", "--zuora-export", &export_arg]);
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", describe(&output)));
+        (code(&output), report)
+    };
+
+    // Only the first file was uploaded, and someone uploaded a row by hand; an export without
+    // the Unique Key column: rows are matched by their values.
+    let first = imported(&files[0]);
+    let mut rows: Vec<(&str, &str, &str, &str, Option<&str>)> = first
+        .iter()
+        .map(|r| (r.0.as_str(), r.1.as_str(), r.2.as_str(), r.3.as_str(), None))
+        .collect();
+    rows.push(("A2", "API_CALL", "2026-01-06", "1", None));
+    data_source_export(&export, &rows);
+    let (status, report) = reconcile_export(&project);
+    assert_eq!(status, DIFFERENCES, "{report:#}");
     assert_eq!(
         classes(&report),
-        expect(&[("equal", 2), ("missing", 2), ("extra", 1)]),
+        expect(&[("equal", 4), ("missing", 2), ("extra", 1)]),
         "{report:#}"
     );
     // The missing rows name the file that carried them: the one never uploaded.
-    let second = files
-        .iter()
-        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
-        .max()
-        .unwrap();
+    let second = files[1].file_name().unwrap().to_string_lossy().into_owned();
     for sample in report["syncs"][0]["samples"]
         .as_array()
         .unwrap()
@@ -356,6 +408,39 @@ fn a_file_never_uploaded_is_found_against_zuoras_usage_export() {
         );
     }
     assert_eq!(report["syncs"][0]["held"]["source"], "export", "{report:#}");
+
+    // With Unique Key: a record edited in Zuora is `different`; and the warehouse moved.
+    let mut rows: Vec<(&str, &str, &str, &str, Option<&str>)> = first
+        .iter()
+        .map(|r| {
+            (
+                r.0.as_str(),
+                r.1.as_str(),
+                r.2.as_str(),
+                if r.0 == "A2" { "60" } else { r.3.as_str() },
+                Some(r.4.as_str()),
+            )
+        })
+        .collect();
+    rows.push(("A2", "API_CALL", "2026-01-06", "1", None));
+    data_source_export(&export, &rows);
+    project.export_day("2026-01-05", &[("A1", 5), ("A2", 6), ("A3", 70), ("A5", 1)]);
+    let (status, report) = reconcile_export(&project);
+    assert_eq!(status, DIFFERENCES, "{report:#}");
+    assert_eq!(
+        classes(&report),
+        expect(&[
+            ("equal", 1),
+            ("different", 1),
+            ("changed", 1),
+            ("gone", 1),
+            ("new", 1),
+            ("missing", 2),
+            ("extra", 1)
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(report["syncs"][0]["held"]["unique_keys"], true, "{report:#}");
 
     // An export dinmo cannot read is refused, naming the file and what is missing.
     std::fs::write(&export, "Account Number,Quantity\nA1,5\n").unwrap();

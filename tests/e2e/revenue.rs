@@ -746,8 +746,12 @@ fn reconcile_says_plainly_that_revenue_cannot_be_read_back() {
         "{text}"
     );
 
-    // A restatement drops one line: found against the snapshot, Revenue untouched.
-    export(&project, "2026-01-05", 0..3);
+    // A restatement changes one line, drops one, adds one: found against the snapshot,
+    // Revenue untouched.
+    project.export_day(
+        "2026-01-05",
+        &[("A0000", 1), ("A0001", 50), ("A0002", 3), ("A0009", 10)],
+    );
     let output = run(&project, &["reconcile", "--format", "json"], &[]);
     exits(&output, 4);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -761,8 +765,14 @@ fn reconcile_says_plainly_that_revenue_cannot_be_read_back() {
             .clone()
     };
     assert_eq!(
-        (rows("unverified"), rows("gone"), rows("missing")),
-        (3.into(), 1.into(), 0.into()),
+        [
+            rows("unverified"),
+            rows("changed"),
+            rows("gone"),
+            rows("new"),
+            rows("missing")
+        ],
+        [2, 1, 1, 1, 0].map(serde_json::Value::from),
         "{report:#}"
     );
     assert_eq!(report["syncs"][0]["held"]["source"], "unreadable", "{report:#}");
