@@ -190,6 +190,30 @@ fn sources_state_and_files_on_s3() {
         assert_eq!(keys_under(s3, "state/usage.files/snapshot").await.len(), 2);
         assert!(keys_under(s3, "state/usage.files/pending").await.is_empty());
     });
+    // Reconciled against a usage export holding the first day only: the state's parts are read
+    // from S3, the second day's row is missing, and the repair rewrites the parts on S3.
+    let export = project.path().join("usage-export.csv");
+    std::fs::write(
+        &export,
+        "Account Number,Unit of Measure,Start Date,Quantity\nA1,API_CALL,2026-11-18,1\nA2,API_CALL,2026-11-18,2\n",
+    )
+    .unwrap();
+    let export = export.display().to_string();
+    let reconciled = dinmo_in(
+        project.path(),
+        &["reconcile", "--zuora-export", &export, "--repair", "missing"],
+        &env,
+    );
+    exits(&reconciled, 4);
+    assert!(
+        stdout(&reconciled).contains("equal 2 · missing 1")
+            && stdout(&reconciled).contains("repaired: 1 missing row(s)"),
+        "{}",
+        describe(&reconciled)
+    );
+    let plan = dinmo_in(project.path(), &["plan"], &env);
+    exits(&plan, 0);
+    assert!(stdout(&plan).contains("new rows: 1"), "{}", describe(&plan));
     assert!(
         !project.path().join(".dinmo").exists(),
         "no local state when state is on S3"
