@@ -14,7 +14,7 @@ use dinmo_connectors::SyncId;
 use tracing::info;
 
 use super::project::{Selector, query_context};
-use crate::diff::{StagedRows, stage_model};
+use super::run::diff_model;
 use crate::error::{DinmoError, Result};
 use crate::plan::models::plan_models;
 use crate::plan::sources::register_store;
@@ -25,7 +25,6 @@ use crate::state::row_key::parse_key;
 use crate::sync::connections::Connections;
 use crate::sync::context::{RunContext, RunOptions};
 use crate::sync::reconcile::{COLUMNS, Period, Reconciling, SyncReconciliation, reconcile_sync, repair};
-use crate::sync::run::SyncRun;
 
 pub use crate::sync::reconcile::{AccountTotal, Class, ClassCount, Compared, HeldSource};
 
@@ -166,27 +165,9 @@ impl<'p> ReconcileOp<'p> {
             out: None,
         };
         for model in &planned {
-            let mut prepared = Vec::new();
-            for (position, target) in model.syncs.iter().enumerate() {
-                prepared.push(
-                    SyncRun::new(&run, model, position, target)
-                        .prepare(&ctx, &connections)
-                        .await,
-                );
-            }
-            let ready = prepared.iter().filter_map(|p| p.as_ref().ok());
-            let direct = ready.clone().filter_map(|p| p.direct()).collect();
-            let staged_rows = match ready.into_iter().any(|p| p.needs_staged_rows()) {
-                true => StagedRows::Keep,
-                false => StagedRows::Skip,
-            };
-            let staged = match stage_model(&ctx, model, &run.staging_dir, direct, staged_rows).await {
-                Ok(staged) => staged,
-                Err(failure) => {
-                    let failure = match failure {
-                        DinmoError::ModelQuery { .. } => crate::plan::sources::diagnose(&ctx).await.unwrap_or(failure),
-                        other => other,
-                    };
+            let (diffed, staged) = match diff_model(&ctx, &run, &connections, model).await {
+                Ok(diffed) => diffed,
+                Err((failure, _)) => {
                     for target in &model.syncs {
                         report.syncs.push(ReconciledSync {
                             sync_id: target.sync.id.clone(),
@@ -197,12 +178,8 @@ impl<'p> ReconcileOp<'p> {
                     continue;
                 }
             };
-            for (sync, target) in prepared.into_iter().zip(&model.syncs) {
+            for (diffed, target) in diffed.into_iter().zip(&model.syncs) {
                 let sync_id = target.sync.id.clone();
-                let diffed = match sync {
-                    Ok(sync) => sync.diff(&ctx, &staged).await,
-                    Err(stopped) => Err(stopped),
-                };
                 let model_diff = match diffed {
                     Ok(diffed) => diffed.into_model_diff(),
                     Err(stopped) => {
@@ -237,7 +214,6 @@ impl<'p> ReconcileOp<'p> {
                     repaired: 0,
                 });
             }
-            staged.discard();
             staged.discarded().await;
         }
         if let Some(out) = &self.out {

@@ -8,7 +8,7 @@ use datafusion::prelude::SessionContext;
 use tracing::{Instrument, error, info, info_span};
 
 use super::project::{Selector, query_context};
-use crate::diff::{StagedRows, stage_model};
+use crate::diff::{StagedModel, StagedRows, stage_model};
 use crate::error::{DinmoError, Result};
 use crate::plan::models::{PlannedModel, destinations_used, plan_models};
 use crate::plan::saved::{PLAN_FORMAT_VERSION, SavedPlan, SavedSync, write_plan};
@@ -141,8 +141,8 @@ options!(RunOp {
     settings
 });
 
-/// One model: each sync prepared (earlier runs settled, its snapshot's keys loaded), the model
-/// run once, each sync diffed and finished. The reports keep the syncs' order.
+/// One model: each sync prepared, the model run once, each sync diffed
+/// ([`diff_model`]) and finished. The reports keep the syncs' order.
 async fn run_model(
     ctx: &SessionContext,
     run: &RunContext,
@@ -150,6 +150,37 @@ async fn run_model(
     model: &PlannedModel<'_>,
     report: &mut RunReport,
 ) -> Result<()> {
+    let (diffed, staged) = match diff_model(ctx, run, connections, model).await {
+        Ok(diffed) => diffed,
+        Err((failure, stopped)) => {
+            error!(model = %model.model.name, error = %failure, "model failed");
+            report.model_errors.push(failure.to_string());
+            report.syncs.extend(stopped);
+            return Ok(());
+        }
+    };
+    for sync in diffed {
+        let mut sync_report: SyncReport = match sync {
+            Ok(sync) => sync.finish(connections, staged.rows).await?,
+            Err(stopped) => stopped,
+        };
+        sync_report.counts.model_rows = staged.rows;
+        report.syncs.push(sync_report);
+    }
+    staged.discarded().await;
+    Ok(())
+}
+
+/// A model's syncs prepared (earlier runs settled, each snapshot's keys loaded), the model run
+/// once, each sync diffed, in the syncs' order; the staged rows are let go (the caller awaits
+/// [`StagedModel::discarded`]). When the model's query fails: the error (naming the file at
+/// fault, when one is) and the reports of the syncs that stopped while being prepared.
+pub(super) async fn diff_model<'r>(
+    ctx: &SessionContext,
+    run: &'r RunContext,
+    connections: &Connections,
+    model: &'r PlannedModel<'r>,
+) -> std::result::Result<(Vec<Diffed<'r>>, StagedModel), (DinmoError, Vec<SyncReport>)> {
     let mut prepared: Vec<Prepared<'_>> = Vec::new();
     for (position, target) in model.syncs.iter().enumerate() {
         prepared.push(
@@ -172,10 +203,7 @@ async fn run_model(
                 DinmoError::ModelQuery { .. } => crate::plan::sources::diagnose(ctx).await.unwrap_or(failure),
                 other => other,
             };
-            error!(model = %model.model.name, error = %failure, "model failed");
-            report.model_errors.push(failure.to_string());
-            report.syncs.extend(prepared.into_iter().filter_map(Result::err));
-            return Ok(());
+            return Err((failure, prepared.into_iter().filter_map(Result::err).collect()));
         }
     };
     let mut diffed: Vec<Diffed<'_>> = Vec::with_capacity(prepared.len());
@@ -186,16 +214,7 @@ async fn run_model(
         });
     }
     staged.discard(); // the last diff is done: the staged rows are no longer needed
-    for sync in diffed {
-        let mut sync_report: SyncReport = match sync {
-            Ok(sync) => sync.finish(connections, staged.rows).await?,
-            Err(stopped) => stopped,
-        };
-        sync_report.counts.model_rows = staged.rows;
-        report.syncs.push(sync_report);
-    }
-    staged.discarded().await;
-    Ok(())
+    Ok((diffed, staged))
 }
 
 /// Writes the plan's rows and state versions to `path` for `dinmo apply`.

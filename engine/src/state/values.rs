@@ -41,6 +41,17 @@ pub const CORRECTS_COLUMN: &str = "_dinmo_corrects";
 
 pub use dinmo_connectors::is_engine_column;
 
+/// For each row of `batch` (a snapshot part's), the key of the row it corrects
+/// ([`CORRECTS_COLUMN`]), `None` on a row of the model and in a part without the column.
+pub fn corrected_keys(batch: &RecordBatch) -> Result<Vec<Option<u128>>, ArrowError> {
+    let mut corrects = Vec::with_capacity(batch.num_rows());
+    match batch.column_by_name(CORRECTS_COLUMN) {
+        Some(column) => super::row_key::each_hash(column, |h| corrects.push(h))?,
+        None => corrects.resize(batch.num_rows(), None),
+    }
+    Ok(corrects)
+}
+
 /// The value a correction records for a row it deleted from the destination
 /// (`on_delete: rollback_pending`): no row's value hash takes it (they are compared on their
 /// low 63 bits, and this is all of them set), so the key, should the model produce it again,

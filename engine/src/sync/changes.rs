@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::{each_hash, hex_keys, normalise_decimal};
-use crate::state::values::{CORRECTS_COLUMN, VALUE_COLUMN, is_engine_column, stored_value_hashes, value_column};
+use crate::state::values::{VALUE_COLUMN, corrected_keys, is_engine_column, stored_value_hashes, value_column};
 use crate::state::{
     DESTINATION_ID_COLUMN, LocalPartWriter, PartInfo, READ_CONCURRENCY, RunManifest, StateStore, read_all,
 };
@@ -284,15 +284,7 @@ fn scan_part(
         };
         let mut hashes = Vec::with_capacity(batch.num_rows());
         each_hash(keys, |h| hashes.push(h)).map_err(DinmoError::arrow(context))?;
-        let mut corrects = vec![None; batch.num_rows()];
-        if let Some(column) = batch.column_by_name(CORRECTS_COLUMN) {
-            let mut row = 0;
-            each_hash(column, |h| {
-                corrects[row] = h;
-                row += 1;
-            })
-            .map_err(DinmoError::arrow(context))?;
-        }
+        let corrects = corrected_keys(&batch).map_err(DinmoError::arrow(context))?;
         let interesting: Vec<usize> = (0..batch.num_rows())
             .filter(|&row| match corrects[row] {
                 Some(corrected) => wanted.contains(&corrected),

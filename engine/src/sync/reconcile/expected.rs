@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::each_hash;
-use crate::state::values::CORRECTS_COLUMN;
+use crate::state::values::corrected_keys;
 use crate::state::{DESTINATION_ID_COLUMN, LocalPartWriter, PartInfo, RunManifest, StateStore};
 use crate::sync::changes::{CORRECTION_COLUMN, CorrectionKind, nanos_text};
 
@@ -215,15 +215,7 @@ impl PartRows {
         };
         let mut hashes = Vec::with_capacity(rows);
         each_hash(keys, |h| hashes.push(h)).map_err(DinmoError::arrow(context))?;
-        let mut corrects = vec![None; rows];
-        if let Some(column) = batch.column_by_name(CORRECTS_COLUMN) {
-            let mut row = 0;
-            each_hash(column, |h| {
-                corrects[row] = h;
-                row += 1;
-            })
-            .map_err(DinmoError::arrow(context))?;
-        }
+        let corrects = corrected_keys(&batch).map_err(DinmoError::arrow(context))?;
         let text = |name: &str| -> Result<Vec<Option<String>>> { texts(batch.column_by_name(name), rows, context) };
         let kinds = text(CORRECTION_COLUMN)?;
         let destination_ids = text(DESTINATION_ID_COLUMN)?;

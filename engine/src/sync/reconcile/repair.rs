@@ -21,7 +21,7 @@ use futures::StreamExt;
 
 use crate::error::{DinmoError, Result};
 use crate::state::row_key::each_hash;
-use crate::state::values::CORRECTS_COLUMN;
+use crate::state::values::corrected_keys;
 use crate::state::{Folder, LocalPartWriter, PartInfo, Repair, StateStore, SyncPaths, read_parquet};
 
 /// Returns the rows with keys `keys` to "new" in `sync`'s snapshot, recording `reason`;
@@ -135,14 +135,10 @@ async fn keep_others(local: &Path, kept: &Path, keys: &HashSet<u128>) -> Result<
             })
             .map_err(DinmoError::arrow(&context))?;
         }
-        if let Some(column) = batch.column_by_name(CORRECTS_COLUMN) {
-            let mut row = 0;
-            each_hash(column, |h| {
-                correcting[row] = h.is_some();
-                drop[row] |= h.is_some_and(|h| keys.contains(&h));
-                row += 1;
-            })
-            .map_err(DinmoError::arrow(&context))?;
+        let corrects = corrected_keys(&batch).map_err(DinmoError::arrow(&context))?;
+        for (row, corrected) in corrects.iter().enumerate() {
+            correcting[row] = corrected.is_some();
+            drop[row] |= corrected.is_some_and(|h| keys.contains(&h));
         }
         let keep: BooleanArray = drop.iter().map(|d| Some(!d)).collect();
         removed += drop.iter().zip(&correcting).filter(|(d, c)| **d && !**c).count() as u64;
