@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of `dinmo reconcile` against the Zuora simulator: ROWS usage records delivered by a
 # usage import (without added latency), then reconciled with LATENCY_MS added to every
-# simulated request. Prints the requests reconcile made (by endpoint), its wall time, its peak
-# RSS, the time the requests alone take at that latency, and how long Zuora's rate limit
-# would make them take at RPM requests a minute.
+# simulated request. Prints the requests reconcile made (by endpoint), its wall time, the CPU
+# dinmo itself used, its peak RSS, the time the requests alone take at that latency, and how
+# long Zuora's rate limit would make them take at RPM requests a minute.
 #
 #   scripts/bench-reconcile.sh                               # 100000 rows, 50 ms, debug build
 #   ROWS=1000000 LATENCY_MS=50 PROFILE=release scripts/bench-reconcile.sh
@@ -67,7 +67,7 @@ stored=$(curl -sf "$sim/sim/records" | python3 -c 'import json,sys; print(len(js
 curl -sf -X PUT -H 'content-type: application/json' -d "{\"latency_ms\":$LATENCY_MS}" "$sim/sim/faults" >/dev/null
 curl -sf "$sim/sim/counters" > "$work/before.json"
 start=$(date +%s.%N)
-/usr/bin/time -f '%M' -o "$work/rss" "$bin/dinmo" --project "$project" reconcile --format json > "$work/reconcile.json"
+/usr/bin/time -f '%M %U %S' -o "$work/rss" "$bin/dinmo" --project "$project" reconcile --format json > "$work/reconcile.json"
 end=$(date +%s.%N)
 curl -sf "$sim/sim/counters" > "$work/after.json"
 
@@ -96,8 +96,8 @@ before, after = json.load(open(f"{work}/before.json")), json.load(open(f"{work}/
 by_endpoint = {k: n - before["by_endpoint"].get(k, 0) for k, n in after["by_endpoint"].items()}
 by_endpoint = {k: n for k, n in by_endpoint.items() if n}
 requests = sum(n for k, n in by_endpoint.items() if "/oauth" not in k)
-rss_mb = int(open(f"{work}/rss").read().split()[-1]) / 1024
-print(f"records {rows}  reconcile {secs:.2f} s  peak RSS {rss_mb:.0f} MB  requests {requests} ({', '.join(f'{k}: {n}' for k, n in sorted(by_endpoint.items()))})")
+rss_kb, user, system = open(f"{work}/rss").read().split()[-3:]
+print(f"records {rows}  reconcile {secs:.2f} s  dinmo CPU {float(user) + float(system):.1f} s  peak RSS {int(rss_kb) / 1024:.0f} MB  requests {requests} ({', '.join(f'{k}: {n}' for k, n in sorted(by_endpoint.items()))})")
 print(f"  requests × latency (one at a time): {requests * latency / 1000:.1f} s;  at {rpm} requests/minute: {requests / rpm * 60:.1f} s")
 print(f"  one record deleted: exit {again}, {again_classes}")
 PY

@@ -112,16 +112,16 @@ pub async fn pages(
     request.read_only = true;
     let mut read = 0usize;
     loop {
-        let response = service.call(&request).await?;
+        let mut response = service.call(&request).await?;
         if !response.succeeded() {
             if let Some(field) = invalid_query_field(&response.body) {
                 return Ok(Some(field));
             }
             return Err(service.api_error(&request, &response));
         }
-        if let Some(page) = response.body.get("records").and_then(Value::as_array) {
+        if let Some(Value::Array(page)) = response.body.get_mut("records").map(Value::take) {
             read += page.len();
-            each(page.clone())?;
+            each(page)?;
         }
         let done = response.body.get("done").and_then(Value::as_bool).unwrap_or(true);
         let locator = response.body.get("queryLocator").and_then(Value::as_str);

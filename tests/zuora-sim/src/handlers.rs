@@ -214,11 +214,15 @@ fn query_fault(fault: zoql::Fault) -> Response {
         .into_response()
 }
 
-/// Every record of `object` by its documented field names (`zoql::Schema::fields`).
-fn object_records(inner: &crate::state::Inner, object: &str) -> Vec<Map<String, Value>> {
+/// Every record of `object` by its documented field names (`zoql::Schema::fields`), built one at
+/// a time as the query reads them.
+fn object_records<'a>(
+    inner: &'a crate::state::Inner,
+    object: &str,
+) -> Box<dyn Iterator<Item = Map<String, Value>> + 'a> {
     let created = json!("2026-01-05T09:00:00.000+00:00");
     match object {
-        "UnitOfMeasure" => {
+        "UnitOfMeasure" => Box::new({
             let active = inner.config.units_of_measure.iter().map(|u| (u, true));
             let inactive = inner.config.inactive_units_of_measure.iter().map(|u| (u, false));
             active
@@ -240,47 +244,49 @@ fn object_records(inner: &crate::state::Inner, object: &str) -> Vec<Map<String, 
                     });
                     json.as_object().cloned().unwrap_or_default()
                 })
-                .collect()
-        }
-        "Usage" => inner
-            .records
-            .iter()
-            .map(|r| {
-                let json = json!({
-                    "Id": r.id,
-                    "AccountId": r.account_id,
-                    "AccountNumber": r.account_number,
-                    "ChargeNumber": r.charge_number,
-                    "Description": r.description,
-                    "EndDateTime": r.end_date_time,
-                    "ImportId": r.import_id,
-                    "Quantity": r.quantity,
-                    "RbeStatus": r.status,
-                    "SourceType": r.source,
-                    "StartDateTime": r.start_date_time,
-                    "SubscriptionNumber": r.subscription_number,
-                    "UOM": r.uom,
-                    "UniqueKey": r.unique_key,
-                    "CreatedDate": created,
-                    "UpdatedDate": created,
-                });
-                json.as_object().cloned().unwrap_or_default()
-            })
-            .collect(),
-        _ => Vec::new(),
+                .collect::<Vec<_>>()
+                .into_iter()
+        }),
+        "Usage" => Box::new(inner.records.iter().map(move |r| {
+            let json = json!({
+                "Id": r.id,
+                "AccountId": r.account_id,
+                "AccountNumber": r.account_number,
+                "ChargeNumber": r.charge_number,
+                "Description": r.description,
+                "EndDateTime": r.end_date_time,
+                "ImportId": r.import_id,
+                "Quantity": r.quantity,
+                "RbeStatus": r.status,
+                "SourceType": r.source,
+                "StartDateTime": r.start_date_time,
+                "SubscriptionNumber": r.subscription_number,
+                "UOM": r.uom,
+                "UniqueKey": r.unique_key,
+                "CreatedDate": created,
+                "UpdatedDate": created,
+            });
+            match json {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            }
+        })),
+        _ => Box::new(std::iter::empty()),
     }
 }
 
 /// The first page of `records`; the rest kept under a new `queryLocator` (docs/zuora.md, "ZOQL":
 /// at most 2,000 records, then `done: false` and a locator for queryMore).
-fn page(inner: &mut crate::state::Inner, mut records: Vec<Value>) -> Response {
+fn page(inner: &mut crate::state::Inner, mut records: std::collections::VecDeque<Value>) -> Response {
     if records.len() <= zoql::PAGE_SIZE {
+        let records: Vec<Value> = records.into();
         return Json(json!({ "done": true, "size": records.len(), "records": records })).into_response();
     }
-    let rest = records.split_off(zoql::PAGE_SIZE);
+    // A page off the front; the rest stays where it is (no copy of the rest per page).
+    let first: Vec<Value> = records.drain(..zoql::PAGE_SIZE).collect();
     let locator = uuid::Uuid::new_v4().simple().to_string();
-    inner.locators.insert(locator.clone(), (rest, Instant::now()));
-    Json(json!({ "done": false, "size": records.len(), "records": records, "queryLocator": locator })).into_response()
+    inner.locators.insert(locator.clone(), (records, Instant::now()));
+    Json(json!({ "done": false, "size": first.len(), "records": first, "queryLocator": locator })).into_response()
 }
 
 /// `POST /v1/action/query` (`ProxyActionqueryRequest` → `ProxyActionqueryResponse`).
@@ -296,10 +302,9 @@ pub async fn action_query(State(sim): State<Arc<SimState>>, Json(body): Json<Val
         Ok(parsed) => parsed,
         Err(fault) => return query_fault(fault),
     };
-    let found: Vec<Value> = object_records(&inner, &parsed.object)
-        .iter()
+    let found: std::collections::VecDeque<Value> = object_records(&inner, &parsed.object)
         .filter(|r| parsed.matches(r))
-        .map(|r| parsed.pick(r))
+        .map(|r| parsed.pick(&r))
         .collect();
     page(&mut inner, found)
 }

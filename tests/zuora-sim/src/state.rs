@@ -70,7 +70,7 @@ pub struct Inner {
     pub next_id: u64,
     /// Open ZOQL results by `queryLocator`: the records not yet returned, and when the
     /// locator was last used.
-    pub locators: HashMap<String, (Vec<serde_json::Value>, Instant)>,
+    pub locators: HashMap<String, (std::collections::VecDeque<serde_json::Value>, Instant)>,
 }
 
 /// What the simulator saw, for assertions and benchmarks.

@@ -165,15 +165,39 @@ fn in_period(column: &str, period: &Period) -> String {
     conditions.join(" and ")
 }
 
-/// Registers every input and the view `compared` (one row per [`Compared`]).
-pub async fn register(ctx: &SessionContext, inputs: &Inputs<'_>) -> Result<()> {
-    let sql = |ctx: &SessionContext, text: String| {
-        let ctx = ctx.clone();
-        async move {
-            let frame = ctx.sql(&text).await.map_err(DinmoError::engine(CONTEXT))?;
-            Ok::<_, DinmoError>(frame)
-        }
-    };
+/// `frame` written to the Parquet file `path`, then registered as `name` (a result read more
+/// than once is computed once).
+async fn materialise_as(ctx: &SessionContext, name: &str, sql: &str, path: &Path) -> Result<()> {
+    let frame = ctx.sql(sql).await.map_err(DinmoError::engine(CONTEXT))?;
+    frame
+        .write_parquet(
+            &path.display().to_string(),
+            datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await
+        .map_err(DinmoError::engine(CONTEXT))?;
+    ctx.register_parquet(name, path.display().to_string(), ParquetReadOptions::default())
+        .await
+        .map_err(DinmoError::engine(CONTEXT))
+}
+
+/// Registers `sql` as the view `name`.
+async fn view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
+    let frame = ctx.sql(sql).await.map_err(DinmoError::engine(CONTEXT))?;
+    ctx.register_table(name, frame.into_view())
+        .map_err(DinmoError::engine(CONTEXT))
+        .map(|_| ())
+}
+
+/// Registers every input, matches delivered records with held ones (written once to `work`),
+/// and registers the view `compared_rows` (one row per [`Compared`]).
+///
+/// Matching, each step among the records the steps before left: by record id, then by the key
+/// sent (one held record for a delivered one, should Zuora hold two with that key), then by
+/// values, the n-th delivered record of some account, unit, date and quantity with the n-th
+/// held one — only for delivered records dinmo knows no id of.
+pub async fn register(ctx: &SessionContext, inputs: &Inputs<'_>, work: &Path) -> Result<()> {
     ctx.register_parquet(
         "e",
         inputs.expected.display().to_string(),
@@ -190,55 +214,54 @@ pub async fn register(ctx: &SessionContext, inputs: &Inputs<'_>) -> Result<()> {
         held.push(format!("select * from {name}"));
     }
     let held = held.join(" union all ");
-    let views = [
-        (
-            "hn",
-            format!(
-                "select id, account, unit, substr(start, 1, 10) as day, try_cast(quantity as decimal(38,9)) as q, status, unique_key from ({held})"
-            ),
+    view(
+        ctx,
+        "hn",
+        &format!(
+            "select id, account, unit, substr(start, 1, 10) as day, try_cast(quantity as decimal(38,9)) as q, status, unique_key from ({held})"
         ),
-        (
-            "en",
-            format!(
-                "select record_key, row_key, record_id, unique_key, account, unit, day, try_cast(quantity as decimal(38,9)) as q, destination_id, run_id from e where {}",
-                in_period("day", &inputs.period)
-            ),
+    )
+    .await?;
+    view(
+        ctx,
+        "en",
+        &format!(
+            "select record_key, row_key, record_id, unique_key, account, unit, day, try_cast(quantity as decimal(38,9)) as q, destination_id, run_id from e where {}",
+            in_period("day", &inputs.period)
         ),
-        (
-            "m1",
-            "select en.record_key, hn.id from en join hn on en.record_id = hn.id".to_string(),
-        ),
-        (
-            "m2",
-            "select record_key, id from (select en.record_key, hn.id, row_number() over (partition by en.record_key order by hn.id) as n \
-             from en join hn on en.unique_key = hn.unique_key \
-             where en.record_key not in (select record_key from m1) and hn.id not in (select id from m1)) where n = 1"
-                .to_string(),
-        ),
-        (
-            "m12",
-            "select record_key, id from m1 union all select record_key, id from m2".to_string(),
-        ),
-        (
-            "m3",
-            "select eu.record_key, hu.id from \
-             (select record_key, account, upper(unit) as unit, day, q, row_number() over (partition by account, upper(unit), day, q order by record_key) as n \
-              from en where record_id is null and record_key not in (select record_key from m12)) eu \
-             join (select id, account, upper(unit) as unit, day, q, row_number() over (partition by account, upper(unit), day, q order by id) as n \
-              from hn where id not in (select id from m12)) hu \
-             on eu.account = hu.account and eu.unit = hu.unit and eu.day = hu.day and eu.q = hu.q and eu.n = hu.n"
-                .to_string(),
-        ),
-        (
-            "matched",
-            "select record_key, id from m12 union all select record_key, id from m3".to_string(),
-        ),
-    ];
-    for (name, text) in views {
-        let frame = sql(ctx, text).await?;
-        ctx.register_table(name, frame.into_view())
-            .map_err(DinmoError::engine(CONTEXT))?;
-    }
+    )
+    .await?;
+    materialise_as(
+        ctx,
+        "m1",
+        "select en.record_key, hn.id from en join hn on en.record_id = hn.id",
+        &work.join("matched_by_id.parquet"),
+    )
+    .await?;
+    materialise_as(
+        ctx,
+        "m12",
+        "select record_key, id from m1 union all \
+         select record_key, id from (select en.record_key, hn.id, row_number() over (partition by en.record_key order by hn.id) as n \
+         from en join hn on en.unique_key = hn.unique_key \
+         where not exists (select 1 from m1 where m1.record_key = en.record_key) \
+         and not exists (select 1 from m1 where m1.id = hn.id)) where n = 1",
+        &work.join("matched_by_key.parquet"),
+    )
+    .await?;
+    materialise_as(
+        ctx,
+        "matched",
+        "select record_key, id from m12 union all \
+         select eu.record_key, hu.id from \
+         (select record_key, account, upper(unit) as unit, day, q, row_number() over (partition by account, upper(unit), day, q order by record_key) as n \
+          from en where record_id is null and not exists (select 1 from m12 where m12.record_key = en.record_key)) eu \
+         join (select id, account, upper(unit) as unit, day, q, row_number() over (partition by account, upper(unit), day, q order by id) as n \
+          from hn where not exists (select 1 from m12 where m12.id = hn.id)) hu \
+         on eu.account = hu.account and eu.unit = hu.unit and eu.day = hu.day and eu.q = hu.q and eu.n = hu.n",
+        &work.join("matched.parquet"),
+    )
+    .await?;
     register_model_rows(ctx, "new_rows", inputs.new_rows, &inputs.roles).await?;
     register_model_rows(ctx, "changed_rows", inputs.changed_rows, &inputs.roles).await?;
     let gone = Arc::new(Schema::new(vec![Field::new("row_key", DataType::Utf8, true)]));
@@ -264,24 +287,26 @@ pub async fn register(ctx: &SessionContext, inputs: &Inputs<'_>) -> Result<()> {
     };
     let text = "cast(null as varchar)";
     let number = "cast(null as decimal(38,9))";
+    view(
+        ctx,
+        "scope",
+        &format!(
+            "select account, unit from en union select account, unit from new_rows where {}",
+            in_period("day", &inputs.period)
+        ),
+    )
+    .await?;
     let extra = match inputs.readable {
         true => format!(
             "union all select 'extra' as class, {text} as row_key, hn.id as record_id, hn.account as account, hn.unit as unit, hn.day as start_date, \
              {number} as delivered_quantity, hn.q as zuora_quantity, {number} as model_quantity, hn.account as zuora_account, hn.unit as zuora_unit, \
              hn.day as zuora_start_date, hn.status as zuora_status, {text} as destination_id, {text} as run_id \
-             from hn where {} and hn.id not in (select id from matched) \
+             from hn where {} and not exists (select 1 from matched where matched.id = hn.id) \
              and hn.account in (select account from scope) and upper(hn.unit) in (select upper(unit) from scope)",
             in_period("hn.day", &inputs.extra_period)
         ),
         false => String::new(),
     };
-    let scope = format!(
-        "select account, unit from en union select account, unit from new_rows where {}",
-        in_period("day", &inputs.period)
-    );
-    let scope = sql(ctx, scope).await?;
-    ctx.register_table("scope", scope.into_view())
-        .map_err(DinmoError::engine(CONTEXT))?;
     let compared = format!(
         "select {delivered_class} as class, en.row_key, coalesce(hn.id, en.record_id) as record_id, en.account, en.unit, en.day as start_date, \
          en.q as delivered_quantity, hn.q as zuora_quantity, c.q as model_quantity, hn.account as zuora_account, hn.unit as zuora_unit, \
@@ -295,10 +320,7 @@ pub async fn register(ctx: &SessionContext, inputs: &Inputs<'_>) -> Result<()> {
          from new_rows n where {}",
         in_period("n.day", &inputs.period)
     );
-    let frame = sql(ctx, compared).await?;
-    ctx.register_table("compared_rows", frame.into_view())
-        .map_err(DinmoError::engine(CONTEXT))?;
-    Ok(())
+    view(ctx, "compared_rows", &compared).await
 }
 
 /// Writes `compared_rows` to the Parquet file `path` and registers it as `compared`.
@@ -484,7 +506,7 @@ mod tests {
             period,
             extra_period,
         };
-        register(&ctx, &inputs).await.unwrap();
+        register(&ctx, &inputs, dir.path()).await.unwrap();
         materialise(&ctx, &dir.path().join("compared.parquet")).await.unwrap();
         texts(
             &ctx,

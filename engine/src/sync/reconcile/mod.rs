@@ -184,6 +184,11 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
     };
     let expected_path = job.work.join("expected.parquet");
     let found = expected::write(ctx, job.state, runs, job.manifests, &roles, ids, &expected_path).await?;
+    tracing::debug!(
+        records = found.records,
+        seconds = started.elapsed().as_secs_f64(),
+        "expected records written"
+    );
 
     // The dates read from the destination: the period asked for, else the delivered rows'.
     let period = job.period.clone();
@@ -239,12 +244,13 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
             }
         },
     };
+    tracing::debug!(held = ?held, seconds = started.elapsed().as_secs_f64(), "held records read");
     let readable = !matches!(held, HeldSource::Unreadable { .. });
     if !held_path.exists() {
         holdings::empty(&held_path)?;
     }
 
-    let compare_ctx = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    let compare_ctx = comparing_session(ctx);
     let gone = job.model.gone.iter().map(|k| format!("{k:032x}")).collect();
     let inputs = compare::Inputs {
         expected: &expected_path,
@@ -264,9 +270,10 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
                 .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
         },
     };
-    compare::register(&compare_ctx, &inputs).await?;
+    compare::register(&compare_ctx, &inputs, &job.work).await?;
     let compared = job.work.join("compared.parquet");
     compare::materialise(&compare_ctx, &compared).await?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "compared");
 
     let mut classes: Vec<ClassCount> = Class::ALL
         .iter()
@@ -364,6 +371,15 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
     })
 }
 
+/// A session for the comparison on `ctx`'s memory pool and spill folder. Its joins are hash
+/// joins, whose build sides are held in memory (DataFusion's sort-merge joins, which spill,
+/// were measured slower and no smaller here; docs/performance.md, "Reconcile"): memory grows
+/// with the records of the period compared, and past `--memory-limit` the command stops
+/// naming it.
+fn comparing_session(ctx: &SessionContext) -> SessionContext {
+    SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env())
+}
+
 /// `day` (`YYYY-MM-DD`) moved by `days`.
 fn shift(sync: &SyncId, day: &str, days: i64) -> Result<String> {
     let date = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| DinmoError::Reconcile {
@@ -384,7 +400,7 @@ async fn look_up_unmatched(
     held: &Path,
     by_id: &Path,
 ) -> Result<u64> {
-    let lookup = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
+    let lookup = comparing_session(ctx);
     let context = "finding the delivered records the period's read did not find";
     lookup
         .register_parquet("e", expected.display().to_string(), Default::default())
@@ -395,7 +411,7 @@ async fn look_up_unmatched(
         .await
         .map_err(DinmoError::engine(context))?;
     let mut stream = lookup
-        .sql("select distinct record_id from e where record_id is not null and record_id not in (select id from h where id is not null)")
+        .sql("select distinct record_id from e where record_id is not null and not exists (select 1 from h where h.id = e.record_id)")
         .await
         .map_err(DinmoError::engine(context))?
         .execute_stream()
