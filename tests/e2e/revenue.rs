@@ -777,4 +777,14 @@ fn reconcile_says_plainly_that_revenue_cannot_be_read_back() {
     );
     assert_eq!(report["syncs"][0]["held"]["source"], "unreadable", "{report:#}");
     assert_eq!(received_once(&sim), 4, "nothing sent");
+
+    // A Billing usage export says nothing about Revenue: refused, not compared.
+    project.write("usage.csv", "Account Number,Unit of Measure,Start Date,Quantity\n");
+    let refused = run(&project, &["reconcile", "--zuora-export", "usage.csv"], &[]);
+    exits(&refused, 1);
+    assert!(
+        stderr(&refused).contains("sends to Zuora Revenue"),
+        "{}",
+        describe(&refused)
+    );
 }

@@ -153,16 +153,20 @@ async fn register_model_rows(
     Ok(())
 }
 
-/// `day` within the period, as SQL.
+/// `day` within the period, as SQL: every row when the period is open at both ends (a row
+/// without a date included), else rows whose date is within it.
 fn in_period(column: &str, period: &Period) -> String {
-    let mut conditions = vec![format!("{column} is not null")];
+    let mut conditions = Vec::new();
     if let Some(from) = period.from {
         conditions.push(format!("{column} >= '{from}'"));
     }
     if let Some(to) = period.to {
         conditions.push(format!("{column} <= '{to}'"));
     }
-    conditions.join(" and ")
+    match conditions.is_empty() {
+        true => "true".to_string(),
+        false => conditions.join(" and "),
+    }
 }
 
 /// `frame` written to the Parquet file `path`, then registered as `name` (a result read more

@@ -172,6 +172,14 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
             ),
         });
     }
+    if job.export.is_some() && job.destination.kind() == "zuora_revenue" {
+        return Err(DinmoError::Reconcile {
+            sync: job.sync_id.clone(),
+            message:
+                "a usage export is Zuora Billing's, and this sync sends to Zuora Revenue; leave it out with --exclude"
+                    .into(),
+        });
+    }
     std::fs::create_dir_all(&job.work).map_err(DinmoError::io(&job.work))?;
     let roles = job.destination.roles();
     let runs: &[RunManifest] = match job.last_runs {
