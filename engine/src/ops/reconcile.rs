@@ -52,7 +52,9 @@ pub struct ReconcileOp<'p> {
 /// One sync's outcome: what reconciling found, or why it could not.
 #[derive(Debug)]
 pub struct ReconciledSync {
+    /// The sync.
     pub sync_id: SyncId,
+    /// What reconciling found, or the error that stopped it (as the report shows it).
     pub result: std::result::Result<SyncReconciliation, String>,
     /// Rows `--repair missing` returned to "new".
     pub repaired: u64,
@@ -61,6 +63,7 @@ pub struct ReconciledSync {
 /// What `reconcile` found.
 #[derive(Debug)]
 pub struct ReconcileReport {
+    /// Each selected sync, in the project's order.
     pub syncs: Vec<ReconciledSync>,
     /// Where `--out` wrote the differing rows, and how many.
     pub out: Option<(PathBuf, u64)>,

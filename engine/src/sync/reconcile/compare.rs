@@ -49,9 +49,11 @@ pub struct Compared {
     pub row_key: Option<String>,
     /// The destination's record id (what dinmo recorded, or what the destination holds).
     pub record_id: Option<String>,
-    /// Account, unit and usage date as delivered (as held, for an extra record).
+    /// The account as delivered (as held, for an extra record).
     pub account: Option<String>,
+    /// The unit, likewise.
     pub unit: Option<String>,
+    /// The usage date, likewise.
     pub start_date: Option<String>,
     /// The quantity delivered.
     pub delivered_quantity: Option<String>,
@@ -59,9 +61,11 @@ pub struct Compared {
     pub zuora_quantity: Option<String>,
     /// The model's quantity now (changed and new rows).
     pub model_quantity: Option<String>,
-    /// What the destination holds, where it differs.
+    /// The account the destination holds.
     pub zuora_account: Option<String>,
+    /// The unit it holds.
     pub zuora_unit: Option<String>,
+    /// The usage date it holds.
     pub zuora_start_date: Option<String>,
     /// `Pending` or `Processed` (a bill run took it), as the destination says.
     pub zuora_status: Option<String>,

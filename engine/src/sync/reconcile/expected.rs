@@ -70,8 +70,9 @@ pub enum RecordIds {
 pub struct Expected {
     /// Records written.
     pub records: u64,
-    /// Earliest and latest usage date among them (`YYYY-MM-DD`).
+    /// The earliest usage date among them (`YYYY-MM-DD`).
     pub first_day: Option<String>,
+    /// The latest.
     pub last_day: Option<String>,
 }
 

@@ -66,7 +66,9 @@ pub enum HeldSource {
 /// Rows of one class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassCount {
+    /// The class.
     pub class: Class,
+    /// Rows in it.
     pub rows: u64,
     /// Sum of the quantities delivered (none for extra and new rows).
     pub delivered_quantity: Option<String>,
@@ -77,7 +79,9 @@ pub struct ClassCount {
 /// Quantities of one account and unit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AccountTotal {
+    /// The account.
     pub account: Option<String>,
+    /// The unit of measure.
     pub unit: Option<String>,
     /// Delivered by dinmo.
     pub delivered: Option<String>,
@@ -92,11 +96,15 @@ pub struct AccountTotal {
 /// What reconciling one sync found.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReconciliation {
+    /// The sync.
     pub sync_id: SyncId,
+    /// Its destination's name.
     pub destination: String,
+    /// Its destination's type.
     pub destination_type: String,
-    /// The dates reconciled (`YYYY-MM-DD`, inclusive; none: every date).
+    /// The first date reconciled (`YYYY-MM-DD`, inclusive; none: every date).
     pub from: Option<String>,
+    /// The last date reconciled (inclusive; none: every date).
     pub to: Option<String>,
     /// The runs reconciled (`--last-runs`), oldest first; empty: every run.
     pub runs: Vec<String>,
@@ -143,17 +151,23 @@ impl SyncReconciliation {
 /// One sync to reconcile.
 #[derive(Debug)]
 pub struct Reconciling<'a> {
+    /// The sync.
     pub sync_id: &'a SyncId,
+    /// Its destination's name.
     pub destination_name: &'a str,
+    /// Its destination.
     pub destination: &'a dyn Destination,
+    /// The state store.
     pub state: &'a StateStore,
     /// Every manifest of the sync, oldest first.
     pub manifests: &'a [RunManifest],
     /// Only the rows delivered by the last this many runs.
     pub last_runs: Option<usize>,
+    /// The usage dates compared.
     pub period: Period,
     /// A usage export to read instead of the destination's API.
     pub export: Option<&'a Path>,
+    /// What the model says against the snapshot.
     pub model: ModelDiff,
     /// A local folder of this sync's own.
     pub work: PathBuf,
