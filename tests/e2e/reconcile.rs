@@ -597,3 +597,22 @@ fn a_read_of_several_pages_through_throttles_and_errors_finds_every_record_once(
     );
     assert_eq!(project.state_digest(), before, "nothing repaired on a failed read");
 }
+
+#[test]
+fn reconcile_says_what_changed_since_the_last_run() {
+    let project = TestProject::standard();
+    project.export_day("2026-01-05", &[("A1", 5)]);
+    exits(&project.dinmo(&["run"]), 0);
+    project.write(
+        "models/usage.yml",
+        &MODEL.edit("FROM events", "FROM events WHERE qty >= 0"),
+    );
+    let export = project.path().join("usage.csv");
+    std::fs::write(
+        &export,
+        "Account Number,Unit of Measure,Start Date,Quantity\nA1,API_CALL,2026-01-05,5\n",
+    )
+    .unwrap();
+    let output = project.dinmo(&["reconcile", "--zuora-export", &export.display().to_string()]);
+    prints(&output, 0, &["note: model SQL changed since the last run", "equal 1"]);
+}

@@ -299,6 +299,9 @@ pub struct ModelDiff {
     pub changed_rows: PathBuf,
     /// The keys of the snapshot's rows the model no longer produces.
     pub gone: Vec<u128>,
+    /// What changed since the last run that the diff reads differently (SQL, mapping, parts
+    /// no manifest names), as a plan reports it.
+    pub notes: Vec<String>,
 }
 
 /// A diffed sync, or the report of one that stopped.
@@ -325,6 +328,7 @@ impl DiffedSync<'_> {
             new_rows: self.files.pending,
             changed_rows: self.files.changed,
             gone: self.diff.gone,
+            notes: self.sync.report.changed_since_last_run,
         }
     }
 

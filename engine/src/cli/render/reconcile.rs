@@ -161,6 +161,9 @@ pub fn text(report: &ReconcileReport) -> String {
             dates(found),
             held_words(&found.held)
         ));
+        for note in &found.notes {
+            out.push_str(&format!("    note: {note}\n"));
+        }
         let counts: Vec<String> = found
             .classes
             .iter()
@@ -252,6 +255,9 @@ pub fn markdown(report: &ReconcileReport) -> String {
             dates(found),
             md(&held_words(&found.held))
         ));
+        for note in &found.notes {
+            out.push_str(&format!("Note: {}.\n\n", md(note)));
+        }
         out.push_str("| class | rows | delivered quantity | quantity in Zuora |\n| --- | ---: | ---: | ---: |\n");
         for count in found.classes.iter().filter(|c| c.rows > 0 || c.class == Class::Equal) {
             out.push_str(&format!(

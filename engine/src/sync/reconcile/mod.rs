@@ -125,6 +125,10 @@ pub struct SyncReconciliation {
     pub repairable: Vec<String>,
     /// Missing rows `--repair missing` leaves (some of their records are held), and why.
     pub not_repairable: u64,
+    /// What changed since the sync's last run that bears on the comparison (the model's SQL
+    /// or mapping; snapshot parts no manifest names, whose rows count as delivered and are
+    /// not compared).
+    pub notes: Vec<String>,
     /// Seconds it took.
     pub seconds: f64,
     /// The comparison, row by row (local file, removed with the command's staging folder).
@@ -389,6 +393,7 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
         repairable_rows: repairable.len() as u64,
         repairable,
         seconds: started.elapsed().as_secs_f64(),
+        notes: job.model.notes,
         compared,
     })
 }
