@@ -9,17 +9,14 @@
 //! were sent with (Zuora's `UniqueKey`), then, for records dinmo knows no id of (rows of an
 //! import or a usage file on a tenant without `UniqueKey`), by their values, one held record
 //! for one delivered. The comparison is written to one Parquet file, from which the report's
-//! totals, counts and samples are read ([`compare`]).
+//! totals, counts and samples are read ([`summary`]).
 
 pub mod class;
 pub mod compare;
 pub mod expected;
 pub mod holdings;
 pub mod repair;
-
-use serde::Serialize;
-
-pub use class::{Class, Period};
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,20 +24,18 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 use dinmo_connectors::{Destination, Holdings, HoldingsQuery, SyncId};
 use futures::StreamExt;
+use serde::Serialize;
 
 use crate::error::{DinmoError, Result};
 use crate::state::{RunManifest, StateStore};
 use crate::sync::run::ModelDiff;
+
+pub use class::{Class, Period};
 pub use compare::{COLUMNS, Compared};
+pub use summary::{AccountTotal, ClassCount, SAMPLE_ROWS, TOTAL_ROWS};
 
 /// Ids of delivered records looked up at a time when the period's read did not find them.
 const ID_LOOKUP_CHUNK: usize = 10_000;
-
-/// Rows of each class listed in a report.
-pub const SAMPLE_ROWS: usize = 20;
-
-/// Accounts and units listed in a report's totals.
-pub const TOTAL_ROWS: usize = 500;
 
 /// Where the destination's side came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,36 +56,6 @@ pub enum HeldSource {
     },
     /// It cannot be read back; why.
     Unreadable { reason: String },
-}
-
-/// Rows of one class.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClassCount {
-    /// The class.
-    pub class: Class,
-    /// Rows in it.
-    pub rows: u64,
-    /// Sum of the quantities delivered (none for extra and new rows).
-    pub delivered_quantity: Option<String>,
-    /// Sum of the quantities held.
-    pub zuora_quantity: Option<String>,
-}
-
-/// Quantities of one account and unit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AccountTotal {
-    /// The account.
-    pub account: Option<String>,
-    /// The unit of measure.
-    pub unit: Option<String>,
-    /// Delivered by dinmo.
-    pub delivered: Option<String>,
-    /// Held by the destination (matched and extra records).
-    pub in_zuora: Option<String>,
-    /// What the model says now (delivered rows as the model has them, and new rows).
-    pub in_warehouse: Option<String>,
-    /// Rows of this account and unit in a class other than `equal`.
-    pub differing_rows: u64,
 }
 
 /// What reconciling one sync found.
@@ -251,7 +216,8 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
                     (Holdings::Unreadable(reason), _) => HeldSource::Unreadable { reason },
                 }
             }
-            // Nothing delivered and no period: nothing to read.
+            // Nothing delivered and no period: nothing to read. Asking for no ids tells, without
+            // a request, whether the destination can be read back at all.
             _ => {
                 holdings::empty(&held_path)?;
                 match job
@@ -301,79 +267,7 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
     compare::materialise(&compare_ctx, &compared).await?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "compared");
 
-    let mut classes: Vec<ClassCount> = Class::ALL
-        .iter()
-        .map(|&class| ClassCount {
-            class,
-            rows: 0,
-            delivered_quantity: None,
-            zuora_quantity: None,
-        })
-        .collect();
-    for row in compare::texts(
-        &compare_ctx,
-        "select class, count(*), sum(delivered_quantity), sum(zuora_quantity) from compared group by class",
-    )
-    .await?
-    {
-        if let Some(class) = row[0].as_deref().and_then(Class::parse)
-            && let Some(slot) = classes.iter_mut().find(|c| c.class == class)
-        {
-            slot.rows = row[1].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0);
-            slot.delivered_quantity = row[2].clone();
-            slot.zuora_quantity = row[3].clone();
-        }
-    }
-    let statuses = compare::texts(
-        &compare_ctx,
-        "select zuora_status, count(*) from compared where zuora_status is not null group by zuora_status order by zuora_status",
-    )
-    .await?
-    .into_iter()
-    .filter_map(|row| Some((row[0].clone()?, row[1].as_deref()?.parse().ok()?)))
-    .collect();
-    let totals = compare::texts(
-        &compare_ctx,
-        &format!(
-            "select account, unit, sum(delivered_quantity), sum(zuora_quantity), \
-             sum(case when class in ('changed', 'new') then model_quantity when class in ('gone', 'extra') then 0 else delivered_quantity end), \
-             sum(case when class in ('equal', 'unverified') then 0 else 1 end) as differing \
-             from compared group by account, unit order by differing desc, account, unit limit {TOTAL_ROWS}"
-        ),
-    )
-    .await?
-    .into_iter()
-    .map(|row| AccountTotal {
-        account: row[0].clone(),
-        unit: row[1].clone(),
-        delivered: row[2].clone(),
-        in_zuora: row[3].clone(),
-        in_warehouse: row[4].clone(),
-        differing_rows: row[5].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0),
-    })
-    .collect();
-    let mut samples = Vec::new();
-    for class in Class::ALL.into_iter().filter(|c| c.is_difference()) {
-        samples.extend(compare::rows(&compare_ctx, &format!("class = '{}'", class.as_str()), SAMPLE_ROWS).await?);
-    }
-    // A row is repairable when every record delivered for it is missing.
-    let repairable: Vec<String> = compare::texts(
-        &compare_ctx,
-        "select row_key from compared where row_key is not null and class <> 'new' group by row_key \
-         having sum(case when class = 'missing' then 1 else 0 end) = count(*) order by row_key",
-    )
-    .await?
-    .into_iter()
-    .filter_map(|mut row| row.pop().flatten())
-    .collect();
-    let missing_rows = compare::texts(
-        &compare_ctx,
-        "select count(distinct row_key) from compared where class = 'missing'",
-    )
-    .await?
-    .first()
-    .and_then(|row| row[0].as_deref()?.parse::<u64>().ok())
-    .unwrap_or(0);
+    let summary = summary::summarise(&compare_ctx).await?;
     Ok(SyncReconciliation {
         sync_id: job.sync_id.clone(),
         destination: job.destination_name.to_string(),
@@ -385,13 +279,13 @@ pub async fn reconcile_sync(ctx: &SessionContext, job: Reconciling<'_>) -> Resul
             None => Vec::new(),
         },
         held,
-        classes,
-        statuses,
-        totals,
-        samples,
-        not_repairable: missing_rows.saturating_sub(repairable.len() as u64),
-        repairable_rows: repairable.len() as u64,
-        repairable,
+        classes: summary.classes,
+        statuses: summary.statuses,
+        totals: summary.totals,
+        samples: summary.samples,
+        not_repairable: summary.not_repairable,
+        repairable_rows: summary.repairable.len() as u64,
+        repairable: summary.repairable,
         seconds: started.elapsed().as_secs_f64(),
         notes: job.model.notes,
         compared,
