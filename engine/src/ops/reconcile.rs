@@ -16,12 +16,12 @@ use tracing::info;
 use super::project::{Selector, query_context};
 use super::run::diff_model;
 use crate::error::{DinmoError, Result};
-use crate::plan::models::plan_models;
+use crate::plan::models::{PlannedModel, plan_models};
 use crate::plan::sources::register_store;
 use crate::project::Project;
 use crate::settings::Settings;
-use crate::state::LockTerms;
 use crate::state::row_key::parse_key;
+use crate::state::{LockTerms, remove_local_folder};
 use crate::sync::connections::Connections;
 use crate::sync::context::{RunContext, RunOptions};
 use crate::sync::reconcile::{COLUMNS, Period, Reconciling, SyncReconciliation, reconcile_sync, repair};
@@ -159,16 +159,52 @@ impl<'p> ReconcileOp<'p> {
         };
         let run = RunContext::start(project, options, "reconcile")?;
         register_store(&ctx, &project.state)?;
+        // A repair changes what it compared: the syncs are locked from before the comparison
+        // to after the repair, so no run commits in between. Reading alone takes no lock.
+        let syncs: Vec<SyncId> = match self.repair {
+            Some(_) => planned
+                .iter()
+                .flat_map(|m| m.syncs.iter().map(|s| s.sync.id.clone()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let terms = LockTerms::new(&self.settings, self.wait);
+        let report = run
+            .state
+            .while_locked(
+                &syncs,
+                &run.run_id,
+                terms,
+                &run.lease,
+                self.reconcile_all(&ctx, &run, &planned),
+            )
+            .await;
+        remove_local_folder(run.staging_dir.clone()).await;
+        report
+    }
+
+    /// Every planned sync reconciled, then `--out` and `--repair` (under the caller's locks).
+    async fn reconcile_all(
+        &self,
+        ctx: &SessionContext,
+        run: &RunContext,
+        planned: &[PlannedModel<'_>],
+    ) -> Result<ReconcileReport> {
         if self.repair.is_some() {
-            self.finish_stopped_repairs(&run, &planned).await?;
+            for target in planned.iter().flat_map(|m| m.syncs.iter()) {
+                let removed = repair::finish_stopped(&run.state, &target.sync.id).await?;
+                if removed > 0 {
+                    info!(sync = %target.sync.id, parts = removed, "a stopped repair finished");
+                }
+            }
         }
         let connections = Connections::none();
         let mut report = ReconcileReport {
             syncs: Vec::new(),
             out: None,
         };
-        for model in &planned {
-            let (diffed, staged) = match diff_model(&ctx, &run, &connections, model).await {
+        for model in planned {
+            let (diffed, staged) = match diff_model(ctx, run, &connections, model).await {
                 Ok(diffed) => diffed,
                 Err((failure, _)) => {
                     for target in &model.syncs {
@@ -207,7 +243,7 @@ impl<'p> ReconcileOp<'p> {
                     model: model_diff,
                     work: run.staging_dir.join("reconcile").join(sync_id.to_string()),
                 };
-                let result = reconcile_sync(&ctx, job).await;
+                let result = reconcile_sync(ctx, job).await;
                 if let Ok(found) = &result {
                     info!(sync = %sync_id, differences = found.differences(), seconds = found.seconds, "reconciled");
                 }
@@ -220,86 +256,40 @@ impl<'p> ReconcileOp<'p> {
             staged.discarded().await;
         }
         if let Some(out) = &self.out {
-            let rows = write_out(&ctx, out, &report).await?;
+            let rows = write_out(ctx, out, &report).await?;
             report.out = Some((out.clone(), rows));
         }
         if self.repair == Some(RepairScope::Missing) {
-            self.repair_missing(&run, &mut report).await?;
+            self.repair_missing(run, &mut report).await?;
         }
         Ok(report)
     }
 
-    /// Finishes, under their locks, the repairs of the selected syncs that stopped before
-    /// removing the parts they replaced.
-    async fn finish_stopped_repairs(
-        &self,
-        run: &RunContext,
-        planned: &[crate::plan::models::PlannedModel<'_>],
-    ) -> Result<()> {
-        let mut stopped = Vec::new();
-        for target in planned.iter().flat_map(|m| m.syncs.iter()) {
-            if !repair::stopped_repairs(&run.state, &target.sync.id).await?.is_empty() {
-                stopped.push(target.sync.id.clone());
-            }
-        }
-        if stopped.is_empty() {
-            return Ok(());
-        }
-        let holder = dinmo_connectors::RunId::new();
-        let terms = LockTerms::new(&self.settings, self.wait);
-        let work = async {
-            for sync in &stopped {
-                let removed = repair::finish_stopped(&run.state, sync).await?;
-                info!(%sync, parts = removed, "a stopped repair finished");
-            }
-            Ok(())
-        };
-        run.state
-            .while_locked(&stopped, &holder, terms, &Default::default(), work)
-            .await
-    }
-
-    /// Returns every repairable missing row to "new", sync by sync, under their locks.
+    /// Returns every repairable missing row to "new", sync by sync (under the caller's locks).
     async fn repair_missing(&self, run: &RunContext, report: &mut ReconcileReport) -> Result<()> {
-        let syncs: Vec<SyncId> = report
-            .syncs
-            .iter()
-            .filter(|s| s.result.as_ref().is_ok_and(|r| !r.repairable.is_empty()))
-            .map(|s| s.sync_id.clone())
-            .collect();
-        if syncs.is_empty() {
-            return Ok(());
-        }
-        let holder = dinmo_connectors::RunId::new();
-        let terms = LockTerms::new(&self.settings, self.wait);
         let staging = run.staging_dir.join("repair");
         std::fs::create_dir_all(&staging).map_err(DinmoError::io(&staging))?;
         let at = RunContext::now();
-        let work = async {
-            for sync in report.syncs.iter_mut() {
-                let Ok(found) = &sync.result else { continue };
-                let keys: HashSet<u128> = found
-                    .repairable
-                    .iter()
-                    .filter_map(|k| parse_key(k.as_bytes()))
-                    .collect();
-                if keys.is_empty() {
-                    continue;
-                }
-                let reason = format!(
-                    "dinmo reconcile found {} row(s) delivered to `{}` that it no longer holds ({})",
-                    keys.len(),
-                    found.destination,
-                    held_words(&found.held)
-                );
-                sync.repaired = repair::return_to_new(&run.state, &sync.sync_id, &keys, &reason, at, &staging).await?;
-                info!(sync = %sync.sync_id, rows = sync.repaired, "missing rows returned to new");
+        for sync in report.syncs.iter_mut() {
+            let Ok(found) = &sync.result else { continue };
+            let keys: HashSet<u128> = found
+                .repairable
+                .iter()
+                .filter_map(|k| parse_key(k.as_bytes()))
+                .collect();
+            if keys.is_empty() {
+                continue;
             }
-            Ok(())
-        };
-        run.state
-            .while_locked(&syncs, &holder, terms, &Default::default(), work)
-            .await
+            let reason = format!(
+                "dinmo reconcile found {} row(s) delivered to `{}` that it no longer holds ({})",
+                keys.len(),
+                found.destination,
+                held_words(&found.held)
+            );
+            sync.repaired = repair::return_to_new(&run.state, &sync.sync_id, &keys, &reason, at, &staging).await?;
+            info!(sync = %sync.sync_id, rows = sync.repaired, "missing rows returned to new");
+        }
+        Ok(())
     }
 }
 
