@@ -615,4 +615,7 @@ fn reconcile_says_what_changed_since_the_last_run() {
     .unwrap();
     let output = project.dinmo(&["reconcile", "--zuora-export", &export.display().to_string()]);
     prints(&output, 0, &["note: model SQL changed since the last run", "equal 1"]);
+    // Without an export, a file destination says how to give it one.
+    let output = project.dinmo(&["reconcile"]);
+    prints(&output, 0, &["unverified 1", "--zuora-export FILE"]);
 }

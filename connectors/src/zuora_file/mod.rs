@@ -102,6 +102,18 @@ impl Destination for ZuoraFileDestination {
         "zuora_file"
     }
 
+    /// Files are written, not sent: what Zuora holds is learnt from a usage export a person
+    /// downloads (`dinmo reconcile --zuora-export`), read by the engine.
+    async fn holdings(
+        &self,
+        _query: &crate::destination::HoldingsQuery,
+        _sink: &mut crate::destination::HoldingsSink<'_>,
+    ) -> Result<crate::destination::Holdings> {
+        Ok(crate::destination::Holdings::Unreadable(
+            "a `zuora_file` destination writes files and cannot read Zuora; give a usage export downloaded from Zuora with --zuora-export FILE".into(),
+        ))
+    }
+
     fn fields(&self) -> &[FieldSpec] {
         &self.fields
     }
