@@ -619,3 +619,41 @@ fn reconcile_says_what_changed_since_the_last_run() {
     let output = project.dinmo(&["reconcile"]);
     prints(&output, 0, &["unverified 1", "--zuora-export FILE"]);
 }
+
+#[test]
+fn a_record_moved_to_another_month_by_hand_is_found_by_its_id() {
+    let sim = Sim::start(SimConfig::default());
+    let project = zuora_project(&sim, "actions", "");
+    export(&project, "2026-01-05", &day_rows(3));
+    exits(&run_against(&project, &sim, &["run"]), 0);
+    behind_dinmos_back(
+        &sim,
+        Method::PUT,
+        &format!("/v1/object/usage/{}", record_of(&sim, "A00000002")),
+        Some(json!({"StartDateTime": "2026-03-01T00:00:00"})),
+    );
+    let (status, report) = reconcile(&project, &sim, &[]);
+    assert_eq!(
+        (status, classes(&report)),
+        (DIFFERENCES, expect(&[("equal", 2), ("different", 1)])),
+        "{report:#}"
+    );
+    let moved = &report["syncs"][0]["samples"][0];
+    assert_eq!(
+        (&moved["start_date"], &moved["zuora_start_date"]),
+        (&json!("2026-01-05"), &json!("2026-03-01")),
+        "{report:#}"
+    );
+    // Read by the period, then the one record by its id: not missing, not a second query of the
+    // whole tenant.
+    assert_eq!(report["syncs"][0]["held"]["records_read"], 3, "{report:#}");
+    let queries = sim
+        .sim
+        .state
+        .lock()
+        .counters
+        .by_endpoint
+        .get("POST /v1/action/query")
+        .copied();
+    assert!(queries.is_some_and(|n| n >= 2), "{queries:?}");
+}

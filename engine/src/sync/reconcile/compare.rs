@@ -177,6 +177,14 @@ fn in_period(column: &str, period: &Period) -> String {
 /// than once is computed once).
 async fn materialise_as(ctx: &SessionContext, name: &str, sql: &str, path: &Path) -> Result<()> {
     let frame = ctx.sql(sql).await.map_err(DinmoError::engine(CONTEXT))?;
+    write_one_file(frame, path).await?;
+    ctx.register_parquet(name, path.display().to_string(), ParquetReadOptions::default())
+        .await
+        .map_err(DinmoError::engine(CONTEXT))
+}
+
+/// `frame` written to one Parquet file at `path`.
+pub async fn write_one_file(frame: datafusion::dataframe::DataFrame, path: &Path) -> Result<()> {
     frame
         .write_parquet(
             &path.display().to_string(),
@@ -184,10 +192,8 @@ async fn materialise_as(ctx: &SessionContext, name: &str, sql: &str, path: &Path
             None,
         )
         .await
-        .map_err(DinmoError::engine(CONTEXT))?;
-    ctx.register_parquet(name, path.display().to_string(), ParquetReadOptions::default())
-        .await
-        .map_err(DinmoError::engine(CONTEXT))
+        .map(|_| ())
+        .map_err(DinmoError::engine(format!("writing {}", path.display())))
 }
 
 /// Registers `sql` as the view `name`.
@@ -333,21 +339,13 @@ pub async fn register(ctx: &SessionContext, inputs: &Inputs<'_>, work: &Path) ->
 
 /// Writes `compared_rows` to the Parquet file `path` and registers it as `compared`.
 pub async fn materialise(ctx: &SessionContext, path: &Path) -> Result<()> {
-    let frame = ctx
-        .sql(&format!("select {} from compared_rows", COLUMNS.join(", ")))
-        .await
-        .map_err(DinmoError::engine(CONTEXT))?;
-    frame
-        .write_parquet(
-            &path.display().to_string(),
-            datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
-            None,
-        )
-        .await
-        .map_err(DinmoError::engine(CONTEXT))?;
-    ctx.register_parquet("compared", path.display().to_string(), ParquetReadOptions::default())
-        .await
-        .map_err(DinmoError::engine(CONTEXT))
+    materialise_as(
+        ctx,
+        "compared",
+        &format!("select {} from compared_rows", COLUMNS.join(", ")),
+        path,
+    )
+    .await
 }
 
 /// The rows of `sql`, each column as text.

@@ -367,20 +367,12 @@ async fn look_up_unmatched(
     }
     // One file of every record found by id.
     if !chunks.is_empty() {
-        let merge = SessionContext::new_with_config_rt(ctx.copied_config(), ctx.runtime_env());
         let urls: Vec<String> = chunks.iter().map(|p| p.display().to_string()).collect();
-        let frame = merge
+        let frame = comparing_session(ctx)
             .read_parquet(urls, Default::default())
             .await
             .map_err(DinmoError::engine(context))?;
-        frame
-            .write_parquet(
-                &by_id.display().to_string(),
-                datafusion::dataframe::DataFrameWriteOptions::new().with_single_file_output(true),
-                None,
-            )
-            .await
-            .map_err(DinmoError::engine(context))?;
+        compare::write_one_file(frame, by_id).await?;
     }
     Ok(found)
 }
