@@ -42,15 +42,21 @@ pub fn usage_by_id(ids: &[String]) -> Vec<String> {
 }
 
 fn usage_where(field: &str, values: &[String]) -> Vec<String> {
+    usage_any_of("Id, UniqueKey, RbeStatus, Quantity", field, values)
+}
+
+/// `select <fields> from Usage where <field> = '…' or …`, one query per at most
+/// [`MAX_CONDITIONS`] values.
+fn usage_any_of(fields: &str, field: &str, values: &[String]) -> Vec<String> {
     values
         .chunks(MAX_CONDITIONS)
         .map(|chunk| {
             let conditions = chunk
                 .iter()
-                .map(|k| format!("{field} = {}", literal(k)))
+                .map(|value| format!("{field} = {}", literal(value)))
                 .collect::<Vec<_>>()
                 .join(" or ");
-            format!("select Id, UniqueKey, RbeStatus, Quantity from Usage where {conditions}")
+            format!("select {fields} from Usage where {conditions}")
         })
         .collect()
 }
@@ -58,16 +64,7 @@ fn usage_where(field: &str, values: &[String]) -> Vec<String> {
 /// `select Id, RbeStatus, Quantity from Usage where Id = '…' or …`: for a tenant without
 /// `UniqueKey` on Usage.
 pub fn usage_by_id_without_unique_key(ids: &[String]) -> Vec<String> {
-    ids.chunks(MAX_CONDITIONS)
-        .map(|chunk| {
-            let conditions = chunk
-                .iter()
-                .map(|k| format!("Id = {}", literal(k)))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            format!("select Id, RbeStatus, Quantity from Usage where {conditions}")
-        })
-        .collect()
+    usage_any_of("Id, RbeStatus, Quantity", "Id", ids)
 }
 
 /// A ZOQL string literal: single quotes, with `\` and `'` escaped by a backslash.
@@ -172,16 +169,7 @@ pub fn usage_in_period(from: &str, to: &str, unique_key: bool) -> String {
 
 /// The usage records with these ids, one query per at most [`MAX_CONDITIONS`] ids.
 pub fn usage_holdings_by_id(ids: &[String], unique_key: bool) -> Vec<String> {
-    ids.chunks(MAX_CONDITIONS)
-        .map(|chunk| {
-            let conditions = chunk
-                .iter()
-                .map(|id| format!("Id = {}", literal(id)))
-                .collect::<Vec<_>>()
-                .join(" or ");
-            format!("select {} from Usage where {conditions}", holding_fields(unique_key))
-        })
-        .collect()
+    usage_any_of(holding_fields(unique_key), "Id", ids)
 }
 
 /// Runs a query dinmo relies on: an invalid field is an error naming it.

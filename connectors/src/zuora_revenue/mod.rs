@@ -143,8 +143,6 @@ impl Destination for ZuoraRevenueDestination {
         "zuora_revenue"
     }
 
-    /// Each upload is journalled before it is sent; one whose answer never came is settled by
-    /// hand through its journal record.
     /// Revenue's integration API uploads files and answers for each upload (its status and
     /// the rows it refused, which every run records); it documents no read of what it staged
     /// or turned into transaction lines, so nothing can be compared there (docs/zuora.md,
@@ -159,6 +157,8 @@ impl Destination for ZuoraRevenueDestination {
         ))
     }
 
+    /// Each upload is journalled before it is sent; one whose answer never came is settled by
+    /// hand through its journal record.
     async fn resolve_undecided(
         &self,
         journal: crate::destination::OutputLocation,
