@@ -128,6 +128,12 @@ pub fn read_usage_export(path: &Path, sink: &mut HoldingsSink<'_>) -> Result<boo
                 .map(str::to_string);
         }
         let header = |slot: usize| columns[slot].map_or("?", |c| headers[c].as_str());
+        // A record without its account or unit could be matched to nothing and counted nowhere.
+        for slot in [1, 2] {
+            if row[slot].is_none() {
+                return Err(fail(format!("line {line}: `{}` is empty", header(slot))));
+            }
+        }
         match &row[3] {
             Some(start) if iso_date(start) => {}
             other => {
@@ -243,6 +249,10 @@ mod tests {
             date.contains("line 2") && date.contains("01/02/2026") && date.contains("ISO"),
             "{date}"
         );
+        let empty = read("Account Number,Unit of Measure,Start Date,Quantity\nA-1,,2026-01-02,3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(empty.contains("line 2: `Unit of Measure` is empty"), "{empty}");
         let number = read("Account Number,Unit of Measure,Start Date,Quantity\nA-1,GB,2026-01-02,three\n")
             .unwrap_err()
             .to_string();
