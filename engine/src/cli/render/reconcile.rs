@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{DinmoError, Result};
-use crate::ops::{Class, Compared, HeldSource, ReconcileReport, SyncReconciliation};
+use crate::ops::{Class, ClassCount, Compared, HeldSource, ReconcileReport, SyncReconciliation};
 
 /// How each class reads in a report.
 fn title(class: Class) -> &'static str {
@@ -84,6 +84,19 @@ fn dates(sync: &SyncReconciliation) -> String {
 
 fn or_dash(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("-")
+}
+
+/// The records found in Zuora by status (`Pending 3, Processed 6`), when any were.
+fn statuses(found: &SyncReconciliation) -> Option<String> {
+    let words: Vec<String> = found.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    (!words.is_empty()).then(|| words.join(", "))
+}
+
+/// The sample rows of `count`'s class, and how many more rows it has.
+fn samples<'a>(found: &'a SyncReconciliation, count: &ClassCount) -> (Vec<&'a Compared>, u64) {
+    let rows: Vec<&Compared> = found.samples.iter().filter(|r| r.class == count.class).collect();
+    let more = count.rows.saturating_sub(rows.len() as u64);
+    (rows, more)
 }
 
 /// One differing row in words.
@@ -173,9 +186,8 @@ pub fn text(report: &ReconcileReport) -> String {
             .map(|c| format!("{} {}", c.class.as_str(), c.rows))
             .collect();
         out.push_str(&format!("    {}\n", counts.join(" · ")));
-        if !found.statuses.is_empty() {
-            let statuses: Vec<String> = found.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            out.push_str(&format!("    found in Zuora: {}\n", statuses.join(", ")));
+        if let Some(statuses) = statuses(found) {
+            out.push_str(&format!("    found in Zuora: {statuses}\n"));
         }
         for count in found.classes.iter().filter(|c| c.class.is_difference() && c.rows > 0) {
             out.push_str(&format!(
@@ -184,15 +196,12 @@ pub fn text(report: &ReconcileReport) -> String {
                 count.rows,
                 advice(count.class)
             ));
-            let rows: Vec<&Compared> = found.samples.iter().filter(|r| r.class == count.class).collect();
+            let (rows, more) = samples(found, count);
             for row in &rows {
                 out.push_str(&format!("      {}\n", row_words(row)));
             }
-            if count.rows > rows.len() as u64 {
-                out.push_str(&format!(
-                    "      … and {} more (--out FILE lists every row)\n",
-                    count.rows - rows.len() as u64
-                ));
+            if more > 0 {
+                out.push_str(&format!("      … and {more} more (--out FILE lists every row)\n"));
             }
         }
         push_repair_text(&mut out, sync.repaired, found);
@@ -268,9 +277,8 @@ pub fn markdown(report: &ReconcileReport) -> String {
                 or_dash(&count.zuora_quantity)
             ));
         }
-        if !found.statuses.is_empty() {
-            let statuses: Vec<String> = found.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            out.push_str(&format!("\nFound in Zuora: {}.\n", statuses.join(", ")));
+        if let Some(statuses) = statuses(found) {
+            out.push_str(&format!("\nFound in Zuora: {statuses}.\n"));
         }
         if !found.totals.is_empty() {
             out.push_str("\n| account | unit | delivered | in Zuora | in the warehouse | rows differing |\n| --- | --- | ---: | ---: | ---: | ---: |\n");
@@ -294,7 +302,7 @@ pub fn markdown(report: &ReconcileReport) -> String {
                 advice(count.class)
             ));
             out.push_str("| account | unit | date | delivered | in Zuora | model now | status | record | row key |\n| --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |\n");
-            let rows: Vec<&Compared> = found.samples.iter().filter(|r| r.class == count.class).collect();
+            let (rows, more) = samples(found, count);
             for row in &rows {
                 out.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {} | {} | {} | `{}` |\n",
@@ -313,11 +321,8 @@ pub fn markdown(report: &ReconcileReport) -> String {
                     or_dash(&row.row_key)
                 ));
             }
-            if count.rows > rows.len() as u64 {
-                out.push_str(&format!(
-                    "\n… and {} more (`--out FILE` lists every row).\n",
-                    count.rows - rows.len() as u64
-                ));
+            if more > 0 {
+                out.push_str(&format!("\n… and {more} more (`--out FILE` lists every row).\n"));
             }
         }
         let mut repair = String::new();
