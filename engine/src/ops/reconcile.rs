@@ -79,6 +79,16 @@ impl ReconcileReport {
             .sum()
     }
 
+    /// Delivered rows that could not be checked against the destination (`unverified`), over
+    /// every sync.
+    pub fn unverified(&self) -> u64 {
+        self.syncs
+            .iter()
+            .filter_map(|s| s.result.as_ref().ok())
+            .map(|r| r.rows(Class::Unverified))
+            .sum()
+    }
+
     /// The first sync that could not be reconciled.
     pub fn failure(&self) -> Result<()> {
         let failed: Vec<&ReconciledSync> = self.syncs.iter().filter(|s| s.result.is_err()).collect();

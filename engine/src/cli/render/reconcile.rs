@@ -86,6 +86,18 @@ fn or_dash(value: &Option<String>) -> &str {
     value.as_deref().unwrap_or("-")
 }
 
+/// The report's last word: how many rows differ, and, when nothing does, whether that covers
+/// every row or only those the destinations could be asked about.
+fn verdict(report: &ReconcileReport) -> String {
+    match (report.differences(), report.unverified()) {
+        (0, 0) => "Everything reconciled matches.".to_string(),
+        (0, unverified) => format!(
+            "Nothing differs among the rows that could be checked; {unverified} delivered row(s) could not be checked against the destination (see above)."
+        ),
+        (n, _) => format!("{n} row(s) differ."),
+    }
+}
+
 /// The records found in Zuora by status (`Pending 3, Processed 6`), when any were.
 fn statuses(found: &SyncReconciliation) -> Option<String> {
     let words: Vec<String> = found.statuses.iter().map(|(s, n)| format!("{s} {n}")).collect();
@@ -206,11 +218,7 @@ pub fn text(report: &ReconcileReport) -> String {
         }
         push_repair_text(&mut out, sync.repaired, found);
     }
-    let differences = report.differences();
-    out.push_str(&match differences {
-        0 => "\nEverything reconciled matches.\n".to_string(),
-        n => format!("\n{n} row(s) differ.\n"),
-    });
+    out.push_str(&format!("\n{}\n", verdict(report)));
     if let Some((path, rows)) = &report.out {
         out.push_str(&format!("{rows} differing row(s) written to {}\n", path.display()));
     }
@@ -243,10 +251,9 @@ fn md(value: &str) -> String {
 /// The markdown report: per sync, the classes, totals by account and unit, the differences.
 pub fn markdown(report: &ReconcileReport) -> String {
     let mut out = String::from("## dinmo reconcile\n");
-    let differences = report.differences();
-    out.push_str(&match differences {
-        0 => "\nEverything reconciled matches.\n".to_string(),
-        n => format!("\n**{n} row(s) differ.**\n"),
+    out.push_str(&match report.differences() {
+        0 => format!("\n{}\n", verdict(report)),
+        _ => format!("\n**{}**\n", verdict(report)),
     });
     for sync in &report.syncs {
         out.push_str(&format!("\n### `{}`\n\n", sync.sync_id));
