@@ -190,6 +190,11 @@ pub trait DestinationSpec {
     /// The ledger it feeds.
     const LEDGER: Ledger;
 
+    /// Which fields carry the account, unit, quantity and usage time, for each field layout
+    /// the destination can have: what reading stored rows back needs when only the
+    /// destination's type is known ([`crate::registry::stored_roles`]).
+    const ROLES: &'static [FieldRoles];
+
     /// Every problem with the values, as `(key, message)`; none is fatal on its own.
     fn validate(&self) -> Vec<(&'static str, String)>;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::destination::{Destination, DestinationSpec, Ledger, OpenLocation};
+use crate::destination::{Destination, DestinationSpec, FieldRoles, Ledger, OpenLocation};
 use crate::error::Result;
 
 macro_rules! registry {
@@ -25,6 +25,15 @@ macro_rules! registry {
 
         /// Every `type:`, in the registry's order.
         pub const DESTINATION_TYPES: &[&str] = &[$($kind),*];
+
+        /// The field roles of each layout a destination of type `kind` can have; none for a
+        /// type the registry does not know.
+        pub fn roles_of_type(kind: &str) -> &'static [FieldRoles] {
+            match kind {
+                $($kind => <$config as DestinationSpec>::ROLES,)*
+                _ => &[],
+            }
+        }
 
         impl DestinationConfig {
             /// The `type:` value.
@@ -80,6 +89,25 @@ registry! {
     "zuora" => Zuora(crate::zuora::ZuoraConfig),
     /// Zuora Revenue's usage upload, by file or API.
     "zuora_revenue" => ZuoraRevenue(crate::zuora_revenue::ZuoraRevenueConfig),
+}
+
+/// The roles of rows a destination of type `kind` was sent, told from the fields they hold
+/// (`columns`): the layout of the type most of whose role fields are there (the first of
+/// equals). `None` for a type the registry does not know or rows holding none of them; a
+/// role whose field the rows lack (an account mapped by id) is the caller's to leave empty.
+pub fn stored_roles(kind: &str, columns: &[&str]) -> Option<FieldRoles> {
+    let held = |roles: &FieldRoles| {
+        [roles.account, roles.unit, roles.quantity, roles.start]
+            .iter()
+            .filter(|field| columns.contains(field))
+            .count()
+    };
+    roles_of_type(kind)
+        .iter()
+        .filter(|roles| held(roles) > 0)
+        .rev()
+        .max_by_key(|roles| held(roles))
+        .copied()
 }
 
 impl DestinationConfig {
@@ -175,5 +203,27 @@ mod tests {
         assert_eq!(billing.ledger(), Ledger::Billing);
         assert_eq!(billing.locations(), ["path"]);
         assert_eq!(DESTINATION_TYPES, ["zuora_file", "zuora", "zuora_revenue"]);
+    }
+
+    #[test]
+    fn stored_rows_tell_their_roles_by_the_fields_they_hold() {
+        let standard = stored_roles("zuora_file", &["ACCOUNT_ID", "UOM", "QTY", "STARTDATE"]);
+        assert_eq!(standard.map(|r| r.quantity), Some("QTY"));
+        let active = stored_roles("zuora_file", &["AccountNumber", "UnitOfMeasure", "Quantity"]);
+        assert_eq!(active.map(|r| r.unit), Some("UnitOfMeasure"));
+        assert_eq!(
+            stored_roles("zuora", &["AccountNumber", "Quantity"]).map(|r| r.unit),
+            Some("UOM")
+        );
+        assert_eq!(
+            stored_roles("zuora_revenue", &["SO Line ID", "Usage Amount"]).map(|r| r.start),
+            Some("TRX_DATE")
+        );
+        assert_eq!(
+            stored_roles("zuora", &["AccountId", "Quantity"]).map(|r| r.account),
+            Some("AccountNumber")
+        );
+        assert_eq!(stored_roles("zuora", &["AccountId"]), None);
+        assert_eq!(stored_roles("salesforce", &["AccountNumber", "Quantity"]), None);
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod airflow;
+mod browser;
 mod compaction;
 mod contract;
 mod corrections;
@@ -14,11 +15,13 @@ mod exactly_once;
 mod exit_codes;
 mod exports;
 mod hardening;
+mod history;
 mod incremental;
 mod integrity;
 mod layouts;
 mod object_store_s3;
 mod reconcile;
+mod report;
 mod revenue;
 mod review;
 mod third_party_parquet;

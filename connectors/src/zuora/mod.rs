@@ -91,8 +91,17 @@ impl ZuoraDestination {
     }
 }
 
+/// The fields of a usage record that carry its account, unit, quantity and start.
+const ROLES: crate::destination::FieldRoles = crate::destination::FieldRoles {
+    account: "AccountNumber",
+    unit: "UOM",
+    quantity: "Quantity",
+    start: "StartDateTime",
+};
+
 impl crate::destination::DestinationSpec for ZuoraConfig {
     const LEDGER: crate::destination::Ledger = crate::destination::Ledger::Billing;
+    const ROLES: &'static [crate::destination::FieldRoles] = &[ROLES];
 
     fn validate(&self) -> Vec<(&'static str, String)> {
         ZuoraConfig::validate(self)
@@ -318,12 +327,7 @@ impl Destination for ZuoraDestination {
     }
 
     fn roles(&self) -> crate::destination::FieldRoles {
-        crate::destination::FieldRoles {
-            account: "AccountNumber",
-            unit: "UOM",
-            quantity: "Quantity",
-            start: "StartDateTime",
-        }
+        ROLES
     }
 
     fn validate_schema(&self, schema: &arrow::datatypes::Schema) -> Vec<crate::destination::SchemaProblem> {

@@ -62,9 +62,26 @@ impl ZuoraFileDestination {
     }
 }
 
+/// The columns of an Active Rating usage file that carry the account, unit, quantity and start.
+const ACTIVE_RATING_ROLES: crate::destination::FieldRoles = crate::destination::FieldRoles {
+    account: "AccountNumber",
+    unit: "UnitOfMeasure",
+    quantity: "Quantity",
+    start: "StartDateTime",
+};
+
+/// The columns of a standard usage import file that carry the account, unit, quantity and start.
+const STANDARD_ROLES: crate::destination::FieldRoles = crate::destination::FieldRoles {
+    account: "ACCOUNT_ID",
+    unit: "UOM",
+    quantity: "QTY",
+    start: "STARTDATE",
+};
+
 impl crate::destination::DestinationSpec for ZuoraFileConfig {
     const LOCATIONS: &'static [&'static str] = &["path"];
     const LEDGER: crate::destination::Ledger = crate::destination::Ledger::Billing;
+    const ROLES: &'static [crate::destination::FieldRoles] = &[ACTIVE_RATING_ROLES, STANDARD_ROLES];
 
     fn validate(&self) -> Vec<(&'static str, String)> {
         ZuoraFileConfig::validate(self)
@@ -120,18 +137,8 @@ impl Destination for ZuoraFileDestination {
 
     fn roles(&self) -> crate::destination::FieldRoles {
         match self.config.layout() {
-            Layout::ActiveRating => crate::destination::FieldRoles {
-                account: "AccountNumber",
-                unit: "UnitOfMeasure",
-                quantity: "Quantity",
-                start: "StartDateTime",
-            },
-            Layout::Standard => crate::destination::FieldRoles {
-                account: "ACCOUNT_ID",
-                unit: "UOM",
-                quantity: "QTY",
-                start: "STARTDATE",
-            },
+            Layout::ActiveRating => ACTIVE_RATING_ROLES,
+            Layout::Standard => STANDARD_ROLES,
         }
     }
 

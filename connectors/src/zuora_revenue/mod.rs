@@ -106,9 +106,18 @@ impl ZuoraRevenueDestination {
     }
 }
 
+/// The columns of a usage line that carry the sales order line, product, amount and date.
+const ROLES: FieldRoles = FieldRoles {
+    account: "SO Line ID",
+    unit: "Sub Product",
+    quantity: "Usage Amount",
+    start: "TRX_DATE",
+};
+
 impl crate::destination::DestinationSpec for ZuoraRevenueConfig {
     const LOCATIONS: &'static [&'static str] = &["path"];
     const LEDGER: crate::destination::Ledger = crate::destination::Ledger::Revenue;
+    const ROLES: &'static [FieldRoles] = &[ROLES];
 
     fn validate(&self) -> Vec<(&'static str, String)> {
         ZuoraRevenueConfig::validate(self)
@@ -179,12 +188,7 @@ impl Destination for ZuoraRevenueDestination {
     }
 
     fn roles(&self) -> FieldRoles {
-        FieldRoles {
-            account: "SO Line ID",
-            unit: "Sub Product",
-            quantity: "Usage Amount",
-            start: "TRX_DATE",
-        }
+        ROLES
     }
 
     fn validate_schema(&self, schema: &Schema) -> Vec<SchemaProblem> {

@@ -100,6 +100,11 @@ pub enum Command {
     Runs(RunsArgs),
     /// Show what one run sent, rejected, or left pending.
     Show(ShowArgs),
+    /// Run SQL over the sync history: the tables runs, sent, rejected, pending, held and
+    /// corrections (docs/sync-history.md). Reads only; takes no lock.
+    Query(QueryArgs),
+    /// Write the sync history as one self-contained HTML page with charts and tables.
+    Report(ReportArgs),
     /// Delete a run's records in the destination where it still allows it (Zuora: status
     /// Pending) and return those rows to "new".
     Rollback(RollbackArgs),
@@ -405,6 +410,45 @@ pub struct RunsArgs {
     /// At most this many runs.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+}
+
+/// `dinmo query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL: a query over runs, sent, rejected, pending, held and corrections (`DESCRIBE
+    /// sent` lists a table's columns).
+    pub sql: String,
+    /// Output format; without it, the `--out` file's extension (.csv, .json, .parquet, .txt)
+    /// or a table.
+    #[arg(long, value_enum)]
+    pub format: Option<QueryFormat>,
+    /// Write the rows to FILE instead of standard output (it appears whole, or not at all).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `dinmo query --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// Parquet (needs `--out`).
+    Parquet,
+}
+
+/// `dinmo report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE", default_value = "report.html")]
+    pub out: PathBuf,
+    /// Only the last DAYS days of runs (the whole history without it).
+    #[arg(long, value_name = "DAYS")]
+    pub days: Option<u32>,
 }
 
 /// `dinmo show`.

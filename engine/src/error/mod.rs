@@ -307,6 +307,17 @@ pub enum DinmoError {
     #[error("no run `{run}` in {state}")]
     RunNotFound { run: RunId, state: String },
 
+    /// A `dinmo query` over the sync history failed or is not a read.
+    #[error(
+        "query over the sync history of {state}: {source}. It reads the tables runs, sent, rejected, pending, held \
+         and corrections (their columns: `DESCRIBE <table>`, or docs/sync-history.md), and may only read"
+    )]
+    HistoryQuery {
+        state: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
     /// More rows changed than a run describes.
     #[error(
         "sync `{sync}`: {changed} rows synced earlier have other values now, more than {limit} ({why}); nothing was sent. \

@@ -11,7 +11,7 @@
 //!   [`VerifyOp`], [`ResolvePendingOp`], [`ResolveHeldOp`], [`RebuildOp`], [`CompactOp`] and
 //!   [`UnlockOp`];
 //! - `validate` is a [`ValidateOp`];
-//! - `runs` and `show` read a [`RunHistory`].
+//! - `runs` and `show` read a [`RunHistory`]; `query` is a [`QueryOp`] over the history tables.
 
 /// Makes an operation awaitable: `Op::new(..).option(..).await` runs its `execute`.
 macro_rules! awaitable {
@@ -76,8 +76,11 @@ mod validate;
 
 pub use apply::ApplyOp;
 pub use held::{HeldDecision, ResolveHeldOp, ResolvedHeld};
+pub use history::query::{QueryOp, QueryResults, ResultFormat};
+pub use history::report::{HeldRows, HistoryReport, Point, Refusal, ReportOp, RunRow, Summary};
+pub use history::tables::{HistoryTables, TABLES};
 pub use history::{ExportedRows, RowsFormat, RunHistory};
-pub use project::{Selector, artifact_dir, config_schema, open_project, parse_byte_size};
+pub use project::{Selector, artifact_dir, config_schema, open_project, open_project_to_read_state, parse_byte_size};
 pub use reconcile::{
     AccountTotal, Class, ClassCount, Compared, HeldSource, ReconcileOp, ReconcileReport, ReconciledSync, RepairScope,
 };

@@ -17,6 +17,13 @@ pub fn open_project(dir: Option<&Path>) -> Result<Project> {
     crate::project::load_project(&root)
 }
 
+/// Finds and loads the project to read its state's history: without checking destinations'
+/// settings, so their credentials are not needed ([`crate::project::load_project_to_read_state`]).
+pub fn open_project_to_read_state(dir: Option<&Path>) -> Result<Project> {
+    let root = crate::project::find_project_root(dir)?;
+    crate::project::load_project_to_read_state(&root)
+}
+
 /// Where a command's artifacts go: the project's `target-path`, or `<project>/target` when
 /// the project cannot be loaded (so a failure is recorded too).
 pub fn artifact_dir(dir: Option<&Path>) -> PathBuf {

@@ -39,8 +39,29 @@ pub fn load_project(root: &Path) -> Result<Project> {
     load_project_with(root, &from_process)
 }
 
+/// Loads the project at `root` to read its state's history (`runs`, `show`, `query`,
+/// `report`): as [`load_project`], but a destination's settings are not checked, so that a
+/// person without the destinations' credentials can read what was sent. Nothing loaded so
+/// may reach a destination.
+pub fn load_project_to_read_state(root: &Path) -> Result<Project> {
+    load(root, &from_process, Purpose::ReadState)
+}
+
 /// Loads the project at `root`, reading `${VAR}` through `lookup`.
 pub fn load_project_with(root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Project> {
+    load(root, lookup, Purpose::Everything)
+}
+
+/// What a project is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Anything: every setting is checked.
+    Everything,
+    /// Reading the state: destinations' settings are not checked.
+    ReadState,
+}
+
+fn load(root: &Path, lookup: &dyn Fn(&str) -> Option<String>, purpose: Purpose) -> Result<Project> {
     let mut report = ConfigReport::default();
     let project_path = root.join(PROJECT_FILE);
     let text = std::fs::read_to_string(&project_path).map_err(DinmoError::io(&project_path))?;
@@ -59,7 +80,12 @@ pub fn load_project_with(root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -
         }
         return Err(DinmoError::Config(report.into_result().err().unwrap_or_default()));
     };
-    let mut loader = Loader { root, lookup, report };
+    let mut loader = Loader {
+        root,
+        lookup,
+        report,
+        purpose,
+    };
     let project = loader.project(file);
     loader.report.into_result().map_err(DinmoError::Config)?;
     Ok(project)
@@ -69,6 +95,7 @@ struct Loader<'a> {
     root: &'a Path,
     lookup: &'a dyn Fn(&str) -> Option<String>,
     report: ConfigReport,
+    purpose: Purpose,
 }
 
 fn position<T>(spanned: &Spanned<T>) -> Option<Position> {
@@ -319,6 +346,10 @@ impl Loader<'_> {
             },
             |location| resolve_location(root, location),
         );
+        if self.purpose == Purpose::ReadState {
+            // Credentials and endpoints are not needed to read the state.
+            problems.clear();
+        }
         for problem in problems {
             self.problem(file, at, problem);
         }
@@ -329,8 +360,10 @@ impl Loader<'_> {
                 spanned.value
             }
         };
-        for (key, message) in config.validate() {
-            self.problem(file, at, format!("destination `{name}`: {key} {message}"));
+        if self.purpose == Purpose::Everything {
+            for (key, message) in config.validate() {
+                self.problem(file, at, format!("destination `{name}`: {key} {message}"));
+            }
         }
         DestinationDef {
             name,

@@ -10,7 +10,7 @@ pub mod project_file;
 pub mod selection;
 
 pub use crate::error::{ConfigProblem, ConfigReport, Position};
-pub use load::{find_project_root, load_project};
+pub use load::{find_project_root, load_project, load_project_to_read_state};
 pub use loaded::{DestinationDef, Execution, MappedField, Model, Project, Source, Sync};
 pub use model_file::{OnChange, OnDelete};
 pub use project_file::{DestinationConfig, SourceFormat, SourceOptions};

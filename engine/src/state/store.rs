@@ -79,6 +79,12 @@ impl StateStore {
         &self.location
     }
 
+    /// The object of `relative` inside the store, for readers that open it themselves
+    /// (DataFusion scans of the parts).
+    pub fn object_path(&self, relative: &str) -> ObjectPath {
+        self.path(relative)
+    }
+
     pub(super) fn path(&self, relative: &str) -> ObjectPath {
         relative
             .split('/')

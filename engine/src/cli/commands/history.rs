@@ -1,12 +1,13 @@
-//! `dinmo runs` and `dinmo show`.
+//! `dinmo runs`, `show`, `query` and `report`.
 
 use serde::Serialize;
 
-use super::selected::project;
+use super::selected::{project_to_read, settings};
 use super::status::Status;
-use crate::cli::{GlobalArgs, OutputFormat, RowsFormat, RunsArgs, ShowArgs};
+use crate::cli::render::report as render_report;
+use crate::cli::{GlobalArgs, OutputFormat, QueryArgs, QueryFormat, ReportArgs, RowsFormat, RunsArgs, ShowArgs};
 use crate::error::Result;
-use crate::ops::{RunHistory, RunManifest};
+use crate::ops::{QueryOp, ReportOp, ResultFormat, RunHistory, RunManifest, Settings};
 
 fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
@@ -16,7 +17,7 @@ fn print_json<T: Serialize>(value: &T) {
 }
 
 pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
-    let history = RunHistory::open(&project(global)?).await?;
+    let history = RunHistory::open(&project_to_read(global)?).await?;
     let shown: Vec<&RunManifest> = history.newest(args.limit);
     match args.format {
         OutputFormat::Json => print_json(&shown),
@@ -47,7 +48,7 @@ pub async fn runs(global: &GlobalArgs, args: &RunsArgs) -> Result<Status> {
 }
 
 pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
-    let history = RunHistory::open(&project(global)?).await?;
+    let history = RunHistory::open(&project_to_read(global)?).await?;
     let run = history.run(&args.run)?;
     if let Some(dir) = &args.rows {
         let format = match args.rows_format {
@@ -119,4 +120,67 @@ pub async fn show(global: &GlobalArgs, args: &ShowArgs) -> Result<Status> {
         }
     }
     Ok(Status::Success)
+}
+
+pub async fn query(global: &GlobalArgs, args: &QueryArgs, defaults: Settings) -> Result<Status> {
+    let project = project_to_read(global)?;
+    let format = match args.format {
+        Some(QueryFormat::Table) => ResultFormat::Table,
+        Some(QueryFormat::Csv) => ResultFormat::Csv,
+        Some(QueryFormat::Json) => ResultFormat::Json,
+        Some(QueryFormat::Parquet) => ResultFormat::Parquet,
+        None => args
+            .out
+            .as_deref()
+            .and_then(ResultFormat::of_path)
+            .unwrap_or(ResultFormat::Table),
+    };
+    let results = QueryOp::new(&project, args.sql.clone())
+        .settings(settings(global, defaults))
+        .await?;
+    match &args.out {
+        Some(path) => {
+            let rows = results.write_file(format, path).await?;
+            if !global.quiet {
+                eprintln!("wrote {rows} row(s) to {}", path.display());
+            }
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            results.write(format, &mut out).await?;
+        }
+    }
+    Ok(Status::Success)
+}
+
+pub async fn report(global: &GlobalArgs, args: &ReportArgs, defaults: Settings) -> Result<Status> {
+    let project = project_to_read(global)?;
+    let report = ReportOp::new(&project)
+        .settings(settings(global, defaults))
+        .days(args.days)
+        .await?;
+    let html = render_report::html(&report);
+    write_whole(&args.out, html.as_bytes())?;
+    if !global.quiet {
+        eprintln!(
+            "wrote {} ({} run(s) of {} sync(s), {} row(s) sent)",
+            args.out.display(),
+            report.summary.runs,
+            report.summary.syncs,
+            report.summary.sent_rows
+        );
+    }
+    Ok(Status::Success)
+}
+
+/// Writes `bytes` to `path` through a file beside it, renamed into place: a reader never sees
+/// half a page.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use crate::error::DinmoError;
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    std::fs::write(&partial, bytes).map_err(DinmoError::io(&partial))?;
+    std::fs::rename(&partial, path).map_err(DinmoError::io(path))
 }

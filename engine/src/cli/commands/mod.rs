@@ -35,6 +35,8 @@ pub async fn dispatch(cli: Cli, settings: Settings) -> Result<Status> {
         Command::Run(args) => sync::run(global, args, settings).await,
         Command::Runs(args) => history::runs(global, &args).await,
         Command::Show(args) => history::show(global, &args).await,
+        Command::Query(args) => history::query(global, &args, settings).await,
+        Command::Report(args) => history::report(global, &args, settings).await,
         Command::Rollback(args) => rollback::rollback(global, &args, settings).await,
         Command::State(command) => state::state(global, command, settings).await,
         Command::Apply(args) => apply::apply(global, &args, settings).await,

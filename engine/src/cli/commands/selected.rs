@@ -3,11 +3,16 @@
 
 use crate::cli::{GlobalArgs, SelectionArgs};
 use crate::error::Result;
-use crate::ops::{Project, Selector, Settings, open_project};
+use crate::ops::{Project, Selector, Settings, open_project, open_project_to_read_state};
 
 /// Finds and loads the project `--project` names (or the working directory's).
 pub(super) fn project(global: &GlobalArgs) -> Result<Project> {
     open_project(global.project.as_deref())
+}
+
+/// Loads the project to read its history only: destinations' credentials are not needed.
+pub(super) fn project_to_read(global: &GlobalArgs) -> Result<Project> {
+    open_project_to_read_state(global.project.as_deref())
 }
 
 /// The selection the arguments ask for.

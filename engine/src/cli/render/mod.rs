@@ -1,6 +1,7 @@
 //! The report of a plan or run, on stdout as text or JSON; [`reconcile`]'s report.
 
 pub mod reconcile;
+pub mod report;
 
 use crate::cli::{OutputFormat, PlanFormat};
 use crate::ops::{RunReport, SyncReport};

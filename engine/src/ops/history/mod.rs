@@ -1,6 +1,10 @@
 //! `runs` and `show`: the manifests of every sync, newest run first, and a run's rows written
 //! out.
 
+pub mod query;
+pub mod report;
+pub mod tables;
+
 use std::path::{Path, PathBuf};
 
 use dinmo_connectors::RunId;
