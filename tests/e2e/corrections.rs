@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use zuora_sim::SimConfig;
 
+use crate::history::{query, scalar};
 use crate::support::*;
 use crate::zuora::{Sim, export, run_against, usage_model, usage_model_keyed, zuora_project};
 
@@ -115,6 +116,15 @@ fn late_events_raising_a_synced_day_are_held_then_corrected_in_place() {
     );
     assert!(text.contains("Quantity difference (now − sent): +30"), "{text}");
     assert_eq!(billed(&sim), says("2026-11-18", sent), "nothing was sent for held rows");
+    // The history's `held` table: the three rows, their quantity as sent and now.
+    let held_now = query(
+        &project,
+        "SELECT count(*) AS n, CAST(sum(quantity) - sum(quantity_before) AS BIGINT) AS raised, \
+         min(held_since) = max(run_id) AS since FROM held",
+    );
+    assert_eq!(held_now[0]["n"], 3, "{held_now:?}");
+    assert_eq!(held_now[0]["raised"], 30, "{held_now:?}");
+    assert_eq!(held_now[0]["since"], true, "{held_now:?}");
     let again = run_against(&project, &sim, &["run", "--format", "json"]);
     exits(&again, 3);
     assert_eq!(sync_report(&again)["held_rows"], 3, "still held, still counted");
@@ -133,6 +143,14 @@ fn late_events_raising_a_synced_day_are_held_then_corrected_in_place() {
     reports(&corrected, 0, &["corrected 3 of them"]);
     assert_eq!(billed(&sim), says("2026-11-18", raised));
     assert_eq!(sim.records().len(), 12, "updated in place, no record added");
+    let corrections = query(
+        &project,
+        "SELECT correction, count(*) AS n, count(corrects) AS c FROM corrections GROUP BY 1",
+    );
+    assert_eq!(
+        corrections,
+        [serde_json::json!({"correction": "update", "n": 3, "c": 3})]
+    );
     let next = run_against(&project, &sim, &["run", "--format", "json"]);
     exits(&next, 0);
     assert_eq!(sync_report(&next)["changed_rows"], 0, "corrected once, then unchanged");
@@ -221,6 +239,20 @@ fn a_processed_day_raised_gets_a_difference_record_then_only_the_next_difference
         assert_eq!(sim.records().len(), 36, "{method}: nothing more");
         // Each row's record and its two difference records, as Zuora holds them.
         reconciled(&project, &sim, 36);
+        // In the history: each difference a sent row of its own, adding up to what Zuora bills.
+        let total: f64 = sim.records().iter().map(|r| r.quantity).sum();
+        let sent: f64 = scalar(&project, "SELECT CAST(sum(quantity) AS DOUBLE) FROM sent")
+            .parse()
+            .unwrap_or(0.0);
+        assert_eq!(sent, total, "{method}");
+        assert_eq!(
+            scalar(
+                &project,
+                "SELECT count(*) FROM corrections WHERE correction = 'difference'"
+            ),
+            "24",
+            "{method}"
+        );
     }
 }
 

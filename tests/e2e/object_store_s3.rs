@@ -190,6 +190,25 @@ fn sources_state_and_files_on_s3() {
         assert_eq!(keys_under(s3, "state/usage.files/snapshot").await.len(), 2);
         assert!(keys_under(s3, "state/usage.files/pending").await.is_empty());
     });
+    // The history, read from S3 where the state is: three runs, three rows sent once each.
+    let history = dinmo_in(
+        project.path(),
+        &[
+            "query",
+            "SELECT count(DISTINCT r.run_id) AS runs, count(s.row_key) AS sent, sum(s.quantity) AS q \
+             FROM runs r LEFT JOIN sent s USING (sync_id, run_id)",
+            "--format",
+            "csv",
+        ],
+        &env,
+    );
+    exits(&history, 0);
+    assert_eq!(
+        stdout(&history),
+        "runs,sent,q\n3,3,6.000000000\n",
+        "{}",
+        describe(&history)
+    );
     // Reconciled against a usage export holding the first day only: the state's parts are read
     // from S3, the second day's row is missing, and the repair rewrites the parts on S3.
     let export = project.path().join("usage-export.csv");

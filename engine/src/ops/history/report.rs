@@ -189,14 +189,29 @@ impl<'p> ReportOp<'p> {
             None => String::new(),
         };
         sql(&ctx, &format!("CREATE VIEW report_runs AS SELECT * FROM runs {filter}")).await?;
+        // The sent rows summed per run, unit and kind of correction, in one scan: every chart
+        // and total of sent rows reads this, not the rows again.
+        sql(
+            &ctx,
+            &format!(
+                "CREATE TABLE sent_per_run AS SELECT sync_id, run_id, coalesce(unit, '(none)') AS unit, correction, \
+                 count(*) AS n, sum(quantity) AS q FROM {} GROUP BY 1, 2, 3, 4",
+                covered("sent")
+            ),
+        )
+        .await?;
         Ok(HistoryReport {
             state: state.display().to_string(),
             generated_at,
             since,
             summary: summary(&ctx).await?,
-            sent_by_sync: points(&ctx, &per_day("sent", "sync_id", "quantity")).await?,
-            sent_by_unit: points(&ctx, &per_day("sent", "coalesce(unit, '(none)')", "quantity")).await?,
-            refused_by_code: points(&ctx, &per_day("rejected", "coalesce(code, '(none)')", "quantity")).await?,
+            sent_by_sync: points(&ctx, &per_day("sent_per_run", "sync_id", "sum(n)", "sum(q)")).await?,
+            sent_by_unit: points(&ctx, &per_day("sent_per_run", "unit", "sum(n)", "sum(q)")).await?,
+            refused_by_code: points(
+                &ctx,
+                &per_day("rejected", "coalesce(code, '(none)')", "count(*)", "sum(quantity)"),
+            )
+            .await?,
             refusals: refusals(&ctx).await?,
             runs: runs(&ctx, "SELECT * FROM report_runs").await?,
             outcomes: points(
@@ -207,7 +222,12 @@ impl<'p> ReportOp<'p> {
             held: held(&ctx).await?,
             corrections_by_kind: points(
                 &ctx,
-                &per_day("corrections", "coalesce(correction, '(none)')", "quantity"),
+                &per_day(
+                    "(SELECT * FROM sent_per_run WHERE correction IS NOT NULL)",
+                    "correction",
+                    "sum(n)",
+                    "sum(q)",
+                ),
             )
             .await?,
             latest: runs(
@@ -222,12 +242,12 @@ impl<'p> ReportOp<'p> {
 awaitable!(ReportOp => HistoryReport);
 options!(ReportOp { settings });
 
-/// Rows and total quantity of `table` per day (of the run that sent them) per `series`:
-/// summed per run first, so the join with the runs is small however many rows there are.
-fn per_day(table: &str, series: &str, quantity: &str) -> String {
+/// `rows` and `quantity` (aggregates over `table`) per day (of the run) per `series`: summed
+/// per run first, so the join with the runs is small however many rows there are.
+fn per_day(table: &str, series: &str, rows: &str, quantity: &str) -> String {
     format!(
         "WITH per_run AS (
-             SELECT sync_id, run_id, {series} AS series, count(*) AS n, sum({quantity}) AS q
+             SELECT sync_id, run_id, {series} AS series, {rows} AS n, {quantity} AS q
              FROM {table} GROUP BY 1, 2, 3)
          SELECT CAST(CAST(r.started_at AS DATE) AS VARCHAR), p.series, sum(p.n), sum(p.q)
          FROM per_run p JOIN report_runs r ON p.sync_id = r.sync_id AND p.run_id = r.run_id
@@ -250,17 +270,15 @@ async fn summary(ctx: &SessionContext) -> Result<Summary> {
            (SELECT count(DISTINCT sync_id) FROM report_runs) AS syncs,
            (SELECT min(started_at) FROM report_runs) AS first_run,
            (SELECT max(started_at) FROM report_runs) AS last_run,
-           (SELECT count(*) FROM {sent}) AS sent_rows,
-           (SELECT sum(quantity) FROM {sent}) AS sent_quantity,
+           (SELECT sum(n) FROM sent_per_run) AS sent_rows,
+           (SELECT sum(q) FROM sent_per_run) AS sent_quantity,
            (SELECT count(*) FROM {rejected}) AS rejected_rows,
            (SELECT count(*) FROM {pending}) AS pending_rows,
            (SELECT count(*) FROM {held}) AS held_rows,
-           (SELECT count(*) FROM {corrections}) AS correction_rows",
-        sent = covered("sent"),
+           (SELECT sum(n) FROM sent_per_run WHERE correction IS NOT NULL) AS correction_rows",
         rejected = covered("rejected"),
         pending = covered("pending"),
         held = covered("held"),
-        corrections = covered("corrections"),
     );
     let rows = sql(ctx, &text).await?;
     let Some(row) = rows.first() else {

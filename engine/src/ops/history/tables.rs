@@ -38,6 +38,8 @@ use futures::{StreamExt, TryStreamExt};
 use crate::error::{DinmoError, Result};
 use crate::state::values::{CORRECTS_COLUMN, is_engine_column};
 use crate::state::{DESTINATION_ID_COLUMN, PartInfo, READ_CONCURRENCY, RunManifest, StateStore};
+use crate::sync::changes::{BEFORE_PREFIX, CORRECTION_COLUMN, HELD_SINCE_COLUMN, REASON_COLUMN};
+use crate::sync::corrections::RECORD_COLUMN;
 
 /// The tables, in the order the docs give them.
 pub const TABLES: [&str; 6] = ["runs", "sent", "rejected", "pending", "held", "corrections"];
@@ -74,15 +76,10 @@ pub const RUNS_COLUMNS: [&str; 28] = [
     "repaired_rows",
 ];
 
-/// Columns of the parts' own (engine) data: why a row was refused or held, written by
-/// `sync::commit` and `sync::changes`.
+/// Columns of refused rows' parts: why the destination refused the row (`sync::commit`).
 const REJECT_CODE: &str = "reject_code";
 const REJECT_FIELD: &str = "reject_field";
 const REJECT_MESSAGE: &str = "reject_message";
-const HELD_REASON: &str = "_dinmo_reason";
-const HELD_SINCE: &str = "_dinmo_held_since";
-const CORRECTION: &str = "_dinmo_correction";
-const BEFORE: &str = "before_";
 
 /// The per-file constant of a part scan: the run whose manifest names the part. Named so no
 /// mapped field can take it.
@@ -139,13 +136,14 @@ impl Rows {
 }
 
 /// The fixed columns of `sent`.
-pub const SENT_COLUMNS: [&str; 10] = [
+pub const SENT_COLUMNS: [&str; 11] = [
     "sync_id",
     "run_id",
     "destination_id",
     "row_key",
     "corrects",
     "correction",
+    "record",
     "account",
     "unit",
     "quantity",
@@ -202,8 +200,8 @@ fn fixed_type(column: &str) -> DataType {
 pub struct HistoryTables {
     /// The syncs with state.
     pub syncs: Vec<SyncId>,
-    /// Every manifest, oldest run first.
-    pub manifests: Vec<RunManifest>,
+    /// Manifests read: one per sync per run.
+    pub manifests: usize,
     /// Parts each row table scans.
     pub parts: BTreeMap<&'static str, usize>,
 }
@@ -272,7 +270,7 @@ pub async fn register_history(ctx: &SessionContext, state: &StateStore) -> Resul
     register(ctx, "corrections", corrections.into_view())?;
     Ok(HistoryTables {
         syncs,
-        manifests,
+        manifests: manifests.len(),
         parts,
     })
 }
@@ -350,17 +348,18 @@ fn rows_table(ctx: &SessionContext, url: &ObjectStoreUrl, rows: Rows, groups: Ve
                     "destination_id" => present(DESTINATION_ID_COLUMN).map(|_| ident(DESTINATION_ID_COLUMN)),
                     "row_key" => present(ROW_KEY_COLUMN).map(|t| key_text(ROW_KEY_COLUMN, &t)),
                     "corrects" => present(CORRECTS_COLUMN).map(|t| key_text(CORRECTS_COLUMN, &t)),
-                    "correction" => present(CORRECTION).map(|_| ident(CORRECTION)),
+                    "correction" => present(CORRECTION_COLUMN).map(|_| ident(CORRECTION_COLUMN)),
+                    "record" => present(RECORD_COLUMN).map(|_| ident(RECORD_COLUMN)),
                     "code" => present(REJECT_CODE).map(|_| ident(REJECT_CODE)),
                     "field" => present(REJECT_FIELD).map(|_| ident(REJECT_FIELD)),
                     "message" => present(REJECT_MESSAGE).map(|_| ident(REJECT_MESSAGE)),
-                    "held_since" => present(HELD_SINCE).map(|_| ident(HELD_SINCE)),
-                    "reason" => present(HELD_REASON).map(|_| ident(HELD_REASON)),
+                    "held_since" => present(HELD_SINCE_COLUMN).map(|_| ident(HELD_SINCE_COLUMN)),
+                    "reason" => present(REASON_COLUMN).map(|_| ident(REASON_COLUMN)),
                     "account" => role(|r| r.account).map(ident),
                     "unit" => role(|r| r.unit).map(ident),
                     "quantity" => role(|r| r.quantity).map(ident),
                     "quantity_before" => role(|r| r.quantity)
-                        .map(|f| format!("{BEFORE}{f}"))
+                        .map(|f| format!("{BEFORE_PREFIX}{f}"))
                         .filter(|f| names.contains(&f.as_str()))
                         .map(|f| try_cast(ident(f), QUANTITY_TYPE)),
                     "usage_date" => role(|r| r.start).and_then(|f| present(f).map(|t| date_of(f, &t))),
@@ -660,7 +659,8 @@ mod tests {
     #[test]
     fn runs_has_every_pinned_column_with_its_type() {
         let batch = runs_batch(&[]).expect("an empty runs table");
-        let names: Vec<&str> = batch.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, RUNS_COLUMNS);
         assert_eq!(
             batch

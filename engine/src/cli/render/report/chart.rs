@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::esc;
+use super::escape::esc;
 
 /// One bar segment: `value` of `series` at `x`, shown on hover as `text`.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,15 +96,18 @@ pub fn stacked(id: &str, label: &str, unit: &str, bars: &[Bar], series: &[String
         middle = TOP + plot_height / 2.0,
         unit = esc(unit)
     );
-    // The x axis's labels: at most about a dozen.
-    let every = xs.len().div_ceil(12).max(1);
-    for (i, x) in xs.iter().enumerate().filter(|(i, _)| i % every == 0) {
+    // The x axis's labels: as many as fit side by side (about 7 px a character).
+    let labels: Vec<String> = xs.iter().map(|x| short(x)).collect();
+    let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64;
+    let fit = (plot_width / (widest * 7.0 + 16.0)).floor().max(1.0) as usize;
+    let every = xs.len().div_ceil(fit).max(1);
+    for (i, label) in labels.iter().enumerate().filter(|(i, _)| i % every == 0) {
         let _ = write!(
             svg,
             r#"<text x="{at:.1}" y="{below:.1}" text-anchor="middle" class="tick">{x}</text>"#,
             at = LEFT + band * (i as f64 + 0.5),
             below = HEIGHT - BOTTOM + 16.0,
-            x = esc(short(x))
+            x = esc(label)
         );
     }
     for (i, x) in xs.iter().enumerate() {
@@ -142,11 +145,20 @@ pub fn stacked(id: &str, label: &str, unit: &str, bars: &[Bar], series: &[String
     svg + &legend
 }
 
-/// A run id (`20261121T150600123Z-9f3a`) as its date and time; anything else as it is.
-fn short(x: &str) -> &str {
-    match x.find('T') {
-        Some(8) if x.len() > 13 => &x[..13],
-        _ => x,
+/// A run id (`20261121T150600123Z-9f3a`) as its date and time (`2026-11-21 15:06`); anything
+/// else as it is.
+fn short(x: &str) -> String {
+    let digits = |range: std::ops::Range<usize>| x.get(range).filter(|d| d.bytes().all(|b| b.is_ascii_digit()));
+    match (
+        digits(0..4),
+        digits(4..6),
+        digits(6..8),
+        x.get(8..9),
+        digits(9..11),
+        digits(11..13),
+    ) {
+        (Some(y), Some(m), Some(d), Some("T"), Some(h), Some(min)) => format!("{y}-{m}-{d} {h}:{min}"),
+        _ => x.to_string(),
     }
 }
 
@@ -197,6 +209,8 @@ mod tests {
         assert_eq!(compact(0.25), "0.25");
         assert_eq!(compact(0.0), "0");
         assert_eq!(compact(250.0), "250");
+        assert_eq!(short("20261121T150600123Z-9f3a"), "2026-11-21 15:06");
+        assert_eq!(short("2026-11-21"), "2026-11-21");
     }
 
     #[test]

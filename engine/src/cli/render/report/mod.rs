@@ -4,28 +4,14 @@
 //! and in a table beside it; every element a reader or a test looks for has a `data-` name.
 
 mod chart;
+mod escape;
 
 use std::fmt::Write;
 
 use chart::{Bar, series_of, stacked};
+use escape::esc;
 
 use crate::ops::{HistoryReport, Point, RunRow};
-
-/// `text` safe inside HTML text and attribute values.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// An exact decimal without trailing zeros (`12.500000000` → `12.5`); empty stays empty.
 fn exact(text: &str) -> String {
@@ -40,7 +26,7 @@ fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
