@@ -55,14 +55,18 @@ fn decimal(value: &Value) -> f64 {
     }
 }
 
+/// `rows` and two rows Zuora refuses: one of an inactive account, one of no account.
+pub fn with_two_refused(mut rows: Vec<(String, String, i64)>) -> Vec<(String, String, i64)> {
+    rows.push(("A00000013".into(), "API_CALL".into(), 5));
+    rows.push(("A99999999".into(), "GB_STORED".into(), 6));
+    rows
+}
+
 #[test]
 fn the_history_tables_hold_what_zuora_holds() {
     let sim = Sim::start(SimConfig::default());
     let project = zuora_project(&sim, "actions", "");
-    let mut rows = usage_rows(10);
-    rows.push(("A00000013".into(), "API_CALL".into(), 5)); // an inactive account
-    rows.push(("A99999999".into(), "API_CALL".into(), 6)); // no such account
-    export(&project, "2026-11-18", &rows);
+    export(&project, "2026-11-18", &with_two_refused(usage_rows(10)));
     exits(&run_against(&project, &sim, &["run"]), 3);
     exits(&run_against(&project, &sim, &["run"]), 3); // the refused rows, offered and refused again
     export(&project, "2026-11-19", &usage_rows(7));
@@ -211,6 +215,19 @@ fn the_history_tables_hold_what_zuora_holds() {
 fn every_table_keeps_its_columns_on_states_the_last_release_wrote() {
     // The fixed columns are a contract (docs/sync-history.md): pinned here by name and type,
     // not read from the code.
+    const SENT: &[(&str, &str)] = &[
+        ("sync_id", "Utf8"),
+        ("run_id", "Utf8"),
+        ("destination_id", "Utf8"),
+        ("row_key", "Utf8"),
+        ("corrects", "Utf8"),
+        ("correction", "Utf8"),
+        ("record", "Utf8"),
+        ("account", "Utf8"),
+        ("unit", "Utf8"),
+        ("quantity", "Decimal128(38, 9)"),
+        ("usage_date", "Date32"),
+    ];
     let pinned: [(&str, &[(&str, &str)]); 6] = [
         (
             "runs",
@@ -245,22 +262,7 @@ fn every_table_keeps_its_columns_on_states_the_last_release_wrote() {
                 ("repaired_rows", "Int64"),
             ],
         ),
-        (
-            "sent",
-            &[
-                ("sync_id", "Utf8"),
-                ("run_id", "Utf8"),
-                ("destination_id", "Utf8"),
-                ("row_key", "Utf8"),
-                ("corrects", "Utf8"),
-                ("correction", "Utf8"),
-                ("record", "Utf8"),
-                ("account", "Utf8"),
-                ("unit", "Utf8"),
-                ("quantity", "Decimal128(38, 9)"),
-                ("usage_date", "Date32"),
-            ],
-        ),
+        ("sent", SENT),
         (
             "rejected",
             &[
@@ -303,22 +305,7 @@ fn every_table_keeps_its_columns_on_states_the_last_release_wrote() {
                 ("usage_date", "Date32"),
             ],
         ),
-        (
-            "corrections",
-            &[
-                ("sync_id", "Utf8"),
-                ("run_id", "Utf8"),
-                ("destination_id", "Utf8"),
-                ("row_key", "Utf8"),
-                ("corrects", "Utf8"),
-                ("correction", "Utf8"),
-                ("record", "Utf8"),
-                ("account", "Utf8"),
-                ("unit", "Utf8"),
-                ("quantity", "Decimal128(38, 9)"),
-                ("usage_date", "Date32"),
-            ],
-        ),
+        ("corrections", SENT), // the sent rows that correct another
     ];
     for fixture in ["state-0.1.0-35da1b6", "state-0.1.0-0d17e0c", "state-0.1.0-d2a9208"] {
         let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use serde_json::Value;
 use zuora_sim::SimConfig;
 
 use crate::browser::Browser;
-use crate::history::query;
+use crate::history::{query, with_two_refused};
 use crate::support::*;
 use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project};
 
@@ -93,10 +93,7 @@ fn number(value: &Value) -> f64 {
 fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
     let sim = Sim::start(SimConfig::default());
     let project = zuora_project(&sim, "actions", "");
-    let mut rows = usage_rows(20);
-    rows.push(("A00000013".into(), "API_CALL".into(), 5)); // an inactive account
-    rows.push(("A99999999".into(), "GB_STORED".into(), 6)); // no such account
-    export(&project, "2026-11-18", &rows);
+    export(&project, "2026-11-18", &with_two_refused(usage_rows(20)));
     exits(&run_against(&project, &sim, &["run"]), 3);
     export(&project, "2026-11-19", &usage_rows(9));
     exits(&run_against(&project, &sim, &["run"]), 3);
