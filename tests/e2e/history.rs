@@ -209,6 +209,17 @@ fn the_history_tables_hold_what_zuora_holds() {
     exits(&project.dinmo(&["show", second_day]), 0);
     assert_eq!(project.state_digest(), before, "reading changed the state");
     assert!(!project.path().join("sent.csv").exists());
+
+    // A damaged part is named, with what to do.
+    let part = project.state_files("usage.zuora", "snapshot").remove(0);
+    let bytes = std::fs::read(&part).unwrap();
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).unwrap();
+    let name = part.file_name().unwrap().to_string_lossy().into_owned();
+    exits_with(
+        &project.dinmo(&["query", "SELECT count(*) FROM sent"]),
+        1,
+        &[&name, "dinmo state verify"],
+    );
 }
 
 #[test]

@@ -303,7 +303,15 @@ async fn group(ctx: &SessionContext, state: &StateStore, parts: Vec<Part>) -> Re
                     .with_file_metadata_cache(Some(cache))
                     .fetch_schema()
                     .await
-                    .map_err(DinmoError::engine(format!("reading {}", state.url_of(&part.info.path))))?;
+                    .map_err(DinmoError::engine(format!(
+                        "reading {}, which run {} of sync `{}` recorded ({} bytes); if a rollback or repair \
+                         was not running meanwhile (then query again), it is damaged or missing: \
+                         `dinmo state verify` checks every part against its manifest",
+                        state.url_of(&part.info.path),
+                        part.run,
+                        part.sync,
+                        part.info.bytes
+                    )))?;
                 Ok::<_, DinmoError>((part, file, Arc::new(schema)))
             }
         })
