@@ -124,8 +124,13 @@ impl QueryResults {
     /// Writes every row to `out` as `format` (not [`ResultFormat::Parquet`]: see
     /// [`QueryResults::write_file`]); returns the rows written.
     pub async fn write(self, format: ResultFormat, out: &mut dyn Write) -> Result<u64> {
+        self.write_to(format, out, Path::new("standard output")).await
+    }
+
+    /// [`QueryResults::write`] to `out`, which is `named` in messages.
+    async fn write_to(self, format: ResultFormat, out: &mut dyn Write, named: &Path) -> Result<u64> {
         let failed = |source| DinmoError::Io {
-            path: "standard output".into(),
+            path: named.to_path_buf(),
             source,
         };
         let schema = self.schema();
@@ -189,50 +194,49 @@ impl QueryResults {
     }
 
     /// Writes every row to the file `path` as `format`; returns the rows written. The file
-    /// appears whole: rows go to a file beside it, renamed into place once complete.
+    /// appears whole: rows go to a file beside it, renamed into place once complete, and
+    /// removed if writing fails.
     pub async fn write_file(self, format: ResultFormat, path: &Path) -> Result<u64> {
         let partial = path.with_extension(format!(
             "{}.partial",
             path.extension().and_then(|e| e.to_str()).unwrap_or("out")
         ));
-        let rows = match format {
-            ResultFormat::Parquet => {
-                let schema = self.schema();
-                let state = self.state.clone();
-                let mut stream = self.stream().await?;
-                let file = std::fs::File::create(&partial).map_err(DinmoError::io(&partial))?;
-                let context = format!("writing {}", path.display());
-                let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None)
-                    .map_err(DinmoError::parquet(context.clone()))?;
-                let mut rows = 0u64;
-                while let Some(batch) = next(&mut stream, &state).await? {
-                    rows += batch.num_rows() as u64;
-                    writer.write(&batch).map_err(DinmoError::parquet(context.clone()))?;
-                }
-                writer.close().map_err(DinmoError::parquet(context))?;
-                rows
+        match self.write_partial(format, path, &partial).await {
+            Ok(rows) => {
+                std::fs::rename(&partial, path).map_err(DinmoError::io(path))?;
+                Ok(rows)
             }
-            _ => {
-                let file = std::fs::File::create(&partial).map_err(DinmoError::io(&partial))?;
-                let mut buffered = std::io::BufWriter::new(file);
-                let written = self.write(format, &mut buffered).await;
-                let rows = match written {
-                    Ok(rows) => rows,
-                    Err(DinmoError::Io { source, .. }) => return Err(DinmoError::io(&partial)(source)),
-                    Err(other) => {
-                        let _ = std::fs::remove_file(&partial);
-                        return Err(other);
-                    }
-                };
-                buffered
-                    .into_inner()
-                    .map_err(|e| DinmoError::io(&partial)(e.into_error()))?
-                    .sync_all()
-                    .map_err(DinmoError::io(&partial))?;
-                rows
+            Err(error) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(error)
             }
-        };
-        std::fs::rename(&partial, path).map_err(DinmoError::io(path))?;
+        }
+    }
+
+    async fn write_partial(self, format: ResultFormat, path: &Path, partial: &Path) -> Result<u64> {
+        let file = std::fs::File::create(partial).map_err(DinmoError::io(partial))?;
+        if format != ResultFormat::Parquet {
+            let mut buffered = std::io::BufWriter::new(file);
+            let rows = self.write_to(format, &mut buffered, partial).await?;
+            buffered
+                .into_inner()
+                .map_err(|e| DinmoError::io(partial)(e.into_error()))?
+                .sync_all()
+                .map_err(DinmoError::io(partial))?;
+            return Ok(rows);
+        }
+        let schema = self.schema();
+        let state = self.state.clone();
+        let mut stream = self.stream().await?;
+        let context = format!("writing {}", path.display());
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(DinmoError::parquet(context.clone()))?;
+        let mut rows = 0u64;
+        while let Some(batch) = next(&mut stream, &state).await? {
+            rows += batch.num_rows() as u64;
+            writer.write(&batch).map_err(DinmoError::parquet(context.clone()))?;
+        }
+        writer.close().map_err(DinmoError::parquet(context))?;
         Ok(rows)
     }
 
