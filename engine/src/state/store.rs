@@ -157,6 +157,20 @@ impl StateStore {
         Ok(ids)
     }
 
+    /// The manifests of every sync with state, oldest run first and then by sync, read
+    /// [`READ_CONCURRENCY`] syncs at a time.
+    pub async fn every_manifest(&self) -> Result<Vec<RunManifest>> {
+        let syncs = self.sync_ids().await?;
+        let per_sync: Vec<Vec<RunManifest>> = futures::stream::iter(syncs.iter())
+            .map(|sync| self.manifests(sync))
+            .buffered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut manifests: Vec<RunManifest> = per_sync.into_iter().flatten().collect();
+        manifests.sort_by(|a, b| a.run_id.cmp(&b.run_id).then_with(|| a.sync_id.cmp(&b.sync_id)));
+        Ok(manifests)
+    }
+
     /// The manifests of `sync`, oldest first (run ids sort by time): those the newest
     /// checkpoint indexes, and the others fetched [`READ_CONCURRENCY`] at a time (on an object
     /// store each is a round trip).

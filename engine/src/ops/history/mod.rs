@@ -45,10 +45,7 @@ impl RunHistory {
     /// Reads every manifest of `project`'s state.
     pub async fn open(project: &Project) -> Result<RunHistory> {
         let state = StateStore::open(&project.state)?;
-        let mut manifests = Vec::new();
-        for sync in state.sync_ids().await? {
-            manifests.extend(state.manifests(&sync).await?);
-        }
+        let mut manifests = state.every_manifest().await?;
         manifests.sort_by(|a, b| b.run_id.cmp(&a.run_id).then_with(|| a.sync_id.cmp(&b.sync_id)));
         Ok(RunHistory { state, manifests })
     }

@@ -195,11 +195,9 @@ fn fixed_type(column: &str) -> DataType {
     }
 }
 
-/// What was registered: the state's syncs and runs, for messages and the report.
+/// What was registered, for messages.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryTables {
-    /// The syncs with state.
-    pub syncs: Vec<SyncId>,
     /// Manifests read: one per sync per run.
     pub manifests: usize,
     /// Parts each row table scans.
@@ -227,14 +225,7 @@ struct Group {
 /// Reads every manifest of `state` and registers the history tables in `ctx` (whose session
 /// must reach the state's store: [`crate::plan::sources::register_store`]).
 pub async fn register_history(ctx: &SessionContext, state: &StateStore) -> Result<HistoryTables> {
-    let syncs = state.sync_ids().await?;
-    let per_sync: Vec<Vec<RunManifest>> = futures::stream::iter(syncs.iter())
-        .map(|sync| state.manifests(sync))
-        .buffered(READ_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut manifests: Vec<RunManifest> = per_sync.into_iter().flatten().collect();
-    manifests.sort_by(|a, b| a.run_id.cmp(&b.run_id).then_with(|| a.sync_id.cmp(&b.sync_id)));
+    let manifests = state.every_manifest().await?;
 
     let runs = runs_batch(&manifests).map_err(DinmoError::arrow("building the runs table"))?;
     let runs =
@@ -269,7 +260,6 @@ pub async fn register_history(ctx: &SessionContext, state: &StateStore) -> Resul
         .map_err(DinmoError::engine("registering the corrections table"))?;
     register(ctx, "corrections", corrections.into_view())?;
     Ok(HistoryTables {
-        syncs,
         manifests: manifests.len(),
         parts,
     })
