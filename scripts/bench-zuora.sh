@@ -29,35 +29,11 @@ bench() {
   curl -sf -X PUT -H 'content-type: application/json' -d "{\"latency_ms\":$LATENCY_MS$faults}" "$sim/sim/faults" >/dev/null
   project="$work/$method-$label"
   rm -rf "$project"
-  mkdir -p "$project/models"
-  cat > "$project/dinmo.yml" <<YML
-name: bench
-destinations:
-  zuora:
-    type: zuora
-    base_url: $sim
-    client_id: \${ZUORA_CLIENT_ID}
-    client_secret: \${ZUORA_CLIENT_SECRET}
-    method: $method
-    concurrency: $CONCURRENCY
-YML
-  cat > "$project/models/usage.yml" <<YML
-model: usage
-sql: |
-  SELECT 'A' || lpad(CAST(1 + value % 12 AS VARCHAR), 8, '0') AS account,
-         'API_CALL' AS uom,
-         to_timestamp_seconds(1767225600 + value) AS usage_at,
-         value % 1000 AS quantity
-  FROM range($ROWS)
-primary_key: [account, usage_at]
-syncs:
-  - destination: zuora
-    mapping: { AccountNumber: account, UOM: uom, StartDateTime: usage_at, Quantity: quantity }
-YML
+  usage_project "$project" "$ROWS" "method: $method
+concurrency: $CONCURRENCY"
   local start end
   start=$(date +%s.%N)
-  ZUORA_CLIENT_ID=00000000-0000-4000-8000-00000000be4c ZUORA_CLIENT_SECRET=bench-secret DINMO_LOG=error \
-    "$bin/dinmo" --project "$project" run --quiet > "$work/$method.out"
+  DINMO_LOG=error "$bin/dinmo" --project "$project" run --quiet > "$work/$method.out"
   end=$(date +%s.%N)
   curl -sf "$sim/sim/counters" > "$work/$method.counters.json"
   stored=$(curl -sf "$sim/sim/records" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
