@@ -46,8 +46,9 @@ fn columns(project: &TestProject, table: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A quantity as Zuora's records hold it (a float) from the exact decimal a query returns.
-fn decimal(value: &Value) -> f64 {
+/// A number (a quantity as Zuora's records hold it: a float) from what a JSON query result
+/// holds, a JSON number or an exact decimal as text.
+pub fn decimal(value: &Value) -> f64 {
     match value {
         Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
         Value::String(text) => text.parse().unwrap_or_else(|_| panic!("not a number: {text}")),

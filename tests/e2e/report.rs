@@ -10,7 +10,7 @@ use serde_json::Value;
 use zuora_sim::SimConfig;
 
 use crate::browser::Browser;
-use crate::history::{query, with_two_refused};
+use crate::history::{decimal, query, with_two_refused};
 use crate::support::*;
 use crate::zuora::{Sim, export, run_against, usage_rows, zuora_project};
 
@@ -81,14 +81,6 @@ fn bars(page: &Value, chart: &str) -> BTreeMap<(String, String), f64> {
         .collect()
 }
 
-fn number(value: &Value) -> f64 {
-    match value {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        Value::String(s) => s.parse().unwrap_or(f64::NAN),
-        _ => f64::NAN,
-    }
-}
-
 #[test]
 fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
     let sim = Sim::start(SimConfig::default());
@@ -115,7 +107,7 @@ fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
             .find(|c| c["id"] == chart);
         let size = drawn.map(|c| c["size"].clone()).unwrap_or_default();
         assert!(
-            number(&size[0]) > 600.0 && number(&size[1]) > 100.0,
+            decimal(&size[0]) > 600.0 && decimal(&size[1]) > 100.0,
             "{chart} not drawn: {page:#}"
         );
     }
@@ -130,7 +122,7 @@ fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
                         r["x"].as_str().unwrap_or_default().to_string(),
                         r["s"].as_str().unwrap_or_default().to_string(),
                     ),
-                    number(&r["v"]),
+                    decimal(&r["v"]),
                 )
             })
             .collect()
@@ -171,7 +163,7 @@ fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
         (
             r["code"].as_str().unwrap_or_default().into(),
             r["field"].as_str().unwrap_or_default().into(),
-            number(&r["n"]),
+            decimal(&r["n"]),
         )
     })
     .collect();
@@ -188,7 +180,7 @@ fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
             (
                 r["code"].as_str().unwrap_or_default().into(),
                 r["field"].as_str().unwrap_or_default().into(),
-                number(&r["rows"]),
+                decimal(&r["rows"]),
             )
         })
         .collect();
@@ -197,26 +189,31 @@ fn the_report_shows_in_a_browser_what_the_history_tables_hold() {
         &project,
         "SELECT count(DISTINCT run_id) AS n, count(*) AS parts FROM runs",
     );
-    assert_eq!(bars(&page, "run-durations").len() as f64, number(&runs[0]["n"]));
+    assert_eq!(bars(&page, "run-durations").len() as f64, decimal(&runs[0]["n"]));
     let latest: Vec<(String, f64)> = query(
         &project,
         "SELECT sync_id, accepted FROM runs WHERE run_id = (SELECT max(run_id) FROM runs) ORDER BY 1",
     )
     .iter()
-    .map(|r| (r["sync_id"].as_str().unwrap_or_default().into(), number(&r["accepted"])))
+    .map(|r| {
+        (
+            r["sync_id"].as_str().unwrap_or_default().into(),
+            decimal(&r["accepted"]),
+        )
+    })
     .collect();
     let shown: Vec<(String, f64)> = page["latest"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|r| (r["sync"].as_str().unwrap_or_default().into(), number(&r["accepted"])))
+        .map(|r| (r["sync"].as_str().unwrap_or_default().into(), decimal(&r["accepted"])))
         .collect();
     assert_eq!(shown, latest);
     assert_eq!(latest, [("usage.zuora".to_string(), 9.0)]);
     let sent = query(&project, "SELECT count(*) AS n FROM sent");
     assert_eq!(
         page["summary"]["sent_rows"].as_str().map(str::to_string),
-        Some(number(&sent[0]["n"]).to_string())
+        Some(decimal(&sent[0]["n"]).to_string())
     );
     assert_eq!(page["summary"]["rejected_rows"], "4");
     assert_eq!(page["summary"]["runs"], "2");
